@@ -1,0 +1,14 @@
+/*
+ * cmd.h: the subcommands of the one `returnflow` binary. Each returns the
+ * process exit status: 0 success, 1 the work found problems, 2 bad usage.
+ */
+#ifndef RF_CMD_H
+#define RF_CMD_H
+
+int cmd_map(int argc, char **argv);
+int cmd_check(int argc, char **argv);
+
+/* Prints the help of one command (or the overview for NULL) to stdout. */
+int cmd_help(const char *command);
+
+#endif

@@ -1,0 +1,65 @@
+/*
+ * json.h: exact JSON <-> Lua conversion for events and Klaviyo bodies.
+ */
+#ifndef RF_JSON_H
+#define RF_JSON_H
+
+#include <stddef.h>
+#include "lua.h"
+#include "strbuf.h"
+
+#define JSON_MAX_DEPTH 256   /* deeper input is refused, deeper output too (cycles) */
+
+enum {
+    JSON_WRITABLE = 0,       /* plain tables, tagged array/object so [] and {} round-trip */
+    JSON_READONLY = 1,       /* read-only proxies: what a handler receives as its event */
+};
+
+/* Registers the null sentinel and the array/object marker metatables in L.
+ * Call once per state before any other function here. */
+void json_open(lua_State *L);
+
+/* Decodes text into one Lua value pushed on L's stack. On error pushes
+ * nothing, fills err ("byte 41: expected ':' after object key") and returns -1.
+ * text[len] must be readable (a NUL, or the byte after the slice). */
+int json_decode(lua_State *L, const char *text, size_t len, int mode,
+                char *err, size_t errlen);
+
+/* Validates the first JSON value of text without building it; sets *end to
+ * the offset just past it. Returns 0, or -1 with err filled. */
+int json_value_end(const char *text, size_t len, size_t *end, char *err, size_t errlen);
+
+/* Appends the JSON text of the value at idx to out: keys sorted bytewise,
+ * so equal values always give equal bytes. On error leaves out's length as
+ * it was, fills err (naming the path, "properties.items[2]: ...") and
+ * returns -1. */
+int json_encode(lua_State *L, int idx, strbuf *out, char *err, size_t errlen);
+
+/* Appends s as a JSON string literal; invalid UTF-8 becomes U+FFFD (for
+ * messages and labels, which must always print). */
+void json_append_string(strbuf *out, const char *s, size_t n);
+
+/* Appends compact JSON text s re-indented for people (two spaces a level). */
+void json_pretty(const char *s, size_t n, strbuf *out);
+
+/* 1 if the value at idx is an array (a decoded one, or marked, or a table
+ * whose keys are exactly 1..n with n >= 1), else 0. */
+int json_is_array(lua_State *L, int idx);
+
+/* Pushes the table behind a read-only proxy (or the value itself otherwise). */
+void json_unwrap(lua_State *L, int idx);
+
+/* Remembers the value at idx as the event being mapped (0 forgets it), so a
+ * refused write can name the field's full path. */
+void json_set_event_root(lua_State *L, int idx);
+
+/* Pushes the dotted path from the table at root_idx to the table target_idx
+ * ("customer_detail" or "line_items[2]"), or nil if not reachable. Used only
+ * to word error messages, so it may be slow. */
+void json_push_path(lua_State *L, int root_idx, int target_idx);
+
+/* Lua binding: the `returnflow.json` functions (encode, decode, null, array,
+ * object, is_array). Pushes the module table. */
+int json_luaopen(lua_State *L);
+
+#endif

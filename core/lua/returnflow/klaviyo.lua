@@ -1,0 +1,160 @@
+--- Klaviyo requests from a mapped event's actions (see ../shared/klaviyo/README.md).
+-- One event's profile changes ride inside its first tracked event (Klaviyo upserts the profile with
+-- it), so a return costs one request, not two; only a mapping that changes the profile without
+-- tracking anything gets a separate profile upsert. Where `meta.patch_properties` sits differs by
+-- endpoint: inside the profile's attributes for a single event, beside them for a profile import.
+-- @module returnflow.klaviyo
+local json = require "returnflow.json"
+
+local M = {}
+
+local type, ipairs, error, tostring = type, ipairs, error, tostring
+local format = string.format
+local array = json.array
+
+M.REVISION = "2026-07-15"
+M.SEGMENTS_PROPERTY = "returnflow_segments"
+
+local IDENTITY = { "email", "phone_number", "external_id" }
+local ATTRIBUTES = { "first_name", "last_name", "organization", "title", "image", "locale", "location" }
+
+local function headers(cfg)
+  local h = {
+    ["Accept"] = "application/vnd.api+json",
+    ["Content-Type"] = "application/vnd.api+json",
+    ["revision"] = cfg.revision or M.REVISION,
+  }
+  if cfg.key_kind ~= "public" then h["Authorization"] = "Klaviyo-API-Key " .. (cfg.key or "***") end
+  return h
+end
+
+local function endpoint(cfg, private_path, public_path)
+  if cfg.key_kind == "public" then
+    return public_path .. "?company_id=" .. (cfg.site_id or "SITE_ID")
+  end
+  return private_path
+end
+
+-- The patch_properties for the event's segment changes, or nil.
+local function segment_patch(out, cfg)
+  local added, removed = out.segments_added, out.segments_removed
+  if #added == 0 and #removed == 0 then return nil end
+  local name = cfg.segments_property or M.SEGMENTS_PROPERTY
+  local patch = {}
+  -- One name is sent as a string, several as a list: Klaviyo takes "a value or values".
+  if #added > 0 then patch.append = { [name] = #added == 1 and added[1] or array(added) } end
+  if #removed > 0 then patch.unappend = { [name] = #removed == 1 and removed[1] or array(removed) } end
+  return { patch_properties = patch }
+end
+
+-- Profile attributes: identifiers always; the rest only where `full` (the first request carrying it).
+local function profile_attributes(person, full)
+  local a = {}
+  for _, k in ipairs(IDENTITY) do a[k] = person[k] end
+  if full then
+    for _, k in ipairs(ATTRIBUTES) do a[k] = person[k] end
+    a.properties = person.properties
+  end
+  return a
+end
+
+local function has_identifier(person)
+  for _, k in ipairs(IDENTITY) do
+    local v = person[k]
+    if type(v) == "string" and v ~= "" then return true end
+  end
+  return false
+end
+
+local function event_body(a, attributes, cfg)
+  return { data = { type = "event", attributes = {
+    properties = a.properties,
+    time = a.time,
+    value = a.value,
+    value_currency = a.value ~= nil and a.currency or nil,
+    unique_id = a.unique_id,
+    backfill = (a.backfill or cfg.backfill) and true or nil,
+    metric = { data = { type = "metric", attributes = { name = a.metric } } },
+    profile = { data = { type = "profile", attributes = attributes } },
+  } } }
+end
+
+local function request(cfg, private_path, public_path, body)
+  return { method = "POST", path = endpoint(cfg, private_path, public_path), headers = headers(cfg), body = body }
+end
+
+--- The default unique_id of a track: tenant, Loop id, trigger, state and metric, so a retried or
+-- replayed webhook is counted once by Klaviyo and two metrics of one webhook never collide.
+function M.unique_id(cfg, ev, loop, metric)
+  local state = ev.state
+  if loop.missing(state) then state = ev.label_status end
+  if loop.missing(state) then state = "" end
+  return format("%s:%s:%s:%s:%s", cfg.tenant or "default", loop.return_id(ev) or "", ev.trigger or "",
+                tostring(state), metric)
+end
+
+local function subscribe_body(a, person, cfg)
+  local channels = {}
+  for _, c in ipairs(a.channels) do
+    if c == "email" then channels.email = { marketing = { consent = "SUBSCRIBED", consented_at = a.consented_at } }
+    elseif c == "sms" then channels.sms = { marketing = { consent = "SUBSCRIBED", consented_at = a.consented_at } }
+    else error(format("subscribe: unknown channel '%s' (email, sms)", tostring(c)), 0) end
+  end
+  local list = { data = { type = "list", id = a.list_id } }
+  if cfg.key_kind == "public" then
+    local attrs = profile_attributes(person, false)
+    attrs.subscriptions = channels
+    return { data = { type = "subscription", attributes = { profile = { data = {
+      type = "profile", attributes = attrs } } }, relationships = { list = list } } }
+  end
+  return { data = { type = "profile-subscription-bulk-create-job", attributes = {
+    profiles = { data = { { type = "profile", attributes = {
+      email = person.email, phone_number = person.phone_number, subscriptions = channels } } } },
+    historical_import = a.historical_import and true or nil,
+  }, relationships = { list = list } } }
+end
+
+--- Turns one event's emitter into requests.
+-- Returns requests, scheduled ({key, at, request}), cancelled (keys); raises on a profile with no identifier.
+function M.requests(out, cfg, loop)
+  local person = out.person
+  local requests, scheduled, cancelled = {}, {}, {}
+  local meta = segment_patch(out, cfg)
+  local profile_pending = out.profile_changed or meta ~= nil
+  local needs_profile = profile_pending
+  for _, a in ipairs(out.actions) do
+    if a.kind ~= "cancel" then needs_profile = true end
+  end
+  if needs_profile and not has_identifier(person) then
+    error("the profile has no identifier: the event has no customer email, and the script set none "
+          .. "(use out:identify{ email = ... })", 0)
+  end
+  for _, a in ipairs(out.actions) do
+    if a.kind == "track" or a.kind == "schedule" then
+      if a.unique_id == nil then a.unique_id = M.unique_id(cfg, out.event, loop, a.metric) end
+      local attrs
+      if a.kind == "track" then
+        attrs = profile_attributes(person, true)
+        if profile_pending then attrs.meta = meta; profile_pending = false end
+      else
+        attrs = profile_attributes(person, false)
+      end
+      local r = request(cfg, "/api/events", "/client/events", event_body(a, attrs, cfg))
+      if a.kind == "track" then requests[#requests + 1] = r
+      else scheduled[#scheduled + 1] = { key = a.key, at = a.at, request = r } end
+    elseif a.kind == "subscribe" then
+      requests[#requests + 1] = request(cfg, "/api/profile-subscription-bulk-create-jobs",
+                                        "/client/subscriptions", subscribe_body(a, person, cfg))
+    elseif a.kind == "cancel" then
+      cancelled[#cancelled + 1] = a.key
+    end
+  end
+  if profile_pending then
+    -- Profile changes with no event to carry them: one upsert, meta beside the attributes.
+    local data = { type = "profile", attributes = profile_attributes(person, true), meta = meta }
+    table.insert(requests, 1, request(cfg, "/api/profile-import", "/client/profiles", { data = data }))
+  end
+  return requests, scheduled, cancelled
+end
+
+return M

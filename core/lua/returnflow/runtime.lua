@@ -1,0 +1,101 @@
+--- The mapping runtime: which handlers run for an event, in which order, and what comes out.
+-- The host loads each file of the scripts folder and hands its returned table to `register`;
+-- `map` then runs, for one event, every matching handler of every file in file-name order ("*"
+-- handlers of a file before its trigger handlers) and turns the emitter into Klaviyo requests.
+-- @module returnflow.runtime
+local emitter = require "returnflow.emitter"
+local klaviyo = require "returnflow.klaviyo"
+local loop = require "returnflow.loop"
+
+local M = {}
+
+local type, pairs, ipairs, tostring, error, getmetatable = type, pairs, ipairs, tostring, error, getmetatable
+local format = string.format
+
+--- Every trigger Loop sends (../shared/fixtures/loop/README.md).
+M.TRIGGERS = {
+  ["return.created"] = true, ["return.updated"] = true, ["return.closed"] = true,
+  ["label.created"] = true, ["label.updated"] = true,
+  ["restock.requested"] = true, ["giftcard.requested"] = true,
+  ["shipment.processed"] = true, ["label.request.issued"] = true, ["label.request.cancelled"] = true,
+  ["return.processing.failed"] = true,
+}
+
+local files = {}          -- { name = "scripts/x.lua", handlers = { [trigger] = fn } }, in name order
+
+--- Forgets every registered file (a reload starts from here).
+function M.reset() files = {} end
+
+--- Registers what a script file returned. Returns a list of problems, each { line, message }.
+-- @param lines function(fn) → line where fn is defined, for messages
+function M.register(name, returned, lines)
+  local problems = {}
+  if type(returned) ~= "table" then
+    problems[1] = { line = 1, message = format("the file must return a table of handlers keyed by trigger, "
+                                               .. "it returned %s", returned == nil and "nothing" or type(returned)) }
+    return problems
+  end
+  local handlers = {}
+  for trigger, fn in pairs(returned) do
+    local line = type(fn) == "function" and lines(fn) or 1
+    if type(trigger) ~= "string" then
+      problems[#problems + 1] = { line = line, message = format("handler key %s is not a trigger name", tostring(trigger)) }
+    elseif type(fn) ~= "function" then
+      problems[#problems + 1] = { line = line, message = format("handler for '%s' is a %s, not a function", trigger, type(fn)) }
+    elseif trigger ~= "*" and not M.TRIGGERS[trigger] then
+      problems[#problems + 1] = { line = line, message = format("unknown trigger '%s' (Loop sends: %s)", trigger, M.known()) }
+    else
+      handlers[trigger] = fn
+    end
+  end
+  files[#files + 1] = { name = name, handlers = handlers }
+  return problems
+end
+
+--- Files and handlers registered.
+function M.counts()
+  local n = 0
+  for _, f in ipairs(files) do
+    for _ in pairs(f.handlers) do n = n + 1 end
+  end
+  return #files, n
+end
+
+function M.known()
+  local list = {}
+  for t in pairs(M.TRIGGERS) do list[#list + 1] = t end
+  table.sort(list)
+  return table.concat(list, ", ")
+end
+
+--- Maps one event. Returns a result table: status ("mapped", "dropped", "failed" via error),
+-- requests, scheduled, cancelled, memory writes. Errors propagate to the host, which fails the event;
+-- drop/fail/defer arrive as emitter.Stop values.
+function M.map(event, cfg)
+  local trigger = event.trigger
+  if type(trigger) ~= "string" then
+    error(setmetatable({ status = "failed", reason = "the event has no \"trigger\" field" }, emitter.Stop), 0)
+  end
+  local out = emitter.new(event, cfg)
+  local ran = 0
+  for _, f in ipairs(files) do
+    local any, exact = f.handlers["*"], f.handlers[trigger]
+    if any then any(event, out); ran = ran + 1 end
+    if exact then exact(event, out); ran = ran + 1 end
+  end
+  if ran == 0 then
+    return { status = "dropped", reason = format("no handler for trigger '%s'", trigger) }
+  end
+  local requests, scheduled, cancelled = klaviyo.requests(out, cfg, loop)
+  local status, reason = "mapped", nil
+  if #requests == 0 and #scheduled == 0 and #cancelled == 0 and #out.memory_writes == 0 then
+    status, reason = "dropped", format("the handlers for '%s' produced no action", trigger)
+  end
+  return { status = status, reason = reason, requests = requests, scheduled = scheduled,
+           cancelled = cancelled, memory = out.memory_writes }
+end
+
+--- True if v is a drop/fail/defer value raised by an emitter.
+function M.is_stop(v) return getmetatable(v) == emitter.Stop end
+
+return M

@@ -1,0 +1,421 @@
+/*
+ * mapper.c: one tenant's scripts, one event in, one result document out.
+ *
+ * The C half owns what must be exact and fast: decoding the event into
+ * read-only tables, running everything for one event inside one capped,
+ * protected call, and encoding the bodies byte for byte as they will be sent.
+ * The Lua half (returnflow.runtime) owns the rules: which handlers run, what
+ * the emitter records, how actions become Klaviyo requests.
+ *
+ * Invariant: an event's result is all or nothing. Either every request,
+ * schedule and memory write of the event is produced, or none is and the
+ * event is failed (or dropped, or deferred) with its reason. A state that
+ * broke a cap is thrown away and the scripts are loaded again, so no event
+ * ever runs in a state a runaway script left behind.
+ */
+#include "mapper.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "json.h"
+#include "lauxlib.h"
+#include "klaviyo_limits.h"
+#include "memory.h"
+
+const char *const map_status_names[] = { "mapped", "dropped", "failed", "deferred" };
+
+static const char map_fn_key = 0, cfg_key = 0, stop_check_key = 0;
+
+struct mapper {
+    mapper_config cfg;
+    char *strings[6];             /* owned copies of cfg's strings */
+    sandbox *sb;
+    memory *mem;
+    int files, handlers;
+    strbuf body;                  /* scratch: one request body */
+};
+
+/* ------------------------------- loading --------------------------------- */
+
+static int fn_line(lua_State *L) {
+    lua_Debug ar;
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_pushvalue(L, 1);
+    lua_getinfo(L, ">S", &ar);
+    lua_pushinteger(L, ar.linedefined > 0 ? ar.linedefined : 1);
+    return 1;
+}
+
+static int recall(lua_State *L) {
+    mapper *m = lua_touserdata(L, lua_upvalueindex(1));
+    size_t klen, len;
+    const char *key = luaL_checklstring(L, 1, &klen);
+    const char *json = memory_get(m->mem, key, klen, &len);
+    char err[128];
+    if (!json || json_decode(L, json, len, JSON_WRITABLE, err, sizeof err)) lua_pushnil(L);
+    return 1;
+}
+
+static void add_problem(strbuf *problems, const char *path, const char *msg) {
+    /* Lua's own messages already start with "path:line:"; others get the path. */
+    size_t plen = strlen(path);
+    if (strncmp(msg, path, plen) == 0 && msg[plen] == ':') strbuf_adds(problems, msg);
+    else {
+        strbuf_adds(problems, path);
+        strbuf_adds(problems, ":1: ");
+        strbuf_adds(problems, msg);
+    }
+    strbuf_addc(problems, '\n');
+}
+
+static int is_script(const struct dirent *d) {
+    size_t n = strlen(d->d_name);
+    return d->d_name[0] != '.' && n > 4 && strcmp(d->d_name + n - 4, ".lua") == 0;
+}
+
+static void push_config(mapper *m, lua_State *L) {
+    const mapper_config *c = &m->cfg;
+    lua_createtable(L, 0, 10);
+    lua_pushstring(L, c->tenant); lua_setfield(L, -2, "tenant");
+    lua_pushstring(L, c->key_kind); lua_setfield(L, -2, "key_kind");
+    if (c->site_id) { lua_pushstring(L, c->site_id); lua_setfield(L, -2, "site_id"); }
+    lua_pushstring(L, c->revision); lua_setfield(L, -2, "revision");
+    lua_pushstring(L, c->segments_property); lua_setfield(L, -2, "segments_property");
+    lua_pushboolean(L, c->backfill); lua_setfield(L, -2, "backfill");
+    lua_pushinteger(L, (lua_Integer)time(NULL)); lua_setfield(L, -2, "now");
+    lua_pushlightuserdata(L, m);
+    lua_pushcclosure(L, recall, 1);
+    lua_setfield(L, -2, "recall");
+}
+
+/* Builds a fresh state and loads every script; returns the number of problems. */
+static int load(mapper *m, strbuf *problems) {
+    char err[256];
+    size_t before = problems->len;
+    int count = 0;
+    m->sb = sandbox_new(&m->cfg.caps, m->cfg.scripts_dir, err, sizeof err);
+    if (!m->sb) { add_problem(problems, m->cfg.scripts_dir, err); return 1; }
+    lua_State *L = sandbox_lua(m->sb);
+
+    if (sandbox_require(m->sb, "returnflow.runtime") != LUA_OK) {
+        add_problem(problems, "returnflow.runtime", lua_tostring(L, -1));
+        lua_pop(L, 1);
+        return 1;
+    }
+    int runtime = lua_gettop(L);
+    lua_getfield(L, runtime, "map");
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &map_fn_key);
+    lua_getfield(L, runtime, "is_stop");
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &stop_check_key);
+    push_config(m, L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &cfg_key);
+
+    struct dirent **list;
+    int n = scandir(m->cfg.scripts_dir, &list, is_script, alphasort);
+    if (n < 0) {
+        snprintf(err, sizeof err, "cannot read the scripts folder: %s", strerror(errno));
+        add_problem(problems, m->cfg.scripts_dir, err);
+        lua_pop(L, 1);
+        return 1;
+    }
+    for (int i = 0; i < n; i++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", m->cfg.scripts_dir, list[i]->d_name);
+        free(list[i]);
+        if (sandbox_load_file(m->sb, path) != LUA_OK || sandbox_call(m->sb, 0, 1) != LUA_OK) {
+            add_problem(problems, path, lua_tostring(L, -1));
+            lua_pop(L, 1);
+            continue;
+        }
+        lua_getfield(L, runtime, "register");
+        lua_pushstring(L, path);
+        lua_pushvalue(L, -3);
+        lua_pushcfunction(L, fn_line);
+        if (sandbox_call(m->sb, 3, 1) != LUA_OK) {
+            add_problem(problems, path, lua_tostring(L, -1));
+            lua_pop(L, 2);
+            continue;
+        }
+        int k = (int)lua_rawlen(L, -1);
+        for (int j = 1; j <= k; j++) {
+            lua_rawgeti(L, -1, j);
+            lua_getfield(L, -1, "line");
+            lua_getfield(L, -2, "message");
+            char msg[1400];
+            snprintf(msg, sizeof msg, "%s:%d: %s", path, (int)lua_tointeger(L, -2), lua_tostring(L, -1));
+            add_problem(problems, path, msg);
+            lua_pop(L, 3);
+        }
+        lua_pop(L, 2);
+    }
+    free(list);
+    lua_getfield(L, runtime, "counts");
+    lua_call(L, 0, 2);
+    m->files = (int)lua_tointeger(L, -2);
+    m->handlers = (int)lua_tointeger(L, -1);
+    lua_pop(L, 3);
+    for (size_t i = before; i < problems->len; i++) count += problems->data[i] == '\n';
+    return count;
+}
+
+static char *dup_or(const char *s, const char *fallback) {
+    const char *v = s && *s ? s : fallback;
+    if (!v) return NULL;
+    char *d = strdup(v);
+    if (!d) abort();
+    return d;
+}
+
+mapper *mapper_new(const mapper_config *cfg, strbuf *problems) {
+    mapper *m = calloc(1, sizeof *m);
+    if (!m) abort();
+    m->cfg = *cfg;
+    m->cfg.scripts_dir = m->strings[0] = dup_or(cfg->scripts_dir, "scripts");
+    m->cfg.tenant = m->strings[1] = dup_or(cfg->tenant, "default");
+    m->cfg.key_kind = m->strings[2] = dup_or(cfg->key_kind, "private");
+    m->cfg.site_id = m->strings[3] = dup_or(cfg->site_id, NULL);
+    m->cfg.revision = m->strings[4] = dup_or(cfg->revision, "2026-07-15");
+    m->cfg.segments_property = m->strings[5] = dup_or(cfg->segments_property, "returnflow_segments");
+    m->mem = memory_new();
+    if (load(m, problems)) {
+        mapper_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+void mapper_free(mapper *m) {
+    if (!m) return;
+    sandbox_free(m->sb);
+    memory_free(m->mem);
+    strbuf_free(&m->body);
+    for (int i = 0; i < 6; i++) free(m->strings[i]);
+    free(m);
+}
+
+void mapper_counts(const mapper *m, int *files, int *handlers) {
+    *files = m->files;
+    *handlers = m->handlers;
+}
+
+/* ------------------------------- mapping --------------------------------- */
+
+typedef struct job {
+    mapper *m;
+    const char *text;
+    size_t len;
+    map_status status;
+    strbuf trigger;               /* JSON string or null */
+    strbuf reason;                /* plain text */
+    strbuf requests, scheduled, cancelled;   /* JSON array contents */
+} job;
+
+static void set_reason(job *j, map_status status, const char *reason) {
+    j->status = status;
+    j->reason.len = 0;
+    if (reason) strbuf_adds(&j->reason, reason);
+}
+
+/* Appends {"method":..,"path":..,"headers":{..},"body":{..}} for the request table on top. */
+static void encode_request(lua_State *L, job *j, strbuf *out) {
+    char err[400];
+    int r = lua_gettop(L);
+    lua_getfield(L, r, "path");
+    const char *path = lua_tostring(L, -1);
+    lua_getfield(L, r, "body");
+    strbuf *body = &j->m->body;
+    body->len = 0;
+    if (json_encode(L, -1, body, err, sizeof err)) luaL_error(L, "request body: %s", err);
+    size_t limit = path && strstr(path, "profile-import") ? KLAVIYO_MAX_PROFILE_BODY : KLAVIYO_MAX_BODY;
+    if (body->len > limit)
+        luaL_error(L, "%s body of %d bytes is over Klaviyo's limit of %d bytes", path, (int)body->len, (int)limit);
+    strbuf_adds(out, "{\"method\":");
+    lua_getfield(L, r, "method");
+    json_append_string(out, lua_tostring(L, -1), lua_rawlen(L, -1));
+    strbuf_adds(out, ",\"path\":");
+    json_append_string(out, path, lua_rawlen(L, r + 1));
+    strbuf_adds(out, ",\"headers\":");
+    lua_getfield(L, r, "headers");
+    if (json_encode(L, -1, out, err, sizeof err)) luaL_error(L, "request headers: %s", err);
+    strbuf_adds(out, ",\"body\":");
+    strbuf_add(out, body->data, body->len);
+    strbuf_addc(out, '}');
+    lua_settop(L, r);
+}
+
+/* Runs inside sandbox_call: decode, map, encode. Raises on any script error. */
+static int map_protected(lua_State *L) {
+    job *j = lua_touserdata(L, 1);
+    char err[320];
+    lua_settop(L, 0);
+    if (json_decode(L, j->text, j->len, JSON_READONLY, err, sizeof err)) {
+        char msg[400];
+        snprintf(msg, sizeof msg, "invalid JSON: %s", err);
+        set_reason(j, MAP_FAILED, msg);
+        return 0;
+    }
+    if (lua_type(L, 1) != LUA_TTABLE || json_is_array(L, 1)) {
+        set_reason(j, MAP_FAILED, lua_type(L, 1) == LUA_TTABLE ? "the event must be a JSON object, got an array"
+                                                                : "the event must be a JSON object");
+        if (lua_type(L, 1) != LUA_TTABLE) {
+            char msg[96];
+            snprintf(msg, sizeof msg, "the event must be a JSON object, got a %s",
+                     lua_isnil(L, 1) || lua_islightuserdata(L, 1) ? "null" : luaL_typename(L, 1));
+            set_reason(j, MAP_FAILED, msg);
+        }
+        return 0;
+    }
+    lua_getfield(L, 1, "trigger");
+    if (lua_type(L, -1) == LUA_TSTRING) json_append_string(&j->trigger, lua_tostring(L, -1), lua_rawlen(L, -1));
+    lua_pop(L, 1);
+    json_set_event_root(L, 1);
+
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &map_fn_key);
+    lua_pushvalue(L, 1);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &cfg_key);
+    lua_pushinteger(L, (lua_Integer)time(NULL));
+    lua_setfield(L, -2, "now");
+    lua_call(L, 2, 1);
+    int res = lua_gettop(L);
+
+    lua_getfield(L, res, "status");
+    const char *status = lua_tostring(L, -1);
+    map_status st = status && strcmp(status, "dropped") == 0 ? MAP_DROPPED : MAP_MAPPED;
+    lua_getfield(L, res, "reason");
+    set_reason(j, st, lua_tostring(L, -1));
+    lua_pop(L, 2);
+
+    if (lua_getfield(L, res, "requests") == LUA_TTABLE) {
+        int n = (int)lua_rawlen(L, -1);
+        for (int i = 1; i <= n; i++) {
+            if (i > 1) strbuf_addc(&j->requests, ',');
+            lua_rawgeti(L, -1, i);
+            encode_request(L, j, &j->requests);
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1);
+    if (lua_getfield(L, res, "scheduled") == LUA_TTABLE) {
+        int n = (int)lua_rawlen(L, -1);
+        for (int i = 1; i <= n; i++) {
+            if (i > 1) strbuf_addc(&j->scheduled, ',');
+            lua_rawgeti(L, -1, i);
+            strbuf_adds(&j->scheduled, "{\"key\":");
+            lua_getfield(L, -1, "key");
+            json_append_string(&j->scheduled, lua_tostring(L, -1), lua_rawlen(L, -1));
+            strbuf_adds(&j->scheduled, ",\"at\":");
+            lua_getfield(L, -2, "at");
+            json_append_string(&j->scheduled, lua_tostring(L, -1), lua_rawlen(L, -1));
+            strbuf_adds(&j->scheduled, ",\"request\":");
+            lua_getfield(L, -3, "request");
+            encode_request(L, j, &j->scheduled);
+            strbuf_addc(&j->scheduled, '}');
+            lua_pop(L, 4);
+        }
+    }
+    lua_pop(L, 1);
+    if (lua_getfield(L, res, "cancelled") == LUA_TTABLE && lua_rawlen(L, -1) > 0) {
+        strbuf tmp = {0};
+        int rc = json_encode(L, -1, &tmp, err, sizeof err);
+        if (rc == 0 && tmp.len > 2) strbuf_add(&j->cancelled, tmp.data + 1, tmp.len - 2);
+        strbuf_free(&tmp);
+    }
+    lua_pop(L, 1);
+
+    /* Memory writes last: they are kept only when everything above succeeded. */
+    if (lua_getfield(L, res, "memory") == LUA_TTABLE) {
+        int n = (int)lua_rawlen(L, -1);
+        strbuf value = {0};
+        for (int i = 1; i <= n; i++) {
+            lua_rawgeti(L, -1, i);
+            lua_getfield(L, -1, "key");
+            lua_getfield(L, -2, "value");
+            value.len = 0;
+            if (json_encode(L, -1, &value, err, sizeof err)) {
+                strbuf_free(&value);
+                luaL_error(L, "remember: %s", err);
+            }
+            size_t klen;
+            const char *key = lua_tolstring(L, -2, &klen);
+            memory_put(j->m->mem, key, klen, value.data, value.len);
+            lua_pop(L, 3);
+        }
+        strbuf_free(&value);
+    }
+    json_set_event_root(L, 0);
+    return 0;
+}
+
+static void reload(mapper *m) {
+    strbuf problems = {0};
+    sandbox_free(m->sb);
+    m->sb = NULL;
+    if (load(m, &problems)) fprintf(stderr, "returnflow: reloading scripts after a cap: %.*s",
+                                    (int)problems.len, problems.data);
+    strbuf_free(&problems);
+}
+
+map_status mapper_map(mapper *m, const char *text, size_t len, const char *label, strbuf *doc) {
+    job j = { .m = m, .text = text, .len = len, .status = MAP_MAPPED };
+    lua_State *L = sandbox_lua(m->sb);
+    lua_pushcfunction(L, map_protected);
+    lua_pushlightuserdata(L, &j);
+    if (sandbox_call(m->sb, 1, 0) != LUA_OK) {
+        j.requests.len = j.scheduled.len = j.cancelled.len = 0;
+        int handled = 0;
+        if (lua_istable(L, -1)) {             /* out:drop / fail / defer */
+            lua_rawgetp(L, LUA_REGISTRYINDEX, &stop_check_key);
+            lua_pushvalue(L, -2);
+            lua_call(L, 1, 1);
+            if (lua_toboolean(L, -1)) {
+                lua_getfield(L, -2, "status");
+                lua_getfield(L, -3, "reason");
+                const char *s = lua_tostring(L, -2);
+                map_status st = !s ? MAP_FAILED : strcmp(s, "dropped") == 0 ? MAP_DROPPED
+                              : strcmp(s, "deferred") == 0 ? MAP_DEFERRED : MAP_FAILED;
+                set_reason(&j, st, lua_tostring(L, -1) ? lua_tostring(L, -1) : "(no reason given)");
+                lua_pop(L, 2);
+                handled = 1;
+            }
+            lua_pop(L, 1);
+        }
+        if (!handled) {
+            const char *msg = lua_tostring(L, -1);
+            set_reason(&j, MAP_FAILED, msg ? msg : "(error object is not a string)");
+        }
+        lua_pop(L, 1);
+        json_set_event_root(L, 0);
+        if (sandbox_spoiled(m->sb)) reload(m);
+    }
+
+    strbuf_adds(doc, "{\"input\":");
+    json_append_string(doc, label, strlen(label));
+    strbuf_adds(doc, ",\"trigger\":");
+    if (j.trigger.len) strbuf_add(doc, j.trigger.data, j.trigger.len);
+    else strbuf_adds(doc, "null");
+    strbuf_adds(doc, ",\"status\":\"");
+    strbuf_adds(doc, map_status_names[j.status]);
+    strbuf_addc(doc, '"');
+    if (j.reason.len) {
+        strbuf_adds(doc, ",\"reason\":");
+        json_append_string(doc, j.reason.data, j.reason.len);
+    }
+    strbuf_adds(doc, ",\"requests\":[");
+    strbuf_add(doc, j.requests.data, j.requests.len);
+    strbuf_adds(doc, "],\"scheduled\":[");
+    strbuf_add(doc, j.scheduled.data, j.scheduled.len);
+    strbuf_adds(doc, "],\"cancelled\":[");
+    strbuf_add(doc, j.cancelled.data, j.cancelled.len);
+    strbuf_adds(doc, "]}");
+    strbuf_free(&j.trigger);
+    strbuf_free(&j.reason);
+    strbuf_free(&j.requests);
+    strbuf_free(&j.scheduled);
+    strbuf_free(&j.cancelled);
+    return j.status;
+}

@@ -1,0 +1,42 @@
+/*
+ * mapper.h: one tenant's scripts folder, turning Loop events into Klaviyo requests.
+ */
+#ifndef RF_MAPPER_H
+#define RF_MAPPER_H
+
+#include "sandbox.h"
+#include "strbuf.h"
+
+typedef struct mapper_config {
+    const char *scripts_dir;
+    const char *tenant;               /* part of every default unique_id */
+    const char *key_kind;             /* "private" (default) or "public" */
+    const char *site_id;              /* public key: the company_id, not a secret */
+    const char *revision;             /* Klaviyo API revision, default 2026-07-15 */
+    const char *segments_property;    /* default "returnflow_segments" */
+    int backfill;                     /* mark every event backfill: true */
+    sandbox_caps caps;
+} mapper_config;
+
+typedef enum map_status { MAP_MAPPED, MAP_DROPPED, MAP_FAILED, MAP_DEFERRED } map_status;
+
+extern const char *const map_status_names[];
+
+typedef struct mapper mapper;
+
+/* Loads the scripts folder. Every problem found is appended to problems as a
+ * "file:line: message" line. Returns NULL if the mapper cannot run (a load
+ * problem, a missing folder); `returnflow check` is this call. */
+mapper *mapper_new(const mapper_config *cfg, strbuf *problems);
+void mapper_free(mapper *m);
+
+/* Maps one event (its raw JSON, text[len] readable) and appends one JSON
+ * document to doc: input label, trigger, status, reason, the requests with
+ * their exact bodies, scheduled events, cancelled keys. Never fails as a
+ * whole: a bad event is a document with status "failed" and the reason. */
+map_status mapper_map(mapper *m, const char *text, size_t len, const char *label, strbuf *doc);
+
+/* Number of script files and handlers loaded (for `check`). */
+void mapper_counts(const mapper *m, int *files, int *handlers);
+
+#endif

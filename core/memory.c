@@ -1,0 +1,111 @@
+/*
+ * memory.c: the in-process memory of one tenant, for `returnflow map`.
+ *
+ * Values are kept as JSON text, never as Lua values, so a recall always hands
+ * the script a fresh copy and nothing a script holds can change what another
+ * event sees. A chained hash table; the map command's runs are small and
+ * short, so nothing is ever evicted. (The service keeps this in its store.)
+ */
+#include "memory.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct entry {
+    struct entry *next;
+    char *key, *json;
+    size_t keylen, len;
+} entry;
+
+struct memory {
+    entry **buckets;
+    size_t nbuckets, count;
+};
+
+static void *xmalloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    if (!p) abort();
+    return p;
+}
+
+static uint64_t hash(const char *s, size_t n) {
+    uint64_t h = 1469598103934665603ull;       /* FNV-1a */
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    return h;
+}
+
+memory *memory_new(void) {
+    memory *m = xmalloc(sizeof *m);
+    m->nbuckets = 64;
+    m->count = 0;
+    m->buckets = calloc(m->nbuckets, sizeof *m->buckets);
+    if (!m->buckets) abort();
+    return m;
+}
+
+void memory_free(memory *m) {
+    if (!m) return;
+    for (size_t i = 0; i < m->nbuckets; i++)
+        for (entry *e = m->buckets[i], *next; e; e = next) {
+            next = e->next;
+            free(e->key);
+            free(e->json);
+            free(e);
+        }
+    free(m->buckets);
+    free(m);
+}
+
+static entry **find(const memory *m, const char *key, size_t keylen) {
+    entry **slot = &m->buckets[hash(key, keylen) & (m->nbuckets - 1)];
+    while (*slot && !((*slot)->keylen == keylen && memcmp((*slot)->key, key, keylen) == 0))
+        slot = &(*slot)->next;
+    return slot;
+}
+
+static void grow(memory *m) {
+    size_t n = m->nbuckets * 2;
+    entry **b = calloc(n, sizeof *b);
+    if (!b) abort();
+    for (size_t i = 0; i < m->nbuckets; i++)
+        for (entry *e = m->buckets[i], *next; e; e = next) {
+            next = e->next;
+            entry **slot = &b[hash(e->key, e->keylen) & (n - 1)];
+            e->next = *slot;
+            *slot = e;
+        }
+    free(m->buckets);
+    m->buckets = b;
+    m->nbuckets = n;
+}
+
+void memory_put(memory *m, const char *key, size_t keylen, const char *json, size_t len) {
+    entry **slot = find(m, key, keylen);
+    char *copy = xmalloc(len + 1);
+    memcpy(copy, json, len);
+    copy[len] = 0;
+    if (*slot) {
+        free((*slot)->json);
+        (*slot)->json = copy;
+        (*slot)->len = len;
+        return;
+    }
+    entry *e = xmalloc(sizeof *e);
+    e->key = xmalloc(keylen + 1);
+    memcpy(e->key, key, keylen);
+    e->key[keylen] = 0;
+    e->keylen = keylen;
+    e->json = copy;
+    e->len = len;
+    e->next = NULL;
+    *slot = e;
+    if (++m->count > m->nbuckets) grow(m);
+}
+
+const char *memory_get(const memory *m, const char *key, size_t keylen, size_t *len) {
+    entry *e = *find(m, key, keylen);
+    if (!e) return NULL;
+    *len = e->len;
+    return e->json;
+}

@@ -1,0 +1,418 @@
+/*
+ * sandbox.c: a tenant's Lua state, with nothing in reach but what mapping needs.
+ *
+ * Scripts see an allow-listed copy of the standard library (no io, package,
+ * debug, dofile, loadfile, string.dump, collectgarbage; os only time, date and
+ * clock), a `load` that takes text only, and a `require` that reaches nothing
+ * but returnflow's own modules, cjson and files of the tenant's folder. Each
+ * script file gets its own globals table over the shared allow-list, so one
+ * file cannot clobber another's names; returnflow's modules get yet another
+ * copy of the library, so a script that rewrites `string.format` cannot bend
+ * them.
+ *
+ * Caps. The allocator counts every byte of the state and refuses past the
+ * memory cap; a count hook, installed once for the life of the state (threads
+ * inherit it), charges instructions and wall time to the current event. Once
+ * a cap is broken the state is "spoiled": the hook raises the cap error again
+ * every time it fires, so a script's pcall cannot swallow it, and the owner
+ * must throw the state away after the call returns. The allocator gives a
+ * spoiled state some slack, so the error can still be built and unwound.
+ *
+ * Not covered: a single C library call that runs long without allocating
+ * (a pathological string pattern) is not interrupted until it returns.
+ */
+#include "sandbox.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "embedded.h"
+#include "json.h"
+#include "lauxlib.h"
+#include "klaviyo_limits.h"
+#include "lua-cjson.h"
+#include "lualib.h"
+
+#define HOOK_EVERY 1000                 /* instructions between budget checks */
+#define SPOILED_SLACK (16u << 20)       /* bytes a spoiled state may still take */
+
+enum { CAP_NONE, CAP_MEMORY, CAP_INSTRUCTIONS, CAP_TIME };
+
+struct sandbox {
+    lua_State *L;
+    sandbox_caps caps;
+    size_t cap_memory;                  /* caps.memory_bytes as configured, for messages */
+    size_t used;
+    int armed;                          /* inside sandbox_call */
+    int broken;                         /* which cap, CAP_NONE if none */
+    long hooks_left;                    /* instruction budget, in hook periods */
+    struct timespec deadline;
+    char where[160];                    /* "scripts/x.lua:12" of the breach */
+    char scripts_dir[512];
+};
+
+/* Registry keys. */
+static const char base_env_key = 0, module_env_key = 0, loaded_key = 0, cjson_key = 0;
+
+/* ------------------------------ allocator -------------------------------- */
+
+static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+    sandbox *sb = ud;
+    if (!ptr) osize = 0;
+    if (nsize == 0) {
+        free(ptr);
+        sb->used -= osize;
+        return NULL;
+    }
+    if (nsize > osize && sb->caps.memory_bytes) {
+        size_t want = sb->used + (nsize - osize);
+        size_t limit = sb->caps.memory_bytes + (sb->broken ? SPOILED_SLACK : 0);
+        if (want > limit) {
+            if (sb->armed && !sb->broken) {
+                sb->broken = CAP_MEMORY;
+                /* Let the hook fire at the next instruction and say where. */
+                lua_sethook(sb->L, lua_gethook(sb->L), LUA_MASKCOUNT, 1);
+            }
+            if (want > sb->caps.memory_bytes + SPOILED_SLACK || !sb->armed) return NULL;
+        }
+    }
+    void *p = realloc(ptr, nsize);
+    if (p) sb->used += nsize - osize;
+    return p;
+}
+
+/* --------------------------------- hook ---------------------------------- */
+
+static void remember_where(sandbox *sb, lua_State *L) {
+    lua_Debug ar;
+    if (sb->where[0]) return;
+    if (lua_getstack(L, 0, &ar) && lua_getinfo(L, "Sl", &ar) && ar.currentline > 0)
+        snprintf(sb->where, sizeof sb->where, "%s:%d", ar.short_src, ar.currentline);
+}
+
+/* Pushes "scripts/x.lua:12: cap: ..." (the place first, like every Lua error). */
+static int cap_message(sandbox *sb, lua_State *L) {
+    char what[128];
+    switch (sb->broken) {
+    case CAP_MEMORY:
+        snprintf(what, sizeof what, "cap: memory %d MiB exceeded", (int)(sb->cap_memory >> 20));
+        break;
+    case CAP_INSTRUCTIONS:
+        snprintf(what, sizeof what, "cap: %ld instructions exceeded (a loop that never ends?)", sb->caps.instructions);
+        break;
+    default:
+        snprintf(what, sizeof what, "cap: %d ms of run time exceeded", (int)(sb->caps.seconds * 1000));
+        break;
+    }
+    if (sb->where[0]) lua_pushfstring(L, "%s: %s", sb->where, what);
+    else lua_pushstring(L, what);
+    return 1;
+}
+
+static int past(const struct timespec *deadline) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec > deadline->tv_sec ||
+           (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
+}
+
+static void budget_hook(lua_State *L, lua_Debug *ar) {
+    (void)ar;
+    void *ud;
+    lua_getallocf(L, &ud);
+    sandbox *sb = ud;
+    if (!sb->armed) return;
+    if (!sb->broken) {
+        if (--sb->hooks_left < 0) sb->broken = CAP_INSTRUCTIONS;
+        else if (past(&sb->deadline)) sb->broken = CAP_TIME;
+        else return;
+    }
+    remember_where(sb, L);
+    cap_message(sb, L);
+    lua_error(L);
+}
+
+/* ------------------------------- guarded API ----------------------------- */
+
+static int sb_print(lua_State *L) {
+    int n = lua_gettop(L);
+    lua_Debug ar;
+    if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "Sl", &ar))
+        fprintf(stderr, "%s:%d: ", ar.short_src, ar.currentline);
+    for (int i = 1; i <= n; i++) {
+        if (i > 1) fputc('\t', stderr);
+        fputs(luaL_tolstring(L, i, NULL), stderr);
+        lua_pop(L, 1);
+    }
+    fputc('\n', stderr);
+    return 0;
+}
+
+static int sb_rawset(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    json_unwrap(L, 1);
+    if (!lua_rawequal(L, -1, 1)) return luaL_error(L, "event is read-only: rawset cannot change it");
+    lua_settop(L, 3);
+    lua_rawset(L, 1);
+    return 1;
+}
+
+static int sb_setmetatable(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_pushliteral(L, "__gc");
+    if (lua_istable(L, 2) && lua_rawget(L, 2) != LUA_TNIL)
+        return luaL_error(L, "setmetatable: __gc finalizers are not allowed in scripts");
+    lua_settop(L, 2);
+    lua_getglobal(L, "setmetatable"); /* the real one lives in the host's _G */
+    lua_insert(L, 1);
+    lua_call(L, 2, 1);
+    return 1;
+}
+
+/* load(chunk [, name [, mode [, env]]]): text only, tenant globals by default. */
+static int sb_load(lua_State *L) {
+    int has_env = !lua_isnone(L, 4);
+    const char *mode = luaL_optstring(L, 3, "t");
+    if (strcmp(mode, "t") != 0) return luaL_error(L, "load: only text chunks are allowed (mode 't')");
+    lua_settop(L, 4);
+    lua_pushliteral(L, "t");
+    lua_replace(L, 3);
+    if (!has_env) {
+        lua_rawgetp(L, LUA_REGISTRYINDEX, &base_env_key);
+        lua_replace(L, 4);
+    }
+    lua_getglobal(L, "load");
+    lua_insert(L, 1);
+    lua_call(L, 4, 2);
+    return lua_isnil(L, 1) ? 2 : 1;
+}
+
+static int valid_module_name(const char *name) {
+    if (!*name || *name == '.') return 0;
+    for (const char *p = name; *p; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_' || *p == '-' || *p == '.'))
+            return 0;
+        if (p[0] == '.' && p[1] == '.') return 0;
+    }
+    return 1;
+}
+
+/* Loads an embedded returnflow module into the module env and runs it. */
+static int load_embedded(lua_State *L, const embedded_file *f) {
+    char chunkname[128];
+    snprintf(chunkname, sizeof chunkname, "=[returnflow] %s", f->name);
+    if (luaL_loadbufferx(L, f->source, f->len, chunkname, "t") != LUA_OK) return lua_error(L);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &module_env_key);
+    lua_setupvalue(L, -2, 1);
+    lua_pushstring(L, f->name);
+    lua_call(L, 1, 1);
+    return 1;
+}
+
+static int sb_require(lua_State *L) {
+    const char *name = luaL_checkstring(L, 1);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &loaded_key);
+    int loaded = lua_gettop(L);
+    if (lua_getfield(L, loaded, name) != LUA_TNIL) return 1;
+    lua_pop(L, 1);
+    if (strcmp(name, "cjson") == 0) {
+        lua_rawgetp(L, LUA_REGISTRYINDEX, &cjson_key);
+    } else if (strcmp(name, "returnflow.json") == 0) {
+        json_luaopen(L);
+    } else if (strcmp(name, "returnflow.limits") == 0) {
+        klaviyo_limits_luaopen(L);
+    } else if (strcmp(name, "returnflow") == 0 || strncmp(name, "returnflow.", 11) == 0) {
+        const embedded_file *f = embedded_find(name);
+        if (!f) return luaL_error(L, "require: no module '%s' in returnflow", name);
+        load_embedded(L, f);
+    } else {
+        if (!valid_module_name(name))
+            return luaL_error(L, "require: '%s' is not allowed in the sandbox (only returnflow.*, cjson "
+                                 "and files of the scripts folder)", name);
+        void *ud;
+        lua_getallocf(L, &ud);
+        sandbox *sb = ud;
+        char path[1024];
+        int n = snprintf(path, sizeof path, "%s/", sb->scripts_dir);
+        for (const char *p = name; *p && n < (int)sizeof path - 5; p++) path[n++] = *p == '.' ? '/' : *p;
+        snprintf(path + n, sizeof path - (size_t)n, ".lua");
+        FILE *probe = fopen(path, "r");
+        if (!probe)
+            return luaL_error(L, "require: '%s' is not allowed in the sandbox (only returnflow.*, cjson "
+                                 "and files of the scripts folder; no %s)", name, path);
+        fclose(probe);
+        if (sandbox_load_file(sb, path) != LUA_OK) return lua_error(L);
+        lua_pushstring(L, name);
+        lua_call(L, 1, 1);
+    }
+    if (lua_isnil(L, -1)) { lua_pop(L, 1); lua_pushboolean(L, 1); }
+    lua_pushvalue(L, -1);
+    lua_setfield(L, loaded, name);
+    return 1;
+}
+
+/* ------------------------------ environment ------------------------------ */
+
+static void copy_table_from_global(lua_State *L, const char *lib, const char *const *skip) {
+    lua_getglobal(L, lib);
+    lua_newtable(L);
+    lua_pushnil(L);
+    while (lua_next(L, -3)) {
+        int skipped = 0;
+        for (const char *const *s = skip; s && *s; s++)
+            if (lua_type(L, -2) == LUA_TSTRING && strcmp(lua_tostring(L, -2), *s) == 0) skipped = 1;
+        if (skipped) { lua_pop(L, 1); continue; }
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, -4);
+    }
+    lua_remove(L, -2);
+}
+
+/* Pushes a table holding the allow-listed globals. */
+static void push_allowlist(lua_State *L) {
+    static const char *const plain[] = {
+        "assert", "error", "ipairs", "next", "pairs", "pcall", "rawequal", "rawget", "rawlen",
+        "select", "tonumber", "tostring", "type", "xpcall", "getmetatable", "_VERSION", NULL,
+    };
+    static const char *const no_dump[] = { "dump", NULL };
+    lua_newtable(L);
+    for (const char *const *g = plain; *g; g++) {
+        lua_getglobal(L, *g);
+        lua_setfield(L, -2, *g);
+    }
+    static const luaL_Reg guarded[] = {
+        { "print", sb_print }, { "rawset", sb_rawset }, { "setmetatable", sb_setmetatable },
+        { "load", sb_load }, { "require", sb_require }, { NULL, NULL },
+    };
+    luaL_setfuncs(L, guarded, 0);
+    copy_table_from_global(L, "string", no_dump);
+    lua_setfield(L, -2, "string");
+    copy_table_from_global(L, "table", NULL);
+    lua_setfield(L, -2, "table");
+    copy_table_from_global(L, "math", NULL);
+    lua_setfield(L, -2, "math");
+    copy_table_from_global(L, "utf8", NULL);
+    lua_setfield(L, -2, "utf8");
+    copy_table_from_global(L, "coroutine", NULL);
+    lua_setfield(L, -2, "coroutine");
+    lua_newtable(L);
+    static const char *const os_allowed[] = { "time", "date", "clock", NULL };
+    lua_getglobal(L, "os");
+    for (const char *const *f = os_allowed; *f; f++) {
+        lua_getfield(L, -1, *f);
+        lua_setfield(L, -3, *f);
+    }
+    lua_pop(L, 1);
+    lua_setfield(L, -2, "os");
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -2, "_G");
+}
+
+sandbox *sandbox_new(const sandbox_caps *caps, const char *scripts_dir, char *err, size_t errlen) {
+    sandbox *sb = calloc(1, sizeof *sb);
+    if (!sb) { snprintf(err, errlen, "out of memory"); return NULL; }
+    sb->caps = *caps;
+    sb->cap_memory = caps->memory_bytes;
+    snprintf(sb->scripts_dir, sizeof sb->scripts_dir, "%s", scripts_dir ? scripts_dir : ".");
+    lua_State *L = lua_newstate(capped_alloc, sb);
+    if (!L) { free(sb); snprintf(err, errlen, "cannot create a Lua state"); return NULL; }
+    sb->L = L;
+    luaL_openlibs(L);
+    json_open(L);
+    luaL_requiref(L, "cjson", luaopen_cjson, 0);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &cjson_key);
+    lua_newtable(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &loaded_key);
+
+    /* The string metatable is shared by every string; hide it so a script
+     * cannot reach the host's real string table through it. */
+    lua_pushliteral(L, "");
+    lua_getmetatable(L, -1);
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_pop(L, 2);
+
+    push_allowlist(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &base_env_key);
+    push_allowlist(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &module_env_key);
+
+    lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY);
+    return sb;
+}
+
+void sandbox_free(sandbox *sb) {
+    if (!sb) return;
+    sb->armed = 0;
+    lua_close(sb->L);
+    free(sb);
+}
+
+lua_State *sandbox_lua(sandbox *sb) { return sb->L; }
+int sandbox_spoiled(const sandbox *sb) { return sb->broken != CAP_NONE; }
+size_t sandbox_memory(const sandbox *sb) { return sb->used; }
+
+void sandbox_push_file_env(sandbox *sb) {
+    lua_State *L = sb->L;
+    lua_createtable(L, 0, 4);
+    lua_createtable(L, 0, 1);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &base_env_key);
+    lua_setfield(L, -2, "__index");
+    lua_setmetatable(L, -2);
+}
+
+int sandbox_load_file(sandbox *sb, const char *path) {
+    lua_State *L = sb->L;
+    int rc = luaL_loadfilex(L, path, "t");
+    if (rc != LUA_OK) return rc;
+    sandbox_push_file_env(sb);
+    lua_setupvalue(L, -2, 1);
+    return LUA_OK;
+}
+
+/* Strings and tables (a script's drop/fail/defer values) pass unchanged. */
+static int message_handler(lua_State *L) {
+    if (!lua_isstring(L, 1) && !lua_istable(L, 1)) {
+        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
+        lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    }
+    return 1;
+}
+
+int sandbox_require(sandbox *sb, const char *name) {
+    lua_State *L = sb->L;
+    lua_pushcfunction(L, sb_require);
+    lua_pushstring(L, name);
+    return sandbox_call(sb, 1, 1);
+}
+
+int sandbox_call(sandbox *sb, int nargs, int nresults) {
+    lua_State *L = sb->L;
+    int base = lua_gettop(L) - nargs;
+    lua_pushcfunction(L, message_handler);
+    lua_insert(L, base);
+    sb->hooks_left = sb->caps.instructions > 0 ? sb->caps.instructions / HOOK_EVERY : (long)1 << 62;
+    clock_gettime(CLOCK_MONOTONIC, &sb->deadline);
+    double secs = sb->caps.seconds > 0 ? sb->caps.seconds : 1e9;
+    sb->deadline.tv_sec += (time_t)secs;
+    sb->deadline.tv_nsec += (long)((secs - (double)(time_t)secs) * 1e9);
+    if (sb->deadline.tv_nsec >= 1000000000L) { sb->deadline.tv_sec++; sb->deadline.tv_nsec -= 1000000000L; }
+    sb->armed = 1;
+    int rc = lua_pcall(L, nargs, nresults, base);
+    sb->armed = 0;
+    lua_remove(L, base);
+    if (sb->broken) {
+        /* The state is spoiled and will be thrown away: lift the cap so the
+         * message can be built without a second, unprotected failure. */
+        sb->caps.memory_bytes = 0;
+        if (rc == LUA_OK) lua_pop(L, nresults == LUA_MULTRET ? 0 : nresults);
+        else lua_pop(L, 1);
+        cap_message(sb, L);
+        return rc == LUA_OK ? LUA_ERRRUN : rc;
+    }
+    return rc;
+}

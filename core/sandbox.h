@@ -1,0 +1,49 @@
+/*
+ * sandbox.h: one tenant's Lua state, allow-listed and capped.
+ */
+#ifndef RF_SANDBOX_H
+#define RF_SANDBOX_H
+
+#include <stddef.h>
+#include "lua.h"
+
+typedef struct sandbox_caps {
+    size_t memory_bytes;      /* whole state, default 32 MiB */
+    long instructions;        /* per event, default 20,000,000 VM instructions */
+    double seconds;           /* per event, wall clock, default 2 s */
+} sandbox_caps;
+
+#define SANDBOX_DEFAULT_MEMORY (32u << 20)
+#define SANDBOX_DEFAULT_INSTRUCTIONS 20000000L
+#define SANDBOX_DEFAULT_SECONDS 2.0
+
+typedef struct sandbox sandbox;
+
+/* A fresh state whose scripts may `require` files under scripts_dir.
+ * Returns NULL with err filled if even the empty state cannot be built. */
+sandbox *sandbox_new(const sandbox_caps *caps, const char *scripts_dir, char *err, size_t errlen);
+void sandbox_free(sandbox *sb);
+lua_State *sandbox_lua(sandbox *sb);
+
+/* Pushes a new global environment for one script file: reads fall through
+ * to the tenant's allow-listed globals, writes stay in the file. */
+void sandbox_push_file_env(sandbox *sb);
+
+/* Loads a script file as text (never bytecode) with a fresh file env and
+ * pushes the chunk; on error pushes the message and returns non-zero. */
+int sandbox_load_file(sandbox *sb, const char *path);
+
+/* lua_pcall under the per-event caps. On error the message ("scripts/x.lua:12:
+ * boom", or "cap: memory 32 MiB exceeded at scripts/x.lua:12") is on the stack.
+ * After a cap was broken sandbox_spoiled() is true: throw the state away. */
+int sandbox_call(sandbox *sb, int nargs, int nresults);
+int sandbox_spoiled(const sandbox *sb);
+
+/* Pushes the module `name` as a script's require would (under the caps), or
+ * the error message; returns the lua_pcall status. */
+int sandbox_require(sandbox *sb, const char *name);
+
+/* Bytes the state holds now. */
+size_t sandbox_memory(const sandbox *sb);
+
+#endif

@@ -1,0 +1,21 @@
+#!/bin/sh
+# Installs the Debian packages returnflow needs when run as root; otherwise prints the exact line.
+# Packages: see DESIGN §6. python3-jsonschema validates request bodies against Klaviyo's OpenAPI spec
+# in the tests; nodejs runs the Node.js anchor in `make bench`.
+set -u
+PKGS="gcc make pkg-config lua5.4 liblua5.4-dev lua-cjson lua-cjson-dev lua-busted luarocks libcmocka-dev python3 python3-jsonschema"
+[ "${1:-}" = "bench" ] && PKGS="$PKGS nodejs"
+missing=""
+for p in $PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" = 0 ]; then
+  echo "deps: installing$missing"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null || {
+    echo "deps: apt-get install failed for:$missing" >&2; exit 1; }
+else
+  echo "deps: missing Debian packages. Run:" >&2
+  echo "  sudo apt-get install -y$missing" >&2
+  exit 1
+fi
