@@ -93,7 +93,7 @@ static int on_event(void *ud, const char *path, const input_event *ev) {
         p->len = ev->len;
         return 0;
     }
-    if (st == MAP_FAILED) fprintf(stderr, "%s: failed\n", label);
+    if (st == MAP_FAILED) fprintf(stderr, "%s: failed: %s\n", label, mapper_reason(r->m));
     r->counts[st]++;
     emit(r);
     return 0;
@@ -200,6 +200,7 @@ int cmd_map(int argc, char **argv) {
         pending *p = &r.deferred[i];
         r.doc.len = 0;
         map_status st = mapper_map(r.m, p->text, p->len, p->label, &r.doc);
+        if (st == MAP_FAILED) fprintf(stderr, "%s: failed: %s\n", p->label, mapper_reason(r.m));
         r.counts[st]++;
         emit(&r);
         free(p->text);

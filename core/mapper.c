@@ -38,6 +38,7 @@ struct mapper {
     memory *mem;
     int files, handlers;
     strbuf body;                  /* scratch: one request body */
+    strbuf reason;                /* the last event's reason, for mapper_reason */
 };
 
 /* ------------------------------- loading --------------------------------- */
@@ -194,8 +195,13 @@ void mapper_free(mapper *m) {
     sandbox_free(m->sb);
     memory_free(m->mem);
     strbuf_free(&m->body);
+    strbuf_free(&m->reason);
     for (int i = 0; i < 6; i++) free(m->strings[i]);
     free(m);
+}
+
+const char *mapper_reason(const mapper *m) {
+    return m->reason.data ? m->reason.data : "";
 }
 
 void mapper_counts(const mapper *m, int *files, int *handlers) {
@@ -327,25 +333,33 @@ static int map_protected(lua_State *L) {
     }
     lua_pop(L, 1);
 
-    /* Memory writes last: they are kept only when everything above succeeded. */
+    /* Memory writes last, all encoded before any is kept: all or nothing. */
     if (lua_getfield(L, res, "memory") == LUA_TTABLE) {
         int n = (int)lua_rawlen(L, -1);
-        strbuf value = {0};
+        strbuf values = {0};
+        size_t *ends = n ? malloc((size_t)n * sizeof *ends) : NULL;
+        if (n && !ends) abort();
+        for (int i = 1; i <= n; i++) {
+            lua_rawgeti(L, -1, i);
+            lua_getfield(L, -1, "value");
+            if (json_encode(L, -1, &values, err, sizeof err)) {
+                strbuf_free(&values);
+                free(ends);
+                luaL_error(L, "remember: %s", err);
+            }
+            ends[i - 1] = values.len;
+            lua_pop(L, 2);
+        }
         for (int i = 1; i <= n; i++) {
             lua_rawgeti(L, -1, i);
             lua_getfield(L, -1, "key");
-            lua_getfield(L, -2, "value");
-            value.len = 0;
-            if (json_encode(L, -1, &value, err, sizeof err)) {
-                strbuf_free(&value);
-                luaL_error(L, "remember: %s", err);
-            }
-            size_t klen;
-            const char *key = lua_tolstring(L, -2, &klen);
-            memory_put(j->m->mem, key, klen, value.data, value.len);
-            lua_pop(L, 3);
+            size_t klen, start = i > 1 ? ends[i - 2] : 0;
+            const char *key = lua_tolstring(L, -1, &klen);
+            memory_put(j->m->mem, key, klen, values.data + start, ends[i - 1] - start);
+            lua_pop(L, 2);
         }
-        strbuf_free(&value);
+        strbuf_free(&values);
+        free(ends);
     }
     json_set_event_root(L, 0);
     return 0;
@@ -412,6 +426,9 @@ map_status mapper_map(mapper *m, const char *text, size_t len, const char *label
     strbuf_adds(doc, "],\"cancelled\":[");
     strbuf_add(doc, j.cancelled.data, j.cancelled.len);
     strbuf_adds(doc, "]}");
+    m->reason.len = 0;
+    strbuf_add(&m->reason, j.reason.data ? j.reason.data : "", j.reason.len);
+    strbuf_addc(&m->reason, 0);
     strbuf_free(&j.trigger);
     strbuf_free(&j.reason);
     strbuf_free(&j.requests);

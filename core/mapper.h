@@ -36,6 +36,9 @@ void mapper_free(mapper *m);
  * whole: a bad event is a document with status "failed" and the reason. */
 map_status mapper_map(mapper *m, const char *text, size_t len, const char *label, strbuf *doc);
 
+/* The reason given with the last event's status ("" if none). */
+const char *mapper_reason(const mapper *m);
+
 /* Number of script files and handlers loaded (for `check`). */
 void mapper_counts(const mapper *m, int *files, int *handlers);
 

@@ -50,6 +50,7 @@ struct sandbox {
     long hooks_left;                    /* instruction budget, in hook periods */
     struct timespec deadline;
     char where[160];                    /* "scripts/x.lua:12" of the breach */
+    int deep;                           /* the breach came with a very deep call stack */
     char scripts_dir[512];
 };
 
@@ -90,6 +91,7 @@ static void remember_where(sandbox *sb, lua_State *L) {
     if (sb->where[0]) return;
     if (lua_getstack(L, 0, &ar) && lua_getinfo(L, "Sl", &ar) && ar.currentline > 0)
         snprintf(sb->where, sizeof sb->where, "%s:%d", ar.short_src, ar.currentline);
+    sb->deep = lua_getstack(L, 10000, &ar);
 }
 
 /* Pushes "scripts/x.lua:12: cap: ..." (the place first, like every Lua error). */
@@ -97,7 +99,8 @@ static int cap_message(sandbox *sb, lua_State *L) {
     char what[128];
     switch (sb->broken) {
     case CAP_MEMORY:
-        snprintf(what, sizeof what, "cap: memory %d MiB exceeded", (int)(sb->cap_memory >> 20));
+        snprintf(what, sizeof what, "cap: memory %d MiB exceeded%s", (int)(sb->cap_memory >> 20),
+                 sb->deep ? " (recursion more than 10000 calls deep)" : "");
         break;
     case CAP_INSTRUCTIONS:
         snprintf(what, sizeof what, "cap: %ld instructions exceeded (a loop that never ends?)", sb->caps.instructions);
@@ -128,6 +131,7 @@ static void budget_hook(lua_State *L, lua_Debug *ar) {
         if (--sb->hooks_left < 0) sb->broken = CAP_INSTRUCTIONS;
         else if (past(&sb->deadline)) sb->broken = CAP_TIME;
         else return;
+        lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);   /* from now on, at every instruction */
     }
     remember_where(sb, L);
     cap_message(sb, L);
@@ -150,6 +154,44 @@ static int sb_print(lua_State *L) {
     return 0;
 }
 
+/* After a cap broke, no new protected call may start: the error unwinds
+ * through every pcall frame instead of being caught at the same one forever. */
+static int finish_call(lua_State *L, int status, lua_KContext base) {
+    (void)status;
+    return lua_gettop(L) - (int)base;
+}
+
+static int guarded_call(lua_State *L, const char *real) {
+    void *ud;
+    lua_getallocf(L, &ud);
+    sandbox *sb = ud;
+    if (sb->broken) {
+        remember_where(sb, L);
+        cap_message(sb, L);
+        return lua_error(L);
+    }
+    int base = 0;
+    lua_getglobal(L, real);               /* the host's own, never reachable by scripts */
+    lua_insert(L, 1);
+    lua_callk(L, lua_gettop(L) - 1, LUA_MULTRET, base, finish_call);
+    return finish_call(L, LUA_OK, base);
+}
+
+static int sb_pcall(lua_State *L) { return guarded_call(L, "pcall"); }
+static int sb_xpcall(lua_State *L) { return guarded_call(L, "xpcall"); }
+
+static int sb_resume(lua_State *L) {
+    void *ud;
+    lua_getallocf(L, &ud);
+    if (((sandbox *)ud)->broken) return guarded_call(L, "pcall");
+    lua_getglobal(L, "coroutine");
+    lua_getfield(L, -1, "resume");
+    lua_remove(L, -2);
+    lua_insert(L, 1);
+    lua_callk(L, lua_gettop(L) - 1, LUA_MULTRET, 0, finish_call);
+    return finish_call(L, LUA_OK, 0);
+}
+
 static int sb_rawset(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     json_unwrap(L, 1);
@@ -161,6 +203,8 @@ static int sb_rawset(lua_State *L) {
 
 static int sb_setmetatable(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
+    if (luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL)
+        return luaL_error(L, "setmetatable: the table's metatable is protected (the event is read-only)");
     lua_pushliteral(L, "__gc");
     if (lua_istable(L, 2) && lua_rawget(L, 2) != LUA_TNIL)
         return luaL_error(L, "setmetatable: __gc finalizers are not allowed in scripts");
@@ -275,8 +319,8 @@ static void copy_table_from_global(lua_State *L, const char *lib, const char *co
 /* Pushes a table holding the allow-listed globals. */
 static void push_allowlist(lua_State *L) {
     static const char *const plain[] = {
-        "assert", "error", "ipairs", "next", "pairs", "pcall", "rawequal", "rawget", "rawlen",
-        "select", "tonumber", "tostring", "type", "xpcall", "getmetatable", "_VERSION", NULL,
+        "assert", "error", "ipairs", "next", "pairs", "rawequal", "rawget", "rawlen",
+        "select", "tonumber", "tostring", "type", "getmetatable", "_VERSION", NULL,
     };
     static const char *const no_dump[] = { "dump", NULL };
     lua_newtable(L);
@@ -286,7 +330,8 @@ static void push_allowlist(lua_State *L) {
     }
     static const luaL_Reg guarded[] = {
         { "print", sb_print }, { "rawset", sb_rawset }, { "setmetatable", sb_setmetatable },
-        { "load", sb_load }, { "require", sb_require }, { NULL, NULL },
+        { "load", sb_load }, { "require", sb_require }, { "pcall", sb_pcall },
+        { "xpcall", sb_xpcall }, { NULL, NULL },
     };
     luaL_setfuncs(L, guarded, 0);
     copy_table_from_global(L, "string", no_dump);
@@ -298,6 +343,8 @@ static void push_allowlist(lua_State *L) {
     copy_table_from_global(L, "utf8", NULL);
     lua_setfield(L, -2, "utf8");
     copy_table_from_global(L, "coroutine", NULL);
+    lua_pushcfunction(L, sb_resume);
+    lua_setfield(L, -2, "resume");
     lua_setfield(L, -2, "coroutine");
     lua_newtable(L);
     static const char *const os_allowed[] = { "time", "date", "clock", NULL };
