@@ -17,8 +17,10 @@ CFLAGS_ALL  = -std=c11 -D_GNU_SOURCE $(OPT) $(SAN) $(WARN) $(shell pkg-config --
               -Icore -I$(BUILD) -DRETURNFLOW_SHARE='"$(SHAREDIR)"'
 LDLIBS_ALL  = -llua5.4-cjson $(shell pkg-config --libs lua5.4) -lm
 
-CORE_SRC   := $(filter-out core/main.c,$(wildcard core/*.c))
+CMD_SRC    := core/main.c $(wildcard core/cmd_*.c)
+CORE_SRC   := $(filter-out $(CMD_SRC),$(wildcard core/*.c))
 CORE_OBJ    = $(CORE_SRC:core/%.c=$(BUILD)/%.o) $(BUILD)/embedded.o
+CMD_OBJ     = $(CMD_SRC:core/%.c=$(BUILD)/%.o)
 LUA_MODULES := $(sort $(wildcard core/lua/returnflow/*.lua))
 C_TESTS    := $(wildcard spec/c/test_*.c)
 
@@ -39,7 +41,7 @@ $(BUILD)/%.o: core/%.c core/*.h
 $(BUILD)/embedded.o: $(BUILD)/embedded.c core/embedded.h
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 
-$(BUILD)/returnflow: $(BUILD)/main.o $(CORE_OBJ)
+$(BUILD)/returnflow: $(CMD_OBJ) $(CORE_OBJ)
 	$(CC) $(OPT) $(SAN) -o $@ $^ $(LDLIBS_ALL)
 
 $(BUILD)/test_%: spec/c/test_%.c $(CORE_OBJ)

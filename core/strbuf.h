@@ -29,6 +29,7 @@ static inline void strbuf_reserve(strbuf *b, size_t extra) {
 }
 
 static inline void strbuf_add(strbuf *b, const char *s, size_t n) {
+    if (n == 0) return;
     strbuf_reserve(b, n);
     memcpy(b->data + b->len, s, n);
     b->len += n;

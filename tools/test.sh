@@ -17,8 +17,9 @@ suite() { # $1 label, $2 build dir, $3 extra make args
   label=$1 dir=$2
   shift 2
   echo "== $label: building ($dir)"
-  if ! make -s BUILD="$dir" "$@" build c-tests >"$dir.log" 2>&1; then
-    cat "$dir.log"; echo "$label: build failed"; add 0 1; return
+  mkdir -p "$dir"
+  if ! make -s BUILD="$dir" "$@" build c-tests >"$dir/make.log" 2>&1; then
+    cat "$dir/make.log"; echo "$label: build failed"; add 0 1; return
   fi
   for t in "$dir"/test_*; do
     [ -x "$t" ] || continue
