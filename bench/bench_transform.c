@@ -119,7 +119,6 @@ int main(int argc, char **argv) {
     mapper_config cfg = {0};
     cfg.scripts_dir = argc > 3 ? argv[3] : "scripts";
     cfg.caps.memory_bytes = SANDBOX_DEFAULT_MEMORY;
-    cfg.caps.instructions = SANDBOX_DEFAULT_INSTRUCTIONS;
     cfg.caps.seconds = SANDBOX_DEFAULT_SECONDS;
 
     size_t len;

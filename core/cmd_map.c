@@ -106,18 +106,17 @@ static void usage_error(const char *cmd, const char *msg) {
 /* Options shared by map and check. Returns 0, or 2 after printing the problem. */
 static int parse_mapper_options(const char *cmd, int argc, char **argv, mapper_config *cfg, int *pretty, int *quiet) {
     enum { O_KEY_KIND = 256, O_SITE, O_TENANT, O_REVISION, O_SEGPROP, O_BACKFILL, O_PRETTY,
-           O_MEM, O_INSTR, O_TIME };
+           O_MEM, O_TIME };
     static const struct option opts[] = {
         { "scripts", required_argument, 0, 's' }, { "key-kind", required_argument, 0, O_KEY_KIND },
         { "site-id", required_argument, 0, O_SITE }, { "tenant", required_argument, 0, O_TENANT },
         { "revision", required_argument, 0, O_REVISION }, { "segments-property", required_argument, 0, O_SEGPROP },
         { "backfill", no_argument, 0, O_BACKFILL }, { "pretty", no_argument, 0, O_PRETTY },
-        { "memory-cap", required_argument, 0, O_MEM }, { "instruction-cap", required_argument, 0, O_INSTR },
+        { "memory-cap", required_argument, 0, O_MEM },
         { "time-cap", required_argument, 0, O_TIME }, { "quiet", no_argument, 0, 'q' },
         { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
     };
     cfg->caps.memory_bytes = SANDBOX_DEFAULT_MEMORY;
-    cfg->caps.instructions = SANDBOX_DEFAULT_INSTRUCTIONS;
     cfg->caps.seconds = SANDBOX_DEFAULT_SECONDS;
     optind = 1;
     opterr = 0;
@@ -145,12 +144,6 @@ static int parse_mapper_options(const char *cmd, int argc, char **argv, mapper_c
             long v = strtol(optarg, &end, 10);
             if (*end || v < 1 || v > 4096) { usage_error(cmd, "--memory-cap takes MiB, 1 to 4096"); return 2; }
             cfg->caps.memory_bytes = (size_t)v << 20;
-            break;
-        }
-        case O_INSTR: {
-            long v = strtol(optarg, &end, 10);
-            if (*end || v < 1000) { usage_error(cmd, "--instruction-cap takes a count of at least 1000"); return 2; }
-            cfg->caps.instructions = v;
             break;
         }
         case O_TIME: {

@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "lauxlib.h"
+#include "utf8.h"
 
 static const char array_mt_key = 0, object_mt_key = 0;
 static const char readonly_tag[] = "read-only";
@@ -83,25 +84,6 @@ static int read_hex4(const unsigned char *p, const unsigned char *end) {
         v = v * 16 + h;
     }
     return v;
-}
-
-/* Length of the valid UTF-8 sequence at p (1..4), or 0 if invalid. */
-static int utf8_len(const unsigned char *p, const unsigned char *end) {
-    unsigned c = p[0];
-    if (c < 0x80) return 1;
-    if (c < 0xc2 || c > 0xf4) return 0;
-    int n = c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
-    if (end - p < n) return 0;
-    for (int i = 1; i < n; i++)
-        if ((p[i] & 0xc0) != 0x80) return 0;
-    if (n == 3) {
-        if (c == 0xe0 && p[1] < 0xa0) return 0;           /* overlong */
-        if (c == 0xed && p[1] >= 0xa0) return 0;          /* surrogate */
-    } else if (n == 4) {
-        if (c == 0xf0 && p[1] < 0x90) return 0;           /* overlong */
-        if (c == 0xf4 && p[1] >= 0x90) return 0;          /* > U+10FFFF */
-    }
-    return n;
 }
 
 static int scan_string(scan *sc) {
@@ -527,298 +509,56 @@ void json_set_event_root(lua_State *L, int idx) {
     lua_rawsetp(L, LUA_REGISTRYINDEX, &event_root_key);
 }
 
-/* ================================ encode ================================= */
+/* ============================ kinds of table ============================= */
 
-/* Per level of the value being encoded: what to print in a path on error. */
-typedef struct path_step {
-    const char *key;          /* object key, or NULL for an array index */
-    size_t keylen;
-    lua_Integer index;
-} path_step;
-
-typedef struct encoder {
-    lua_State *L;
-    strbuf *out;
-    path_step path[JSON_MAX_DEPTH + 1];
-    int depth;
-    char *err;
-    size_t errlen;
-} encoder;
-
-/* One member of an object being encoded: its key bytes and its stack slot. */
-typedef struct member {
-    const char *key;
-    size_t keylen;
-    int value_slot;
-    lua_Integer ikey;
-} member;
-
-static _Thread_local member *members;
-static _Thread_local size_t members_cap, members_used;
-
-static int enc_fail(encoder *e, const char *fmt, const char *detail) {
-    strbuf path = {0};
-    for (int i = 1; i <= e->depth; i++) {
-        if (e->path[i].key) {
-            if (path.len) strbuf_addc(&path, '.');
-            strbuf_add(&path, e->path[i].key, e->path[i].keylen);
-        } else {
-            char ix[32];
-            snprintf(ix, sizeof ix, "[%lld]", (long long)e->path[i].index);
-            strbuf_adds(&path, ix);
-        }
-    }
-    char msg[256];
-    snprintf(msg, sizeof msg, fmt, detail);
-    snprintf(e->err, e->errlen, "%.*s%s%s", (int)(path.len > 200 ? 200 : path.len),
-             path.data ? path.data : "", path.len ? ": " : "", msg);
-    strbuf_free(&path);
-    return -1;
-}
-
-static const char hexdigits[] = "0123456789abcdef";
-
-static int enc_string(encoder *e, const char *s, size_t n) {
-    strbuf *o = e->out;
-    strbuf_reserve(o, n + 2);
-    o->data[o->len++] = '"';
-    size_t run = 0; /* bytes copied verbatim since the last escape */
-    for (size_t i = 0; i < n;) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) { i++; run++; continue; }
-        if (run) { strbuf_add(o, s + i - run, run); run = 0; }
-        if (c >= 0x80) {
-            int len = utf8_len((const unsigned char *)s + i, (const unsigned char *)s + n);
-            if (!len) return enc_fail(e, "%s", "string is not valid UTF-8");
-            strbuf_add(o, s + i, (size_t)len);
-            i += (size_t)len;
-            continue;
-        }
-        char esc[6] = { '\\', 0 };
-        switch (c) {
-        case '"': esc[1] = '"'; break;
-        case '\\': esc[1] = '\\'; break;
-        case '\n': esc[1] = 'n'; break;
-        case '\r': esc[1] = 'r'; break;
-        case '\t': esc[1] = 't'; break;
-        case '\b': esc[1] = 'b'; break;
-        case '\f': esc[1] = 'f'; break;
-        default:
-            strbuf_add(o, "\\u00", 4);
-            strbuf_addc(o, hexdigits[c >> 4]);
-            strbuf_addc(o, hexdigits[c & 15]);
-            i++;
-            continue;
-        }
-        strbuf_add(o, esc, 2);
-        i++;
-    }
-    if (run) strbuf_add(o, s + n - run, run);
-    strbuf_addc(o, '"');
-    return 0;
-}
-
-static int enc_number(encoder *e, int idx) {
-    char num[40];
-    int n;
-    if (lua_isinteger(e->L, idx)) {
-        n = snprintf(num, sizeof num, "%lld", (long long)lua_tointeger(e->L, idx));
-    } else {
-        double d = lua_tonumber(e->L, idx);
-        if (!isfinite(d)) return enc_fail(e, "%s", "number is NaN or infinite, which JSON cannot carry");
-        /* Shortest of %.15g/%.16g/%.17g that reads back exactly. */
-        n = snprintf(num, sizeof num, "%.15g", d);
-        if (strtod(num, NULL) != d) n = snprintf(num, sizeof num, "%.16g", d);
-        if (strtod(num, NULL) != d) n = snprintf(num, sizeof num, "%.17g", d);
-        /* Keep a float a float: 3.0 prints as 3.0, so it decodes back as one. */
-        if (!strpbrk(num, ".eEn")) { num[n++] = '.'; num[n++] = '0'; num[n] = 0; }
-    }
-    strbuf_add(e->out, num, (size_t)n);
-    return 0;
-}
-
-static int member_cmp(const void *a, const void *b) {
-    const member *x = a, *y = b;
-    size_t n = x->keylen < y->keylen ? x->keylen : y->keylen;
-    int c = memcmp(x->key, y->key, n);
-    if (c) return c;
-    return (x->keylen > y->keylen) - (x->keylen < y->keylen);
-}
-
-static int index_cmp(const void *a, const void *b) {
-    const member *x = a, *y = b;
-    return (x->ikey > y->ikey) - (x->ikey < y->ikey);
-}
-
-static int enc_value(encoder *e, int idx);
-
-/* Collects the table's pairs onto the stack (key, value, key, value, ...) and
- * records them in members[base..]; returns the count, or -1 on a bad key. */
-static int collect(encoder *e, int t, size_t base, int *all_int) {
-    lua_State *L = e->L;
-    int n = 0;
-    *all_int = 1;
-    lua_pushnil(L);
-    while (lua_next(L, t)) {
-        if (base + (size_t)n == members_cap) {
-            size_t cap = members_cap ? members_cap * 2 : 64;
-            member *m = realloc(members, cap * sizeof *m);
-            if (!m) { fputs("returnflow: out of memory\n", stderr); abort(); }
-            members = m;
-            members_cap = cap;
-        }
-        int kt = lua_type(L, -2);
-        if (kt == LUA_TSTRING) *all_int = 0;
-        else if (!lua_isinteger(L, -2)) {
-            lua_pop(L, 2);
-            return enc_fail(e, "table key of type %s cannot be a JSON key", lua_typename(L, kt));
-        }
-        members[base + (size_t)n].value_slot = lua_gettop(L);
-        members[base + (size_t)n].ikey = kt == LUA_TSTRING ? 0 : lua_tointeger(L, -2);
-        n++;
-        luaL_checkstack(L, 3, "JSON encode");
-        lua_pushvalue(L, -2); /* keep key and value, iterate on a copy of the key */
-    }
-    return n;
-}
-
-/* 1 array, 2 object when the table says so (a decoded proxy or a marker), else 0. */
-static int declared_kind(lua_State *L, int idx, int data) {
-    int kind = 0;
-    if (!lua_getmetatable(L, idx)) return 0;
-    if (!lua_rawequal(L, idx, data)) {           /* a proxy: arrays have __len */
-        lua_pushliteral(L, "__len");
-        kind = lua_rawget(L, -2) != LUA_TNIL ? 1 : 2;
-        lua_pop(L, 2);
-        return kind;
+int json_kind(lua_State *L, int idx) {
+    idx = lua_absindex(L, idx);
+    if (!lua_getmetatable(L, idx)) {             /* the common case: a plain table */
+        lua_pushvalue(L, idx);
+        return JSON_KIND_PLAIN;
     }
     lua_rawgetp(L, LUA_REGISTRYINDEX, &array_mt_key);
-    if (lua_rawequal(L, -1, -2)) kind = 1;
+    if (lua_rawequal(L, -1, -2)) { lua_pop(L, 2); lua_pushvalue(L, idx); return JSON_KIND_ARRAY; }
     lua_pop(L, 1);
     lua_rawgetp(L, LUA_REGISTRYINDEX, &object_mt_key);
-    if (lua_rawequal(L, -1, -2)) kind = 2;
-    lua_pop(L, 2);
-    return kind;
-}
-
-static int enc_table(encoder *e, int idx) {
-    lua_State *L = e->L;
-    if (e->depth >= JSON_MAX_DEPTH) return enc_fail(e, "nesting deeper than %s levels (a cycle?)", "256");
-    int top = lua_gettop(L);
-    json_unwrap(L, idx);
-    int t = lua_gettop(L);
-    int kind = declared_kind(L, idx, t);
-    /* members[] is shared by all levels: each level uses the slice past its parent's. */
-    size_t base = members_used;
-    int all_int;
-    int n = collect(e, t, base, &all_int);
-    if (n < 0) { lua_settop(L, top); return -1; }
-    member *m = members + base;
-    int is_array = kind == 1;
-    if (kind == 0 && n > 0 && all_int) is_array = 1;     /* checked below: exactly 1..n */
-    if (is_array && n > 0) {
-        lua_Integer lo = m[0].ikey, hi = m[0].ikey;
-        for (int i = 1; i < n; i++) {
-            if (m[i].ikey < lo) lo = m[i].ikey;
-            if (m[i].ikey > hi) hi = m[i].ikey;
-        }
-        if (!all_int || lo != 1 || hi != n) {
-            lua_settop(L, top);
-            return enc_fail(e, "%s", "table mixes list items with other keys, or its list has holes");
-        }
-    }
-    if (!is_array)                               /* integer keys of objects print as text */
-        for (int i = 0; i < n; i++) m[i].key = lua_tolstring(L, m[i].value_slot - 1, &m[i].keylen);
-    if (n > 1) qsort(m, (size_t)n, sizeof *m, is_array ? index_cmp : member_cmp);
-    members_used = base + (size_t)n;
-    strbuf_addc(e->out, is_array ? '[' : '{');
-    e->depth++;
-    int rc = 0;
-    for (int i = 0; i < n && rc == 0; i++) {
-        if (i) strbuf_addc(e->out, ',');
-        path_step *ps = &e->path[e->depth];
-        if (is_array) { ps->key = NULL; ps->index = m[i].ikey; }
-        else {
-            ps->key = m[i].key; ps->keylen = m[i].keylen;
-            if (enc_string(e, m[i].key, m[i].keylen)) { rc = -1; break; }
-            strbuf_addc(e->out, ':');
-        }
-        rc = enc_value(e, m[i].value_slot);
-    }
-    if (rc == 0) e->depth--;                     /* on error keep the path for the message */
-    members_used = base;
-    strbuf_addc(e->out, is_array ? ']' : '}');
-    lua_settop(L, top);
-    return rc;
-}
-
-static int enc_value(encoder *e, int idx) {
-    lua_State *L = e->L;
-    switch (lua_type(L, idx)) {
-    case LUA_TNIL: strbuf_add(e->out, "null", 4); return 0;
-    case LUA_TBOOLEAN:
-        if (lua_toboolean(L, idx)) strbuf_add(e->out, "true", 4);
-        else strbuf_add(e->out, "false", 5);
-        return 0;
-    case LUA_TNUMBER: return enc_number(e, idx);
-    case LUA_TSTRING: {
-        size_t n;
-        const char *s = lua_tolstring(L, idx, &n);
-        return enc_string(e, s, n);
-    }
-    case LUA_TTABLE: return enc_table(e, idx);
-    case LUA_TLIGHTUSERDATA:
-        if (lua_touserdata(L, idx) == NULL) { strbuf_add(e->out, "null", 4); return 0; }
-        /* fallthrough */
-    default:
-        return enc_fail(e, "a %s cannot be encoded as JSON", luaL_typename(L, idx));
-    }
-}
-
-int json_encode(lua_State *L, int idx, strbuf *out, char *err, size_t errlen) {
-    encoder *e = malloc(sizeof *e);
-    if (!e) { fputs("returnflow: out of memory\n", stderr); abort(); }
-    e->L = L; e->out = out; e->depth = 0; e->err = err; e->errlen = errlen;
-    size_t mark = out->len;
-    int rc = enc_value(e, lua_absindex(L, idx));
-    if (rc) out->len = mark;
-    free(e);
-    return rc;
+    if (lua_rawequal(L, -1, -2)) { lua_pop(L, 2); lua_pushvalue(L, idx); return JSON_KIND_OBJECT; }
+    lua_pop(L, 1);
+    lua_pushliteral(L, "__newindex");
+    lua_rawget(L, -2);
+    int ours = lua_tocfunction(L, -1) == ro_newindex;
+    lua_pop(L, 1);
+    if (!ours) { lua_pop(L, 1); lua_pushvalue(L, idx); return JSON_KIND_PLAIN; }
+    lua_pushliteral(L, "__len");
+    int is_array = lua_rawget(L, -2) != LUA_TNIL;
+    lua_pop(L, 1);
+    lua_pushliteral(L, "__index");
+    lua_rawget(L, -2);
+    lua_remove(L, -2);
+    return is_array ? JSON_KIND_READONLY_ARRAY : JSON_KIND_READONLY_OBJECT;
 }
 
 int json_is_array(lua_State *L, int idx) {
     idx = lua_absindex(L, idx);
     if (lua_type(L, idx) != LUA_TTABLE) return 0;
-    if (lua_getmetatable(L, idx)) {
-        int verdict = -1;
-        lua_rawgetp(L, LUA_REGISTRYINDEX, &array_mt_key);
-        if (lua_rawequal(L, -1, -2)) verdict = 1;
-        lua_pop(L, 1);
-        lua_rawgetp(L, LUA_REGISTRYINDEX, &object_mt_key);
-        if (lua_rawequal(L, -1, -2)) verdict = 0;
-        lua_pop(L, 2);
-        if (verdict >= 0) return verdict;
-        if (push_proxy_data(L, idx)) {
+    int kind = json_kind(L, idx);
+    int t = lua_gettop(L);
+    int verdict;
+    if (kind == JSON_KIND_ARRAY || kind == JSON_KIND_READONLY_ARRAY) verdict = 1;
+    else if (kind != JSON_KIND_PLAIN) verdict = 0;
+    else {                                       /* exactly the keys 1..n, n >= 1 */
+        lua_Integer n = (lua_Integer)lua_rawlen(L, t), count = 0;
+        verdict = n > 0;
+        lua_pushnil(L);
+        while (verdict && lua_next(L, t)) {
             lua_pop(L, 1);
-            lua_getmetatable(L, idx);
-            lua_pushliteral(L, "__len");
-            verdict = lua_rawget(L, -2) != LUA_TNIL;
-            lua_pop(L, 2);
-            return verdict;
+            lua_Integer k = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : 0;
+            if (k < 1 || k > n) { verdict = 0; lua_pop(L, 1); break; }
+            count++;
         }
+        if (verdict) verdict = count == n;
     }
-    lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
-    if (n == 0) return 0;
-    lua_Integer count = 0;
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        lua_pop(L, 1);
-        if (!lua_isinteger(L, -1)) { lua_pop(L, 1); return 0; }
-        lua_Integer k = lua_tointeger(L, -1);
-        if (k < 1 || k > n) { lua_pop(L, 1); return 0; }
-        count++;
-    }
-    return count == n;
+    lua_settop(L, t - 1);
+    return verdict;
 }
 
 /* ============================== Lua binding ============================== */
@@ -887,55 +627,4 @@ int json_luaopen(lua_State *L) {
     lua_pushlightuserdata(L, NULL);
     lua_setfield(L, -2, "null");
     return 1;
-}
-
-void json_append_string(strbuf *out, const char *s, size_t n) {
-    strbuf clean = {0};
-    const unsigned char *p = (const unsigned char *)s, *end = p + n;
-    for (; p < end;) {                    /* invalid UTF-8 becomes U+FFFD */
-        int len = *p < 0x80 ? 1 : utf8_len(p, end);
-        if (len) { strbuf_add(&clean, (const char *)p, (size_t)len); p += len; }
-        else { strbuf_add(&clean, "\xef\xbf\xbd", 3); p++; }
-    }
-    encoder e;
-    char err[8];
-    e.out = out; e.depth = 0; e.err = err; e.errlen = sizeof err;
-    enc_string(&e, clean.data ? clean.data : "", clean.len);
-    strbuf_free(&clean);
-}
-
-void json_pretty(const char *s, size_t n, strbuf *out) {
-    int depth = 0, in_string = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (in_string) {
-            strbuf_addc(out, c);
-            if (c == '\\' && i + 1 < n) strbuf_addc(out, s[++i]);
-            else if (c == '"') in_string = 0;
-            continue;
-        }
-        switch (c) {
-        case '"': in_string = 1; strbuf_addc(out, c); break;
-        case '{': case '[':
-            if (i + 1 < n && (s[i + 1] == '}' || s[i + 1] == ']')) { strbuf_addc(out, c); strbuf_addc(out, s[++i]); break; }
-            strbuf_addc(out, c);
-            depth++;
-            strbuf_addc(out, '\n');
-            for (int d = 0; d < depth; d++) strbuf_add(out, "  ", 2);
-            break;
-        case '}': case ']':
-            depth--;
-            strbuf_addc(out, '\n');
-            for (int d = 0; d < depth; d++) strbuf_add(out, "  ", 2);
-            strbuf_addc(out, c);
-            break;
-        case ',':
-            strbuf_addc(out, c);
-            strbuf_addc(out, '\n');
-            for (int d = 0; d < depth; d++) strbuf_add(out, "  ", 2);
-            break;
-        case ':': strbuf_add(out, ": ", 2); break;
-        default: strbuf_addc(out, c);
-        }
-    }
 }

@@ -31,9 +31,30 @@ int json_value_end(const char *text, size_t len, size_t *end, char *err, size_t 
 
 /* Appends the JSON text of the value at idx to out: keys sorted bytewise,
  * so equal values always give equal bytes. On error leaves out's length as
- * it was, fills err (naming the path, "properties.items[2]: ...") and
- * returns -1. */
+ * it was, fills err (naming the path, "items[2]: ...") and returns -1. */
 int json_encode(lua_State *L, int idx, strbuf *out, char *err, size_t errlen);
+
+/* Limits an encoding must respect (0 for none), checked as it is written. */
+typedef struct json_rules {
+    const char *owner;          /* whose limits, for messages ("Klaviyo's") */
+    size_t max_string;          /* bytes of any string */
+    size_t max_array;           /* items of any array */
+    const char *scope_key;      /* objects under this key ("properties") are scoped: */
+    size_t max_scope_keys;      /*   at most this many keys at their top, */
+    int max_scope_depth;        /*   at most this many levels, counting their own */
+} json_rules;
+
+/* Bytes of scoped tables already encoded, reused for the same table. Reset it
+ * whenever a table it saw may have been collected (between events). */
+typedef struct json_memo json_memo;
+json_memo *json_memo_new(void);
+void json_memo_reset(json_memo *m);
+void json_memo_free(json_memo *m);
+
+/* json_encode with rules and a memo (either may be NULL). Errors inside a
+ * scope name the path from the scope key ("properties.items: ..."). */
+int json_encode_with(lua_State *L, int idx, strbuf *out, const json_rules *rules, json_memo *memo,
+                     char *err, size_t errlen);
 
 /* Appends s as a JSON string literal; invalid UTF-8 becomes U+FFFD (for
  * messages and labels, which must always print). */
@@ -41,6 +62,17 @@ void json_append_string(strbuf *out, const char *s, size_t n);
 
 /* Appends compact JSON text s re-indented for people (two spaces a level). */
 void json_pretty(const char *s, size_t n, strbuf *out);
+
+/* What the table at idx declares itself to be; pushes the table holding its
+ * data (the table itself, or the data behind a read-only proxy). */
+enum {
+    JSON_KIND_PLAIN,            /* no marker: an array if its keys are exactly 1..n */
+    JSON_KIND_ARRAY,            /* marked with returnflow.array */
+    JSON_KIND_OBJECT,           /* marked with returnflow.object */
+    JSON_KIND_READONLY_ARRAY,   /* a decoded event's array: keys 1..n, guaranteed */
+    JSON_KIND_READONLY_OBJECT,
+};
+int json_kind(lua_State *L, int idx);
 
 /* 1 if the value at idx is an array (a decoded one, or marked, or a table
  * whose keys are exactly 1..n with n >= 1), else 0. */

@@ -38,6 +38,7 @@ struct mapper {
     memory *mem;
     int files, handlers;
     strbuf body;                  /* scratch: one request body */
+    json_memo *memo;              /* properties shared by an event's requests, encoded once */
     strbuf reason;                /* the last event's reason, for mapper_reason */
 };
 
@@ -183,6 +184,7 @@ mapper *mapper_new(const mapper_config *cfg, strbuf *problems) {
     m->cfg.revision = m->strings[4] = dup_or(cfg->revision, "2026-07-15");
     m->cfg.segments_property = m->strings[5] = dup_or(cfg->segments_property, "returnflow_segments");
     m->mem = memory_new();
+    m->memo = json_memo_new();
     if (load(m, problems)) {
         mapper_free(m);
         return NULL;
@@ -196,6 +198,7 @@ void mapper_free(mapper *m) {
     memory_free(m->mem);
     strbuf_free(&m->body);
     strbuf_free(&m->reason);
+    json_memo_free(m->memo);
     for (int i = 0; i < 6; i++) free(m->strings[i]);
     free(m);
 }
@@ -227,6 +230,18 @@ static void set_reason(job *j, map_status status, const char *reason) {
     if (reason) strbuf_adds(&j->reason, reason);
 }
 
+/* "track 'Loop Return Created'" for a request's error messages, or its path. */
+static void describe_request(lua_State *L, int r, char *what, size_t size) {
+    lua_getfield(L, r, "body");
+    const char *keys[] = { "data", "attributes", "metric", "data", "attributes", "name" };
+    for (size_t i = 0; i < sizeof keys / sizeof *keys && lua_istable(L, -1); i++) lua_getfield(L, -1, keys[i]);
+    if (lua_type(L, -1) == LUA_TSTRING) snprintf(what, size, "event '%s'", lua_tostring(L, -1));
+    else {
+        lua_getfield(L, r, "path");
+        snprintf(what, size, "%s", lua_isstring(L, -1) ? lua_tostring(L, -1) : "request");
+    }
+}
+
 /* Appends {"method":..,"path":..,"headers":{..},"body":{..}} for the request table on top. */
 static void encode_request(lua_State *L, job *j, strbuf *out) {
     char err[400];
@@ -236,8 +251,12 @@ static void encode_request(lua_State *L, job *j, strbuf *out) {
     lua_getfield(L, r, "body");
     strbuf *body = &j->m->body;
     body->len = 0;
-    if (json_encode(L, -1, body, err, sizeof err)) luaL_error(L, "request body: %s", err);
-    size_t limit = path && strstr(path, "profile-import") ? KLAVIYO_MAX_PROFILE_BODY : KLAVIYO_MAX_BODY;
+    if (json_encode_with(L, -1, body, &klaviyo_rules, j->m->memo, err, sizeof err)) {
+        char what[200];
+        describe_request(L, r, what, sizeof what);
+        luaL_error(L, "%s: %s", what, err);
+    }
+    size_t limit = klaviyo_body_limit(path);
     if (body->len > limit)
         luaL_error(L, "%s body of %d bytes is over Klaviyo's limit of %d bytes", path, (int)body->len, (int)limit);
     strbuf_adds(out, "{\"method\":");
@@ -376,6 +395,7 @@ static void reload(mapper *m) {
 
 map_status mapper_map(mapper *m, const char *text, size_t len, const char *label, strbuf *doc) {
     job j = { .m = m, .text = text, .len = len, .status = MAP_MAPPED };
+    json_memo_reset(m->memo);
     lua_State *L = sandbox_lua(m->sb);
     lua_pushcfunction(L, map_protected);
     lua_pushlightuserdata(L, &j);

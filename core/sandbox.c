@@ -11,44 +11,49 @@
  * them.
  *
  * Caps. The allocator counts every byte of the state and refuses past the
- * memory cap; a count hook, installed once for the life of the state (threads
- * inherit it), charges instructions and wall time to the current event. Once
- * a cap is broken the state is "spoiled": the hook raises the cap error again
- * every time it fires, so a script's pcall cannot swallow it, and the owner
- * must throw the state away after the call returns. The allocator gives a
- * spoiled state some slack, so the error can still be built and unwound.
+ * memory cap. Run time is the calling thread's CPU time, watched by a POSIX
+ * timer armed for each call: no hook runs while a script behaves, because in
+ * Lua 5.4 any count hook costs a check at every VM instruction (about an
+ * eighth of all mapping time). When a cap breaks, the state is "spoiled": a
+ * count hook is set, from the signal handler as lua.c does for SIGINT, on the
+ * innermost running coroutine, and it raises the cap error at every
+ * instruction from then on; pcall, xpcall and coroutine.resume refuse to
+ * start. So a script cannot swallow the error, and the owner throws the state
+ * away once the call returns. The allocator gives a spoiled state some slack,
+ * so the error can still be built and unwound.
  *
  * Not covered: a single C library call that runs long without allocating
  * (a pathological string pattern) is not interrupted until it returns.
  */
 #include "sandbox.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "embedded.h"
 #include "json.h"
 #include "lauxlib.h"
-#include "klaviyo_limits.h"
 #include "lua-cjson.h"
 #include "lualib.h"
 
-#define HOOK_EVERY 1000                 /* instructions between budget checks */
 #define SPOILED_SLACK (16u << 20)       /* bytes a spoiled state may still take */
+#define CAP_SIGNAL (SIGRTMIN + 3)       /* the run-time timer's signal */
 
-enum { CAP_NONE, CAP_MEMORY, CAP_INSTRUCTIONS, CAP_TIME };
+enum { CAP_NONE, CAP_MEMORY, CAP_TIME };
 
 struct sandbox {
     lua_State *L;
     sandbox_caps caps;
     size_t cap_memory;                  /* caps.memory_bytes as configured, for messages */
     size_t used;
-    int armed;                          /* inside sandbox_call */
-    int broken;                         /* which cap, CAP_NONE if none */
-    long hooks_left;                    /* instruction budget, in hook periods */
-    struct timespec deadline;
+    volatile sig_atomic_t armed;        /* inside sandbox_call */
+    volatile sig_atomic_t broken;       /* which cap, CAP_NONE if none */
+    lua_State *running;                 /* innermost running coroutine, for the hook */
     char where[160];                    /* "scripts/x.lua:12" of the breach */
     int deep;                           /* the breach came with a very deep call stack */
     char scripts_dir[512];
@@ -56,6 +61,14 @@ struct sandbox {
 
 /* Registry keys. */
 static const char base_env_key = 0, module_env_key = 0, loaded_key = 0, cjson_key = 0;
+
+static void budget_hook(lua_State *L, lua_Debug *ar);
+
+/* Marks the state spoiled and makes the next instruction raise the cap error. */
+static void breach(sandbox *sb, int cap) {
+    sb->broken = cap;
+    lua_sethook(sb->running, budget_hook, LUA_MASKCOUNT, 1);
+}
 
 /* ------------------------------ allocator -------------------------------- */
 
@@ -71,11 +84,7 @@ static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
         size_t want = sb->used + (nsize - osize);
         size_t limit = sb->caps.memory_bytes + (sb->broken ? SPOILED_SLACK : 0);
         if (want > limit) {
-            if (sb->armed && !sb->broken) {
-                sb->broken = CAP_MEMORY;
-                /* Let the hook fire at the next instruction and say where. */
-                lua_sethook(sb->L, lua_gethook(sb->L), LUA_MASKCOUNT, 1);
-            }
+            if (sb->armed && !sb->broken) breach(sb, CAP_MEMORY);
             if (want > sb->caps.memory_bytes + SPOILED_SLACK || !sb->armed) return NULL;
         }
     }
@@ -102,11 +111,9 @@ static int cap_message(sandbox *sb, lua_State *L) {
         snprintf(what, sizeof what, "cap: memory %d MiB exceeded%s", (int)(sb->cap_memory >> 20),
                  sb->deep ? " (recursion more than 10000 calls deep)" : "");
         break;
-    case CAP_INSTRUCTIONS:
-        snprintf(what, sizeof what, "cap: %ld instructions exceeded (a loop that never ends?)", sb->caps.instructions);
-        break;
     default:
-        snprintf(what, sizeof what, "cap: %d ms of run time exceeded", (int)(sb->caps.seconds * 1000));
+        snprintf(what, sizeof what, "cap: %d ms of run time exceeded (a loop that never ends?)",
+                 (int)(sb->caps.seconds * 1000 + 0.5));
         break;
     }
     if (sb->where[0]) lua_pushfstring(L, "%s: %s", sb->where, what);
@@ -114,28 +121,64 @@ static int cap_message(sandbox *sb, lua_State *L) {
     return 1;
 }
 
-static int past(const struct timespec *deadline) {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return now.tv_sec > deadline->tv_sec ||
-           (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
-}
-
+/* Runs once the state is spoiled: at every instruction, raises the cap error. */
 static void budget_hook(lua_State *L, lua_Debug *ar) {
     (void)ar;
     void *ud;
     lua_getallocf(L, &ud);
     sandbox *sb = ud;
-    if (!sb->armed) return;
-    if (!sb->broken) {
-        if (--sb->hooks_left < 0) sb->broken = CAP_INSTRUCTIONS;
-        else if (past(&sb->deadline)) sb->broken = CAP_TIME;
-        else return;
-        lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);   /* from now on, at every instruction */
-    }
+    if (!sb->armed || !sb->broken) return;
     remember_where(sb, L);
     cap_message(sb, L);
     lua_error(L);
+}
+
+/* ------------------------------ run-time cap ------------------------------ */
+
+static _Thread_local sandbox *calling;        /* the sandbox inside sandbox_call here */
+static _Thread_local timer_t cpu_timer;
+static _Thread_local int cpu_timer_made;
+static pthread_once_t handler_once = PTHREAD_ONCE_INIT;
+
+static void on_cap_signal(int sig) {
+    (void)sig;
+    sandbox *sb = calling;
+    if (sb && sb->armed && !sb->broken) breach(sb, CAP_TIME);
+}
+
+static void install_handler(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_cap_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(CAP_SIGNAL, &sa, NULL);
+}
+
+/* One timer per thread, on the thread's own CPU clock, signalling that thread. */
+static int timer_arm(double seconds) {
+    if (!cpu_timer_made) {
+        pthread_once(&handler_once, install_handler);
+        struct sigevent sev;
+        memset(&sev, 0, sizeof sev);
+        sev.sigev_notify = SIGEV_THREAD_ID;
+        sev.sigev_signo = CAP_SIGNAL;
+        sev._sigev_un._tid = gettid();
+        if (timer_create(CLOCK_THREAD_CPUTIME_ID, &sev, &cpu_timer) != 0) return -1;
+        cpu_timer_made = 1;
+    }
+    struct itimerspec its;
+    memset(&its, 0, sizeof its);
+    its.it_value.tv_sec = (time_t)seconds;
+    its.it_value.tv_nsec = (long)((seconds - (double)its.it_value.tv_sec) * 1e9);
+    if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0) its.it_value.tv_nsec = 1;
+    return timer_settime(cpu_timer, 0, &its, NULL);
+}
+
+static void timer_disarm(void) {
+    struct itimerspec its;
+    memset(&its, 0, sizeof its);
+    if (cpu_timer_made) timer_settime(cpu_timer, 0, &its, NULL);
 }
 
 /* ------------------------------- guarded API ----------------------------- */
@@ -180,16 +223,61 @@ static int guarded_call(lua_State *L, const char *real) {
 static int sb_pcall(lua_State *L) { return guarded_call(L, "pcall"); }
 static int sb_xpcall(lua_State *L) { return guarded_call(L, "xpcall"); }
 
-static int sb_resume(lua_State *L) {
+/* Resumes co from L, keeping sb->running on the innermost coroutine so a
+ * breach can set its hook there. Returns the number of results moved to L,
+ * or -1 with the error value on L (as lcorolib's auxresume). */
+static int resume_tracked(lua_State *L, lua_State *co, int narg) {
     void *ud;
     lua_getallocf(L, &ud);
-    if (((sandbox *)ud)->broken) return guarded_call(L, "pcall");
-    lua_getglobal(L, "coroutine");
-    lua_getfield(L, -1, "resume");
-    lua_remove(L, -2);
-    lua_insert(L, 1);
-    lua_callk(L, lua_gettop(L) - 1, LUA_MULTRET, 0, finish_call);
-    return finish_call(L, LUA_OK, 0);
+    sandbox *sb = ud;
+    if (sb->broken) { remember_where(sb, L); cap_message(sb, L); return lua_error(L); }
+    if (!lua_checkstack(co, narg)) { lua_pushliteral(L, "too many arguments to resume"); return -1; }
+    lua_xmove(L, co, narg);
+    lua_State *outer = sb->running;
+    sb->running = co;
+    int nres, status = lua_resume(co, L, narg, &nres);
+    sb->running = outer;
+    if (status == LUA_OK || status == LUA_YIELD) {
+        if (!lua_checkstack(L, nres + 1)) {
+            lua_pop(co, nres);
+            lua_pushliteral(L, "too many results to resume");
+            return -1;
+        }
+        lua_xmove(co, L, nres);
+        return nres;
+    }
+    lua_xmove(co, L, 1);
+    return -1;
+}
+
+static int sb_resume(lua_State *L) {
+    lua_State *co = lua_tothread(L, 1);
+    luaL_argexpected(L, co, 1, "coroutine");
+    int n = resume_tracked(L, co, lua_gettop(L) - 1);
+    if (n < 0) {
+        lua_pushboolean(L, 0);
+        lua_insert(L, -2);
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    lua_insert(L, -(n + 1));
+    return n + 1;
+}
+
+static int wrapped(lua_State *L) {
+    lua_State *co = lua_tothread(L, lua_upvalueindex(1));
+    int n = resume_tracked(L, co, lua_gettop(L));
+    if (n < 0) return lua_error(L);
+    return n;
+}
+
+static int sb_wrap(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_State *co = lua_newthread(L);
+    lua_pushvalue(L, 1);
+    lua_xmove(L, co, 1);
+    lua_pushcclosure(L, wrapped, 1);
+    return 1;
 }
 
 static int sb_rawset(lua_State *L) {
@@ -266,8 +354,7 @@ static int sb_require(lua_State *L) {
         lua_rawgetp(L, LUA_REGISTRYINDEX, &cjson_key);
     } else if (strcmp(name, "returnflow.json") == 0) {
         json_luaopen(L);
-    } else if (strcmp(name, "returnflow.limits") == 0) {
-        klaviyo_limits_luaopen(L);
+
     } else if (strcmp(name, "returnflow") == 0 || strncmp(name, "returnflow.", 11) == 0) {
         const embedded_file *f = embedded_find(name);
         if (!f) return luaL_error(L, "require: no module '%s' in returnflow", name);
@@ -345,6 +432,8 @@ static void push_allowlist(lua_State *L) {
     copy_table_from_global(L, "coroutine", NULL);
     lua_pushcfunction(L, sb_resume);
     lua_setfield(L, -2, "resume");
+    lua_pushcfunction(L, sb_wrap);
+    lua_setfield(L, -2, "wrap");
     lua_setfield(L, -2, "coroutine");
     lua_newtable(L);
     static const char *const os_allowed[] = { "time", "date", "clock", NULL };
@@ -388,7 +477,7 @@ sandbox *sandbox_new(const sandbox_caps *caps, const char *scripts_dir, char *er
     push_allowlist(L);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &module_env_key);
 
-    lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY);
+    sb->running = L;
     return sb;
 }
 
@@ -442,15 +531,18 @@ int sandbox_call(sandbox *sb, int nargs, int nresults) {
     int base = lua_gettop(L) - nargs;
     lua_pushcfunction(L, message_handler);
     lua_insert(L, base);
-    sb->hooks_left = sb->caps.instructions > 0 ? sb->caps.instructions / HOOK_EVERY : (long)1 << 62;
-    clock_gettime(CLOCK_MONOTONIC, &sb->deadline);
-    double secs = sb->caps.seconds > 0 ? sb->caps.seconds : 1e9;
-    sb->deadline.tv_sec += (time_t)secs;
-    sb->deadline.tv_nsec += (long)((secs - (double)(time_t)secs) * 1e9);
-    if (sb->deadline.tv_nsec >= 1000000000L) { sb->deadline.tv_sec++; sb->deadline.tv_nsec -= 1000000000L; }
+    sandbox *outer = calling;             /* a require inside a call nests */
+    int was_armed = sb->armed;
+    if (!was_armed) sb->running = L;
+    calling = sb;
     sb->armed = 1;
+    if (!was_armed && sb->caps.seconds > 0) timer_arm(sb->caps.seconds);
     int rc = lua_pcall(L, nargs, nresults, base);
-    sb->armed = 0;
+    if (!was_armed) {
+        timer_disarm();
+        sb->armed = 0;
+    }
+    calling = outer;
     lua_remove(L, base);
     if (sb->broken) {
         /* The state is spoiled and will be thrown away: lift the cap so the

@@ -8,14 +8,12 @@
 #include "lua.h"
 
 typedef struct sandbox_caps {
-    size_t memory_bytes;      /* whole state, default 32 MiB */
-    long instructions;        /* per event, default 20,000,000 VM instructions */
-    double seconds;           /* per event, wall clock, default 2 s */
+    size_t memory_bytes;      /* whole state, default 32 MiB; 0 for none */
+    double seconds;           /* CPU time of one call (one event), default 0.5 s; 0 for none */
 } sandbox_caps;
 
 #define SANDBOX_DEFAULT_MEMORY (32u << 20)
-#define SANDBOX_DEFAULT_INSTRUCTIONS 20000000L
-#define SANDBOX_DEFAULT_SECONDS 2.0
+#define SANDBOX_DEFAULT_SECONDS 0.5
 
 typedef struct sandbox sandbox;
 
@@ -33,7 +31,8 @@ void sandbox_push_file_env(sandbox *sb);
  * pushes the chunk; on error pushes the message and returns non-zero. */
 int sandbox_load_file(sandbox *sb, const char *path);
 
-/* lua_pcall under the per-event caps. On error the message ("scripts/x.lua:12:
+/* lua_pcall under the per-event caps (the run-time cap counts the calling
+ * thread's CPU time, so a busy machine does not fail events). On error the message ("scripts/x.lua:12:
  * boom", or "cap: memory 32 MiB exceeded at scripts/x.lua:12") is on the stack.
  * After a cap was broken sandbox_spoiled() is true: throw the state away. */
 int sandbox_call(sandbox *sb, int nargs, int nresults);

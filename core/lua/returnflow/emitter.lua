@@ -1,10 +1,10 @@
 --- The emitter a handler receives as `out`: what a mapping may ask returnflow to do.
 -- Every method records an action; nothing leaves until all handlers of the event returned. Mistakes
--- (a missing metric, a property over Klaviyo's limits) raise an error at the script's own line, so
--- the event fails with a message the merchant can act on instead of reaching Klaviyo half-right.
+-- (a missing metric, a bad option, a time Klaviyo refuses) raise an error at the script's own line,
+-- so the event fails with a message the merchant can act on instead of reaching Klaviyo half-right.
+-- Klaviyo's size limits are checked when the bodies are written (see core/klaviyo_limits.c).
 -- @module returnflow.emitter
 local json = require "returnflow.json"
-local limits = require "returnflow.limits"
 local loop = require "returnflow.loop"
 
 local M = {}
@@ -39,8 +39,6 @@ end
 local function check_properties(what, props)
   if props == nil then return object() end
   if type(props) ~= "table" then error(what .. ": properties must be a table", 4) end
-  local problem = limits.check(props)
-  if problem then error(what .. ": properties" .. problem, 4) end
   return props
 end
 
@@ -89,7 +87,7 @@ end
 
 --- Records a Klaviyo event on the event's profile.
 -- @param metric the metric name ("Loop Return Created")
--- @param properties table of event properties (limits are checked here)
+-- @param properties table of event properties (Klaviyo's limits are checked on the encoded body)
 -- @param opts value, currency, time, unique_id, backfill
 function Out:track(metric, properties, opts)
   local a = track_action(self, metric, properties, opts, "track")
@@ -112,8 +110,6 @@ function Out:profile(attrs)
     if not PROFILE_FIELDS[k] then error(format("profile: unknown attribute '%s'", tostring(k)), 2) end
     if k == "properties" then
       if type(v) ~= "table" then error("profile: properties must be a table", 2) end
-      local problem = limits.check(v)
-      if problem then error("profile: properties" .. problem, 2) end
       local props = p.properties or {}
       for pk, pv in pairs(v) do props[pk] = pv end
       p.properties = props

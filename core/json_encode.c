@@ -1,0 +1,467 @@
+/*
+ * json_encode.c: Lua values to JSON text, byte-exact and deterministic.
+ *
+ * Object keys are sorted bytewise, so the same value always gives the same
+ * bytes: outputs can be compared, and a body stored today is the body sent
+ * tomorrow. Nothing is truncated or guessed: NaN, infinities, invalid UTF-8,
+ * holes in lists and keys that are not strings or integers are errors that
+ * name the path ("properties.items[2]: ...").
+ *
+ * Rules (optional) carry limits the output must respect: the longest string,
+ * the longest array, and for objects under one key ("properties") the most
+ * keys at their top and the deepest nesting. Checking them here, in the one
+ * pass that writes the bytes, means a limit can never be checked on a value
+ * other than the one sent.
+ *
+ * A memo (optional) keeps the bytes of each scoped table it encoded, keyed by
+ * the table's address: a properties table shared by several requests of one
+ * event is encoded once. The owner resets the memo between events, before any
+ * table it saw could be collected and its address reused.
+ */
+#include "json.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lauxlib.h"
+#include "utf8.h"
+
+typedef struct path_step {
+    const char *key;            /* object key, or NULL for an array index */
+    size_t keylen;
+    lua_Integer index;
+} path_step;
+
+typedef struct encoder {
+    lua_State *L;
+    strbuf *out;
+    const json_rules *rules;
+    json_memo *memo;
+    int depth;
+    int scope_start;            /* path step of the scope key, 0 when outside a scope */
+    path_step path[JSON_MAX_DEPTH + 2];
+    char *err;
+    size_t errlen;
+} encoder;
+
+/* One member of an object: its key bytes and the stack slot of its value. */
+typedef struct member {
+    const char *key;
+    size_t keylen;
+    int value_slot;
+    lua_Integer ikey;
+} member;
+
+static _Thread_local member *members;
+static _Thread_local size_t members_cap, members_used;
+
+/* ----------------------------------- memo --------------------------------- */
+
+typedef struct memo_entry {
+    const void *table;
+    size_t off, len;
+} memo_entry;
+
+struct json_memo {
+    memo_entry *entries;
+    size_t n, cap;
+    strbuf bytes;
+};
+
+json_memo *json_memo_new(void) {
+    json_memo *m = calloc(1, sizeof *m);
+    if (!m) abort();
+    return m;
+}
+
+void json_memo_reset(json_memo *m) {
+    if (!m) return;
+    m->n = 0;
+    m->bytes.len = 0;
+}
+
+void json_memo_free(json_memo *m) {
+    if (!m) return;
+    free(m->entries);
+    strbuf_free(&m->bytes);
+    free(m);
+}
+
+static const memo_entry *memo_find(const json_memo *m, const void *table) {
+    for (size_t i = 0; i < m->n; i++)
+        if (m->entries[i].table == table) return &m->entries[i];
+    return NULL;
+}
+
+static void memo_add(json_memo *m, const void *table, const char *bytes, size_t len) {
+    if (m->n == m->cap) {
+        m->cap = m->cap ? m->cap * 2 : 8;
+        m->entries = realloc(m->entries, m->cap * sizeof *m->entries);
+        if (!m->entries) abort();
+    }
+    m->entries[m->n++] = (memo_entry){ table, m->bytes.len, len };
+    strbuf_add(&m->bytes, bytes, len);
+}
+
+/* ---------------------------------- errors -------------------------------- */
+
+static int enc_fail(encoder *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int enc_fail(encoder *e, const char *fmt, ...) {
+    strbuf path = {0};
+    for (int i = e->scope_start ? e->scope_start : 1; i <= e->depth; i++) {
+        if (e->path[i].key) {
+            if (path.len) strbuf_addc(&path, '.');
+            strbuf_add(&path, e->path[i].key, e->path[i].keylen);
+        } else {
+            char ix[32];
+            snprintf(ix, sizeof ix, "[%lld]", (long long)e->path[i].index);
+            strbuf_adds(&path, ix);
+        }
+    }
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    snprintf(e->err, e->errlen, "%.*s%s%s", (int)(path.len > 200 ? 200 : path.len),
+             path.data ? path.data : "", path.len ? ": " : "", msg);
+    strbuf_free(&path);
+    return -1;
+}
+
+static const char *limit_owner(const encoder *e) {
+    return e->rules && e->rules->owner ? e->rules->owner : "the";
+}
+
+/* --------------------------------- scalars -------------------------------- */
+
+static const char hexdigits[] = "0123456789abcdef";
+
+/* Bytes that can be copied as they are: printable ASCII but '"' and '\'. */
+static const unsigned char plain_byte[256] = {
+    ['\x20'] = 1, ['!'] = 1, ['#' ... '['] = 1, [']' ... '~'] = 1,
+};
+
+static int enc_string(encoder *e, const char *s, size_t n) {
+    if (e->rules && e->rules->max_string && n > e->rules->max_string)
+        return enc_fail(e, "string of %zu bytes, over %s limit of %zu", n, limit_owner(e), e->rules->max_string);
+    strbuf *o = e->out;
+    strbuf_reserve(o, n + 2);
+    o->data[o->len++] = '"';
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    while (p < end) {
+        const unsigned char *run = p;
+        while (p < end && plain_byte[*p]) p++;
+        if (p > run) strbuf_add(o, (const char *)run, (size_t)(p - run));
+        if (p == end) break;
+        unsigned char c = *p;
+        if (c >= 0x80) {
+            int len = utf8_len(p, end);
+            if (!len) return enc_fail(e, "string is not valid UTF-8 (byte 0x%02x at %zu)", c, (size_t)(p - (const unsigned char *)s));
+            strbuf_add(o, (const char *)p, (size_t)len);
+            p += len;
+            continue;
+        }
+        char esc[2] = { '\\', 0 };
+        switch (c) {
+        case '"': esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        default: {
+            char u[6] = { '\\', 'u', '0', '0', hexdigits[c >> 4], hexdigits[c & 15] };
+            strbuf_add(o, u, 6);
+            p++;
+            continue;
+        }
+        }
+        strbuf_add(o, esc, 2);
+        p++;
+    }
+    strbuf_addc(o, '"');
+    return 0;
+}
+
+static void enc_integer(strbuf *out, lua_Integer v) {
+    char buf[24], *p = buf + sizeof buf;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do { *--p = (char)('0' + u % 10); u /= 10; } while (u);
+    if (v < 0) *--p = '-';
+    strbuf_add(out, p, (size_t)(buf + sizeof buf - p));
+}
+
+static int enc_number(encoder *e, int idx) {
+    if (lua_isinteger(e->L, idx)) {
+        enc_integer(e->out, lua_tointeger(e->L, idx));
+        return 0;
+    }
+    double d = lua_tonumber(e->L, idx);
+    if (!isfinite(d)) return enc_fail(e, "number is NaN or infinite, which JSON cannot carry");
+    char num[40];
+    /* Shortest of %.15g/%.16g/%.17g that reads back exactly. */
+    int n = snprintf(num, sizeof num, "%.15g", d);
+    if (strtod(num, NULL) != d) n = snprintf(num, sizeof num, "%.16g", d);
+    if (strtod(num, NULL) != d) n = snprintf(num, sizeof num, "%.17g", d);
+    /* Keep a float a float: 3.0 prints as 3.0, so it decodes back as one. */
+    if (!strpbrk(num, ".eEn")) { num[n++] = '.'; num[n++] = '0'; num[n] = 0; }
+    strbuf_add(e->out, num, (size_t)n);
+    return 0;
+}
+
+/* --------------------------------- tables --------------------------------- */
+
+static int member_cmp(const void *a, const void *b) {
+    const member *x = a, *y = b;
+    size_t n = x->keylen < y->keylen ? x->keylen : y->keylen;
+    int c = memcmp(x->key, y->key, n);
+    if (c) return c;
+    return (x->keylen > y->keylen) - (x->keylen < y->keylen);
+}
+
+static void sort_members(member *m, int n) {
+    if (n > 16) { qsort(m, (size_t)n, sizeof *m, member_cmp); return; }
+    for (int i = 1; i < n; i++) {                /* insertion sort: objects are small */
+        member x = m[i];
+        int j = i - 1;
+        while (j >= 0 && member_cmp(&m[j], &x) > 0) { m[j + 1] = m[j]; j--; }
+        m[j + 1] = x;
+    }
+}
+
+static int enc_value(encoder *e, int idx);
+
+/* The items of an array, 1..n, each from the data table t. */
+static int enc_items(encoder *e, int t, lua_Integer n) {
+    lua_State *L = e->L;
+    if (e->rules && e->rules->max_array && (size_t)n > e->rules->max_array)
+        return enc_fail(e, "%lld items, over %s limit of %zu per array", (long long)n, limit_owner(e),
+                        e->rules->max_array);
+    strbuf_addc(e->out, '[');
+    e->depth++;
+    path_step *ps = &e->path[e->depth];
+    ps->key = NULL;
+    for (lua_Integer i = 1; i <= n; i++) {
+        if (i > 1) strbuf_addc(e->out, ',');
+        ps->index = i;
+        lua_rawgeti(L, t, i);
+        int rc = enc_value(e, lua_gettop(L));
+        lua_pop(L, 1);
+        if (rc) return rc;
+    }
+    e->depth--;
+    strbuf_addc(e->out, ']');
+    return 0;
+}
+
+/* n if the table's keys are exactly 1..n, else -1 (0 for an empty table). */
+static lua_Integer list_length(lua_State *L, int t) {
+    lua_Integer n = (lua_Integer)lua_rawlen(L, t), count = 0;
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        lua_pop(L, 1);
+        lua_Integer k = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : 0;
+        if (k < 1 || k > n) { lua_pop(L, 1); return -1; }
+        count++;
+    }
+    return count == n ? n : -1;
+}
+
+static int is_scope_key(const encoder *e, const char *key, size_t len) {
+    const char *scope = e->rules ? e->rules->scope_key : NULL;
+    return scope && e->scope_start == 0 && strlen(scope) == len && memcmp(scope, key, len) == 0;
+}
+
+static int enc_object(encoder *e, int t) {
+    lua_State *L = e->L;
+    int top = lua_gettop(L);
+    size_t base = members_used;
+    int n = 0, all_int = 1;
+    lua_pushnil(L);
+    while (lua_next(L, t)) {                     /* keep key, value; iterate on a copy of the key */
+        if (base + (size_t)n == members_cap) {
+            members_cap = members_cap ? members_cap * 2 : 64;
+            members = realloc(members, members_cap * sizeof *members);
+            if (!members) abort();
+        }
+        int kt = lua_type(L, -2);
+        if (kt == LUA_TSTRING) all_int = 0;
+        else if (!lua_isinteger(L, -2)) {
+            lua_settop(L, top);
+            return enc_fail(e, "a table key of type %s cannot be a JSON key", lua_typename(L, kt));
+        }
+        member *m = &members[base + (size_t)n++];
+        m->value_slot = lua_gettop(L);
+        m->ikey = kt == LUA_TSTRING ? 0 : lua_tointeger(L, -2);
+        luaL_checkstack(L, 3, "JSON encode");
+        lua_pushvalue(L, -2);
+    }
+    if (n > 0 && all_int) {
+        lua_settop(L, top);
+        return enc_fail(e, "a list with holes or keys outside 1..n cannot be a JSON array");
+    }
+    member *m = members + base;
+    for (int i = 0; i < n; i++) m[i].key = lua_tolstring(L, m[i].value_slot - 1, &m[i].keylen);
+    if (e->scope_start && e->depth == e->scope_start && e->rules->max_scope_keys &&
+        (size_t)n > e->rules->max_scope_keys) {
+        lua_settop(L, top);
+        return enc_fail(e, "%d properties, over %s limit of %zu", n, limit_owner(e), e->rules->max_scope_keys);
+    }
+    sort_members(m, n);
+    members_used = base + (size_t)n;
+    strbuf_addc(e->out, '{');
+    e->depth++;
+    path_step *ps = &e->path[e->depth];
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        if (i) strbuf_addc(e->out, ',');
+        ps->key = m[i].key;
+        ps->keylen = m[i].keylen;
+        if ((rc = enc_string(e, m[i].key, m[i].keylen))) break;
+        strbuf_addc(e->out, ':');
+        if (is_scope_key(e, m[i].key, m[i].keylen) && lua_type(L, m[i].value_slot) == LUA_TTABLE) {
+            e->scope_start = e->depth;
+            rc = enc_value(e, m[i].value_slot);
+            e->scope_start = rc ? e->scope_start : 0;
+        } else {
+            rc = enc_value(e, m[i].value_slot);
+        }
+    }
+    if (rc == 0) {
+        e->depth--;
+        strbuf_addc(e->out, '}');
+    }
+    members_used = base;
+    lua_settop(L, top);
+    return rc;
+}
+
+static int enc_table(encoder *e, int idx) {
+    lua_State *L = e->L;
+    if (e->depth >= JSON_MAX_DEPTH) return enc_fail(e, "nesting deeper than %d levels (a cycle?)", JSON_MAX_DEPTH);
+    if (e->scope_start && e->rules->max_scope_depth && e->depth - e->scope_start + 1 > e->rules->max_scope_depth)
+        return enc_fail(e, "nested %d levels deep, over %s limit of %d", e->depth - e->scope_start + 1,
+                        limit_owner(e), e->rules->max_scope_depth);
+    /* A scoped table seen before in this memo: its bytes, not a second encoding. */
+    int memoize = e->memo && e->scope_start && e->scope_start == e->depth;
+    const void *address = memoize ? lua_topointer(L, idx) : NULL;
+    if (memoize) {
+        const memo_entry *hit = memo_find(e->memo, address);
+        if (hit) { strbuf_add(e->out, e->memo->bytes.data + hit->off, hit->len); return 0; }
+    }
+    size_t start = e->out->len;
+    luaL_checkstack(L, 4, "JSON encode");
+    int kind = json_kind(L, idx);
+    int t = lua_gettop(L);
+    int rc;
+    if (kind == JSON_KIND_READONLY_ARRAY) {
+        rc = enc_items(e, t, (lua_Integer)lua_rawlen(L, t));
+    } else if (kind == JSON_KIND_OBJECT || kind == JSON_KIND_READONLY_OBJECT) {
+        rc = enc_object(e, t);
+    } else {
+        lua_Integer n = list_length(L, t);
+        if (kind == JSON_KIND_ARRAY) {
+            rc = n < 0 ? enc_fail(e, "a list with holes or keys outside 1..n cannot be a JSON array")
+                       : enc_items(e, t, n);
+        } else {
+            rc = n > 0 ? enc_items(e, t, n) : enc_object(e, t);
+        }
+    }
+    lua_settop(L, t - 1);
+    if (rc == 0 && memoize) memo_add(e->memo, address, e->out->data + start, e->out->len - start);
+    return rc;
+}
+
+static int enc_value(encoder *e, int idx) {
+    lua_State *L = e->L;
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL: strbuf_add(e->out, "null", 4); return 0;
+    case LUA_TBOOLEAN:
+        if (lua_toboolean(L, idx)) strbuf_add(e->out, "true", 4);
+        else strbuf_add(e->out, "false", 5);
+        return 0;
+    case LUA_TNUMBER: return enc_number(e, idx);
+    case LUA_TSTRING: {
+        size_t n;
+        const char *s = lua_tolstring(L, idx, &n);
+        return enc_string(e, s, n);
+    }
+    case LUA_TTABLE: return enc_table(e, idx);
+    case LUA_TLIGHTUSERDATA:
+        if (lua_touserdata(L, idx) == NULL) { strbuf_add(e->out, "null", 4); return 0; }
+        /* fallthrough */
+    default:
+        return enc_fail(e, "a %s cannot be encoded as JSON", luaL_typename(L, idx));
+    }
+}
+
+int json_encode_with(lua_State *L, int idx, strbuf *out, const json_rules *rules, json_memo *memo,
+                     char *err, size_t errlen) {
+    encoder *e = malloc(sizeof *e);
+    if (!e) abort();
+    e->L = L; e->out = out; e->rules = rules; e->memo = memo;
+    e->depth = 0; e->scope_start = 0; e->err = err; e->errlen = errlen;
+    size_t mark = out->len;
+    int top = lua_gettop(L);
+    int rc = enc_value(e, lua_absindex(L, idx));
+    if (rc) { out->len = mark; lua_settop(L, top); }
+    free(e);
+    return rc;
+}
+
+int json_encode(lua_State *L, int idx, strbuf *out, char *err, size_t errlen) {
+    return json_encode_with(L, idx, out, NULL, NULL, err, errlen);
+}
+
+/* ------------------------------- for people ------------------------------- */
+
+void json_append_string(strbuf *out, const char *s, size_t n) {
+    strbuf clean = {0};
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    while (p < end) {                          /* invalid UTF-8 becomes U+FFFD */
+        int len = utf8_len(p, end);
+        if (len) { strbuf_add(&clean, (const char *)p, (size_t)len); p += len; }
+        else { strbuf_add(&clean, "\xef\xbf\xbd", 3); p++; }
+    }
+    encoder e;
+    char err[8];
+    e.out = out; e.rules = NULL; e.depth = 0; e.scope_start = 0; e.err = err; e.errlen = sizeof err;
+    enc_string(&e, clean.data ? clean.data : "", clean.len);
+    strbuf_free(&clean);
+}
+
+static void newline(strbuf *out, int depth) {
+    strbuf_addc(out, '\n');
+    for (int d = 0; d < depth; d++) strbuf_add(out, "  ", 2);
+}
+
+void json_pretty(const char *s, size_t n, strbuf *out) {
+    int depth = 0, in_string = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (in_string) {
+            strbuf_addc(out, c);
+            if (c == '\\' && i + 1 < n) strbuf_addc(out, s[++i]);
+            else if (c == '"') in_string = 0;
+            continue;
+        }
+        switch (c) {
+        case '"': in_string = 1; strbuf_addc(out, c); break;
+        case '{': case '[':
+            strbuf_addc(out, c);
+            if (i + 1 < n && (s[i + 1] == '}' || s[i + 1] == ']')) { strbuf_addc(out, s[++i]); break; }
+            newline(out, ++depth);
+            break;
+        case '}': case ']': newline(out, --depth); strbuf_addc(out, c); break;
+        case ',': strbuf_addc(out, c); newline(out, depth); break;
+        case ':': strbuf_add(out, ": ", 2); break;
+        default: strbuf_addc(out, c);
+        }
+    }
+}
