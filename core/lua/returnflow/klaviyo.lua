@@ -18,13 +18,19 @@ M.SEGMENTS_PROPERTY = "returnflow_segments"
 local IDENTITY = { "email", "phone_number", "external_id" }
 local ATTRIBUTES = { "first_name", "last_name", "organization", "title", "image", "locale", "location" }
 
+-- Every request of a tenant carries the same headers: one table per config.
+local headers_of = setmetatable({}, { __mode = "k" })
+
 local function headers(cfg)
+  local cached = headers_of[cfg]
+  if cached then return cached end
   local h = {
     ["Accept"] = "application/vnd.api+json",
     ["Content-Type"] = "application/vnd.api+json",
     ["revision"] = cfg.revision or M.REVISION,
   }
   if cfg.key_kind ~= "public" then h["Authorization"] = "Klaviyo-API-Key " .. (cfg.key or "***") end
+  headers_of[cfg] = h
   return h
 end
 

@@ -10,7 +10,7 @@ local M = {}
 local null, array, object = json.null, json.array, json.object
 local tonumber, type, ipairs = tonumber, type, ipairs
 local floor = math.floor
-local format, match = string.format, string.match
+local format, match, find, sub = string.format, string.match, string.find, string.sub
 
 local DAY = 86400
 
@@ -124,10 +124,24 @@ local function civil_from_days(z)
   return m <= 2 and y + 1 or y, m, d
 end
 
+local parse_epoch
+
+-- Parsed times, by text: one event asks for the same few times several times over.
+local epoch_cache, epoch_cached = {}, 0
+
 --- Seconds since the epoch of an ISO 8601 time ("2026-10-02T14:21:07+00:00", "...Z",
 -- "2026-10-02 14:21:07", "2026-10-02"), or nil when it is not one.
 function M.epoch(iso)
   if type(iso) ~= "string" then return nil end
+  local t = epoch_cache[iso]
+  if t ~= nil then return t or nil end
+  t = parse_epoch(iso)
+  if epoch_cached >= 4096 then epoch_cache, epoch_cached = {}, 0 end
+  epoch_cache[iso], epoch_cached = t or false, epoch_cached + 1
+  return t
+end
+
+function parse_epoch(iso)
   local y, mo, d, rest = match(iso, "^(%d%d%d%d)%-(%d%d)%-(%d%d)(.*)$")
   if not y then return nil end
   local h, mi, s, zone = 0, 0, 0, ""
@@ -175,7 +189,12 @@ local function variant_title(item)
   if not missing(v) then return v end
   local title = item.title
   if type(title) ~= "string" then return "" end
-  return match(title, "^.* %- (.-)$") or ""
+  local last, at = nil, 1
+  repeat                                      -- the last " - " separates product and variant
+    local i = find(title, " - ", at, true)
+    if i then last, at = i, i + 1 end
+  until not i
+  return last and sub(title, last + 3) or ""
 end
 
 local function text(v)
