@@ -133,11 +133,19 @@ static int scan_number(scan *sc) {
         if (p >= sc->end || *p < '0' || *p > '9') { sc->p = p; return scan_fail(sc, "digit expected after '.'"); }
         while (p < sc->end && *p >= '0' && *p <= '9') p++;
     }
-    if (p < sc->end && (*p == 'e' || *p == 'E')) {
+    int has_exponent = p < sc->end && (*p == 'e' || *p == 'E');
+    if (has_exponent) {
         p++;
         if (p < sc->end && (*p == '+' || *p == '-')) p++;
         if (p >= sc->end || *p < '0' || *p > '9') { sc->p = p; return scan_fail(sc, "digit expected in exponent"); }
         while (p < sc->end && *p >= '0' && *p <= '9') p++;
+    }
+    if (has_exponent || p - sc->p > 300) {       /* 1e400 would become infinity: refuse it */
+        char buf[64];
+        size_t n = (size_t)(p - sc->p) < sizeof buf - 1 ? (size_t)(p - sc->p) : sizeof buf - 1;
+        memcpy(buf, sc->p, n);
+        buf[n] = 0;
+        if (n == sizeof buf - 1 || isinf(strtod(buf, NULL))) return scan_fail(sc, "number out of range");
     }
     sc->p = p;
     return 0;
@@ -469,6 +477,7 @@ static int ro_pairs(lua_State *L) {
 static int find_path(lua_State *L, int node, int target, strbuf *path, int depth) {
     if (depth > JSON_MAX_DEPTH) return 0;
     if (lua_rawequal(L, node, target)) return 1;
+    luaL_checkstack(L, 4, "path search");
     json_unwrap(L, node);
     int data = lua_gettop(L);
     if (lua_type(L, data) != LUA_TTABLE) { lua_pop(L, 1); return 0; }
@@ -497,7 +506,6 @@ void json_push_path(lua_State *L, int root_idx, int target_idx) {
     root_idx = lua_absindex(L, root_idx);
     target_idx = lua_absindex(L, target_idx);
     strbuf path = {0};
-    luaL_checkstack(L, 2 * JSON_MAX_DEPTH + 8, "path search");
     if (find_path(L, root_idx, target_idx, &path, 0)) lua_pushlstring(L, path.data ? path.data : "", path.len);
     else lua_pushnil(L);
     strbuf_free(&path);

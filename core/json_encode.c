@@ -278,7 +278,8 @@ static int is_scope_key(const encoder *e, const char *key, size_t len) {
     return scope && e->scope_start == 0 && strlen(scope) == len && memcmp(scope, key, len) == 0;
 }
 
-static int enc_object(encoder *e, int t) {
+/* declared: the table is marked as an object, so integer keys alone are fine. */
+static int enc_object(encoder *e, int t, int declared) {
     lua_State *L = e->L;
     int top = lua_gettop(L);
     size_t base = members_used;
@@ -302,7 +303,7 @@ static int enc_object(encoder *e, int t) {
         luaL_checkstack(L, 3, "JSON encode");
         lua_pushvalue(L, -2);
     }
-    if (n > 0 && all_int) {
+    if (n > 0 && all_int && !declared) {
         lua_settop(L, top);
         return enc_fail(e, "a list with holes or keys outside 1..n cannot be a JSON array");
     }
@@ -314,12 +315,19 @@ static int enc_object(encoder *e, int t) {
         return enc_fail(e, "%d properties, over %s limit of %zu", n, limit_owner(e), e->rules->max_scope_keys);
     }
     sort_members(m, n);
+    for (int i = 1; i < n; i++)                  /* {[1] = x, ["1"] = y} would print "1" twice */
+        if (m[i].keylen == m[i - 1].keylen && memcmp(m[i].key, m[i - 1].key, m[i].keylen) == 0) {
+            lua_settop(L, top);
+            return enc_fail(e, "key '%.*s' appears twice (once as a number, once as a string)",
+                            (int)(m[i].keylen > 60 ? 60 : m[i].keylen), m[i].key);
+        }
     members_used = base + (size_t)n;
     strbuf_addc(e->out, '{');
     e->depth++;
     path_step *ps = &e->path[e->depth];
     int rc = 0;
     for (int i = 0; i < n && rc == 0; i++) {
+        m = members + base;                      /* a child may have grown (moved) the array */
         if (i) strbuf_addc(e->out, ',');
         ps->key = m[i].key;
         ps->keylen = m[i].keylen;
@@ -363,14 +371,14 @@ static int enc_table(encoder *e, int idx) {
     if (kind == JSON_KIND_READONLY_ARRAY) {
         rc = enc_items(e, t, (lua_Integer)lua_rawlen(L, t));
     } else if (kind == JSON_KIND_OBJECT || kind == JSON_KIND_READONLY_OBJECT) {
-        rc = enc_object(e, t);
+        rc = enc_object(e, t, 1);
     } else {
         lua_Integer n = list_length(L, t);
         if (kind == JSON_KIND_ARRAY) {
             rc = n < 0 ? enc_fail(e, "a list with holes or keys outside 1..n cannot be a JSON array")
                        : enc_items(e, t, n);
         } else {
-            rc = n > 0 ? enc_items(e, t, n) : enc_object(e, t);
+            rc = n > 0 ? enc_items(e, t, n) : enc_object(e, t, 0);
         }
     }
     lua_settop(L, t - 1);

@@ -27,6 +27,7 @@
  */
 #include "sandbox.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -317,8 +318,10 @@ static int sb_load(lua_State *L) {
     }
     lua_getglobal(L, "load");
     lua_insert(L, 1);
-    lua_call(L, 4, 2);
-    return lua_isnil(L, 1) ? 2 : 1;
+    lua_call(L, 4, 2);                  /* chunk, nil  or  nil, message */
+    if (lua_isnil(L, 1)) return 2;
+    lua_settop(L, 1);
+    return 1;
 }
 
 static int valid_module_name(const char *name) {
@@ -471,6 +474,11 @@ sandbox *sandbox_new(const sandbox_caps *caps, const char *scripts_dir, char *er
     lua_pushboolean(L, 0);
     lua_setfield(L, -2, "__metatable");
     lua_pop(L, 2);
+    /* ... and ("").dump would still reach it through the string methods. */
+    lua_getglobal(L, "string");
+    lua_pushnil(L);
+    lua_setfield(L, -2, "dump");
+    lua_pop(L, 1);
 
     push_allowlist(L);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &base_env_key);
@@ -535,8 +543,14 @@ int sandbox_call(sandbox *sb, int nargs, int nresults) {
     int was_armed = sb->armed;
     if (!was_armed) sb->running = L;
     calling = sb;
+    if (!was_armed && sb->caps.seconds > 0 && timer_arm(sb->caps.seconds) != 0) {
+        /* Without its run-time cap no script may run: fail closed. */
+        lua_settop(L, base - 1);
+        calling = outer;
+        lua_pushfstring(L, "cannot arm the run-time cap: %s", strerror(errno));
+        return LUA_ERRRUN;
+    }
     sb->armed = 1;
-    if (!was_armed && sb->caps.seconds > 0) timer_arm(sb->caps.seconds);
     int rc = lua_pcall(L, nargs, nresults, base);
     if (!was_armed) {
         timer_disarm();
