@@ -86,9 +86,15 @@ static int read_hex4(const unsigned char *p, const unsigned char *end) {
     return v;
 }
 
+/* Bytes a string may hold as they are: printable ASCII but '"' and '\'. */
+static const unsigned char string_plain[256] = {
+    ['\x20'] = 1, ['!'] = 1, ['#' ... '['] = 1, [']' ... '~'] = 1,
+};
+
 static int scan_string(scan *sc) {
     sc->p++; /* opening quote */
     for (;;) {
+        while (sc->p < sc->end && string_plain[*sc->p]) sc->p++;
         if (sc->p >= sc->end) return scan_fail(sc, "unterminated string");
         unsigned c = *sc->p;
         if (c == '"') { sc->p++; return 0; }
@@ -264,7 +270,7 @@ static void put_utf8(strbuf *out, unsigned cp) {
 
 static void build_string(build *b) {
     const unsigned char *start = ++b->p;
-    while (*b->p != '"' && *b->p != '\\') b->p++;
+    while (string_plain[*b->p] || *b->p >= 0x80) b->p++;
     if (*b->p == '"') {
         lua_pushlstring(b->L, (const char *)start, (size_t)(b->p - start));
         b->p++;

@@ -261,26 +261,36 @@ local function destination(ret)
   }
 end
 
+-- A native property's value: JSON null where Loop has none, so every native property is present.
+local function native(v)
+  if missing(v) then return null end
+  return v
+end
+
 --- The properties Loop's own Klaviyo integration puts on every return event, same names and meaning.
+-- Every one is present, null where Loop's payload has no value.
 -- `product_*` lists every product the return touches (returned items, then exchange items);
 -- `returned_product_*` only the returned line items. Lists stay index-aligned ("" where Loop has no value).
 function M.properties(ret)
+  local labels = ret.labels
+  local last_label = not missing(labels) and #labels > 0 and labels[#labels] or nil
   local p = {
     event_id = ret.trigger,
-    return_id = M.return_id(ret),
-    return_status = M.value(ret.state),
-    order = M.value(ret.order_name),
-    status_page_url = M.value(ret.status_page_url),
+    return_id = native(M.return_id(ret)),
+    return_status = native(ret.state),
+    order = native(ret.order_name),
+    status_page_url = native(ret.status_page_url),
     return_reasons = M.reasons(ret),
     return_reason_parents = M.reason_parents(ret),
     return_outcome = M.outcomes(ret),
-    return_destination = destination(ret),
+    return_destination = native(destination(ret)),
     labels_enabled = M.labels_enabled(ret),
     keep_item = M.keep_item(ret),
-    label = nil,
-    tracking_number = M.value(ret.tracking_number),
-    tracking_url = M.value(ret.tracking_url),
-    tracking_status = M.value(ret.label_status),
+    label = native(last_label and last_label.url),
+    tracking_number = native(ret.tracking_number),
+    tracking_url = native(ret.tracking_url or (last_label and last_label.tracking_url)),
+    tracking_status = native(ret.label_status),
+    return_by = native(M.return_by(ret.created_at)),
     product_names = array(), product_images = array(), product_skus = array(),
     product_variant_titles = array(),
     returned_product_names = array(), returned_product_images = array(),
@@ -292,13 +302,6 @@ function M.properties(ret)
   product_lists(p, "returned_product_", items)
   local exchanges = ret.exchanges
   if not missing(exchanges) then product_lists(p, "product_", exchanges) end
-  local labels = ret.labels
-  if not missing(labels) and #labels > 0 then
-    local last = labels[#labels]
-    p.label = M.value(last.url)
-    p.tracking_url = p.tracking_url or M.value(last.tracking_url)
-  end
-  p.return_by = M.return_by(ret.created_at)
   return p
 end
 

@@ -1,0 +1,349 @@
+-- The script API (core/lua/returnflow/emitter.lua) seen from outside: small mappings written into a
+-- temporary scripts folder, run by `returnflow map` over a fixture, and the Klaviyo requests they make.
+local h = require "helpers"
+
+local RETURN = h.fixture_path("return.created.json")
+local GIFTCARD = h.fixture_path("giftcard.requested.json")
+
+-- Maps `files` with a scripts folder holding one file, 10-test.lua, with `source`.
+local function map_with(source, files, args)
+  local scripts = h.scripts_dir({ ["10-test.lua"] = source })
+  return h.map(files or RETURN, { scripts = scripts, args = args })
+end
+
+-- A value Klaviyo takes as "a value or values", as a list.
+local function as_list(v)
+  if type(v) == "table" then return v end
+  return { v }
+end
+
+local function profile_of(request) return request.body.data.attributes.profile.data.attributes end
+
+describe("mapping API", function()
+  teardown(h.cleanup)
+
+  describe("segment and unsegment", function()
+    local SOURCE = [[
+return {
+  ["return.created"] = function(ret, out)
+    out:segment("returner")
+    out:segment("vip")
+    out:unsegment("first-timer")
+    out:track("First", { n = 1 })
+    out:track("Second", { n = 2 })
+  end,
+}
+]]
+
+    it("patch returnflow_segments inside the profile attributes of the first event request", function()
+      local docs, run = map_with(SOURCE)
+
+      assert.equal(0, run.code, run.stderr)
+      local first, second = docs[1].requests[1], docs[1].requests[2]
+      assert.equal("/api/events", first.path)
+      local patch = profile_of(first).meta.patch_properties
+      assert.same({ "returner", "vip" }, as_list(patch.append.returnflow_segments))
+      assert.same({ "first-timer" }, as_list(patch.unappend.returnflow_segments))
+      assert.is_nil(first.body.data.attributes.meta)
+      assert.is_nil(first.body.data.meta)
+      assert.is_nil(profile_of(second).meta)
+    end)
+
+    it("use the property --segments-property names", function()
+      local docs = map_with(SOURCE, RETURN, { "--segments-property", "loop_tags" })
+
+      local patch = profile_of(docs[1].requests[1]).meta.patch_properties
+      assert.same({ "returner", "vip" }, as_list(patch.append.loop_tags))
+      assert.is_nil(patch.append.returnflow_segments)
+    end)
+  end)
+
+  describe("a profile-only mapping", function()
+    local SOURCE = [[
+return {
+  ["return.created"] = function(ret, out)
+    out:profile{ first_name = "Mary", properties = { loyalty = "gold" } }
+    out:segment("returner")
+  end,
+}
+]]
+
+    it("upserts the profile with meta beside the attributes", function()
+      local docs = map_with(SOURCE)
+
+      assert.equal("mapped", docs[1].status)
+      assert.equal(1, #docs[1].requests)
+      local r = docs[1].requests[1]
+      assert.equal("POST", r.method)
+      assert.equal("/api/profile-import", r.path)
+      local data = r.body.data
+      assert.equal("profile", data.type)
+      assert.equal("maria.gonzalez@example.com", data.attributes.email)
+      assert.equal("Mary", data.attributes.first_name)
+      assert.equal("gold", data.attributes.properties.loyalty)
+      assert.same({ "returner" }, as_list(data.meta.patch_properties.append.returnflow_segments))
+      assert.is_nil(data.attributes.meta)
+    end)
+
+    it("upserts the profile for a segment alone", function()
+      local docs = map_with([[
+return { ["return.created"] = function(ret, out) out:segment("returner") end }
+]])
+
+      assert.equal(1, #docs[1].requests)
+      assert.equal("/api/profile-import", docs[1].requests[1].path)
+      local meta = docs[1].requests[1].body.data.meta
+      assert.same({ "returner" }, as_list(meta.patch_properties.append.returnflow_segments))
+    end)
+  end)
+
+  describe("identify", function()
+    it("replaces the email read from the payload", function()
+      local docs = map_with([[
+return {
+  ["return.created"] = function(ret, out)
+    out:identify{ email = "returns+" .. ret.id .. "@example.com" }
+    out:track("Identified", {})
+  end,
+}
+]])
+
+      assert.equal("returns+8812745@example.com", profile_of(docs[1].requests[1]).email)
+    end)
+
+    it("may identify by external id alone", function()
+      local docs = map_with([[
+return {
+  ["return.created"] = function(ret, out)
+    out:identify{ external_id = "shopify:" .. ret.provider_order_id }
+    out:track("Identified", {})
+  end,
+}
+]])
+
+      local profile = profile_of(docs[1].requests[1])
+      assert.equal("shopify:5839210048821", profile.external_id)
+      assert.is_nil(profile.email)
+    end)
+  end)
+
+  describe("subscribe", function()
+    local SOURCE = [[
+return { ["return.created"] = function(ret, out) out:subscribe("Y6nRLr") end }
+]]
+
+    it("creates a subscription job on the list with a private key", function()
+      local docs = map_with(SOURCE)
+
+      local r = docs[1].requests[1]
+      assert.equal("/api/profile-subscription-bulk-create-jobs", r.path)
+      local data = r.body.data
+      assert.equal("profile-subscription-bulk-create-job", data.type)
+      assert.equal("Y6nRLr", data.relationships.list.data.id)
+      local profile = data.attributes.profiles.data[1].attributes
+      assert.equal("maria.gonzalez@example.com", profile.email)
+      assert.equal("SUBSCRIBED", profile.subscriptions.email.marketing.consent)
+    end)
+
+    it("uses /client/subscriptions with a public key", function()
+      local docs = map_with(SOURCE, RETURN, { "--key-kind", "public", "--site-id", "AbC123" })
+
+      local r = docs[1].requests[1]
+      assert.equal("/client/subscriptions?company_id=AbC123", r.path)
+      assert.is_nil(r.headers.Authorization)
+      assert.equal("Y6nRLr", r.body.data.relationships.list.data.id)
+    end)
+  end)
+
+  describe("schedule and cancel", function()
+    it("appear in scheduled and cancelled, not in requests", function()
+      local docs, run = map_with([[
+return {
+  ["return.created"] = function(ret, out)
+    out:schedule("nudge:" .. ret.id, 3600, "Return Nudge", { step = 1 })
+    out:cancel("old-nudge:" .. ret.id)
+  end,
+}
+]])
+
+      assert.equal(0, run.code, run.stderr)
+      local doc = docs[1]
+      assert.equal("mapped", doc.status)
+      assert.same({}, doc.requests)
+      assert.equal(1, #doc.scheduled)
+      local s = doc.scheduled[1]
+      assert.equal("nudge:8812745", s.key)
+      assert.equal("2026-10-02T15:21:07+00:00", s.at)       -- an hour after the return was created
+      assert.equal("/api/events", s.request.path)
+      local event = s.request.body.data.attributes
+      assert.equal("Return Nudge", event.metric.data.attributes.name)
+      assert.equal(s.at, event.time)
+      assert.equal(1, event.properties.step)
+      assert.same({ "old-nudge:8812745" }, doc.cancelled)
+    end)
+  end)
+
+  describe("drop and fail", function()
+    it("drop ends the event as dropped, with the reason", function()
+      local docs, run = map_with([[
+return { ["return.created"] = function(ret, out) out:track("Never", {}); out:drop("not for this store") end }
+]])
+
+      assert.equal(0, run.code)
+      assert.equal("dropped", docs[1].status)
+      assert.equal("not for this store", docs[1].reason)
+      assert.same({}, docs[1].requests)
+    end)
+
+    it("fail ends the event as failed, with the message", function()
+      local docs, run = map_with([[
+return {
+  ["return.created"] = function(ret, out)
+    out:track("Never", {})
+    out:fail("order " .. ret.order_name .. " is on hold")
+  end,
+}
+]])
+
+      assert.equal(1, run.code)
+      assert.equal("failed", docs[1].status)
+      assert.equal("order #10482 is on hold", docs[1].reason)
+      assert.same({}, docs[1].requests)
+    end)
+  end)
+
+  describe("several files", function()
+    local function file(tag)
+      return string.format([[
+return {
+  ["*"] = function(ev, out) out:track("%s *", {}) end,
+  ["return.created"] = function(ev, out) out:track("%s return.created", {}) end,
+}
+]], tag, tag)
+    end
+
+    it("run in file-name order, and '*' handlers see every trigger", function()
+      local scripts = h.scripts_dir({ ["20-b.lua"] = file("b"), ["10-a.lua"] = file("a") })
+
+      local docs = h.map({ RETURN, GIFTCARD }, { scripts = scripts })
+
+      assert.same({ "a *", "a return.created", "b *", "b return.created" }, h.metrics(docs[1]))
+      assert.same({ "a *", "b *" }, h.metrics(docs[2]))
+    end)
+  end)
+
+  describe("JSON encoding", function()
+    it("encodes an empty properties table as {} and returnflow.array() as []", function()
+      local docs = map_with([[
+local rf = require "returnflow"
+return {
+  ["return.created"] = function(ret, out)
+    out:track("Empty", {})
+    out:track("Lists", { none = rf.array(), also_none = rf.array({}), empty_object = rf.object() })
+  end,
+}
+]])
+
+      local empty = docs[1].requests[1].body.data.attributes.properties
+      local lists = docs[1].requests[2].body.data.attributes.properties
+      assert.equal("object", h.json_kind(empty))
+      assert.equal("array", h.json_kind(lists.none))
+      assert.equal("array", h.json_kind(lists.also_none))
+      assert.equal("object", h.json_kind(lists.empty_object))
+      assert.truthy(docs[1].raw:find('"properties":{},', 1, true), docs[1].raw)
+      assert.truthy(docs[1].raw:find('"none":[]', 1, true), docs[1].raw)
+    end)
+  end)
+
+  describe("returnflow check", function()
+    local function check(files)
+      local dir = h.scripts_dir(files)
+      local stdout, stderr, code = h.run({ "check", dir })
+      return dir, stdout .. stderr, code
+    end
+
+    it("passes a folder of good scripts", function()
+      local good = 'return { ["return.created"] = function(ret, out) end }\n'
+
+      local _, out, code = check({ ["10-ok.lua"] = good })
+
+      assert.equal(0, code, out)
+      assert.truthy(out:find("1 file, 1 handler, no problems", 1, true), out)
+    end)
+
+    it("reports a file that returns a non-table as file:line: message", function()
+      local number = "local answer = 42\nreturn answer\n"
+
+      local dir, out, code = check({ ["10-num.lua"] = number })
+
+      assert.equal(1, code)
+      assert.truthy(out:find(h.literal(dir) .. "/10%-num%.lua:%d+: the file must return a table of handlers"), out)
+      assert.truthy(out:find("it returned number", 1, true), out)
+    end)
+
+    it("reports a handler that is not a function as file:line: message", function()
+      local not_a_function = 'return {\n  ["return.created"] = "Loop Return Created",\n}\n'
+
+      local dir, out, code = check({ ["10-str.lua"] = not_a_function })
+
+      assert.equal(1, code)
+      local pattern = h.literal(dir) .. "/10%-str%.lua:%d+: handler for 'return%.created' is a string, not a function"
+      assert.truthy(out:find(pattern), out)
+    end)
+
+    it("reports an unknown trigger key as file:line: message", function()
+      local typo = 'return {\n  ["return.craeted"] = function(ret, out) end,\n}\n'
+
+      local dir, out, code = check({ ["10-typo.lua"] = typo })
+
+      assert.equal(1, code)
+      assert.truthy(out:find(dir .. "/10-typo.lua:2: unknown trigger 'return.craeted'", 1, true), out)
+    end)
+  end)
+
+  describe("Klaviyo's OpenAPI spec", function()
+    local EVERYTHING = [[
+local rf = require "returnflow"
+return {
+  ["return.created"] = function(ret, out)
+    out:profile{ first_name = "Mary", properties = { loyalty = "gold" } }
+    out:segment("returner")
+    out:unsegment("first-timer")
+    out:track("Everything", { list = rf.array(), nested = { a = { b = 1 } } }, { value = 1.5, currency = "EUR" })
+    out:subscribe("Y6nRLr", { channels = { "email" } })
+    out:schedule("later:" .. ret.id, 86400, "Later", {})
+    out:cancel("sooner:" .. ret.id)
+  end,
+  ["return.updated"] = function(ret, out)
+    out:profile{ last_name = "G.", properties = { returns = 2 } }
+    out:segment("repeat-returner")
+  end,
+  ["giftcard.requested"] = function(gc, out)
+    out:identify{ external_id = "kenji" }
+    out:track("Credit", {}, { value = 14080, currency = "JPY", backfill = true })
+  end,
+}
+]]
+    local FILES = { RETURN, h.fixture_path("return.updated.cancelled.json"), GIFTCARD }
+
+    it("accepts every request these mappings make with a private key", function()
+      local scripts = h.scripts_dir({ ["10-everything.lua"] = EVERYTHING })
+      local _, run = h.map(FILES, { scripts = scripts })
+
+      local report, code = h.validate(run.stdout)
+
+      assert.equal(0, code, report)
+      assert.truthy(report:find("validated 5 requests, 0 invalid", 1, true), report)
+    end)
+
+    it("accepts every request these mappings make with a public key", function()
+      local scripts = h.scripts_dir({ ["10-everything.lua"] = EVERYTHING })
+      local _, run = h.map(FILES, { scripts = scripts, args = { "--key-kind", "public", "--site-id", "AbC123" } })
+
+      local report, code = h.validate(run.stdout)
+
+      assert.equal(0, code, report)
+      assert.truthy(report:find("validated 5 requests, 0 invalid", 1, true), report)
+    end)
+  end)
+end)

@@ -1,0 +1,390 @@
+#!/usr/bin/python3
+"""Validates the Klaviyo requests that `returnflow map` prints against Klaviyo's OpenAPI spec.
+
+Reads `returnflow map` output (NDJSON, or the --pretty form) from files or standard input. For every
+request of every document (requests[], then scheduled[].request) it finds the operation by method and
+path (query string stripped, {id} templates matched), takes the operation's application/vnd.api+json
+requestBody schema, converts it from OpenAPI 3.0 to JSON Schema and validates the body with
+jsonschema. It also checks the headers (revision, Content-Type, a redacted Authorization on /api/ and
+none on /client/) and the operation's required query parameters (company_id on /client/).
+
+Strict mode (the default): every object schema that declares `properties` refuses unknown fields
+(additionalProperties: false unless the schema says otherwise), as Klaviyo does; so a typo such as
+`value_curency` is caught here, not by a 400 days later. --loose keeps OpenAPI's open objects.
+
+Each violation is printed as "INPUT request K: /json/pointer: message", where INPUT is the document's
+"input", K counts the document's requests from 1 (requests[] first, then scheduled[]) and the pointer
+is into the request object ({method, path, headers, body}). Then "validated N requests, M invalid".
+Exit status: 0 all valid; 1 some invalid, or no request at all with --require-requests; 2 the input or
+the spec cannot be read.
+
+Runs with Debian's /usr/bin/python3 (python3-jsonschema 4.10):
+    ./build/returnflow map ../shared/fixtures/loop/*.json | /usr/bin/python3 spec/tools/validate_requests.py
+The spec is $SHARED/klaviyo/openapi-2026-07-15.json (SHARED defaults to ../shared beside the repo
+root), or the file given with --spec.
+"""
+import argparse
+import copy
+import datetime
+import json
+import os
+import re
+import sys
+import urllib.parse
+
+try:
+    import jsonschema
+except ImportError:  # pragma: no cover - an environment problem, said plainly
+    sys.stderr.write("validate_requests.py: the jsonschema module is missing; run it with /usr/bin/python3 "
+                     "(apt-get install python3-jsonschema)\n")
+    sys.exit(2)
+
+SPEC_NAME = "openapi-2026-07-15.json"
+BODY_TYPE = "application/vnd.api+json"
+REDACTED_AUTHORIZATION = "Klaviyo-API-Key ***"
+REVISION_RE = re.compile(r"^\d{4}-\d{2}-\d{2}(\.[A-Za-z0-9_-]+)?$")
+SCHEMA_PREFIX = "#/components/schemas/"
+OPEN_SUFFIX = "~open"            # a schema variant whose top object stays open (an allOf member)
+
+
+def default_spec_path():
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    shared = os.environ.get("SHARED") or os.path.join(repo, "..", "shared")
+    return os.path.join(shared, "klaviyo", SPEC_NAME)
+
+
+# --------------------------------------------------------------------------------------------------
+# OpenAPI 3.0 -> JSON Schema (draft 7)
+
+class Converter:
+    """Converts components/schemas on demand; the converted ones live in self.root."""
+
+    def __init__(self, spec, strict):
+        self.source = spec.get("components", {}).get("schemas", {})
+        self.strict = strict
+        self.defs = {}
+        self.root = {"components": {"schemas": self.defs}}
+        self.pending = []
+
+    def ref(self, ref, open_top=False):
+        if not ref.startswith(SCHEMA_PREFIX):
+            raise ValueError("unsupported $ref %s (only %s...)" % (ref, SCHEMA_PREFIX))
+        name = ref[len(SCHEMA_PREFIX):] + (OPEN_SUFFIX if open_top else "")
+        if name not in self.defs:
+            self.defs[name] = None          # reserved: recursive schemas terminate
+            self.pending.append(name)
+        return SCHEMA_PREFIX + name
+
+    def finish(self):
+        while self.pending:
+            name = self.pending.pop()
+            open_top = name.endswith(OPEN_SUFFIX)
+            base = name[:-len(OPEN_SUFFIX)] if open_top else name
+            if base not in self.source:
+                raise ValueError("$ref to a missing schema: %s" % base)
+            self.defs[name] = self.convert(self.source[base], open_top=open_top)
+
+    def schema_for(self, openapi_schema):
+        converted = self.convert(openapi_schema)
+        self.finish()
+        return converted
+
+    def convert(self, s, open_top=False):
+        if not isinstance(s, dict):
+            return s
+        nullable = s.get("nullable") is True
+        out = {}
+        for key, value in s.items():
+            if key in ("nullable", "example", "examples", "description", "xml", "externalDocs",
+                       "discriminator", "readOnly", "writeOnly", "deprecated"):
+                continue
+            if key == "$ref":
+                out["$ref"] = self.ref(value, open_top)
+            elif key == "properties":
+                out["properties"] = {k: self.convert(v) for k, v in value.items()}
+            elif key == "allOf":
+                # Members of an allOf each see only part of the object: they stay open.
+                out["allOf"] = [self.convert(v, open_top=True) for v in value]
+            elif key in ("anyOf", "oneOf"):
+                out[key] = [self.convert(v, open_top=open_top) for v in value]
+            elif key in ("items", "not"):
+                out[key] = self.convert(value)
+            elif key == "additionalProperties":
+                out[key] = self.convert(value) if isinstance(value, dict) else value
+            else:
+                out[key] = copy.deepcopy(value)
+        if self.strict and not open_top and "properties" in out and "additionalProperties" not in out:
+            out["additionalProperties"] = False
+        if "$ref" in out and len(out) > 1:
+            # Draft 7 ignores a $ref's siblings; keep them by moving the $ref into an allOf.
+            target = out.pop("$ref")
+            out = {"allOf": [{"$ref": target}, out]}
+        if nullable:
+            out = self.nullable(out)
+        return out
+
+    @staticmethod
+    def nullable(out):
+        if set(out) <= {"type", "format", "enum", "default", "minimum", "maximum", "minLength", "maxLength",
+                        "pattern", "items", "properties", "required", "additionalProperties",
+                        "minItems", "maxItems", "maxProperties", "minProperties", "title"} and "type" in out:
+            t = out["type"]
+            out = dict(out)
+            out["type"] = (t if isinstance(t, list) else [t]) + ["null"]
+            if "enum" in out and None not in out["enum"]:
+                out["enum"] = list(out["enum"]) + [None]
+            return out
+        return {"anyOf": [out, {"type": "null"}]}
+
+
+# --------------------------------------------------------------------------------------------------
+# formats Klaviyo's spec uses on request fields
+
+DATE_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?$")
+DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def format_checker():
+    checker = jsonschema.FormatChecker(formats=())
+
+    @checker.checks("date-time", raises=ValueError)
+    def is_date_time(value):
+        if not isinstance(value, str):
+            return True
+        if not DATE_TIME_RE.match(value):
+            return False
+        datetime.datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+        return True
+
+    @checker.checks("date", raises=ValueError)
+    def is_date(value):
+        if not isinstance(value, str):
+            return True
+        if not DATE_RE.match(value):
+            return False
+        datetime.date.fromisoformat(value)
+        return True
+
+    return checker
+
+
+# --------------------------------------------------------------------------------------------------
+# operations
+
+class Operations:
+    def __init__(self, spec, strict):
+        self.spec = spec
+        self.conv = Converter(spec, strict)
+        self.checker = format_checker()
+        self.exact = {}
+        self.templated = []
+        for path, item in spec.get("paths", {}).items():
+            if "{" in path:
+                pattern = "^" + re.sub(r"\\\{[^/]*?\\\}", "[^/]+", re.escape(path)) + "$"
+                self.templated.append((re.compile(pattern), path))
+            else:
+                self.exact[path] = path
+        self.validators = {}
+
+    def find(self, method, path):
+        """The spec path and operation object, or (None, None)."""
+        spec_path = self.exact.get(path)
+        if spec_path is None:
+            for pattern, candidate in self.templated:
+                if pattern.match(path):
+                    spec_path = candidate
+                    break
+        if spec_path is None:
+            return None, None
+        op = self.spec["paths"][spec_path].get(method.lower())
+        return spec_path, op
+
+    def validator(self, spec_path, method, op):
+        key = (spec_path, method)
+        if key not in self.validators:
+            schema = None
+            content = (op.get("requestBody") or {}).get("content") or {}
+            if BODY_TYPE in content and "schema" in content[BODY_TYPE]:
+                schema = self.conv.schema_for(content[BODY_TYPE]["schema"])
+                resolver = jsonschema.RefResolver.from_schema(self.conv.root)
+                schema = jsonschema.Draft7Validator(schema, resolver=resolver, format_checker=self.checker)
+            self.validators[key] = schema
+        return self.validators[key]
+
+    def required_query(self, spec_path, op):
+        params = list(self.spec["paths"][spec_path].get("parameters", [])) + list(op.get("parameters", []))
+        return [p["name"] for p in params if p.get("in") == "query" and p.get("required")]
+
+
+def pointer(parts):
+    return "/" + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+def deepest(error):
+    """For anyOf/oneOf failures, the branch error that says the most (deepest path, not a type miss)."""
+    while error.context:
+        error = max(error.context, key=lambda e: (len(e.absolute_path), e.validator != "type"))
+    return error
+
+
+def short(value, limit=80):
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def message(error):
+    if error.validator == "additionalProperties" and error.validator_value is False:
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        known = ", ".join(sorted(error.schema.get("properties", {})))
+        return "unknown propert%s %s (Klaviyo accepts: %s)" % (
+            "y" if len(extra) == 1 else "ies", ", ".join(repr(e) for e in extra), known)
+    if error.validator == "format":
+        return "%s is not a valid %s" % (short(error.instance), error.validator_value)
+    if error.validator == "type":
+        return "%s is not of type %s" % (short(error.instance), " or ".join(
+            error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]))
+    if error.validator == "enum":
+        return "%s is not one of %s" % (short(error.instance), short(error.validator_value, 200))
+    text = error.message
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def check_request(ops, req):
+    """The list of (pointer, message) problems of one request object."""
+    problems = []
+    if not isinstance(req, dict):
+        return [("", "a request must be an object {method, path, headers, body}")]
+    method, full_path = req.get("method"), req.get("path")
+    if not isinstance(method, str) or not isinstance(full_path, str):
+        return [("/path" if not isinstance(full_path, str) else "/method", "missing or not a string")]
+    split = urllib.parse.urlsplit(full_path)
+    path, query = split.path, urllib.parse.parse_qs(split.query, keep_blank_values=True)
+
+    headers = req.get("headers")
+    if not isinstance(headers, dict):
+        problems.append(("/headers", "missing or not an object"))
+        headers = {}
+    lower = {str(k).lower(): (k, v) for k, v in headers.items()}
+    revision = lower.get("revision")
+    if revision is None:
+        problems.append(("/headers/revision", "missing: Klaviyo requires the revision header"))
+    elif not isinstance(revision[1], str) or not REVISION_RE.match(revision[1]):
+        problems.append((pointer(["headers", revision[0]]), "%s is not a revision (YYYY-MM-DD)" % short(revision[1])))
+    ctype = lower.get("content-type")
+    if ctype is None:
+        problems.append(("/headers/Content-Type", "missing: must be %s" % BODY_TYPE))
+    elif not isinstance(ctype[1], str) or ctype[1].split(";")[0].strip().lower() != BODY_TYPE:
+        problems.append((pointer(["headers", ctype[0]]), "%s, must be %s" % (short(ctype[1]), BODY_TYPE)))
+    auth = lower.get("authorization")
+    if path.startswith("/client/"):
+        if auth is not None:
+            problems.append((pointer(["headers", auth[0]]),
+                             "must be absent on /client/ endpoints (public key: company_id only)"))
+    elif auth is None:
+        problems.append(("/headers/Authorization", "missing: /api/ endpoints need %s" % REDACTED_AUTHORIZATION))
+    elif auth[1] != REDACTED_AUTHORIZATION:
+        problems.append((pointer(["headers", auth[0]]),
+                         "must be the redacted %s (is a key leaking into the output?)" % short(REDACTED_AUTHORIZATION)))
+
+    spec_path, op = ops.find(method, path)
+    if op is None:
+        where = "no path %s" % path if spec_path is None else "no %s on %s" % (method.upper(), spec_path)
+        problems.append(("/path", "no such operation in the Klaviyo spec (%s)" % where))
+        return problems
+    for name in ops.required_query(spec_path, op):
+        if not query.get(name) or query[name] == [""]:
+            problems.append(("/path", "the required query parameter '%s' is missing" % name))
+
+    validator = ops.validator(spec_path, method.lower(), op)
+    if "body" not in req:
+        if (op.get("requestBody") or {}).get("required"):
+            problems.append(("/body", "missing: %s %s requires a body" % (method.upper(), spec_path)))
+        return problems
+    if validator is None:
+        problems.append(("/body", "%s %s takes no %s body" % (method.upper(), spec_path, BODY_TYPE)))
+        return problems
+    errors = sorted(validator.iter_errors(req["body"]), key=lambda e: list(map(str, e.absolute_path)))
+    for error in errors:
+        error = deepest(error)
+        problems.append((pointer(["body"] + list(error.absolute_path)), message(error)))
+    return problems
+
+
+# --------------------------------------------------------------------------------------------------
+# input
+
+def documents(text, name):
+    """Yields the JSON documents of NDJSON or concatenated (pretty) JSON text."""
+    decoder = json.JSONDecoder()
+    pos, n = 0, len(text)
+    while True:
+        while pos < n and text[pos] in " \t\r\n":
+            pos += 1
+        if pos >= n:
+            return
+        try:
+            doc, pos = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as e:
+            raise ValueError("%s: not `returnflow map` output: %s" % (name, e))
+        yield doc
+
+
+def requests_of(doc):
+    if not isinstance(doc, dict):
+        return
+    for req in doc.get("requests") or []:
+        yield req
+    for item in doc.get("scheduled") or []:
+        yield item.get("request") if isinstance(item, dict) else item
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("files", nargs="*", help="`returnflow map` output files ('-' or none: standard input)")
+    ap.add_argument("--spec", help="Klaviyo OpenAPI spec (default: $SHARED/klaviyo/%s)" % SPEC_NAME)
+    ap.add_argument("--loose", action="store_true",
+                    help="allow fields the spec does not declare (OpenAPI's default; Klaviyo refuses them)")
+    ap.add_argument("--require-requests", action="store_true", help="fail when the input holds no request")
+    args = ap.parse_args(argv)
+
+    spec_path = args.spec or default_spec_path()
+    try:
+        with open(spec_path, encoding="utf-8") as f:
+            spec = json.load(f)
+    except (OSError, ValueError) as e:
+        sys.stderr.write("validate_requests.py: cannot read the Klaviyo spec %s: %s\n" % (spec_path, e))
+        return 2
+    ops = Operations(spec, strict=not args.loose)
+
+    total = invalid = 0
+    for name in args.files or ["-"]:
+        try:
+            if name == "-":
+                text = sys.stdin.read()
+            else:
+                with open(name, encoding="utf-8") as f:
+                    text = f.read()
+            docs = list(documents(text, "<stdin>" if name == "-" else name))
+        except (OSError, ValueError) as e:
+            sys.stderr.write("validate_requests.py: %s\n" % e)
+            return 2
+        for d, doc in enumerate(docs, 1):
+            label = doc.get("input") if isinstance(doc, dict) and doc.get("input") else "%s#%d" % (name, d)
+            for k, req in enumerate(requests_of(doc), 1):
+                total += 1
+                problems = check_request(ops, req)
+                if problems:
+                    invalid += 1
+                for where, msg in problems:
+                    print("%s request %d: %s: %s" % (label, k, where, msg))
+    print("validated %d request%s, %d invalid" % (total, "" if total == 1 else "s", invalid))
+    if invalid:
+        return 1
+    if args.require_requests and total == 0:
+        sys.stderr.write("validate_requests.py: no request in the input (--require-requests)\n")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
