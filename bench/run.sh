@@ -54,9 +54,10 @@ else echo "  bare Lua+cjson: lua5.4 $LUA_ANCHOR $FIXTURE $LUA_N"; fi
 if [ -n "$node_skip" ]; then echo "  Node.js:        skipped: $node_skip"
 else echo "  Node.js:        node $NODE_ANCHOR $FIXTURE $NODE_N"; fi
 echo "  returnflow:     $BENCH $RF_N $FIXTURE scripts"
+echo "  returnflow, anchors' mapping: $BENCH $RF_N $FIXTURE bench/anchor-mapping"
 [ -z "$node_skip" ] && echo "  (the Node.js anchor times wall clock, process.hrtime; the other two CPU time: on a loaded machine it reads low)"
 
-lua_best="" node_best="" rf_best="" lua_out="" rf_out=""
+lua_best="" node_best="" rf_best="" eq_best="" lua_out="" rf_out="" eq_out=""
 round=1
 while [ "$round" -le "$ROUNDS" ]; do
   echo "round $round"
@@ -86,6 +87,14 @@ while [ "$round" -le "$ROUNDS" ]; do
   else
     echo "bench: $BENCH failed:" >&2; cat "$tmp/rf.err" "$tmp/rf" >&2; exit 1
   fi
+  # The same host on the anchors' own mapping: equal work, so the host's cost shows alone.
+  if "$BENCH" "$RF_N" "$FIXTURE" bench/anchor-mapping >"$tmp/eq" 2>"$tmp/eq.err" && [ -n "$(rate "$tmp/eq")" ]; then
+    printf '  returnflow, anchors'"'"' mapping  %s\n' "$(cat "$tmp/eq")"
+    eq_best=$(best "$eq_best" "$(rate "$tmp/eq")")
+    eq_out=$(out_bytes "$tmp/eq")
+  else
+    echo "bench: $BENCH with bench/anchor-mapping failed:" >&2; cat "$tmp/eq.err" "$tmp/eq" >&2; exit 1
+  fi
   round=$((round + 1))
 done
 
@@ -97,6 +106,9 @@ ratio() { [ -n "$2" ] && awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b 
 r_lua=$(ratio "$rf_best" "$lua_best" "skipped")
 r_node=$(ratio "$rf_best" "$node_best" "skipped")
 echo "returnflow transform: $rf_best events/s/core; vs bare Lua+cjson: $r_lua; vs Node.js: $r_node"
+echo "returnflow, anchors' mapping (equal work): $eq_best events/s/core; vs bare Lua+cjson:" \
+     "$(ratio "$eq_best" "$lua_best" "skipped"); vs Node.js: $(ratio "$eq_best" "$node_best" "skipped")" \
+     "(out ${eq_out:-?} B per event)"
 
 # What each one produced per event: the ratios compare events, and the events are not the same size.
 counts=$(sed -n 's/.*out is \([0-9][0-9]*\) Klaviyo bodies per event (\([^)]*\)).*/\1 Klaviyo bodies (\2)/p' "$tmp/rf.err")
