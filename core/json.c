@@ -1,26 +1,20 @@
 /*
- * json.c: exact JSON <-> Lua, the host's own, because the event path needs
+ * json.c: exact JSON -> Lua, the host's own, because the event path needs
  * what general libraries leave out.
  *
- * Decoding is two passes over the text. The first validates everything
- * (grammar, UTF-8, escapes, depth) and counts the members of each container;
- * the second builds Lua tables presized from those counts and trusts the text.
- * So an error never leaves a half-built value behind, and no table rehashes.
+ * One pass validates everything (grammar, UTF-8, escapes, depth) and writes a
+ * tape: one node per value, with member counts and subtree ends. So an error
+ * never leaves a half-built value behind, and whoever builds from the tape can
+ * presize every table. A writable decode (returnflow.decode, recalled memory)
+ * builds plain tables from it at once; a read-only decode (the event a handler
+ * receives) builds nothing yet: json_event.c reads the tape as fields are
+ * asked for.
  *
  * Meaning is kept: null is one sentinel (a NULL light userdata, the same value
- * as cjson.null), integers that fit 64 bits stay integers, [] and {} stay apart
- * (decoded containers carry an array or object marker), duplicate keys keep
- * the last value (as JSON.parse and cjson do).
- *
- * A read-only decode wraps every container in an empty proxy whose metatable
- * reads through to the data table and refuses writes. The proxy's metatable
- * is protected, so a script can neither see nor remove it. The data table
- * holds proxies of its children, never the children themselves.
- *
- * Encoding sorts object keys bytewise: the same value always gives the same
- * bytes, which is what lets outputs be compared and deduplicated. Nothing is
- * truncated or guessed: NaN, infinities, invalid UTF-8 and unsupported key or
- * value types are errors that name the path.
+ * as cjson.null), integers that fit 64 bits stay integers, numbers that would
+ * overflow a double are refused, [] and {} stay apart (decoded containers
+ * carry an array or object marker), and of duplicate keys the last one wins
+ * (as JSON.parse and cjson do).
  */
 #include "json.h"
 
@@ -30,24 +24,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_tape.h"
 #include "lauxlib.h"
 #include "utf8.h"
 
 static const char array_mt_key = 0, object_mt_key = 0;
-static const char readonly_tag[] = "read-only";
 
 /* ---- scratch space, one set per thread (workers decode concurrently) ---- */
 
-static _Thread_local uint32_t *counts;
-static _Thread_local size_t counts_cap;
+static _Thread_local jnode *tape;
+static _Thread_local size_t tape_cap;
 static _Thread_local strbuf scratch;
 
-/* =========================== pass 1: validate ============================ */
+/* ================================ scan =================================== */
 
 typedef struct scan {
     const unsigned char *s, *end;
     const unsigned char *p;
-    size_t ncontainers;
+    size_t n;                       /* nodes written */
     char *err;
     size_t errlen;
 } scan;
@@ -66,6 +60,25 @@ static int scan_fail(scan *sc, const char *what) {
 static inline void skip_ws(scan *sc) {
     while (sc->p < sc->end && (*sc->p == ' ' || *sc->p == '\n' || *sc->p == '\r' || *sc->p == '\t'))
         sc->p++;
+}
+
+/* Appends a node for the value starting at sc->p; returns its index or -1. */
+static long new_node(scan *sc, int type) {
+    if (sc->n == tape_cap) {
+        size_t cap = tape_cap ? tape_cap * 2 : 256;
+        jnode *t = realloc(tape, cap * sizeof *t);
+        if (!t) return scan_fail(sc, "out of memory");
+        tape = t;
+        tape_cap = cap;
+    }
+    if ((size_t)(sc->p - sc->s) > UINT32_MAX - 8) return scan_fail(sc, "input over 4 GiB");
+    jnode *node = &tape[sc->n];
+    node->pos = (uint32_t)(sc->p - sc->s);
+    node->len = 0;
+    node->type = (uint8_t)type;
+    node->escaped = 0;
+    node->end = (uint32_t)(sc->n + 1);
+    return (long)sc->n++;
 }
 
 static int hexval(int c) {
@@ -92,14 +105,23 @@ static const unsigned char string_plain[256] = {
 };
 
 static int scan_string(scan *sc) {
+    long i = new_node(sc, JN_STRING);
+    if (i < 0) return -1;
     sc->p++; /* opening quote */
+    const unsigned char *content = sc->p;
+    tape[i].pos = (uint32_t)(content - sc->s);
     for (;;) {
         while (sc->p < sc->end && string_plain[*sc->p]) sc->p++;
         if (sc->p >= sc->end) return scan_fail(sc, "unterminated string");
         unsigned c = *sc->p;
-        if (c == '"') { sc->p++; return 0; }
+        if (c == '"') {
+            tape[i].len = (uint32_t)(sc->p - content);
+            sc->p++;
+            return 0;
+        }
         if (c < 0x20) return scan_fail(sc, "control character in string (escape it)");
         if (c == '\\') {
+            tape[i].escaped = 1;
             if (sc->end - sc->p < 2) { sc->p = sc->end; return scan_fail(sc, "unterminated escape"); }
             unsigned e = sc->p[1];
             if (e == 'u') {
@@ -129,6 +151,8 @@ static int scan_string(scan *sc) {
 }
 
 static int scan_number(scan *sc) {
+    long i = new_node(sc, JN_NUMBER);
+    if (i < 0) return -1;
     const unsigned char *p = sc->p;
     if (*p == '-') p++;
     if (p >= sc->end || *p < '0' || *p > '9') { sc->p = p; return scan_fail(sc, "invalid number"); }
@@ -153,27 +177,16 @@ static int scan_number(scan *sc) {
         buf[n] = 0;
         if (n == sizeof buf - 1 || isinf(strtod(buf, NULL))) return scan_fail(sc, "number out of range");
     }
+    tape[i].len = (uint32_t)(p - sc->p);
     sc->p = p;
     return 0;
 }
 
-static int scan_literal(scan *sc, const char *word, size_t n) {
+static int scan_literal(scan *sc, const char *word, size_t n, int type) {
     if ((size_t)(sc->end - sc->p) < n || memcmp(sc->p, word, n) != 0)
         return scan_fail(sc, "expected a value");
+    if (new_node(sc, type) < 0) return -1;
     sc->p += n;
-    return 0;
-}
-
-static int count_slot(scan *sc, size_t *slot) {
-    if (sc->ncontainers == counts_cap) {
-        size_t cap = counts_cap ? counts_cap * 2 : 64;
-        uint32_t *c = realloc(counts, cap * sizeof *c);
-        if (!c) return scan_fail(sc, "out of memory");
-        counts = c;
-        counts_cap = cap;
-    }
-    *slot = sc->ncontainers++;
-    counts[*slot] = 0;
     return 0;
 }
 
@@ -185,14 +198,14 @@ static int scan_container(scan *sc, int depth, int is_object) {
         snprintf(what, sizeof what, "nesting deeper than %d levels", JSON_MAX_DEPTH);
         return scan_fail(sc, what);
     }
-    size_t slot = 0;
-    if (count_slot(sc, &slot)) return -1;
+    long i = new_node(sc, is_object ? JN_OBJECT : JN_ARRAY);
+    if (i < 0) return -1;
     unsigned char close = is_object ? '}' : ']';
     sc->p++;
     skip_ws(sc);
-    if (sc->p < sc->end && *sc->p == close) { sc->p++; return 0; }
     uint32_t n = 0;
-    for (;;) {
+    if (sc->p < sc->end && *sc->p == close) sc->p++;
+    else for (;;) {
         if (is_object) {
             skip_ws(sc);
             if (sc->p >= sc->end || *sc->p != '"') return scan_fail(sc, "expected a string key");
@@ -208,7 +221,8 @@ static int scan_container(scan *sc, int depth, int is_object) {
         if (sc->p < sc->end && *sc->p == close) { sc->p++; break; }
         return scan_fail(sc, is_object ? "expected ',' or '}'" : "expected ',' or ']'");
     }
-    counts[slot] = n;
+    tape[i].len = n;
+    tape[i].end = (uint32_t)sc->n;
     return 0;
 }
 
@@ -219,39 +233,45 @@ static int scan_value(scan *sc, int depth) {
     case '{': return scan_container(sc, depth, 1);
     case '[': return scan_container(sc, depth, 0);
     case '"': return scan_string(sc);
-    case 't': return scan_literal(sc, "true", 4);
-    case 'f': return scan_literal(sc, "false", 5);
-    case 'n': return scan_literal(sc, "null", 4);
+    case 't': return scan_literal(sc, "true", 4, JN_TRUE);
+    case 'f': return scan_literal(sc, "false", 5, JN_FALSE);
+    case 'n': return scan_literal(sc, "null", 4, JN_NULL);
     default:
         if (*sc->p == '-' || (*sc->p >= '0' && *sc->p <= '9')) return scan_number(sc);
         return scan_fail(sc, "expected a value");
     }
 }
 
+static void scan_start(scan *sc, const char *text, size_t len, char *err, size_t errlen) {
+    sc->s = sc->p = (const unsigned char *)text;
+    sc->end = sc->s + len;
+    sc->n = 0;
+    sc->err = err;
+    sc->errlen = errlen;
+    skip_ws(sc);
+    if ((size_t)(sc->end - sc->p) >= 3 && memcmp(sc->p, "\xef\xbb\xbf", 3) == 0) sc->p += 3; /* a BOM */
+}
+
 int json_value_end(const char *text, size_t len, size_t *end, char *err, size_t errlen) {
-    scan sc = { (const unsigned char *)text, (const unsigned char *)text + len,
-                (const unsigned char *)text, 0, err, errlen };
-    skip_ws(&sc);
-    if (len - (size_t)(sc.p - sc.s) >= 3 && memcmp(sc.p, "\xef\xbb\xbf", 3) == 0) sc.p += 3;
+    scan sc;
+    scan_start(&sc, text, len, err, errlen);
     if (scan_value(&sc, 0)) return -1;
     *end = (size_t)(sc.p - sc.s);
     return 0;
 }
 
-/* ============================ pass 2: build ============================== */
-
-typedef struct build {
-    lua_State *L;
-    const unsigned char *p;
-    size_t next_container;
-    int readonly;
-} build;
-
-static void build_value(build *b);
-
-static inline void build_ws(build *b) {
-    while (*b->p == ' ' || *b->p == '\n' || *b->p == '\r' || *b->p == '\t') b->p++;
+int json_tape_scan(const char *text, size_t len, const jnode **nodes, size_t *n, char *err, size_t errlen) {
+    scan sc;
+    scan_start(&sc, text, len, err, errlen);
+    if (scan_value(&sc, 0)) return -1;
+    skip_ws(&sc);
+    if (sc.p != sc.end) return scan_fail(&sc, "unexpected data after the JSON value");
+    *nodes = tape;
+    *n = sc.n;
+    return 0;
 }
+
+/* ================================ build ================================== */
 
 static void put_utf8(strbuf *out, unsigned cp) {
     char u[4];
@@ -268,22 +288,17 @@ static void put_utf8(strbuf *out, unsigned cp) {
     strbuf_add(out, u, n);
 }
 
-static void build_string(build *b) {
-    const unsigned char *start = ++b->p;
-    while (string_plain[*b->p] || *b->p >= 0x80) b->p++;
-    if (*b->p == '"') {
-        lua_pushlstring(b->L, (const char *)start, (size_t)(b->p - start));
-        b->p++;
-        return;
-    }
+/* Pushes a validated string's content with its escapes decoded. */
+static void push_unescaped(lua_State *L, const unsigned char *p, size_t len) {
+    const unsigned char *end = p + len;
     scratch.len = 0;
-    strbuf_add(&scratch, (const char *)start, (size_t)(b->p - start));
-    for (;;) {
-        unsigned char c = *b->p;
-        if (c == '"') { b->p++; break; }
-        if (c != '\\') { strbuf_addc(&scratch, (char)c); b->p++; continue; }
-        unsigned char e = b->p[1];
-        b->p += 2;
+    while (p < end) {
+        const unsigned char *run = p;
+        while (p < end && *p != '\\') p++;
+        strbuf_add(&scratch, (const char *)run, (size_t)(p - run));
+        if (p == end) break;
+        unsigned char e = p[1];
+        p += 2;
         switch (e) {
         case 'b': strbuf_addc(&scratch, '\b'); break;
         case 'f': strbuf_addc(&scratch, '\f'); break;
@@ -291,12 +306,12 @@ static void build_string(build *b) {
         case 'r': strbuf_addc(&scratch, '\r'); break;
         case 't': strbuf_addc(&scratch, '\t'); break;
         case 'u': {
-            unsigned cp = (unsigned)read_hex4(b->p, b->p + 4);
-            b->p += 4;
-            if (cp >= 0xd800 && cp <= 0xdbff) {
-                unsigned lo = (unsigned)read_hex4(b->p + 2, b->p + 6);
+            unsigned cp = (unsigned)read_hex4(p, p + 4);
+            p += 4;
+            if (cp >= 0xd800 && cp <= 0xdbff) {      /* the scan proved a low surrogate follows */
+                unsigned lo = (unsigned)read_hex4(p + 2, p + 6);
                 cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-                b->p += 6;
+                p += 6;
             }
             put_utf8(&scratch, cp);
             break;
@@ -304,228 +319,87 @@ static void build_string(build *b) {
         default: strbuf_addc(&scratch, (char)e); break; /* " \ / */
         }
     }
-    lua_pushlstring(b->L, scratch.data, scratch.len);
+    lua_pushlstring(L, scratch.data ? scratch.data : "", scratch.len);
 }
 
-static void build_number(build *b) {
-    const unsigned char *start = b->p, *p = b->p;
+static void push_number(lua_State *L, const unsigned char *p, size_t len) {
+    const unsigned char *start = p, *end = p + len;
     int neg = 0;
     if (*p == '-') { neg = 1; p++; }
     uint64_t v = 0;
     int overflow = 0;
-    while (*p >= '0' && *p <= '9') {
+    while (p < end && *p >= '0' && *p <= '9') {
         unsigned d = (unsigned)(*p - '0');
         if (v > (UINT64_MAX - d) / 10) overflow = 1;
         else v = v * 10 + d;
         p++;
     }
-    if (*p != '.' && *p != 'e' && *p != 'E' && !overflow &&
-        v <= (neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX)) {
+    if (p == end && !overflow && v <= (neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX)) {
         /* Negate in unsigned arithmetic: -(2^63) has no positive int64. */
-        lua_pushinteger(b->L, (lua_Integer)(neg ? (0 - v) : v));
-        b->p = p;
+        lua_pushinteger(L, (lua_Integer)(neg ? (0 - v) : v));
         return;
     }
-    char *endp;
-    double d = strtod((const char *)start, &endp);
-    lua_pushnumber(b->L, d);
-    b->p = (const unsigned char *)endp;
+    char buf[400];                                  /* the scan bounded a number's length */
+    size_t n = len < sizeof buf - 1 ? len : sizeof buf - 1;
+    memcpy(buf, start, n);
+    buf[n] = 0;
+    lua_pushnumber(L, strtod(buf, NULL));
 }
 
-/* Wraps the data table on top of the stack in a read-only proxy, replacing it. */
-static int ro_newindex(lua_State *L);
-static int ro_len(lua_State *L);
-static int ro_pairs(lua_State *L);
-
-static void make_proxy(lua_State *L, int is_array) {
-    lua_createtable(L, 0, 0);                     /* data proxy */
-    lua_createtable(L, 0, 5);                     /* data proxy mt */
-    lua_pushvalue(L, -3);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, ro_newindex);
-    lua_setfield(L, -2, "__newindex");
-    lua_pushcfunction(L, ro_pairs);
-    lua_setfield(L, -2, "__pairs");
-    if (is_array) {                               /* __len marks an array proxy */
-        lua_pushcfunction(L, ro_len);
-        lua_setfield(L, -2, "__len");
+void json_tape_push_scalar(lua_State *L, const char *text, const jnode *node) {
+    const unsigned char *p = (const unsigned char *)text + node->pos;
+    switch (node->type) {
+    case JN_NULL: lua_pushlightuserdata(L, NULL); break;
+    case JN_FALSE: lua_pushboolean(L, 0); break;
+    case JN_TRUE: lua_pushboolean(L, 1); break;
+    case JN_NUMBER: push_number(L, p, node->len); break;
+    case JN_STRING:
+        if (node->escaped) push_unescaped(L, p, node->len);
+        else lua_pushlstring(L, (const char *)p, node->len);
+        break;
+    default: lua_pushnil(L); break;
     }
-    lua_pushstring(L, readonly_tag);
-    lua_setfield(L, -2, "__metatable");
-    lua_setmetatable(L, -2);                      /* data proxy */
-    lua_remove(L, -2);                            /* proxy */
 }
 
-static void build_container(build *b, int is_object) {
-    lua_State *L = b->L;
-    uint32_t n = counts[b->next_container++];
+/* Builds writable tables for the value at nodes[i]; returns the next index. */
+static size_t build_node(lua_State *L, const char *text, const jnode *nodes, size_t i) {
+    const jnode *node = &nodes[i];
+    if (node->type != JN_ARRAY && node->type != JN_OBJECT) {
+        json_tape_push_scalar(L, text, node);
+        return i + 1;
+    }
     luaL_checkstack(L, 4, "JSON nesting");
-    if (is_object) lua_createtable(L, 0, (int)n);
-    else lua_createtable(L, (int)n, 0);
-    b->p++;
-    build_ws(b);
-    lua_Integer i = 1;
-    while (*b->p != (is_object ? '}' : ']')) {
+    int is_object = node->type == JN_OBJECT;
+    if (is_object) lua_createtable(L, 0, (int)node->len);
+    else lua_createtable(L, (int)node->len, 0);
+    size_t j = i + 1;
+    for (lua_Integer k = 1; k <= (lua_Integer)node->len; k++) {
         if (is_object) {
-            build_string(b);
-            build_ws(b);
-            b->p++; /* ':' */
-            build_value(b);
+            json_tape_push_scalar(L, text, &nodes[j]);
+            j = build_node(L, text, nodes, j + 1);
             lua_rawset(L, -3);
         } else {
-            build_value(b);
-            lua_rawseti(L, -2, i++);
+            j = build_node(L, text, nodes, j);
+            lua_rawseti(L, -2, k);
         }
-        build_ws(b);
-        if (*b->p == ',') { b->p++; build_ws(b); }
     }
-    b->p++;
-    if (b->readonly) {
-        make_proxy(L, !is_object);
-    } else {
-        lua_rawgetp(L, LUA_REGISTRYINDEX, is_object ? &object_mt_key : &array_mt_key);
-        lua_setmetatable(L, -2);
-    }
-}
-
-static void build_value(build *b) {
-    build_ws(b);
-    switch (*b->p) {
-    case '{': build_container(b, 1); return;
-    case '[': build_container(b, 0); return;
-    case '"': build_string(b); return;
-    case 't': lua_pushboolean(b->L, 1); b->p += 4; return;
-    case 'f': lua_pushboolean(b->L, 0); b->p += 5; return;
-    case 'n': lua_pushlightuserdata(b->L, NULL); b->p += 4; return;
-    default: build_number(b); return;
-    }
+    lua_rawgetp(L, LUA_REGISTRYINDEX, is_object ? &object_mt_key : &array_mt_key);
+    lua_setmetatable(L, -2);
+    return node->end;
 }
 
 int json_decode(lua_State *L, const char *text, size_t len, int mode, char *err, size_t errlen) {
-    scan sc = { (const unsigned char *)text, (const unsigned char *)text + len,
-                (const unsigned char *)text, 0, err, errlen };
-    if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0) sc.p += 3; /* tolerate a BOM */
-    if (scan_value(&sc, 0)) return -1;
-    skip_ws(&sc);
-    if (sc.p != sc.end) return scan_fail(&sc, "unexpected data after the JSON value");
-    /* The build pass reads until delimiters; the scan proved they are there. */
-    build b = { L, (const unsigned char *)text, 0, mode == JSON_READONLY };
-    if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0) b.p += 3;
-    build_value(&b);
+    const jnode *nodes;
+    size_t n;
+    if (json_tape_scan(text, len, &nodes, &n, err, errlen)) return -1;
+    if (mode == JSON_READONLY) json_event_push(L, text, len, nodes, n);
+    else build_node(L, text, nodes, 0);
     return 0;
-}
-
-/* ======================= read-only proxy metamethods ===================== */
-
-/* Finds the proxy's data table: the __index of its metatable, if that
- * metatable is one of ours (its __newindex is ro_newindex). */
-static int push_proxy_data(lua_State *L, int idx) {
-    if (!lua_getmetatable(L, idx)) return 0;
-    lua_pushliteral(L, "__newindex");
-    lua_rawget(L, -2);
-    int ours = lua_tocfunction(L, -1) == ro_newindex;
-    lua_pop(L, 1);
-    if (!ours) { lua_pop(L, 1); return 0; }
-    lua_pushliteral(L, "__index");
-    lua_rawget(L, -2);
-    lua_remove(L, -2);
-    return 1;
-}
-
-void json_unwrap(lua_State *L, int idx) {
-    idx = lua_absindex(L, idx);
-    if (lua_type(L, idx) == LUA_TTABLE && push_proxy_data(L, idx)) return;
-    lua_pushvalue(L, idx);
-}
-
-static const char event_root_key = 0;
-
-static int ro_newindex(lua_State *L) {
-    /* Word the path from the event root when the runtime registered one. */
-    const char *key = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &event_root_key);
-    const char *where = NULL;
-    if (lua_istable(L, -1)) {
-        json_push_path(L, lua_gettop(L), 1);
-        where = lua_tostring(L, -1);
-    }
-    if (key)
-        return luaL_error(L, "event is read-only: cannot set field '%s%s%s'",
-                          where && *where ? where : "", where && *where ? "." : "", key);
-    if (lua_isinteger(L, 2))
-        return luaL_error(L, "event is read-only: cannot set field '%s[%d]'",
-                          where ? where : "", (int)lua_tointeger(L, 2));
-    return luaL_error(L, "event is read-only: cannot set a field of %s",
-                      where && *where ? where : "the event");
-}
-
-static int ro_len(lua_State *L) {
-    push_proxy_data(L, 1);
-    lua_pushinteger(L, (lua_Integer)lua_rawlen(L, -1));
-    return 1;
-}
-
-static int ro_next(lua_State *L) {
-    lua_settop(L, 2);
-    if (lua_next(L, 1)) return 2;
-    lua_pushnil(L);
-    return 1;
-}
-
-static int ro_pairs(lua_State *L) {
-    lua_pushcfunction(L, ro_next);
-    push_proxy_data(L, 1);
-    lua_pushnil(L);
-    return 3;
-}
-
-/* Depth-first search for target under root; builds the path on success. */
-static int find_path(lua_State *L, int node, int target, strbuf *path, int depth) {
-    if (depth > JSON_MAX_DEPTH) return 0;
-    if (lua_rawequal(L, node, target)) return 1;
-    luaL_checkstack(L, 4, "path search");
-    json_unwrap(L, node);
-    int data = lua_gettop(L);
-    if (lua_type(L, data) != LUA_TTABLE) { lua_pop(L, 1); return 0; }
-    lua_pushnil(L);
-    while (lua_next(L, data)) {
-        if (lua_type(L, -1) == LUA_TTABLE) {
-            size_t mark = path->len;
-            if (lua_type(L, -2) == LUA_TSTRING) {
-                if (path->len) strbuf_addc(path, '.');
-                strbuf_adds(path, lua_tostring(L, -2));
-            } else if (lua_isinteger(L, -2)) {
-                char ix[32];
-                snprintf(ix, sizeof ix, "[%lld]", (long long)lua_tointeger(L, -2));
-                strbuf_adds(path, ix);
-            }
-            if (find_path(L, lua_gettop(L), target, path, depth + 1)) { lua_pop(L, 3); return 1; }
-            path->len = mark;
-        }
-        lua_pop(L, 1);
-    }
-    lua_pop(L, 1);
-    return 0;
-}
-
-void json_push_path(lua_State *L, int root_idx, int target_idx) {
-    root_idx = lua_absindex(L, root_idx);
-    target_idx = lua_absindex(L, target_idx);
-    strbuf path = {0};
-    if (find_path(L, root_idx, target_idx, &path, 0)) lua_pushlstring(L, path.data ? path.data : "", path.len);
-    else lua_pushnil(L);
-    strbuf_free(&path);
-}
-
-void json_set_event_root(lua_State *L, int idx) {
-    if (idx) lua_pushvalue(L, idx);
-    else lua_pushnil(L);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &event_root_key);
 }
 
 /* ============================ kinds of table ============================= */
 
-int json_kind(lua_State *L, int idx) {
+static int kind_of(lua_State *L, int idx, int whole) {
     idx = lua_absindex(L, idx);
     if (!lua_getmetatable(L, idx)) {             /* the common case: a plain table */
         lua_pushvalue(L, idx);
@@ -536,25 +410,19 @@ int json_kind(lua_State *L, int idx) {
     lua_pop(L, 1);
     lua_rawgetp(L, LUA_REGISTRYINDEX, &object_mt_key);
     if (lua_rawequal(L, -1, -2)) { lua_pop(L, 2); lua_pushvalue(L, idx); return JSON_KIND_OBJECT; }
-    lua_pop(L, 1);
-    lua_pushliteral(L, "__newindex");
-    lua_rawget(L, -2);
-    int ours = lua_tocfunction(L, -1) == ro_newindex;
-    lua_pop(L, 1);
-    if (!ours) { lua_pop(L, 1); lua_pushvalue(L, idx); return JSON_KIND_PLAIN; }
-    lua_pushliteral(L, "__len");
-    int is_array = lua_rawget(L, -2) != LUA_TNIL;
-    lua_pop(L, 1);
-    lua_pushliteral(L, "__index");
-    lua_rawget(L, -2);
-    lua_remove(L, -2);
-    return is_array ? JSON_KIND_READONLY_ARRAY : JSON_KIND_READONLY_OBJECT;
+    lua_pop(L, 2);
+    int kind = json_event_kind(L, idx, whole);
+    if (kind >= 0) return kind;
+    lua_pushvalue(L, idx);
+    return JSON_KIND_PLAIN;
 }
+
+int json_kind(lua_State *L, int idx) { return kind_of(L, idx, 1); }
 
 int json_is_array(lua_State *L, int idx) {
     idx = lua_absindex(L, idx);
     if (lua_type(L, idx) != LUA_TTABLE) return 0;
-    int kind = json_kind(L, idx);
+    int kind = kind_of(L, idx, 0);
     int t = lua_gettop(L);
     int verdict;
     if (kind == JSON_KIND_ARRAY || kind == JSON_KIND_READONLY_ARRAY) verdict = 1;

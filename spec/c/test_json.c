@@ -280,6 +280,12 @@ static void escaped_slash_decodes_to_a_plain_slash(void **state) {
 
 /* ------------------------------- bad input -------------------------------- */
 
+static void numbers_beyond_a_double_are_refused(void **state) {
+    lua_State *L = *state;
+    assert_decode_error(L, "[1e400]", 1, "number out of range");
+    assert_decode_error(L, "{\"v\":-2E+999}", 5, "number out of range");
+}
+
 static void invalid_utf8_is_refused_at_its_byte(void **state) {
     lua_State *L = *state;
     assert_decode_error(L, "\"a\xff" "b\"", 2, "invalid UTF-8 in string");
@@ -519,6 +525,7 @@ int main(void) {
         T(unicode_escapes_decode_to_utf8),
         T(escaped_slash_decodes_to_a_plain_slash),
         T(invalid_utf8_is_refused_at_its_byte),
+        T(numbers_beyond_a_double_are_refused),
         T(overlong_utf8_is_refused_at_its_byte),
         T(lone_surrogate_escape_is_refused),
         T(raw_control_character_in_a_string_is_refused),

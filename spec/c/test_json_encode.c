@@ -339,6 +339,14 @@ static void pretty_output_indents_by_two_spaces_and_reparses_to_the_same_value(v
     free(text), free(canonical);
 }
 
+static void a_key_printed_twice_is_refused(void **state) {
+    lua_State *L = *state;
+    assert_int_equal(luaL_dostring(L, "return { [1] = 'a', ['1'] = 'b' }"), LUA_OK);
+    const char *msg = encode_fails(L, -1);
+    assert_non_null(strstr(msg, "key '1' appears twice"));
+    lua_pop(L, 1);
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
@@ -358,6 +366,7 @@ int main(void) {
         T(encoding_a_readonly_event_gives_the_writable_bytes),
         T(append_string_escapes_and_replaces_invalid_utf8),
         T(pretty_output_indents_by_two_spaces_and_reparses_to_the_same_value),
+        T(a_key_printed_twice_is_refused),
         /* Last: while core/json_encode.c reuses a moved members list, this one can crash. */
         T(encoder_keeps_earlier_members_when_a_later_child_is_large),
     };

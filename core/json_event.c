@@ -1,0 +1,289 @@
+/*
+ * json_event.c: the event a handler receives: read-only, and built only as far
+ * as the handler reads it.
+ *
+ * Decoding a whole webhook into Lua tables costs as much as everything else
+ * the mapping does: every key and string is interned, most never read. So the
+ * event stays a validated tape (json_tape.h) in a userdata the state owns, and
+ * each container becomes a table only when reached:
+ *
+ *   proxy P (always empty) --metatable--> M { __index = D, __newindex = refuse, ... }
+ *   data  D (what was read so far)  --metatable--> { __index = fill(doc, node) }
+ *
+ * A read of P falls through to D, a plain table lookup once the field is
+ * there; the first read of a field falls through again to `fill`, which finds
+ * it on the tape, builds it (scalars as values, containers as new proxies) and
+ * stores it in D. Arrays are filled whole on first reach (ipairs walks them
+ * anyway). pairs, and the encoder, complete an object first, after which D
+ * loses its fallback. Duplicate keys: the last one wins, as in json.c.
+ *
+ * Invariants: P stays empty, so every write reaches __newindex and is refused
+ * with the field's path; M is protected (__metatable), so a script can neither
+ * see nor remove it; D never holds a child's data table, only its proxy; a
+ * field once built keeps its identity (ev.address == ev.address).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+#include "json_tape.h"
+#include "lauxlib.h"
+
+static const char readonly_tag[] = "read-only";
+static const char event_root_key = 0;
+
+/* The tape and the text, copied into memory the state owns. */
+typedef struct doc {
+    size_t n;
+    jnode nodes[];                 /* then the text, NUL-terminated */
+} doc;
+
+static inline const char *doc_text(const doc *d) { return (const char *)(d->nodes + d->n); }
+
+static int ro_newindex(lua_State *L);
+static int ro_len(lua_State *L);
+static int ro_pairs(lua_State *L);
+static void push_proxy(lua_State *L, int docidx, uint32_t i);
+
+/* Pushes the value of nodes[i]: a scalar, or a proxy for a container. */
+static void push_value(lua_State *L, int docidx, uint32_t i) {
+    const doc *d = lua_touserdata(L, docidx);
+    const jnode *node = &d->nodes[i];
+    if (node->type == JN_ARRAY || node->type == JN_OBJECT) push_proxy(L, docidx, i);
+    else json_tape_push_scalar(L, doc_text(d), node);
+}
+
+/* Does the key node hold exactly these bytes (escapes decoded)? */
+static int key_is(lua_State *L, const doc *d, const jnode *key, const char *k, size_t klen) {
+    if (!key->escaped) return key->len == klen && memcmp(doc_text(d) + key->pos, k, klen) == 0;
+    json_tape_push_scalar(L, doc_text(d), key);
+    size_t n;
+    const char *s = lua_tolstring(L, -1, &n);
+    int same = n == klen && memcmp(s, k, klen) == 0;
+    lua_pop(L, 1);
+    return same;
+}
+
+/* D's __index: builds the field `key` of object node i (upvalues: doc, i). */
+static int fill(lua_State *L) {
+    if (lua_type(L, 2) != LUA_TSTRING) return 0;
+    int docidx = lua_upvalueindex(1);
+    const doc *d = lua_touserdata(L, docidx);
+    uint32_t i = (uint32_t)lua_tointeger(L, lua_upvalueindex(2));
+    size_t klen;
+    const char *k = lua_tolstring(L, 2, &klen);
+    uint32_t j = i + 1, found = 0;
+    for (uint32_t m = 0; m < d->nodes[i].len; m++) {
+        if (key_is(L, d, &d->nodes[j], k, klen)) found = j + 1;   /* keep looking: the last one wins */
+        j = d->nodes[j + 1].end;
+    }
+    if (!found) return 0;
+    push_value(L, docidx, found);
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, 1);
+    return 1;
+}
+
+static void push_proxy(lua_State *L, int docidx, uint32_t i) {
+    luaL_checkstack(L, 8, "JSON nesting");
+    const doc *d = lua_touserdata(L, docidx);
+    const jnode *node = &d->nodes[i];
+    int is_array = node->type == JN_ARRAY;
+    lua_createtable(L, 0, 0);                                  /* P */
+    lua_createtable(L, 0, 5);                                  /* P M */
+    if (is_array) {
+        lua_createtable(L, (int)node->len, 0);                 /* P M D, filled now */
+        uint32_t j = i + 1;
+        for (lua_Integer k = 1; k <= (lua_Integer)node->len; k++) {
+            push_value(L, docidx, j);
+            lua_rawseti(L, -2, k);
+            j = d->nodes[j].end;
+        }
+        lua_pushcfunction(L, ro_len);
+        lua_setfield(L, -3, "__len");                          /* __len marks an array proxy */
+    } else {
+        lua_createtable(L, 0, (int)node->len);                 /* P M D, filled on demand */
+        lua_createtable(L, 0, 1);
+        lua_pushvalue(L, docidx);
+        lua_pushinteger(L, (lua_Integer)i);
+        lua_pushcclosure(L, fill, 2);
+        lua_setfield(L, -2, "__index");
+        lua_setmetatable(L, -2);
+    }
+    lua_setfield(L, -2, "__index");                            /* P M */
+    lua_pushcfunction(L, ro_newindex);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushcfunction(L, ro_pairs);
+    lua_setfield(L, -2, "__pairs");
+    lua_pushstring(L, readonly_tag);
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, -2);                                   /* P */
+}
+
+void json_event_push(lua_State *L, const char *text, size_t len, const jnode *nodes, size_t n) {
+    if (nodes[0].type != JN_ARRAY && nodes[0].type != JN_OBJECT) {
+        json_tape_push_scalar(L, text, &nodes[0]);
+        return;
+    }
+    doc *d = lua_newuserdatauv(L, sizeof *d + n * sizeof *nodes + len + 1, 0);
+    d->n = n;
+    memcpy(d->nodes, nodes, n * sizeof *nodes);
+    char *copy = (char *)(d->nodes + n);
+    memcpy(copy, text, len);
+    copy[len] = 0;
+    push_proxy(L, lua_gettop(L), 0);
+    lua_remove(L, -2);
+}
+
+/* ------------------------------ data tables ------------------------------- */
+
+/* Pushes the data table behind a proxy at idx and returns 1, or returns 0. */
+static int push_data(lua_State *L, int idx) {
+    if (lua_type(L, idx) != LUA_TTABLE || !lua_getmetatable(L, idx)) return 0;
+    lua_pushliteral(L, "__newindex");
+    lua_rawget(L, -2);
+    int ours = lua_tocfunction(L, -1) == ro_newindex;
+    lua_pop(L, 1);
+    if (!ours) { lua_pop(L, 1); return 0; }
+    lua_pushliteral(L, "__index");
+    lua_rawget(L, -2);
+    lua_remove(L, -2);
+    return 1;
+}
+
+/* Builds every field of the object data table at idx not built yet. */
+static void complete(lua_State *L, int data) {
+    if (!lua_getmetatable(L, data)) return;               /* complete already (or an array) */
+    lua_pushliteral(L, "__index");
+    lua_rawget(L, -2);
+    lua_getupvalue(L, -1, 1);                             /* mt fill doc */
+    int docidx = lua_gettop(L);
+    lua_getupvalue(L, -2, 2);
+    uint32_t i = (uint32_t)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    const doc *d = lua_touserdata(L, docidx);
+    uint32_t n = d->nodes[i].len;
+    uint32_t *keys = n ? malloc(n * sizeof *keys) : NULL;
+    if (n && !keys) abort();
+    uint32_t j = i + 1;
+    for (uint32_t m = 0; m < n; m++) { keys[m] = j; j = d->nodes[j + 1].end; }
+    luaL_checkstack(L, 4, "JSON nesting");
+    for (uint32_t m = n; m-- > 0;) {                      /* backwards: the last duplicate wins */
+        json_tape_push_scalar(L, doc_text(d), &d->nodes[keys[m]]);
+        lua_pushvalue(L, -1);
+        if (lua_rawget(L, data) != LUA_TNIL) { lua_pop(L, 2); continue; }
+        lua_pop(L, 1);
+        push_value(L, docidx, keys[m] + 1);
+        lua_rawset(L, data);
+    }
+    free(keys);
+    lua_pop(L, 3);                                        /* mt fill doc */
+    lua_pushnil(L);
+    lua_setmetatable(L, data);                            /* no more fallback */
+}
+
+int json_event_kind(lua_State *L, int idx, int whole) {
+    idx = lua_absindex(L, idx);
+    if (!push_data(L, idx)) return -1;
+    lua_getmetatable(L, idx);
+    lua_pushliteral(L, "__len");
+    int is_array = lua_rawget(L, -2) != LUA_TNIL;
+    lua_pop(L, 2);
+    if (whole && !is_array) complete(L, lua_gettop(L));
+    return is_array ? JSON_KIND_READONLY_ARRAY : JSON_KIND_READONLY_OBJECT;
+}
+
+void json_unwrap(lua_State *L, int idx) {
+    idx = lua_absindex(L, idx);
+    if (push_data(L, idx)) return;
+    lua_pushvalue(L, idx);
+}
+
+/* ------------------------------ metamethods ------------------------------- */
+
+static int ro_newindex(lua_State *L) {
+    /* Word the path from the event root when the runtime registered one. */
+    const char *key = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &event_root_key);
+    const char *where = NULL;
+    if (lua_istable(L, -1)) {
+        json_push_path(L, lua_gettop(L), 1);
+        where = lua_tostring(L, -1);
+    }
+    if (key)
+        return luaL_error(L, "event is read-only: cannot set field '%s%s%s'",
+                          where && *where ? where : "", where && *where ? "." : "", key);
+    if (lua_isinteger(L, 2))
+        return luaL_error(L, "event is read-only: cannot set field '%s[%d]'",
+                          where ? where : "", (int)lua_tointeger(L, 2));
+    return luaL_error(L, "event is read-only: cannot set a field of %s",
+                      where && *where ? where : "the event");
+}
+
+static int ro_len(lua_State *L) {
+    push_data(L, 1);
+    lua_pushinteger(L, (lua_Integer)lua_rawlen(L, -1));
+    return 1;
+}
+
+static int ro_next(lua_State *L) {
+    lua_settop(L, 2);
+    if (lua_next(L, 1)) return 2;
+    lua_pushnil(L);
+    return 1;
+}
+
+static int ro_pairs(lua_State *L) {
+    lua_pushcfunction(L, ro_next);
+    push_data(L, 1);
+    complete(L, lua_gettop(L));
+    lua_pushnil(L);
+    return 3;
+}
+
+/* ------------------------------ error paths ------------------------------- */
+
+/* Depth-first search for target among what was built under node. */
+static int find_path(lua_State *L, int node, int target, strbuf *path, int depth) {
+    if (depth > JSON_MAX_DEPTH) return 0;
+    if (lua_rawequal(L, node, target)) return 1;
+    luaL_checkstack(L, 4, "path search");
+    json_unwrap(L, node);
+    int data = lua_gettop(L);
+    if (lua_type(L, data) != LUA_TTABLE) { lua_pop(L, 1); return 0; }
+    lua_pushnil(L);
+    while (lua_next(L, data)) {
+        if (lua_type(L, -1) == LUA_TTABLE) {
+            size_t mark = path->len;
+            if (lua_type(L, -2) == LUA_TSTRING) {
+                if (path->len) strbuf_addc(path, '.');
+                strbuf_adds(path, lua_tostring(L, -2));
+            } else if (lua_isinteger(L, -2)) {
+                char ix[32];
+                snprintf(ix, sizeof ix, "[%lld]", (long long)lua_tointeger(L, -2));
+                strbuf_adds(path, ix);
+            }
+            if (find_path(L, lua_gettop(L), target, path, depth + 1)) { lua_pop(L, 3); return 1; }
+            path->len = mark;
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return 0;
+}
+
+void json_push_path(lua_State *L, int root_idx, int target_idx) {
+    root_idx = lua_absindex(L, root_idx);
+    target_idx = lua_absindex(L, target_idx);
+    strbuf path = {0};
+    if (find_path(L, root_idx, target_idx, &path, 0)) lua_pushlstring(L, path.data ? path.data : "", path.len);
+    else lua_pushnil(L);
+    strbuf_free(&path);
+}
+
+void json_set_event_root(lua_State *L, int idx) {
+    if (idx) lua_pushvalue(L, idx);
+    else lua_pushnil(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &event_root_key);
+}

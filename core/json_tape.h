@@ -1,0 +1,44 @@
+/*
+ * json_tape.h: the validated shape of a JSON text, shared by json.c (which
+ * writes it) and json_event.c (which reads an event from it lazily).
+ *
+ * One node per value, in document order; an object's members are a key node
+ * followed by a value node. `end` is the index of the first node after a
+ * value's whole subtree, so a reader can step over a container in one move.
+ */
+#ifndef RF_JSON_TAPE_H
+#define RF_JSON_TAPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "lua.h"
+
+enum { JN_NULL, JN_FALSE, JN_TRUE, JN_NUMBER, JN_STRING, JN_ARRAY, JN_OBJECT };
+
+typedef struct jnode {
+    uint32_t pos;          /* first byte: of a string's content (after the quote), else of the value */
+    uint32_t len;          /* bytes of a string's content or a number; members of a container */
+    uint32_t end;          /* index of the node after this value's subtree */
+    uint8_t type;
+    uint8_t escaped;       /* a string holding backslash escapes */
+} jnode;
+
+/* Validates text (grammar, UTF-8, escapes, depth, trailing data) into this
+ * thread's tape. Returns 0 with *nodes / *n set (valid until the next scan on
+ * this thread), or -1 with err filled ("byte 41: ..."). */
+int json_tape_scan(const char *text, size_t len, const jnode **nodes, size_t *n, char *err, size_t errlen);
+
+/* Pushes the scalar at node (null, boolean, number or string; escapes decoded). */
+void json_tape_push_scalar(lua_State *L, const char *text, const jnode *node);
+
+/* Pushes the read-only event for the value at nodes[0] (json_event.c): a
+ * lazy proxy for a container, the value itself for a scalar. Copies text and
+ * nodes into memory the Lua state owns. */
+void json_event_push(lua_State *L, const char *text, size_t len, const jnode *nodes, size_t n);
+
+/* For a read-only proxy at idx: pushes its data table (completed, every
+ * member built, when `whole`) and returns JSON_KIND_READONLY_ARRAY or
+ * _OBJECT. For anything else returns -1 and pushes nothing. */
+int json_event_kind(lua_State *L, int idx, int whole);
+
+#endif
