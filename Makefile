@@ -66,8 +66,8 @@ bench: deps build $(BUILD)/bench_transform
 	@sh bench/run.sh
 
 lint:
-	@command -v luacheck >/dev/null || { echo "luacheck missing: apt-get install lua-check"; exit 1; }
-	luacheck core/lua scripts spec
+	@command -v luacheck >/dev/null || { echo "luacheck missing: apt-get install -y lua-check"; exit 1; }
+	luacheck core/lua scripts spec bench/anchor-mapping
 
 install: build
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SHAREDIR)/scripts $(DESTDIR)$(LUADIR)/returnflow
