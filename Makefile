@@ -15,7 +15,8 @@ SAN        ?=
 WARN       := -Wall -Wextra -Werror
 CFLAGS_ALL  = -std=c11 -D_GNU_SOURCE $(OPT) $(SAN) $(WARN) $(shell pkg-config --cflags lua5.4) \
               -Icore -I$(BUILD) -DRETURNFLOW_SHARE='"$(SHAREDIR)"'
-LDLIBS_ALL  = -llua5.4-cjson $(shell pkg-config --libs lua5.4) -lm
+LDLIBS_ALL  = -llua5.4-cjson $(shell pkg-config --libs lua5.4) -luv -lhttp_parser -lsqlite3 -lcrypto -lcurl \
+              -lpthread -lm
 
 CMD_SRC    := core/main.c $(wildcard core/cmd_*.c)
 CORE_SRC   := $(filter-out $(CMD_SRC),$(wildcard core/*.c))
@@ -62,7 +63,8 @@ asan: deps
 run: deps build
 	@sh tools/run.sh
 
-bench: deps build $(BUILD)/bench_transform
+bench: build $(BUILD)/bench_transform
+	@sh tools/deps.sh bench
 	@sh bench/run.sh
 
 lint:

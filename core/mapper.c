@@ -40,7 +40,35 @@ struct mapper {
     strbuf body;                  /* scratch: one request body */
     json_memo *memo;              /* properties shared by an event's requests, encoded once */
     strbuf reason;                /* the last event's reason, for mapper_reason */
+    /* The last event's result, structured (mapper_result): strings in one arena. */
+    strbuf arena;
+    struct req_at { size_t method, path, body, body_len, profile, key, due; } *reqs;
+    size_t *cancels, *mem_keys, *mem_values;
+    int nreqs, ncancels, nmem, cap_reqs, cap_cancels, cap_mem;
+    map_result result;
+    map_request *result_reqs;
+    const char **result_cancels, **result_mem_keys, **result_mem_values;
 };
+
+/* Appends s and a NUL to the arena; returns its offset. */
+static size_t arena_add(mapper *m, const char *s, size_t n) {
+    size_t at = m->arena.len;
+    strbuf_add(&m->arena, s ? s : "", n);
+    strbuf_addc(&m->arena, 0);
+    return at;
+}
+
+static void *grow(void *p, int *cap, size_t size) {
+    *cap = *cap ? *cap * 2 : 8;
+    void *q = realloc(p, (size_t)*cap * size);
+    if (!q) abort();
+    return q;
+}
+
+static void result_reset(mapper *m) {
+    m->arena.len = 0;
+    m->nreqs = m->ncancels = m->nmem = 0;
+}
 
 /* ------------------------------- loading --------------------------------- */
 
@@ -199,6 +227,15 @@ void mapper_free(mapper *m) {
     strbuf_free(&m->body);
     strbuf_free(&m->reason);
     json_memo_free(m->memo);
+    strbuf_free(&m->arena);
+    free(m->reqs);
+    free(m->cancels);
+    free(m->mem_keys);
+    free(m->mem_values);
+    free(m->result_reqs);
+    free(m->result_cancels);
+    free(m->result_mem_keys);
+    free(m->result_mem_values);
     for (int i = 0; i < 6; i++) free(m->strings[i]);
     free(m);
 }
@@ -242,8 +279,9 @@ static void describe_request(lua_State *L, int r, char *what, size_t size) {
     }
 }
 
-/* Appends {"method":..,"path":..,"headers":{..},"body":{..}} for the request table on top. */
-static void encode_request(lua_State *L, job *j, strbuf *out) {
+/* Appends {"method":..,"path":..,"headers":{..},"body":{..}} for the request table on top,
+ * and records it in the structured result (key and due name a scheduled one). */
+static void encode_request(lua_State *L, job *j, strbuf *out, const char *key, const char *due) {
     char err[400];
     int r = lua_gettop(L);
     lua_getfield(L, r, "path");
@@ -270,6 +308,19 @@ static void encode_request(lua_State *L, job *j, strbuf *out) {
     strbuf_adds(out, ",\"body\":");
     strbuf_add(out, body->data, body->len);
     strbuf_addc(out, '}');
+
+    mapper *m = j->m;
+    if (m->nreqs == m->cap_reqs) m->reqs = grow(m->reqs, &m->cap_reqs, sizeof *m->reqs);
+    struct req_at *at = &m->reqs[m->nreqs++];
+    lua_getfield(L, r, "method");
+    at->method = arena_add(m, lua_tostring(L, -1), lua_rawlen(L, -1));
+    at->path = arena_add(m, path, lua_rawlen(L, r + 1));
+    at->body = arena_add(m, body->data, body->len);
+    at->body_len = body->len;
+    lua_getfield(L, r, "profile_key");
+    at->profile = arena_add(m, lua_tostring(L, -1), lua_isstring(L, -1) ? lua_rawlen(L, -1) : 0);
+    at->key = key ? arena_add(m, key, strlen(key)) : (size_t)-1;
+    at->due = due ? arena_add(m, due, strlen(due)) : (size_t)-1;
     lua_settop(L, r);
 }
 
@@ -320,7 +371,7 @@ static int map_protected(lua_State *L) {
         for (int i = 1; i <= n; i++) {
             if (i > 1) strbuf_addc(&j->requests, ',');
             lua_rawgeti(L, -1, i);
-            encode_request(L, j, &j->requests);
+            encode_request(L, j, &j->requests, NULL, NULL);
             lua_pop(L, 1);
         }
     }
@@ -338,13 +389,23 @@ static int map_protected(lua_State *L) {
             json_append_string(&j->scheduled, lua_tostring(L, -1), lua_rawlen(L, -1));
             strbuf_adds(&j->scheduled, ",\"request\":");
             lua_getfield(L, -3, "request");
-            encode_request(L, j, &j->scheduled);
+            encode_request(L, j, &j->scheduled, lua_tostring(L, -3), lua_tostring(L, -2));
             strbuf_addc(&j->scheduled, '}');
             lua_pop(L, 4);
         }
     }
     lua_pop(L, 1);
-    if (lua_getfield(L, res, "cancelled") == LUA_TTABLE && lua_rawlen(L, -1) > 0) {
+    if (lua_getfield(L, res, "cancelled") == LUA_TTABLE) {
+        mapper *m = j->m;
+        int n = (int)lua_rawlen(L, -1);
+        for (int i = 1; i <= n; i++) {
+            lua_rawgeti(L, -1, i);
+            if (m->ncancels == m->cap_cancels) m->cancels = grow(m->cancels, &m->cap_cancels, sizeof *m->cancels);
+            m->cancels[m->ncancels++] = arena_add(m, lua_tostring(L, -1), lua_rawlen(L, -1));
+            lua_pop(L, 1);
+        }
+    }
+    if (lua_rawlen(L, -1) > 0) {
         strbuf tmp = {0};
         int rc = json_encode(L, -1, &tmp, err, sizeof err);
         if (rc == 0 && tmp.len > 2) strbuf_add(&j->cancelled, tmp.data + 1, tmp.len - 2);
@@ -375,6 +436,14 @@ static int map_protected(lua_State *L) {
             size_t klen, start = i > 1 ? ends[i - 2] : 0;
             const char *key = lua_tolstring(L, -1, &klen);
             memory_put(j->m->mem, key, klen, values.data + start, ends[i - 1] - start);
+            mapper *m = j->m;
+            if (m->nmem == m->cap_mem) {
+                int cap = m->cap_mem;
+                m->mem_keys = grow(m->mem_keys, &cap, sizeof *m->mem_keys);
+                m->mem_values = grow(m->mem_values, &m->cap_mem, sizeof *m->mem_values);
+            }
+            m->mem_keys[m->nmem] = arena_add(m, key, klen);
+            m->mem_values[m->nmem++] = arena_add(m, values.data + start, ends[i - 1] - start);
             lua_pop(L, 2);
         }
         strbuf_free(&values);
@@ -382,6 +451,42 @@ static int map_protected(lua_State *L) {
     }
     json_set_event_root(L, 0);
     return 0;
+}
+
+/* Points the public result at the arena, now that it no longer moves. */
+static void build_result(mapper *m, map_status status) {
+    m->result_reqs = realloc(m->result_reqs, (size_t)(m->nreqs ? m->nreqs : 1) * sizeof *m->result_reqs);
+    m->result_cancels = realloc(m->result_cancels, (size_t)(m->ncancels ? m->ncancels : 1) * sizeof(char *));
+    m->result_mem_keys = realloc(m->result_mem_keys, (size_t)(m->nmem ? m->nmem : 1) * sizeof(char *));
+    m->result_mem_values = realloc(m->result_mem_values, (size_t)(m->nmem ? m->nmem : 1) * sizeof(char *));
+    if (!m->result_reqs || !m->result_cancels || !m->result_mem_keys || !m->result_mem_values) abort();
+    const char *a = m->arena.data;
+    for (int i = 0; i < m->nreqs; i++) {
+        const struct req_at *r = &m->reqs[i];
+        m->result_reqs[i] = (map_request){
+            .method = a + r->method, .path = a + r->path, .body = a + r->body, .body_len = r->body_len,
+            .profile = a + r->profile,
+            .schedule_key = r->key == (size_t)-1 ? NULL : a + r->key,
+            .due = r->due == (size_t)-1 ? NULL : a + r->due,
+        };
+    }
+    for (int i = 0; i < m->ncancels; i++) m->result_cancels[i] = a + m->cancels[i];
+    for (int i = 0; i < m->nmem; i++) {
+        m->result_mem_keys[i] = a + m->mem_keys[i];
+        m->result_mem_values[i] = a + m->mem_values[i];
+    }
+    m->result = (map_result){
+        .status = status, .reason = m->reason.data ? m->reason.data : "",
+        .requests = m->result_reqs, .nrequests = m->nreqs,
+        .cancels = m->result_cancels, .ncancels = m->ncancels,
+        .memory_keys = m->result_mem_keys, .memory_values = m->result_mem_values, .nmemory = m->nmem,
+    };
+}
+
+const map_result *mapper_result(const mapper *m) { return &m->result; }
+
+void mapper_preload_memory(mapper *m, const char *key, const char *json, size_t len) {
+    memory_put(m->mem, key, strlen(key), json, len);
 }
 
 static void reload(mapper *m) {
@@ -396,11 +501,13 @@ static void reload(mapper *m) {
 map_status mapper_map(mapper *m, const char *text, size_t len, const char *label, strbuf *doc) {
     job j = { .m = m, .text = text, .len = len, .status = MAP_MAPPED };
     json_memo_reset(m->memo);
+    result_reset(m);
     lua_State *L = sandbox_lua(m->sb);
     lua_pushcfunction(L, map_protected);
     lua_pushlightuserdata(L, &j);
     if (sandbox_call(m->sb, 1, 0) != LUA_OK) {
         j.requests.len = j.scheduled.len = j.cancelled.len = 0;
+        result_reset(m);                          /* nothing of a failed event is kept */
         int handled = 0;
         if (lua_istable(L, -1)) {             /* out:drop / fail / defer */
             lua_rawgetp(L, LUA_REGISTRYINDEX, &stop_check_key);
@@ -449,6 +556,7 @@ map_status mapper_map(mapper *m, const char *text, size_t len, const char *label
     m->reason.len = 0;
     strbuf_add(&m->reason, j.reason.data ? j.reason.data : "", j.reason.len);
     strbuf_addc(&m->reason, 0);
+    build_result(m, j.status);
     strbuf_free(&j.trigger);
     strbuf_free(&j.reason);
     strbuf_free(&j.requests);

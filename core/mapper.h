@@ -36,6 +36,33 @@ void mapper_free(mapper *m);
  * whole: a bad event is a document with status "failed" and the reason. */
 map_status mapper_map(mapper *m, const char *text, size_t len, const char *label, strbuf *doc);
 
+/* The last event's result, structured, for the service: valid until the
+ * next mapper_map. A failed, dropped or deferred event has no requests,
+ * cancels or memory writes (nothing of it is kept). */
+typedef struct map_request {
+    const char *method, *path;
+    const char *body;                 /* the exact bytes to send */
+    size_t body_len;
+    const char *profile;              /* "email:...": requests of one profile leave in order */
+    const char *schedule_key, *due;   /* a scheduled request: its key and ISO due time; else NULL */
+} map_request;
+
+typedef struct map_result {
+    map_status status;
+    const char *reason;               /* "" if none */
+    const map_request *requests;
+    int nrequests;
+    const char *const *cancels;       /* schedule keys to cancel */
+    int ncancels;
+    const char *const *memory_keys, *const *memory_values;   /* out:remember writes, values as JSON */
+    int nmemory;
+} map_result;
+
+const map_result *mapper_result(const mapper *m);
+
+/* Seeds the memory out:recall reads (the service loads it from its store). */
+void mapper_preload_memory(mapper *m, const char *key, const char *json, size_t len);
+
 /* The reason given with the last event's status ("" if none). */
 const char *mapper_reason(const mapper *m);
 

@@ -1,10 +1,14 @@
 #!/bin/sh
 # Installs the Debian packages returnflow needs when run as root; otherwise prints the exact line.
 # Packages: see DESIGN §6. python3-jsonschema validates request bodies against Klaviyo's OpenAPI spec
-# in the tests; nodejs runs the Node.js anchor in `make bench`.
+# in the tests (and in the Klaviyo stand-in); curl drives the stand-in in the specs; nodejs runs the
+# Node.js anchor in `make bench`.
 set -u
-PKGS="gcc make pkg-config lua5.4 liblua5.4-dev lua-cjson lua-cjson-dev lua-busted luarocks libcmocka-dev python3 python3-jsonschema"
-[ "${1:-}" = "bench" ] && PKGS="$PKGS nodejs"
+PKGS="gcc make pkg-config lua5.4 liblua5.4-dev lua-cjson lua-cjson-dev lua-busted luarocks libcmocka-dev
+      libuv1-dev libhttp-parser-dev libsqlite3-dev libssl-dev libcurl4-openssl-dev curl
+      python3 python3-jsonschema"
+# The Node.js anchor needs some node; Debian's only when there is none on PATH.
+[ "${1:-}" = "bench" ] && ! command -v node >/dev/null 2>&1 && PKGS="$PKGS nodejs"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

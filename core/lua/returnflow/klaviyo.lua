@@ -85,8 +85,18 @@ local function event_body(a, attributes, cfg)
   } } }
 end
 
-local function request(cfg, private_path, public_path, body)
-  return { method = "POST", path = endpoint(cfg, private_path, public_path), headers = headers(cfg), body = body }
+-- The profile a request is about, as one string: requests of one profile are delivered in order.
+local function profile_key(person)
+  for _, k in ipairs(IDENTITY) do
+    local v = person[k]
+    if type(v) == "string" and v ~= "" then return k .. ":" .. v end
+  end
+  return ""
+end
+
+local function request(cfg, private_path, public_path, body, person)
+  return { method = "POST", path = endpoint(cfg, private_path, public_path), headers = headers(cfg), body = body,
+           profile_key = profile_key(person) }
 end
 
 --- The default unique_id of a track: tenant, Loop id, trigger, state and metric, so a retried or
@@ -145,12 +155,12 @@ function M.requests(out, cfg, loop)
       else
         attrs = profile_attributes(person, false)
       end
-      local r = request(cfg, "/api/events", "/client/events", event_body(a, attrs, cfg))
+      local r = request(cfg, "/api/events", "/client/events", event_body(a, attrs, cfg), person)
       if a.kind == "track" then requests[#requests + 1] = r
       else scheduled[#scheduled + 1] = { key = a.key, at = a.at, request = r } end
     elseif a.kind == "subscribe" then
       requests[#requests + 1] = request(cfg, "/api/profile-subscription-bulk-create-jobs",
-                                        "/client/subscriptions", subscribe_body(a, person, cfg))
+                                        "/client/subscriptions", subscribe_body(a, person, cfg), person)
     elseif a.kind == "cancel" then
       cancelled[#cancelled + 1] = a.key
     end
@@ -158,7 +168,7 @@ function M.requests(out, cfg, loop)
   if profile_pending then
     -- Profile changes with no event to carry them: one upsert, meta beside the attributes.
     local data = { type = "profile", attributes = profile_attributes(person, true), meta = meta }
-    table.insert(requests, 1, request(cfg, "/api/profile-import", "/client/profiles", { data = data }))
+    table.insert(requests, 1, request(cfg, "/api/profile-import", "/client/profiles", { data = data }, person))
   end
   return requests, scheduled, cancelled
 end
