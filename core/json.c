@@ -36,6 +36,14 @@ static _Thread_local jnode *tape;
 static _Thread_local size_t tape_cap;
 static _Thread_local strbuf scratch;
 
+void json_thread_done(void) {
+    free(tape);
+    tape = NULL;
+    tape_cap = 0;
+    strbuf_free(&scratch);
+    json_encode_thread_done();
+}
+
 /* ================================ scan =================================== */
 
 typedef struct scan {

@@ -90,6 +90,11 @@ void json_set_event_root(lua_State *L, int idx);
  * to word error messages, so it may be slow. */
 void json_push_path(lua_State *L, int root_idx, int target_idx);
 
+/* Frees this thread's scratch buffers; call before a thread that decoded or
+ * encoded exits (they are reused, not freed, between calls). */
+void json_thread_done(void);
+void json_encode_thread_done(void);
+
 /* Lua binding: the `returnflow.json` functions (encode, decode, null, array,
  * object, is_array). Pushes the module table. */
 int json_luaopen(lua_State *L);

@@ -58,6 +58,12 @@ typedef struct member {
 static _Thread_local member *members;
 static _Thread_local size_t members_cap, members_used;
 
+void json_encode_thread_done(void) {
+    free(members);
+    members = NULL;
+    members_cap = members_used = 0;
+}
+
 /* ----------------------------------- memo --------------------------------- */
 
 typedef struct memo_entry {

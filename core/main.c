@@ -50,6 +50,44 @@ static const command commands[] = {
       "reports each problem as 'file:line: message': syntax errors, errors while loading, a file that\n"
       "does not return a table of handlers, a handler that is not a function, an unknown trigger.\n"
       "Takes the cap options of 'map'. Exit status 1 when there is any problem.\n" },
+    { "post", cmd_post, "sign Loop events as Loop does and POST them to a webhook URL",
+      "usage: returnflow post [-c CONFIG | --secret SECRET] [-q] URL FILE...\n"
+      "\n"
+      "Posts every event to URL as its own request body, byte for byte as it stands in the file, with\n"
+      "Content-Type: application/json and X-Loop-Signature: base64(HMAC-SHA256(secret, body)), the way\n"
+      "Loop delivers a webhook. A FILE holds one JSON event, a JSON array of events, or NDJSON; '-' reads\n"
+      "standard input. The connection is kept open between events; TLS certificates are verified.\n"
+      "Prints one line per event: 'FILE#N: STATUS ANSWER' (the answer's body on one line, shortened).\n"
+      "\n"
+      "The secret is --secret, else the webhook_secret of the tenant named in the URL path\n"
+      "/v1/webhooks/TENANT, read from CONFIG. It is never printed.\n"
+      "\n"
+      "options:\n"
+      "  -c, --config CONFIG        config file to take the secret from (default: ./returnflow.conf.lua)\n"
+      "      --secret SECRET        the webhook secret itself (other users may see it in 'ps'; prefer -c)\n"
+      "  -q, --quiet                no summary line on standard error\n"
+      "\n"
+      "exit status: 0 every answer was 2xx, 1 some was not or some event could not be sent, 2 bad usage.\n"
+      "example: returnflow post http://127.0.0.1:8787/v1/webhooks/demo ../shared/fixtures/loop/return.created.json\n" },
+    { "serve", cmd_serve, "receive Loop's signed webhooks, journal them durably, map them (dry tenants: to a file)",
+      "usage: returnflow serve [-c CONFIG] [--listen HOST:PORT] [--data DIR]\n"
+      "\n"
+      "Loads CONFIG (default: ./returnflow.conf.lua), checks every tenant's scripts, opens the store in the\n"
+      "data directory and serves:\n"
+      "  POST /v1/webhooks/{tenant}  a Loop webhook, signed with X-Loop-Signature; answered 202 only once its\n"
+      "                              raw body is committed to disk (401 bad signature, 404 unknown tenant,\n"
+      "                              413 too large, 415 not JSON, 400 malformed JSON: none of them stores anything)\n"
+      "  GET /healthz                200 when ready\n"
+      "  GET /metrics                Prometheus text\n"
+      "Mapping threads turn the journal into Klaviyo requests; a tenant with no Klaviyo key runs dry and its\n"
+      "requests are appended to DATA/dry/TENANT.ndjson exactly as they would be sent. Delivery to Klaviyo\n"
+      "itself is not built yet. SIGTERM or Ctrl-C drains: webhooks in flight get their answer, then it stops.\n"
+      "Logs are one JSON object a line on standard error; keys and secrets never appear in them.\n"
+      "\n"
+      "options:\n"
+      "  -c, --config FILE     the config file (see returnflow.conf.lua)\n"
+      "  -l, --listen ADDR     overrides the config's listen address (port 0: any free port, logged)\n"
+      "  -d, --data DIR        overrides the config's data directory\n" },
     { "help", NULL, "show the help of a command", "usage: returnflow help [COMMAND]\n" },
 };
 

@@ -246,6 +246,11 @@ static int timer_arm(double seconds) {
     return timer_settime(cpu_timer, 0, &its, NULL);
 }
 
+void sandbox_thread_done(void) {
+    if (cpu_timer_made) timer_delete(cpu_timer);
+    cpu_timer_made = 0;
+}
+
 static void timer_disarm(void) {
     struct itimerspec its;
     memset(&its, 0, sizeof its);

@@ -42,6 +42,10 @@ int sandbox_spoiled(const sandbox *sb);
  * the error message; returns the lua_pcall status. */
 int sandbox_require(sandbox *sb, const char *name);
 
+/* Deletes this thread's run-time timer; call before a thread that ran
+ * sandboxes exits. */
+void sandbox_thread_done(void);
+
 /* Bytes the state holds now. */
 size_t sandbox_memory(const sandbox *sb);
 

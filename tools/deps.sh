@@ -6,7 +6,7 @@
 set -u
 PKGS="gcc make pkg-config lua5.4 liblua5.4-dev lua-cjson lua-cjson-dev lua-busted luarocks libcmocka-dev
       libuv1-dev libhttp-parser-dev libsqlite3-dev libssl-dev libcurl4-openssl-dev curl
-      python3 python3-jsonschema"
+      sqlite3 python3 python3-jsonschema"
 # The Node.js anchor needs some node; Debian's only when there is none on PATH.
 [ "${1:-}" = "bench" ] && ! command -v node >/dev/null 2>&1 && PKGS="$PKGS nodejs"
 missing=""

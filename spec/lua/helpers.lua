@@ -171,7 +171,8 @@ function M.sh(cmdline, stdin_text)
   local out, err = dir .. "/stdout", dir .. "/stderr"
   local input = "/dev/null"
   if stdin_text then input = write(dir .. "/stdin", stdin_text) end
-  local full = string.format("%s <%s >%s 2>%s", cmdline, M.quote(input), M.quote(out), M.quote(err))
+  -- In a subshell, so the redirections apply to a whole pipeline, not to its last command.
+  local full = string.format("( %s ) <%s >%s 2>%s", cmdline, M.quote(input), M.quote(out), M.quote(err))
   local ok, how, code = os.execute(full)
   if how == "signal" then code = 128 + code elseif ok == true then code = 0 end
   local stdout, stderr = read(out), read(err)
@@ -256,6 +257,139 @@ function M.validate(map_output, extra_args)
   for _, a in ipairs(extra_args or {}) do cmd = cmd .. " " .. M.quote(a) end
   local stdout, stderr, code = M.sh(cmd, map_output)
   return stdout .. stderr, code
+end
+
+------------------------------------------------------------------------------------------------------
+-- the Klaviyo stand-in (spec/standin/klaviyo_standin.py) and curl
+
+M.standin_script = M.root .. "/spec/standin/klaviyo_standin.py"
+
+local function sleep(seconds) os.execute("sleep " .. seconds) end
+M.sleep = sleep
+
+-- The pid of this Lua process: the parent of the shell io.popen starts.
+local function own_pid()
+  local p = assert(io.popen("echo $PPID"))
+  local pid = p:read("l")
+  p:close()
+  return pid
+end
+
+-- True while `pid` runs (a zombie, waiting for a reaper, counts as gone).
+local function alive(pid)
+  local f = io.open("/proc/" .. pid .. "/stat", "r")
+  if not f then return false end
+  local stat = f:read("a") or ""
+  f:close()
+  return stat:match("^%d+ %b() (%a)") ~= "Z"
+end
+
+--- Starts the Klaviyo stand-in on a free port with extra `args` (a list); returns a server object
+-- { port, url, pid, log (path of its standard error), stop() }. It exits by itself if this Lua process
+-- dies (--watch-pid), so no run leaves it behind; call server:stop() from teardown all the same.
+function M.start_standin(args)
+  local dir = M.tempdir()
+  local out, log = dir .. "/stdout", dir .. "/stderr"
+  local parts = { M.quote(M.python), M.quote(M.standin_script), "--port", "0", "--watch-pid", own_pid() }
+  for _, a in ipairs(args or {}) do parts[#parts + 1] = M.quote(a) end
+  local p = assert(io.popen(table.concat(parts, " ") .. " </dev/null >" .. M.quote(out) .. " 2>"
+                            .. M.quote(log) .. " & echo $!"))
+  local pid = p:read("l")
+  p:close()
+  local server = { pid = pid, log = log, dir = dir }
+  function server.stop()
+    if not server.pid then return end
+    os.execute("kill " .. server.pid .. " 2>/dev/null")
+    for _ = 1, 100 do
+      if not alive(server.pid) then server.pid = nil; return end
+      sleep(0.05)
+    end
+    os.execute("kill -9 " .. server.pid .. " 2>/dev/null")
+    server.pid = nil
+  end
+  for _ = 1, 200 do
+    local f = io.open(out, "rb")         -- made by the background shell, maybe not yet
+    local text = f and f:read("a") or ""
+    if f then f:close() end
+    local port = text:match("^listening on 127%.0%.0%.1:(%d+)\n")
+    if port then
+      server.port, server.url = tonumber(port), "http://127.0.0.1:" .. port
+      return server
+    end
+    if not alive(pid) then break end
+    sleep(0.05)
+  end
+  server.stop()
+  error("the Klaviyo stand-in did not start:\n" .. read(log), 2)
+end
+
+local function curl_args(opts)
+  local args = { "-sS", "--max-time", tostring(opts.timeout or 10), "-X", opts.method or (opts.body and "POST" or "GET") }
+  for name, value in pairs(opts.headers or {}) do
+    args[#args + 1] = "-H"
+    args[#args + 1] = M.quote(name .. ": " .. value)
+  end
+  if opts.body then
+    local body = type(opts.body) == "string" and opts.body or M.encode(opts.body)
+    args[#args + 1] = "--data-binary"
+    args[#args + 1] = "@" .. M.quote(M.tempfile(body, ".json"))
+  end
+  return args
+end
+
+-- Headers of one response ("HTTP/1.1 ..." block): a table with lower-case names.
+local function parse_headers(block)
+  local headers = {}
+  for name, value in block:gmatch("([%w%-]+):[ \t]*([^\r\n]*)") do headers[name:lower()] = value end
+  return headers
+end
+
+--- One HTTP request with the curl command line. opts: method (default GET, or POST with a body),
+-- headers (name -> value), body (a string, or a table sent as JSON), timeout (seconds).
+-- Returns { status (0 when nothing was answered), headers (lower-case names), body, json (decoded when
+-- it is JSON), exit (curl's exit code), seconds (curl's time_total), stderr }.
+function M.curl(url, opts)
+  opts = opts or {}
+  local dir = M.tempdir()
+  local args = curl_args(opts)
+  local cmd = "curl " .. table.concat(args, " ") .. " -o " .. M.quote(dir .. "/body") .. " -D "
+              .. M.quote(dir .. "/headers") .. " -w '%{http_code} %{time_total}' " .. M.quote(url)
+  local stdout, stderr, code = M.sh(cmd)
+  local status, seconds = stdout:match("^(%d+) ([%d%.]+)")
+  local r = { status = tonumber(status) or 0, seconds = tonumber(seconds), exit = code, stderr = stderr }
+  local hf, bf = io.open(dir .. "/headers", "rb"), io.open(dir .. "/body", "rb")
+  r.headers = hf and parse_headers(hf:read("a")) or {}
+  r.body = bf and bf:read("a") or ""
+  if hf then hf:close() end
+  if bf then bf:close() end
+  if r.body:match("^%s*[{%[]") then r.json = M.decode(r.body) end
+  return r
+end
+
+--- `n` requests of one kind in one curl run (one connection, kept alive). Returns a list of
+-- { status, headers, connects } (connects: new connections curl opened for that request).
+function M.curl_burst(n, url, opts)
+  opts = opts or {}
+  local dir = M.tempdir()
+  local cmd = { "curl", table.concat(curl_args(opts), " "), "-D", M.quote(dir .. "/headers"),
+                "-w", M.quote("%{http_code} %{num_connects}\\n") }
+  for _ = 1, n do cmd[#cmd + 1] = "-o /dev/null " .. M.quote(url) end
+  local stdout = M.sh(table.concat(cmd, " "))
+  local blocks, current = {}, nil         -- one a final response (interim 1xx ones left out)
+  for line in read(dir .. "/headers"):gmatch("[^\n]+") do
+    if line:match("^HTTP/%S+ %d") then
+      current = nil
+      if not line:match("^HTTP/%S+ 1%d%d") then current = #blocks + 1; blocks[current] = "" end
+    elseif current then
+      blocks[current] = blocks[current] .. line .. "\n"
+    end
+  end
+  local list = {}
+  for status, connects in stdout:gmatch("(%d+) (%d+)\n") do
+    list[#list + 1] = { status = tonumber(status), connects = tonumber(connects),
+                        headers = parse_headers(blocks[#list + 1] or "") }
+  end
+  return list
 end
 
 return M

@@ -303,11 +303,16 @@ def check_request(ops, req):
     if validator is None:
         problems.append(("/body", "%s %s takes no %s body" % (method.upper(), spec_path, BODY_TYPE)))
         return problems
-    errors = sorted(validator.iter_errors(req["body"]), key=lambda e: list(map(str, e.absolute_path)))
-    for error in errors:
-        error = deepest(error)
-        problems.append((pointer(["body"] + list(error.absolute_path)), message(error)))
+    for parts, msg in body_problems(validator, req["body"]):
+        problems.append((pointer(["body"] + parts), msg))
     return problems
+
+
+def body_problems(validator, body):
+    """Every way `body` breaks the operation's schema, as (path parts into the body, message), in path
+    order. Also used by the Klaviyo stand-in (spec/standin), which answers the first one as a 400."""
+    errors = sorted(validator.iter_errors(body), key=lambda e: list(map(str, e.absolute_path)))
+    return [(list(error.absolute_path), message(error)) for error in map(deepest, errors)]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -336,6 +341,12 @@ def requests_of(doc):
         yield req
     for item in doc.get("scheduled") or []:
         yield item.get("request") if isinstance(item, dict) else item
+
+
+def load_operations(spec_path=None, strict=True):
+    """The operations of Klaviyo's spec (default: default_spec_path()); raises OSError or ValueError."""
+    with open(spec_path or default_spec_path(), encoding="utf-8") as f:
+        return Operations(json.load(f), strict)
 
 
 def main(argv=None):

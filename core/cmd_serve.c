@@ -1,0 +1,169 @@
+/*
+ * cmd_serve.c: `returnflow serve`, the service: webhooks in, durably.
+ *
+ * Start-up is all or nothing: the config must load whole and every tenant's
+ * scripts must load before the port is opened, so a server never runs half
+ * configured. Shutdown on SIGTERM or SIGINT drains: no new connection is
+ * accepted, every webhook already received gets its answer once its commit
+ * is done, then the store closes.
+ *
+ * Mapping threads (worker.c) turn the journal into the outbox; dry tenants'
+ * requests go to DATA/dry/TENANT.ndjson. Delivery to Klaviyo itself is not
+ * built yet: a tenant with a key keeps its requests in the outbox, and the
+ * start-up log says so rather than pretending.
+ */
+#include "cmd.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "config.h"
+#include "ingest.h"
+#include "json.h"
+#include "log.h"
+#include "mapper.h"
+#include "store.h"
+#include "worker.h"
+
+typedef struct server {
+    uv_loop_t *loop;
+    config *cfg;
+    store *st;
+    ingest *in;
+    workers *w;
+    uv_signal_t sigterm, sigint;
+    int stopping;
+} server;
+
+static int is_ready(void *ud) {
+    server *s = ud;
+    return !s->stopping;
+}
+
+static void on_store_closed(void *ud) {
+    server *s = ud;
+    workers_stop(s->w);                        /* after the journal: its last events get mapped */
+    s->w = NULL;
+    log_line("info", "stopped", NULL);
+    uv_close((uv_handle_t *)&s->sigterm, NULL);
+    uv_close((uv_handle_t *)&s->sigint, NULL);
+}
+
+static void on_ingest_stopped(void *ud) {
+    server *s = ud;
+    s->in = NULL;
+    store_close(s->st, on_store_closed, s);
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+    server *s = h->data;
+    if (s->stopping) return;
+    s->stopping = 1;
+    char fields[64];
+    snprintf(fields, sizeof fields, "\"signal\":\"%s\"", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    log_line("info", "draining: answering the webhooks in flight, then stopping", fields);
+    ingest_stop(s->in, on_ingest_stopped, s);
+}
+
+static void wake_workers(void *ud) { workers_wake(ud); }
+
+static void serve_metrics(void *ud, strbuf *out) {
+    server *s = ud;
+    if (!s->w) return;
+    unsigned long long mapped, failed, dropped, deferred;
+    workers_counts(s->w, &mapped, &failed, &dropped, &deferred);
+    char text[512];
+    snprintf(text, sizeof text,
+             "# HELP returnflow_events_total Events mapped, by outcome.\n# TYPE returnflow_events_total counter\n"
+             "returnflow_events_total{outcome=\"mapped\"} %llu\nreturnflow_events_total{outcome=\"failed\"} %llu\n"
+             "returnflow_events_total{outcome=\"dropped\"} %llu\nreturnflow_events_total{outcome=\"deferred\"} %llu\n",
+             mapped, failed, dropped, deferred);
+    strbuf_adds(out, text);
+}
+
+int cmd_serve(int argc, char **argv) {
+    static const struct option opts[] = {
+        { "config", required_argument, 0, 'c' }, { "listen", required_argument, 0, 'l' },
+        { "data", required_argument, 0, 'd' }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
+    };
+    const char *path = "returnflow.conf.lua", *listen = NULL, *data = NULL;
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "c:l:d:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': path = optarg; break;
+        case 'l': listen = optarg; break;
+        case 'd': data = optarg; break;
+        case 'h': cmd_help("serve"); return 0;
+        default:
+            fprintf(stderr, "returnflow serve: unknown option '%s'\nTry 'returnflow help serve'.\n", argv[optind - 1]);
+            return 2;
+        }
+    }
+    if (optind < argc) { fprintf(stderr, "returnflow serve: unexpected argument '%s'\n", argv[optind]); return 2; }
+    char err[8192];
+    server s = {0};
+    s.cfg = config_load(path, err, sizeof err);
+    if (!s.cfg) { fprintf(stderr, "%s%sreturnflow serve: not started\n", err, err[0] && err[strlen(err) - 1] != '\n' ? "\n" : ""); return 2; }
+    if (listen) { free(s.cfg->listen); s.cfg->listen = strdup(listen); }
+    if (data) { free(s.cfg->data_dir); s.cfg->data_dir = strdup(data); }
+    s.loop = uv_default_loop();
+    s.st = store_open(s.loop, s.cfg->data_dir, err, sizeof err);
+    if (!s.st) { fprintf(stderr, "returnflow serve: %s\n", err); config_free(s.cfg); return 2; }
+    s.w = workers_start(s.cfg, err, sizeof err);   /* loads every tenant's scripts, or nothing starts */
+    if (!s.w) {
+        fprintf(stderr, "returnflow serve: %s\nreturnflow serve: not started\n", err);
+        return 2;
+    }
+    store_on_commit(s.st, wake_workers, s.w);
+    s.in = ingest_start(s.loop, s.cfg, s.st, is_ready, serve_metrics, &s, err, sizeof err);
+    if (!s.in) {
+        fprintf(stderr, "returnflow serve: %s\n", err);
+        store_close(s.st, NULL, NULL);
+        uv_run(s.loop, UV_RUN_DEFAULT);
+        workers_stop(s.w);
+        config_free(s.cfg);
+        return 2;
+    }
+    uv_signal_init(s.loop, &s.sigterm);
+    uv_signal_init(s.loop, &s.sigint);
+    s.sigterm.data = s.sigint.data = &s;
+    uv_signal_start(&s.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&s.sigint, on_signal, SIGINT);
+
+    strbuf fields = {0};
+    strbuf_adds(&fields, "\"address\":");
+    json_append_string(&fields, ingest_address(s.in), strlen(ingest_address(s.in)));
+    strbuf_adds(&fields, ",\"data\":");
+    json_append_string(&fields, s.cfg->data_dir, strlen(s.cfg->data_dir));
+    strbuf_adds(&fields, ",\"tenants\":[");
+    for (int i = 0; i < s.cfg->ntenants; i++) {
+        if (i) strbuf_addc(&fields, ',');
+        json_append_string(&fields, s.cfg->tenants[i].id, strlen(s.cfg->tenants[i].id));
+    }
+    strbuf_adds(&fields, "]");
+    strbuf_addc(&fields, 0);
+    log_line("info", "listening", fields.data);
+    strbuf_free(&fields);
+    for (int i = 0; i < s.cfg->ntenants; i++) {
+        char f[1200];
+        const tenant_config *t = &s.cfg->tenants[i];
+        if (!t->key) {
+            snprintf(f, sizeof f, "\"tenant\":\"%s\",\"requests\":\"%s/dry/%s.ndjson\"", t->id, s.cfg->data_dir, t->id);
+            log_line("info", "no Klaviyo key: this tenant runs dry", f);
+        } else {
+            snprintf(f, sizeof f, "\"tenant\":\"%s\"", t->id);
+            log_line("warn", "delivery to Klaviyo is not built yet: this tenant's requests wait in the outbox", f);
+        }
+    }
+
+    uv_run(s.loop, UV_RUN_DEFAULT);
+    uv_loop_close(s.loop);
+    config_free(s.cfg);
+    json_thread_done();
+    return 0;
+}

@@ -1,0 +1,49 @@
+/*
+ * config.h: returnflow.conf.lua, read once at start (and again on SIGHUP).
+ */
+#ifndef RF_CONFIG_H
+#define RF_CONFIG_H
+
+#include <stddef.h>
+#include "sandbox.h"
+
+typedef struct tenant_config {
+    char *id;                  /* [A-Za-z0-9_-]+, the {tenant} of /v1/webhooks/{tenant} */
+    char *scripts;             /* scripts folder, relative to the config file's folder */
+    char *webhook_secret;      /* Loop's webhook secret: never logged, never written back */
+    char *key_kind;            /* "private" (default) or "public" */
+    char *key;                 /* Klaviyo private key, or NULL: the tenant runs dry */
+    char *site_id;             /* public key: the company_id */
+    char *revision;            /* default 2026-07-15 */
+    char *base_url;            /* default https://a.klaviyo.com; tests point it at the stand-in */
+    char *segments_property;   /* default returnflow_segments */
+    double rate_scale;         /* multiplies Klaviyo's rate limits (default 1) */
+} tenant_config;
+
+typedef struct config {
+    char *path;                /* the file read */
+    char *listen;              /* "127.0.0.1:8787" */
+    char *data_dir;            /* default "data", relative to the config file's folder */
+    int workers;               /* mapping threads; 0 = one per core */
+    int retention_days;        /* raw events kept this long, for replay (default 30) */
+    size_t max_body;           /* largest webhook body accepted (default 1 MiB) */
+    int max_connections;       /* default 1024 */
+    double header_timeout;     /* seconds to receive a request's headers (default 10) */
+    double body_timeout;       /* seconds to receive its body (default 30) */
+    double idle_timeout;       /* seconds a keep-alive connection may idle (default 60) */
+    double max_age_hours;      /* delivery retries stop after this (default 72) */
+    sandbox_caps caps;         /* per tenant state and per event */
+    tenant_config *tenants;
+    int ntenants;
+} config;
+
+/* Reads path. On any problem returns NULL and fills err with every problem
+ * found, one "returnflow.conf.lua: tenants.demo.webhook_secret: missing" a
+ * line: a server never starts half-configured. Secrets may be written
+ * inline, or as { env = "NAME" } or { file = "PATH" }. */
+config *config_load(const char *path, char *err, size_t errlen);
+void config_free(config *c);
+
+const tenant_config *config_tenant(const config *c, const char *id, size_t idlen);
+
+#endif

@@ -1,0 +1,30 @@
+/*
+ * ingest.h: the HTTP side of `serve`: Loop's webhooks in, 202 once durable.
+ */
+#ifndef RF_INGEST_H
+#define RF_INGEST_H
+
+#include <uv.h>
+#include "config.h"
+#include "store.h"
+#include "strbuf.h"
+
+typedef struct ingest ingest;
+
+/* Binds cfg->listen and starts accepting. `ready` answers /healthz (1 ready,
+ * 0 not yet); `metrics` appends Prometheus text for /metrics (may be NULL). */
+ingest *ingest_start(uv_loop_t *loop, const config *cfg, store *st,
+                     int (*ready)(void *ud), void (*metrics)(void *ud, strbuf *out), void *ud,
+                     char *err, size_t errlen);
+
+/* The address actually bound ("127.0.0.1:40123"; useful with port 0). */
+const char *ingest_address(const ingest *in);
+
+/* Appends ingest's own metrics (webhooks by outcome, open connections). */
+void ingest_metrics(const ingest *in, strbuf *out);
+
+/* Stops accepting and closes every connection once its answer is written;
+ * done runs when every handle is closed. */
+void ingest_stop(ingest *in, void (*done)(void *ud), void *ud);
+
+#endif

@@ -1,0 +1,293 @@
+/*
+ * store.c: the journal, durable before anything is acknowledged.
+ *
+ * Invariant: a webhook's callback reports success only after the transaction
+ * holding its row has committed with a full fsync (WAL, synchronous=FULL). A
+ * crash at any instant then loses nothing that was acknowledged.
+ *
+ * Group commit: one writer thread owns the write connection. Appends queue up
+ * on the loop thread; the writer takes everything queued, commits it as one
+ * transaction (one fsync), then hands the batch back through a uv_async, so
+ * the callbacks run on the loop. While a commit is in flight the next batch
+ * gathers: the busier the server, the more webhooks share an fsync.
+ *
+ * Schema: docs/store.md. The database is the single source of truth after a
+ * restart: what is journaled and not done resumes.
+ */
+#include "store.h"
+
+#include "json.h"
+#include "log.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+typedef struct append {
+    struct append *next;
+    char *tenant;
+    char *body;
+    size_t len;
+    int64_t received_at;          /* ms since the epoch */
+    store_append_cb cb;
+    void *ud;
+    int status;
+    int64_t id;
+} append;
+
+struct store {
+    uv_loop_t *loop;
+    uv_async_t done_async;
+    sqlite3 *db;
+    sqlite3_stmt *insert;
+    pthread_t writer;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    append *queue, **queue_tail;  /* waiting for a commit */
+    append *done, **done_tail;    /* committed (or failed), callbacks to run */
+    size_t pending;               /* queued or committing, loop-thread view */
+    int stopping;
+    void (*closed)(void *ud);
+    void *closed_ud;
+    void (*committed)(void *ud);  /* writer thread, after each successful commit */
+    void *committed_ud;
+};
+
+static const char schema[] =
+    "PRAGMA journal_mode=WAL;"
+    "PRAGMA synchronous=FULL;"
+    "CREATE TABLE IF NOT EXISTS events ("
+    "  id INTEGER PRIMARY KEY,"
+    "  tenant TEXT NOT NULL,"
+    "  received_at INTEGER NOT NULL,"
+    "  body BLOB NOT NULL,"
+    "  state INTEGER NOT NULL DEFAULT 0,"
+    "  reason TEXT,"
+    "  attempts INTEGER NOT NULL DEFAULT 0"
+    ");"
+    "CREATE INDEX IF NOT EXISTS events_by_state ON events(tenant, state, id);"
+    "CREATE TABLE IF NOT EXISTS outbox ("
+    "  id INTEGER PRIMARY KEY,"
+    "  event_id INTEGER NOT NULL,"
+    "  tenant TEXT NOT NULL,"
+    "  profile TEXT NOT NULL,"
+    "  method TEXT NOT NULL,"
+    "  path TEXT NOT NULL,"
+    "  body BLOB NOT NULL,"
+    "  state INTEGER NOT NULL DEFAULT 0,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  next_at INTEGER NOT NULL DEFAULT 0,"
+    "  last_status INTEGER,"
+    "  last_error TEXT"
+    ");"
+    "CREATE INDEX IF NOT EXISTS outbox_by_state ON outbox(tenant, state, id);"
+    "CREATE TABLE IF NOT EXISTS schedules ("
+    "  tenant TEXT NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  due_at INTEGER NOT NULL,"
+    "  event_id INTEGER NOT NULL,"
+    "  profile TEXT NOT NULL,"
+    "  method TEXT NOT NULL,"
+    "  path TEXT NOT NULL,"
+    "  body BLOB NOT NULL,"
+    "  PRIMARY KEY (tenant, key)"
+    ");"
+    "CREATE TABLE IF NOT EXISTS memory ("
+    "  tenant TEXT NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  value TEXT NOT NULL,"
+    "  PRIMARY KEY (tenant, key)"
+    ");"
+    "PRAGMA user_version = 1;";
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int exec(sqlite3 *db, const char *sql) {
+    return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+}
+
+/* Commits one batch as one transaction; sets each append's status and id. */
+static void commit_batch(store *s, append *batch) {
+    int ok = exec(s->db, "BEGIN IMMEDIATE") == 0;
+    for (append *a = batch; a && ok; a = a->next) {
+        sqlite3_bind_text(s->insert, 1, a->tenant, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s->insert, 2, a->received_at);
+        sqlite3_bind_blob(s->insert, 3, a->body, (int)a->len, SQLITE_STATIC);
+        ok = sqlite3_step(s->insert) == SQLITE_DONE;
+        a->id = sqlite3_last_insert_rowid(s->db);
+        sqlite3_reset(s->insert);
+    }
+    if (ok) ok = exec(s->db, "COMMIT") == 0;
+    if (!ok) {
+        strbuf f = {0};
+        strbuf_adds(&f, "\"error\":");
+        json_append_string(&f, sqlite3_errmsg(s->db), strlen(sqlite3_errmsg(s->db)));
+        strbuf_addc(&f, 0);
+        log_line("error", "journal commit failed: the webhooks of this batch are answered 503", f.data);
+        strbuf_free(&f);
+        exec(s->db, "ROLLBACK");
+    }
+    for (append *a = batch; a; a = a->next) {
+        a->status = ok ? 0 : -1;
+        if (!ok) a->id = 0;
+    }
+}
+
+static void *writer_main(void *arg) {
+    store *s = arg;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->queue && !s->stopping) pthread_cond_wait(&s->cv, &s->mu);
+        if (!s->queue && s->stopping) break;
+        append *batch = s->queue;
+        s->queue = NULL;
+        s->queue_tail = &s->queue;
+        pthread_mutex_unlock(&s->mu);
+
+        commit_batch(s, batch);
+
+        if (batch->status == 0 && s->committed) s->committed(s->committed_ud);
+        pthread_mutex_lock(&s->mu);
+        *s->done_tail = batch;
+        while (*s->done_tail) s->done_tail = &(*s->done_tail)->next;
+        uv_async_send(&s->done_async);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+/* Loop thread: runs the callbacks of every committed batch. */
+static void on_done(uv_async_t *handle) {
+    store *s = handle->data;
+    pthread_mutex_lock(&s->mu);
+    append *list = s->done;
+    s->done = NULL;
+    s->done_tail = &s->done;
+    pthread_mutex_unlock(&s->mu);
+    while (list) {
+        append *a = list;
+        list = a->next;
+        s->pending--;
+        if (a->cb) a->cb(a->ud, a->status, a->id);
+        free(a->tenant);
+        free(a->body);
+        free(a);
+    }
+}
+
+static int make_dir(const char *dir, char *err, size_t errlen) {
+    if (mkdir(dir, 0750) == 0 || errno == EEXIST) return 0;
+    snprintf(err, errlen, "cannot create the data directory %s: %s", dir, strerror(errno));
+    return -1;
+}
+
+store *store_open(uv_loop_t *loop, const char *data_dir, char *err, size_t errlen) {
+    if (make_dir(data_dir, err, errlen)) return NULL;
+    store *s = calloc(1, sizeof *s);
+    if (!s) abort();
+    s->loop = loop;
+    s->queue_tail = &s->queue;
+    s->done_tail = &s->done;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/returnflow.db", data_dir);
+    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK ||
+        exec(s->db, schema) != 0 ||
+        sqlite3_prepare_v2(s->db, "INSERT INTO events(tenant, received_at, body) VALUES (?, ?, ?)", -1,
+                           &s->insert, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot open the store %s: %s", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        sqlite3_finalize(s->insert);
+        sqlite3_close(s->db);
+        free(s);
+        return NULL;
+    }
+    sqlite3_busy_timeout(s->db, 5000);
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    uv_async_init(loop, &s->done_async, on_done);
+    s->done_async.data = s;
+    if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
+        snprintf(err, errlen, "cannot start the journal writer: %s", strerror(errno));
+        uv_close((uv_handle_t *)&s->done_async, NULL);
+        sqlite3_finalize(s->insert);
+        sqlite3_close(s->db);
+        return NULL;                    /* s is freed with the loop's last handle; a start-up failure exits */
+    }
+    return s;
+}
+
+void store_append(store *s, const char *tenant, const char *body, size_t len, store_append_cb cb, void *ud) {
+    append *a = calloc(1, sizeof *a);
+    if (!a) abort();
+    a->tenant = strdup(tenant);
+    a->body = malloc(len ? len : 1);
+    if (!a->tenant || !a->body) abort();
+    memcpy(a->body, body, len);
+    a->len = len;
+    a->received_at = now_ms();
+    a->cb = cb;
+    a->ud = ud;
+    s->pending++;
+    pthread_mutex_lock(&s->mu);
+    *s->queue_tail = a;
+    s->queue_tail = &a->next;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+size_t store_pending(const store *s) { return s->pending; }
+
+void store_on_commit(store *s, void (*committed)(void *ud), void *ud) {
+    s->committed = committed;
+    s->committed_ud = ud;
+}
+
+static void on_async_closed(uv_handle_t *handle) {
+    store *s = handle->data;
+    void (*closed)(void *) = s->closed;
+    void *ud = s->closed_ud;
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    free(s);
+    if (closed) closed(ud);
+}
+
+void store_close(store *s, void (*closed)(void *ud), void *ud) {
+    pthread_mutex_lock(&s->mu);
+    s->stopping = 1;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->writer, NULL);      /* the writer commits what was queued before it stops */
+    on_done(&s->done_async);            /* and those callbacks run now */
+    sqlite3_finalize(s->insert);
+    sqlite3_close(s->db);
+    s->closed = closed;
+    s->closed_ud = ud;
+    uv_close((uv_handle_t *)&s->done_async, on_async_closed);
+}
+
+int store_count_events(const char *data_dir, const char *tenant, int64_t *count, char *err, size_t errlen) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/returnflow.db", data_dir);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = -1;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, tenant ? "SELECT count(*) FROM events WHERE tenant = ?"
+                                      : "SELECT count(*) FROM events", -1, &st, NULL) == SQLITE_OK) {
+        if (tenant) sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW) { *count = sqlite3_column_int64(st, 0); rc = 0; }
+    }
+    if (rc) snprintf(err, errlen, "cannot read %s: %s", path, db ? sqlite3_errmsg(db) : "out of memory");
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return rc;
+}

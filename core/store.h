@@ -1,0 +1,41 @@
+/*
+ * store.h: the data directory's SQLite database, the single source of truth.
+ */
+#ifndef RF_STORE_H
+#define RF_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct store store;
+
+/* Called on the loop thread once the append is durable (status 0, the
+ * event's id) or has failed (status -1, id 0). */
+typedef void (*store_append_cb)(void *ud, int status, int64_t id);
+
+/* Opens (creating if needed) DIR/returnflow.db in WAL mode with full fsync,
+ * creates the schema, and starts the writer thread, which reports back on
+ * loop. Returns NULL with err filled on failure. */
+store *store_open(uv_loop_t *loop, const char *data_dir, char *err, size_t errlen);
+
+/* Queues a raw webhook for the journal. Appends queued while a commit is in
+ * flight share the next commit (one fsync for all of them). cb runs on the
+ * loop thread; the body is copied. */
+void store_append(store *s, const char *tenant, const char *body, size_t len, store_append_cb cb, void *ud);
+
+/* Calls committed(ud) on the writer thread after each successful commit
+ * (the mapping threads wake on it). Set before the first append. */
+void store_on_commit(store *s, void (*committed)(void *ud), void *ud);
+
+/* Appends still waiting for their commit. */
+size_t store_pending(const store *s);
+
+/* Finishes every queued append, stops the writer, closes the database.
+ * The loop must run until the close callback so the last callbacks run. */
+void store_close(store *s, void (*closed)(void *ud), void *ud);
+
+/* Counts rows of the journal, for `status` and tests (opens its own read connection). */
+int store_count_events(const char *data_dir, const char *tenant, int64_t *count, char *err, size_t errlen);
+
+#endif

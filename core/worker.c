@@ -1,0 +1,472 @@
+/*
+ * worker.c: mapping threads, from the journal to the outbox.
+ *
+ * Each thread owns the tenants whose id hashes to it, so one tenant's events
+ * are mapped by one thread, in journal order: the outbox then holds each
+ * profile's requests in the order their webhooks arrived. A tenant whose
+ * script runs away only spends its own thread's caps; ingest, the journal
+ * and other threads go on.
+ *
+ * Invariant: an event's outcome is committed in one transaction with
+ * everything it produced (outbox rows, schedules, cancels, memory, its new
+ * state). A crash before that commit leaves the event journaled, and the next
+ * start maps it again; after it, nothing is mapped twice.
+ *
+ * Also here until delivery exists: due schedules move to the outbox, and dry
+ * tenants' outbox rows are written to DATA/dry/TENANT.ndjson, exactly as they
+ * would be sent (the key redacted), then marked delivered.
+ *
+ * Event states: 0 journaled, 1 mapped, 2 failed (a dead letter, with its
+ * reason), 3 dropped (on purpose, with its reason), 4 deferred (mapped again
+ * later; failed after a day).
+ */
+#include "worker.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "json.h"
+#include "log.h"
+#include "mapper.h"
+
+#define BATCH 256
+#define DEFER_GIVE_UP_MS (24LL * 3600 * 1000)
+
+enum { EV_JOURNALED, EV_MAPPED, EV_FAILED, EV_DROPPED, EV_DEFERRED };
+
+typedef struct thread {
+    struct workers *w;
+    int index;
+    pthread_t tid;
+    sqlite3 *db;
+    mapper **mappers;             /* by tenant index; NULL for tenants of other threads */
+    long long last_deferred_try;
+} thread;
+
+struct workers {
+    const config *cfg;
+    thread *threads;
+    int n;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    unsigned long long wakes;     /* bumped by workers_wake */
+    int stopping;
+    unsigned long long counts[5]; /* by map_status, under mu */
+};
+
+static long long now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static unsigned hash(const char *s) {
+    unsigned h = 2166136261u;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+/* Milliseconds since the epoch of an ISO 8601 time, or -1. */
+static long long iso_ms(const char *s) {
+    int y, mo, d, h = 0, mi = 0, sec = 0, n = 0;
+    if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3) return -1;
+    const char *p = s + n;
+    if (*p == 'T' || *p == ' ') {
+        if (sscanf(p + 1, "%2d:%2d:%2d%n", &h, &mi, &sec, &n) != 3) return -1;
+        p += 1 + n;
+        if (*p == '.') while (*++p >= '0' && *p <= '9') {}
+    }
+    long offset = 0;
+    if (*p == '+' || *p == '-') {
+        int oh, om;
+        if (sscanf(p + 1, "%2d:%2d", &oh, &om) != 2 && sscanf(p + 1, "%2d%2d", &oh, &om) != 2) return -1;
+        offset = (oh * 60L + om) * 60L * (*p == '-' ? -1 : 1);
+    }
+    struct tm tm = { .tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h, .tm_min = mi, .tm_sec = sec };
+    return ((long long)timegm(&tm) - offset) * 1000;
+}
+
+static int exec(sqlite3 *db, const char *sql) {
+    return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+}
+
+static void log_error(const char *what, sqlite3 *db) {
+    strbuf f = {0};
+    strbuf_adds(&f, "\"error\":");
+    json_append_string(&f, sqlite3_errmsg(db), strlen(sqlite3_errmsg(db)));
+    strbuf_addc(&f, 0);
+    log_line("error", what, f.data);
+    strbuf_free(&f);
+}
+
+/* ------------------------------- mapping ---------------------------------- */
+
+/* Writes one event's outcome and everything it produced; in a transaction. */
+static int store_result(thread *t, const char *tenant, long long id, const map_result *r) {
+    sqlite3 *db = t->db;
+    sqlite3_stmt *st;
+    int ok = 1;
+    map_status status = r->status;
+    for (int i = 0; ok && i < r->nrequests; i++) {
+        const map_request *q = &r->requests[i];
+        if (q->schedule_key) {
+            long long due = iso_ms(q->due);
+            ok = sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO schedules(tenant, key, due_at, event_id, profile, "
+                                        "method, path, body) VALUES (?,?,?,?,?,?,?,?)", -1, &st, NULL) == SQLITE_OK;
+            if (!ok) break;
+            sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 2, q->schedule_key, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 3, due < 0 ? now_ms() : due);
+            sqlite3_bind_int64(st, 4, id);
+            sqlite3_bind_text(st, 5, q->profile, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 6, q->method, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 7, q->path, -1, SQLITE_STATIC);
+            sqlite3_bind_blob(st, 8, q->body, (int)q->body_len, SQLITE_STATIC);
+        } else {
+            ok = sqlite3_prepare_v2(db, "INSERT INTO outbox(event_id, tenant, profile, method, path, body) "
+                                        "VALUES (?,?,?,?,?,?)", -1, &st, NULL) == SQLITE_OK;
+            if (!ok) break;
+            sqlite3_bind_int64(st, 1, id);
+            sqlite3_bind_text(st, 2, tenant, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 3, q->profile, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 4, q->method, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 5, q->path, -1, SQLITE_STATIC);
+            sqlite3_bind_blob(st, 6, q->body, (int)q->body_len, SQLITE_STATIC);
+        }
+        ok = sqlite3_step(st) == SQLITE_DONE;
+        sqlite3_finalize(st);
+    }
+    for (int i = 0; ok && i < r->ncancels; i++) {
+        ok = sqlite3_prepare_v2(db, "DELETE FROM schedules WHERE tenant = ? AND key = ?", -1, &st, NULL) == SQLITE_OK;
+        if (!ok) break;
+        sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, r->cancels[i], -1, SQLITE_STATIC);
+        ok = sqlite3_step(st) == SQLITE_DONE;
+        sqlite3_finalize(st);
+    }
+    for (int i = 0; ok && i < r->nmemory; i++) {
+        ok = sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO memory(tenant, key, value) VALUES (?,?,?)", -1, &st,
+                                NULL) == SQLITE_OK;
+        if (!ok) break;
+        sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, r->memory_keys[i], -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, r->memory_values[i], -1, SQLITE_STATIC);
+        ok = sqlite3_step(st) == SQLITE_DONE;
+        sqlite3_finalize(st);
+    }
+    if (ok) {
+        static const int state_of[] = { EV_MAPPED, EV_DROPPED, EV_FAILED, EV_DEFERRED };
+        ok = sqlite3_prepare_v2(db, "UPDATE events SET state = ?, reason = ?, attempts = attempts + 1 WHERE id = ?",
+                                -1, &st, NULL) == SQLITE_OK;
+        if (ok) {
+            sqlite3_bind_int(st, 1, state_of[status]);
+            if (r->reason[0]) sqlite3_bind_text(st, 2, r->reason, -1, SQLITE_STATIC);
+            else sqlite3_bind_null(st, 2);
+            sqlite3_bind_int64(st, 3, id);
+            ok = sqlite3_step(st) == SQLITE_DONE;
+            sqlite3_finalize(st);
+        }
+    }
+    return ok ? 0 : -1;
+}
+
+typedef struct pending_event {
+    long long id, received;
+    char *body;
+    int len;
+} pending_event;
+
+/* Reads up to BATCH events of one tenant in one state, in journal order. */
+static int read_batch(thread *t, const char *tenant, int state, pending_event *out) {
+    sqlite3_stmt *sel;
+    if (sqlite3_prepare_v2(t->db, "SELECT id, body, received_at FROM events WHERE tenant = ? AND state = ? "
+                                  "ORDER BY id LIMIT ?", -1, &sel, NULL) != SQLITE_OK) {
+        log_error("cannot read the journal", t->db);
+        return -1;
+    }
+    sqlite3_bind_text(sel, 1, tenant, -1, SQLITE_STATIC);
+    sqlite3_bind_int(sel, 2, state);
+    sqlite3_bind_int(sel, 3, BATCH);
+    int n = 0;
+    while (n < BATCH && sqlite3_step(sel) == SQLITE_ROW) {
+        pending_event *e = &out[n++];
+        e->id = sqlite3_column_int64(sel, 0);
+        e->len = sqlite3_column_bytes(sel, 1);
+        e->body = malloc((size_t)e->len + 1);      /* with a NUL: the mapper reads one byte past */
+        if (!e->body) abort();
+        memcpy(e->body, sqlite3_column_blob(sel, 1), (size_t)e->len);
+        e->body[e->len] = 0;
+        e->received = sqlite3_column_int64(sel, 2);
+    }
+    sqlite3_finalize(sel);
+    return n;
+}
+
+/* Maps a batch of one tenant's events in one state, each committed with its
+ * results in its own short transaction (the journal writer never waits long).
+ * Returns events whose state changed, or -1. */
+static int map_batch(thread *t, int ti, int state) {
+    const tenant_config *tc = &t->w->cfg->tenants[ti];
+    mapper *m = t->mappers[ti];
+    pending_event *batch = malloc(BATCH * sizeof *batch);
+    if (!batch) abort();
+    int n = read_batch(t, tc->id, state, batch), changed = 0, failed = 0;
+    strbuf doc = {0};
+    long long now = now_ms();
+    for (int i = 0; i < n; i++) {
+        pending_event *e = &batch[i];
+        char label[64];
+        snprintf(label, sizeof label, "%s#%lld", tc->id, e->id);
+        doc.len = 0;
+        mapper_map(m, e->body, (size_t)e->len, label, &doc);
+        map_result r = *mapper_result(m);
+        char reason[600];
+        if (r.status == MAP_DEFERRED && now - e->received > DEFER_GIVE_UP_MS) {
+            snprintf(reason, sizeof reason, "deferred for a day, given up: %.500s", r.reason);
+            r.status = MAP_FAILED;
+            r.reason = reason;
+        }
+        if (state == EV_DEFERRED && r.status == MAP_DEFERRED) continue;   /* still waiting */
+        if (failed) continue;
+        if (exec(t->db, "BEGIN IMMEDIATE") != 0 || store_result(t, tc->id, e->id, &r) != 0 ||
+            exec(t->db, "COMMIT") != 0) {
+            log_error("cannot store mapping results; the event stays journaled", t->db);
+            exec(t->db, "ROLLBACK");
+            failed = 1;                            /* keep journal order: stop this batch here */
+            continue;
+        }
+        changed++;
+        pthread_mutex_lock(&t->w->mu);
+        t->w->counts[r.status]++;
+        pthread_mutex_unlock(&t->w->mu);
+        if (r.status == MAP_FAILED) {
+            strbuf f = {0};
+            strbuf_adds(&f, "\"tenant\":");
+            json_append_string(&f, tc->id, strlen(tc->id));
+            char id[48];
+            snprintf(id, sizeof id, ",\"event\":%lld,\"reason\":", e->id);
+            strbuf_adds(&f, id);
+            json_append_string(&f, r.reason, strlen(r.reason));
+            strbuf_addc(&f, 0);
+            log_line("warn", "event failed, kept as a dead letter", f.data);
+            strbuf_free(&f);
+        }
+    }
+    for (int i = 0; i < n; i++) free(batch[i].body);
+    free(batch);
+    strbuf_free(&doc);
+    return failed ? -1 : changed;
+}
+
+/* Moves due schedules of one tenant into its outbox. */
+static void fire_schedules(thread *t, const char *tenant) {
+    sqlite3_stmt *st;
+    if (exec(t->db, "BEGIN IMMEDIATE") != 0) return;
+    int ok = sqlite3_prepare_v2(t->db, "INSERT INTO outbox(event_id, tenant, profile, method, path, body) "
+                                       "SELECT event_id, tenant, profile, method, path, body FROM schedules "
+                                       "WHERE tenant = ? AND due_at <= ? ORDER BY due_at", -1, &st, NULL) == SQLITE_OK;
+    if (ok) {
+        sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, now_ms());
+        ok = sqlite3_step(st) == SQLITE_DONE;
+        sqlite3_finalize(st);
+    }
+    if (ok && (ok = sqlite3_prepare_v2(t->db, "DELETE FROM schedules WHERE tenant = ? AND due_at <= ?", -1, &st,
+                                       NULL) == SQLITE_OK)) {
+        sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, now_ms());
+        ok = sqlite3_step(st) == SQLITE_DONE;
+        sqlite3_finalize(st);
+    }
+    if (!ok || exec(t->db, "COMMIT") != 0) { log_error("cannot fire schedules", t->db); exec(t->db, "ROLLBACK"); }
+}
+
+/* Dry tenants: the outbox goes to DATA/dry/TENANT.ndjson, then counts as delivered. */
+static void deliver_dry(thread *t, const tenant_config *tc) {
+    const config *cfg = t->w->cfg;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(t->db, "SELECT id, method, path, body FROM outbox WHERE tenant = ? AND state = 0 "
+                                  "ORDER BY id LIMIT 1000", -1, &st, NULL) != SQLITE_OK) return;
+    sqlite3_bind_text(st, 1, tc->id, -1, SQLITE_STATIC);
+    strbuf out = {0};
+    long long last = -1;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        last = sqlite3_column_int64(st, 0);
+        strbuf_adds(&out, "{\"method\":");
+        json_append_string(&out, (const char *)sqlite3_column_text(st, 1), (size_t)sqlite3_column_bytes(st, 1));
+        strbuf_adds(&out, ",\"path\":");
+        json_append_string(&out, (const char *)sqlite3_column_text(st, 2), (size_t)sqlite3_column_bytes(st, 2));
+        strbuf_adds(&out, ",\"headers\":{\"Accept\":\"application/vnd.api+json\"");
+        if (strcmp(tc->key_kind, "public") != 0) strbuf_adds(&out, ",\"Authorization\":\"Klaviyo-API-Key ***\"");
+        strbuf_adds(&out, ",\"Content-Type\":\"application/vnd.api+json\",\"revision\":");
+        json_append_string(&out, tc->revision, strlen(tc->revision));
+        strbuf_adds(&out, "},\"body\":");
+        strbuf_add(&out, sqlite3_column_blob(st, 3), (size_t)sqlite3_column_bytes(st, 3));
+        strbuf_adds(&out, "}\n");
+    }
+    sqlite3_finalize(st);
+    if (last < 0) { strbuf_free(&out); return; }
+    char dir[1024], path[1100];
+    snprintf(dir, sizeof dir, "%s/dry", cfg->data_dir);
+    mkdir(dir, 0750);
+    snprintf(path, sizeof path, "%s/%s.ndjson", dir, tc->id);
+    FILE *f = fopen(path, "ab");
+    int ok = f && fwrite(out.data, 1, out.len, f) == out.len && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    if (f) fclose(f);
+    strbuf_free(&out);
+    if (!ok) {
+        char f[1200];
+        snprintf(f, sizeof f, "\"path\":\"%s\"", path);
+        log_line("error", "cannot write the dry file; will try again", f);
+        return;
+    }
+    if (sqlite3_prepare_v2(t->db, "UPDATE outbox SET state = 1 WHERE tenant = ? AND state = 0 AND id <= ?", -1, &st,
+                           NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, tc->id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, last);
+        if (sqlite3_step(st) != SQLITE_DONE) log_error("cannot mark dry requests delivered", t->db);
+        sqlite3_finalize(st);
+    }
+}
+
+/* ------------------------------- threads ---------------------------------- */
+
+static void load_memory(thread *t, int ti) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(t->db, "SELECT key, value FROM memory WHERE tenant = ?", -1, &st, NULL) != SQLITE_OK) return;
+    sqlite3_bind_text(st, 1, t->w->cfg->tenants[ti].id, -1, SQLITE_STATIC);
+    while (sqlite3_step(st) == SQLITE_ROW)
+        mapper_preload_memory(t->mappers[ti], (const char *)sqlite3_column_text(st, 0),
+                              (const char *)sqlite3_column_text(st, 1), (size_t)sqlite3_column_bytes(st, 1));
+    sqlite3_finalize(st);
+}
+
+static void *thread_main(void *arg) {
+    thread *t = arg;
+    workers *w = t->w;
+    const config *cfg = w->cfg;
+    unsigned long long seen = (unsigned long long)-1;
+    for (;;) {
+        pthread_mutex_lock(&w->mu);
+        if (seen == w->wakes && !w->stopping) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += 1;                    /* schedules and deferred events need a clock too */
+            pthread_cond_timedwait(&w->cv, &w->mu, &until);
+        }
+        int stopping = w->stopping;
+        seen = w->wakes;
+        pthread_mutex_unlock(&w->mu);
+        for (int ti = 0; ti < cfg->ntenants; ti++) {
+            if (!t->mappers[ti]) continue;
+            int mapped = 0, n;
+            while ((n = map_batch(t, ti, EV_JOURNALED)) > 0) mapped += n;   /* until none is left */
+            long long now = now_ms();
+            if (mapped || now - t->last_deferred_try > 30000) {
+                map_batch(t, ti, EV_DEFERRED);   /* what they waited for may have come */
+                t->last_deferred_try = now;
+            }
+            fire_schedules(t, cfg->tenants[ti].id);
+            if (!cfg->tenants[ti].key) deliver_dry(t, &cfg->tenants[ti]);
+        }
+        if (stopping) break;
+    }
+    for (int ti = 0; ti < cfg->ntenants; ti++) {   /* Lua states first: they may still free buffers */
+        mapper_free(t->mappers[ti]);
+        t->mappers[ti] = NULL;
+    }
+    json_thread_done();
+    sandbox_thread_done();
+    return NULL;
+}
+
+workers *workers_start(const config *cfg, char *err, size_t errlen) {
+    workers *w = calloc(1, sizeof *w);
+    if (!w) abort();
+    w->cfg = cfg;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    w->n = cfg->workers > 0 ? cfg->workers : (int)(cores > 0 ? cores : 1);
+    if (w->n > cfg->ntenants) w->n = cfg->ntenants;   /* a thread per tenant at most: tenants are its unit */
+    w->threads = calloc((size_t)w->n, sizeof *w->threads);
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/returnflow.db", cfg->data_dir);
+    for (int i = 0; i < w->n; i++) {
+        thread *t = &w->threads[i];
+        t->w = w;
+        t->index = i;
+        t->mappers = calloc((size_t)cfg->ntenants, sizeof *t->mappers);
+        if (sqlite3_open_v2(path, &t->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+            snprintf(err, errlen, "worker %d: cannot open %s: %s", i, path, sqlite3_errmsg(t->db));
+            return NULL;
+        }
+        sqlite3_busy_timeout(t->db, 10000);
+        /* NORMAL is enough here: a mapping lost to a power cut leaves its event journaled, and
+         * it is mapped again (delivery is at least once; Klaviyo counts each unique_id once). */
+        exec(t->db, "PRAGMA synchronous=NORMAL");
+    }
+    for (int ti = 0; ti < cfg->ntenants; ti++) {
+        const tenant_config *tc = &cfg->tenants[ti];
+        thread *t = &w->threads[hash(tc->id) % (unsigned)w->n];
+        mapper_config mc = { .scripts_dir = tc->scripts, .tenant = tc->id, .key_kind = tc->key_kind,
+                             .site_id = tc->site_id, .revision = tc->revision,
+                             .segments_property = tc->segments_property, .caps = cfg->caps };
+        strbuf problems = {0};
+        t->mappers[ti] = mapper_new(&mc, &problems);
+        if (!t->mappers[ti]) {
+            snprintf(err, errlen, "tenant %s: the scripts do not load:\n%.*s", tc->id, (int)problems.len,
+                     problems.data ? problems.data : "");
+            strbuf_free(&problems);
+            return NULL;
+        }
+        strbuf_free(&problems);
+        load_memory(t, ti);
+    }
+    for (int i = 0; i < w->n; i++)
+        if (pthread_create(&w->threads[i].tid, NULL, thread_main, &w->threads[i]) != 0) {
+            snprintf(err, errlen, "cannot start mapping thread %d", i);
+            return NULL;
+        }
+    return w;
+}
+
+void workers_wake(workers *w) {
+    pthread_mutex_lock(&w->mu);
+    w->wakes++;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+void workers_counts(workers *w, unsigned long long *mapped, unsigned long long *failed,
+                    unsigned long long *dropped, unsigned long long *deferred) {
+    pthread_mutex_lock(&w->mu);
+    *mapped = w->counts[MAP_MAPPED];
+    *failed = w->counts[MAP_FAILED];
+    *dropped = w->counts[MAP_DROPPED];
+    *deferred = w->counts[MAP_DEFERRED];
+    pthread_mutex_unlock(&w->mu);
+}
+
+void workers_stop(workers *w) {
+    pthread_mutex_lock(&w->mu);
+    w->stopping = 1;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    for (int i = 0; i < w->n; i++) {
+        thread *t = &w->threads[i];
+        pthread_join(t->tid, NULL);             /* the thread freed its own mappers */
+        free(t->mappers);
+        sqlite3_close(t->db);
+    }
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    free(w->threads);
+    free(w);
+}

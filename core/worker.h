@@ -1,0 +1,27 @@
+/*
+ * worker.h: mapping threads: journaled webhooks -> the tenant's scripts -> the outbox.
+ */
+#ifndef RF_WORKER_H
+#define RF_WORKER_H
+
+#include "config.h"
+
+typedef struct workers workers;
+
+/* Starts cfg->workers threads (0: one per core), each owning the tenants
+ * whose id hashes to it, with its own database connection and Lua states.
+ * Everything journaled and not yet mapped is picked up at once, so a restart
+ * resumes where the last run stopped. Returns NULL with err filled. */
+workers *workers_start(const config *cfg, char *err, size_t errlen);
+
+/* New events were committed: wake the threads (safe from any thread). */
+void workers_wake(workers *w);
+
+/* Events mapped so far, by outcome, for /metrics. */
+void workers_counts(workers *w, unsigned long long *mapped, unsigned long long *failed,
+                    unsigned long long *dropped, unsigned long long *deferred);
+
+/* Finishes the batch in hand, stops and joins every thread. */
+void workers_stop(workers *w);
+
+#endif
