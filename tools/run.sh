@@ -1,18 +1,18 @@
 #!/bin/sh
-# `make run`: the main job on the embedded defaults, no Klaviyo account needed. Until `serve` exists
-# that is `returnflow map` over Loop's sample webhooks: it prints the exact requests (key redacted)
-# and sends nothing.
+# `make run`: the main job on the embedded defaults: `returnflow serve` with returnflow.conf.lua, whose
+# demo tenant has no Klaviyo key and so runs dry: the exact requests it would send are appended to
+# data/dry/demo.ndjson. Nothing needs a Klaviyo account; Ctrl-C stops it (after draining).
 set -eu
 cd "$(dirname "$0")/.."
 F=${SHARED:-../shared}/fixtures/loop
-bin=build/returnflow
-$bin check scripts
-echo
-echo "== one event, readable: $bin map --pretty $F/return.created.json"
-$bin map --pretty "$F/return.created.json"
-echo
-echo "== every sample webhook, one JSON document per event (written to build/map-output.ndjson)"
-$bin map "$F"/*.json > build/map-output.ndjson || true
-sed -n 's/^{"input":"\([^"]*\)","trigger":\([^,]*\),"status":"\([a-z]*\)".*/  \3  \1/p' build/map-output.ndjson
-echo "requests per metric:"
-grep -o '"metric":{"data":{"attributes":{"name":"[^"]*"' build/map-output.ndjson | sed 's/.*"name":"\([^"]*\)"/\1/' | sort | uniq -c
+build/returnflow check scripts
+cat <<TXT
+
+Serving the demo tenant (dry) on 127.0.0.1:8787. In another terminal, post a signed Loop webhook:
+
+  build/returnflow post http://127.0.0.1:8787/v1/webhooks/demo $F/return.created.json
+
+and see the Klaviyo requests it became:  tail -n 3 data/dry/demo.ndjson
+
+TXT
+exec build/returnflow serve -c returnflow.conf.lua
