@@ -8,9 +8,7 @@
  * is done, then the store closes.
  *
  * Mapping threads (worker.c) turn the journal into the outbox; dry tenants'
- * requests go to DATA/dry/TENANT.ndjson. Delivery to Klaviyo itself is not
- * built yet: a tenant with a key keeps its requests in the outbox, and the
- * start-up log says so rather than pretending.
+ * requests go to DATA/dry/TENANT.ndjson, the others' to Klaviyo (deliver.c).
  */
 #include "cmd.h"
 
@@ -18,9 +16,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <curl/curl.h>
 #include <uv.h>
 
 #include "config.h"
+#include "deliver.h"
 #include "ingest.h"
 #include "json.h"
 #include "log.h"
@@ -34,19 +34,31 @@ typedef struct server {
     store *st;
     ingest *in;
     workers *w;
+    deliverer *d;
     uv_signal_t sigterm, sigint;
     int stopping;
 } server;
 
-static int is_ready(void *ud) {
+/* /healthz: ready unless draining; paused tenants are named (their key was refused). */
+static int health(void *ud, strbuf *body) {
     server *s = ud;
-    return !s->stopping;
+    char *paused = s->d ? deliver_paused(s->d) : NULL;
+    strbuf_adds(body, s->stopping ? "{\"status\":\"draining\"" : "{\"status\":\"ready\"");
+    if (paused && *paused) {
+        strbuf_adds(body, ",\"paused\":");
+        json_append_string(body, paused, strlen(paused));
+    }
+    strbuf_addc(body, '}');
+    free(paused);
+    return s->stopping ? 503 : 200;
 }
 
 static void on_store_closed(void *ud) {
     server *s = ud;
     workers_stop(s->w);                        /* after the journal: its last events get mapped */
     s->w = NULL;
+    if (s->d) deliver_stop(s->d);              /* what is in flight stays queued for the next start */
+    s->d = NULL;
     log_line("info", "stopped", NULL);
     uv_close((uv_handle_t *)&s->sigterm, NULL);
     uv_close((uv_handle_t *)&s->sigint, NULL);
@@ -72,6 +84,7 @@ static void wake_workers(void *ud) { workers_wake(ud); }
 
 static void serve_metrics(void *ud, strbuf *out) {
     server *s = ud;
+    if (s->d) deliver_metrics(s->d, out);
     if (!s->w) return;
     unsigned long long mapped, failed, dropped, deferred;
     workers_counts(s->w, &mapped, &failed, &dropped, &deferred);
@@ -120,12 +133,19 @@ int cmd_serve(int argc, char **argv) {
         return 2;
     }
     store_on_commit(s.st, wake_workers, s.w);
-    s.in = ingest_start(s.loop, s.cfg, s.st, is_ready, serve_metrics, &s, err, sizeof err);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    s.d = deliver_start(s.cfg, err, sizeof err);
+    if (!s.d) {
+        fprintf(stderr, "returnflow serve: %s\nreturnflow serve: not started\n", err);
+        return 2;
+    }
+    s.in = ingest_start(s.loop, s.cfg, s.st, health, serve_metrics, &s, err, sizeof err);
     if (!s.in) {
         fprintf(stderr, "returnflow serve: %s\n", err);
         store_close(s.st, NULL, NULL);
         uv_run(s.loop, UV_RUN_DEFAULT);
         workers_stop(s.w);
+        deliver_stop(s.d);
         config_free(s.cfg);
         return 2;
     }
@@ -156,8 +176,8 @@ int cmd_serve(int argc, char **argv) {
             snprintf(f, sizeof f, "\"tenant\":\"%s\",\"requests\":\"%s/dry/%s.ndjson\"", t->id, s.cfg->data_dir, t->id);
             log_line("info", "no Klaviyo key: this tenant runs dry", f);
         } else {
-            snprintf(f, sizeof f, "\"tenant\":\"%s\"", t->id);
-            log_line("warn", "delivery to Klaviyo is not built yet: this tenant's requests wait in the outbox", f);
+            snprintf(f, sizeof f, "\"tenant\":\"%s\",\"klaviyo\":\"%.900s\"", t->id, t->base_url);
+            log_line("info", "delivering to Klaviyo", f);
         }
     }
 
@@ -165,5 +185,6 @@ int cmd_serve(int argc, char **argv) {
     uv_loop_close(s.loop);
     config_free(s.cfg);
     json_thread_done();
+    curl_global_cleanup();
     return 0;
 }

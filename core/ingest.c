@@ -59,7 +59,7 @@ struct ingest {
     uv_tcp_t server;
     const config *cfg;
     store *st;
-    int (*ready)(void *ud);
+    int (*health)(void *ud, strbuf *body);
     void (*metrics)(void *ud, strbuf *out);
     void *ud;
     http_parser_settings settings;
@@ -234,9 +234,12 @@ static void handle_request(conn *c) {
             return;
         }
         if (path[1] == 'h') {
-            int ok = in->ready ? in->ready(in->ud) : 1;
-            const char *body = ok ? "{\"status\":\"ready\"}" : "{\"status\":\"starting\"}";
-            respond(c, ok ? 200 : 503, "application/json", body, strlen(body), NULL, keep);
+            strbuf body = {0};
+            int status = 200;
+            if (in->health) status = in->health(in->ud, &body);
+            else strbuf_adds(&body, "{\"status\":\"ready\"}");
+            respond(c, status, "application/json", body.data, body.len, NULL, keep);
+            strbuf_free(&body);
         } else {
             strbuf out = {0};
             ingest_metrics(in, &out);
@@ -439,7 +442,7 @@ static void on_connection(uv_stream_t *server, int status) {
 /* --------------------------------- life ----------------------------------- */
 
 ingest *ingest_start(uv_loop_t *loop, const config *cfg, store *st,
-                     int (*ready)(void *ud), void (*metrics)(void *ud, strbuf *out), void *ud,
+                     int (*health)(void *ud, strbuf *body), void (*metrics)(void *ud, strbuf *out), void *ud,
                      char *err, size_t errlen) {
     char host[64];
     int port;
@@ -461,7 +464,7 @@ ingest *ingest_start(uv_loop_t *loop, const config *cfg, store *st,
     in->loop = loop;
     in->cfg = cfg;
     in->st = st;
-    in->ready = ready;
+    in->health = health;
     in->metrics = metrics;
     in->ud = ud;
     in->settings.on_message_begin = on_message_begin;

@@ -11,10 +11,11 @@
 
 typedef struct ingest ingest;
 
-/* Binds cfg->listen and starts accepting. `ready` answers /healthz (1 ready,
- * 0 not yet); `metrics` appends Prometheus text for /metrics (may be NULL). */
+/* Binds cfg->listen and starts accepting. `health` writes the /healthz JSON
+ * body and returns its status (200 ready, 503 not); `metrics` appends
+ * Prometheus text for /metrics. Either may be NULL. */
 ingest *ingest_start(uv_loop_t *loop, const config *cfg, store *st,
-                     int (*ready)(void *ud), void (*metrics)(void *ud, strbuf *out), void *ud,
+                     int (*health)(void *ud, strbuf *body), void (*metrics)(void *ud, strbuf *out), void *ud,
                      char *err, size_t errlen);
 
 /* The address actually bound ("127.0.0.1:40123"; useful with port 0). */

@@ -79,6 +79,7 @@ static const char schema[] =
     "  method TEXT NOT NULL,"
     "  path TEXT NOT NULL,"
     "  body BLOB NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
     "  state INTEGER NOT NULL DEFAULT 0,"
     "  attempts INTEGER NOT NULL DEFAULT 0,"
     "  next_at INTEGER NOT NULL DEFAULT 0,"

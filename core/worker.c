@@ -129,9 +129,10 @@ static int store_result(thread *t, const char *tenant, long long id, const map_r
             sqlite3_bind_text(st, 7, q->path, -1, SQLITE_STATIC);
             sqlite3_bind_blob(st, 8, q->body, (int)q->body_len, SQLITE_STATIC);
         } else {
-            ok = sqlite3_prepare_v2(db, "INSERT INTO outbox(event_id, tenant, profile, method, path, body) "
-                                        "VALUES (?,?,?,?,?,?)", -1, &st, NULL) == SQLITE_OK;
+            ok = sqlite3_prepare_v2(db, "INSERT INTO outbox(event_id, tenant, profile, method, path, body, created_at) "
+                                        "VALUES (?,?,?,?,?,?,?)", -1, &st, NULL) == SQLITE_OK;
             if (!ok) break;
+            sqlite3_bind_int64(st, 7, now_ms());
             sqlite3_bind_int64(st, 1, id);
             sqlite3_bind_text(st, 2, tenant, -1, SQLITE_STATIC);
             sqlite3_bind_text(st, 3, q->profile, -1, SQLITE_STATIC);
@@ -268,12 +269,13 @@ static int map_batch(thread *t, int ti, int state) {
 static void fire_schedules(thread *t, const char *tenant) {
     sqlite3_stmt *st;
     if (exec(t->db, "BEGIN IMMEDIATE") != 0) return;
-    int ok = sqlite3_prepare_v2(t->db, "INSERT INTO outbox(event_id, tenant, profile, method, path, body) "
-                                       "SELECT event_id, tenant, profile, method, path, body FROM schedules "
+    int ok = sqlite3_prepare_v2(t->db, "INSERT INTO outbox(event_id, tenant, profile, method, path, body, created_at) "
+                                       "SELECT event_id, tenant, profile, method, path, body, ? FROM schedules "
                                        "WHERE tenant = ? AND due_at <= ? ORDER BY due_at", -1, &st, NULL) == SQLITE_OK;
     if (ok) {
-        sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, now_ms());
+        sqlite3_bind_int64(st, 1, now_ms());
+        sqlite3_bind_text(st, 2, tenant, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, now_ms());
         ok = sqlite3_step(st) == SQLITE_DONE;
         sqlite3_finalize(st);
     }

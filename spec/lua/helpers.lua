@@ -392,4 +392,106 @@ function M.curl_burst(n, url, opts)
   return list
 end
 
+
+------------------------------------------------------------------------------------------------------
+-- returnflow serve as a process, and signed webhooks
+
+--- Runs a shell command that must succeed; returns its stdout.
+function M.sh_ok(cmd)
+  local out, err, code = M.sh(cmd)
+  assert(code == 0, cmd .. "\n" .. out .. err)
+  return out
+end
+
+--- A folder with the default scripts and a config for one tenant "shop" on a free port.
+-- opts: secret, max_body, klaviyo (a Lua table constructor text for the tenant's klaviyo settings).
+function M.serve_dir(opts)
+  opts = opts or {}
+  local dir = M.tempdir()
+  M.sh_ok("cp -r " .. M.quote(M.scripts) .. " " .. M.quote(dir .. "/scripts"))
+  write(dir .. "/returnflow.conf.lua", string.format([[
+return {
+  listen = "127.0.0.1:0", data = "data", max_body = %d,
+  timeouts = { header = 2, body = 2, idle = 5 },
+  tenants = { shop = { scripts = "scripts", webhook_secret = %q, klaviyo = %s } },
+}]], opts.max_body or 1048576, opts.secret or "spec-secret", opts.klaviyo or "{}"))
+  return dir
+end
+
+local Server = {}
+Server.__index = Server
+
+--- Starts `returnflow serve` in dir (see serve_dir); returns { dir, pid, address, url(), stop(signal) }.
+function M.start_serve(dir)
+  local err = dir .. "/serve.err"
+  local p = assert(io.popen(string.format("cd %s && %s serve -c returnflow.conf.lua >/dev/null 2>%s & echo $!",
+                                          M.quote(dir), M.quote(M.bin), M.quote(err))))
+  local pid = p:read("l")
+  p:close()
+  local s = setmetatable({ dir = dir, pid = pid, err = err }, Server)
+  for _ = 1, 200 do
+    local f = io.open(err, "rb")
+    local log = f and f:read("a") or ""
+    if f then f:close() end
+    s.address = log:match('"msg":"listening","address":"([^"]+)"')
+    if s.address then return s end
+    if not alive(pid) then break end
+    sleep(0.05)
+  end
+  error("serve did not start:\n" .. (io.open(err) and read(err) or ""))
+end
+
+function Server:url(tenant) return "http://" .. self.address .. "/v1/webhooks/" .. (tenant or "shop") end
+
+function Server:alive() return alive(self.pid) end
+
+function Server:log() return read(self.err) end
+
+--- Stops the server with a signal (default TERM); returns its log. After KILL nothing is checked.
+function Server:stop(signal)
+  os.execute("kill -" .. (signal or "TERM") .. " " .. self.pid .. " 2>/dev/null")
+  for _ = 1, 200 do
+    if not alive(self.pid) then break end
+    sleep(0.05)
+  end
+  if alive(self.pid) then os.execute("kill -9 " .. self.pid) end
+  local log = read(self.err)
+  if signal ~= "KILL" then M.assert_no_sanitizer_report(log, "returnflow serve") end
+  return log
+end
+
+--- POSTs body with curl, signed with opts.secret (default "spec-secret") unless it is false.
+-- Returns the status and the answer. opts: secret, method, content_type.
+function M.post_signed(url, body, opts)
+  opts = opts or {}
+  local file = M.tempfile(body, ".json")
+  local sig = ""
+  if opts.secret ~= false then
+    local out = M.sh_ok(string.format("openssl dgst -sha256 -hmac %s -binary <%s | base64",
+                                      M.quote(opts.secret or "spec-secret"), M.quote(file)))
+    sig = "-H " .. M.quote("X-Loop-Signature: " .. out:gsub("%s+$", ""))
+  end
+  local out = M.sh_ok(string.format("curl -s -o - -w '\\n%%{http_code}' -X %s %s -H %s --data-binary @%s %s",
+                                    opts.method or "POST", sig,
+                                    M.quote("Content-Type: " .. (opts.content_type or "application/json")),
+                                    M.quote(file), M.quote(url)))
+  local answer, status = out:match("^(.*)\n(%d+)$")
+  return tonumber(status), answer
+end
+
+--- The number a query of the store in dir returns.
+function M.sql_count(dir, sql)
+  return tonumber((M.sh_ok(string.format("sqlite3 %s %s", M.quote(dir .. "/data/returnflow.db"), M.quote(sql)))))
+end
+
+--- Polls fn until it returns a true value (at most `seconds`, default 10); returns that value.
+function M.wait_for(fn, seconds)
+  for _ = 1, math.floor((seconds or 10) / 0.05) do
+    local v = fn()
+    if v then return v end
+    sleep(0.05)
+  end
+  return fn()
+end
+
 return M

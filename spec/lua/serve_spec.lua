@@ -5,83 +5,11 @@ local h = require "helpers"
 
 local SECRET = "spec-secret"
 
-local function sh_ok(cmd)
-  local out, err, code = h.sh(cmd)
-  assert.equal(0, code, cmd .. "\n" .. out .. err)
-  return out
-end
+local sh_ok, start, post, count = h.sh_ok, h.start_serve, h.post_signed, h.sql_count
 
 -- A data folder and a config for one dry tenant "shop" on a free port.
 local function setup_dir(extra)
-  local dir = h.tempdir()
-  sh_ok("cp -r " .. h.quote(h.scripts) .. " " .. h.quote(dir .. "/scripts"))
-  h.write(dir .. "/returnflow.conf.lua", string.format([[
-return {
-  listen = "127.0.0.1:0", data = "data", max_body = %d,
-  timeouts = { header = 2, body = 2, idle = 5 },
-  tenants = { shop = { scripts = "scripts", webhook_secret = %q } },
-}]], extra and extra.max_body or 1048576, SECRET))
-  return dir
-end
-
-local Server = {}
-Server.__index = Server
-
-local function start(dir)
-  local err = dir .. "/serve.err"
-  local p = assert(io.popen(string.format("cd %s && %s serve -c returnflow.conf.lua >/dev/null 2>%s & echo $!",
-                                          h.quote(dir), h.quote(h.bin), h.quote(err))))
-  local pid = p:read("l")
-  p:close()
-  local s = setmetatable({ dir = dir, pid = pid, err = err }, Server)
-  for _ = 1, 100 do
-    local ok, log = pcall(h.read, err)
-    log = ok and log or ""
-    s.address = log:match('"msg":"listening","address":"([^"]+)"')
-    if s.address then return s end
-    h.sleep(0.05)
-  end
-  error("serve did not start:\n" .. (h.read(err) or ""))
-end
-
-function Server:url(tenant) return "http://" .. self.address .. "/v1/webhooks/" .. (tenant or "shop") end
-
-function Server:alive() return (os.execute("kill -0 " .. self.pid .. " 2>/dev/null")) == true end
-
--- Stops the server with a signal; returns its log. SIGKILL leaves no chance to clean up.
-function Server:stop(signal)
-  os.execute("kill -" .. (signal or "TERM") .. " " .. self.pid .. " 2>/dev/null")
-  for _ = 1, 200 do
-    if not self:alive() then break end
-    h.sleep(0.05)
-  end
-  if self:alive() then os.execute("kill -9 " .. self.pid) end
-  local ok, log = pcall(h.read, self.err)
-  log = ok and log or ""
-  if signal ~= "KILL" then h.assert_no_sanitizer_report(log, "returnflow serve") end
-  return log
-end
-
--- POSTs body with curl, signed with `secret` unless it is false; returns status and answer.
-local function post(url, body, opts)
-  opts = opts or {}
-  local file = h.tempfile(body, ".json")
-  local sig = ""
-  if opts.secret ~= false then
-    local out = sh_ok(string.format("openssl dgst -sha256 -hmac %s -binary <%s | base64",
-                                    h.quote(opts.secret or SECRET), h.quote(file)))
-    sig = "-H " .. h.quote("X-Loop-Signature: " .. out:gsub("%s+$", ""))
-  end
-  local out = sh_ok(string.format("curl -s -o - -w '\\n%%{http_code}' -X %s %s -H %s --data-binary @%s %s",
-                                  opts.method or "POST", sig,
-                                  h.quote("Content-Type: " .. (opts.content_type or "application/json")),
-                                  h.quote(file), h.quote(url)))
-  local answer, status = out:match("^(.*)\n(%d+)$")
-  return tonumber(status), answer
-end
-
-local function count(dir, sql)
-  return tonumber((sh_ok(string.format("sqlite3 %s %s", h.quote(dir .. "/data/returnflow.db"), h.quote(sql)))))
+  return h.serve_dir({ max_body = extra and extra.max_body, secret = SECRET })
 end
 
 -- Waits until the dry file has at least n lines; returns them.

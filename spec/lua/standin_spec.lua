@@ -212,7 +212,7 @@ describe("Klaviyo stand-in", function()
       assert.equal(202, post(server, "/api/events", event()).status)
     end)
 
-    it("keeps each endpoint's own limit: flows allow one a second", function()
+    it("keeps each endpoint's own budget: flows allow one a second, segments have their own", function()
       local flow = { data = { type = "flow", attributes = { name = "Return confirmation",
                                                             definition = { triggers = h.array(), actions = h.array() } } } }
       local first = post(server, "/api/flows", flow)
@@ -221,6 +221,8 @@ describe("Klaviyo stand-in", function()
       assert.equal(429, second.status)
       assert.equal("throttled", first_error(second).code)
       assert.is_truthy(tonumber(second.headers["retry-after"]))
+      local segment = { data = { type = "segment", attributes = { name = "Returners", definition = h.object() } } }
+      assert.is_true(post(server, "/api/segments", segment).status ~= 429)
     end)
   end)
 

@@ -68,7 +68,8 @@ MAX_BULK_EVENTS, MAX_METRIC_NAME = 1000, 127
 PROFILE_IDS = ("email", "phone_number", "external_id", "anonymous_id")
 PROFILE_ATTRIBUTES = ("first_name", "last_name", "organization", "locale", "title", "image", "location")
 
-# Klaviyo's limits by endpoint class: (requests, window in seconds), burst then steady (then daily).
+# Klaviyo's limits by class: (requests, window in seconds), burst then steady (then daily). Each endpoint
+# has its own budget per account; a class only says how large it is.
 LIMITS = {
     "events": ((350, 1), (3500, 60)),
     "bulk": ((10, 1), (150, 60)),
@@ -166,7 +167,7 @@ class Refused(Exception):
 
 
 # --------------------------------------------------------------------------------------------------
-# rate limits: a sliding window log per (account, endpoint class)
+# rate limits: a sliding window log per (account, endpoint)
 
 class Limiter:
     def __init__(self, enabled, scale):
@@ -484,7 +485,7 @@ class Standin:
         if not vr.REVISION_RE.match(revision):
             return invalid("Invalid revision %s." % revision, parameter="revision"), account
         with self.lock:
-            retry, limit_headers = self.limiter.take((account, cls), cls, time.monotonic())
+            retry, limit_headers = self.limiter.take((account, route[1].pattern), cls, time.monotonic())
         if retry:
             return throttled(retry, dict(limit_headers, **{"Retry-After": str(retry)})), account
         answer = self.checked(method, path, headers, body, ok, handler)

@@ -1,0 +1,537 @@
+/*
+ * deliver.c: the outbox to Klaviyo, on its own thread's libuv loop with
+ * libcurl's multi interface (the glue follows curl's multi-uv.c example).
+ *
+ * Rules it keeps (DESIGN §2, issue "serve"):
+ * - Per-profile order: only the oldest queued request of a profile may be in
+ *   flight or retried; the rest of that profile waits behind it, and nothing
+ *   else does.
+ * - Klaviyo's rate limits per tenant and endpoint class (burst per second and
+ *   steady per minute, as token buckets), so a healthy run sees no 429; a 429
+ *   still cools that class down (Retry-After, else "Expected available in N
+ *   seconds", else backoff).
+ * - Retry 408, 429, 5xx, timeouts, connection errors and a text/html 403 (a
+ *   Cloudflare challenge) with full-jitter exponential backoff, until the
+ *   request is older than max_age_hours; other 4xx are dead letters with
+ *   Klaviyo's error body. A 401, or a 403 that is not a challenge, pauses the
+ *   tenant's delivery and says so: its queue waits instead of burning.
+ *
+ * The key is added here, to the request headers only: it never reaches the
+ * store, the log or an error message. The database connection is this
+ * thread's own; every state change is one short transaction.
+ */
+#include "deliver.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <uv.h>
+
+#include "json.h"
+#include "log.h"
+#include "memory.h"
+
+#define MAX_IN_FLIGHT 32              /* per tenant */
+#define SCAN_LIMIT 1000               /* queued rows looked at per tenant per tick */
+#define BACKOFF_CAP_S 300.0
+
+enum { CLASS_EVENTS, CLASS_BULK, CLASS_PROFILES, CLASS_OTHER, CLASSES };
+static const double burst_per_s[CLASSES] = { 350, 10, 75, 10 };
+static const double steady_per_min[CLASSES] = { 3500, 150, 750, 150 };
+
+typedef struct bucket { double tokens, capacity, per_ms; long long at; } bucket;
+
+typedef struct tenant_state {
+    const tenant_config *tc;
+    bucket burst[CLASSES], steady[CLASSES];
+    long long cooldown_until[CLASSES];
+    int in_flight;
+    int paused;
+    char paused_reason[160];
+    unsigned long long delivered, retried, dead;
+} tenant_state;
+
+typedef struct sending {
+    struct sending *prev, *next;      /* the deliverer's list of requests in flight */
+    CURL *easy;
+    struct deliverer *d;
+    tenant_state *ts;
+    long long id, created_at;
+    int attempts, cls;
+    char *profile;
+    char *body;
+    struct curl_slist *headers;
+    strbuf response;
+    char content_type[64];
+    char retry_after[32];
+    char error[CURL_ERROR_SIZE];
+} sending;
+
+typedef struct poll_ctx {
+    uv_poll_t poll;
+    curl_socket_t fd;
+    struct deliverer *d;
+} poll_ctx;
+
+struct deliverer {
+    const config *cfg;
+    pthread_t tid;
+    uv_loop_t loop;
+    uv_timer_t curl_timer, tick;
+    uv_async_t stop_async;
+    CURLM *multi;
+    sqlite3 *db;
+    tenant_state *tenants;
+    int ntenants;
+    memory *busy_profiles;            /* profiles with a request in flight */
+    sending *in_flight;
+    pthread_mutex_t mu;               /* guards the counters and pause flags for metrics */
+    int stopping;
+    long long stop_deadline;
+};
+
+static long long now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int class_of(const char *path) {
+    if (strstr(path, "event-bulk-create") || strstr(path, "profile-bulk-import")) return CLASS_BULK;
+    if (strstr(path, "/events")) return CLASS_EVENTS;
+    if (strstr(path, "profile-import") || strstr(path, "/profiles") || strstr(path, "subscription")) return CLASS_PROFILES;
+    return CLASS_OTHER;
+}
+
+/* ------------------------------ rate limits -------------------------------- */
+
+static void bucket_init(bucket *b, double capacity, double window_ms) {
+    b->tokens = b->capacity = capacity;
+    b->per_ms = capacity / window_ms;
+    b->at = now_ms();
+}
+
+static void bucket_fill(bucket *b, long long now) {
+    b->tokens += (double)(now - b->at) * b->per_ms;
+    if (b->tokens > b->capacity) b->tokens = b->capacity;
+    b->at = now;
+}
+
+/* Takes one request's worth from both buckets of the class, or nothing. */
+static int take_token(tenant_state *ts, int cls, long long now) {
+    bucket *a = &ts->burst[cls], *b = &ts->steady[cls];
+    bucket_fill(a, now);
+    bucket_fill(b, now);
+    if (a->tokens < 1 || b->tokens < 1 || ts->cooldown_until[cls] > now) return 0;
+    a->tokens -= 1;
+    b->tokens -= 1;
+    return 1;
+}
+
+/* --------------------------------- store ----------------------------------- */
+
+static void exec_update(deliverer *d, const char *sql, long long id, int status, long long next_at, const char *error) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(d->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        log_line("error", "cannot update the outbox", NULL);
+        return;
+    }
+    sqlite3_bind_int(st, 1, status);
+    sqlite3_bind_int64(st, 2, next_at);
+    if (error) sqlite3_bind_text(st, 3, error, -1, SQLITE_TRANSIENT);
+    else sqlite3_bind_null(st, 3);
+    sqlite3_bind_int64(st, 4, id);
+    if (sqlite3_step(st) != SQLITE_DONE) log_line("error", "cannot update the outbox", NULL);
+    sqlite3_finalize(st);
+}
+
+/* ------------------------------- answers ----------------------------------- */
+
+static double backoff_s(int attempts) {
+    double cap = 1.0;
+    for (int i = 0; i < attempts && cap < BACKOFF_CAP_S; i++) cap *= 2;
+    if (cap > BACKOFF_CAP_S) cap = BACKOFF_CAP_S;
+    double jitter = (double)rand() / RAND_MAX * cap;     /* full jitter */
+    return jitter < 0.2 ? 0.2 : jitter;
+}
+
+/* Seconds a 429 asks to wait: Retry-After, else "Expected available in N second(s)", else 0. */
+static double wait_asked(const sending *s) {
+    if (s->retry_after[0]) return atof(s->retry_after);
+    const char *p = s->response.data ? strstr(s->response.data, "Expected available in ") : NULL;
+    if (p) return atof(p + 22);
+    return 0;
+}
+
+static void count(deliverer *d, unsigned long long *counter) {
+    pthread_mutex_lock(&d->mu);
+    (*counter)++;
+    pthread_mutex_unlock(&d->mu);
+}
+
+static void finish(deliverer *d, sending *s, CURLcode rc, long status) {
+    tenant_state *ts = s->ts;
+    long long now = now_ms();
+    strbuf_addc(&s->response, 0);
+    const char *body = s->response.data;
+    int challenge = status == 403 && strncasecmp(s->content_type, "text/html", 9) == 0;
+    int retry = rc != CURLE_OK || status == 408 || status == 429 || status >= 500 || challenge;
+    if (rc == CURLE_OK && status >= 200 && status < 300) {
+        exec_update(d, "UPDATE outbox SET state = 1, last_status = ?, next_at = ?, last_error = ?, "
+                       "attempts = attempts + 1 WHERE id = ?", s->id, (int)status, now, NULL);
+        count(d, &ts->delivered);
+    } else if ((status == 401 || status == 403) && !challenge) {
+        pthread_mutex_lock(&d->mu);
+        ts->paused = 1;
+        snprintf(ts->paused_reason, sizeof ts->paused_reason, "Klaviyo answered %ld: the key is refused", status);
+        pthread_mutex_unlock(&d->mu);
+        char f[256];
+        snprintf(f, sizeof f, "\"tenant\":\"%s\",\"status\":%ld", ts->tc->id, status);
+        log_line("error", "Klaviyo refused this tenant's key: its delivery is paused, its queue kept "
+                          "(fix the key, then restart)", f);
+        exec_update(d, "UPDATE outbox SET state = 0, last_status = ?, next_at = ?, last_error = ? WHERE id = ?",
+                    s->id, (int)status, now, body);
+    } else if (retry && now - s->created_at < (long long)(d->cfg->max_age_hours * 3600 * 1000)) {
+        double wait = backoff_s(s->attempts);
+        if (status == 429) {
+            double asked = wait_asked(s);
+            if (asked > 0) wait = asked;
+            ts->cooldown_until[s->cls] = now + (long long)(wait * 1000);
+        }
+        char why[CURL_ERROR_SIZE + 64];
+        if (rc != CURLE_OK) snprintf(why, sizeof why, "%s", s->error[0] ? s->error : curl_easy_strerror(rc));
+        else snprintf(why, sizeof why, "HTTP %ld: %.200s", status, body ? body : "");
+        exec_update(d, "UPDATE outbox SET state = 0, last_status = ?, next_at = ?, last_error = ?, "
+                       "attempts = attempts + 1 WHERE id = ?", s->id, (int)status, now + (long long)(wait * 1000), why);
+        count(d, &ts->retried);
+    } else {
+        char why[2200];
+        if (retry) snprintf(why, sizeof why, "gave up after %d attempts over %.0f h: HTTP %ld %.1800s",
+                            s->attempts + 1, d->cfg->max_age_hours, status, body ? body : "");
+        else snprintf(why, sizeof why, "%.2000s", body ? body : "");
+        exec_update(d, "UPDATE outbox SET state = 2, last_status = ?, next_at = ?, last_error = ?, "
+                       "attempts = attempts + 1 WHERE id = ?", s->id, (int)status, now, why);
+        count(d, &ts->dead);
+        char f[256];
+        snprintf(f, sizeof f, "\"tenant\":\"%s\",\"outbox\":%lld,\"status\":%ld", ts->tc->id, s->id, status);
+        log_line("warn", "request dead-lettered (see returnflow status)", f);
+    }
+    ts->in_flight--;
+    memory_put(d->busy_profiles, s->profile, strlen(s->profile), "0", 1);
+}
+
+static void release(deliverer *d, sending *s) {
+    if (s->prev) s->prev->next = s->next;
+    else d->in_flight = s->next;
+    if (s->next) s->next->prev = s->prev;
+    curl_multi_remove_handle(d->multi, s->easy);
+    curl_easy_cleanup(s->easy);
+    curl_slist_free_all(s->headers);
+    strbuf_free(&s->response);
+    free(s->profile);
+    free(s->body);
+    free(s);
+}
+
+static void check_multi_info(deliverer *d) {
+    CURLMsg *msg;
+    int pending;
+    while ((msg = curl_multi_info_read(d->multi, &pending))) {
+        if (msg->msg != CURLMSG_DONE) continue;
+        CURL *easy = msg->easy_handle;
+        sending *s;
+        long status = 0;
+        curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&s);
+        (void)easy;
+        curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+        finish(d, s, msg->data.result, status);
+        release(d, s);
+    }
+}
+
+/* ------------------------------ curl <-> uv -------------------------------- */
+
+static void on_poll(uv_poll_t *req, int status, int events) {
+    poll_ctx *p = req->data;
+    int flags = status < 0 ? CURL_CSELECT_ERR : 0;
+    if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
+    if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
+    int running;
+    curl_multi_socket_action(p->d->multi, p->fd, flags, &running);
+    check_multi_info(p->d);
+}
+
+static void on_curl_timeout(uv_timer_t *t) {
+    deliverer *d = t->data;
+    int running;
+    curl_multi_socket_action(d->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_multi_info(d);
+}
+
+static int start_timeout(CURLM *multi, long timeout_ms, void *userp) {
+    (void)multi;
+    deliverer *d = userp;
+    if (timeout_ms < 0) uv_timer_stop(&d->curl_timer);
+    else uv_timer_start(&d->curl_timer, on_curl_timeout, timeout_ms ? (uint64_t)timeout_ms : 1, 0);
+    return 0;
+}
+
+static int handle_socket(CURL *easy, curl_socket_t fd, int action, void *userp, void *socketp) {
+    (void)easy;
+    deliverer *d = userp;
+    poll_ctx *p = socketp;
+    if (action == CURL_POLL_REMOVE) {
+        if (p) {
+            uv_poll_stop(&p->poll);
+            uv_close((uv_handle_t *)&p->poll, (uv_close_cb)free);
+            curl_multi_assign(d->multi, fd, NULL);
+        }
+        return 0;
+    }
+    if (!p) {
+        p = calloc(1, sizeof *p);
+        if (!p) abort();
+        p->fd = fd;
+        p->d = d;
+        uv_poll_init_socket(&d->loop, &p->poll, fd);
+        p->poll.data = p;
+        curl_multi_assign(d->multi, fd, p);
+    }
+    int events = 0;
+    if (action != CURL_POLL_IN) events |= UV_WRITABLE;
+    if (action != CURL_POLL_OUT) events |= UV_READABLE;
+    uv_poll_start(&p->poll, events, on_poll);
+    return 0;
+}
+
+/* --------------------------------- sending --------------------------------- */
+
+static size_t on_data(char *ptr, size_t size, size_t n, void *userp) {
+    sending *s = userp;
+    if (s->response.len < 64 * 1024) strbuf_add(&s->response, ptr, size * n);
+    return size * n;
+}
+
+static size_t on_header(char *ptr, size_t size, size_t n, void *userp) {
+    sending *s = userp;
+    size_t len = size * n;
+    if (len > 13 && strncasecmp(ptr, "Content-Type:", 13) == 0)
+        snprintf(s->content_type, sizeof s->content_type, "%.*s", (int)(len - 13), ptr + 13 + strspn(ptr + 13, " "));
+    else if (len > 12 && strncasecmp(ptr, "Retry-After:", 12) == 0)
+        snprintf(s->retry_after, sizeof s->retry_after, "%.*s", (int)(len - 12), ptr + 12);
+    return len;
+}
+
+static void send_row(deliverer *d, tenant_state *ts, sqlite3_stmt *row, int cls) {
+    const tenant_config *tc = ts->tc;
+    sending *s = calloc(1, sizeof *s);
+    if (!s) abort();
+    s->d = d;
+    s->ts = ts;
+    s->cls = cls;
+    s->id = sqlite3_column_int64(row, 0);
+    s->profile = strdup((const char *)sqlite3_column_text(row, 1));
+    const char *path = (const char *)sqlite3_column_text(row, 3);
+    int len = sqlite3_column_bytes(row, 4);
+    s->body = malloc((size_t)len + 1);
+    if (!s->profile || !s->body) abort();
+    memcpy(s->body, sqlite3_column_blob(row, 4), (size_t)len);
+    s->attempts = sqlite3_column_int(row, 5);
+    s->created_at = sqlite3_column_int64(row, 7);
+    char url[2048], header[512];
+    snprintf(url, sizeof url, "%s%s", tc->base_url, path);
+    s->headers = curl_slist_append(NULL, "Content-Type: application/vnd.api+json");
+    s->headers = curl_slist_append(s->headers, "Accept: application/vnd.api+json");
+    snprintf(header, sizeof header, "revision: %s", tc->revision);
+    s->headers = curl_slist_append(s->headers, header);
+    if (strcmp(tc->key_kind, "public") != 0) {
+        snprintf(header, sizeof header, "Authorization: Klaviyo-API-Key %s", tc->key);
+        s->headers = curl_slist_append(s->headers, header);
+        memset(header, 0, sizeof header);                 /* the key leaves no copy behind */
+    }
+    CURL *easy = curl_easy_init();
+    curl_easy_setopt(easy, CURLOPT_URL, url);
+    curl_easy_setopt(easy, CURLOPT_POST, 1L);
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, s->body);
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, (long)len);
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, s->headers);
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, s);
+    curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(easy, CURLOPT_HEADERDATA, s);
+    curl_easy_setopt(easy, CURLOPT_PRIVATE, s);
+    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, s->error);
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT, 30L);
+    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT, 10L);
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(easy, CURLOPT_USERAGENT, "returnflow");
+    ts->in_flight++;
+    memory_put(d->busy_profiles, s->profile, strlen(s->profile), "1", 1);
+    s->easy = easy;
+    s->next = d->in_flight;
+    if (d->in_flight) d->in_flight->prev = s;
+    d->in_flight = s;
+    curl_multi_add_handle(d->multi, easy);
+}
+
+static int profile_busy(deliverer *d, const char *profile) {
+    size_t len;
+    const char *v = memory_get(d->busy_profiles, profile, strlen(profile), &len);
+    return v && v[0] == '1';
+}
+
+/* Starts what may start now for one tenant: the head of each profile's queue. */
+static void scan_tenant(deliverer *d, tenant_state *ts, long long now) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(d->db, "SELECT id, profile, method, path, body, attempts, next_at, created_at "
+                                  "FROM outbox WHERE tenant = ? AND state = 0 ORDER BY id LIMIT ?", -1, &st,
+                           NULL) != SQLITE_OK) return;
+    sqlite3_bind_text(st, 1, ts->tc->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, SCAN_LIMIT);
+    memory *seen = memory_new();
+    while (ts->in_flight < MAX_IN_FLIGHT && sqlite3_step(st) == SQLITE_ROW) {
+        const char *profile = (const char *)sqlite3_column_text(st, 1);
+        size_t plen = strlen(profile), vlen;
+        if (memory_get(seen, profile, plen, &vlen)) continue;      /* not the head of its profile */
+        memory_put(seen, profile, plen, "1", 1);
+        if (profile_busy(d, profile) || sqlite3_column_int64(st, 6) > now) continue;
+        int cls = class_of((const char *)sqlite3_column_text(st, 3));
+        if (!take_token(ts, cls, now)) continue;                    /* another class may still go */
+        send_row(d, ts, st, cls);
+    }
+    memory_free(seen);
+    sqlite3_finalize(st);
+}
+
+static void on_tick(uv_timer_t *t) {
+    deliverer *d = t->data;
+    long long now = now_ms();
+    if (d->stopping) {
+        int busy = 0;
+        for (int i = 0; i < d->ntenants; i++) busy += d->tenants[i].in_flight;
+        if (!busy || now > d->stop_deadline) uv_stop(&d->loop);
+        return;
+    }
+    for (int i = 0; i < d->ntenants; i++)
+        if (!d->tenants[i].paused) scan_tenant(d, &d->tenants[i], now);
+    int running;
+    curl_multi_socket_action(d->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_multi_info(d);
+}
+
+static void on_stop(uv_async_t *a) {
+    deliverer *d = a->data;
+    d->stopping = 1;
+    d->stop_deadline = now_ms() + 5000;
+}
+
+static void close_walk(uv_handle_t *h, void *arg) {
+    (void)arg;
+    if (!uv_is_closing(h)) uv_close(h, h->type == UV_POLL ? (uv_close_cb)free : NULL);
+}
+
+static void *thread_main(void *arg) {
+    deliverer *d = arg;
+    uv_timer_start(&d->tick, on_tick, 50, 50);
+    uv_run(&d->loop, UV_RUN_DEFAULT);
+    /* Whatever is still in flight stays queued in the store and is sent after the restart. */
+    while (d->in_flight) release(d, d->in_flight);
+    uv_walk(&d->loop, close_walk, NULL);
+    uv_run(&d->loop, UV_RUN_DEFAULT);
+    return NULL;
+}
+
+deliverer *deliver_start(const config *cfg, char *err, size_t errlen) {
+    deliverer *d = calloc(1, sizeof *d);
+    if (!d) abort();
+    d->cfg = cfg;
+    d->tenants = calloc((size_t)(cfg->ntenants ? cfg->ntenants : 1), sizeof *d->tenants);
+    for (int i = 0; i < cfg->ntenants; i++) {
+        if (!cfg->tenants[i].key && strcmp(cfg->tenants[i].key_kind, "public") != 0) continue;  /* dry */
+        if (!cfg->tenants[i].key && !cfg->tenants[i].site_id) continue;
+        tenant_state *ts = &d->tenants[d->ntenants++];
+        ts->tc = &cfg->tenants[i];
+        double scale = ts->tc->rate_scale > 0 ? ts->tc->rate_scale : 1;
+        for (int c = 0; c < CLASSES; c++) {
+            bucket_init(&ts->burst[c], burst_per_s[c] * scale, 1000.0);
+            bucket_init(&ts->steady[c], steady_per_min[c] * scale, 60000.0);
+        }
+    }
+    char path[1024];
+    snprintf(path, sizeof path, "%s/returnflow.db", cfg->data_dir);
+    if (sqlite3_open_v2(path, &d->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "delivery: cannot open %s: %s", path, sqlite3_errmsg(d->db));
+        sqlite3_close(d->db);
+        free(d->tenants);
+        free(d);
+        return NULL;
+    }
+    sqlite3_busy_timeout(d->db, 10000);
+    sqlite3_exec(d->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
+    d->busy_profiles = memory_new();
+    pthread_mutex_init(&d->mu, NULL);
+    uv_loop_init(&d->loop);
+    uv_timer_init(&d->loop, &d->curl_timer);
+    uv_timer_init(&d->loop, &d->tick);
+    uv_async_init(&d->loop, &d->stop_async, on_stop);
+    d->curl_timer.data = d->tick.data = d->stop_async.data = d;
+    d->multi = curl_multi_init();
+    curl_multi_setopt(d->multi, CURLMOPT_SOCKETFUNCTION, handle_socket);
+    curl_multi_setopt(d->multi, CURLMOPT_SOCKETDATA, d);
+    curl_multi_setopt(d->multi, CURLMOPT_TIMERFUNCTION, start_timeout);
+    curl_multi_setopt(d->multi, CURLMOPT_TIMERDATA, d);
+    if (pthread_create(&d->tid, NULL, thread_main, d) != 0) {
+        snprintf(err, errlen, "cannot start the delivery thread");
+        return NULL;
+    }
+    return d;
+}
+
+void deliver_metrics(deliverer *d, strbuf *out) {
+    pthread_mutex_lock(&d->mu);
+    strbuf_adds(out, "# HELP returnflow_requests_total Klaviyo requests, by tenant and outcome.\n"
+                     "# TYPE returnflow_requests_total counter\n");
+    for (int i = 0; i < d->ntenants; i++) {
+        const tenant_state *ts = &d->tenants[i];
+        char line[512];
+        snprintf(line, sizeof line,
+                 "returnflow_requests_total{tenant=\"%s\",outcome=\"delivered\"} %llu\n"
+                 "returnflow_requests_total{tenant=\"%s\",outcome=\"retried\"} %llu\n"
+                 "returnflow_requests_total{tenant=\"%s\",outcome=\"dead\"} %llu\n"
+                 "returnflow_tenant_paused{tenant=\"%s\"} %d\n",
+                 ts->tc->id, ts->delivered, ts->tc->id, ts->retried, ts->tc->id, ts->dead, ts->tc->id, ts->paused);
+        strbuf_adds(out, line);
+    }
+    pthread_mutex_unlock(&d->mu);
+}
+
+char *deliver_paused(deliverer *d) {
+    strbuf out = {0};
+    pthread_mutex_lock(&d->mu);
+    for (int i = 0; i < d->ntenants; i++)
+        if (d->tenants[i].paused) {
+            if (out.len) strbuf_addc(&out, ',');
+            strbuf_adds(&out, d->tenants[i].tc->id);
+        }
+    pthread_mutex_unlock(&d->mu);
+    strbuf_addc(&out, 0);
+    return out.data;
+}
+
+void deliver_stop(deliverer *d) {
+    uv_async_send(&d->stop_async);
+    pthread_join(d->tid, NULL);
+    curl_multi_cleanup(d->multi);
+    uv_loop_close(&d->loop);
+    sqlite3_close(d->db);
+    memory_free(d->busy_profiles);
+    pthread_mutex_destroy(&d->mu);
+    free(d->tenants);
+    free(d);
+}
