@@ -196,6 +196,15 @@ static void finish(deliverer *d, sending *s, CURLcode rc, long status) {
                           "(fix the key, then restart)", f);
         exec_update(d, "UPDATE outbox SET state = 0, last_status = ?, next_at = ?, last_error = ? WHERE id = ?",
                     s->id, (int)status, now, body);
+        sqlite3_stmt *st;                         /* so `returnflow status` can say it too */
+        if (sqlite3_prepare_v2(d->db, "INSERT OR REPLACE INTO tenant_status(tenant, paused, reason, at) "
+                                      "VALUES (?, 1, ?, ?)", -1, &st, NULL) == SQLITE_OK) {
+            sqlite3_bind_text(st, 1, ts->tc->id, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 2, ts->paused_reason, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 3, now);
+            sqlite3_step(st);
+            sqlite3_finalize(st);
+        }
     } else if (retry && now - s->created_at < (long long)(d->cfg->max_age_hours * 3600 * 1000)) {
         double wait = backoff_s(s->attempts);
         if (status == 429) {

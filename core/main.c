@@ -88,6 +88,24 @@ static const command commands[] = {
       "  -c, --config FILE     the config file (see returnflow.conf.lua)\n"
       "  -l, --listen ADDR     overrides the config's listen address (port 0: any free port, logged)\n"
       "  -d, --data DIR        overrides the config's data directory\n" },
+    { "status", cmd_status, "per tenant: journaled, deferred, failed, queued, retrying, delivered, dead, paused",
+      "usage: returnflow status [-c CONFIG | --data DIR] [--tenant T]\n"
+      "\n"
+      "Reads the store of the data directory (from CONFIG, default ./returnflow.conf.lua, or --data) and\n"
+      "prints a line per tenant: events journaled and not yet mapped, deferred, failed (dead letters);\n"
+      "requests queued, retrying, delivered, dead; whether delivery is paused (Klaviyo refused the key),\n"
+      "and the last error. Safe beside a running service.\n" },
+    { "dlq", cmd_dlq, "dead letters: list, show, replay or purge them",
+      "usage: returnflow dlq list|show|replay|purge [-c CONFIG | --data DIR] [--tenant T] [ID | --all]\n"
+      "\n"
+      "Dead letters are events whose mapping failed (ids event:N) and requests Klaviyo refused for good\n"
+      "(ids request:N).\n"
+      "  list          every dead letter, with its reason\n"
+      "  show ID       one, whole: the reason and the raw event or the request body\n"
+      "  replay ID     back to work: an event is mapped again with the current scripts, a request is sent\n"
+      "                again; --all (with --tenant, only that tenant's) replays every one\n"
+      "  purge ID      forget it (an event is kept in the journal as dropped); --all as above\n"
+      "A running service takes replayed ones up within a second.\n" },
     { "help", NULL, "show the help of a command", "usage: returnflow help [COMMAND]\n" },
 };
 

@@ -104,6 +104,13 @@ static const char schema[] =
     "  value TEXT NOT NULL,"
     "  PRIMARY KEY (tenant, key)"
     ");"
+    "CREATE TABLE IF NOT EXISTS tenant_status ("
+    "  tenant TEXT PRIMARY KEY,"
+    "  paused INTEGER NOT NULL DEFAULT 0,"
+    "  reason TEXT,"
+    "  at INTEGER NOT NULL"
+    ");"
+    "DELETE FROM tenant_status;"             /* a start unpauses: the key may have been fixed */
     "PRAGMA user_version = 1;";
 
 static int64_t now_ms(void) {

@@ -47,6 +47,7 @@ typedef struct thread {
     sqlite3 *db;
     mapper **mappers;             /* by tenant index; NULL for tenants of other threads */
     long long last_deferred_try;
+    long long last_purge;
 } thread;
 
 struct workers {
@@ -337,6 +338,27 @@ static void deliver_dry(thread *t, const tenant_config *tc) {
     }
 }
 
+/* Raw events and delivered requests older than the retention window go; dead
+ * letters stay until purged, and an event stays while anything of it is
+ * queued or scheduled. */
+static void purge_old(thread *t, const char *tenant) {
+    long long cutoff = now_ms() - (long long)t->w->cfg->retention_days * 86400 * 1000;
+    static const char *const sql[] = {
+        "DELETE FROM outbox WHERE tenant = ?1 AND state = 1 AND created_at < ?2",
+        "DELETE FROM events WHERE tenant = ?1 AND state IN (1, 3) AND received_at < ?2 "
+        "AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.event_id = events.id) "
+        "AND NOT EXISTS (SELECT 1 FROM schedules s WHERE s.event_id = events.id)",
+    };
+    for (size_t i = 0; i < sizeof sql / sizeof *sql; i++) {
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(t->db, sql[i], -1, &st, NULL) != SQLITE_OK) { log_error("cannot purge", t->db); return; }
+        sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, cutoff);
+        if (sqlite3_step(st) != SQLITE_DONE) log_error("cannot purge", t->db);
+        sqlite3_finalize(st);
+    }
+}
+
 /* ------------------------------- threads ---------------------------------- */
 
 static void load_memory(thread *t, int ti) {
@@ -376,7 +398,9 @@ static void *thread_main(void *arg) {
             }
             fire_schedules(t, cfg->tenants[ti].id);
             if (!cfg->tenants[ti].key) deliver_dry(t, &cfg->tenants[ti]);
+            if (now - t->last_purge > 3600 * 1000) purge_old(t, cfg->tenants[ti].id);
         }
+        if (now_ms() - t->last_purge > 3600 * 1000) t->last_purge = now_ms();
         if (stopping) break;
     }
     for (int ti = 0; ti < cfg->ntenants; ti++) {   /* Lua states first: they may still free buffers */
