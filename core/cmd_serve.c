@@ -35,7 +35,7 @@ typedef struct server {
     ingest *in;
     workers *w;
     deliverer *d;
-    uv_signal_t sigterm, sigint;
+    uv_signal_t sigterm, sigint, sighup;
     int stopping;
 } server;
 
@@ -62,12 +62,20 @@ static void on_store_closed(void *ud) {
     log_line("info", "stopped", NULL);
     uv_close((uv_handle_t *)&s->sigterm, NULL);
     uv_close((uv_handle_t *)&s->sigint, NULL);
+    uv_close((uv_handle_t *)&s->sighup, NULL);
 }
 
 static void on_ingest_stopped(void *ud) {
     server *s = ud;
     s->in = NULL;
     store_close(s->st, on_store_closed, s);
+}
+
+static void on_sighup(uv_signal_t *h, int signum) {
+    (void)signum;
+    server *s = h->data;
+    log_line("info", "SIGHUP: reloading every tenant's scripts (config changes need a restart)", NULL);
+    workers_reload(s->w);
 }
 
 static void on_signal(uv_signal_t *h, int signum) {
@@ -151,9 +159,11 @@ int cmd_serve(int argc, char **argv) {
     }
     uv_signal_init(s.loop, &s.sigterm);
     uv_signal_init(s.loop, &s.sigint);
-    s.sigterm.data = s.sigint.data = &s;
+    uv_signal_init(s.loop, &s.sighup);
+    s.sigterm.data = s.sigint.data = s.sighup.data = &s;
     uv_signal_start(&s.sigterm, on_signal, SIGTERM);
     uv_signal_start(&s.sigint, on_signal, SIGINT);
+    uv_signal_start(&s.sighup, on_sighup, SIGHUP);
 
     strbuf fields = {0};
     strbuf_adds(&fields, "\"address\":");

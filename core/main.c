@@ -69,7 +69,7 @@ static const command commands[] = {
       "\n"
       "exit status: 0 every answer was 2xx, 1 some was not or some event could not be sent, 2 bad usage.\n"
       "example: returnflow post http://127.0.0.1:8787/v1/webhooks/demo ../shared/fixtures/loop/return.created.json\n" },
-    { "serve", cmd_serve, "receive Loop's signed webhooks, journal them durably, map them (dry tenants: to a file)",
+    { "serve", cmd_serve, "receive Loop's signed webhooks, journal them durably, map them, deliver them to Klaviyo",
       "usage: returnflow serve [-c CONFIG] [--listen HOST:PORT] [--data DIR]\n"
       "\n"
       "Loads CONFIG (default: ./returnflow.conf.lua), checks every tenant's scripts, opens the store in the\n"
@@ -80,8 +80,10 @@ static const command commands[] = {
       "  GET /healthz                200 when ready\n"
       "  GET /metrics                Prometheus text\n"
       "Mapping threads turn the journal into Klaviyo requests; a tenant with no Klaviyo key runs dry and its\n"
-      "requests are appended to DATA/dry/TENANT.ndjson exactly as they would be sent. Delivery to Klaviyo\n"
-      "itself is not built yet. SIGTERM or Ctrl-C drains: webhooks in flight get their answer, then it stops.\n"
+      "requests are appended to DATA/dry/TENANT.ndjson exactly as they would be sent; the others' go to Klaviyo\n"
+      "(rate-limited, retried, dead letters; see 'returnflow status' and 'returnflow dlq'). SIGTERM or Ctrl-C\n"
+      "drains: webhooks in flight get their answer, then it stops. SIGHUP reloads every tenant's scripts\n"
+      "(a version that does not load is refused, the running one stays); config changes need a restart.\n"
       "Logs are one JSON object a line on standard error; keys and secrets never appear in them.\n"
       "\n"
       "options:\n"
