@@ -54,6 +54,10 @@ typedef struct tenant_state {
     int paused;
     char paused_reason[160];
     unsigned long long delivered, retried, dead;
+    long long queued;                 /* queued rows seen by the last scan (SCAN_LIMIT at most) */
+    struct { int cls; long status; unsigned long long n; } answers[32];   /* by endpoint and status */
+    int nanswers;
+    unsigned long long latency[9];    /* delivered requests, by seconds from queued to delivered */
 } tenant_state;
 
 typedef struct sending {
@@ -168,6 +172,24 @@ static double wait_asked(const sending *s) {
     return 0;
 }
 
+static const double latency_bounds[8] = { 0.1, 0.5, 1, 5, 30, 300, 3600, 86400 };
+static const char *const class_names[CLASSES] = { "events", "bulk", "profiles", "other" };
+
+/* Counts one answer by endpoint class and status (0: no answer), and a delivery's latency. */
+static void record(deliverer *d, tenant_state *ts, int cls, long status, long long latency_ms) {
+    pthread_mutex_lock(&d->mu);
+    int i = 0;
+    while (i < ts->nanswers && !(ts->answers[i].cls == cls && ts->answers[i].status == status)) i++;
+    if (i == ts->nanswers && i < 32) { ts->answers[i].cls = cls; ts->answers[i].status = status; ts->answers[i].n = 0; ts->nanswers++; }
+    if (i < 32) ts->answers[i].n++;
+    if (latency_ms >= 0) {
+        int b = 0;
+        while (b < 8 && (double)latency_ms / 1000.0 > latency_bounds[b]) b++;
+        ts->latency[b]++;
+    }
+    pthread_mutex_unlock(&d->mu);
+}
+
 static void count(deliverer *d, unsigned long long *counter) {
     pthread_mutex_lock(&d->mu);
     (*counter)++;
@@ -181,6 +203,8 @@ static void finish(deliverer *d, sending *s, CURLcode rc, long status) {
     const char *body = s->response.data;
     int challenge = status == 403 && strncasecmp(s->content_type, "text/html", 9) == 0;
     int retry = rc != CURLE_OK || status == 408 || status == 429 || status >= 500 || challenge;
+    int ok = rc == CURLE_OK && status >= 200 && status < 300;
+    record(d, ts, s->cls, rc == CURLE_OK ? status : 0, ok ? now - s->created_at : -1);
     if (rc == CURLE_OK && status >= 200 && status < 300) {
         exec_update(d, "UPDATE outbox SET state = 1, last_status = ?, next_at = ?, last_error = ?, "
                        "attempts = attempts + 1 WHERE id = ?", s->id, (int)status, now, NULL);
@@ -404,7 +428,10 @@ static void scan_tenant(deliverer *d, tenant_state *ts, long long now) {
     sqlite3_bind_text(st, 1, ts->tc->id, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 2, SCAN_LIMIT);
     memory *seen = memory_new();
-    while (ts->in_flight < MAX_IN_FLIGHT && sqlite3_step(st) == SQLITE_ROW) {
+    long long queued = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        queued++;
+        if (ts->in_flight >= MAX_IN_FLIGHT) continue;             /* still counted for the queue depth */
         const char *profile = (const char *)sqlite3_column_text(st, 1);
         size_t plen = strlen(profile), vlen;
         if (memory_get(seen, profile, plen, &vlen)) continue;      /* not the head of its profile */
@@ -414,6 +441,9 @@ static void scan_tenant(deliverer *d, tenant_state *ts, long long now) {
         if (!take_token(ts, cls, now)) continue;                    /* another class may still go */
         send_row(d, ts, st, cls);
     }
+    pthread_mutex_lock(&d->mu);
+    ts->queued = queued;
+    pthread_mutex_unlock(&d->mu);
     memory_free(seen);
     sqlite3_finalize(st);
 }
@@ -503,19 +533,47 @@ deliverer *deliver_start(const config *cfg, char *err, size_t errlen) {
 }
 
 void deliver_metrics(deliverer *d, strbuf *out) {
+    char line[512];
     pthread_mutex_lock(&d->mu);
     strbuf_adds(out, "# HELP returnflow_requests_total Klaviyo requests, by tenant and outcome.\n"
                      "# TYPE returnflow_requests_total counter\n");
     for (int i = 0; i < d->ntenants; i++) {
         const tenant_state *ts = &d->tenants[i];
-        char line[512];
         snprintf(line, sizeof line,
                  "returnflow_requests_total{tenant=\"%s\",outcome=\"delivered\"} %llu\n"
                  "returnflow_requests_total{tenant=\"%s\",outcome=\"retried\"} %llu\n"
-                 "returnflow_requests_total{tenant=\"%s\",outcome=\"dead\"} %llu\n"
-                 "returnflow_tenant_paused{tenant=\"%s\"} %d\n",
-                 ts->tc->id, ts->delivered, ts->tc->id, ts->retried, ts->tc->id, ts->dead, ts->tc->id, ts->paused);
+                 "returnflow_requests_total{tenant=\"%s\",outcome=\"dead\"} %llu\n",
+                 ts->tc->id, ts->delivered, ts->tc->id, ts->retried, ts->tc->id, ts->dead);
         strbuf_adds(out, line);
+    }
+    strbuf_adds(out, "# HELP returnflow_klaviyo_answers_total Klaviyo's answers by endpoint and status (0: none).\n"
+                     "# TYPE returnflow_klaviyo_answers_total counter\n");
+    for (int i = 0; i < d->ntenants; i++)
+        for (int a = 0; a < d->tenants[i].nanswers; a++) {
+            snprintf(line, sizeof line, "returnflow_klaviyo_answers_total{tenant=\"%s\",endpoint=\"%s\",status=\"%ld\"} %llu\n",
+                     d->tenants[i].tc->id, class_names[d->tenants[i].answers[a].cls], d->tenants[i].answers[a].status,
+                     d->tenants[i].answers[a].n);
+            strbuf_adds(out, line);
+        }
+    strbuf_adds(out, "# TYPE returnflow_queue_depth gauge\n# TYPE returnflow_tenant_paused gauge\n");
+    for (int i = 0; i < d->ntenants; i++) {
+        snprintf(line, sizeof line, "returnflow_queue_depth{tenant=\"%s\"} %lld\nreturnflow_tenant_paused{tenant=\"%s\"} %d\n",
+                 d->tenants[i].tc->id, d->tenants[i].queued, d->tenants[i].tc->id, d->tenants[i].paused);
+        strbuf_adds(out, line);
+    }
+    strbuf_adds(out, "# HELP returnflow_delivery_seconds Time from queued to delivered.\n"
+                     "# TYPE returnflow_delivery_seconds histogram\n");
+    for (int i = 0; i < d->ntenants; i++) {
+        unsigned long long cum = 0;
+        for (int b = 0; b < 9; b++) {
+            cum += d->tenants[i].latency[b];
+            if (b < 8) snprintf(line, sizeof line, "returnflow_delivery_seconds_bucket{tenant=\"%s\",le=\"%g\"} %llu\n",
+                                d->tenants[i].tc->id, latency_bounds[b], cum);
+            else snprintf(line, sizeof line, "returnflow_delivery_seconds_bucket{tenant=\"%s\",le=\"+Inf\"} %llu\n"
+                                             "returnflow_delivery_seconds_count{tenant=\"%s\"} %llu\n",
+                          d->tenants[i].tc->id, cum, d->tenants[i].tc->id, cum);
+            strbuf_adds(out, line);
+        }
     }
     pthread_mutex_unlock(&d->mu);
 }

@@ -63,6 +63,12 @@ describe("delivery to Klaviyo", function()
     assert.truthy(h.wait_for(function() return outbox(dir, "state = 1") == 1 end, 20), server:log())
     local metrics = h.curl("http://" .. server.address .. "/metrics").body
     assert.truthy(metrics:find('returnflow_requests_total{tenant="shop",outcome="retried"} 4', 1, true), metrics)
+    for _, status in ipairs({ "429", "500", "503", "403", "202" }) do
+      assert.truthy(metrics:find('returnflow_klaviyo_answers_total{tenant="shop",endpoint="events",status="'
+                                 .. status .. '"} 1', 1, true), metrics)
+    end
+    assert.truthy(metrics:find('returnflow_delivery_seconds_count{tenant="shop"} 1', 1, true), metrics)
+    assert.truthy(metrics:find('returnflow_queue_depth{tenant="shop"} 0', 1, true), metrics)
     assert.equal(1, #accepted(standin))
   end)
 
