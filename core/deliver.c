@@ -271,10 +271,13 @@ static void release(deliverer *d, sending *s) {
     free(s);
 }
 
+static void on_tick(uv_timer_t *t);
+
 static void check_multi_info(deliverer *d) {
     CURLMsg *msg;
-    int pending;
+    int pending, done = 0;
     while ((msg = curl_multi_info_read(d->multi, &pending))) {
+        done++;
         if (msg->msg != CURLMSG_DONE) continue;
         CURL *easy = msg->easy_handle;
         sending *s;
@@ -285,6 +288,8 @@ static void check_multi_info(deliverer *d) {
         finish(d, s, msg->data.result, status);
         release(d, s);
     }
+    /* Freed slots: look for more work at once rather than at the next tick. */
+    if (done && !d->stopping) uv_timer_start(&d->tick, on_tick, 1, 50);
 }
 
 /* ------------------------------ curl <-> uv -------------------------------- */

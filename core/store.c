@@ -207,7 +207,9 @@ store *store_open(uv_loop_t *loop, const char *data_dir, char *err, size_t errle
     s->done_tail = &s->done;
     char path[1024];
     snprintf(path, sizeof path, "%s/returnflow.db", data_dir);
-    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK ||
+    int opened = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (opened == SQLITE_OK) sqlite3_busy_timeout(s->db, 5000);   /* before any statement: wait out a lock */
+    if (opened != SQLITE_OK ||
         exec(s->db, schema) != 0 ||
         sqlite3_prepare_v2(s->db, "INSERT INTO events(tenant, received_at, body) VALUES (?, ?, ?)", -1,
                            &s->insert, NULL) != SQLITE_OK) {
@@ -217,7 +219,6 @@ store *store_open(uv_loop_t *loop, const char *data_dir, char *err, size_t errle
         free(s);
         return NULL;
     }
-    sqlite3_busy_timeout(s->db, 5000);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     uv_async_init(loop, &s->done_async, on_done);

@@ -494,4 +494,55 @@ function M.wait_for(fn, seconds)
   return fn()
 end
 
+------------------------------------------------------------------------------------------------------
+-- background processes and a clock (spec/lua/durability_spec.lua)
+
+--- Seconds since boot, from /proc/uptime (10 ms steps): a clock read without starting a process.
+function M.now()
+  local f = assert(io.open("/proc/uptime", "r"))
+  local t = f:read("n")
+  f:close()
+  return t
+end
+
+--- True while the process `pid` runs (a zombie counts as gone).
+M.alive = alive
+
+--- Starts a shell command line in the background, its standard output and error into files.
+-- Returns { pid, out, err (paths), alive(), output() (stdout so far), stop() }; stop() sends TERM,
+-- then KILL after 5 s, and returns once the process is gone. Call it from after_each.
+function M.spawn(cmdline)
+  local dir = M.tempdir()
+  local out, err = dir .. "/stdout", dir .. "/stderr"
+  local p = assert(io.popen(string.format("%s </dev/null >%s 2>%s & echo $!", cmdline, M.quote(out), M.quote(err))))
+  local pid = p:read("l")
+  p:close()
+  local proc = { pid = pid, out = out, err = err }
+  function proc.alive() return proc.pid ~= nil and alive(proc.pid) end
+  function proc.output()
+    local f = io.open(out, "rb")
+    local text = f and f:read("a") or ""
+    if f then f:close() end
+    return text
+  end
+  function proc.stop()
+    if not proc.pid then return end
+    os.execute("kill " .. proc.pid .. " 2>/dev/null")
+    for _ = 1, 100 do
+      if not alive(proc.pid) then proc.pid = nil; return end
+      sleep(0.05)
+    end
+    os.execute("kill -9 " .. proc.pid .. " 2>/dev/null")
+    proc.pid = nil
+  end
+  return proc
+end
+
+--- Loop's X-Loop-Signature of body: base64 of its HMAC-SHA256 with secret (default "spec-secret").
+function M.loop_signature(body, secret)
+  local out = M.sh_ok(string.format("openssl dgst -sha256 -hmac %s -binary <%s | base64",
+                                    M.quote(secret or "spec-secret"), M.quote(M.tempfile(body, ".json"))))
+  return (out:gsub("%s+$", ""))
+end
+
 return M
