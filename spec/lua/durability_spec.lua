@@ -274,16 +274,18 @@ describe("returnflow serve under stress", function()
     local slow = spawn(string.format("%s %s --address %s --mode headers --mode body --connections 10 --interval 1 "
                                      .. "--hold 8", h.quote(h.python), h.quote(SLOW_CLIENT), server.address))
     assert.truthy(h.wait_for(function() return slow.output():find("^connected 20\n") end, 5), h.read(slow.err))
+    -- Post while the trickling connections are surely still open (they close at ~2 s): as many as fit
+    -- in 1.5 s, at least 5, each answered well before a blocked request could be (it would wait ~2 s).
     local opened = h.now()
-    local slowest = 0
-    for i = 1, 20 do
-      local r = post_timed(server, webhook(910000000 + i))
+    local slowest, posts = 0, 0
+    while posts < 20 and h.now() - opened < 1.5 do
+      posts = posts + 1
+      local r = post_timed(server, webhook(910000000 + posts))
       assert.equal(202, r.status, r.body)
       slowest = math.max(slowest, r.seconds)
     end
-    local posted = h.now() - opened
-    assert.truthy(posted < 1.5, "the posts took too long to overlap the slow clients: " .. posted .. " s")
-    assert.truthy(slowest < 0.5, "a normal webhook waited " .. slowest .. " s")
+    assert.truthy(posts >= 5, "only " .. posts .. " posts overlapped the slow clients")
+    assert.truthy(slowest < 1.0, "a normal webhook waited " .. slowest .. " s")
 
     assert.truthy(h.wait_for(function() return not slow.alive() end, 12), "the slow client outlived --hold")
     local report = h.decode(slow.output():match("\n([^\n]+)\n$"))
@@ -296,7 +298,7 @@ describe("returnflow serve under stress", function()
     assert.equal(20, metric(server, 'returnflow_webhooks_total{outcome="timeout"}'))
     assert.equal(202, post_timed(server, webhook(910000099)).status)
     server:stop()
-    assert.equal(21, h.sql_count(server.dir, "SELECT count(*) FROM events"))
+    assert.equal(posts + 1, h.sql_count(server.dir, "SELECT count(*) FROM events"))
   end)
 
   it("delivers one tenant's events promptly while another tenant's scripts loop forever", function()
@@ -311,22 +313,22 @@ describe("returnflow serve under stress", function()
   },]], SECRET, keyed(klaviyo), SECRET, keyed(klaviyo)))
     local server = start(dir)
 
-    local spun = post_many(server, "spinner", 30, 920000000)     -- 30 events x 100 ms of cap: 3 s at least
-    assert.equal(30, spun.acked, h.encode(spun))
+    local spun = post_many(server, "spinner", 60, 920000000)     -- 60 events x 100 ms of CPU cap: 6 s at least
+    assert.equal(60, spun.acked, h.encode(spun))
     local posted = post_many(server, "prompt", 10, 930000000)
     local sent = h.now()
     assert.equal(10, posted.acked, h.encode(posted))
-    assert.truthy(posted.seconds < 2, "ingest waited for the spinning tenant: " .. h.encode(posted))
+    assert.truthy(posted.seconds < 4, "ingest waited for the spinning tenant: " .. h.encode(posted))
     assert.truthy(h.wait_for(function() return standin_stats(klaviyo).events_accepted == 10 end, 10),
                   h.encode(standin_stats(klaviyo)))
     local took = h.now() - sent
     local spinning = h.sql_count(dir, "SELECT count(*) FROM events WHERE tenant = 'spinner' AND state = 0")
-    assert.truthy(took < 1.5, "the prompt tenant's events took " .. took .. " s")
+    assert.truthy(took < 4, "the prompt tenant's events took " .. took .. " s")
     assert.truthy(spinning > 0, "the spinning tenant was done before the prompt one was delivered")
 
     assert.truthy(h.wait_for(function()
-      return h.sql_count(dir, "SELECT count(*) FROM events WHERE tenant = 'spinner' AND state = 2") == 30
-    end, 30), server:log())
+      return h.sql_count(dir, "SELECT count(*) FROM events WHERE tenant = 'spinner' AND state = 2") == 60
+    end, 40), server:log())
     local reasons = sql_column(dir, "SELECT reason FROM events WHERE tenant = 'spinner'")
     for _, reason in ipairs(reasons) do assert.truthy(reason:find("cap:", 1, true), reason) end
     assert.equal(10, h.sql_count(dir, "SELECT count(*) FROM events WHERE tenant = 'prompt' AND state = 1"))
