@@ -217,7 +217,6 @@ static void handle_webhook(conn *c, const char *tenant_id, size_t idlen) {
 static void handle_request(conn *c) {
     ingest *in = c->in;
     int keep = http_should_keep_alive(&c->parser);
-    const char *method = http_method_str((enum http_method)c->parser.method);
     strbuf_addc(&c->url, 0);
     char *path = c->url.data;
     char *q = strchr(path, '?');
@@ -249,7 +248,6 @@ static void handle_request(conn *c) {
         }
         return;
     }
-    (void)method;
     refuse(c, 404, OUT_NOT_FOUND, "no such path", NULL, keep);
 }
 

@@ -192,6 +192,8 @@ static void on_done(uv_async_t *handle) {
     }
 }
 
+static void on_async_closed(uv_handle_t *handle);
+
 static int make_dir(const char *dir, char *err, size_t errlen) {
     if (mkdir(dir, 0750) == 0 || errno == EEXIST) return 0;
     snprintf(err, errlen, "cannot create the data directory %s: %s", dir, strerror(errno));
@@ -225,10 +227,10 @@ store *store_open(uv_loop_t *loop, const char *data_dir, char *err, size_t errle
     s->done_async.data = s;
     if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
         snprintf(err, errlen, "cannot start the journal writer: %s", strerror(errno));
-        uv_close((uv_handle_t *)&s->done_async, NULL);
         sqlite3_finalize(s->insert);
         sqlite3_close(s->db);
-        return NULL;                    /* s is freed with the loop's last handle; a start-up failure exits */
+        uv_close((uv_handle_t *)&s->done_async, on_async_closed);   /* frees s */
+        return NULL;
     }
     return s;
 }
