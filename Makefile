@@ -51,6 +51,11 @@ $(BUILD)/test_%: spec/c/test_%.c $(CORE_OBJ)
 $(BUILD)/bench_transform: bench/bench_transform.c $(CORE_OBJ)
 	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
 
+# The disk's durable-log ceiling, printed beside serve's acked webhooks/s (bench/serve.sh).
+$(BUILD)/fsync_ceiling: bench/fsync_ceiling.c
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) -o $@ $<
+
 c-tests: $(C_TESTS:spec/c/test_%.c=$(BUILD)/test_%)
 
 # The whole suite twice: a normal build, then ASan+UBSan; the last line sums both.
@@ -63,9 +68,10 @@ asan: deps
 run: deps build
 	@sh tools/run.sh
 
-bench: build $(BUILD)/bench_transform
+bench: build $(BUILD)/bench_transform $(BUILD)/fsync_ceiling
 	@sh tools/deps.sh bench
 	@sh bench/run.sh
+	@BUILD=$(BUILD) SHARED=$(SHARED) sh bench/serve.sh
 
 lint:
 	@command -v luacheck >/dev/null || { echo "luacheck missing: apt-get install -y lua-check"; exit 1; }

@@ -2,13 +2,14 @@
 # Installs the Debian packages returnflow needs when run as root; otherwise prints the exact line.
 # Packages: see DESIGN §6. python3-jsonschema validates request bodies against Klaviyo's OpenAPI spec
 # in the tests (and in the Klaviyo stand-in); curl drives the stand-in in the specs; nodejs runs the
-# Node.js anchor in `make bench`.
+# Node.js anchor in `make bench`, and wrk posts the webhooks of bench/serve.sh.
 set -u
 PKGS="gcc make pkg-config lua5.4 liblua5.4-dev lua-cjson lua-cjson-dev lua-busted luarocks libcmocka-dev
       libuv1-dev libhttp-parser-dev libsqlite3-dev libssl-dev libcurl4-openssl-dev curl
       sqlite3 python3 python3-jsonschema"
 # The Node.js anchor needs some node; Debian's only when there is none on PATH.
 [ "${1:-}" = "bench" ] && ! command -v node >/dev/null 2>&1 && PKGS="$PKGS nodejs"
+[ "${1:-}" = "bench" ] && PKGS="$PKGS wrk"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

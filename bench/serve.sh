@@ -1,0 +1,418 @@
+#!/bin/sh
+# `make bench`, after bench/run.sh: `returnflow serve` as a service, measured in one run.
+#
+#   1. acked webhooks/s and p50/p99 latency: wrk posts the signed return.created.json to a fresh serve
+#      (a dry tenant; every 202 is written only after its journal commit returned from fsync);
+#   2. beside it, the disk's own ceiling, measured now in the same folder (build/fsync_ceiling): one
+#      write+fdatasync per record, and group commits of 64 records; the ratios are computed here;
+#   3. mapping throughput with `workers = 1` and `workers = 2` over two tenants (the service gives each
+#      tenant to one thread), from a journal filled before start, and the scaling ratio;
+#   4. end to end: journaled events mapped and delivered to the Klaviyo stand-in, limits lifted
+#      (--no-limits, rate_scale 1000), beside what the stand-in answers alone (wrk, same connections);
+#   5. peak RSS (VmHWM) of serve working on a large queue for RSS_SECONDS (BIG=1: 1,000,000 journaled
+#      events), with VmRSS every 5 s and its growth per event mapped meanwhile.
+# The goals of the issue are printed beside the figures; nothing here says whether one is met unless
+# it printed the figure that shows it.
+#
+# Every server runs from a temporary folder under $BUILD (the repository's disk), removed at exit with
+# every process started here. Servers are stopped with SIGKILL: their data is thrown away, and SIGTERM
+# would first map every journaled event. PHASES picks some (default: "ack map e2e rss"; e.g.
+# `BIG=1 PHASES=rss sh bench/serve.sh`); the sizes below are environment variables too.
+# Run from the repository root after `make build build/fsync_ceiling` (build/bench_transform, when
+# built, is run beside the mapping figures). Installs nothing; needs wrk, sqlite3, curl, lua5.4 and
+# Debian's python3 with python3-jsonschema (for the stand-in).
+set -u
+
+SHARED=${SHARED:-../shared}
+BUILD=${BUILD:-build}
+FIXTURE=${FIXTURE:-$SHARED/fixtures/loop/return.created.json}
+BIG=${BIG:-0}
+WRK_THREADS=${WRK_THREADS:-2}
+WRK_CONNECTIONS=${WRK_CONNECTIONS:-64}
+WRK_SECONDS=${WRK_SECONDS:-10}
+CEILING_SECONDS=${CEILING_SECONDS:-3}
+MAP_N=${MAP_N:-10000}                 # journaled events per tenant, two tenants
+E2E_N=${E2E_N:-3000}                  # events delivered end to end (return.created: 3 requests each)
+STANDIN_SECONDS=${STANDIN_SECONDS:-5}
+if [ "$BIG" = 1 ]; then RSS_N=${RSS_N:-1000000}; else RSS_N=${RSS_N:-100000}; fi
+RSS_SECONDS=${RSS_SECONDS:-20}
+TIMEOUT=${TIMEOUT:-180}               # the longest wait for one phase to finish its work, in seconds
+PHASES=${PHASES:-ack map e2e rss}
+
+PYTHON=/usr/bin/python3               # Debian's: python3-jsonschema is there, for the stand-in
+STANDIN=spec/standin/klaviyo_standin.py
+BIN=$BUILD/returnflow
+CEILING=$BUILD/fsync_ceiling
+TRANSFORM=$BUILD/bench_transform      # optional: the transform alone, beside the mapping figures
+SECRET=bench-secret
+KEY=pk_bench_0123456789abcdef         # any pk_ key: the stand-in accepts every one unless told
+
+for f in "$BIN" "$CEILING"; do
+  [ -x "$f" ] || { echo "bench: $f missing: run 'make build $CEILING' first" >&2; exit 2; }
+done
+[ -r "$FIXTURE" ] || { echo "bench: fixture $FIXTURE not readable (SHARED=$SHARED)" >&2; exit 2; }
+for tool in wrk sqlite3 curl "$PYTHON" lua5.4; do
+  command -v "$tool" >/dev/null 2>&1 || { echo "bench: $tool not found (make deps; wrk: tools/deps.sh bench)" >&2; exit 2; }
+done
+
+mkdir -p "$BUILD" || exit 2
+tmp=$(mktemp -d "$BUILD/bench-serve.XXXXXX") || exit 2
+tmp=$(cd "$tmp" && pwd)
+root=$(pwd)
+pids=""
+cleanup() {
+  for p in $pids; do kill -9 "$p" 2>/dev/null; done
+  for p in $pids; do wait "$p" 2>/dev/null; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+ticks=$(getconf CLK_TCK)
+now() { date +%s.%N; }
+# awk arithmetic on its arguments: calc 'a / b' 1 2 (a, b, c, d are the arguments).
+calc() { e=$1; shift; awk -v a="${1:-0}" -v b="${2:-0}" -v c="${3:-0}" -v d="${4:-0}" "BEGIN { print ($e) }"; }
+# field NAME FILE: the value of NAME=VALUE in the wrk-summary line of FILE.
+field() {
+  awk -v k="$1" '$1 == "wrk-summary" { for (i = 2; i <= NF; i++) if (index($i, k "=") == 1) print substr($i, length(k) + 2) }' "$2"
+}
+# CPU seconds a process has used (user + system), from /proc.
+cpu_of() { awk -v t="$ticks" '{ print ($14 + $15) / t }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# kB of a /proc/PID/status line (VmRSS, VmHWM).
+vm_of() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null; }
+sql() { sqlite3 -cmd '.timeout 5000' "$1/data/returnflow.db" "$2"; }
+fail() { echo "bench: $*" >&2; exit 1; }
+
+# The body of a config for serve in folder $1: tenants in Lua ($2), workers ($3).
+write_config() {
+  cat >"$1/returnflow.conf.lua" <<EOF
+return {
+  listen = "127.0.0.1:0", data = "$1/data", workers = $3,
+  tenants = { $2 },
+}
+EOF
+}
+dry_tenant() { printf '%s = { scripts = "%s/scripts", webhook_secret = "%s" },' "$1" "$root" "$SECRET"; }
+keyed_tenant() {
+  printf '%s = { scripts = "%s/scripts", webhook_secret = "%s", klaviyo = { key = "%s", base_url = "%s", rate_scale = 1000 } },' \
+         "$1" "$root" "$SECRET" "$KEY" "$2"
+}
+
+# start_serve DIR: runs serve there; sets serve_pid and serve_addr, or fails with its log.
+start_serve() {
+  "$BIN" serve -c "$1/returnflow.conf.lua" >/dev/null 2>"$1/serve.err" &
+  serve_pid=$!
+  pids="$pids $serve_pid"
+  serve_addr=""
+  i=0
+  while [ $i -lt 200 ]; do
+    serve_addr=$(sed -n 's/.*"msg":"listening","address":"\([^"]*\)".*/\1/p' "$1/serve.err" 2>/dev/null)
+    [ -n "$serve_addr" ] && return 0
+    kill -0 "$serve_pid" 2>/dev/null || break
+    sleep 0.05
+    i=$((i + 1))
+  done
+  cat "$1/serve.err" >&2
+  fail "serve did not start in $1"
+}
+stop() { kill -9 "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
+
+# A data folder with serve's own schema: serve creates it, then is stopped.
+make_store() {
+  start_serve "$1"
+  stop "$serve_pid"
+}
+
+# prefill DIR N TENANT_SQL: journals N events (state 0) as webhooks would, each the fixture with its
+# own return id and customer email (so each is its own return of its own profile). TENANT_SQL is an
+# SQL expression of i (1..N) naming the tenant.
+prefill() {
+  sqlite3 "$1/data/returnflow.db" "PRAGMA synchronous=OFF; BEGIN;
+    WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $2),
+      f(body) AS (SELECT CAST(readfile('$fixture_abs') AS TEXT))
+    INSERT INTO events(tenant, received_at, body)
+      SELECT $3, CAST(strftime('%s', 'now') AS INTEGER) * 1000,
+             CAST(replace(replace(f.body, '\"$return_id\"', '\"' || ($return_id * 10 + i) || '\"'),
+                          '$email_user@', '$email_user+' || i || '@') AS BLOB)
+      FROM n, f;
+    COMMIT; PRAGMA wal_checkpoint(TRUNCATE);" >/dev/null || fail "cannot fill the journal in $1"
+}
+
+# first_request MAP_OUTPUT BODY_FILE: writes the body of the first request `returnflow map` printed
+# to BODY_FILE; prints its path, then its unique_id.
+first_request() {
+  "$PYTHON" -c 'import json, sys
+doc = json.loads(open(sys.argv[1]).readline())
+r = doc["requests"][0]
+open(sys.argv[2], "w").write(json.dumps(r["body"], ensure_ascii=False))
+print(r["path"])
+print(r["body"]["data"]["attributes"]["unique_id"])' "$1" "$2"
+}
+# The stand-in's /_standin/stats on stdin: prints events accepted, deduplicated, requests answered.
+standin_stats() {
+  "$PYTHON" -c 'import json, sys
+d = json.load(sys.stdin)
+print(d["events_accepted"], d["events_deduplicated"], d["requests"])'
+}
+
+# wait_zero DIR T0 SQL PID: polls SQL (a count) until it is 0; prints the seconds since T0, or fails.
+wait_zero() {
+  t0=$2
+  while :; do
+    left=$(sql "$1" "$3")
+    [ "$left" = 0 ] && { calc 'a - b' "$(now)" "$t0"; return 0; }
+    kill -0 "$4" 2>/dev/null || { cat "$1/serve.err" >&2; fail "serve exited in $1"; }
+    [ "$(calc 'a - b > c' "$(now)" "$t0" "$TIMEOUT")" = 1 ] && fail "$1: still $left left after ${TIMEOUT}s ($3)"
+    sleep 0.1
+  done
+}
+
+fixture_abs=$(cd "$(dirname "$FIXTURE")" && pwd)/$(basename "$FIXTURE")
+record=$(wc -c <"$FIXTURE" | tr -d ' ')
+return_id=$(sed -n 's/^  "id": "\([0-9]*\)",$/\1/p' "$FIXTURE" | head -n 1)
+email_user=$(sed -n 's/^    "email": "\([^@"]*\)@.*/\1/p' "$FIXTURE" | head -n 1)
+if [ -z "$return_id" ] || [ -z "$email_user" ]; then
+  fail "$FIXTURE: no top-level \"id\" or customer_detail email to number the events by"
+fi
+signature=$("$PYTHON" -c 'import base64, hashlib, hmac, sys
+print(base64.b64encode(hmac.new(sys.argv[1].encode(), open(sys.argv[2], "rb").read(), hashlib.sha256).digest()).decode())' \
+            "$SECRET" "$FIXTURE") || fail "cannot sign $FIXTURE"
+
+echo "serve benchmark: $FIXTURE ($record B), data in $tmp"
+echo "  disk: $tmp on $(df -P "$tmp" | awk 'NR == 2 { print $1 }'), the repository on $(df -P . | awk 'NR == 2 { print $1 }'); $(nproc) cores"
+
+# --------------------------------------------------------------------------------------------------
+# 1 and 2: acked webhooks/s beside the disk's ceiling
+phase_ack() {
+  mkdir -p "$tmp/ceiling" "$tmp/ack"
+  "$CEILING" "$tmp/ceiling" "$record" 1 "$CEILING_SECONDS" >"$tmp/ceiling/one" || fail "$CEILING failed"
+  "$CEILING" "$tmp/ceiling" "$record" 64 "$CEILING_SECONDS" >"$tmp/ceiling/group" || fail "$CEILING failed"
+  one_rate=$(sed -n 's/.* = \([0-9]*\) commits\/s.*/\1/p' "$tmp/ceiling/one")
+  group_rate=$(sed -n 's/.*, \([0-9]*\) records\/s$/\1/p' "$tmp/ceiling/group")
+  echo "disk ceiling, write+fdatasync per record:  $CEILING DIR $record 1 $CEILING_SECONDS"
+  echo "  $(cat "$tmp/ceiling/one")"
+  echo "disk ceiling, group commits of 64:          $CEILING DIR $record 64 $CEILING_SECONDS"
+  echo "  $(cat "$tmp/ceiling/group")"
+
+  write_config "$tmp/ack" "$(dry_tenant bench)" 0
+  start_serve "$tmp/ack"
+  url="http://$serve_addr/v1/webhooks/bench"
+  first=$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
+               -H "X-Loop-Signature: $signature" --data-binary "@$FIXTURE" "$url")
+  [ "$first" = 202 ] || fail "a signed $FIXTURE got $first, not 202, from $url: $(cat "$tmp/ack/serve.err")"
+  echo "acked webhooks: BODY=$FIXTURE SIGNATURE=<HMAC-SHA256 of the body> wrk -t$WRK_THREADS -c$WRK_CONNECTIONS -d${WRK_SECONDS}s -s bench/wrk_post.lua $url"
+  echo "  (serve: one dry tenant, so one mapping thread, mapping while it acks; journal commits synchronous=FULL; wrk on the same $(nproc) cores)"
+  cpu0=$(cpu_of "$serve_pid")
+  BODY=$FIXTURE SIGNATURE=$signature wrk -t"$WRK_THREADS" -c"$WRK_CONNECTIONS" -d"${WRK_SECONDS}s" \
+    -s bench/wrk_post.lua "$url" >"$tmp/ack/wrk" 2>&1
+  cpu1=$(cpu_of "$serve_pid")
+  accepted=$(curl -s "http://$serve_addr/metrics" | sed -n 's/^returnflow_webhooks_total{outcome="accepted"} \([0-9]*\)$/\1/p')
+  journaled=$(sql "$tmp/ack" "SELECT count(*) FROM events")
+  ack_mapped=$(sql "$tmp/ack" "SELECT count(*) FROM events WHERE tenant = 'bench' AND state > 0")
+  stop "$serve_pid"
+  grep -q '^wrk-summary' "$tmp/ack/wrk" || { cat "$tmp/ack/wrk" >&2; fail "wrk printed no summary"; }
+  requests=$(field requests "$tmp/ack/wrk")
+  seconds=$(field seconds "$tmp/ack/wrk")
+  non2xx=$(field non2xx "$tmp/ack/wrk")
+  socket_errors=$(calc 'a + b + c + d' "$(field connect "$tmp/ack/wrk")" "$(field read "$tmp/ack/wrk")" \
+                       "$(field write "$tmp/ack/wrk")" "$(field timeout "$tmp/ack/wrk")")
+  acked=$((requests - non2xx))
+  ack_rate=$(calc 'int(a / b)' "$acked" "$seconds")
+  printf '  %s answers in %s s: %s acked webhooks/s; p50 %s ms, p99 %s ms, max %s ms\n' "$requests" "$seconds" \
+         "$ack_rate" "$(calc 'a / 1000' "$(field p50_us "$tmp/ack/wrk")")" \
+         "$(calc 'a / 1000' "$(field p99_us "$tmp/ack/wrk")")" "$(calc 'a / 1000' "$(field max_us "$tmp/ack/wrk")")"
+  if [ "$non2xx" = 0 ] && [ "$socket_errors" = 0 ]; then
+    echo "  every answer wrk read was 2xx (non-2xx: 0, socket errors: 0)"
+  else
+    echo "  NOT all 2xx: $non2xx answers >= 400 and $socket_errors socket errors; acked/s counts the 2xx only"
+  fi
+  echo "  serve's /metrics: $accepted accepted (202): wrk's $acked, the signed check, and $((accepted - acked - 1))" \
+       "answered after wrk stopped reading ($WRK_CONNECTIONS connections); $journaled events in the journal," \
+       "$ack_mapped of them mapped meanwhile ($(calc 'int(a / b)' "$ack_mapped" "$seconds")/s);" \
+       "serve used $(calc 'sprintf("%.2f", (a - b) / c)' "$cpu1" "$cpu0" "$seconds") cores"
+  echo "  vs write+fdatasync per record: $(calc 'sprintf("%.2fx", a / b)' "$ack_rate" "$one_rate") ($ack_rate / $one_rate commits/s);" \
+       "vs group commits of 64: $(calc 'sprintf("%.2fx", a / b)' "$ack_rate" "$group_rate") ($ack_rate / $group_rate records/s)"
+  echo "  goal: >= 20000 acked webhooks/s with p99 <= 10 ms"
+  rm -rf "$tmp/ack" "$tmp/ceiling"
+}
+
+# --------------------------------------------------------------------------------------------------
+# 3: mapping throughput, 1 and 2 threads, two tenants whose ids hash to different threads (worker.c)
+thread_of() {
+  lua5.4 - "$1" <<'EOF'
+local h = 2166136261
+for c in arg[1]:gmatch(".") do h = ((h ~ c:byte()) * 16777619) & 0xffffffff end
+print(h % 2)
+EOF
+}
+phase_map() {
+  [ "$(thread_of a)" != "$(thread_of b)" ] || fail "tenants a and b hash to the same of 2 threads (core/worker.c hash)"
+  mkdir -p "$tmp/map0"
+  write_config "$tmp/map0" "$(dry_tenant a) $(dry_tenant b)" 1
+  make_store "$tmp/map0"
+  prefill "$tmp/map0" $((2 * MAP_N)) "CASE i % 2 WHEN 1 THEN 'a' ELSE 'b' END"
+  echo "mapping: $((2 * MAP_N)) events journaled before start (tenants a and b, $MAP_N each, dry), serve -c CONFIG" \
+       "with \`workers = W\`; timed from start until no event of a or b has state 0"
+  for w in 1 2; do
+    d=$tmp/map$w
+    mkdir -p "$d/data"
+    write_config "$d" "$(dry_tenant a) $(dry_tenant b)" "$w"
+    cp "$tmp/map0/data/returnflow.db" "$d/data/returnflow.db"
+    t0=$(now)
+    start_serve "$d"
+    s=$(wait_zero "$d" "$t0" "SELECT count(*) FROM events WHERE tenant IN ('a', 'b') AND state = 0" "$serve_pid") || exit 1
+    cpu=$(cpu_of "$serve_pid")
+    stop "$serve_pid"
+    mapped=$(sql "$d" "SELECT count(*) FROM events WHERE state = 1")
+    other=$(sql "$d" "SELECT count(*) FROM events WHERE state <> 1")
+    rate=$(calc 'int(a / b)' "$((2 * MAP_N))" "$s")
+    eval "map_rate_$w=\$rate"
+    printf '  workers = %s: %s events in %.2f s = %s events/s (%s mapped, %s in another state); serve used %.2f cores\n' \
+           "$w" "$((2 * MAP_N))" "$s" "$rate" "$mapped" "$other" "$(calc 'a / b' "$cpu" "$s")"
+    rm -rf "$d"
+  done
+  # shellcheck disable=SC2154  # set by eval above
+  echo "  scaling 1 -> 2 workers: $(calc 'sprintf("%.2fx", b / a)' "$map_rate_1" "$map_rate_2") ($map_rate_2 / $map_rate_1 events/s); goal: >= 1.8x"
+  if [ -x "$TRANSFORM" ] && "$TRANSFORM" "$((2 * MAP_N))" "$FIXTURE" scripts >"$tmp/transform" 2>/dev/null; then
+    transform_rate=$(awk '$2 == "events," { print $5; exit }' "$tmp/transform")
+    echo "  the transform alone, no store: $TRANSFORM $((2 * MAP_N)) $FIXTURE scripts: $(cat "$tmp/transform")"
+    echo "  workers = 1 vs the transform alone: $(calc 'sprintf("%.2fx", a / b)' "$map_rate_1" "$transform_rate")" \
+         "($map_rate_1 events/s / $transform_rate events/s/core)"
+  else
+    echo "  the transform alone: skipped ($TRANSFORM missing or failed; make $TRANSFORM)"
+  fi
+  rm -rf "$tmp/map0"
+}
+
+# --------------------------------------------------------------------------------------------------
+# 4: end to end to the stand-in, limits lifted; the stand-in alone beside it
+
+# Starts the stand-in once (limits lifted); sets standin_pid and standin_url.
+standin_url=""
+start_standin() {
+  [ -n "$standin_url" ] && return 0
+  mkdir -p "$tmp/standin"
+  "$PYTHON" "$STANDIN" --port 0 --no-limits --quiet --watch-pid $$ >"$tmp/standin/out" 2>"$tmp/standin/err" &
+  standin_pid=$!
+  pids="$pids $standin_pid"
+  i=0
+  while [ $i -lt 200 ] && [ -z "$standin_url" ]; do
+    standin_url=$(sed -n 's/^listening on \(127\.0\.0\.1:[0-9]*\)$/http:\/\/\1/p' "$tmp/standin/out")
+    [ -n "$standin_url" ] && break
+    kill -0 "$standin_pid" 2>/dev/null || break
+    sleep 0.05
+    i=$((i + 1))
+  done
+  [ -n "$standin_url" ] || { cat "$tmp/standin/err" >&2; fail "the Klaviyo stand-in did not start"; }
+}
+
+phase_e2e() {
+  start_standin
+
+  # The stand-in alone: one request returnflow sends for the fixture, posted by wrk over 32 connections
+  # (deliver.c's MAX_IN_FLIGHT per tenant).
+  "$BIN" map --scripts scripts "$FIXTURE" >"$tmp/standin/map" 2>/dev/null || fail "returnflow map $FIXTURE failed"
+  first_request "$tmp/standin/map" "$tmp/standin/body" >"$tmp/standin/path" ||
+    fail "no event request in the map output of $FIXTURE"
+  standin_target="$standin_url$(sed -n 1p "$tmp/standin/path")"
+  unique_id=$(sed -n 2p "$tmp/standin/path")
+  echo "the stand-in alone: BODY=<the fixture's first Klaviyo request> VARY=<its unique_id> wrk -t$WRK_THREADS -c32" \
+       "-d${STANDIN_SECONDS}s -s bench/wrk_post.lua $standin_target"
+  standin_cpu0=$(cpu_of "$standin_pid")
+  BODY=$tmp/standin/body CONTENT_TYPE=application/vnd.api+json VARY=$unique_id \
+    HEADERS="Accept: application/vnd.api+json|revision: 2026-07-15|Authorization: Klaviyo-API-Key $KEY" \
+    wrk -t"$WRK_THREADS" -c32 -d"${STANDIN_SECONDS}s" -s bench/wrk_post.lua "$standin_target" >"$tmp/standin/wrk" 2>&1
+  standin_cpu1=$(cpu_of "$standin_pid")
+  grep -q '^wrk-summary' "$tmp/standin/wrk" || { cat "$tmp/standin/wrk" >&2; fail "wrk printed no summary"; }
+  standin_rate=$(calc 'int((a - b) / c)' "$(field requests "$tmp/standin/wrk")" "$(field non2xx "$tmp/standin/wrk")" \
+                      "$(field seconds "$tmp/standin/wrk")")
+  echo "  $(field requests "$tmp/standin/wrk") answers, $(field non2xx "$tmp/standin/wrk") non-2xx: $standin_rate requests/s," \
+       "each a new event (its own unique_id); the stand-in used" \
+       "$(calc 'sprintf("%.2f", (a - b) / c)' "$standin_cpu1" "$standin_cpu0" "$(field seconds "$tmp/standin/wrk")") cores"
+  sleep 1                           # the stand-in answers what wrk left in flight, then forgets all
+  curl -s -X POST "$standin_url/_standin/reset" >/dev/null
+
+  d=$tmp/e2e
+  mkdir -p "$d"
+  write_config "$d" "$(keyed_tenant shop "$standin_url")" 0
+  make_store "$d"
+  prefill "$d" "$E2E_N" "'shop'"
+  echo "end to end: $E2E_N events journaled before start (tenant shop, a profile each), delivered to" \
+       "$STANDIN --no-limits, rate_scale = 1000; timed from start until the tenant has nothing journaled, scheduled or queued"
+  standin_cpu0=$(cpu_of "$standin_pid")
+  t0=$(now)
+  start_serve "$d"
+  s=$(wait_zero "$d" "$t0" "SELECT (SELECT count(*) FROM events WHERE tenant = 'shop' AND state = 0)
+    + (SELECT count(*) FROM schedules WHERE tenant = 'shop') + (SELECT count(*) FROM outbox WHERE tenant = 'shop' AND state = 0)" \
+    "$serve_pid") || exit 1
+  cpu=$(cpu_of "$serve_pid")
+  standin_cpu1=$(cpu_of "$standin_pid")
+  stop "$serve_pid"
+  delivered=$(sql "$d" "SELECT count(*) FROM outbox WHERE state = 1")
+  dead=$(sql "$d" "SELECT count(*) FROM outbox WHERE state = 2")
+  stats=$(curl -s "$standin_url/_standin/stats" | standin_stats)
+  # shellcheck disable=SC2086  # three numbers, split on purpose
+  set -- $stats
+  e2e_rate=$(calc 'int(a / b)' "$E2E_N" "$s")
+  e2e_requests=$(calc 'int(a / b)' "$delivered" "$s")
+  printf '  %s events in %.2f s = %s events/s delivered (%s requests/s: %s delivered, %s dead); serve used %.2f cores, the stand-in %.2f\n' \
+         "$E2E_N" "$s" "$e2e_rate" "$e2e_requests" "$delivered" "$dead" "$(calc 'a / b' "$cpu" "$s")" \
+         "$(calc '(a - b) / c' "$standin_cpu1" "$standin_cpu0" "$s")"
+  echo "  the stand-in: $1 events accepted, $2 deduplicated, $3 requests answered;" \
+       "requests/s vs the stand-in alone: $(calc 'sprintf("%.2fx", a / b)' "$e2e_requests" "$standin_rate") ($e2e_requests / $standin_rate)"
+  rm -rf "$d"
+}
+
+# --------------------------------------------------------------------------------------------------
+# 5: RSS with a large queue
+phase_rss() {
+  start_standin
+  d=$tmp/rss
+  mkdir -p "$d"
+  write_config "$d" "$(keyed_tenant shop "$standin_url")" 0
+  avail=$(df -Pk "$d" | awk 'NR == 2 { print $4 }')
+  need=$((RSS_N * 12))                # kB: the body, its outbox rows and the index, with room
+  if [ "$avail" -lt "$need" ]; then
+    echo "RSS with $RSS_N events queued: skipped: $((avail / 1024)) MiB free under $d, about $((need / 1024)) MiB needed"
+    return 0
+  fi
+  make_store "$d"
+  t0=$(now)
+  prefill "$d" "$RSS_N" "'shop'"
+  echo "RSS: $RSS_N events journaled before start ($(calc 'sprintf("%.0f", a - b)' "$(now)" "$t0") s to fill), tenant shop" \
+       "delivering to the stand-in as above; serve runs ${RSS_SECONDS}s, /proc/PID/status read every 0.5 s"
+  start_serve "$d"
+  rss0=$(vm_of "$serve_pid" VmRSS)
+  rss=$rss0
+  trend=""
+  n=0
+  t0=$(now)
+  while [ "$(calc 'a - b < c' "$(now)" "$t0" "$RSS_SECONDS")" = 1 ]; do
+    kill -0 "$serve_pid" 2>/dev/null || { cat "$d/serve.err" >&2; fail "serve exited during the RSS run"; }
+    rss=$(vm_of "$serve_pid" VmRSS)
+    [ $((n % 10)) = 0 ] && trend="$trend $((rss / 1024))"
+    n=$((n + 1))
+    sleep 0.5
+  done
+  hwm=$(vm_of "$serve_pid" VmHWM)
+  cpu=$(cpu_of "$serve_pid")
+  stop "$serve_pid"
+  journaled=$(sql "$d" "SELECT count(*) FROM events WHERE tenant = 'shop' AND state = 0")
+  queued=$(sql "$d" "SELECT count(*) FROM outbox WHERE tenant = 'shop' AND state = 0")
+  delivered=$(sql "$d" "SELECT count(*) FROM outbox WHERE tenant = 'shop' AND state = 1")
+  echo "  peak RSS (VmHWM) $((hwm / 1024)) MiB ($hwm kB); VmRSS $((rss0 / 1024)) MiB at start, $((rss / 1024)) MiB at the last read;" \
+       "serve used $(calc 'sprintf("%.2f", a / b)' "$cpu" "$RSS_SECONDS") cores"
+  mapped=$((RSS_N - journaled))
+  echo "  VmRSS every 5 s, MiB:$trend; it grew $(((rss - rss0) / 1024)) MiB while $mapped events were mapped" \
+       "($([ "$mapped" -gt 0 ] && calc 'int((a - b) * 1024 / c)' "$rss" "$rss0" "$mapped" || echo "?") B per event mapped)"
+  echo "  at the end: $journaled events still journaled, $queued requests queued in the outbox, $delivered delivered;" \
+       "goal: RSS under 100 MiB with 1000000 events queued$([ "$RSS_N" -lt 1000000 ] && echo " (this run: $RSS_N; BIG=1 for 1000000)")"
+  rm -rf "$d"
+}
+
+for phase in $PHASES; do
+  case $phase in
+    ack|map|e2e|rss) "phase_$phase" ;;
+    *) fail "unknown phase '$phase' in PHASES (ack map e2e rss)" ;;
+  esac
+done
