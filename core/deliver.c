@@ -255,7 +255,7 @@ static void finish(deliverer *d, sending *s, CURLcode rc, long status) {
         log_line("warn", "request dead-lettered (see returnflow status)", f);
     }
     ts->in_flight--;
-    memory_put(d->busy_profiles, s->profile, strlen(s->profile), "0", 1);
+    memory_del(d->busy_profiles, s->profile, strlen(s->profile));
 }
 
 static void release(deliverer *d, sending *s) {
@@ -420,8 +420,7 @@ static void send_row(deliverer *d, tenant_state *ts, sqlite3_stmt *row, int cls)
 
 static int profile_busy(deliverer *d, const char *profile) {
     size_t len;
-    const char *v = memory_get(d->busy_profiles, profile, strlen(profile), &len);
-    return v && v[0] == '1';
+    return memory_get(d->busy_profiles, profile, strlen(profile), &len) != NULL;
 }
 
 /* Starts what may start now for one tenant: the head of each profile's queue. */

@@ -40,6 +40,8 @@ struct mapper {
     strbuf body;                  /* scratch: one request body */
     json_memo *memo;              /* properties shared by an event's requests, encoded once */
     strbuf reason;                /* the last event's reason, for mapper_reason */
+    int (*recall_fallback)(void *ud, const char *key, size_t klen, strbuf *out);
+    void *recall_ud;
     /* The last event's result, structured (mapper_result): strings in one arena. */
     strbuf arena;
     struct req_at { size_t method, path, body, body_len, profile, key, due; } *reqs;
@@ -87,6 +89,14 @@ static int recall(lua_State *L) {
     const char *key = luaL_checklstring(L, 1, &klen);
     const char *json = memory_get(m->mem, key, klen, &len);
     char err[128];
+    if (!json && m->recall_fallback) {            /* not in the cache: ask the owner's store */
+        strbuf found = {0};
+        if (m->recall_fallback(m->recall_ud, key, klen, &found)) {
+            memory_put(m->mem, key, klen, found.data ? found.data : "", found.len);
+            json = memory_get(m->mem, key, klen, &len);
+        }
+        strbuf_free(&found);
+    }
     if (!json || json_decode(L, json, len, JSON_WRITABLE, err, sizeof err)) lua_pushnil(L);
     return 1;
 }
@@ -487,6 +497,18 @@ const map_result *mapper_result(const mapper *m) { return &m->result; }
 
 void mapper_preload_memory(mapper *m, const char *key, const char *json, size_t len) {
     memory_put(m->mem, key, strlen(key), json, len);
+}
+
+void mapper_set_recall(mapper *m, int (*fallback)(void *ud, const char *key, size_t klen, strbuf *out), void *ud) {
+    m->recall_fallback = fallback;
+    m->recall_ud = ud;
+}
+
+size_t mapper_memory_count(const mapper *m) { return memory_count(m->mem); }
+
+void mapper_forget_memory(mapper *m) {
+    memory_free(m->mem);
+    m->mem = memory_new();
 }
 
 static void reload(mapper *m) {

@@ -63,6 +63,15 @@ const map_result *mapper_result(const mapper *m);
 /* Seeds the memory out:recall reads (the service loads it from its store). */
 void mapper_preload_memory(mapper *m, const char *key, const char *json, size_t len);
 
+/* Where out:recall looks when the mapper's own memory has no such key (the
+ * service: its store). fallback appends the JSON text and returns 1, or 0. */
+void mapper_set_recall(mapper *m, int (*fallback)(void *ud, const char *key, size_t klen, strbuf *out), void *ud);
+
+/* The mapper's own memory: its size, and dropping it (when it is only a cache
+ * of a store that holds every write). */
+size_t mapper_memory_count(const mapper *m);
+void mapper_forget_memory(mapper *m);
+
 /* The reason given with the last event's status ("" if none). */
 const char *mapper_reason(const mapper *m);
 

@@ -109,3 +109,16 @@ const char *memory_get(const memory *m, const char *key, size_t keylen, size_t *
     *len = e->len;
     return e->json;
 }
+
+size_t memory_count(const memory *m) { return m->count; }
+
+void memory_del(memory *m, const char *key, size_t keylen) {
+    entry **slot = find(m, key, keylen);
+    entry *e = *slot;
+    if (!e) return;
+    *slot = e->next;
+    free(e->key);
+    free(e->json);
+    free(e);
+    m->count--;
+}

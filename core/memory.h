@@ -1,5 +1,6 @@
 /*
- * memory.h: what a tenant's scripts remember between events (out:remember / out:recall).
+ * memory.h: a small string -> JSON text table: what `map` remembers between events
+ * (out:remember / out:recall), the service's cache of its store, and a string set.
  */
 #ifndef RF_MEMORY_H
 #define RF_MEMORY_H
@@ -16,5 +17,9 @@ void memory_put(memory *m, const char *key, size_t keylen, const char *json, siz
 
 /* The JSON text stored under key, or NULL; valid until the next put of that key. */
 const char *memory_get(const memory *m, const char *key, size_t keylen, size_t *len);
+
+/* Entries held, and removal of one (nothing happens if it is absent). */
+size_t memory_count(const memory *m);
+void memory_del(memory *m, const char *key, size_t keylen);
 
 #endif

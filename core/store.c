@@ -61,6 +61,7 @@ struct store {
 static const char schema[] =
     "PRAGMA journal_mode=WAL;"
     "PRAGMA synchronous=FULL;"
+    "PRAGMA wal_autocheckpoint=0;"           /* a mapping thread checkpoints, outside the acks' path */
     "CREATE TABLE IF NOT EXISTS events ("
     "  id INTEGER PRIMARY KEY,"
     "  tenant TEXT NOT NULL,"

@@ -46,8 +46,9 @@ typedef struct thread {
     pthread_t tid;
     sqlite3 *db;
     mapper **mappers;             /* by tenant index; NULL for tenants of other threads */
+    struct recall_ctx *recall;    /* by tenant index, for out:recall from the store */
     long long last_deferred_try;
-    long long last_purge;
+    long long last_purge, last_checkpoint;
 } thread;
 
 struct workers {
@@ -211,16 +212,122 @@ static int read_batch(thread *t, const char *tenant, int state, pending_event *o
     return n;
 }
 
-/* Maps a batch of one tenant's events in one state, each committed with its
- * results in its own short transaction (the journal writer never waits long).
- * Returns events whose state changed, or -1. */
+/* One batch's results, copied out of the mapper (its result lasts only until
+ * the next event): strings in one arena, by offset, so it can grow. */
+typedef struct copied_request { size_t method, path, body, body_len, profile, key, due; int scheduled; } copied_request;
+
+typedef struct results {
+    strbuf arena;
+    struct { long long id; int status; size_t reason; int req0, nreq, can0, ncan, mem0, nmem; } *ev;
+    copied_request *req;
+    size_t *can, *memk, *memv;
+    int nev, nreq, ncan, nmem, cap_ev, cap_req, cap_can, cap_mem;
+} results;
+
+static size_t keep(results *rs, const char *s, size_t n) {
+    size_t at = rs->arena.len;
+    strbuf_add(&rs->arena, s ? s : "", n);
+    strbuf_addc(&rs->arena, 0);
+    return at;
+}
+
+#define GROW(arr, n, cap) do { if ((n) == (cap)) { (cap) = (cap) ? (cap) * 2 : 64; \
+    (arr) = realloc((arr), (size_t)(cap) * sizeof *(arr)); if (!(arr)) abort(); } } while (0)
+
+static void keep_result(results *rs, long long id, const map_result *r) {
+    GROW(rs->ev, rs->nev, rs->cap_ev);
+    int e = rs->nev++;
+    rs->ev[e].id = id;
+    rs->ev[e].status = r->status;
+    rs->ev[e].reason = keep(rs, r->reason, strlen(r->reason));
+    rs->ev[e].req0 = rs->nreq;
+    rs->ev[e].nreq = r->nrequests;
+    for (int i = 0; i < r->nrequests; i++) {
+        const map_request *q = &r->requests[i];
+        GROW(rs->req, rs->nreq, rs->cap_req);
+        copied_request *c = &rs->req[rs->nreq++];
+        c->method = keep(rs, q->method, strlen(q->method));
+        c->path = keep(rs, q->path, strlen(q->path));
+        c->body = keep(rs, q->body, q->body_len);
+        c->body_len = q->body_len;
+        c->profile = keep(rs, q->profile, strlen(q->profile));
+        c->scheduled = q->schedule_key != NULL;
+        c->key = c->scheduled ? keep(rs, q->schedule_key, strlen(q->schedule_key)) : 0;
+        c->due = c->scheduled ? keep(rs, q->due, strlen(q->due)) : 0;
+    }
+    rs->ev[e].can0 = rs->ncan;
+    rs->ev[e].ncan = r->ncancels;
+    for (int i = 0; i < r->ncancels; i++) {
+        GROW(rs->can, rs->ncan, rs->cap_can);
+        rs->can[rs->ncan++] = keep(rs, r->cancels[i], strlen(r->cancels[i]));
+    }
+    rs->ev[e].mem0 = rs->nmem;
+    rs->ev[e].nmem = r->nmemory;
+    for (int i = 0; i < r->nmemory; i++) {
+        int cap = rs->cap_mem;
+        GROW(rs->memk, rs->nmem, cap);
+        GROW(rs->memv, rs->nmem, rs->cap_mem);
+        rs->memk[rs->nmem] = keep(rs, r->memory_keys[i], strlen(r->memory_keys[i]));
+        rs->memv[rs->nmem] = keep(rs, r->memory_values[i], strlen(r->memory_values[i]));
+        rs->nmem++;
+    }
+}
+
+static void results_free(results *rs) {
+    strbuf_free(&rs->arena);
+    free(rs->ev);
+    free(rs->req);
+    free(rs->can);
+    free(rs->memk);
+    free(rs->memv);
+}
+
+/* Writes a whole batch's outcomes in one transaction (one lock, one commit). */
+static int commit_results(thread *t, const char *tenant, const results *rs) {
+    if (rs->nev == 0) return 0;
+    const char *a = rs->arena.data;
+    int ok = exec(t->db, "BEGIN IMMEDIATE") == 0;
+    for (int e = 0; ok && e < rs->nev; e++) {
+        map_request reqs[rs->ev[e].nreq ? rs->ev[e].nreq : 1];
+        const char *cans[rs->ev[e].ncan ? rs->ev[e].ncan : 1];
+        const char *mk[rs->ev[e].nmem ? rs->ev[e].nmem : 1], *mv[rs->ev[e].nmem ? rs->ev[e].nmem : 1];
+        for (int i = 0; i < rs->ev[e].nreq; i++) {
+            const copied_request *c = &rs->req[rs->ev[e].req0 + i];
+            reqs[i] = (map_request){ .method = a + c->method, .path = a + c->path, .body = a + c->body,
+                                     .body_len = c->body_len, .profile = a + c->profile,
+                                     .schedule_key = c->scheduled ? a + c->key : NULL,
+                                     .due = c->scheduled ? a + c->due : NULL };
+        }
+        for (int i = 0; i < rs->ev[e].ncan; i++) cans[i] = a + rs->can[rs->ev[e].can0 + i];
+        for (int i = 0; i < rs->ev[e].nmem; i++) {
+            mk[i] = a + rs->memk[rs->ev[e].mem0 + i];
+            mv[i] = a + rs->memv[rs->ev[e].mem0 + i];
+        }
+        map_result r = { .status = (map_status)rs->ev[e].status, .reason = a + rs->ev[e].reason,
+                         .requests = reqs, .nrequests = rs->ev[e].nreq, .cancels = cans, .ncancels = rs->ev[e].ncan,
+                         .memory_keys = mk, .memory_values = mv, .nmemory = rs->ev[e].nmem };
+        ok = store_result(t, tenant, rs->ev[e].id, &r) == 0;
+    }
+    if (ok) ok = exec(t->db, "COMMIT") == 0;
+    if (!ok) {
+        log_error("cannot store mapping results; the batch stays journaled and is mapped again", t->db);
+        exec(t->db, "ROLLBACK");
+        return -1;
+    }
+    return 0;
+}
+
+/* Maps one batch of one tenant's events in one state and commits their
+ * outcomes together: the write lock is held only for the writes, never while
+ * scripts run. Returns events whose state changed, or -1. */
 static int map_batch(thread *t, int ti, int state) {
     const tenant_config *tc = &t->w->cfg->tenants[ti];
     mapper *m = t->mappers[ti];
     pending_event *batch = malloc(BATCH * sizeof *batch);
     if (!batch) abort();
-    int n = read_batch(t, tc->id, state, batch), changed = 0, failed = 0;
+    int n = read_batch(t, tc->id, state, batch);
     strbuf doc = {0};
+    results rs = {0};
     long long now = now_ms();
     for (int i = 0; i < n; i++) {
         pending_event *e = &batch[i];
@@ -236,18 +343,7 @@ static int map_batch(thread *t, int ti, int state) {
             r.reason = reason;
         }
         if (state == EV_DEFERRED && r.status == MAP_DEFERRED) continue;   /* still waiting */
-        if (failed) continue;
-        if (exec(t->db, "BEGIN IMMEDIATE") != 0 || store_result(t, tc->id, e->id, &r) != 0 ||
-            exec(t->db, "COMMIT") != 0) {
-            log_error("cannot store mapping results; the event stays journaled", t->db);
-            exec(t->db, "ROLLBACK");
-            failed = 1;                            /* keep journal order: stop this batch here */
-            continue;
-        }
-        changed++;
-        pthread_mutex_lock(&t->w->mu);
-        t->w->counts[r.status]++;
-        pthread_mutex_unlock(&t->w->mu);
+        keep_result(&rs, e->id, &r);
         if (r.status == MAP_FAILED) {
             strbuf f = {0};
             strbuf_adds(&f, "\"tenant\":");
@@ -261,10 +357,21 @@ static int map_batch(thread *t, int ti, int state) {
             strbuf_free(&f);
         }
     }
+    int rc = commit_results(t, tc->id, &rs);
+    if (rc == 0) {
+        pthread_mutex_lock(&t->w->mu);
+        for (int e = 0; e < rs.nev; e++) t->w->counts[rs.ev[e].status]++;
+        pthread_mutex_unlock(&t->w->mu);
+        rc = rs.nev;
+    }
+    /* Remembered values live in the store; the mapper's copy is a cache, kept small. */
+    if (mapper_memory_count(m) > 4096) mapper_forget_memory(m);
     for (int i = 0; i < n; i++) free(batch[i].body);
     free(batch);
     strbuf_free(&doc);
-    return failed ? -1 : changed;
+    results_free(&rs);
+    if (rc >= 0 && state == EV_JOURNALED && n == BATCH) return rc ? rc : 1;   /* more may wait */
+    return rc;
 }
 
 /* Moves due schedules of one tenant into its outbox. */
@@ -362,14 +469,30 @@ static void purge_old(thread *t, const char *tenant) {
 
 /* ------------------------------- threads ---------------------------------- */
 
-static void load_memory(thread *t, int ti) {
+typedef struct recall_ctx { thread *t; const char *tenant; } recall_ctx;
+
+/* out:recall when the mapper's cache misses: the store is the memory. */
+static int recall_from_store(void *ud, const char *key, size_t klen, strbuf *out) {
+    recall_ctx *rc = ud;
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(t->db, "SELECT key, value FROM memory WHERE tenant = ?", -1, &st, NULL) != SQLITE_OK) return;
-    sqlite3_bind_text(st, 1, t->w->cfg->tenants[ti].id, -1, SQLITE_STATIC);
-    while (sqlite3_step(st) == SQLITE_ROW)
-        mapper_preload_memory(t->mappers[ti], (const char *)sqlite3_column_text(st, 0),
-                              (const char *)sqlite3_column_text(st, 1), (size_t)sqlite3_column_bytes(st, 1));
+    int found = 0;
+    if (sqlite3_prepare_v2(rc->t->db, "SELECT value FROM memory WHERE tenant = ? AND key = ?", -1, &st, NULL) != SQLITE_OK)
+        return 0;
+    sqlite3_bind_text(st, 1, rc->tenant, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, key, (int)klen, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        strbuf_add(out, (const char *)sqlite3_column_text(st, 0), (size_t)sqlite3_column_bytes(st, 0));
+        found = 1;
+    }
     sqlite3_finalize(st);
+    return found;
+}
+
+static void load_memory(thread *t, int ti) {
+    recall_ctx *rc = &t->recall[ti];
+    rc->t = t;
+    rc->tenant = t->w->cfg->tenants[ti].id;
+    mapper_set_recall(t->mappers[ti], recall_from_store, rc);
 }
 
 static mapper *new_mapper(const config *cfg, const tenant_config *tc, strbuf *problems) {
@@ -427,10 +550,13 @@ static void *thread_main(void *arg) {
         reloads_seen = w->reloads;
         pthread_mutex_unlock(&w->mu);
         if (reload) reload_scripts(t);
+        int busy = 0;
         for (int ti = 0; ti < cfg->ntenants; ti++) {
             if (!t->mappers[ti]) continue;
-            int mapped = 0, n;
-            while ((n = map_batch(t, ti, EV_JOURNALED)) > 0) mapped += n;   /* until none is left */
+            /* One batch per tenant per pass: a tenant with a backlog shares the thread, and
+             * schedules, dry files, reloads and a stop are never kept waiting behind it. */
+            int mapped = map_batch(t, ti, EV_JOURNALED);
+            if (mapped >= BATCH) busy = 1;
             long long now = now_ms();
             if (mapped || now - t->last_deferred_try > 30000) {
                 map_batch(t, ti, EV_DEFERRED);   /* what they waited for may have come */
@@ -441,7 +567,18 @@ static void *thread_main(void *arg) {
             if (now - t->last_purge > 3600 * 1000) purge_old(t, cfg->tenants[ti].id);
         }
         if (now_ms() - t->last_purge > 3600 * 1000) t->last_purge = now_ms();
+        if (t->index == 0 && now_ms() - t->last_checkpoint > 1000) {
+            /* The journal writer does not checkpoint (a checkpoint inside its commit stalls the
+             * acks); this thread copies the WAL back into the database instead, passively. */
+            sqlite3_wal_checkpoint_v2(t->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+            t->last_checkpoint = now_ms();
+        }
         if (stopping) break;
+        if (busy) {                                  /* more is waiting: go on without sleeping */
+            pthread_mutex_lock(&w->mu);
+            seen = w->wakes - 1;
+            pthread_mutex_unlock(&w->mu);
+        }
     }
     for (int ti = 0; ti < cfg->ntenants; ti++) {   /* Lua states first: they may still free buffers */
         mapper_free(t->mappers[ti]);
@@ -469,6 +606,7 @@ workers *workers_start(const config *cfg, char *err, size_t errlen) {
         t->w = w;
         t->index = i;
         t->mappers = calloc((size_t)cfg->ntenants, sizeof *t->mappers);
+        t->recall = calloc((size_t)cfg->ntenants, sizeof *t->recall);
         if (sqlite3_open_v2(path, &t->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
             snprintf(err, errlen, "worker %d: cannot open %s: %s", i, path, sqlite3_errmsg(t->db));
             return NULL;
@@ -534,6 +672,7 @@ void workers_stop(workers *w) {
         thread *t = &w->threads[i];
         pthread_join(t->tid, NULL);             /* the thread freed its own mappers */
         free(t->mappers);
+        free(t->recall);
         sqlite3_close(t->db);
     }
     pthread_mutex_destroy(&w->mu);
