@@ -13,6 +13,7 @@
 #include "cmd.h"
 
 #include <getopt.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,7 @@ typedef struct server {
     ingest *in;
     workers *w;
     deliverer *d;
+    pthread_mutex_t mu;                        /* guards w for the journal writer's wake-ups */
     uv_signal_t sigterm, sigint, sighup;
     int stopping;
 } server;
@@ -55,8 +57,11 @@ static int health(void *ud, strbuf *body) {
 
 static void on_store_closed(void *ud) {
     server *s = ud;
-    workers_stop(s->w);                        /* after the journal: its last events get mapped */
+    pthread_mutex_lock(&s->mu);
+    workers *w = s->w;
     s->w = NULL;
+    pthread_mutex_unlock(&s->mu);
+    if (w) workers_stop(w);                    /* after the journal: its last events get mapped */
     if (s->d) deliver_stop(s->d);              /* what is in flight stays queued for the next start */
     s->d = NULL;
     log_line("info", "stopped", NULL);
@@ -71,11 +76,84 @@ static void on_ingest_stopped(void *ud) {
     store_close(s->st, on_store_closed, s);
 }
 
+/* SIGHUP: the config file and every tenant's scripts, read again. A config or
+ * a script that does not load is refused whole, and what runs stays. What
+ * cannot change while running (listen address, data folder) waits for a
+ * restart, and the log says so. Ingest keeps answering throughout: the
+ * mapping and delivery threads are replaced between two batches. */
 static void on_sighup(uv_signal_t *h, int signum) {
     (void)signum;
     server *s = h->data;
-    log_line("info", "SIGHUP: reloading every tenant's scripts (config changes need a restart)", NULL);
-    workers_reload(s->w);
+    if (s->stopping) return;
+    char err[8192];
+    config *next = config_load(s->cfg->path, err, sizeof err);
+    if (!next) {
+        strbuf f = {0};
+        strbuf_adds(&f, "\"problems\":");
+        json_append_string(&f, err, strlen(err));
+        strbuf_addc(&f, 0);
+        log_line("error", "SIGHUP: the config does not load; the running one stays", f.data);
+        strbuf_free(&f);
+        return;
+    }
+    if (strcmp(next->listen, s->cfg->listen) != 0 || strcmp(next->data_dir, s->cfg->data_dir) != 0)
+        log_line("warn", "SIGHUP: a new listen address or data folder takes effect at the next restart", NULL);
+    free(next->listen);
+    free(next->data_dir);
+    next->listen = strdup(s->cfg->listen);
+    next->data_dir = strdup(s->cfg->data_dir);
+    /* Check every tenant's scripts first: the running threads stop only for a config that will run. */
+    strbuf problems = {0};
+    for (int i = 0; i < next->ntenants; i++) {
+        const tenant_config *t = &next->tenants[i];
+        mapper_config mc = { .scripts_dir = t->scripts, .tenant = t->id, .key_kind = t->key_kind,
+                             .site_id = t->site_id, .revision = t->revision,
+                             .segments_property = t->segments_property, .caps = next->caps };
+        mapper_free(mapper_new(&mc, &problems));
+    }
+    if (problems.len) {
+        strbuf f = {0};
+        strbuf_adds(&f, "\"problems\":");
+        json_append_string(&f, problems.data, problems.len);
+        strbuf_addc(&f, 0);
+        log_line("error", "SIGHUP: scripts do not load; the running ones stay", f.data);
+        strbuf_free(&f);
+        strbuf_free(&problems);
+        config_free(next);
+        return;
+    }
+    strbuf_free(&problems);
+    /* Stop the old threads before the new ones start, so no event is mapped, and no request
+     * sent, by both; ingest goes on acknowledging meanwhile. */
+    pthread_mutex_lock(&s->mu);
+    workers *old_w = s->w;
+    s->w = NULL;
+    pthread_mutex_unlock(&s->mu);
+    workers_stop(old_w);
+    deliver_stop(s->d);                       /* its requests in flight stay queued for the new one */
+    s->d = NULL;
+    config *run = next;
+    workers *w = workers_start(run, err, sizeof err);
+    if (!w) {                                 /* cannot happen after the check; if it does, go back */
+        log_line("error", "SIGHUP: the new config would not start; going back to the running one", NULL);
+        config_free(next);
+        run = s->cfg;
+        next = NULL;
+        w = workers_start(run, err, sizeof err);
+    }
+    s->d = deliver_start(run, err, sizeof err);
+    pthread_mutex_lock(&s->mu);
+    s->w = w;
+    pthread_mutex_unlock(&s->mu);
+    if (!w || !s->d) log_line("error", "SIGHUP: mapping or delivery could not restart; restart the service", NULL);
+    if (!next) return;
+    ingest_set_config(s->in, next);
+    config_free(s->cfg);
+    s->cfg = next;
+    if (w) workers_wake(w);
+    char f[64];
+    snprintf(f, sizeof f, "\"tenants\":%d", next->ntenants);
+    log_line("info", "SIGHUP: config and scripts reloaded", f);
 }
 
 static void on_signal(uv_signal_t *h, int signum) {
@@ -88,7 +166,13 @@ static void on_signal(uv_signal_t *h, int signum) {
     ingest_stop(s->in, on_ingest_stopped, s);
 }
 
-static void wake_workers(void *ud) { workers_wake(ud); }
+/* The journal writer's hook; the workers may be replaced by a reload meanwhile. */
+static void wake_workers(void *ud) {
+    server *s = ud;
+    pthread_mutex_lock(&s->mu);
+    if (s->w) workers_wake(s->w);
+    pthread_mutex_unlock(&s->mu);
+}
 
 static void serve_metrics(void *ud, strbuf *out) {
     server *s = ud;
@@ -140,7 +224,8 @@ int cmd_serve(int argc, char **argv) {
         fprintf(stderr, "returnflow serve: %s\nreturnflow serve: not started\n", err);
         return 2;
     }
-    store_on_commit(s.st, wake_workers, s.w);
+    pthread_mutex_init(&s.mu, NULL);
+    store_on_commit(s.st, wake_workers, &s);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     s.d = deliver_start(s.cfg, err, sizeof err);
     if (!s.d) {

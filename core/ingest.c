@@ -497,6 +497,8 @@ ingest *ingest_start(uv_loop_t *loop, const config *cfg, store *st,
 
 const char *ingest_address(const ingest *in) { return in->address; }
 
+void ingest_set_config(ingest *in, const config *cfg) { in->cfg = cfg; }
+
 void ingest_metrics(const ingest *in, strbuf *out) {
     strbuf_adds(out, "# HELP returnflow_webhooks_total Webhooks answered, by outcome.\n"
                      "# TYPE returnflow_webhooks_total counter\n");

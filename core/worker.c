@@ -58,7 +58,6 @@ struct workers {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     unsigned long long wakes;     /* bumped by workers_wake */
-    unsigned long long reloads;   /* bumped by workers_reload */
     int stopping;
     unsigned long long counts[5]; /* by map_status, under mu */
 };
@@ -502,40 +501,11 @@ static mapper *new_mapper(const config *cfg, const tenant_config *tc, strbuf *pr
     return mapper_new(&mc, problems);
 }
 
-/* Between two events: load each tenant's scripts afresh; one that fails to
- * load never replaces the working one. */
-static void reload_scripts(thread *t) {
-    const config *cfg = t->w->cfg;
-    for (int ti = 0; ti < cfg->ntenants; ti++) {
-        if (!t->mappers[ti]) continue;
-        const tenant_config *tc = &cfg->tenants[ti];
-        strbuf problems = {0};
-        mapper *m = new_mapper(cfg, tc, &problems);
-        strbuf f = {0};
-        strbuf_adds(&f, "\"tenant\":");
-        json_append_string(&f, tc->id, strlen(tc->id));
-        if (m) {
-            mapper_free(t->mappers[ti]);
-            t->mappers[ti] = m;
-            load_memory(t, ti);
-            strbuf_addc(&f, 0);
-            log_line("info", "scripts reloaded", f.data);
-        } else {
-            strbuf_adds(&f, ",\"problems\":");
-            json_append_string(&f, problems.data ? problems.data : "", problems.len);
-            strbuf_addc(&f, 0);
-            log_line("error", "scripts do not load: the running ones stay", f.data);
-        }
-        strbuf_free(&f);
-        strbuf_free(&problems);
-    }
-}
-
 static void *thread_main(void *arg) {
     thread *t = arg;
     workers *w = t->w;
     const config *cfg = w->cfg;
-    unsigned long long seen = (unsigned long long)-1, reloads_seen = 0;
+    unsigned long long seen = (unsigned long long)-1;
     for (;;) {
         pthread_mutex_lock(&w->mu);
         if (seen == w->wakes && !w->stopping) {
@@ -546,10 +516,7 @@ static void *thread_main(void *arg) {
         }
         int stopping = w->stopping;
         seen = w->wakes;
-        int reload = w->reloads != reloads_seen;
-        reloads_seen = w->reloads;
         pthread_mutex_unlock(&w->mu);
-        if (reload) reload_scripts(t);
         int busy = 0;
         for (int ti = 0; ti < cfg->ntenants; ti++) {
             if (!t->mappers[ti]) continue;
@@ -636,14 +603,6 @@ workers *workers_start(const config *cfg, char *err, size_t errlen) {
             return NULL;
         }
     return w;
-}
-
-void workers_reload(workers *w) {
-    pthread_mutex_lock(&w->mu);
-    w->reloads++;
-    w->wakes++;
-    pthread_cond_broadcast(&w->cv);
-    pthread_mutex_unlock(&w->mu);
 }
 
 void workers_wake(workers *w) {

@@ -17,10 +17,6 @@ workers *workers_start(const config *cfg, char *err, size_t errlen);
 /* New events were committed: wake the threads (safe from any thread). */
 void workers_wake(workers *w);
 
-/* Reloads every tenant's scripts between two events; scripts that fail to
- * load are reported and the working ones stay (safe from any thread). */
-void workers_reload(workers *w);
-
 /* Events mapped so far, by outcome, for /metrics. */
 void workers_counts(workers *w, unsigned long long *mapped, unsigned long long *failed,
                     unsigned long long *dropped, unsigned long long *deferred);
