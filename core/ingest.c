@@ -73,6 +73,7 @@ struct ingest {
 };
 
 static void conn_close(conn *c);
+static void ingest_metrics(const ingest *in, strbuf *out);
 static void timer_set(conn *c, double seconds);
 
 /* ------------------------------ answering --------------------------------- */
@@ -499,7 +500,7 @@ const char *ingest_address(const ingest *in) { return in->address; }
 
 void ingest_set_config(ingest *in, const config *cfg) { in->cfg = cfg; }
 
-void ingest_metrics(const ingest *in, strbuf *out) {
+static void ingest_metrics(const ingest *in, strbuf *out) {
     strbuf_adds(out, "# HELP returnflow_webhooks_total Webhooks answered, by outcome.\n"
                      "# TYPE returnflow_webhooks_total counter\n");
     for (int i = 0; i < OUT_COUNT; i++) {

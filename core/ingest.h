@@ -25,9 +25,6 @@ const char *ingest_address(const ingest *in);
  * address stays as bound). */
 void ingest_set_config(ingest *in, const config *cfg);
 
-/* Appends ingest's own metrics (webhooks by outcome, open connections). */
-void ingest_metrics(const ingest *in, strbuf *out);
-
 /* Stops accepting and closes every connection once its answer is written;
  * done runs when every handle is closed. */
 void ingest_stop(ingest *in, void (*done)(void *ud), void *ud);

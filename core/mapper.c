@@ -495,10 +495,6 @@ static void build_result(mapper *m, map_status status) {
 
 const map_result *mapper_result(const mapper *m) { return &m->result; }
 
-void mapper_preload_memory(mapper *m, const char *key, const char *json, size_t len) {
-    memory_put(m->mem, key, strlen(key), json, len);
-}
-
 void mapper_set_recall(mapper *m, int (*fallback)(void *ud, const char *key, size_t klen, strbuf *out), void *ud) {
     m->recall_fallback = fallback;
     m->recall_ud = ud;

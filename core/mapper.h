@@ -60,9 +60,6 @@ typedef struct map_result {
 
 const map_result *mapper_result(const mapper *m);
 
-/* Seeds the memory out:recall reads (the service loads it from its store). */
-void mapper_preload_memory(mapper *m, const char *key, const char *json, size_t len);
-
 /* Where out:recall looks when the mapper's own memory has no such key (the
  * service: its store). fallback appends the JSON text and returns 1, or 0. */
 void mapper_set_recall(mapper *m, int (*fallback)(void *ud, const char *key, size_t klen, strbuf *out), void *ud);

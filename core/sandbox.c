@@ -574,7 +574,6 @@ void sandbox_free(sandbox *sb) {
 
 lua_State *sandbox_lua(sandbox *sb) { return sb->L; }
 int sandbox_spoiled(const sandbox *sb) { return sb->broken != CAP_NONE; }
-size_t sandbox_memory(const sandbox *sb) { return sb->used; }
 
 void sandbox_push_file_env(sandbox *sb) {
     lua_State *L = sb->L;

@@ -46,7 +46,4 @@ int sandbox_require(sandbox *sb, const char *name);
  * sandboxes exits. */
 void sandbox_thread_done(void);
 
-/* Bytes the state holds now. */
-size_t sandbox_memory(const sandbox *sb);
-
 #endif

@@ -286,20 +286,3 @@ void store_close(store *s, void (*closed)(void *ud), void *ud) {
     uv_close((uv_handle_t *)&s->done_async, on_async_closed);
 }
 
-int store_count_events(const char *data_dir, const char *tenant, int64_t *count, char *err, size_t errlen) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/returnflow.db", data_dir);
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    int rc = -1;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-        sqlite3_prepare_v2(db, tenant ? "SELECT count(*) FROM events WHERE tenant = ?"
-                                      : "SELECT count(*) FROM events", -1, &st, NULL) == SQLITE_OK) {
-        if (tenant) sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) == SQLITE_ROW) { *count = sqlite3_column_int64(st, 0); rc = 0; }
-    }
-    if (rc) snprintf(err, errlen, "cannot read %s: %s", path, db ? sqlite3_errmsg(db) : "out of memory");
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return rc;
-}

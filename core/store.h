@@ -35,7 +35,4 @@ size_t store_pending(const store *s);
  * The loop must run until the close callback so the last callbacks run. */
 void store_close(store *s, void (*closed)(void *ud), void *ud);
 
-/* Counts rows of the journal, for `status` and tests (opens its own read connection). */
-int store_count_events(const char *data_dir, const char *tenant, int64_t *count, char *err, size_t errlen);
-
 #endif
