@@ -267,7 +267,7 @@ int cmd_serve(int argc, char **argv) {
     for (int i = 0; i < s.cfg->ntenants; i++) {
         char f[1200];
         const tenant_config *t = &s.cfg->tenants[i];
-        if (!t->key) {
+        if (tenant_is_dry(t)) {
             snprintf(f, sizeof f, "\"tenant\":\"%s\",\"requests\":\"%s/dry/%s.ndjson\"", t->id, s.cfg->data_dir, t->id);
             log_line("info", "no Klaviyo key: this tenant runs dry", f);
         } else {

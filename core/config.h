@@ -5,6 +5,7 @@
 #define RF_CONFIG_H
 
 #include <stddef.h>
+#include <string.h>
 #include "sandbox.h"
 
 typedef struct tenant_config {
@@ -36,6 +37,12 @@ typedef struct config {
     tenant_config *tenants;
     int ntenants;
 } config;
+
+/* A dry tenant sends nothing to Klaviyo: its requests go to DATA/dry/ID.ndjson.
+ * That is a private-key tenant without a key, or a public one without a site id. */
+static inline int tenant_is_dry(const tenant_config *t) {
+    return t->key_kind && strcmp(t->key_kind, "public") == 0 ? !t->site_id : !t->key;
+}
 
 /* Reads path. On any problem returns NULL and fills err with every problem
  * found, one "returnflow.conf.lua: tenants.demo.webhook_secret: missing" a

@@ -496,8 +496,7 @@ deliverer *deliver_start(const config *cfg, char *err, size_t errlen) {
     d->cfg = cfg;
     d->tenants = calloc((size_t)(cfg->ntenants ? cfg->ntenants : 1), sizeof *d->tenants);
     for (int i = 0; i < cfg->ntenants; i++) {
-        if (!cfg->tenants[i].key && strcmp(cfg->tenants[i].key_kind, "public") != 0) continue;  /* dry */
-        if (!cfg->tenants[i].key && !cfg->tenants[i].site_id) continue;
+        if (tenant_is_dry(&cfg->tenants[i])) continue;          /* the mapping threads write its file */
         tenant_state *ts = &d->tenants[d->ntenants++];
         ts->tc = &cfg->tenants[i];
         double scale = ts->tc->rate_scale > 0 ? ts->tc->rate_scale : 1;

@@ -530,7 +530,7 @@ static void *thread_main(void *arg) {
                 t->last_deferred_try = now;
             }
             fire_schedules(t, cfg->tenants[ti].id);
-            if (!cfg->tenants[ti].key) deliver_dry(t, &cfg->tenants[ti]);
+            if (tenant_is_dry(&cfg->tenants[ti])) deliver_dry(t, &cfg->tenants[ti]);
             if (now - t->last_purge > 3600 * 1000) purge_old(t, cfg->tenants[ti].id);
         }
         if (now_ms() - t->last_purge > 3600 * 1000) t->last_purge = now_ms();

@@ -54,6 +54,20 @@ describe("delivery to Klaviyo", function()
     assert.falsy(log:find("pk_spec_secret_key", 1, true))
   end)
 
+  it("delivers with Loop's public key kind to the /client/ endpoints, with no Authorization header", function()
+    standin = h.start_standin()
+    dir = h.serve_dir({ klaviyo = string.format('{ key_kind = "public", site_id = "AbC123", base_url = %q }', standin.url) })
+    server = h.start_serve(dir)
+    post_fixture(server, "giftcard.requested.json")
+    assert.truthy(h.wait_for(function() return outbox(dir, "state = 1") == 1 end), server:log())
+    local seen = h.curl(standin.url .. "/_standin/requests").json
+    seen = seen.requests or seen
+    assert.equal(1, #seen)
+    assert.truthy(seen[1].path:find("^/client/events%?company_id=AbC123"), seen[1].path)
+    assert.falsy(h.encode(seen[1].headers or {}):lower():find("authorization", 1, true))
+    assert.falsy(io.open(dir .. "/data/dry/shop.ndjson"), "a keyed public tenant is not dry")
+  end)
+
   it("retries 429 (honouring Retry-After), 500, 503 and a text/html 403, then delivers", function()
     server, standin, dir = start_pair()
     queue_faults(standin, { { kind = "429", retry_after = 1, path = "/api/events" },
