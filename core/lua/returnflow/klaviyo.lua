@@ -72,6 +72,18 @@ local function has_identifier(person)
   return false
 end
 
+-- The metric part of an event body depends on the name alone: one table per name, shared.
+local metric_of = setmetatable({}, { __mode = "v" })
+
+local function metric_ref(name)
+  local m = metric_of[name]
+  if not m then
+    m = { data = { type = "metric", attributes = { name = name } } }
+    metric_of[name] = m
+  end
+  return m
+end
+
 local function event_body(a, attributes, cfg)
   return { data = { type = "event", attributes = {
     properties = a.properties,
@@ -80,7 +92,7 @@ local function event_body(a, attributes, cfg)
     value_currency = a.value ~= nil and a.currency or nil,
     unique_id = a.unique_id,
     backfill = (a.backfill or cfg.backfill) and true or nil,
-    metric = { data = { type = "metric", attributes = { name = a.metric } } },
+    metric = metric_ref(a.metric),
     profile = { data = { type = "profile", attributes = attributes } },
   } } }
 end
