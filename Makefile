@@ -6,6 +6,7 @@ DESTDIR    ?=
 BINDIR     ?= $(PREFIX)/bin
 SHAREDIR   ?= $(PREFIX)/share/returnflow
 LUADIR     ?= $(PREFIX)/share/lua/5.4
+LIBDIR     ?= $(PREFIX)/lib/lua/5.4
 BUILD      ?= build
 SHARED     ?= ../shared
 
@@ -14,7 +15,8 @@ OPT        ?= -O2 -g
 SAN        ?=
 WARN       := -Wall -Wextra -Werror
 CFLAGS_ALL  = -std=c11 -D_GNU_SOURCE $(OPT) $(SAN) $(WARN) $(shell pkg-config --cflags lua5.4) \
-              -Icore -I$(BUILD) -DRETURNFLOW_SHARE='"$(SHAREDIR)"'
+              -Icore -I$(BUILD) -DRETURNFLOW_SHARE='"$(SHAREDIR)"' -DRETURNFLOW_LUADIR='"$(LUADIR)"' \
+              -DRETURNFLOW_LIBDIR='"$(LIBDIR)"'
 LDLIBS_ALL  = -llua5.4-cjson $(shell pkg-config --libs lua5.4) -luv -lhttp_parser -lsqlite3 -lcrypto -lcurl \
               -lpthread -lm
 
@@ -22,18 +24,24 @@ CMD_SRC    := core/main.c $(wildcard core/cmd_*.c)
 CORE_SRC   := $(filter-out $(CMD_SRC),$(wildcard core/*.c))
 CORE_OBJ    = $(CORE_SRC:core/%.c=$(BUILD)/%.o) $(BUILD)/embedded.o
 CMD_OBJ     = $(CMD_SRC:core/%.c=$(BUILD)/%.o)
-LUA_MODULES := $(sort $(wildcard core/lua/returnflow/*.lua))
+LUA_MODULES := $(sort $(wildcard core/lua/returnflow/*.lua core/lua/returnflow/cli/*.lua))
+# returnflow.native: the mapper's C as a Lua library for busted (lua_native.c); position-independent objects.
+NATIVE_SRC := json.c json_encode.c json_event.c sandbox.c klaviyo_limits.c mapper.c memory.c lua_native.c lua_http.c
+NATIVE_OBJ  = $(NATIVE_SRC:%.c=$(BUILD)/pic/%.o) $(BUILD)/pic/embedded.o
+NATIVE_SO   = $(BUILD)/lib/returnflow/native.so
 C_TESTS    := $(wildcard spec/c/test_*.c)
 
-.PHONY: build deps test asan run bench install clean lint
-build: $(BUILD)/returnflow
+.PHONY: build deps test asan run bench install install-share busted clean lint
+build: $(BUILD)/returnflow $(NATIVE_SO)
 
 deps:
 	@sh tools/deps.sh
 
-$(BUILD)/embedded.c: $(LUA_MODULES) tools/embed.lua
+DEFAULT_SCRIPTS := $(sort $(wildcard scripts/*.lua))
+
+$(BUILD)/embedded.c: $(LUA_MODULES) $(DEFAULT_SCRIPTS) tools/embed.lua
 	@mkdir -p $(@D)
-	lua5.4 tools/embed.lua $@ core/lua $(LUA_MODULES)
+	lua5.4 tools/embed.lua $@ core/lua $(LUA_MODULES) --defaults $(DEFAULT_SCRIPTS)
 
 $(BUILD)/%.o: core/%.c core/*.h
 	@mkdir -p $(@D)
@@ -41,6 +49,19 @@ $(BUILD)/%.o: core/%.c core/*.h
 
 $(BUILD)/embedded.o: $(BUILD)/embedded.c core/embedded.h
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(BUILD)/pic/%.o: core/%.c core/*.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -fPIC -c $< -o $@
+
+$(BUILD)/pic/embedded.o: $(BUILD)/embedded.c core/embedded.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -fPIC -c $< -o $@
+
+# Lua's symbols come from the interpreter that loads it (lua5.4 is linked statically), so no -llua here.
+$(NATIVE_SO): $(NATIVE_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(OPT) $(SAN) -shared -o $@ $^ -llua5.4-cjson -lcurl -lm
 
 $(BUILD)/returnflow: $(CMD_OBJ) $(CORE_OBJ)
 	$(CC) $(OPT) $(SAN) -o $@ $^ $(LDLIBS_ALL)
@@ -77,11 +98,26 @@ lint:
 	@command -v luacheck >/dev/null || { echo "luacheck missing: apt-get install -y lua-check"; exit 1; }
 	luacheck core/lua scripts spec bench/anchor-mapping
 
-install: build
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SHAREDIR)/scripts $(DESTDIR)$(LUADIR)/returnflow
+# `make install` puts everything under PREFIX; luarocks (returnflow-scm-1.rockspec) installs the binary,
+# native.so and the modules from its build.install lists and calls install-share for the data.
+install: build install-share
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/returnflow $(DESTDIR)$(LUADIR)/returnflow/cli
 	install -m 755 $(BUILD)/returnflow $(DESTDIR)$(BINDIR)/returnflow
+	install -m 755 $(NATIVE_SO) $(DESTDIR)$(LIBDIR)/returnflow/native.so
+	install -m 644 $(filter core/lua/returnflow/%.lua,$(filter-out core/lua/returnflow/cli/%,$(LUA_MODULES))) \
+		$(DESTDIR)$(LUADIR)/returnflow/
+	install -m 644 $(wildcard core/lua/returnflow/cli/*.lua) $(DESTDIR)$(LUADIR)/returnflow/cli/
+
+# The default scripts, the templates and the Loop fixtures (returnflow.testing's events).
+install-share:
+	install -d $(DESTDIR)$(SHAREDIR)/scripts $(DESTDIR)$(SHAREDIR)/fixtures/loop
 	install -m 644 scripts/*.lua $(DESTDIR)$(SHAREDIR)/scripts/
-	install -m 644 $(LUA_MODULES) $(DESTDIR)$(LUADIR)/returnflow/
+	install -m 644 fixtures/loop/*.json $(DESTDIR)$(SHAREDIR)/fixtures/loop/
+	if [ -n "$$(ls templates)" ]; then cp -R templates $(DESTDIR)$(SHAREDIR)/ && chmod -R a+rX $(DESTDIR)$(SHAREDIR)/templates; fi
+
+# The busted suite alone, on the normal build (what `luarocks test` runs).
+busted: build
+	RETURNFLOW_BIN=$(CURDIR)/$(BUILD)/returnflow lua5.4 /usr/bin/busted --lpath="$(CURDIR)/spec/lua/?.lua" spec/lua
 
 clean:
 	rm -rf build build-asan

@@ -11,6 +11,9 @@ int cmd_post(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_dlq(int argc, char **argv);
+int cmd_test(int argc, char **argv);
+int cmd_init(int argc, char **argv);
+int cmd_templates(int argc, char **argv);
 
 /* Prints the help of one command (or the overview for NULL) to stdout. */
 int cmd_help(const char *command);

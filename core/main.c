@@ -109,6 +109,36 @@ static const command commands[] = {
       "                again; --all (with --tenant, only that tenant's) replays every one\n"
       "  purge ID      forget it (an event is kept in the journal as dropped); --all as above\n"
       "A running service takes replayed ones up within a second.\n" },
+    { "test", cmd_test, "run busted specs of a scripts folder with returnflow's testing module",
+      "usage: returnflow test [--scripts DIR] [BUSTED ARGS...]\n"
+      "\n"
+      "Runs busted under Lua 5.4 with returnflow's testing module (require \"returnflow.testing\") on the\n"
+      "path. Its mapper is the service's own C, sandbox and caps included, so a spec sees the exact\n"
+      "Klaviyo requests 'serve' would send. With no argument busted reads ./.busted, else runs ./spec.\n"
+      "--scripts DIR makes testing.load() with no folder load DIR (default: ./scripts).\n"
+      "Exit status: busted's. Set RETURNFLOW_BUSTED to use another busted, RETURNFLOW_LUA another lua5.4.\n"
+      "example: returnflow init shop && cd shop && returnflow test\n" },
+    { "init", cmd_init, "write a starter folder: scripts building on the defaults, specs, .busted, .luacheckrc",
+      "usage: returnflow init DIR\n"
+      "\n"
+      "Writes DIR/scripts (a file that keeps Loop's native events from the default scripts and an example\n"
+      "of your own), DIR/spec (two busted specs), DIR/.busted and DIR/.luacheckrc (the sandbox's globals).\n"
+      "'returnflow test' in DIR passes out of the box. Existing files are never overwritten.\n" },
+    { "templates", cmd_templates, "prebuilt notification flows: list, show, preview, lint, install",
+      "usage: returnflow templates list|show|preview|lint|install [options] [NAME]\n"
+      "\n"
+      "  list                      every template: name, kind, trigger metric, what it sends\n"
+      "  show NAME                 one template whole: files, metric, flow or segment definition\n"
+      "  preview NAME [--event FILE] [--out DIR]\n"
+      "                            maps a fixture (or FILE) through the template's handlers and renders its\n"
+      "                            email: DIR/NAME.html, .txt and .subject (default DIR: ./preview)\n"
+      "  lint [NAME]               every variable an email reads is a property its mapping emits for the\n"
+      "                            trigger metric; handlers and definitions load and validate\n"
+      "  install NAME --tenant T [-c CONFIG]\n"
+      "                            creates in Klaviyo the email template, the trigger metric if missing, and\n"
+      "                            the flow (a draft) or the segment; finds what exists by name, so twice is\n"
+      "                            harmless; a dry tenant prints the requests instead\n"
+      "  --templates DIR           the catalogue (default: ./templates, else the installed one)\n" },
     { "help", NULL, "show the help of a command", "usage: returnflow help [COMMAND]\n" },
 };
 
@@ -123,7 +153,7 @@ int cmd_help(const char *name) {
     }
     printf("returnflow %s: Loop return events to Klaviyo, mapped by Lua scripts\n\n"
            "usage: returnflow COMMAND [options] [args]\n\ncommands:\n", RETURNFLOW_VERSION);
-    for (size_t i = 0; i < NCOMMANDS; i++) printf("  %-8s %s\n", commands[i].name, commands[i].summary);
+    for (size_t i = 0; i < NCOMMANDS; i++) printf("  %-10s %s\n", commands[i].name, commands[i].summary);
     printf("\n'returnflow help COMMAND' tells more. Also: --version.\n");
     return 0;
 }

@@ -502,6 +502,10 @@ void mapper_set_recall(mapper *m, int (*fallback)(void *ud, const char *key, siz
 
 size_t mapper_memory_count(const mapper *m) { return memory_count(m->mem); }
 
+void mapper_remember(mapper *m, const char *key, size_t klen, const char *json, size_t len) {
+    memory_put(m->mem, key, klen, json, len);
+}
+
 void mapper_forget_memory(mapper *m) {
     memory_free(m->mem);
     m->mem = memory_new();

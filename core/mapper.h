@@ -64,9 +64,10 @@ const map_result *mapper_result(const mapper *m);
  * service: its store). fallback appends the JSON text and returns 1, or 0. */
 void mapper_set_recall(mapper *m, int (*fallback)(void *ud, const char *key, size_t klen, strbuf *out), void *ud);
 
-/* The mapper's own memory: its size, and dropping it (when it is only a cache
+/* The mapper's own memory: its size, a preloaded value, and dropping it (when it is only a cache
  * of a store that holds every write). */
 size_t mapper_memory_count(const mapper *m);
+void mapper_remember(mapper *m, const char *key, size_t klen, const char *json, size_t len);  /* preload (tests) */
 void mapper_forget_memory(mapper *m);
 
 /* The reason given with the last event's status ("" if none). */
