@@ -32,6 +32,14 @@ return {
     time_ms = 500,               -- CPU time one event may take, in milliseconds
   },
 
+  -- A tenant's scripts folder is watched: a saved change is loaded in a fresh state, checked, and
+  -- takes over between two events; a version that does not load is refused (log, /metrics,
+  -- `returnflow status`) and the running one stays. serve maps from a frozen copy of each version,
+  -- data/scripts/TENANT/VERSION, and every mapped event records its VERSION.
+  watch_scripts = true,
+  reload_requires_specs = false, -- true: a new version must also pass its own busted specs (the folder's
+                                 -- spec/, else the spec/ beside it; run with `returnflow test`)
+
   tenants = {                    -- one entry per merchant; the id is the {tenant} of POST /v1/webhooks/{tenant}
     demo = {                     -- an id is letters, digits, _ and -
       scripts = "scripts",       -- the mapping scripts folder (default "scripts")

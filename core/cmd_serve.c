@@ -26,6 +26,7 @@
 #include "json.h"
 #include "log.h"
 #include "mapper.h"
+#include "reload.h"
 #include "store.h"
 #include "worker.h"
 
@@ -36,6 +37,7 @@ typedef struct server {
     ingest *in;
     workers *w;
     deliverer *d;
+    reloader *reload;
     pthread_mutex_t mu;                        /* guards w for the journal writer's wake-ups */
     uv_signal_t sigterm, sigint, sighup;
     int stopping;
@@ -76,6 +78,42 @@ static void on_ingest_stopped(void *ud) {
     store_close(s->st, on_store_closed, s);
 }
 
+/* Hot reload (reload.c): one tenant's new scripts take over between two batches. The mapping
+ * threads of every tenant restart, as on SIGHUP; delivery goes on untouched. */
+static int swap_scripts(void *ud, int tenant, const char *version, const char *path, char *err, size_t errlen) {
+    server *s = ud;
+    if (s->stopping) { snprintf(err, errlen, "the service is stopping"); return -1; }
+    tenant_config *t = &s->cfg->tenants[tenant];
+    pthread_mutex_lock(&s->mu);
+    workers *old = s->w;
+    s->w = NULL;
+    pthread_mutex_unlock(&s->mu);
+    workers_stop(old);
+    char *running = t->scripts, running_version[sizeof t->scripts_version];
+    memcpy(running_version, t->scripts_version, sizeof running_version);
+    t->scripts = strdup(path);
+    if (!t->scripts) abort();
+    snprintf(t->scripts_version, sizeof t->scripts_version, "%s", version);
+    workers *w = workers_start(s->cfg, err, errlen);
+    int rc = 0;
+    if (w) {
+        free(running);
+    } else {                                  /* back to the running version */
+        free(t->scripts);
+        t->scripts = running;
+        memcpy(t->scripts_version, running_version, sizeof running_version);
+        char again[512];
+        w = workers_start(s->cfg, again, sizeof again);
+        rc = -1;
+    }
+    pthread_mutex_lock(&s->mu);
+    s->w = w;
+    pthread_mutex_unlock(&s->mu);
+    if (w) workers_wake(w);
+    else log_line("error", "mapping could not restart; restart the service", NULL);
+    return rc;
+}
+
 /* SIGHUP: the config file and every tenant's scripts, read again. A config or
  * a script that does not load is refused whole, and what runs stays. What
  * cannot change while running (listen address, data folder) waits for a
@@ -102,6 +140,16 @@ static void on_sighup(uv_signal_t *h, int signum) {
     free(next->data_dir);
     next->listen = strdup(s->cfg->listen);
     next->data_dir = strdup(s->cfg->data_dir);
+    if (reload_freeze(next, err, sizeof err) != 0) {
+        strbuf f = {0};
+        strbuf_adds(&f, "\"error\":");
+        json_append_string(&f, err, strlen(err));
+        strbuf_addc(&f, 0);
+        log_line("error", "SIGHUP: the scripts cannot be frozen; the running config stays", f.data);
+        strbuf_free(&f);
+        config_free(next);
+        return;
+    }
     /* Check every tenant's scripts first: the running threads stop only for a config that will run. */
     strbuf problems = {0};
     for (int i = 0; i < next->ntenants; i++) {
@@ -148,6 +196,8 @@ static void on_sighup(uv_signal_t *h, int signum) {
     if (!w || !s->d) log_line("error", "SIGHUP: mapping or delivery could not restart; restart the service", NULL);
     if (!next) return;
     ingest_set_config(s->in, next);
+    reload_stop(s->reload);
+    s->reload = reload_start(s->loop, next, swap_scripts, s);
     config_free(s->cfg);
     s->cfg = next;
     if (w) workers_wake(w);
@@ -163,6 +213,8 @@ static void on_signal(uv_signal_t *h, int signum) {
     char fields[64];
     snprintf(fields, sizeof fields, "\"signal\":\"%s\"", signum == SIGTERM ? "SIGTERM" : "SIGINT");
     log_line("info", "draining: answering the webhooks in flight, then stopping", fields);
+    reload_stop(s->reload);
+    s->reload = NULL;
     ingest_stop(s->in, on_ingest_stopped, s);
 }
 
@@ -177,6 +229,7 @@ static void wake_workers(void *ud) {
 static void serve_metrics(void *ud, strbuf *out) {
     server *s = ud;
     if (s->d) deliver_metrics(s->d, out);
+    reload_metrics(s->reload, out);
     if (!s->w) return;
     unsigned long long mapped, failed, dropped, deferred;
     workers_counts(s->w, &mapped, &failed, &dropped, &deferred);
@@ -219,6 +272,10 @@ int cmd_serve(int argc, char **argv) {
     s.loop = uv_default_loop();
     s.st = store_open(s.loop, s.cfg->data_dir, err, sizeof err);
     if (!s.st) { fprintf(stderr, "returnflow serve: %s\n", err); config_free(s.cfg); return 2; }
+    if (reload_freeze(s.cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "returnflow serve: %s\nreturnflow serve: not started\n", err);
+        return 2;
+    }
     s.w = workers_start(s.cfg, err, sizeof err);   /* loads every tenant's scripts, or nothing starts */
     if (!s.w) {
         fprintf(stderr, "returnflow serve: %s\nreturnflow serve: not started\n", err);
@@ -249,6 +306,7 @@ int cmd_serve(int argc, char **argv) {
     uv_signal_start(&s.sigterm, on_signal, SIGTERM);
     uv_signal_start(&s.sigint, on_signal, SIGINT);
     uv_signal_start(&s.sighup, on_sighup, SIGHUP);
+    s.reload = reload_start(s.loop, s.cfg, swap_scripts, &s);
 
     strbuf fields = {0};
     strbuf_adds(&fields, "\"address\":");
@@ -268,10 +326,12 @@ int cmd_serve(int argc, char **argv) {
         char f[1200];
         const tenant_config *t = &s.cfg->tenants[i];
         if (tenant_is_dry(t)) {
-            snprintf(f, sizeof f, "\"tenant\":\"%s\",\"requests\":\"%s/dry/%s.ndjson\"", t->id, s.cfg->data_dir, t->id);
+            snprintf(f, sizeof f, "\"tenant\":\"%s\",\"scripts\":\"%s\",\"requests\":\"%s/dry/%s.ndjson\"", t->id,
+                     t->scripts_version, s.cfg->data_dir, t->id);
             log_line("info", "no Klaviyo key: this tenant runs dry", f);
         } else {
-            snprintf(f, sizeof f, "\"tenant\":\"%s\",\"klaviyo\":\"%.900s\"", t->id, t->base_url);
+            snprintf(f, sizeof f, "\"tenant\":\"%s\",\"scripts\":\"%s\",\"klaviyo\":\"%.900s\"", t->id,
+                     t->scripts_version, t->base_url);
             log_line("info", "delivering to Klaviyo", f);
         }
     }

@@ -16,6 +16,9 @@
 #include <string.h>
 
 #include "config.h"
+#include "json.h"
+#include "lauxlib.h"
+#include "lualib.h"
 
 static int open_store(const char *cmd, int argc, char **argv, sqlite3 **db, const char **tenant, int *all) {
     static const struct option opts[] = {
@@ -68,6 +71,48 @@ static long long scalar(sqlite3 *db, const char *sql, const char *tenant) {
     return v;
 }
 
+static const char *field(lua_State *L, int t, const char *key) {
+    lua_getfield(L, t, key);
+    const char *v = lua_isstring(L, -1) ? lua_tostring(L, -1) : "?";
+    lua_pop(L, 1);                              /* the table keeps the string alive */
+    return v;
+}
+
+/* The scripts each tenant maps with, and a refused version (reload.c's status.json). */
+static void print_scripts(sqlite3 *db, const char *only) {
+    const char *dbfile = sqlite3_db_filename(db, "main");
+    char dir[1100], path[1400];
+    snprintf(dir, sizeof dir, "%s", dbfile ? dbfile : "returnflow.db");
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0; else snprintf(dir, sizeof dir, ".");
+    lua_State *L = luaL_newstate();
+    json_open(L);
+    sqlite3_stmt *st;
+    sqlite3_prepare_v2(db, "SELECT DISTINCT tenant FROM events ORDER BY 1", -1, &st, NULL);
+    int header = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *t = (const char *)sqlite3_column_text(st, 0);
+        if (only && strcmp(only, t) != 0) continue;
+        snprintf(path, sizeof path, "%s/scripts/%s/status.json", dir, t);
+        FILE *f = fopen(path, "rb");
+        if (!f) continue;
+        char text[8192];
+        size_t n = fread(text, 1, sizeof text - 1, f);
+        fclose(f);
+        text[n] = 0;
+        lua_settop(L, 0);
+        char err[256];
+        if (json_decode(L, text, n, 0, err, sizeof err) != 0 || !lua_istable(L, -1)) continue;
+        if (!header++) printf("\n%-16s %-12s %-20s %s\n", "tenant", "scripts", "since", "folder");
+        printf("%-16s %-12s %-20s %s\n", t, field(L, 1, "version"), field(L, 1, "loaded_at"), field(L, 1, "source"));
+        if (lua_getfield(L, 1, "refused") == LUA_TTABLE)
+            printf("%-16s refused %s at %s, the running version stays: %s\n", "", field(L, 2, "version"),
+                   field(L, 2, "at"), field(L, 2, "error"));
+    }
+    sqlite3_finalize(st);
+    lua_close(L);
+}
+
 int cmd_status(int argc, char **argv) {
     sqlite3 *db;
     const char *only = NULL;
@@ -103,6 +148,7 @@ int cmd_status(int argc, char **argv) {
                retrying, delivered, dead, paused ? "yes" : "no", last);
     }
     sqlite3_finalize(tenants);
+    print_scripts(db, only);
     sqlite3_close(db);
     return 0;
 }

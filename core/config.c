@@ -53,7 +53,7 @@ typedef struct loader {
 } loader;
 
 static const char *const top_keys[] = { "listen", "data", "workers", "retention_days", "max_body",
-    "max_connections", "timeouts", "delivery", "caps", "tenants", NULL };
+    "max_connections", "timeouts", "delivery", "caps", "watch_scripts", "reload_requires_specs", "tenants", NULL };
 static const char *const timeout_keys[] = { "header", "body", "idle", NULL };
 static const char *const delivery_keys[] = { "max_age_hours", NULL };
 static const char *const caps_keys[] = { "memory_mib", "time_ms", NULL };
@@ -212,6 +212,18 @@ static long long get_int(loader *ld, int t, const char *parent, const char *key,
         if (!ok || i < min || i > max) problem(ld, at, "must be a whole number from %lld to %lld", min, max);
         else v = i;
     }
+    lua_pop(ld->L, 1);
+    return v;
+}
+
+/* true or false, or def when absent. */
+static int get_bool(loader *ld, int t, const char *parent, const char *key, int def) {
+    char at[300];
+    join(at, sizeof at, parent, key);
+    int v = def;
+    int type = field(ld, t, key);
+    if (type == LUA_TBOOLEAN) v = lua_toboolean(ld->L, -1);
+    else if (type != LUA_TNIL) problem(ld, at, "must be true or false, not a %s", lua_typename(ld->L, type));
     lua_pop(ld->L, 1);
     return v;
 }
@@ -540,6 +552,8 @@ static int read_all(lua_State *L) {
                                           1, 3600000) / 1000.0;
         lua_pop(L, 1);
     }
+    c->watch_scripts = get_bool(ld, top, "", "watch_scripts", 1);
+    c->reload_requires_specs = get_bool(ld, top, "", "reload_requires_specs", 0);
     read_tenants(ld, top);
     return 0;
 }
@@ -616,6 +630,7 @@ config *config_load(const char *path, char *err, size_t errlen) {
 static void tenant_free(tenant_config *t) {
     free(t->id);
     free(t->scripts);
+    free(t->scripts_source);
     wipe_free(t->webhook_secret);
     free(t->key_kind);
     wipe_free(t->key);

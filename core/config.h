@@ -10,7 +10,10 @@
 
 typedef struct tenant_config {
     char *id;                  /* [A-Za-z0-9_-]+, the {tenant} of /v1/webhooks/{tenant} */
-    char *scripts;             /* scripts folder, relative to the config file's folder */
+    char *scripts;             /* scripts folder, relative to the config file's folder; serve maps
+                                  from a frozen copy of it instead (snapshot.c) */
+    char *scripts_source;      /* serve: the folder as configured, watched for changes; else NULL */
+    char scripts_version[16];  /* serve: the frozen copy's version, recorded with each mapped event */
     char *webhook_secret;      /* Loop's webhook secret: never logged, never written back */
     char *key_kind;            /* "private" (default) or "public" */
     char *key;                 /* Klaviyo private key, or NULL: the tenant runs dry */
@@ -34,6 +37,8 @@ typedef struct config {
     double idle_timeout;       /* seconds a keep-alive connection may idle (default 60) */
     double max_age_hours;      /* delivery retries stop after this (default 72) */
     sandbox_caps caps;         /* per tenant state and per event */
+    int watch_scripts;         /* serve reloads a tenant's scripts when its folder changes (default 1) */
+    int reload_requires_specs; /* ... only if the folder's own busted specs pass (default 0) */
     tenant_config *tenants;
     int ntenants;
 } config;

@@ -69,7 +69,8 @@ static const char schema[] =
     "  body BLOB NOT NULL,"
     "  state INTEGER NOT NULL DEFAULT 0,"
     "  reason TEXT,"
-    "  attempts INTEGER NOT NULL DEFAULT 0"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  script_version TEXT"                   /* which frozen scripts mapped it (snapshot.c) */
     ");"
     "CREATE INDEX IF NOT EXISTS events_by_state ON events(tenant, state, id);"
     "CREATE TABLE IF NOT EXISTS outbox ("
@@ -122,6 +123,14 @@ static int64_t now_ms(void) {
 
 static int exec(sqlite3 *db, const char *sql) {
     return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+}
+
+/* A column added after a store was created (a store of an older version is upgraded in place). */
+static int add_column(sqlite3 *db, const char *table, const char *column) {
+    char sql[256];
+    snprintf(sql, sizeof sql, "ALTER TABLE %s ADD COLUMN %s", table, column);
+    if (sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK) return 0;
+    return strstr(sqlite3_errmsg(db), "duplicate column") ? 0 : -1;
 }
 
 /* Commits one batch as one transaction; sets each append's status and id. */
@@ -213,7 +222,7 @@ store *store_open(uv_loop_t *loop, const char *data_dir, char *err, size_t errle
     int opened = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (opened == SQLITE_OK) sqlite3_busy_timeout(s->db, 5000);   /* before any statement: wait out a lock */
     if (opened != SQLITE_OK ||
-        exec(s->db, schema) != 0 ||
+        exec(s->db, schema) != 0 || add_column(s->db, "events", "script_version TEXT") != 0 ||
         sqlite3_prepare_v2(s->db, "INSERT INTO events(tenant, received_at, body) VALUES (?, ?, ?)", -1,
                            &s->insert, NULL) != SQLITE_OK) {
         snprintf(err, errlen, "cannot open the store %s: %s", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");

@@ -110,7 +110,7 @@ static void log_error(const char *what, sqlite3 *db) {
 /* ------------------------------- mapping ---------------------------------- */
 
 /* Writes one event's outcome and everything it produced; in a transaction. */
-static int store_result(thread *t, const char *tenant, long long id, const map_result *r) {
+static int store_result(thread *t, const char *tenant, const char *version, long long id, const map_result *r) {
     sqlite3 *db = t->db;
     sqlite3_stmt *st;
     int ok = 1;
@@ -165,13 +165,15 @@ static int store_result(thread *t, const char *tenant, long long id, const map_r
     }
     if (ok) {
         static const int state_of[] = { EV_MAPPED, EV_DROPPED, EV_FAILED, EV_DEFERRED };
-        ok = sqlite3_prepare_v2(db, "UPDATE events SET state = ?, reason = ?, attempts = attempts + 1 WHERE id = ?",
-                                -1, &st, NULL) == SQLITE_OK;
+        ok = sqlite3_prepare_v2(db, "UPDATE events SET state = ?, reason = ?, attempts = attempts + 1, "
+                                    "script_version = ? WHERE id = ?", -1, &st, NULL) == SQLITE_OK;
         if (ok) {
             sqlite3_bind_int(st, 1, state_of[status]);
             if (r->reason[0]) sqlite3_bind_text(st, 2, r->reason, -1, SQLITE_STATIC);
             else sqlite3_bind_null(st, 2);
-            sqlite3_bind_int64(st, 3, id);
+            if (version && *version) sqlite3_bind_text(st, 3, version, -1, SQLITE_STATIC);
+            else sqlite3_bind_null(st, 3);
+            sqlite3_bind_int64(st, 4, id);
             ok = sqlite3_step(st) == SQLITE_DONE;
             sqlite3_finalize(st);
         }
@@ -282,7 +284,7 @@ static void results_free(results *rs) {
 }
 
 /* Writes a whole batch's outcomes in one transaction (one lock, one commit). */
-static int commit_results(thread *t, const char *tenant, const results *rs) {
+static int commit_results(thread *t, const char *tenant, const char *version, const results *rs) {
     if (rs->nev == 0) return 0;
     const char *a = rs->arena.data;
     int ok = exec(t->db, "BEGIN IMMEDIATE") == 0;
@@ -305,7 +307,7 @@ static int commit_results(thread *t, const char *tenant, const results *rs) {
         map_result r = { .status = (map_status)rs->ev[e].status, .reason = a + rs->ev[e].reason,
                          .requests = reqs, .nrequests = rs->ev[e].nreq, .cancels = cans, .ncancels = rs->ev[e].ncan,
                          .memory_keys = mk, .memory_values = mv, .nmemory = rs->ev[e].nmem };
-        ok = store_result(t, tenant, rs->ev[e].id, &r) == 0;
+        ok = store_result(t, tenant, version, rs->ev[e].id, &r) == 0;
     }
     if (ok) ok = exec(t->db, "COMMIT") == 0;
     if (!ok) {
@@ -356,7 +358,7 @@ static int map_batch(thread *t, int ti, int state) {
             strbuf_free(&f);
         }
     }
-    int rc = commit_results(t, tc->id, &rs);
+    int rc = commit_results(t, tc->id, tc->scripts_version, &rs);
     if (rc == 0) {
         pthread_mutex_lock(&t->w->mu);
         for (int e = 0; e < rs.nev; e++) t->w->counts[rs.ev[e].status]++;
