@@ -100,7 +100,7 @@ bench: build $(BUILD)/bench_transform $(BUILD)/fsync_ceiling
 
 lint:
 	@command -v luacheck >/dev/null || { echo "luacheck missing: apt-get install -y lua-check"; exit 1; }
-	luacheck core/lua scripts spec bench/anchor-mapping
+	luacheck . returnflow-scm-1.rockspec
 
 # `make install` puts everything under PREFIX; luarocks (returnflow-scm-1.rockspec) installs the binary,
 # native.so and the modules from its build.install lists and calls install-share for the data.

@@ -171,6 +171,17 @@ static int l_close(lua_State *L) {
     return 0;
 }
 
+/* native.pretty(json_text) -> the same JSON indented (what `returnflow map --pretty` prints). */
+static int l_pretty(lua_State *L) {
+    size_t len;
+    const char *text = luaL_checklstring(L, 1, &len);
+    strbuf out = {0};
+    json_pretty(text, len, &out);
+    lua_pushlstring(L, out.data ? out.data : "", out.len);
+    strbuf_free(&out);
+    return 1;
+}
+
 int luaopen_returnflow_native(lua_State *L) {
     static const luaL_Reg methods[] = {
         { "map", l_map }, { "remember", l_remember }, { "forget", l_forget },
@@ -185,9 +196,12 @@ int luaopen_returnflow_native(lua_State *L) {
         lua_setfield(L, -2, "__close");
     }
     lua_pop(L, 1);
+    json_open(L);                                 /* null, and the array/object marks encode uses */
     lua_newtable(L);
     lua_pushcfunction(L, l_mapper);
     lua_setfield(L, -2, "mapper");
+    lua_pushcfunction(L, l_pretty);
+    lua_setfield(L, -2, "pretty");
     json_luaopen(L);
     lua_setfield(L, -2, "json");
     lua_pushliteral(L, RETURNFLOW_VERSION);

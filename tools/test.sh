@@ -41,6 +41,14 @@ suite() { # $1 label, $2 build dir, $3 extra make args
   add "$p" "$f"
 }
 
+# luacheck over every Lua file of the project (make lint), once: it does not depend on the build.
+echo "== lint"
+if out=$(luacheck -q . returnflow-scm-1.rockspec 2>&1); then
+  echo "   luacheck: 1 passed, 0 failed"; add 1 0
+else
+  echo "$out" | tail -20; echo "   luacheck: 0 passed, 1 failed"; add 0 1
+fi
+
 case $mode in
   plain|all) suite "normal build" build ;;
 esac

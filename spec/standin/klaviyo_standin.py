@@ -93,6 +93,9 @@ ROUTES = [
     ("POST", "/api/flows", "flows", 201, "on_flow"),
     ("POST", "/api/segments", "flows", 201, "on_created"),
     ("GET", "/api/metrics", "lists", 200, "on_metrics"),
+    ("GET", "/api/templates", "lists", 200, "on_list_objects"),
+    ("GET", "/api/flows", "lists", 200, "on_list_objects"),
+    ("GET", "/api/segments", "lists", 200, "on_list_objects"),
     ("POST", "/api/lists/[^/]+/relationships/profiles", "lists", 204, "on_list_add"),
 ]
 ROUTES = [(m, re.compile("^" + p + "$"), cls, ok, fn) for m, p, cls, ok, fn in ROUTES]
@@ -333,6 +336,7 @@ class Standin:
             self.seen, self.metrics, self.profiles = set(), {}, Profiles()
             self.limiter.logs = {}
             self.stats = {"by_endpoint": {}, "events_accepted": 0, "events_deduplicated": 0}
+            self.objects = {"template": [], "flow": [], "segment": []}
             self.ids = 0
 
     def new_id(self, prefix):
@@ -353,6 +357,7 @@ class Standin:
                 "stats": lambda: dict(self.stats, requests=len(self.requests), faults_pending=len(self.faults),
                                       profiles=len(self.profiles.by_id), metrics=len(self.metrics)),
                 "faults": lambda: {"faults": self.faults},
+                "objects": lambda: {kind + "s": items for kind, items in self.objects.items()},
             }
             if method == "GET" and what in views:
                 return control_json(200, views[what]())
@@ -485,15 +490,15 @@ class Standin:
         if not vr.REVISION_RE.match(revision):
             return invalid("Invalid revision %s." % revision, parameter="revision"), account
         with self.lock:
-            retry, limit_headers = self.limiter.take((account, route[1].pattern), cls, time.monotonic())
+            retry, limit_headers = self.limiter.take((account, method, route[1].pattern), cls, time.monotonic())
         if retry:
             return throttled(retry, dict(limit_headers, **{"Retry-After": str(retry)})), account
-        answer = self.checked(method, path, headers, body, ok, handler)
+        answer = self.checked(method, path, headers, body, ok, handler, query)
         if answer.status < 300:
             answer.headers.update(limit_headers)
         return answer, account
 
-    def checked(self, method, path, headers, body, ok, handler):
+    def checked(self, method, path, headers, body, ok, handler, query=None):
         doc = None
         if method == "POST":
             ctype = (headers.get("Content-Type") or "").split(";")[0].strip().lower()
@@ -513,6 +518,8 @@ class Standin:
                 return invalid(found[1], pointer(found[0]))
         try:
             with self.lock:
+                if method == "GET":
+                    return getattr(self, handler)(path, query, ok)
                 return getattr(self, handler)(path, doc, ok)
         except Refused as r:
             return invalid(r.detail, pointer(r.parts))
@@ -651,10 +658,26 @@ class Standin:
         kind = doc["data"]["type"]
         oid = self.new_id(kind[:2].upper())
         attrs = dict(doc["data"]["attributes"], created=now_iso(), updated=now_iso(), **(extra or {}))
-        return Answer(ok, {"data": {"type": kind, "id": oid, "attributes": attrs,
-                                    "links": {"self": "https://a.klaviyo.com/api/%ss/%s/" % (kind, oid)}}})
+        obj = {"type": kind, "id": oid, "attributes": attrs,
+               "links": {"self": "https://a.klaviyo.com/api/%ss/%s/" % (kind, oid)}}
+        self.objects.setdefault(kind, []).append(obj)
+        return Answer(ok, {"data": obj})
 
-    def on_metrics(self, path, doc, ok):
+    def on_list_objects(self, path, query, ok):
+        """GET /api/templates|flows|segments, with Klaviyo's filter=equals(name,"...") (the installer's lookup)."""
+        kind = path.rstrip("/").rsplit("/", 1)[1][:-1]
+        items = self.objects.get(kind, [])
+        wanted = (query or {}).get("filter", [""])[0]
+        if wanted:
+            m = re.match(r'^equals\(name,"((?:[^"\\]|\\.)*)"\)$', wanted)
+            if not m:
+                return invalid("Invalid filter %s." % wanted, parameter="filter")
+            name = m.group(1).replace('\\"', '"').replace("\\\\", "\\")
+            items = [o for o in items if o["attributes"].get("name") == name]
+        return Answer(ok, {"data": items, "links": {"self": "https://a.klaviyo.com" + path, "next": None,
+                                                    "prev": None}})
+
+    def on_metrics(self, path, query, ok):
         api = {"object": "integration", "id": "0rG4eQ", "key": "api", "name": "API", "category": "API"}
         data = [{"type": "metric", "id": m["id"], "links": {"self": "https://a.klaviyo.com/api/metrics/%s/" % m["id"]},
                  "attributes": {"name": name, "created": m["created"], "updated": m["created"], "integration": api}}

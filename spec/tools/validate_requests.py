@@ -106,6 +106,10 @@ class Converter:
                 # Members of an allOf each see only part of the object: they stay open.
                 out["allOf"] = [self.convert(v, open_top=True) for v in value]
             elif key in ("anyOf", "oneOf"):
+                # oneOf [number, integer] means "a number": every integer matches both, which JSON
+                # Schema's oneOf would refuse, so such a oneOf is read as the anyOf it intends.
+                types = {v.get("type") for v in value if isinstance(v, dict)}
+                key = "anyOf" if key == "oneOf" and {"number", "integer"} <= types else key
                 out[key] = [self.convert(v, open_top=open_top) for v in value]
             elif key in ("items", "not"):
                 out[key] = self.convert(value)

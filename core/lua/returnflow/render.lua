@@ -4,7 +4,9 @@
 -- A template compiles once into a tree of closures; rendering walks the tree and never re-parses.
 --
 -- As in Klaviyo, a missing variable renders as "" and is never an error; `render` also returns the
--- missing paths, so a preview says what a real send would lack. Choices Klaviyo cannot confirm locally:
+-- missing paths, so a preview says what a real send would lack (not those an {% if %} tests, nor
+-- those whose first filter is default or default_if_none: there a missing value is planned for).
+-- Choices Klaviyo cannot confirm locally:
 --  * numbers print as Python prints what Klaviyo decoded from JSON: an integer as "12", a float as its
 --    shortest round-trip digits with a point ("118.8"; 118.0 stays "118.0", as in Python);
 --  * true/false print "True"/"False"; null and missing print ""; a list prints its items joined by ", ";
@@ -278,7 +280,7 @@ local FORLOOP = {
 
 -- A getter for a dotted path, and the path the lint names: a loop variable reads its source
 -- ("item.title" in a loop over event.items reads "event.items[].title"). Through a null is null.
-local function compile_path(c, segments, line)
+local function compile_path(c, segments, line, optional)
   local binding
   for i = #c.scope, 1, -1 do
     if c.scope[i].name == segments[1] then binding = c.scope[i] break end
@@ -296,10 +298,10 @@ local function compile_path(c, segments, line)
   local function walk(value, st)
     for i = 1, n do
       if value == st.null then return nil end
-      if type(value) ~= "table" then st.missing[path] = true return nil end
+      if type(value) ~= "table" then st.missing[path] = st.missing[path] or not optional return nil end
       local found = value[keys[i]]
       if found == nil and indexes[i] then found = value[indexes[i]] end
-      if found == nil then st.missing[path] = true return nil end
+      if found == nil then st.missing[path] = st.missing[path] or not optional return nil end
       value = found
     end
     if value ~= st.null then return value end
@@ -330,7 +332,9 @@ local function read_atom(text, pos, line)
 end
 
 -- `value|filter|filter:arg` → evaluate(st) returning value, safe; and the path it reads, if any.
-local function compile_expression(c, text, line)
+-- `optional`: a missing value is expected there (an {% if %} test), so it is not reported missing;
+-- likewise a value whose first filter is default or default_if_none.
+local function compile_expression(c, text, line, optional)
   local root, pos = read_atom(text, 1, line)
   if not root then fail(line, "expected a value, found '%s'", text) end
   local filters = {}
@@ -352,7 +356,8 @@ local function compile_expression(c, text, line)
     first = first + 1
   end
   local get_root, path
-  if root.segments then get_root, path = compile_path(c, root.segments, line) end
+  local fallback = filters[first] and (filters[first].name == "default" or filters[first].name == "default_if_none")
+  if root.segments then get_root, path = compile_path(c, root.segments, line, optional or fallback) end
   local chain = {}
   for i = first, #filters do
     local f = filters[i]
@@ -435,7 +440,7 @@ local function compile_condition(c, text, line)
       fail(line, "expected a value %s in {%% if %s %%}", token and "before '" .. token .. "'" or "at the end", text)
     end
     i = i + 1
-    return (compile_expression(c, token, line))
+    return (compile_expression(c, token, line, true))
   end
   local function comparison()
     local left = operand()
@@ -621,7 +626,9 @@ function Template:render(context, opts)
     buf = {}, n = 0, frames = {}, missing = {} }
   self.root(st)
   local missing = {}
-  for path in pairs(st.missing) do missing[#missing + 1] = path end
+  for path, reported in pairs(st.missing) do
+    if reported then missing[#missing + 1] = path end
+  end
   sort(missing)
   return concat(st.buf, "", 1, st.n), missing
 end

@@ -37,7 +37,7 @@ end
 local function fixtures_dir()
   local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]+$") or "."
   local candidates = { os.getenv("RETURNFLOW_FIXTURES") or false, native.share and native.share .. "/fixtures/loop" or false,
-                       here .. "/../../../fixtures/loop", here .. "/../../../returnflow/fixtures/loop" }
+                       here .. "/../../../fixtures/loop", here .. "/../../../returnflow/fixtures/loop", "fixtures/loop" }
   for _, dir in ipairs(candidates) do
     if dir and exists(dir .. "/return.created.json") then return dir end
   end

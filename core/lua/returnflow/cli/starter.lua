@@ -142,10 +142,10 @@ function M.main(args)
       kept = kept + 1
     else
       local folder = path:match("^(.*)/[^/]+$")
-      local ok = os.execute("mkdir -p '" .. folder:gsub("'", "'\\''") .. "'")
-      local f, err = ok and io.open(path, "wb")
+      local f, err
+      if os.execute("mkdir -p '" .. folder:gsub("'", "'\\''") .. "'") then f, err = io.open(path, "wb") end
       if not f then
-        io.stderr:write("returnflow init: cannot write ", path, ": ", err or "mkdir failed", "\n")
+        io.stderr:write("returnflow init: cannot write ", path, ": ", err or "cannot make its folder", "\n")
         return 1
       end
       f:write(M.files[rel])
