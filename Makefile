@@ -33,7 +33,7 @@ NATIVE_OBJ  = $(NATIVE_SRC:%.c=$(BUILD)/pic/%.o) $(BUILD)/pic/embedded.o
 NATIVE_SO   = $(BUILD)/lib/returnflow/native.so
 C_TESTS    := $(wildcard spec/c/test_*.c)
 
-.PHONY: build deps test asan run bench install install-share busted clean lint
+.PHONY: build deps test asan run bench install install-share busted clean lint previews
 build: $(BUILD)/returnflow $(NATIVE_SO)
 
 deps:
@@ -118,6 +118,10 @@ install-share:
 	install -m 644 scripts/*.lua $(DESTDIR)$(SHAREDIR)/scripts/
 	install -m 644 fixtures/loop/*.json $(DESTDIR)$(SHAREDIR)/fixtures/loop/
 	if [ -n "$$(ls templates)" ]; then cp -R templates $(DESTDIR)$(SHAREDIR)/ && chmod -R a+rX $(DESTDIR)$(SHAREDIR)/templates; fi
+
+# docs/templates/previews/*.png: each flow email rendered by headless Chromium (tools/previews.sh).
+previews: build
+	@sh tools/previews.sh $(BUILD)
 
 # The busted suite alone, on the normal build (what `luarocks test` runs).
 busted: build

@@ -63,8 +63,10 @@ end
 --- One request; returns the decoded answer body (nil for an empty one), or raises a message.
 function Client:call(method, path, body)
   local text = body and json.encode(body) or nil
-  if self.dry then
-    self.print(json.encode({ method = method, path = path, body = body or json.null }))
+  if self.dry then                               -- as `returnflow map` shows a request: key redacted
+    self.print(json.encode({ method = method, path = path, body = body or json.null, headers = {
+      ["Authorization"] = "Klaviyo-API-Key ***", ["revision"] = self.s.revision,
+      ["Accept"] = "application/vnd.api+json", ["Content-Type"] = "application/vnd.api+json" } }))
     self.made = self.made + 1
     return { data = method == "GET" and json.array({}) or { id = "(id of " .. path .. ")" } }
   end

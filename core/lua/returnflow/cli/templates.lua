@@ -115,6 +115,7 @@ function commands.preview(folder, name, opts)
   local dir, done = catalogue.scripts_folder(t, false)
   local scripts = testing.load(dir, { tenant = "preview" })
   local entry = t.fixtures[1]
+  if not entry and not opts.event then done() return fail("%s names no fixture: give one with --event FILE", name) end
   if opts.event then
     local f = io.open(opts.event, "rb")
     if not f then done() return fail("cannot read %s", opts.event) end

@@ -1,0 +1,25 @@
+return {
+  name = "return-confirmation-no-label",
+  title = "Return confirmation (no label or keep item)",
+  description = "Confirms a return that ships without a label, or whose items the customer keeps, "
+    .. "when the return is created: the items, the status page and, unless kept, the day to send them by.",
+  kind = "flow",
+  handlers = "61-return-confirmation-no-label.lua",
+  metric = "Return Confirmation Without Shipping Labels",
+  fixtures = {     -- every shipped return has a label: variants of return.created.json without one
+    { "return.created.json", { labels_enabled = false } },
+    { "return.created.json", { keep_item = true } },
+  },
+  replaces_loop_email = "Return Confirmation without Shipping Labels",
+  email = {
+    subject = "Your return for order {{ event.order }} is confirmed",
+    preview_text = "{% if event.keep_item %}There is nothing to send back.{% else %}Send your items back by "
+      .. "{{ event.return_by|date:'F j, Y' }}.{% endif %}",
+    html = "email.html", text = "email.txt",
+  },
+  flow = {
+    name = "returnflow: Return confirmation (no label)",
+    trigger_filter = nil,
+    delay = nil,
+  },
+}

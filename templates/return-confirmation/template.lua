@@ -1,0 +1,21 @@
+return {
+  name = "return-confirmation",
+  title = "Return confirmation (with label)",
+  description = "Sends the return label, the items to pack, the status page and the day the return expires, "
+    .. "as soon as Loop has created the label.",
+  kind = "flow",
+  handlers = "60-return-confirmation.lua",
+  metric = "Return Confirmation",
+  fixtures = { "label.created.json" },
+  replaces_loop_email = "Return Confirmation",
+  email = {
+    subject = "Your return for order {{ event.order }} is ready to ship",
+    preview_text = "Print your label and send your items back by {{ event.return_by|date:'F j, Y' }}.",
+    html = "email.html", text = "email.txt",
+  },
+  flow = {
+    name = "returnflow: Return confirmation",
+    trigger_filter = nil,
+    delay = nil,
+  },
+}

@@ -1,0 +1,58 @@
+-- Return Delivered: tells the customer their parcel has reached the warehouse and that the refund,
+-- credit or exchange comes next. Label events carry no customer, so the return event is remembered
+-- here first; when this file arrived after its return, the defaults' memory (10-returns.lua) stands in.
+local loop = require "returnflow.loop"
+
+local null = loop.null     -- an optional property the email reads is sent as null, never left out
+
+local KEY = "return-delivered:"
+
+-- One entry per product: Loop sends one line per unit, so a repeated line is one more of the same.
+local function returned_items(ret)
+  local items, seen = loop.array(), {}
+  for _, line in ipairs(loop.items(ret)) do
+    local key = loop.id(line.line_item_id) or loop.value(line.title, "")
+    if seen[key] then
+      seen[key].quantity = seen[key].quantity + 1
+    else
+      seen[key] = {
+        name = loop.value(line.title, ""),
+        image = loop.value(line.image) or loop.value(line.product_image, ""),
+        quantity = 1,
+      }
+      items[#items + 1] = seen[key]
+    end
+  end
+  return items
+end
+
+local function remember_return(ret, out)
+  out:remember(KEY .. loop.return_id(ret), {
+    profile = loop.profile(ret), order = loop.value(ret.order_name),
+    status_page_url = loop.value(ret.status_page_url), items = returned_items(ret),
+  })
+end
+
+return {
+  ["return.created"] = remember_return,
+  ["return.updated"] = remember_return,
+
+  ["label.updated"] = function(label, out)
+    if label.label_status ~= "delivered" then return end
+    local id = loop.return_id(label)
+    local ret = out:recall(KEY .. id) or out:recall("return:" .. id)
+    if not ret then
+      out:defer("no customer known for return " .. id .. " yet: label events carry none, "
+                .. "and its return event has not been seen")
+    end
+    out:profile(ret.profile)
+    out:track("Return Delivered", {
+      return_id = id,
+      order = loop.value(ret.order, null),
+      status_page_url = loop.value(ret.status_page_url, null),
+      carrier = loop.value(label.carrier, null),
+      tracking_number = loop.value(label.tracking_number, null),
+      items = ret.items or loop.array(),
+    })
+  end,
+}

@@ -1,0 +1,21 @@
+return {
+  name = "return-delivered",
+  title = "Return delivered",
+  description = "Tells the customer their parcel reached the warehouse and that the refund, credit or exchange "
+    .. "comes next, when the label update says delivered.",
+  kind = "flow",
+  handlers = "63-return-delivered.lua",
+  metric = "Return Delivered",
+  fixtures = { "label.updated.delivered.json" },
+  replaces_loop_email = "Return Delivered",
+  email = {
+    subject = "Your return for order {{ event.order }} has arrived",
+    preview_text = "We are checking your items now.",
+    html = "email.html", text = "email.txt",
+  },
+  flow = {
+    name = "returnflow: Return delivered",
+    trigger_filter = nil,
+    delay = nil,
+  },
+}

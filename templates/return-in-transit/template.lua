@@ -1,0 +1,21 @@
+return {
+  name = "return-in-transit",
+  title = "Return in transit",
+  description = "Tells the customer the carrier has their parcel, with the tracking number and the items, "
+    .. "on the first label update that shows it moving (in transit or out for delivery).",
+  kind = "flow",
+  handlers = "62-return-in-transit.lua",
+  metric = "Return In Transit",
+  fixtures = { "label.updated.in_transit.json" },
+  replaces_loop_email = "Return In Transit",
+  email = {
+    subject = "Your return for order {{ event.order }} is on its way",
+    preview_text = "{{ event.carrier|default:'The carrier' }} has your parcel.",
+    html = "email.html", text = "email.txt",
+  },
+  flow = {
+    name = "returnflow: Return in transit",
+    trigger_filter = nil,
+    delay = nil,
+  },
+}
