@@ -45,7 +45,14 @@ $(BUILD)/embedded.c: $(LUA_MODULES) $(DEFAULT_SCRIPTS) tools/embed.lua
 	@mkdir -p $(@D)
 	lua5.4 tools/embed.lua $@ core/lua $(LUA_MODULES) --defaults $(DEFAULT_SCRIPTS)
 
-$(BUILD)/%.o: core/%.c core/*.h
+# The install folders are compiled in: a stamp named after them makes a change of folders rebuild.
+PATHS_STAMP := $(BUILD)/paths-$(shell printf '%s' '$(SHAREDIR) $(LUADIR) $(LIBDIR)' | md5sum | cut -c1-12)
+$(PATHS_STAMP):
+	@mkdir -p $(@D)
+	@rm -f $(BUILD)/paths-*
+	@touch $@
+
+$(BUILD)/%.o: core/%.c core/*.h $(PATHS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 
@@ -54,7 +61,7 @@ $(BUILD)/embedded.o: $(BUILD)/embedded.c core/embedded.h
 
 PIC_CFLAGS  = $(filter-out -fsanitize% -fno-sanitize%,$(CFLAGS_ALL)) -fPIC
 
-$(BUILD)/pic/%.o: core/%.c core/*.h
+$(BUILD)/pic/%.o: core/%.c core/*.h $(PATHS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(PIC_CFLAGS) -c $< -o $@
 

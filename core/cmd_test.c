@@ -32,7 +32,12 @@ static int is_file(const char *path) {
 /* A busted on PATH (or $RETURNFLOW_BUSTED). */
 static int find_busted(char *out, size_t len) {
     const char *env = getenv("RETURNFLOW_BUSTED");
-    if (env && *env) { snprintf(out, len, "%s", env); return is_file(out); }
+    if (env && *env) {
+        snprintf(out, len, "%s", env);
+        if (is_file(out)) return 1;
+        fprintf(stderr, "returnflow test: RETURNFLOW_BUSTED is %s, which is not a file\n", env);
+        return -1;
+    }
     const char *path = getenv("PATH");
     if (!path) path = "/usr/local/bin:/usr/bin:/bin";
     for (const char *p = path; *p;) {
@@ -46,7 +51,8 @@ static int find_busted(char *out, size_t len) {
 }
 
 /* The folders holding returnflow/testing.lua and returnflow/native.so: beside a build-tree binary
- * (build/returnflow -> core/lua, build/lib), else where `make install` or luarocks put them. */
+ * (build/returnflow -> core/lua, build/lib), beside an installed one (PREFIX/bin -> PREFIX/share/lua,
+ * PREFIX/lib/lua), else the folders compiled in. */
 static void find_modules(char *luadir, char *libdir, size_t len) {
     char exe[PATH_MAX - 64], probe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -58,6 +64,13 @@ static void find_modules(char *luadir, char *libdir, size_t len) {
         if (is_file(probe)) {
             snprintf(luadir, len, "%s/../core/lua", exe);
             snprintf(libdir, len, "%s/lib", exe);
+            return;
+        }
+        /* PREFIX/bin/returnflow of `make install` or of a luarocks tree: PREFIX/share/lua/5.4 */
+        snprintf(probe, sizeof probe, "%s/../share/lua/5.4/returnflow/testing.lua", exe);
+        if (is_file(probe)) {
+            snprintf(luadir, len, "%s/../share/lua/5.4", exe);
+            snprintf(libdir, len, "%s/../lib/lua/5.4", exe);
             return;
         }
     }
@@ -86,7 +99,9 @@ int cmd_test(int argc, char **argv) {
         else break;
     }
     char busted[PATH_MAX];
-    if (!find_busted(busted, sizeof busted)) {
+    int found = find_busted(busted, sizeof busted);
+    if (found < 0) return 2;
+    if (!found) {
         fprintf(stderr, "returnflow test: busted is not installed (apt-get install -y lua-busted, "
                         "or set RETURNFLOW_BUSTED to its path)\n");
         return 2;

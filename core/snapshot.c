@@ -194,7 +194,7 @@ void snapshot_prune(const char *root, int keep, const char *in_use) {
         snprintf(path, sizeof path, "%s/%s", root, e->d_name);
         struct stat st;
         if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) continue;
-        snprintf(list[n].name, sizeof list[n].name, "%s", e->d_name);
+        memcpy(list[n].name, e->d_name, SNAPSHOT_VERSION_LEN + 1);   /* its length was checked above */
         list[n++].mtime = st.st_mtime;
     }
     closedir(d);

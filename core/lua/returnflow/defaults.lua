@@ -3,6 +3,8 @@
 -- maps exactly as the default scripts folder does, and a merchant's handler can call
 -- `defaults["return.created"](ret, out)` and then add or change what it emits. Each trigger's
 -- function runs every default file's "*" and own handler in file-name order, as the host would.
+-- For scripts only: the default scripts it reads are compiled into the binary and returnflow.native,
+-- so outside the sandbox (plain lua5.4) this module has nothing to load.
 -- @module returnflow.defaults
 local files = require "returnflow.defaults.files"
 local runtime = require "returnflow.runtime"

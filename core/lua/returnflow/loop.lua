@@ -238,6 +238,56 @@ function M.outcomes(ret)
   return out
 end
 
+-- Where grouped_items reads: each list, and the field that names a product in it.
+local GROUPED_FROM = {
+  line_items = { list = M.items, key = "line_item_id" },
+  exchanges = { list = function(ret) return M.value(ret.exchanges, {}) end, key = "variant_id" },
+}
+
+--- Loop's line items as one `{ name, image, quantity }` entry per product, in first-seen order:
+-- Loop sends one line per unit, so lines with the same `line_item_id` (else the same title) add to
+-- `quantity`. `name` is the title, `image` the image else the product image ("" where Loop has none).
+-- `keep(line)`, optional, picks the lines that count: `function(line) return line.outcome == "refund" end`.
+-- `from = "exchanges"` reads the exchange items instead, one entry per `variant_id` (else title).
+-- Returns a JSON array (an empty one encodes as `[]`).
+function M.grouped_items(ret, keep, from)
+  local source = GROUPED_FROM[from or "line_items"]
+  if not source then error("grouped_items: from is \"line_items\" or \"exchanges\", not " .. tostring(from), 2) end
+  local key_field = source.key
+  local items, seen = array(), {}
+  for _, line in ipairs(source.list(ret)) do
+    if not keep or keep(line) then
+      local key = M.id(line[key_field]) or M.value(line.title, "")
+      local item = seen[key]
+      if item then
+        item.quantity = item.quantity + 1
+      else
+        item = {
+          name = M.value(line.title, ""),
+          image = M.value(line.image) or M.value(line.product_image, ""),
+          quantity = 1,
+        }
+        seen[key] = item
+        items[#items + 1] = item
+      end
+    end
+  end
+  return items
+end
+
+-- ISO 4217 currencies with no minor unit.
+local WHOLE_CURRENCIES = {
+  BIF = true, CLP = true, DJF = true, GNF = true, ISK = true, JPY = true, KMF = true, KRW = true, PYG = true,
+  RWF = true, UGX = true, UYI = true, VND = true, VUV = true, XAF = true, XOF = true, XPF = true,
+}
+
+--- How many decimals an amount in currency `code` is shown with: 0 for the ISO 4217 currencies with
+-- no minor unit (JPY, KRW, CLP, ...), else 2.
+function M.currency_decimals(code)
+  if WHOLE_CURRENCIES[code] then return 0 end
+  return 2
+end
+
 --- True when the return ships with a label (Loop's `labels_enabled`, else inferred from the label status).
 function M.labels_enabled(ret)
   if not missing(ret.labels_enabled) then return ret.labels_enabled == true end

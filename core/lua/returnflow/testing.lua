@@ -44,13 +44,15 @@ local function fixtures_dir()
   error("returnflow.testing: the Loop fixtures are not found; set RETURNFLOW_FIXTURES to their folder", 3)
 end
 
---- The raw text of a shipped fixture ("return.created" or "return.created.json").
-function M.fixture_text(name)
+local function fixture_text(name, level)
   local file = fixtures_dir() .. "/" .. name:gsub("%.json$", "") .. ".json"
   local text, err = read_file(file)
-  if not text then error("returnflow.testing: no fixture '" .. name .. "' (" .. err .. ")", 2) end
+  if not text then error("returnflow.testing: no fixture '" .. name .. "' (" .. err .. ")", level + 1) end
   return text
 end
+
+--- The raw text of a shipped fixture ("return.created" or "return.created.json").
+function M.fixture_text(name) return fixture_text(name, 2) end
 
 --- Every shipped fixture's name, sorted.
 function M.fixtures()
@@ -79,7 +81,7 @@ end
 --- A shipped fixture as a table you may change, with overrides merged in: nested tables merge
 -- key by key, lists and other values replace, `testing.null` sets null, `testing.absent` removes.
 function M.fixture(name, overrides)
-  local event = json.decode(M.fixture_text(name))
+  local event = json.decode(fixture_text(name, 3))
   return overrides and merge(event, overrides) or event
 end
 
@@ -154,11 +156,12 @@ end
 local Scripts = {}
 Scripts.__index = Scripts
 
---- Loads a scripts folder in the host's sandbox. `dir` defaults to $RETURNFLOW_SCRIPTS, then
--- "scripts". Options as in returnflow.conf.lua: tenant, key_kind, site_id, revision,
+--- Loads a scripts folder in the host's sandbox. `dir` defaults to $RETURNFLOW_SCRIPTS (what
+-- `returnflow test --scripts DIR` sets), then "scripts"; `testing.load(options)` works too. Options as in returnflow.conf.lua: tenant, key_kind, site_id, revision,
 -- segments_property, backfill, memory_cap_mib, time_cap_ms. Raises with every problem if it does
 -- not load (as `returnflow check` reports them).
 function M.load(dir, options)
+  if type(dir) == "table" then dir, options = nil, dir end      -- testing.load { tenant = "shop" }
   local cfg = {}
   for k, v in pairs(options or {}) do cfg[k] = v end
   cfg.scripts = dir or os.getenv("RETURNFLOW_SCRIPTS") or "scripts"
@@ -182,7 +185,10 @@ function Scripts:map(event, label)
     local err
     text, err = read_file(event)
     if not text then error("returnflow.testing: " .. err, 2) end
-    label = label or event
+    if not text:match("^%s*{") then
+      error("returnflow.testing: " .. event .. " does not hold one JSON object; map takes one event at a time", 2)
+    end
+    label = label or (event .. "#1")                  -- as `returnflow map FILE` labels it
   else
     error("returnflow.testing: map takes an event table, JSON text or a file path", 2)
   end

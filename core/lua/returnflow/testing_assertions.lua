@@ -96,7 +96,9 @@ return function(testing, Result)
                                   #keys > 0 and table.concat(keys, ", ") or "nothing")
     end
     if properties == nil then return true, string.format("%q was scheduled", key) end
-    local ok, why = match_any(candidates, function(s) return s.key end, properties)
+    local views = {}
+    for i, s in ipairs(candidates) do views[i] = { key = s.key, properties = s.properties } end
+    local ok, why = match_any(views, function(s) return s.key end, { properties = properties })
     if ok then return true, string.format("%q was scheduled as expected", key) end
     return false, string.format("what is scheduled under %q differs:\n%s", key, why)
   end
@@ -145,7 +147,9 @@ return function(testing, Result)
   function checks.nothing_sent(result)
     if #result.requests == 0 then return true, "nothing would be sent (event " .. outcome(result) .. ")" end
     local paths = {}
-    for _, r in ipairs(result.requests) do paths[#paths + 1] = r.method .. " " .. r.path end
+    for _, r in ipairs(result.requests) do
+      paths[#paths + 1] = r.method .. " " .. r.path .. (r.schedule_key and " (scheduled as " .. r.schedule_key .. ")" or "")
+    end
     return false, string.format("%d request(s) would be sent: %s; tracked: %s", #result.requests,
                                 table.concat(paths, ", "), metrics_of(result))
   end
@@ -153,7 +157,12 @@ return function(testing, Result)
   local function status_check(status)
     return function(result, pattern)
       local reason = result.reason or ""
-      if result.status == status and (pattern == nil or reason:find(pattern, 1, true) or reason:match(pattern)) then
+      local matches = pattern == nil or reason:find(pattern, 1, true)
+      if not matches then
+        local ok, found = pcall(string.match, reason, pattern)       -- a plain text may not be a valid pattern
+        matches = ok and found
+      end
+      if result.status == status and matches then
         return true, "the event was " .. outcome(result)
       end
       return false, string.format("expected the event %s%s; it was %s", status,

@@ -78,7 +78,7 @@ M.files["spec/defaults_spec.lua"] = [[
 local testing = require "returnflow.testing"
 
 describe("the default events", function()
-  local scripts = testing.load("scripts", { tenant = "my-shop" })
+  local scripts = testing.load { tenant = "my-shop" }    -- ./scripts, or returnflow test --scripts DIR
 
   it("track Loop Return Created with Loop's properties", function()
     local result = scripts:map(testing.fixture("return.created"))
@@ -100,7 +100,7 @@ M.files["spec/high_value_returns_spec.lua"] = [[
 local testing = require "returnflow.testing"
 
 describe("high value returns", function()
-  local scripts = testing.load("scripts", { tenant = "my-shop" })
+  local scripts = testing.load { tenant = "my-shop" }    -- ./scripts, or returnflow test --scripts DIR
 
   it("get their own metric and the segment", function()
     local result = scripts:map(testing.fixture("return.created", { total = "250.00" }))
