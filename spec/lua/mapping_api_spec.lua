@@ -255,6 +255,98 @@ return {
     end)
   end)
 
+  describe("loop.grouped_items", function()
+    -- Tracks "Items" with what `call` (a Lua expression over ret) returns, and gives back that list.
+    local function items_of(call, file)
+      local docs, run = map_with([[
+local loop = require "returnflow.loop"
+return {
+  ["return.created"] = function(ret, out) out:track("Items", { items = ]] .. call .. [[ }) end,
+}
+]], file)
+      assert.equal(0, run.code, run.stderr)
+      return docs[1].requests[1].body.data.attributes.properties.items, docs[1].raw
+    end
+
+    it("gives one entry per line_item_id, in first-seen order, counting Loop's one line per unit", function()
+      local items = items_of("loop.grouped_items(ret)")
+
+      assert.same({
+        { name = "Organic Cotton Tee - Black / M", image = "", quantity = 2 },
+        { name = "Denim Trucker Jacket - Indigo / S", image = "", quantity = 1 },
+      }, items)
+    end)
+
+    it("keeps only the lines keep(line) accepts", function()
+      local items = items_of('loop.grouped_items(ret, function(line) return line.outcome == "refund" end)')
+
+      assert.same({ { name = "Denim Trucker Jacket - Indigo / S", image = "", quantity = 1 } }, items)
+    end)
+
+    it("groups by title where Loop has no line_item_id, and takes the image, else the product image", function()
+      local ret = h.fixture("return.created.json")
+      ret.line_items[1].line_item_id, ret.line_items[2].line_item_id = h.null, h.null
+      ret.line_items[1].product_image = "https://cdn.example.com/tee.png"
+      ret.line_items[3].image = "https://cdn.example.com/jacket.png"
+      ret.line_items[3].product_image = "https://cdn.example.com/jacket-product.png"
+
+      local items = items_of("loop.grouped_items(ret)", h.event_file(ret))
+
+      assert.same({
+        { name = "Organic Cotton Tee - Black / M", image = "https://cdn.example.com/tee.png", quantity = 2 },
+        { name = "Denim Trucker Jacket - Indigo / S", image = "https://cdn.example.com/jacket.png", quantity = 1 },
+      }, items)
+    end)
+
+    it("encodes no lines as []", function()
+      local ret = h.fixture("return.created.json")
+      ret.line_items = h.null
+
+      local items, raw = items_of("loop.grouped_items(ret)", h.event_file(ret))
+
+      assert.equal("array", h.json_kind(items))
+      assert.truthy(raw:find('"items":[]', 1, true), raw)
+    end)
+
+    it("reads the exchange items, one entry per variant_id, with from = \"exchanges\"", function()
+      local items = items_of('loop.grouped_items(ret, nil, "exchanges")')
+
+      assert.same({ { name = "Organic Cotton Tee - Black / L", image = "", quantity = 2 } }, items)
+    end)
+
+    it("fails the event for a list it does not know", function()
+      local docs, run = map_with([[
+local loop = require "returnflow.loop"
+return { ["return.created"] = function(ret, out) loop.grouped_items(ret, nil, "refunds") end }
+]])
+
+      assert.equal(1, run.code)
+      assert.equal("failed", docs[1].status)
+      assert.truthy(docs[1].reason:find('from is "line_items" or "exchanges", not refunds', 1, true), docs[1].reason)
+    end)
+  end)
+
+  describe("loop.currency_decimals", function()
+    it("is 0 for ISO 4217 currencies with no minor unit, else 2", function()
+      local docs, run = map_with([[
+local loop = require "returnflow.loop"
+return {
+  ["return.created"] = function(ret, out)
+    out:track("Decimals", {
+      JPY = loop.currency_decimals("JPY"), KRW = loop.currency_decimals("KRW"),
+      CLP = loop.currency_decimals("CLP"), USD = loop.currency_decimals("USD"),
+      EUR = loop.currency_decimals("EUR"), none = loop.currency_decimals(nil),
+    })
+  end,
+}
+]])
+
+      assert.equal(0, run.code, run.stderr)
+      local decimals = docs[1].requests[1].body.data.attributes.properties
+      assert.same({ JPY = 0, KRW = 0, CLP = 0, USD = 2, EUR = 2, none = 2 }, decimals)
+    end)
+  end)
+
   describe("returnflow check", function()
     local function check(files)
       local dir = h.scripts_dir(files)

@@ -5,25 +5,6 @@ local loop = require "returnflow.loop"
 
 local null = loop.null     -- an optional property the email reads is sent as null, never left out
 
--- The products the customer gets in exchange, one entry each: Loop sends one line per unit.
-local function exchange_items(ret)
-  local items, seen = loop.array(), {}
-  for _, line in ipairs(loop.value(ret.exchanges, {})) do
-    local key = loop.id(line.variant_id) or loop.value(line.title, "")
-    if seen[key] then
-      seen[key].quantity = seen[key].quantity + 1
-    else
-      seen[key] = {
-        name = loop.value(line.title, ""),
-        image = loop.value(line.image) or loop.value(line.product_image, ""),
-        quantity = 1,
-      }
-      items[#items + 1] = seen[key]
-    end
-  end
-  return items
-end
-
 local function exchange_order_name(ret)
   for _, exchange in ipairs(loop.value(ret.exchanges, {})) do
     if not loop.missing(exchange.exchange_order_name) then return exchange.exchange_order_name end
@@ -40,7 +21,7 @@ local function exchange_order_created(ret, out)
     order = loop.value(ret.order_name, null),
     exchange_order = name,
     status_page_url = loop.value(ret.status_page_url, null),
-    exchange_items = exchange_items(ret),
+    exchange_items = loop.grouped_items(ret, nil, "exchanges"),   -- the products the customer gets
   }, { unique_id = "exchange-order-created:" .. id })
 end
 

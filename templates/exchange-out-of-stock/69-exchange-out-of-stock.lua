@@ -4,31 +4,13 @@ local loop = require "returnflow.loop"
 
 local null = loop.null     -- an optional property the email reads is sent as null, never left out
 
--- The out-of-stock exchange products, one entry each: Loop sends one line per unit.
-local function out_of_stock_items(ret)
-  local items, seen = loop.array(), {}
-  for _, line in ipairs(loop.value(ret.exchanges, {})) do
-    if line.out_of_stock == true then
-      local key = loop.id(line.variant_id) or loop.value(line.title, "")
-      if seen[key] then
-        seen[key].quantity = seen[key].quantity + 1
-      else
-        seen[key] = {
-          name = loop.value(line.title, ""),
-          image = loop.value(line.image) or loop.value(line.product_image, ""),
-          quantity = 1,
-        }
-        items[#items + 1] = seen[key]
-      end
-    end
-  end
-  return items
-end
+-- The exchange products Loop marks out of stock.
+local function out_of_stock(line) return line.out_of_stock == true end
 
 return {
   ["return.updated"] = function(ret, out)
     if ret.state ~= "review" then return end
-    local items = out_of_stock_items(ret)
+    local items = loop.grouped_items(ret, out_of_stock, "exchanges")
     if #items == 0 then return end
     out:track("Exchange Out Of Stock", {
       return_id = loop.return_id(ret),

@@ -7,29 +7,10 @@ local null = loop.null     -- an optional property the email reads is sent as nu
 
 local KEY = "return-delivered:"
 
--- One entry per product: Loop sends one line per unit, so a repeated line is one more of the same.
-local function returned_items(ret)
-  local items, seen = loop.array(), {}
-  for _, line in ipairs(loop.items(ret)) do
-    local key = loop.id(line.line_item_id) or loop.value(line.title, "")
-    if seen[key] then
-      seen[key].quantity = seen[key].quantity + 1
-    else
-      seen[key] = {
-        name = loop.value(line.title, ""),
-        image = loop.value(line.image) or loop.value(line.product_image, ""),
-        quantity = 1,
-      }
-      items[#items + 1] = seen[key]
-    end
-  end
-  return items
-end
-
 local function remember_return(ret, out)
   out:remember(KEY .. loop.return_id(ret), {
     profile = loop.profile(ret), order = loop.value(ret.order_name),
-    status_page_url = loop.value(ret.status_page_url), items = returned_items(ret),
+    status_page_url = loop.value(ret.status_page_url), items = loop.grouped_items(ret),
   })
 end
 

@@ -9,25 +9,6 @@ local DAY = 86400
 local KEY = "return-reminder:"
 local MOVING = { in_transit = true, out_for_delivery = true, delivered = true }
 
--- One entry per product: Loop sends one line per unit, so a repeated line is one more of the same.
-local function returned_items(ret)
-  local items, seen = loop.array(), {}
-  for _, line in ipairs(loop.items(ret)) do
-    local key = loop.id(line.line_item_id) or loop.value(line.title, "")
-    if seen[key] then
-      seen[key].quantity = seen[key].quantity + 1
-    else
-      seen[key] = {
-        name = loop.value(line.title, ""),
-        image = loop.value(line.image) or loop.value(line.product_image, ""),
-        quantity = 1,
-      }
-      items[#items + 1] = seen[key]
-    end
-  end
-  return items
-end
-
 local function cancel_reminder(ev, out)
   out:cancel(KEY .. loop.return_id(ev))
 end
@@ -40,7 +21,7 @@ return {
       order = loop.value(ret.order_name, null),
       return_by = loop.return_by(ret.created_at) or null,
       status_page_url = loop.value(ret.status_page_url, null),
-      items = returned_items(ret),
+      items = loop.grouped_items(ret),
     })
   end,
 

@@ -8,39 +8,9 @@ local null = loop.null     -- an optional property the email reads is sent as nu
 
 local KEY = "store-credit-issued:"
 
--- ISO 4217 currencies with no minor unit: their amounts are shown without decimals.
-local WHOLE_CURRENCIES = {
-  BIF = true, CLP = true, DJF = true, GNF = true, ISK = true, JPY = true, KMF = true, KRW = true, PYG = true,
-  RWF = true, UGX = true, UYI = true, VND = true, VUV = true, XAF = true, XOF = true, XPF = true,
-}
-
-local function currency_decimals(currency)
-  if WHOLE_CURRENCIES[currency] then return 0 end
-  return 2
-end
-
--- One entry per product: Loop sends one line per unit, so a repeated line is one more of the same.
-local function returned_items(ret)
-  local items, seen = loop.array(), {}
-  for _, line in ipairs(loop.items(ret)) do
-    local key = loop.id(line.line_item_id) or loop.value(line.title, "")
-    if seen[key] then
-      seen[key].quantity = seen[key].quantity + 1
-    else
-      seen[key] = {
-        name = loop.value(line.title, ""),
-        image = loop.value(line.image) or loop.value(line.product_image, ""),
-        quantity = 1,
-      }
-      items[#items + 1] = seen[key]
-    end
-  end
-  return items
-end
-
 local function remember_return(ret, out)
   out:remember(KEY .. loop.return_id(ret), {
-    status_page_url = loop.value(ret.status_page_url), items = returned_items(ret),
+    status_page_url = loop.value(ret.status_page_url), items = loop.grouped_items(ret),
   })
 end
 
@@ -62,7 +32,7 @@ return {
       credit_amount = credit,
       bonus_credit = loop.money(gc.gift_card_bonus_credit) or 0,
       currency = loop.value(currency, null),
-      currency_decimals = currency_decimals(currency),
+      currency_decimals = loop.currency_decimals(currency),
       items = ret.items or loop.array(),
     }, { value = credit, currency = currency, unique_id = "store-credit-issued:" .. (loop.id(gc.id) or id) })
   end,

@@ -157,8 +157,9 @@ local Scripts = {}
 Scripts.__index = Scripts
 
 --- Loads a scripts folder in the host's sandbox. `dir` defaults to $RETURNFLOW_SCRIPTS (what
--- `returnflow test --scripts DIR` sets), then "scripts"; `testing.load(options)` works too. Options as in returnflow.conf.lua: tenant, key_kind, site_id, revision,
--- segments_property, backfill, memory_cap_mib, time_cap_ms. Raises with every problem if it does
+-- `returnflow test --scripts DIR` sets), then "scripts"; `testing.load(options)` works too.
+-- Options as in returnflow.conf.lua: tenant, key_kind, site_id, revision, segments_property,
+-- backfill, memory_cap_mib, time_cap_ms. Raises with every problem if it does
 -- not load (as `returnflow check` reports them).
 function M.load(dir, options)
   if type(dir) == "table" then dir, options = nil, dir end      -- testing.load { tenant = "shop" }
