@@ -212,6 +212,24 @@ return {
     end)
   end)
 
+  describe("track options", function()
+    it("refuse a unique_id that is not a non-empty string, at the script's line", function()
+      for _, bad in ipairs({ "12", '""', "{ 'x' }" }) do
+        local docs, run = map_with(([[
+return {
+  ["return.created"] = function(ret, out)
+    out:track("X", { a = 1 }, { unique_id = %s })
+  end,
+}
+]]):format(bad))
+        assert.equal(1, run.code, bad)
+        assert.equal("failed", docs[1].status, bad)
+        assert.truthy(docs[1].reason:find("10-test.lua:3: track: unique_id must be a non-empty string", 1, true),
+                      docs[1].reason)
+      end
+    end)
+  end)
+
   describe("several files", function()
     local function file(tag)
       return string.format([[

@@ -73,6 +73,9 @@ local function track_action(self, metric, properties, opts, what)
   opts = check_options(what, opts, TRACK_OPTIONS)
   local value = opts.value
   if value ~= nil and type(value) ~= "number" then error(what .. ": value must be a number", 3) end
+  if opts.unique_id ~= nil and (type(opts.unique_id) ~= "string" or opts.unique_id == "") then
+    error(what .. ": unique_id must be a non-empty string (Klaviyo refuses any other)", 3)
+  end
   local ev = self.event
   local currency = opts.currency or opts.value_currency
   if value ~= nil and currency == nil and not loop.missing(ev.currency) then currency = ev.currency end

@@ -52,6 +52,50 @@ local REQUIRED = {
   flow = { "name", "title", "description", "kind", "handlers", "metric", "fixtures", "email", "flow" },
   segment = { "name", "title", "description", "kind", "handlers", "fixtures", "segment" },
 }
+-- Every key template.lua may hold, by table: a misspelt one is a problem, not a silent default.
+local KNOWN = {
+  [""] = { dir = 1, name = 1, title = 1, description = 1, kind = 1, handlers = 1, metric = 1, fixtures = 1,
+           replaces_loop_email = 1, email = 1, flow = 1, segment = 1 },
+  email = { subject = 1, preview_text = 1, html = 1, text = 1 },
+  flow = { name = 1, trigger_filter = 1, delay = 1 },
+  segment = { name = 1, definition = 1 },
+}
+local DELAY_UNITS = { days = true, hours = true, minutes = true }
+
+-- Shape checks of what becomes the Klaviyo bodies (the OpenAPI validation is in the specs).
+local function check_definitions(t, problem)
+  for part, keys in pairs(KNOWN) do
+    local tbl = part == "" and t or t[part]
+    if tbl ~= nil and type(tbl) ~= "table" then
+      problem("'%s' must be a table", part)
+    elseif tbl then
+      for k in pairs(tbl) do
+        if not keys[k] then problem("unknown key '%s%s'", part == "" and "" or part .. ".", tostring(k)) end
+      end
+    end
+  end
+  if t.fixtures ~= nil and type(t.fixtures) ~= "table" then problem("'fixtures' must be a list") end
+  for _, entry in ipairs(type(t.fixtures) == "table" and t.fixtures or {}) do
+    local file = type(entry) == "table" and entry[1] or entry
+    if type(file) ~= "string" or not pcall(testing.fixture_text, file) then
+      problem("fixture %s is not a file of fixtures/loop", tostring(file))
+    end
+  end
+  local delay = type(t.flow) == "table" and t.flow.delay
+  if delay and (type(delay) ~= "table" or not DELAY_UNITS[delay.unit] or math.type(delay.value) ~= "integer"
+                or delay.value < 1) then
+    problem("flow.delay must be { unit = \"days\"|\"hours\"|\"minutes\", value = a whole number above 0 }")
+  end
+  local filter = type(t.flow) == "table" and t.flow.trigger_filter
+  if filter and (type(filter) ~= "table" or type(filter.condition_groups) ~= "table" or #filter.condition_groups == 0) then
+    problem("flow.trigger_filter must hold condition_groups, a non-empty list")
+  end
+  local definition = type(t.segment) == "table" and t.segment.definition
+  if t.segment and (type(definition) ~= "table" or type(definition.condition_groups) ~= "table"
+                    or #definition.condition_groups == 0) then
+    problem("segment.definition must hold condition_groups, a non-empty list")
+  end
+end
 
 --- Loads templates/NAME/template.lua (data only: it runs with no globals). Returns the template
 -- (with .dir) and a list of problems, each "PATH: message".
@@ -73,6 +117,8 @@ function M.load(folder, name)
   for _, key in ipairs(REQUIRED[t.kind]) do
     if t[key] == nil then problem("'%s' is missing", key) end
   end
+  check_definitions(t, problem)
+  if #problems > 0 then return t, problems end
   if t.name ~= name then problem("name is %q but the folder is %q", tostring(t.name), name) end
   if t.handlers and not read(dir .. "/" .. t.handlers) then problem("no handlers file %s", t.handlers) end
   if type(t.fixtures) == "table" and #t.fixtures == 0 then

@@ -64,7 +64,7 @@ end
 function Client:call(method, path, body)
   local text = body and json.encode(body) or nil
   if self.dry then                               -- as `returnflow map` shows a request: key redacted
-    self.print(json.encode({ method = method, path = path, body = body or json.null, headers = {
+    self.print(json.encode({ method = method, path = path, body = body, headers = {   -- a GET has no body
       ["Authorization"] = "Klaviyo-API-Key ***", ["revision"] = self.s.revision,
       ["Accept"] = "application/vnd.api+json", ["Content-Type"] = "application/vnd.api+json" } }))
     self.made = self.made + 1

@@ -184,12 +184,14 @@ function commands.install(folder, name, opts)
   if client.dry then
     print(string.format("tenant %s has no Klaviyo key (dry): these are the requests install would send", opts.tenant))
   end
+  local flow_created = false
   local function report(kind, object, outcome, id)
+    flow_created = flow_created or (kind == "flow" and outcome == "created")
     if not client.dry then print(string.format("  %-9s %-46s %-8s %s", kind, object, outcome, id or "")) end
   end
   local ok, failure = pcall(install.install, client, t, report)
   if not ok then return fail("install %s: %s", name, tostring(failure)) end
-  if not client.dry and t.kind == "flow" then
+  if flow_created then
     print("The flow is a draft. Its email is transactional: Klaviyo must approve transactional sends for the account "
           .. "before it goes live. Once live, switch off Loop's \"" .. (t.replaces_loop_email or t.title)
           .. "\" email, or customers get two.")
