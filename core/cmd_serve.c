@@ -38,15 +38,20 @@ typedef struct server {
     workers *w;
     deliverer *d;
     reloader *reload;
-    pthread_mutex_t mu;                        /* guards w for the journal writer's wake-ups */
+    pthread_mutex_t mu;                        /* guards w and d: the journal writer wakes w, a
+                                                  replacement swaps both off the loop's thread */
     uv_signal_t sigterm, sigint, sighup;
     int stopping;
+    struct replacement *replacing;             /* at most one at a time */
+    int hup_pending, close_pending;
 } server;
 
 /* /healthz: ready unless draining; paused tenants are named (their key was refused). */
 static int health(void *ud, strbuf *body) {
     server *s = ud;
+    pthread_mutex_lock(&s->mu);
     char *paused = s->d ? deliver_paused(s->d) : NULL;
+    pthread_mutex_unlock(&s->mu);
     strbuf_adds(body, s->stopping ? "{\"status\":\"draining\"" : "{\"status\":\"ready\"");
     if (paused && *paused) {
         strbuf_adds(body, ",\"paused\":");
@@ -59,13 +64,15 @@ static int health(void *ud, strbuf *body) {
 
 static void on_store_closed(void *ud) {
     server *s = ud;
+    if (s->replacing) { s->close_pending = 1; return; }   /* its end calls this again */
     pthread_mutex_lock(&s->mu);
     workers *w = s->w;
+    deliverer *d = s->d;
     s->w = NULL;
+    s->d = NULL;
     pthread_mutex_unlock(&s->mu);
     if (w) workers_stop(w);                    /* after the journal: its last events get mapped */
-    if (s->d) deliver_stop(s->d);              /* what is in flight stays queued for the next start */
-    s->d = NULL;
+    if (d) deliver_stop(d);                    /* what is in flight stays queued for the next start */
     log_line("info", "stopped", NULL);
     uv_close((uv_handle_t *)&s->sigterm, NULL);
     uv_close((uv_handle_t *)&s->sigint, NULL);
@@ -78,51 +85,143 @@ static void on_ingest_stopped(void *ud) {
     store_close(s->st, on_store_closed, s);
 }
 
-/* Hot reload (reload.c): one tenant's new scripts take over between two batches. The mapping
- * threads of every tenant restart, as on SIGHUP; delivery goes on untouched. */
-static int swap_scripts(void *ud, int tenant, const char *version, const char *path, char *err, size_t errlen) {
-    server *s = ud;
-    if (s->stopping) { snprintf(err, errlen, "the service is stopping"); return -1; }
-    tenant_config *t = &s->cfg->tenants[tenant];
+/* Replacing the mapping threads (a hot reload of one tenant's scripts, or SIGHUP's new config) is
+ * done in two steps on libuv's thread pool, so ingest keeps answering while a thread finishes its
+ * batch: first the old threads stop (and, for a new config, delivery), then, back on the loop's
+ * thread, the config changes while nothing maps, then the new threads start. The old ones stop
+ * before the new ones start, so no event is mapped, and no request sent, by both. */
+typedef struct replacement {
+    uv_work_t req;
+    server *s;
+    int phase;                                 /* 1: stopping, 2: starting */
+    config *next;                              /* SIGHUP: the config to run; NULL: one tenant's scripts */
+    int tenant;
+    char version[16], *path;                   /* the tenant's new scripts (hot reload) */
+    char *old_path, old_version[16];           /* to go back to if the new ones do not start */
+    int reverting, with_delivery;
+    workers *old_w, *new_w;
+    deliverer *old_d, *new_d;
+    char err[1024];
+} replacement;
+
+static void on_sighup(uv_signal_t *h, int signum);
+static void replace_done(uv_work_t *req, int status);
+static void swap_scripts(void *ud, int tenant, const char *version, const char *path);
+
+static void replace_work(uv_work_t *req) {
+    replacement *r = req->data;
+    if (r->phase == 1) {
+        if (r->old_w) workers_halt(r->old_w);
+        if (r->old_d) deliver_stop(r->old_d);
+        return;
+    }
+    const config *run = r->next ? r->next : r->s->cfg;
+    r->new_w = workers_start(run, r->err, sizeof r->err);
+    if (r->new_w && r->with_delivery) r->new_d = deliver_start(run, r->err, sizeof r->err);
+}
+
+static void replace_begin(server *s, replacement *r) {
+    r->s = s;
+    r->phase = 1;
+    r->req.data = r;
+    s->replacing = r;
     pthread_mutex_lock(&s->mu);
-    workers *old = s->w;
+    r->old_w = s->w;
     s->w = NULL;
+    if (r->with_delivery) {
+        r->old_d = s->d;
+        s->d = NULL;
+    }
     pthread_mutex_unlock(&s->mu);
-    workers_stop(old);
-    char *running = t->scripts, running_version[sizeof t->scripts_version];
-    memcpy(running_version, t->scripts_version, sizeof running_version);
-    t->scripts = strdup(path);
-    if (!t->scripts) abort();
-    snprintf(t->scripts_version, sizeof t->scripts_version, "%s", version);
-    workers *w = workers_start(s->cfg, err, errlen);
-    int rc = 0;
-    if (w) {
-        free(running);
-    } else {                                  /* back to the running version */
-        free(t->scripts);
-        t->scripts = running;
-        memcpy(t->scripts_version, running_version, sizeof running_version);
-        char again[512];
-        w = workers_start(s->cfg, again, sizeof again);
-        rc = -1;
+    uv_queue_work(s->loop, &r->req, replace_work, replace_done);
+}
+
+static void replace_done(uv_work_t *req, int status) {
+    (void)status;
+    replacement *r = req->data;
+    server *s = r->s;
+    tenant_config *t = r->next ? NULL : &s->cfg->tenants[r->tenant];
+    if (r->phase == 1) {                       /* nothing maps now: the config may change */
+        if (t) {
+            r->old_path = t->scripts;
+            memcpy(r->old_version, t->scripts_version, sizeof r->old_version);
+            t->scripts = r->path;
+            snprintf(t->scripts_version, sizeof t->scripts_version, "%s", r->version);
+            r->path = NULL;
+        }
+        r->phase = 2;
+        uv_queue_work(s->loop, &r->req, replace_work, replace_done);
+        return;
+    }
+    if (!r->new_w && !r->reverting) {          /* cannot happen after the check; if it does, go back */
+        log_line("error", r->next ? "SIGHUP: the new config would not start; going back to the running one"
+                                  : "the new scripts would not start; going back to the running ones", NULL);
+        if (t) {
+            r->path = t->scripts;
+            t->scripts = r->old_path;
+            r->old_path = NULL;
+            memcpy(t->scripts_version, r->old_version, sizeof r->old_version);
+        } else {
+            config_free(r->next);
+            r->next = NULL;
+        }
+        r->reverting = 1;
+        uv_queue_work(s->loop, &r->req, replace_work, replace_done);
+        return;
     }
     pthread_mutex_lock(&s->mu);
-    s->w = w;
+    s->w = r->new_w;
+    if (r->with_delivery) s->d = r->new_d;
     pthread_mutex_unlock(&s->mu);
-    if (w) workers_wake(w);
-    else log_line("error", "mapping could not restart; restart the service", NULL);
-    return rc;
+    if (!r->new_w || (r->with_delivery && !r->new_d))
+        log_line("error", "mapping or delivery could not restart; restart the service", NULL);
+    if (r->new_w) workers_wake(r->new_w);
+    if (r->next) {
+        ingest_set_config(s->in, r->next);
+        reload_stop(s->reload);
+        s->reload = reload_start(s->loop, r->next, swap_scripts, s);
+        config_free(s->cfg);
+        s->cfg = r->next;
+        char f[64];
+        snprintf(f, sizeof f, "\"tenants\":%d", s->cfg->ntenants);
+        log_line("info", "SIGHUP: config and scripts reloaded", f);
+    } else if (s->reload) {
+        reload_swapped(s->reload, r->tenant, !r->reverting, r->err);
+    }
+    free(r->old_path);
+    free(r->path);
+    free(r);
+    s->replacing = NULL;
+    if (s->close_pending) on_store_closed(s);
+    else if (s->hup_pending && !s->stopping) {
+        s->hup_pending = 0;
+        on_sighup(&s->sighup, SIGHUP);
+    }
+}
+
+/* Hot reload (reload.c): one tenant's new scripts take over between two batches; delivery goes on. */
+static void swap_scripts(void *ud, int tenant, const char *version, const char *path) {
+    server *s = ud;
+    replacement *r = calloc(1, sizeof *r);
+    if (!r) abort();
+    r->tenant = tenant;
+    snprintf(r->version, sizeof r->version, "%s", version);
+    r->path = strdup(path);
+    if (!r->path) abort();
+    replace_begin(s, r);
 }
 
 /* SIGHUP: the config file and every tenant's scripts, read again. A config or
  * a script that does not load is refused whole, and what runs stays. What
  * cannot change while running (listen address, data folder) waits for a
  * restart, and the log says so. Ingest keeps answering throughout: the
- * mapping and delivery threads are replaced between two batches. */
+ * mapping and delivery threads are replaced between two batches. It is the
+ * operator's word: reload_requires_specs does not apply to it. */
 static void on_sighup(uv_signal_t *h, int signum) {
     (void)signum;
     server *s = h->data;
     if (s->stopping) return;
+    if (s->replacing) { s->hup_pending = 1; return; }
     char err[8192];
     config *next = config_load(s->cfg->path, err, sizeof err);
     if (!next) {
@@ -154,7 +253,7 @@ static void on_sighup(uv_signal_t *h, int signum) {
     strbuf problems = {0};
     for (int i = 0; i < next->ntenants; i++) {
         const tenant_config *t = &next->tenants[i];
-        mapper_config mc = { .scripts_dir = t->scripts, .tenant = t->id, .key_kind = t->key_kind,
+        mapper_config mc = { .scripts_dir = t->scripts, .display_dir = t->scripts_source, .tenant = t->id, .key_kind = t->key_kind,
                              .site_id = t->site_id, .revision = t->revision,
                              .segments_property = t->segments_property, .caps = next->caps };
         mapper_free(mapper_new(&mc, &problems));
@@ -171,39 +270,11 @@ static void on_sighup(uv_signal_t *h, int signum) {
         return;
     }
     strbuf_free(&problems);
-    /* Stop the old threads before the new ones start, so no event is mapped, and no request
-     * sent, by both; ingest goes on acknowledging meanwhile. */
-    pthread_mutex_lock(&s->mu);
-    workers *old_w = s->w;
-    s->w = NULL;
-    pthread_mutex_unlock(&s->mu);
-    workers_stop(old_w);
-    deliver_stop(s->d);                       /* its requests in flight stay queued for the new one */
-    s->d = NULL;
-    config *run = next;
-    workers *w = workers_start(run, err, sizeof err);
-    if (!w) {                                 /* cannot happen after the check; if it does, go back */
-        log_line("error", "SIGHUP: the new config would not start; going back to the running one", NULL);
-        config_free(next);
-        run = s->cfg;
-        next = NULL;
-        w = workers_start(run, err, sizeof err);
-    }
-    s->d = deliver_start(run, err, sizeof err);
-    pthread_mutex_lock(&s->mu);
-    s->w = w;
-    pthread_mutex_unlock(&s->mu);
-    if (!w || !s->d) log_line("error", "SIGHUP: mapping or delivery could not restart; restart the service", NULL);
-    if (!next) return;
-    ingest_set_config(s->in, next);
-    reload_stop(s->reload);
-    s->reload = reload_start(s->loop, next, swap_scripts, s);
-    config_free(s->cfg);
-    s->cfg = next;
-    if (w) workers_wake(w);
-    char f[64];
-    snprintf(f, sizeof f, "\"tenants\":%d", next->ntenants);
-    log_line("info", "SIGHUP: config and scripts reloaded", f);
+    replacement *r = calloc(1, sizeof *r);
+    if (!r) abort();
+    r->next = next;
+    r->with_delivery = 1;
+    replace_begin(s, r);
 }
 
 static void on_signal(uv_signal_t *h, int signum) {
@@ -228,7 +299,9 @@ static void wake_workers(void *ud) {
 
 static void serve_metrics(void *ud, strbuf *out) {
     server *s = ud;
+    pthread_mutex_lock(&s->mu);
     if (s->d) deliver_metrics(s->d, out);
+    pthread_mutex_unlock(&s->mu);
     reload_metrics(s->reload, out);
     if (!s->w) return;
     unsigned long long mapped, failed, dropped, deferred;

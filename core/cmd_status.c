@@ -9,6 +9,7 @@
  */
 #include "cmd.h"
 
+#include <dirent.h>
 #include <getopt.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -78,38 +79,51 @@ static const char *field(lua_State *L, int t, const char *key) {
     return v;
 }
 
-/* The scripts each tenant maps with, and a refused version (reload.c's status.json). */
+/* Prints text with every line after the first indented, so a multi-line error stays in its column. */
+static void print_indented(const char *text, int indent) {
+    for (const char *p = text; *p; p++) {
+        putchar(*p);
+        if (*p == '\n' && p[1]) printf("%*s", indent, "");
+    }
+    putchar('\n');
+}
+
+/* The scripts each tenant maps with, and a refused version (reload.c's DATA/scripts/T/status.json). */
 static void print_scripts(sqlite3 *db, const char *only) {
     const char *dbfile = sqlite3_db_filename(db, "main");
     char dir[1100], path[1400];
     snprintf(dir, sizeof dir, "%s", dbfile ? dbfile : "returnflow.db");
     char *slash = strrchr(dir, '/');
     if (slash) *slash = 0; else snprintf(dir, sizeof dir, ".");
+    snprintf(path, sizeof path, "%s/scripts", dir);
+    struct dirent **names;
+    int n = scandir(path, &names, NULL, alphasort);
+    if (n < 0) return;
     lua_State *L = luaL_newstate();
     json_open(L);
-    sqlite3_stmt *st;
-    sqlite3_prepare_v2(db, "SELECT DISTINCT tenant FROM events ORDER BY 1", -1, &st, NULL);
     int header = 0;
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        const char *t = (const char *)sqlite3_column_text(st, 0);
-        if (only && strcmp(only, t) != 0) continue;
-        snprintf(path, sizeof path, "%s/scripts/%s/status.json", dir, t);
-        FILE *f = fopen(path, "rb");
-        if (!f) continue;
+    for (int i = 0; i < n; i++) {
+        const char *t = names[i]->d_name;
+        snprintf(path, sizeof path, "%s/scripts/%.200s/status.json", dir, t);
+        FILE *f = t[0] != '.' && (!only || strcmp(only, t) == 0) ? fopen(path, "rb") : NULL;
         char text[8192];
-        size_t n = fread(text, 1, sizeof text - 1, f);
-        fclose(f);
-        text[n] = 0;
+        size_t len = f ? fread(text, 1, sizeof text - 1, f) : 0;
+        if (f) fclose(f);
+        text[len] = 0;
         lua_settop(L, 0);
         char err[256];
-        if (json_decode(L, text, n, 0, err, sizeof err) != 0 || !lua_istable(L, -1)) continue;
-        if (!header++) printf("\n%-16s %-12s %-20s %s\n", "tenant", "scripts", "since", "folder");
-        printf("%-16s %-12s %-20s %s\n", t, field(L, 1, "version"), field(L, 1, "loaded_at"), field(L, 1, "source"));
-        if (lua_getfield(L, 1, "refused") == LUA_TTABLE)
-            printf("%-16s refused %s at %s, the running version stays: %s\n", "", field(L, 2, "version"),
-                   field(L, 2, "at"), field(L, 2, "error"));
+        if (len && json_decode(L, text, len, 0, err, sizeof err) == 0 && lua_istable(L, -1)) {
+            if (!header++) printf("\n%-16s %-12s %-20s %s\n", "tenant", "scripts", "since", "folder");
+            printf("%-16s %-12s %-20s %s\n", t, field(L, 1, "version"), field(L, 1, "loaded_at"), field(L, 1, "source"));
+            if (lua_getfield(L, 1, "refused") == LUA_TTABLE) {
+                printf("%-16s refused %s at %s, the running version stays: ", "", field(L, 2, "version"),
+                       field(L, 2, "at"));
+                print_indented(field(L, 2, "error"), 19);
+            }
+        }
+        free(names[i]);
     }
-    sqlite3_finalize(st);
+    free(names);
     lua_close(L);
 }
 

@@ -33,7 +33,7 @@ static const char map_fn_key = 0, cfg_key = 0, stop_check_key = 0;
 
 struct mapper {
     mapper_config cfg;
-    char *strings[6];             /* owned copies of cfg's strings */
+    char *strings[7];             /* owned copies of cfg's strings */
     sandbox *sb;
     memory *mem;
     int files, handlers;
@@ -140,6 +140,8 @@ static int load(mapper *m, strbuf *problems) {
     int count = 0;
     m->sb = sandbox_new(&m->cfg.caps, m->cfg.scripts_dir, err, sizeof err);
     if (!m->sb) { add_problem(problems, m->cfg.scripts_dir, err); return 1; }
+    const char *shown_dir = m->cfg.display_dir && *m->cfg.display_dir ? m->cfg.display_dir : m->cfg.scripts_dir;
+    sandbox_set_display_dir(m->sb, m->cfg.display_dir);
     lua_State *L = sandbox_lua(m->sb);
 
     if (sandbox_require(m->sb, "returnflow.runtime") != LUA_OK) {
@@ -164,20 +166,21 @@ static int load(mapper *m, strbuf *problems) {
         return 1;
     }
     for (int i = 0; i < n; i++) {
-        char path[1024];
+        char path[1024], shown[1024];
         snprintf(path, sizeof path, "%s/%s", m->cfg.scripts_dir, list[i]->d_name);
+        snprintf(shown, sizeof shown, "%s/%s", shown_dir, list[i]->d_name);
         free(list[i]);
         if (sandbox_load_file(m->sb, path) != LUA_OK || sandbox_call(m->sb, 0, 1) != LUA_OK) {
-            add_problem(problems, path, lua_tostring(L, -1));
+            add_problem(problems, shown, lua_tostring(L, -1));
             lua_pop(L, 1);
             continue;
         }
         lua_getfield(L, runtime, "register");
-        lua_pushstring(L, path);
+        lua_pushstring(L, shown);
         lua_pushvalue(L, -3);
         lua_pushcfunction(L, fn_line);
         if (sandbox_call(m->sb, 3, 1) != LUA_OK) {
-            add_problem(problems, path, lua_tostring(L, -1));
+            add_problem(problems, shown, lua_tostring(L, -1));
             lua_pop(L, 2);
             continue;
         }
@@ -187,8 +190,8 @@ static int load(mapper *m, strbuf *problems) {
             lua_getfield(L, -1, "line");
             lua_getfield(L, -2, "message");
             char msg[1400];
-            snprintf(msg, sizeof msg, "%s:%d: %s", path, (int)lua_tointeger(L, -2), lua_tostring(L, -1));
-            add_problem(problems, path, msg);
+            snprintf(msg, sizeof msg, "%s:%d: %s", shown, (int)lua_tointeger(L, -2), lua_tostring(L, -1));
+            add_problem(problems, shown, msg);
             lua_pop(L, 3);
         }
         lua_pop(L, 2);
@@ -221,6 +224,7 @@ mapper *mapper_new(const mapper_config *cfg, strbuf *problems) {
     m->cfg.site_id = m->strings[3] = dup_or(cfg->site_id, NULL);
     m->cfg.revision = m->strings[4] = dup_or(cfg->revision, "2026-07-15");
     m->cfg.segments_property = m->strings[5] = dup_or(cfg->segments_property, "returnflow_segments");
+    m->cfg.display_dir = m->strings[6] = dup_or(cfg->display_dir, NULL);
     m->mem = memory_new();
     m->memo = json_memo_new();
     if (load(m, problems)) {
@@ -246,7 +250,7 @@ void mapper_free(mapper *m) {
     free(m->result_cancels);
     free(m->result_mem_keys);
     free(m->result_mem_values);
-    for (int i = 0; i < 6; i++) free(m->strings[i]);
+    for (int i = 0; i < 7; i++) free(m->strings[i]);
     free(m);
 }
 

@@ -9,6 +9,8 @@
 
 typedef struct mapper_config {
     const char *scripts_dir;
+    const char *display_dir;          /* named in messages instead of scripts_dir (serve: the folder
+                                         the merchant edits, scripts_dir being its frozen copy) */
     const char *tenant;               /* part of every default unique_id */
     const char *key_kind;             /* "private" (default) or "public" */
     const char *site_id;              /* public key: the company_id, not a secret */

@@ -12,8 +12,15 @@
  * and the running version stays. A version already refused is not retried
  * until the folder changes again.
  *
+ * With reload_requires_specs the specs are part of what was refused: a
+ * change to them alone (the fix of a failing spec) is checked again.
+ *
+ * The swap itself is asynchronous (serve stops the mapping threads off the
+ * loop, so ingest keeps answering); reload_swapped() brings the outcome back.
+ *
  * Handle lifecycle: every handle is owned by its tenant's slot; reload_stop
- * closes them all and the slots are freed from the last close callback.
+ * closes them all, and the reloader is freed once the last handle is closed
+ * and no swap is still out.
  */
 #include "reload.h"
 
@@ -34,7 +41,9 @@
 #include "snapshot.h"
 
 #define DEBOUNCE_MS 300
-#define MAX_WATCHES 16           /* the folder and this many of its subfolders */
+#define MAX_WATCHES 64           /* the folder and its subfolders, three levels down */
+#define WATCH_DEPTH 3
+#define RETRY_MS 2000            /* a folder that vanished is looked for again this often */
 #define SPEC_TIMEOUT_MS 120000
 #define KEEP_VERSIONS 20
 
@@ -54,9 +63,11 @@ struct slot {
     uv_timer_t debounce;
     uv_timer_t spec_timeout;
     uv_process_t spec;
-    int spec_running, changed_meanwhile;
+    int spec_running, swapping, changed_meanwhile, watches_dropped;
     char candidate[SNAPSHOT_VERSION_LEN + 1], candidate_path[PATH_MAX];
+    char candidate_key[2 * SNAPSHOT_VERSION_LEN + 2];   /* version, and the specs' version if they count */
     char refused[SNAPSHOT_VERSION_LEN + 1];
+    char refused_key[2 * SNAPSHOT_VERSION_LEN + 2];
     char refused_error[2048];
     long long refused_at, loaded_at;
     unsigned long long loaded, refusals;
@@ -69,7 +80,7 @@ struct reloader {
     reload_swap_fn swap;
     void *ud;
     slot *slots;
-    int nslots, open_slots, stopping;
+    int nslots, open_slots, stopping, swaps_out;
 };
 
 static void rescan(slot *s);
@@ -84,8 +95,11 @@ static void iso(long long t, char out[32]) {
     strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* DATA/scripts/TENANT, absolute: the specs run in another folder and must find the frozen copy. */
 static void tenant_root(const config *cfg, const char *tenant, char *out, size_t len) {
-    snprintf(out, len, "%s/scripts/%s", cfg->data_dir, tenant);
+    char data[PATH_MAX];
+    if (!realpath(cfg->data_dir, data)) snprintf(data, sizeof data, "%s", cfg->data_dir);
+    snprintf(out, len, "%.3500s/scripts/%.200s", data, tenant);
 }
 
 /* DATA/scripts/TENANT/status.json, replaced whole (write, fsync, rename). */
@@ -158,8 +172,18 @@ static void log_tenant(const char *level, const char *msg, const slot *s, const 
     strbuf_free(&f);
 }
 
+static void free_reloader(reloader *r) {
+    free(r->slots);
+    free(r);
+}
+
+/* Refuses the candidate; its frozen copy goes (only a loaded version is kept for the record). */
 static void refuse(slot *s, const char *version, const char *error) {
     tenant_config *t = &s->r->cfg->tenants[s->tenant];
+    snprintf(s->refused_key, sizeof s->refused_key, "%s", s->candidate_key[0] ? s->candidate_key : version);
+    s->candidate_key[0] = 0;
+    if (s->candidate_path[0] && strcmp(version, t->scripts_version) != 0 && strcmp(version, s->candidate) == 0)
+        snapshot_remove(s->candidate_path);
     snprintf(s->refused, sizeof s->refused, "%s", version);
     snprintf(s->refused_error, sizeof s->refused_error, "%s", error);
     s->refused_at = now_s();
@@ -170,20 +194,38 @@ static void refuse(slot *s, const char *version, const char *error) {
 
 static void accept_candidate(slot *s) {
     reloader *r = s->r;
-    tenant_config *t = &r->cfg->tenants[s->tenant];
-    char err[1024] = "";
-    if (r->swap(r->ud, s->tenant, s->candidate, s->candidate_path, err, sizeof err) != 0) {
-        refuse(s, s->candidate, err[0] ? err : "the mapping threads would not start with it");
+    s->swapping = 1;
+    r->swaps_out++;
+    r->swap(r->ud, s->tenant, s->candidate, s->candidate_path);
+}
+
+static void on_settled(uv_timer_t *h);
+
+void reload_swapped(reloader *r, int tenant, int ok, const char *err) {
+    slot *s = &r->slots[tenant];
+    s->swapping = 0;
+    r->swaps_out--;
+    if (r->stopping) {
+        if (r->open_slots == 0 && r->swaps_out == 0) free_reloader(r);
         return;
     }
-    s->loaded++;
-    s->loaded_at = now_s();
-    s->refused[0] = 0;
-    log_tenant("info", "scripts reloaded", s, t->scripts_version, NULL);
-    write_status(r->cfg, t, NULL, NULL, 0, s->loaded_at);
-    char root[PATH_MAX];
-    tenant_root(r->cfg, t->id, root, sizeof root);
-    snapshot_prune(root, KEEP_VERSIONS, t->scripts_version);
+    tenant_config *t = &r->cfg->tenants[s->tenant];
+    if (!ok) {
+        refuse(s, s->candidate, err && *err ? err : "the mapping threads would not start with it");
+    } else {
+        s->loaded++;
+        s->loaded_at = now_s();
+        s->refused[0] = s->refused_key[0] = 0;
+        log_tenant("info", "scripts reloaded", s, t->scripts_version, NULL);
+        write_status(r->cfg, t, NULL, NULL, 0, s->loaded_at);
+        char root[PATH_MAX];
+        tenant_root(r->cfg, t->id, root, sizeof root);
+        snapshot_prune(root, KEEP_VERSIONS, t->scripts_version);
+    }
+    if (s->changed_meanwhile) {
+        s->changed_meanwhile = 0;
+        uv_timer_start(&s->debounce, on_settled, DEBOUNCE_MS, 0);
+    }
 }
 
 /* The specs of a scripts folder: SCRIPTS/spec, else spec/ beside SCRIPTS. */
@@ -214,7 +256,7 @@ static void on_spec_exit(uv_process_t *p, int64_t exit_status, int term_signal) 
                       (long long)exit_status, s->candidate_path);
         refuse(s, s->candidate, why);
     }
-    if (s->changed_meanwhile) {
+    if (s->changed_meanwhile && !s->swapping) {
         s->changed_meanwhile = 0;
         uv_timer_start(&s->debounce, on_settled, DEBOUNCE_MS, 0);
     }
@@ -261,49 +303,58 @@ static int run_specs(slot *s) {
     return 0;
 }
 
+/* What a refusal is remembered by: the scripts' version, and the specs' when they must pass. */
+static void candidate_key(slot *s, const char *version, char *key, size_t len) {
+    tenant_config *t = &s->r->cfg->tenants[s->tenant];
+    char spec[PATH_MAX], project[PATH_MAX], specs_version[SNAPSHOT_VERSION_LEN + 1] = "none", err[256];
+    if (s->r->cfg->reload_requires_specs && find_specs(t->scripts_source, spec, project, sizeof spec) == 0)
+        snapshot_version(spec, specs_version, err, sizeof err);
+    if (s->r->cfg->reload_requires_specs) snprintf(key, len, "%s:%s", version, specs_version);
+    else snprintf(key, len, "%s", version);
+}
+
 /* The folder settled: freeze it, check it, maybe run its specs, then hand it over. */
 static void on_settled(uv_timer_t *h) {
     slot *s = h->data;
     reloader *r = s->r;
     if (r->stopping) return;
-    if (s->spec_running) { s->changed_meanwhile = 1; return; }
+    if (s->spec_running || s->swapping) { s->changed_meanwhile = 1; return; }
     rescan(s);                                  /* a new subfolder gets its watch */
     tenant_config *t = &r->cfg->tenants[s->tenant];
-    char version[SNAPSHOT_VERSION_LEN + 1], err[1024];
+    char version[SNAPSHOT_VERSION_LEN + 1], key[sizeof s->candidate_key], err[1024];
     if (snapshot_version(t->scripts_source, version, err, sizeof err) != 0) {
-        refuse(s, "unknown", err);
+        if (strcmp(s->refused, "missing") != 0) {
+            s->candidate_key[0] = s->candidate_path[0] = 0;
+            refuse(s, "missing", err);
+        }
+        uv_timer_start(&s->debounce, on_settled, RETRY_MS, 0);   /* it may come back, watches with it */
         return;
     }
+    candidate_key(s, version, key, sizeof key);
     if (strcmp(version, t->scripts_version) == 0 && s->refused[0]) {   /* the change was undone */
-        s->refused[0] = 0;
+        s->refused[0] = s->refused_key[0] = 0;
         log_tenant("info", "scripts are back to the running version", s, version, NULL);
         write_status(r->cfg, t, NULL, NULL, 0, s->loaded_at);
     }
-    if (strcmp(version, t->scripts_version) == 0 || strcmp(version, s->refused) == 0) return;
+    if (strcmp(version, t->scripts_version) == 0 || strcmp(key, s->refused_key) == 0) return;
     char root[PATH_MAX];
     tenant_root(r->cfg, t->id, root, sizeof root);
+    snprintf(s->candidate_key, sizeof s->candidate_key, "%s", key);
     if (snapshot_take(t->scripts_source, root, s->candidate, s->candidate_path, sizeof s->candidate_path, err,
                       sizeof err) != 0) {
+        s->candidate_path[0] = 0;
         refuse(s, version, err);
         return;
     }
-    mapper_config mc = { .scripts_dir = s->candidate_path, .tenant = t->id, .key_kind = t->key_kind,
+    mapper_config mc = { .scripts_dir = s->candidate_path, .display_dir = t->scripts_source, .tenant = t->id, .key_kind = t->key_kind,
                          .site_id = t->site_id, .revision = t->revision,
                          .segments_property = t->segments_property, .caps = r->cfg->caps };
     strbuf problems = {0};
     mapper *m = mapper_new(&mc, &problems);
     if (!m) {
-        /* Problems name the frozen copy; the merchant knows the folder they edit. */
+        /* The problems name the folder the merchant edits (display_dir), not the frozen copy. */
         strbuf shown = {0};
-        size_t plen = strlen(s->candidate_path);
-        for (size_t i = 0; i < problems.len;) {
-            if (problems.len - i >= plen && memcmp(problems.data + i, s->candidate_path, plen) == 0) {
-                strbuf_adds(&shown, t->scripts_source);
-                i += plen;
-            } else {
-                strbuf_addc(&shown, problems.data[i++]);
-            }
-        }
+        strbuf_add(&shown, problems.data, problems.len);
         while (shown.len && shown.data[shown.len - 1] == '\n') shown.len--;
         strbuf_addc(&shown, 0);
         refuse(s, s->candidate, shown.data ? shown.data : "does not load");
@@ -333,14 +384,23 @@ static void on_handle_closed(uv_handle_t *h) {
         s = h->data;
     }
     reloader *r = s->r;
-    if (--s->open_handles == 0 && --r->open_slots == 0 && r->stopping) {
-        free(r->slots);
-        free(r);
-    }
+    if (--s->open_handles == 0 && --r->open_slots == 0 && r->stopping && r->swaps_out == 0) free_reloader(r);
 }
 
 static void add_watch(slot *s, const char *dir) {
-    if (s->nwatches == MAX_WATCHES) return;
+    if (s->nwatches == MAX_WATCHES) {
+        if (!s->watches_dropped++) {
+            strbuf f = {0};
+            strbuf_adds(&f, "\"tenant\":");
+            json_append_string(&f, s->tenant_id, strlen(s->tenant_id));
+            strbuf_adds(&f, ",\"folder\":");
+            json_append_string(&f, dir, strlen(dir));
+            strbuf_addc(&f, 0);
+            log_line("warn", "too many subfolders to watch them all; send SIGHUP after changing this one", f.data);
+            strbuf_free(&f);
+        }
+        return;
+    }
     watch *w = calloc(1, sizeof *w);
     if (!w) abort();
     w->owner = s;
@@ -349,29 +409,48 @@ static void add_watch(slot *s, const char *dir) {
     s->open_handles++;
     int rc = uv_fs_event_start(&w->handle, on_change, dir, 0);
     if (rc != 0) {
-        log_tenant("warn", "cannot watch a scripts folder; send SIGHUP after changing it", s, dir, uv_strerror(rc));
+        strbuf f = {0};
+        strbuf_adds(&f, "\"tenant\":");
+        json_append_string(&f, s->tenant_id, strlen(s->tenant_id));
+        strbuf_adds(&f, ",\"folder\":");
+        json_append_string(&f, dir, strlen(dir));
+        strbuf_adds(&f, ",\"error\":");
+        json_append_string(&f, uv_strerror(rc), strlen(uv_strerror(rc)));
+        strbuf_addc(&f, 0);
+        log_line("warn", "cannot watch a scripts folder; send SIGHUP after changing it", f.data);
+        strbuf_free(&f);
         uv_close((uv_handle_t *)&w->handle, on_handle_closed);
         return;
     }
     s->watches[s->nwatches++] = w;
 }
 
-/* Watches the folder and its subfolders (two levels) as they are now. */
-static void rescan(slot *s) {
-    for (int i = 0; i < s->nwatches; i++) uv_close((uv_handle_t *)&s->watches[i]->handle, on_handle_closed);
-    s->nwatches = 0;
-    const char *root = s->r->cfg->tenants[s->tenant].scripts_source;
-    add_watch(s, root);
-    DIR *d = opendir(root);
+/* Watches dir and its subfolders, WATCH_DEPTH levels down (inotify does not recurse). */
+static void watch_tree(slot *s, const char *dir, int depth) {
+    add_watch(s, dir);
+    if (depth == WATCH_DEPTH) return;
+    DIR *d = opendir(dir);
     struct dirent *e;
     while (d && (e = readdir(d))) {
         if (e->d_name[0] == '.') continue;
         char sub[PATH_MAX];
         struct stat st;
-        snprintf(sub, sizeof sub, "%s/%s", root, e->d_name);
-        if (stat(sub, &st) == 0 && S_ISDIR(st.st_mode)) add_watch(s, sub);
+        snprintf(sub, sizeof sub, "%s/%s", dir, e->d_name);
+        if (stat(sub, &st) == 0 && S_ISDIR(st.st_mode)) watch_tree(s, sub, depth + 1);
     }
     if (d) closedir(d);
+}
+
+/* Watches the folder as it is now (and, when they must pass, its specs). */
+static void rescan(slot *s) {
+    for (int i = 0; i < s->nwatches; i++) uv_close((uv_handle_t *)&s->watches[i]->handle, on_handle_closed);
+    s->nwatches = 0;
+    const tenant_config *t = &s->r->cfg->tenants[s->tenant];
+    watch_tree(s, t->scripts_source, 0);
+    char spec[PATH_MAX], project[PATH_MAX];
+    if (s->r->cfg->reload_requires_specs && find_specs(t->scripts_source, spec, project, sizeof spec) == 0 &&
+        strncmp(spec, t->scripts_source, strlen(t->scripts_source)) != 0)
+        watch_tree(s, spec, 0);
 }
 
 reloader *reload_start(uv_loop_t *loop, config *cfg, reload_swap_fn swap, void *ud) {
@@ -399,7 +478,7 @@ reloader *reload_start(uv_loop_t *loop, config *cfg, reload_swap_fn swap, void *
 void reload_stop(reloader *r) {
     if (!r) return;
     r->stopping = 1;
-    if (r->nslots == 0) { free(r->slots); free(r); return; }
+    if (r->nslots == 0) { free_reloader(r); return; }
     for (int i = 0; i < r->nslots; i++) {
         slot *s = &r->slots[i];
         for (int k = 0; k < s->nwatches; k++) uv_close((uv_handle_t *)&s->watches[k]->handle, on_handle_closed);

@@ -12,9 +12,9 @@
 
 typedef struct reloader reloader;
 
-/* Puts tenant `tenant` on the frozen copy at path, version `version`, between two batches.
- * Returns 0, or -1 with err filled (the running version then stays). */
-typedef int (*reload_swap_fn)(void *ud, int tenant, const char *version, const char *path, char *err, size_t errlen);
+/* Puts tenant `tenant` on the frozen copy at path, version `version`, between two batches, and
+ * then, on the loop's thread, calls reload_swapped() with the outcome. */
+typedef void (*reload_swap_fn)(void *ud, int tenant, const char *version, const char *path);
 
 /* Freezes every tenant's scripts folder (DATA/scripts/TENANT/VERSION): scripts_source keeps the
  * folder as configured, scripts becomes the frozen copy, scripts_version its version. */
@@ -25,6 +25,9 @@ reloader *reload_start(uv_loop_t *loop, config *cfg, reload_swap_fn swap, void *
 
 /* Closes every handle; the reloader frees itself once they are closed. */
 void reload_stop(reloader *r);
+
+/* The outcome of a swap: ok, or not with the reason (the running version then stays). */
+void reload_swapped(reloader *r, int tenant, int ok, const char *err);
 
 void reload_metrics(reloader *r, strbuf *out);
 

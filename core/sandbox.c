@@ -61,6 +61,7 @@ struct sandbox {
     char where[160];                    /* "scripts/x.lua:12" of the breach */
     int deep;                           /* the breach came with a very deep call stack */
     char scripts_dir[512];
+    char display_dir[512];                 /* named in messages instead of scripts_dir, if set */
 };
 
 /* Registry keys. */
@@ -584,9 +585,37 @@ void sandbox_push_file_env(sandbox *sb) {
     lua_setmetatable(L, -2);
 }
 
+void sandbox_set_display_dir(sandbox *sb, const char *dir) {
+    snprintf(sb->display_dir, sizeof sb->display_dir, "%s", dir ? dir : "");
+}
+
 int sandbox_load_file(sandbox *sb, const char *path) {
     lua_State *L = sb->L;
-    int rc = luaL_loadfilex(L, path, "t");
+    size_t dlen = strlen(sb->scripts_dir);
+    int rc;
+    if (sb->display_dir[0] && strncmp(path, sb->scripts_dir, dlen) == 0 && path[dlen] == '/') {
+        /* Read from the frozen copy, named as the folder the merchant edits. */
+        char chunkname[1100];
+        snprintf(chunkname, sizeof chunkname, "@%s%s", sb->display_dir, path + dlen);
+        FILE *f = fopen(path, "rb");
+        if (!f) {
+            lua_pushfstring(L, "cannot open %s", chunkname + 1);
+            return LUA_ERRFILE;
+        }
+        luaL_Buffer b;
+        luaL_buffinit(L, &b);
+        char chunk[4096];
+        size_t n;
+        while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) luaL_addlstring(&b, chunk, n);
+        fclose(f);
+        luaL_pushresult(&b);
+        size_t len;
+        const char *text = lua_tolstring(L, -1, &len);
+        rc = luaL_loadbufferx(L, text, len, chunkname, "t");
+        lua_remove(L, -2);                      /* the text; the chunk or the message stays */
+    } else {
+        rc = luaL_loadfilex(L, path, "t");
+    }
     if (rc != LUA_OK) return rc;
     sandbox_push_file_env(sb);
     lua_setupvalue(L, -2, 1);

@@ -27,6 +27,10 @@ lua_State *sandbox_lua(sandbox *sb);
  * to the tenant's allow-listed globals, writes stay in the file. */
 void sandbox_push_file_env(sandbox *sb);
 
+/* Messages name files under dir instead of the scripts folder they are read
+ * from (serve reads a frozen copy; the merchant knows the folder they edit). */
+void sandbox_set_display_dir(sandbox *sb, const char *dir);
+
 /* Loads a script file as text (never bytecode) with a fresh file env and
  * pushes the chunk; on error pushes the message and returns non-zero. */
 int sandbox_load_file(sandbox *sb, const char *path);

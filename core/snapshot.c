@@ -175,6 +175,8 @@ int snapshot_take(const char *src, const char *root, char version[SNAPSHOT_VERSI
     return 0;
 }
 
+void snapshot_remove(const char *path) { remove_tree(path); }
+
 typedef struct aged { char name[64]; time_t mtime; } aged;
 
 static int newest_first(const void *a, const void *b) {
@@ -205,4 +207,17 @@ void snapshot_prune(const char *root, int keep, const char *in_use) {
         snprintf(path, sizeof path, "%s/%s", root, list[i].name);
         remove_tree(path);
     }
+    d = opendir(root);                        /* specs' logs whose version is gone */
+    while (d && (e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (len != SNAPSHOT_VERSION_LEN + 9 || strcmp(e->d_name + SNAPSHOT_VERSION_LEN, ".spec.log") != 0) continue;
+        char path[4096];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%.*s", root, SNAPSHOT_VERSION_LEN, e->d_name);
+        if (stat(path, &st) != 0) {
+            snprintf(path, sizeof path, "%s/%s", root, e->d_name);
+            remove(path);
+        }
+    }
+    if (d) closedir(d);
 }

@@ -16,7 +16,11 @@ int snapshot_version(const char *src, char version[SNAPSHOT_VERSION_LEN + 1], ch
 int snapshot_take(const char *src, const char *root, char version[SNAPSHOT_VERSION_LEN + 1], char *path, size_t pathlen,
                   char *err, size_t errlen);
 
-/* Removes all but the `keep` most recently used versions under root (never in_use). */
+/* Removes one frozen copy (a refused version), and its specs' log stays. */
+void snapshot_remove(const char *path);
+
+/* Removes all but the `keep` most recently used versions under root (never in_use), and the
+ * specs' logs of versions no longer there. */
 void snapshot_prune(const char *root, int keep, const char *in_use);
 
 #endif

@@ -36,6 +36,7 @@
 #include "mapper.h"
 
 #define BATCH 256
+enum { STOP_DRAIN = 1, STOP_NOW = 2 };  /* drain: one more pass; now: after the batch in hand */
 #define DEFER_GIVE_UP_MS (24LL * 3600 * 1000)
 
 enum { EV_JOURNALED, EV_MAPPED, EV_FAILED, EV_DROPPED, EV_DEFERRED };
@@ -58,7 +59,7 @@ struct workers {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     unsigned long long wakes;     /* bumped by workers_wake */
-    int stopping;
+    int stopping;                         /* STOP_DRAIN or STOP_NOW once asked */
     unsigned long long counts[5]; /* by map_status, under mu */
 };
 
@@ -497,10 +498,17 @@ static void load_memory(thread *t, int ti) {
 }
 
 static mapper *new_mapper(const config *cfg, const tenant_config *tc, strbuf *problems) {
-    mapper_config mc = { .scripts_dir = tc->scripts, .tenant = tc->id, .key_kind = tc->key_kind,
+    mapper_config mc = { .scripts_dir = tc->scripts, .display_dir = tc->scripts_source, .tenant = tc->id, .key_kind = tc->key_kind,
                          .site_id = tc->site_id, .revision = tc->revision,
                          .segments_property = tc->segments_property, .caps = cfg->caps };
     return mapper_new(&mc, problems);
+}
+
+static int halted(workers *w) {
+    pthread_mutex_lock(&w->mu);
+    int now = w->stopping == STOP_NOW;
+    pthread_mutex_unlock(&w->mu);
+    return now;
 }
 
 static void *thread_main(void *arg) {
@@ -519,9 +527,11 @@ static void *thread_main(void *arg) {
         int stopping = w->stopping;
         seen = w->wakes;
         pthread_mutex_unlock(&w->mu);
+        if (stopping == STOP_NOW) break;
         int busy = 0;
         for (int ti = 0; ti < cfg->ntenants; ti++) {
             if (!t->mappers[ti]) continue;
+            if (ti && halted(w)) break;             /* a reload waits for one batch, not a pass */
             /* One batch per tenant per pass: a tenant with a backlog shares the thread, and
              * schedules, dry files, reloads and a stop are never kept waiting behind it. */
             int mapped = map_batch(t, ti, EV_JOURNALED);
@@ -624,9 +634,9 @@ void workers_counts(workers *w, unsigned long long *mapped, unsigned long long *
     pthread_mutex_unlock(&w->mu);
 }
 
-void workers_stop(workers *w) {
+static void stop(workers *w, int how) {
     pthread_mutex_lock(&w->mu);
-    w->stopping = 1;
+    w->stopping = how;
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
     for (int i = 0; i < w->n; i++) {
@@ -641,3 +651,6 @@ void workers_stop(workers *w) {
     free(w->threads);
     free(w);
 }
+
+void workers_stop(workers *w) { stop(w, STOP_DRAIN); }
+void workers_halt(workers *w) { stop(w, STOP_NOW); }

@@ -21,7 +21,11 @@ void workers_wake(workers *w);
 void workers_counts(workers *w, unsigned long long *mapped, unsigned long long *failed,
                     unsigned long long *dropped, unsigned long long *deferred);
 
-/* Finishes the batch in hand, stops and joins every thread. */
+/* Stops and joins every thread after one more pass over the tenants, so what was journaled
+ * before the call is mapped (shutdown). */
 void workers_stop(workers *w);
+
+/* Stops and joins every thread as soon as each finishes the batch in hand (a reload). */
+void workers_halt(workers *w);
 
 #endif
