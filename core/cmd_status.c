@@ -142,8 +142,8 @@ int cmd_status(int argc, char **argv) {
         long long journaled = scalar(db, "SELECT count(*) FROM events WHERE tenant = ? AND state = 0", t);
         long long deferred = scalar(db, "SELECT count(*) FROM events WHERE tenant = ? AND state = 4", t);
         long long failed = scalar(db, "SELECT count(*) FROM events WHERE tenant = ? AND state = 2", t);
-        long long queued = scalar(db, "SELECT count(*) FROM outbox WHERE tenant = ? AND state = 0", t);
-        long long retrying = scalar(db, "SELECT count(*) FROM outbox WHERE tenant = ? AND state = 0 AND attempts > 0", t);
+        long long queued = scalar(db, "SELECT count(*) FROM outbox WHERE tenant = ? AND state IN (0, 3)", t);
+        long long retrying = scalar(db, "SELECT count(*) FROM outbox WHERE tenant = ? AND state IN (0, 3) AND attempts > 0", t);
         long long delivered = scalar(db, "SELECT count(*) FROM outbox WHERE tenant = ? AND state = 1", t);
         long long dead = scalar(db, "SELECT count(*) FROM outbox WHERE tenant = ? AND state = 2", t);
         long long paused = scalar(db, "SELECT count(*) FROM tenant_status WHERE tenant = ? AND paused = 1", t);

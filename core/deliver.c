@@ -16,6 +16,17 @@
  *   Klaviyo's error body. A 401, or a 403 that is not a challenge, pauses the
  *   tenant's delivery and says so: its queue waits instead of burning.
  *
+ * - A backlog goes in bulk: once a private-key tenant has BULK_THRESHOLD
+ *   requests queued, its single events are packed (bulk.c) into jobs of up to
+ *   1,000, on the bulk endpoint's own budget. A job holds each profile's
+ *   events in order and marks the profile busy until Klaviyo answers; an error
+ *   that points at items dead-letters those and sends the rest again.
+ *
+ * Rows in flight are marked (state 3) so a scan looks past them; a start puts
+ * any left by a crash back in the queue. One process delivers a data folder at
+ * a time (DATA/delivery.lock): `returnflow send` beside a running serve leaves
+ * delivery to it, and delivers itself when serve is not running.
+ *
  * The key is added here, to the request headers only: it never reaches the
  * store, the log or an error message. The database connection is this
  * thread's own; every state change is one short transaction.
@@ -23,22 +34,30 @@
 #include "deliver.h"
 
 #include <curl/curl.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <time.h>
+#include <unistd.h>
 #include <uv.h>
 
+#include "bulk.h"
 #include "json.h"
 #include "log.h"
 #include "memory.h"
 
 #define MAX_IN_FLIGHT 32              /* per tenant */
-#define SCAN_LIMIT 1000               /* queued rows looked at per tenant per tick */
+#define SCAN_LIMIT 2000               /* queued rows looked at per tenant per tick */
 #define BACKOFF_CAP_S 300.0
+#define BULK_THRESHOLD 100            /* queued requests that turn a tenant's events to bulk */
+#define BULK_OFF_MS 60000             /* after a bulk refusal that blames no item: singles for a while */
+
+enum { ROW_QUEUED = 0, ROW_DELIVERED = 1, ROW_DEAD = 2, ROW_SENDING = 3 };
 
 enum { CLASS_EVENTS, CLASS_BULK, CLASS_PROFILES, CLASS_OTHER, CLASSES };
 static const double burst_per_s[CLASSES] = { 350, 10, 75, 10 };
@@ -55,6 +74,8 @@ typedef struct tenant_state {
     char paused_reason[160];
     unsigned long long delivered, retried, dead;
     long long queued;                 /* queued rows seen by the last scan (SCAN_LIMIT at most) */
+    long long bulk_off_until;
+    unsigned long long bulk_jobs;
     struct { int cls; long status; unsigned long long n; } answers[32];   /* by endpoint and status */
     int nanswers;
     unsigned long long latency[9];    /* delivered requests, by seconds from queued to delivered */
@@ -69,6 +90,11 @@ typedef struct sending {
     int attempts, cls;
     char *profile;
     char *body;
+    size_t body_len;
+    bulk_job *bulk;                   /* a bulk job: its events' ids, profiles and pointers */
+    char **profiles;                  /* a bulk job's profiles, busy until it is answered */
+    long long *created;               /* a bulk job's rows' queue times */
+    int nprofiles;
     struct curl_slist *headers;
     strbuf response;
     char content_type[64];
@@ -97,6 +123,9 @@ struct deliverer {
     pthread_mutex_t mu;               /* guards the counters and pause flags for metrics */
     int stopping;
     long long stop_deadline;
+    int lock_fd, locked;              /* DATA/delivery.lock, held while this one delivers */
+    int said_waiting;
+    bulk_job *packing;                /* the job being filled by a scan */
 };
 
 static long long now_ms(void) {
@@ -154,6 +183,21 @@ static void exec_update(deliverer *d, const char *sql, long long id, int status,
     sqlite3_finalize(st);
 }
 
+/* Marks rows in flight (state 3), so the next scans look past them: one transaction. */
+static void mark_sending(deliverer *d, const long long *ids, int n) {
+    sqlite3_stmt *st;
+    sqlite3_exec(d->db, "BEGIN", NULL, NULL, NULL);
+    if (sqlite3_prepare_v2(d->db, "UPDATE outbox SET state = 3 WHERE id = ?", -1, &st, NULL) == SQLITE_OK) {
+        for (int i = 0; i < n; i++) {
+            sqlite3_bind_int64(st, 1, ids[i]);
+            sqlite3_step(st);
+            sqlite3_reset(st);
+        }
+        sqlite3_finalize(st);
+    }
+    sqlite3_exec(d->db, "COMMIT", NULL, NULL, NULL);
+}
+
 /* ------------------------------- answers ----------------------------------- */
 
 static double backoff_s(int attempts) {
@@ -196,7 +240,11 @@ static void count(deliverer *d, unsigned long long *counter) {
     pthread_mutex_unlock(&d->mu);
 }
 
+static void finish_bulk(deliverer *d, sending *s, CURLcode rc, long status);
+static void pause_tenant(deliverer *d, tenant_state *ts, long status);
+
 static void finish(deliverer *d, sending *s, CURLcode rc, long status) {
+    if (s->bulk) { finish_bulk(d, s, rc, status); return; }
     tenant_state *ts = s->ts;
     long long now = now_ms();
     strbuf_addc(&s->response, 0);
@@ -210,25 +258,9 @@ static void finish(deliverer *d, sending *s, CURLcode rc, long status) {
                        "attempts = attempts + 1 WHERE id = ?", s->id, (int)status, now, NULL);
         count(d, &ts->delivered);
     } else if ((status == 401 || status == 403) && !challenge) {
-        pthread_mutex_lock(&d->mu);
-        ts->paused = 1;
-        snprintf(ts->paused_reason, sizeof ts->paused_reason, "Klaviyo answered %ld: the key is refused", status);
-        pthread_mutex_unlock(&d->mu);
-        char f[256];
-        snprintf(f, sizeof f, "\"tenant\":\"%s\",\"status\":%ld", ts->tc->id, status);
-        log_line("error", "Klaviyo refused this tenant's key: its delivery is paused, its queue kept "
-                          "(fix the key, then restart)", f);
+        pause_tenant(d, ts, status);
         exec_update(d, "UPDATE outbox SET state = 0, last_status = ?, next_at = ?, last_error = ? WHERE id = ?",
                     s->id, (int)status, now, body);
-        sqlite3_stmt *st;                         /* so `returnflow status` can say it too */
-        if (sqlite3_prepare_v2(d->db, "INSERT OR REPLACE INTO tenant_status(tenant, paused, reason, at) "
-                                      "VALUES (?, 1, ?, ?)", -1, &st, NULL) == SQLITE_OK) {
-            sqlite3_bind_text(st, 1, ts->tc->id, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 2, ts->paused_reason, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(st, 3, now);
-            sqlite3_step(st);
-            sqlite3_finalize(st);
-        }
     } else if (retry && now - s->created_at < (long long)(d->cfg->max_age_hours * 3600 * 1000)) {
         double wait = backoff_s(s->attempts);
         if (status == 429) {
@@ -258,6 +290,156 @@ static void finish(deliverer *d, sending *s, CURLcode rc, long status) {
     memory_del(d->busy_profiles, s->profile, strlen(s->profile));
 }
 
+/* A 401, or a 403 that is not a challenge: the tenant's delivery waits, and says why. */
+static void pause_tenant(deliverer *d, tenant_state *ts, long status) {
+    pthread_mutex_lock(&d->mu);
+    ts->paused = 1;
+    snprintf(ts->paused_reason, sizeof ts->paused_reason, "Klaviyo answered %ld: the key is refused", status);
+    pthread_mutex_unlock(&d->mu);
+    char f[256];
+    snprintf(f, sizeof f, "\"tenant\":\"%s\",\"status\":%ld", ts->tc->id, status);
+    log_line("error", "Klaviyo refused this tenant's key: its delivery is paused, its queue kept "
+                      "(fix the key, then restart)", f);
+    sqlite3_stmt *st;                             /* so `returnflow status` can say it too */
+    if (sqlite3_prepare_v2(d->db, "INSERT OR REPLACE INTO tenant_status(tenant, paused, reason, at) "
+                                  "VALUES (?, 1, ?, ?)", -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, ts->tc->id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, ts->paused_reason, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, now_ms());
+        sqlite3_step(st);
+        sqlite3_finalize(st);
+    }
+}
+
+/* One JSON string value starting at p (just after its opening quote), unescaped into out. */
+static const char *read_string(const char *p, char *out, size_t len) {
+    size_t n = 0;
+    while (*p && *p != '"') {
+        char c = *p++;
+        if (c == '\\' && *p) {
+            c = *p++;
+            if (c == 'n') c = ' ';
+            else if (c == 'u') { p += *p ? 4 : 0; c = '?'; }
+        }
+        if (n + 1 < len) out[n++] = c;
+    }
+    out[n] = 0;
+    return p;
+}
+
+/* Sets every row of a bulk job; `keep` (may be NULL) marks the rows to leave alone. */
+static void set_rows(deliverer *d, sending *s, const char *keep, int state, long status, long long next_at,
+                     const char *error, int bump) {
+    sqlite3_stmt *st;
+    sqlite3_exec(d->db, "BEGIN", NULL, NULL, NULL);
+    if (sqlite3_prepare_v2(d->db, "UPDATE outbox SET state = ?, last_status = ?, next_at = ?, last_error = ?, "
+                                  "attempts = attempts + ? WHERE id = ?", -1, &st, NULL) == SQLITE_OK) {
+        for (int i = 0; i < bulk_count(s->bulk); i++) {
+            if (keep && keep[i]) continue;
+            sqlite3_bind_int(st, 1, state);
+            sqlite3_bind_int(st, 2, (int)status);
+            sqlite3_bind_int64(st, 3, next_at);
+            if (error) sqlite3_bind_text(st, 4, error, -1, SQLITE_TRANSIENT);
+            else sqlite3_bind_null(st, 4);
+            sqlite3_bind_int(st, 5, bump);
+            sqlite3_bind_int64(st, 6, bulk_id(s->bulk, i));
+            sqlite3_step(st);
+            sqlite3_reset(st);
+        }
+        sqlite3_finalize(st);
+    }
+    sqlite3_exec(d->db, "COMMIT", NULL, NULL, NULL);
+}
+
+static void finish_bulk(deliverer *d, sending *s, CURLcode rc, long status) {
+    tenant_state *ts = s->ts;
+    long long now = now_ms();
+    int n = bulk_count(s->bulk);
+    strbuf_addc(&s->response, 0);
+    const char *body = s->response.data ? s->response.data : "";
+    int challenge = status == 403 && strncasecmp(s->content_type, "text/html", 9) == 0;
+    int retry = rc != CURLE_OK || status == 408 || status == 429 || status >= 500 || challenge;
+    record(d, ts, s->cls, rc == CURLE_OK ? status : 0, -1);
+    if (rc == CURLE_OK && status >= 200 && status < 300) {
+        set_rows(d, s, NULL, ROW_DELIVERED, status, now, NULL, 1);
+        pthread_mutex_lock(&d->mu);
+        ts->delivered += (unsigned long long)n;
+        ts->bulk_jobs++;
+        for (int i = 0; i < n; i++) {
+            double age = (double)(now - s->created[i]) / 1000.0;
+            int b = 0;
+            while (b < 8 && age > latency_bounds[b]) b++;
+            ts->latency[b]++;
+        }
+        pthread_mutex_unlock(&d->mu);
+    } else if ((status == 401 || status == 403) && !challenge) {
+        pause_tenant(d, ts, status);
+        set_rows(d, s, NULL, ROW_QUEUED, status, now, body, 0);
+    } else if (retry) {
+        double wait = backoff_s(s->attempts);
+        if (status == 429) {
+            double asked = wait_asked(s);
+            if (asked > 0) wait = asked;
+            ts->cooldown_until[s->cls] = now + (long long)(wait * 1000);
+        }
+        char why[CURL_ERROR_SIZE + 64];
+        if (rc != CURLE_OK) snprintf(why, sizeof why, "%s", s->error[0] ? s->error : curl_easy_strerror(rc));
+        else snprintf(why, sizeof why, "HTTP %ld: %.200s", status, body);
+        /* Too old rows are not kept forever: they go to the dead letters on their next single try. */
+        set_rows(d, s, NULL, ROW_QUEUED, status, now + (long long)(wait * 1000), why, 1);
+        pthread_mutex_lock(&d->mu);
+        ts->retried += (unsigned long long)n;
+        pthread_mutex_unlock(&d->mu);
+    } else {
+        /* Klaviyo refused the whole request for what some items say: those items are dead
+         * letters with their error; the others go again in the next job. */
+        char *blamed_flag = calloc((size_t)n, 1);
+        if (!blamed_flag) abort();
+        int blamed = 0;
+        const char *p = body;
+        while ((p = strstr(p, "\"pointer\":\""))) {
+            char pointer[512], detail[1024] = "";
+            const char *at = p;
+            p = read_string(p + 11, pointer, sizeof pointer);
+            /* Klaviyo writes an error's detail before its source: the last detail before this pointer. */
+            const char *dt = NULL;
+            for (const char *q = body; (q = strstr(q, "\"detail\":\"")) && q < at; q++) dt = q;
+            if (dt) read_string(dt + 10, detail, sizeof detail);
+            int idx[BULK_MAX_EVENTS];
+            int k = bulk_blamed(s->bulk, pointer, idx, BULK_MAX_EVENTS);
+            for (int i = 0; i < k; i++) {
+                if (blamed_flag[idx[i]]) continue;
+                blamed_flag[idx[i]] = 1;
+                blamed++;
+                char why[1700];
+                snprintf(why, sizeof why, "HTTP %ld in a bulk job, for this item (%s): %s", status, pointer, detail);
+                exec_update(d, "UPDATE outbox SET state = 2, last_status = ?, next_at = ?, last_error = ?, "
+                               "attempts = attempts + 1 WHERE id = ?", bulk_id(s->bulk, idx[i]), (int)status, now, why);
+            }
+        }
+        if (blamed) {
+            set_rows(d, s, blamed_flag, ROW_QUEUED, status, now, NULL, 0);
+            pthread_mutex_lock(&d->mu);
+            ts->dead += (unsigned long long)blamed;
+            pthread_mutex_unlock(&d->mu);
+            char f[256];
+            snprintf(f, sizeof f, "\"tenant\":\"%s\",\"dead\":%d,\"again\":%d,\"status\":%ld", ts->tc->id, blamed,
+                     n - blamed, status);
+            log_line("warn", "a bulk job was refused for some items: those are dead letters, the rest go again", f);
+        } else {
+            /* Nothing to blame: send these one by one for a while, where each answer is its own. */
+            ts->bulk_off_until = now + BULK_OFF_MS;
+            set_rows(d, s, NULL, ROW_QUEUED, status, now, NULL, 0);
+            char f[256];
+            snprintf(f, sizeof f, "\"tenant\":\"%s\",\"status\":%ld", ts->tc->id, status);
+            log_line("warn", "a bulk job was refused as a whole: sending one by one for a minute", f);
+        }
+        free(blamed_flag);
+    }
+    ts->in_flight--;
+    for (int i = 0; i < s->nprofiles; i++) memory_del(d->busy_profiles, s->profiles[i], strlen(s->profiles[i]));
+}
+
 static void release(deliverer *d, sending *s) {
     if (s->prev) s->prev->next = s->next;
     else d->in_flight = s->next;
@@ -268,6 +450,10 @@ static void release(deliverer *d, sending *s) {
     strbuf_free(&s->response);
     free(s->profile);
     free(s->body);
+    for (int i = 0; i < s->nprofiles; i++) free(s->profiles[i]);
+    free(s->profiles);
+    free(s->created);
+    bulk_free(s->bulk);
     free(s);
 }
 
@@ -365,6 +551,22 @@ static size_t on_header(char *ptr, size_t size, size_t n, void *userp) {
     return len;
 }
 
+static void start_request(deliverer *d, sending *s, const char *url);
+
+static struct curl_slist *headers_for(const tenant_config *tc) {
+    char header[512];
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/vnd.api+json");
+    h = curl_slist_append(h, "Accept: application/vnd.api+json");
+    snprintf(header, sizeof header, "revision: %s", tc->revision);
+    h = curl_slist_append(h, header);
+    if (strcmp(tc->key_kind, "public") != 0) {
+        snprintf(header, sizeof header, "Authorization: Klaviyo-API-Key %s", tc->key);
+        h = curl_slist_append(h, header);
+        memset(header, 0, sizeof header);                 /* the key leaves no copy behind */
+    }
+    return h;
+}
+
 static void send_row(deliverer *d, tenant_state *ts, sqlite3_stmt *row, int cls) {
     const tenant_config *tc = ts->tc;
     sending *s = calloc(1, sizeof *s);
@@ -381,22 +583,22 @@ static void send_row(deliverer *d, tenant_state *ts, sqlite3_stmt *row, int cls)
     memcpy(s->body, sqlite3_column_blob(row, 4), (size_t)len);
     s->attempts = sqlite3_column_int(row, 5);
     s->created_at = sqlite3_column_int64(row, 7);
-    char url[2048], header[512];
+    char url[2048];
     snprintf(url, sizeof url, "%s%s", tc->base_url, path);
-    s->headers = curl_slist_append(NULL, "Content-Type: application/vnd.api+json");
-    s->headers = curl_slist_append(s->headers, "Accept: application/vnd.api+json");
-    snprintf(header, sizeof header, "revision: %s", tc->revision);
-    s->headers = curl_slist_append(s->headers, header);
-    if (strcmp(tc->key_kind, "public") != 0) {
-        snprintf(header, sizeof header, "Authorization: Klaviyo-API-Key %s", tc->key);
-        s->headers = curl_slist_append(s->headers, header);
-        memset(header, 0, sizeof header);                 /* the key leaves no copy behind */
-    }
+    s->headers = headers_for(tc);
+    s->body_len = (size_t)len;
+    mark_sending(d, &s->id, 1);
+    memory_put(d->busy_profiles, s->profile, strlen(s->profile), "1", 1);
+    start_request(d, s, url);
+}
+
+/* The request on its way: headers, body, callbacks; the multi handle takes it from here. */
+static void start_request(deliverer *d, sending *s, const char *url) {
     CURL *easy = curl_easy_init();
     curl_easy_setopt(easy, CURLOPT_URL, url);
     curl_easy_setopt(easy, CURLOPT_POST, 1L);
     curl_easy_setopt(easy, CURLOPT_POSTFIELDS, s->body);
-    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, (long)len);
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, (long)s->body_len);
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, s->headers);
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, s);
@@ -409,8 +611,7 @@ static void send_row(deliverer *d, tenant_state *ts, sqlite3_stmt *row, int cls)
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(easy, CURLOPT_USERAGENT, "returnflow");
-    ts->in_flight++;
-    memory_put(d->busy_profiles, s->profile, strlen(s->profile), "1", 1);
+    s->ts->in_flight++;
     s->easy = easy;
     s->next = d->in_flight;
     if (d->in_flight) d->in_flight->prev = s;
@@ -423,7 +624,45 @@ static int profile_busy(deliverer *d, const char *profile) {
     return memory_get(d->busy_profiles, profile, strlen(profile), &len) != NULL;
 }
 
-/* Starts what may start now for one tenant: the head of each profile's queue. */
+/* Sends the job being packed (taking it over), if the bulk budget allows; else drops the packing. */
+static int send_bulk(deliverer *d, tenant_state *ts, long long now, const long long *created) {
+    bulk_job *job = d->packing;
+    int n = bulk_count(job);
+    if (n == 0) return 0;
+    if (ts->in_flight >= MAX_IN_FLIGHT || !take_token(ts, CLASS_BULK, now)) { bulk_reset(job); return -1; }
+    sending *s = calloc(1, sizeof *s);
+    if (!s) abort();
+    s->d = d;
+    s->ts = ts;
+    s->cls = CLASS_BULK;
+    s->bulk = job;
+    d->packing = bulk_new(0, 0);
+    s->created = malloc((size_t)n * sizeof *s->created);
+    s->profiles = calloc((size_t)n, sizeof *s->profiles);
+    long long *ids = malloc((size_t)n * sizeof *ids);
+    if (!s->created || !s->profiles || !ids) abort();
+    memcpy(s->created, created, (size_t)n * sizeof *s->created);
+    s->created_at = created[0];
+    for (int i = 0; i < n; i++) ids[i] = bulk_id(job, i);
+    const char *body = bulk_body(job, &s->body_len);
+    s->body = malloc(s->body_len + 1);
+    if (!s->body) abort();
+    memcpy(s->body, body, s->body_len + 1);
+    mark_sending(d, ids, n);
+    free(ids);
+    char url[2048];
+    snprintf(url, sizeof url, "%s/api/event-bulk-create-jobs", ts->tc->base_url);
+    s->headers = headers_for(ts->tc);
+    start_request(d, s, url);
+    return 1;
+}
+
+/* Per-profile state during one scan (the value stored in `seen`). */
+#define HELD "h"                      /* its head was sent, is busy, or waits: the rest waits too */
+
+/* Starts what may start now for one tenant: the head of each profile's queue, or, with a
+ * backlog, jobs of many profiles' events in order (each profile's run of events up to its
+ * first request that is not an event). */
 static void scan_tenant(deliverer *d, tenant_state *ts, long long now) {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(d->db, "SELECT id, profile, method, path, body, attempts, next_at, created_at "
@@ -431,25 +670,77 @@ static void scan_tenant(deliverer *d, tenant_state *ts, long long now) {
                            NULL) != SQLITE_OK) return;
     sqlite3_bind_text(st, 1, ts->tc->id, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 2, SCAN_LIMIT);
+    int bulk = ts->queued >= BULK_THRESHOLD && strcmp(ts->tc->key_kind, "public") != 0 && now >= ts->bulk_off_until;
+    int bulk_closed = 0, generation = 0;
+    long long created[BULK_MAX_EVENTS];
     memory *seen = memory_new();
     long long queued = 0;
     while (sqlite3_step(st) == SQLITE_ROW) {
         queued++;
-        if (ts->in_flight >= MAX_IN_FLIGHT) continue;             /* still counted for the queue depth */
         const char *profile = (const char *)sqlite3_column_text(st, 1);
         size_t plen = strlen(profile), vlen;
-        if (memory_get(seen, profile, plen, &vlen)) continue;      /* not the head of its profile */
-        memory_put(seen, profile, plen, "1", 1);
-        if (profile_busy(d, profile) || sqlite3_column_int64(st, 6) > now) continue;
-        int cls = class_of((const char *)sqlite3_column_text(st, 3));
+        const char *state = memory_get(seen, profile, plen, &vlen);
+        if (state && strcmp(state, HELD) == 0) continue;
+        const char *path = (const char *)sqlite3_column_text(st, 3);
+        int due = sqlite3_column_int64(st, 6) <= now;
+        int is_event = strcmp(path, "/api/events") == 0;
+        if (state) {                   /* a later row of a profile in the current job */
+            char gen[16];
+            snprintf(gen, sizeof gen, "%d", generation);
+            int added = due && is_event && strcmp(state, gen) == 0 &&
+                        bulk_add(d->packing, sqlite3_column_int64(st, 0), profile, sqlite3_column_blob(st, 4),
+                                 (size_t)sqlite3_column_bytes(st, 4)) == BULK_ADDED;
+            if (added) created[bulk_count(d->packing) - 1] = sqlite3_column_int64(st, 7);
+            else memory_put(seen, profile, plen, HELD, 1);
+            continue;
+        }
+        if (profile_busy(d, profile) || !due) { memory_put(seen, profile, plen, HELD, 1); continue; }
+        if (bulk && is_event && !bulk_closed) {
+            long long id = sqlite3_column_int64(st, 0);
+            const char *body = sqlite3_column_blob(st, 4);
+            size_t blen = (size_t)sqlite3_column_bytes(st, 4);
+            int rc = bulk_add(d->packing, id, profile, body, blen);
+            if (rc == BULK_FULL) {
+                if (send_bulk(d, ts, now, created) < 0) bulk_closed = 1;
+                generation++;
+                rc = bulk_closed ? BULK_FULL : bulk_add(d->packing, id, profile, body, blen);
+            }
+            if (rc == BULK_ADDED) {
+                char gen[16];
+                snprintf(gen, sizeof gen, "%d", generation);
+                memory_put(seen, profile, plen, gen, strlen(gen));
+                created[bulk_count(d->packing) - 1] = sqlite3_column_int64(st, 7);
+                continue;
+            }
+            if (rc != BULK_NOT_EVENT) { memory_put(seen, profile, plen, HELD, 1); continue; }
+        }
+        memory_put(seen, profile, plen, HELD, 1);
+        if (ts->in_flight >= MAX_IN_FLIGHT) continue;             /* still counted for the queue depth */
+        int cls = class_of(path);
         if (!take_token(ts, cls, now)) continue;                    /* another class may still go */
         send_row(d, ts, st, cls);
     }
+    if (bulk_count(d->packing)) send_bulk(d, ts, now, created);
     pthread_mutex_lock(&d->mu);
     ts->queued = queued;
     pthread_mutex_unlock(&d->mu);
     memory_free(seen);
     sqlite3_finalize(st);
+}
+
+/* One deliverer per data folder. The first tick that gets the lock puts back in the queue what a
+ * crash left marked in flight. */
+static int take_lock(deliverer *d) {
+    if (d->lock_fd < 0 || flock(d->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        if (!d->said_waiting++) {
+            log_line("info", "another process delivers this data folder (returnflow send or serve); waiting "
+                             "for it to finish", NULL);
+        }
+        return 0;
+    }
+    d->locked = 1;
+    sqlite3_exec(d->db, "UPDATE outbox SET state = 0 WHERE state = 3", NULL, NULL, NULL);
+    return 1;
 }
 
 static void on_tick(uv_timer_t *t) {
@@ -461,6 +752,7 @@ static void on_tick(uv_timer_t *t) {
         if (!busy || now > d->stop_deadline) uv_stop(&d->loop);
         return;
     }
+    if (!d->locked && !take_lock(d)) return;      /* another process delivers: wait for the lock */
     for (int i = 0; i < d->ntenants; i++)
         if (!d->tenants[i].paused) scan_tenant(d, &d->tenants[i], now);
     int running;
@@ -516,6 +808,9 @@ deliverer *deliver_start(const config *cfg, char *err, size_t errlen) {
     }
     sqlite3_busy_timeout(d->db, 10000);
     sqlite3_exec(d->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
+    snprintf(path, sizeof path, "%s/delivery.lock", cfg->data_dir);
+    d->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    d->packing = bulk_new(0, 0);
     d->busy_profiles = memory_new();
     pthread_mutex_init(&d->mu, NULL);
     uv_loop_init(&d->loop);
@@ -545,8 +840,9 @@ void deliver_metrics(deliverer *d, strbuf *out) {
         snprintf(line, sizeof line,
                  "returnflow_requests_total{tenant=\"%s\",outcome=\"delivered\"} %llu\n"
                  "returnflow_requests_total{tenant=\"%s\",outcome=\"retried\"} %llu\n"
-                 "returnflow_requests_total{tenant=\"%s\",outcome=\"dead\"} %llu\n",
-                 ts->tc->id, ts->delivered, ts->tc->id, ts->retried, ts->tc->id, ts->dead);
+                 "returnflow_requests_total{tenant=\"%s\",outcome=\"dead\"} %llu\n"
+                 "returnflow_bulk_jobs_total{tenant=\"%s\"} %llu\n",
+                 ts->tc->id, ts->delivered, ts->tc->id, ts->retried, ts->tc->id, ts->dead, ts->tc->id, ts->bulk_jobs);
         strbuf_adds(out, line);
     }
     strbuf_adds(out, "# HELP returnflow_klaviyo_answers_total Klaviyo's answers by endpoint and status (0: none).\n"
@@ -600,6 +896,8 @@ void deliver_stop(deliverer *d) {
     curl_multi_cleanup(d->multi);
     uv_loop_close(&d->loop);
     sqlite3_close(d->db);
+    if (d->lock_fd >= 0) close(d->lock_fd);       /* the lock goes with it */
+    bulk_free(d->packing);
     memory_free(d->busy_profiles);
     pthread_mutex_destroy(&d->mu);
     free(d->tenants);

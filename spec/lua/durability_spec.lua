@@ -266,7 +266,11 @@ describe("returnflow serve under stress", function()
     assert.truthy(rows >= distinct, run)
     assert.equal(0, h.sql_count(dir, "SELECT count(*) FROM events WHERE state <> 1"), run)
     assert.equal(0, h.sql_count(dir, "SELECT count(*) FROM outbox WHERE state <> 1"), run)
-    assert.truthy(standin_stats(klaviyo).requests >= accepted, run)
+    -- 20,000 webhooks make a backlog, and a backlog goes in bulk jobs: fewer requests than events.
+    local stats = standin_stats(klaviyo)
+    local bulk_jobs = (stats.by_endpoint["POST /api/event-bulk-create-jobs"] or {})["202"] or 0
+    assert.truthy(bulk_jobs > 0 and stats.requests < accepted,
+                  run .. ": " .. h.encode(stats))
   end)
 
   it("answers normal clients promptly while slowloris clients trickle, and closes those at the timeouts", function()

@@ -1,0 +1,293 @@
+/*
+ * bulk.c: single-event request bodies packed into one events-bulk-create job.
+ *
+ * The mapper writes one EventCreateQueryV2 body per tracked event, which is
+ * what a live webhook wants: one request, sent at once. A backlog (a burst,
+ * a backfill) wants the opposite: Klaviyo's bulk endpoint takes up to 1,000
+ * events in one request, and its own rate budget. Repacking at delivery time
+ * keeps one outbox, one order and one retry story for both; the bodies are
+ * our own encoder's output, so moving their members about is a textual job.
+ *
+ * A job groups events by profile, as the endpoint does: one entry per profile
+ * with its events in queue order. Klaviyo fails a whole bulk request that
+ * repeats a unique_id for one profile and metric, and a profile can carry only
+ * one set of attributes per entry, so such an event is refused here and waits
+ * for the next job. Errors that point into the job name the events to blame.
+ */
+#include "bulk.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+#include "strbuf.h"
+
+typedef struct span { const char *p; size_t n; } span;
+
+typedef struct entry {
+    char *profile_key;
+    char *attributes, *meta;          /* the profile, meta moved beside its attributes */
+    int first, count;                 /* its events: events[first .. first + count) */
+} entry;
+
+typedef struct event {
+    long long id;
+    char *attributes;                 /* the event's attributes without its profile */
+    char *key;                        /* metric and unique_id, for the duplicate rule */
+    int entry;
+} event;
+
+struct bulk_job {
+    entry *entries;
+    int nentries, entries_cap;
+    event *events;
+    int nevents, events_cap;
+    size_t size;                      /* of the body once written */
+    int max_events;
+    size_t max_bytes;
+    strbuf body;
+};
+
+/* ------------------------------ reading bodies ------------------------------ */
+
+static const char *skip_ws(const char *p, const char *end) {
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+    return p;
+}
+
+/* The members of the object at text: calls found(key, value) for each; returns -1 if not an object. */
+static int each_member(span obj, int (*found)(void *ud, span key, span value), void *ud) {
+    const char *p = skip_ws(obj.p, obj.p + obj.n), *end = obj.p + obj.n;
+    if (p == end || *p != '{') return -1;
+    p = skip_ws(p + 1, end);
+    if (p < end && *p == '}') return 0;
+    while (p < end) {
+        size_t klen;
+        char err[64];
+        if (*p != '"' || json_value_end(p, (size_t)(end - p), &klen, err, sizeof err) != 0) return -1;
+        span key = { p + 1, klen - 2 };
+        p = skip_ws(p + klen, end);
+        if (p == end || *p != ':') return -1;
+        p = skip_ws(p + 1, end);
+        size_t vlen;
+        if (json_value_end(p, (size_t)(end - p), &vlen, err, sizeof err) != 0) return -1;
+        span value = { p, vlen };
+        if (found(ud, key, value)) return 1;
+        p = skip_ws(p + vlen, end);
+        if (p < end && *p == ',') { p = skip_ws(p + 1, end); continue; }
+        return p < end && *p == '}' ? 0 : -1;
+    }
+    return -1;
+}
+
+static int key_is(span key, const char *name) {
+    return key.n == strlen(name) && memcmp(key.p, name, key.n) == 0;
+}
+
+typedef struct lookup { const char *name; span value; } lookup;
+
+static int find_member(void *ud, span key, span value) {
+    lookup *l = ud;
+    if (!key_is(key, l->name)) return 0;
+    l->value = value;
+    return 1;
+}
+
+/* obj.name, or an empty span. */
+static span member(span obj, const char *name) {
+    lookup l = { name, { NULL, 0 } };
+    each_member(obj, find_member, &l);
+    return l.value;
+}
+
+/* An object's members other than one, written again as an object. */
+typedef struct without { const char *skip; strbuf *out; int n; } without;
+
+static int copy_member(void *ud, span key, span value) {
+    without *w = ud;
+    if (key_is(key, w->skip)) return 0;
+    strbuf_adds(w->out, w->n++ ? ",\"" : "{\"");
+    strbuf_add(w->out, key.p, key.n);
+    strbuf_adds(w->out, "\":");
+    strbuf_add(w->out, value.p, value.n);
+    return 0;
+}
+
+static char *object_without(span obj, const char *skip) {
+    strbuf out = {0};
+    without w = { skip, &out, 0 };
+    each_member(obj, copy_member, &w);
+    strbuf_adds(&out, w.n ? "}" : "{}");
+    strbuf_addc(&out, 0);
+    return out.data;
+}
+
+static char *copy_span(span s) {
+    char *c = malloc(s.n + 1);
+    if (!c) abort();
+    memcpy(c, s.p, s.n);
+    c[s.n] = 0;
+    return c;
+}
+
+int bulk_event_key(const char *body, size_t len, char *out, size_t outlen) {
+    span data = member((span){ body, len }, "data");
+    span attrs = member(data, "attributes");
+    span metric = member(member(member(member(attrs, "metric"), "data"), "attributes"), "name");
+    span uid = member(attrs, "unique_id");
+    if (!metric.p) return -1;
+    snprintf(out, outlen, "%.*s\x1f%.*s", (int)metric.n, metric.p, (int)uid.n, uid.p ? uid.p : "");
+    return 0;
+}
+
+/* --------------------------------- the job ---------------------------------- */
+
+bulk_job *bulk_new(int max_events, size_t max_bytes) {
+    bulk_job *b = calloc(1, sizeof *b);
+    if (!b) abort();
+    b->max_events = max_events > 0 ? max_events : BULK_MAX_EVENTS;
+    b->max_bytes = max_bytes > 0 ? max_bytes : BULK_MAX_BYTES;
+    bulk_reset(b);
+    return b;
+}
+
+void bulk_reset(bulk_job *b) {
+    for (int i = 0; i < b->nentries; i++) {
+        free(b->entries[i].profile_key);
+        free(b->entries[i].attributes);
+        free(b->entries[i].meta);
+    }
+    for (int i = 0; i < b->nevents; i++) {
+        free(b->events[i].attributes);
+        free(b->events[i].key);
+    }
+    b->nentries = b->nevents = 0;
+    b->size = 96;                                   /* the job's own wrapping */
+    b->body.len = 0;
+}
+
+void bulk_free(bulk_job *b) {
+    if (!b) return;
+    bulk_reset(b);
+    free(b->entries);
+    free(b->events);
+    strbuf_free(&b->body);
+    free(b);
+}
+
+int bulk_count(const bulk_job *b) { return b->nevents; }
+long long bulk_id(const bulk_job *b, int i) { return b->events[i].id; }
+
+static int find_entry(const bulk_job *b, const char *profile_key) {
+    for (int i = b->nentries - 1; i >= 0; i--)
+        if (strcmp(b->entries[i].profile_key, profile_key) == 0) return i;
+    return -1;
+}
+
+int bulk_add(bulk_job *b, long long id, const char *profile_key, const char *body, size_t len) {
+    span data = member((span){ body, len }, "data");
+    span attrs = member(data, "attributes");
+    span profile_data = member(member(attrs, "profile"), "data");
+    span profile_attrs = member(profile_data, "attributes");
+    if (!profile_attrs.p || !member(attrs, "metric").p) return BULK_NOT_EVENT;
+    char key[600];
+    if (bulk_event_key(body, len, key, sizeof key) != 0) return BULK_NOT_EVENT;
+    span meta = member(profile_attrs, "meta");
+    char *pattrs = object_without(profile_attrs, "meta");
+    char *pmeta = meta.p ? copy_span(meta) : NULL;
+    int e = find_entry(b, profile_key);
+    if (e >= 0) {
+        const entry *en = &b->entries[e];
+        /* One entry per profile, in order: its events must be the last added, with its attributes. */
+        int same = e == b->nentries - 1 && strcmp(en->attributes, pattrs) == 0 &&
+                   ((!en->meta && !pmeta) || (en->meta && pmeta && strcmp(en->meta, pmeta) == 0));
+        int dup = 0;
+        for (int i = en->first; same && i < en->first + en->count; i++) dup |= strcmp(b->events[i].key, key) == 0;
+        if (!same || dup) {
+            free(pattrs);
+            free(pmeta);
+            return dup ? BULK_DUPLICATE : BULK_PROFILE_CHANGED;
+        }
+    }
+    char *eattrs = object_without(attrs, "profile");
+    size_t grow = strlen(eattrs) + 40 + (e < 0 ? strlen(pattrs) + (pmeta ? strlen(pmeta) : 0) + 140 : 0);
+    if (b->nevents == b->max_events || (b->nevents && b->size + grow > b->max_bytes)) {
+        free(pattrs);
+        free(pmeta);
+        free(eattrs);
+        return BULK_FULL;
+    }
+    if (e < 0) {
+        if (b->nentries == b->entries_cap) {
+            b->entries_cap = b->entries_cap ? 2 * b->entries_cap : 64;
+            b->entries = realloc(b->entries, (size_t)b->entries_cap * sizeof *b->entries);
+            if (!b->entries) abort();
+        }
+        e = b->nentries++;
+        b->entries[e] = (entry){ .profile_key = strdup(profile_key), .attributes = pattrs, .meta = pmeta,
+                                 .first = b->nevents, .count = 0 };
+        if (!b->entries[e].profile_key) abort();
+    } else {
+        free(pattrs);
+        free(pmeta);
+    }
+    if (b->nevents == b->events_cap) {
+        b->events_cap = b->events_cap ? 2 * b->events_cap : 256;
+        b->events = realloc(b->events, (size_t)b->events_cap * sizeof *b->events);
+        if (!b->events) abort();
+    }
+    b->events[b->nevents++] = (event){ .id = id, .attributes = eattrs, .key = strdup(key), .entry = e };
+    if (!b->events[b->nevents - 1].key) abort();
+    b->entries[e].count++;
+    b->size += grow;
+    return BULK_ADDED;
+}
+
+const char *bulk_body(bulk_job *b, size_t *len) {
+    strbuf *out = &b->body;
+    out->len = 0;
+    strbuf_adds(out, "{\"data\":{\"type\":\"event-bulk-create-job\",\"attributes\":{\"events-bulk-create\":{\"data\":[");
+    for (int e = 0; e < b->nentries; e++) {
+        const entry *en = &b->entries[e];
+        strbuf_adds(out, e ? ",{\"type\":\"event-bulk-create\",\"attributes\":{\"profile\":{\"data\":{\"type\":\"profile\","
+                             "\"attributes\":"
+                           : "{\"type\":\"event-bulk-create\",\"attributes\":{\"profile\":{\"data\":{\"type\":\"profile\","
+                             "\"attributes\":");
+        strbuf_adds(out, en->attributes);
+        if (en->meta) {
+            strbuf_adds(out, ",\"meta\":");
+            strbuf_adds(out, en->meta);
+        }
+        strbuf_adds(out, "}},\"events\":{\"data\":[");
+        for (int i = en->first; i < en->first + en->count; i++) {
+            strbuf_adds(out, i > en->first ? ",{\"type\":\"event\",\"attributes\":" : "{\"type\":\"event\",\"attributes\":");
+            strbuf_adds(out, b->events[i].attributes);
+            strbuf_addc(out, '}');
+        }
+        strbuf_adds(out, "]}}}");
+    }
+    strbuf_adds(out, "]}}}}");
+    *len = out->len;
+    strbuf_addc(out, 0);
+    return out->data;
+}
+
+int bulk_blamed(const bulk_job *b, const char *pointer, int *events, int max) {
+    static const char prefix[] = "/data/attributes/events-bulk-create/data/";
+    if (strncmp(pointer, prefix, sizeof prefix - 1) != 0) return 0;
+    char *end;
+    long e = strtol(pointer + sizeof prefix - 1, &end, 10);
+    if (end == pointer + sizeof prefix - 1 || e < 0 || e >= b->nentries) return 0;
+    const entry *en = &b->entries[e];
+    long m = -1;
+    if (strncmp(end, "/attributes/events/data/", 24) == 0) {
+        char *after;
+        m = strtol(end + 24, &after, 10);
+        if (after == end + 24 || m < 0 || m >= en->count) m = -1;
+    }
+    int n = 0;
+    for (int i = 0; i < en->count && n < max; i++)
+        if (m < 0 || i == m) events[n++] = en->first + i;
+    return n;
+}

@@ -1,0 +1,44 @@
+/*
+ * bulk.h: EventCreateQueryV2 bodies packed into one events-bulk-create job (POST /api/event-bulk-create-jobs).
+ */
+#ifndef RF_BULK_H
+#define RF_BULK_H
+
+#include <stddef.h>
+
+#define BULK_MAX_EVENTS 1000                  /* Klaviyo's limit per request */
+#define BULK_MAX_BYTES (5u * 1000 * 1000)     /* Klaviyo's 5 MB, counted as it counts */
+
+enum {
+    BULK_ADDED = 0,
+    BULK_FULL,                /* the job is full: send it, then start another */
+    BULK_PROFILE_CHANGED,     /* the profile's entry has other attributes: this event waits */
+    BULK_DUPLICATE,           /* its profile already has this metric and unique_id here: it waits */
+    BULK_NOT_EVENT = -1,      /* not a single-event body: send it alone */
+};
+
+typedef struct bulk_job bulk_job;
+
+/* A job of at most max_events (0: 1000) and max_bytes (0: 5 MB). */
+bulk_job *bulk_new(int max_events, size_t max_bytes);
+void bulk_reset(bulk_job *b);
+void bulk_free(bulk_job *b);
+
+/* Adds one event body (its outbox id and profile key); see the codes above. */
+int bulk_add(bulk_job *b, long long id, const char *profile_key, const char *body, size_t len);
+
+/* The events added, in the order they appear in the body. */
+int bulk_count(const bulk_job *b);
+long long bulk_id(const bulk_job *b, int i);
+
+/* The request body; valid until the next call that changes the job. */
+const char *bulk_body(bulk_job *b, size_t *len);
+
+/* The events (indexes, 0 .. bulk_count) an error's source.pointer blames: one event, or all of one
+ * profile's entry; 0 when it points nowhere in particular. */
+int bulk_blamed(const bulk_job *b, const char *pointer, int *events, int max);
+
+/* "metric\x1funique_id" of an event body, the pair Klaviyo keeps once per profile; -1 if not an event. */
+int bulk_event_key(const char *body, size_t len, char *out, size_t outlen);
+
+#endif

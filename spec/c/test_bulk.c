@@ -1,0 +1,163 @@
+/*
+ * test_bulk.c: what core/bulk.c promises delivery when it packs single-event bodies into a bulk job.
+ *
+ * Why these tests: a packing mistake costs a whole request (Klaviyo fails a bulk job for one bad
+ * item) or, worse, quietly changes what an event says. So: every event's attributes arrive
+ * unchanged, grouped by profile in queue order; meta moves beside the profile's attributes; a
+ * repeated unique_id or a changed profile waits for the next job; the limits hold; and an error's
+ * pointer blames exactly the events it names.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "bulk.h"
+
+/* An event body as the mapper writes it (sorted keys). */
+static const char *body(char *buf, size_t len, const char *email, const char *metric, const char *uid,
+                        const char *meta) {
+    snprintf(buf, len,
+             "{\"data\":{\"attributes\":{\"metric\":{\"data\":{\"attributes\":{\"name\":\"%s\"},\"type\":\"metric\"}},"
+             "\"profile\":{\"data\":{\"attributes\":{\"email\":\"%s\"%s%s},\"type\":\"profile\"}},"
+             "\"properties\":{\"n\":1},\"time\":\"2026-10-02T14:21:07+00:00\",\"unique_id\":\"%s\"},\"type\":\"event\"}}",
+             metric, email, meta ? ",\"meta\":" : "", meta ? meta : "", uid);
+    return buf;
+}
+
+static int add(bulk_job *b, long long id, const char *email, const char *metric, const char *uid, const char *meta) {
+    char buf[2048], key[300];
+    body(buf, sizeof buf, email, metric, uid, meta);
+    snprintf(key, sizeof key, "email:%s", email);
+    return bulk_add(b, id, key, buf, strlen(buf));
+}
+
+static void groups_events_by_profile_in_order_with_attributes_unchanged(void **state) {
+    (void)state;
+    bulk_job *b = bulk_new(0, 0);
+    assert_int_equal(add(b, 1, "a@x.com", "M", "u1", NULL), BULK_ADDED);
+    assert_int_equal(add(b, 2, "a@x.com", "N", "u2", NULL), BULK_ADDED);
+    assert_int_equal(add(b, 3, "b@x.com", "M", "u1", NULL), BULK_ADDED);
+    size_t len;
+    const char *out = bulk_body(b, &len);
+    assert_int_equal(strlen(out), len);
+    assert_string_equal(out,
+        "{\"data\":{\"type\":\"event-bulk-create-job\",\"attributes\":{\"events-bulk-create\":{\"data\":["
+        "{\"type\":\"event-bulk-create\",\"attributes\":{\"profile\":{\"data\":{\"type\":\"profile\",\"attributes\":"
+        "{\"email\":\"a@x.com\"}}},\"events\":{\"data\":["
+        "{\"type\":\"event\",\"attributes\":{\"metric\":{\"data\":{\"attributes\":{\"name\":\"M\"},\"type\":\"metric\"}},"
+        "\"properties\":{\"n\":1},\"time\":\"2026-10-02T14:21:07+00:00\",\"unique_id\":\"u1\"}},"
+        "{\"type\":\"event\",\"attributes\":{\"metric\":{\"data\":{\"attributes\":{\"name\":\"N\"},\"type\":\"metric\"}},"
+        "\"properties\":{\"n\":1},\"time\":\"2026-10-02T14:21:07+00:00\",\"unique_id\":\"u2\"}}]}}},"
+        "{\"type\":\"event-bulk-create\",\"attributes\":{\"profile\":{\"data\":{\"type\":\"profile\",\"attributes\":"
+        "{\"email\":\"b@x.com\"}}},\"events\":{\"data\":["
+        "{\"type\":\"event\",\"attributes\":{\"metric\":{\"data\":{\"attributes\":{\"name\":\"M\"},\"type\":\"metric\"}},"
+        "\"properties\":{\"n\":1},\"time\":\"2026-10-02T14:21:07+00:00\",\"unique_id\":\"u1\"}}]}}}]}}}}");
+    assert_int_equal(bulk_count(b), 3);
+    assert_true(bulk_id(b, 0) == 1 && bulk_id(b, 1) == 2 && bulk_id(b, 2) == 3);
+    bulk_free(b);
+}
+
+static void moves_meta_beside_the_profile_attributes(void **state) {
+    (void)state;
+    bulk_job *b = bulk_new(0, 0);
+    const char *meta = "{\"patch_properties\":{\"append\":{\"returnflow_segments\":\"vip\"}}}";
+    assert_int_equal(add(b, 1, "a@x.com", "M", "u1", meta), BULK_ADDED);
+    size_t len;
+    const char *out = bulk_body(b, &len);
+    assert_non_null(strstr(out, "\"attributes\":{\"email\":\"a@x.com\"},\"meta\":{\"patch_properties\":"
+                                "{\"append\":{\"returnflow_segments\":\"vip\"}}}}},\"events\""));
+    bulk_free(b);
+}
+
+static void refuses_a_repeated_unique_id_and_a_changed_profile_until_the_next_job(void **state) {
+    (void)state;
+    bulk_job *b = bulk_new(0, 0);
+    assert_int_equal(add(b, 1, "a@x.com", "M", "u1", NULL), BULK_ADDED);
+    assert_int_equal(add(b, 2, "a@x.com", "M", "u1", NULL), BULK_DUPLICATE);
+    assert_int_equal(add(b, 3, "a@x.com", "N", "u1", NULL), BULK_ADDED);          /* another metric: fine */
+    assert_int_equal(add(b, 4, "a@x.com", "M", "u9", "{\"x\":1}"), BULK_PROFILE_CHANGED);
+    assert_int_equal(add(b, 5, "b@x.com", "M", "u1", NULL), BULK_ADDED);
+    assert_int_equal(add(b, 6, "a@x.com", "O", "u7", NULL), BULK_PROFILE_CHANGED);  /* a's entry is closed */
+    assert_int_equal(bulk_count(b), 3);
+    bulk_reset(b);
+    assert_int_equal(add(b, 2, "a@x.com", "M", "u1", NULL), BULK_ADDED);
+    bulk_free(b);
+}
+
+static void stops_at_the_event_and_byte_limits(void **state) {
+    (void)state;
+    bulk_job *b = bulk_new(3, 0);
+    for (int i = 0; i < 3; i++) {
+        char uid[16];
+        snprintf(uid, sizeof uid, "u%d", i);
+        assert_int_equal(add(b, i, "a@x.com", "M", uid, NULL), BULK_ADDED);
+    }
+    assert_int_equal(add(b, 9, "a@x.com", "M", "u9", NULL), BULK_FULL);
+    bulk_free(b);
+    b = bulk_new(0, 800);
+    assert_int_equal(add(b, 1, "a@x.com", "M", "u1", NULL), BULK_ADDED);
+    assert_int_equal(add(b, 2, "b@x.com", "M", "u1", NULL), BULK_ADDED);
+    assert_int_equal(add(b, 3, "c@x.com", "M", "u1", NULL), BULK_FULL);
+    size_t len;
+    bulk_body(b, &len);
+    assert_true(len <= 800);
+    bulk_free(b);
+}
+
+static void refuses_what_is_not_an_event_body(void **state) {
+    (void)state;
+    bulk_job *b = bulk_new(0, 0);
+    const char *profile_import = "{\"data\":{\"attributes\":{\"email\":\"a@x.com\"},\"type\":\"profile\"}}";
+    assert_int_equal(bulk_add(b, 1, "email:a@x.com", profile_import, strlen(profile_import)), BULK_NOT_EVENT);
+    assert_int_equal(bulk_add(b, 2, "email:a@x.com", "[1,2", 4), BULK_NOT_EVENT);
+    assert_int_equal(bulk_count(b), 0);
+    bulk_free(b);
+}
+
+static void blames_the_events_an_error_pointer_names(void **state) {
+    (void)state;
+    bulk_job *b = bulk_new(0, 0);
+    add(b, 10, "a@x.com", "M", "u1", NULL);
+    add(b, 11, "a@x.com", "N", "u2", NULL);
+    add(b, 12, "b@x.com", "M", "u1", NULL);
+    int blamed[8];
+    assert_int_equal(bulk_blamed(b, "/data/attributes/events-bulk-create/data/0/attributes/events/data/1/attributes/time",
+                                 blamed, 8), 1);
+    assert_int_equal(blamed[0], 1);
+    assert_int_equal(bulk_blamed(b, "/data/attributes/events-bulk-create/data/1/attributes/events/data/0/attributes/unique_id",
+                                 blamed, 8), 1);
+    assert_int_equal(blamed[0], 2);
+    assert_int_equal(bulk_blamed(b, "/data/attributes/events-bulk-create/data/0/attributes/profile/data/attributes",
+                                 blamed, 8), 2);                                   /* the whole entry */
+    assert_true(blamed[0] == 0 && blamed[1] == 1);
+    assert_int_equal(bulk_blamed(b, "/data/attributes/events-bulk-create/data/7/attributes", blamed, 8), 0);
+    assert_int_equal(bulk_blamed(b, "/data/type", blamed, 8), 0);
+    bulk_free(b);
+}
+
+static void keys_an_event_by_metric_and_unique_id(void **state) {
+    (void)state;
+    char buf[2048], key[128];
+    body(buf, sizeof buf, "a@x.com", "Loop Return Created", "t:1:return.created:open:Loop Return Created", NULL);
+    assert_int_equal(bulk_event_key(buf, strlen(buf), key, sizeof key), 0);
+    assert_string_equal(key, "\"Loop Return Created\"\x1f\"t:1:return.created:open:Loop Return Created\"");
+    assert_int_equal(bulk_event_key("{}", 2, key, sizeof key), -1);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(groups_events_by_profile_in_order_with_attributes_unchanged),
+        cmocka_unit_test(moves_meta_beside_the_profile_attributes),
+        cmocka_unit_test(refuses_a_repeated_unique_id_and_a_changed_profile_until_the_next_job),
+        cmocka_unit_test(stops_at_the_event_and_byte_limits),
+        cmocka_unit_test(refuses_what_is_not_an_event_body),
+        cmocka_unit_test(blames_the_events_an_error_pointer_names),
+        cmocka_unit_test(keys_an_event_by_metric_and_unique_id),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
