@@ -86,7 +86,8 @@ static const char schema[] =
     "  attempts INTEGER NOT NULL DEFAULT 0,"
     "  next_at INTEGER NOT NULL DEFAULT 0,"
     "  last_status INTEGER,"
-    "  last_error TEXT"
+    "  last_error TEXT,"
+    "  job TEXT"                              /* a batch job's rows (send, replay, test-integration) */
     ");"
     "CREATE INDEX IF NOT EXISTS outbox_by_state ON outbox(tenant, state, id);"
     "CREATE TABLE IF NOT EXISTS schedules ("
@@ -98,8 +99,20 @@ static const char schema[] =
     "  method TEXT NOT NULL,"
     "  path TEXT NOT NULL,"
     "  body BLOB NOT NULL,"
+    "  job TEXT,"                             /* held by a batch job until it has read all its input */
     "  PRIMARY KEY (tenant, key)"
     ");"
+    "CREATE TABLE IF NOT EXISTS jobs ("      /* batch jobs: what they read, where they stopped */
+    "  id TEXT PRIMARY KEY,"
+    "  tenant TEXT NOT NULL,"
+    "  kind TEXT NOT NULL,"
+    "  input TEXT NOT NULL,"
+    "  next_input INTEGER NOT NULL DEFAULT 0," /* events read and stored, in input order */
+    "  started_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL,"
+    "  finished_at INTEGER"
+    ");"
+
     "CREATE TABLE IF NOT EXISTS memory ("
     "  tenant TEXT NOT NULL,"
     "  key TEXT NOT NULL,"
@@ -223,6 +236,8 @@ store *store_open(uv_loop_t *loop, const char *data_dir, char *err, size_t errle
     if (opened == SQLITE_OK) sqlite3_busy_timeout(s->db, 5000);   /* before any statement: wait out a lock */
     if (opened != SQLITE_OK ||
         exec(s->db, schema) != 0 || add_column(s->db, "events", "script_version TEXT") != 0 ||
+        add_column(s->db, "outbox", "job TEXT") != 0 || add_column(s->db, "schedules", "job TEXT") != 0 ||
+        exec(s->db, "CREATE INDEX IF NOT EXISTS outbox_by_job ON outbox(job, state) WHERE job IS NOT NULL") != 0 ||
         sqlite3_prepare_v2(s->db, "INSERT INTO events(tenant, received_at, body) VALUES (?, ?, ?)", -1,
                            &s->insert, NULL) != SQLITE_OK) {
         snprintf(err, errlen, "cannot open the store %s: %s", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");

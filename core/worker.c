@@ -34,6 +34,7 @@
 #include "json.h"
 #include "log.h"
 #include "mapper.h"
+#include "outbox.h"
 
 #define BATCH 256
 enum { STOP_DRAIN = 1, STOP_NOW = 2 };  /* drain: one more pass; now: after the batch in hand */
@@ -46,6 +47,7 @@ typedef struct thread {
     int index;
     pthread_t tid;
     sqlite3 *db;
+    outbox_writer *writer;        /* prepared statements on db */
     mapper **mappers;             /* by tenant index; NULL for tenants of other threads */
     struct recall_ctx *recall;    /* by tenant index, for out:recall from the store */
     long long last_deferred_try;
@@ -76,111 +78,13 @@ static unsigned hash(const char *s) {
 }
 
 /* Milliseconds since the epoch of an ISO 8601 time, or -1. */
-static long long iso_ms(const char *s) {
-    int y, mo, d, h = 0, mi = 0, sec = 0, n = 0;
-    if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3) return -1;
-    const char *p = s + n;
-    if (*p == 'T' || *p == ' ') {
-        if (sscanf(p + 1, "%2d:%2d:%2d%n", &h, &mi, &sec, &n) != 3) return -1;
-        p += 1 + n;
-        if (*p == '.') while (*++p >= '0' && *p <= '9') {}
-    }
-    long offset = 0;
-    if (*p == '+' || *p == '-') {
-        int oh, om;
-        if (sscanf(p + 1, "%2d:%2d", &oh, &om) != 2 && sscanf(p + 1, "%2d%2d", &oh, &om) != 2) return -1;
-        offset = (oh * 60L + om) * 60L * (*p == '-' ? -1 : 1);
-    }
-    struct tm tm = { .tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h, .tm_min = mi, .tm_sec = sec };
-    return ((long long)timegm(&tm) - offset) * 1000;
-}
-
 static int exec(sqlite3 *db, const char *sql) {
     return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
 }
 
-static void log_error(const char *what, sqlite3 *db) {
-    strbuf f = {0};
-    strbuf_adds(&f, "\"error\":");
-    json_append_string(&f, sqlite3_errmsg(db), strlen(sqlite3_errmsg(db)));
-    strbuf_addc(&f, 0);
-    log_line("error", what, f.data);
-    strbuf_free(&f);
-}
+#define log_error outbox_log_error
 
 /* ------------------------------- mapping ---------------------------------- */
-
-/* Writes one event's outcome and everything it produced; in a transaction. */
-static int store_result(thread *t, const char *tenant, const char *version, long long id, const map_result *r) {
-    sqlite3 *db = t->db;
-    sqlite3_stmt *st;
-    int ok = 1;
-    map_status status = r->status;
-    for (int i = 0; ok && i < r->nrequests; i++) {
-        const map_request *q = &r->requests[i];
-        if (q->schedule_key) {
-            long long due = iso_ms(q->due);
-            ok = sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO schedules(tenant, key, due_at, event_id, profile, "
-                                        "method, path, body) VALUES (?,?,?,?,?,?,?,?)", -1, &st, NULL) == SQLITE_OK;
-            if (!ok) break;
-            sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 2, q->schedule_key, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(st, 3, due < 0 ? now_ms() : due);
-            sqlite3_bind_int64(st, 4, id);
-            sqlite3_bind_text(st, 5, q->profile, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 6, q->method, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 7, q->path, -1, SQLITE_STATIC);
-            sqlite3_bind_blob(st, 8, q->body, (int)q->body_len, SQLITE_STATIC);
-        } else {
-            ok = sqlite3_prepare_v2(db, "INSERT INTO outbox(event_id, tenant, profile, method, path, body, created_at) "
-                                        "VALUES (?,?,?,?,?,?,?)", -1, &st, NULL) == SQLITE_OK;
-            if (!ok) break;
-            sqlite3_bind_int64(st, 7, now_ms());
-            sqlite3_bind_int64(st, 1, id);
-            sqlite3_bind_text(st, 2, tenant, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 3, q->profile, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 4, q->method, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 5, q->path, -1, SQLITE_STATIC);
-            sqlite3_bind_blob(st, 6, q->body, (int)q->body_len, SQLITE_STATIC);
-        }
-        ok = sqlite3_step(st) == SQLITE_DONE;
-        sqlite3_finalize(st);
-    }
-    for (int i = 0; ok && i < r->ncancels; i++) {
-        ok = sqlite3_prepare_v2(db, "DELETE FROM schedules WHERE tenant = ? AND key = ?", -1, &st, NULL) == SQLITE_OK;
-        if (!ok) break;
-        sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, r->cancels[i], -1, SQLITE_STATIC);
-        ok = sqlite3_step(st) == SQLITE_DONE;
-        sqlite3_finalize(st);
-    }
-    for (int i = 0; ok && i < r->nmemory; i++) {
-        ok = sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO memory(tenant, key, value) VALUES (?,?,?)", -1, &st,
-                                NULL) == SQLITE_OK;
-        if (!ok) break;
-        sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, r->memory_keys[i], -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, r->memory_values[i], -1, SQLITE_STATIC);
-        ok = sqlite3_step(st) == SQLITE_DONE;
-        sqlite3_finalize(st);
-    }
-    if (ok) {
-        static const int state_of[] = { EV_MAPPED, EV_DROPPED, EV_FAILED, EV_DEFERRED };
-        ok = sqlite3_prepare_v2(db, "UPDATE events SET state = ?, reason = ?, attempts = attempts + 1, "
-                                    "script_version = ? WHERE id = ?", -1, &st, NULL) == SQLITE_OK;
-        if (ok) {
-            sqlite3_bind_int(st, 1, state_of[status]);
-            if (r->reason[0]) sqlite3_bind_text(st, 2, r->reason, -1, SQLITE_STATIC);
-            else sqlite3_bind_null(st, 2);
-            if (version && *version) sqlite3_bind_text(st, 3, version, -1, SQLITE_STATIC);
-            else sqlite3_bind_null(st, 3);
-            sqlite3_bind_int64(st, 4, id);
-            ok = sqlite3_step(st) == SQLITE_DONE;
-            sqlite3_finalize(st);
-        }
-    }
-    return ok ? 0 : -1;
-}
 
 typedef struct pending_event {
     long long id, received;
@@ -308,7 +212,8 @@ static int commit_results(thread *t, const char *tenant, const char *version, co
         map_result r = { .status = (map_status)rs->ev[e].status, .reason = a + rs->ev[e].reason,
                          .requests = reqs, .nrequests = rs->ev[e].nreq, .cancels = cans, .ncancels = rs->ev[e].ncan,
                          .memory_keys = mk, .memory_values = mv, .nmemory = rs->ev[e].nmem };
-        ok = store_result(t, tenant, version, rs->ev[e].id, &r) == 0;
+        ok = outbox_write(t->writer, &(outbox_target){ .tenant = tenant, .version = version, .record_outcome = 1 },
+                          rs->ev[e].id, &r) == 0;
     }
     if (ok) ok = exec(t->db, "COMMIT") == 0;
     if (!ok) {
@@ -376,78 +281,6 @@ static int map_batch(thread *t, int ti, int state) {
     return rc;
 }
 
-/* Moves due schedules of one tenant into its outbox. */
-static void fire_schedules(thread *t, const char *tenant) {
-    sqlite3_stmt *st;
-    if (exec(t->db, "BEGIN IMMEDIATE") != 0) return;
-    int ok = sqlite3_prepare_v2(t->db, "INSERT INTO outbox(event_id, tenant, profile, method, path, body, created_at) "
-                                       "SELECT event_id, tenant, profile, method, path, body, ? FROM schedules "
-                                       "WHERE tenant = ? AND due_at <= ? ORDER BY due_at", -1, &st, NULL) == SQLITE_OK;
-    if (ok) {
-        sqlite3_bind_int64(st, 1, now_ms());
-        sqlite3_bind_text(st, 2, tenant, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, now_ms());
-        ok = sqlite3_step(st) == SQLITE_DONE;
-        sqlite3_finalize(st);
-    }
-    if (ok && (ok = sqlite3_prepare_v2(t->db, "DELETE FROM schedules WHERE tenant = ? AND due_at <= ?", -1, &st,
-                                       NULL) == SQLITE_OK)) {
-        sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, now_ms());
-        ok = sqlite3_step(st) == SQLITE_DONE;
-        sqlite3_finalize(st);
-    }
-    if (!ok || exec(t->db, "COMMIT") != 0) { log_error("cannot fire schedules", t->db); exec(t->db, "ROLLBACK"); }
-}
-
-/* Dry tenants: the outbox goes to DATA/dry/TENANT.ndjson, then counts as delivered. */
-static void deliver_dry(thread *t, const tenant_config *tc) {
-    const config *cfg = t->w->cfg;
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(t->db, "SELECT id, method, path, body FROM outbox WHERE tenant = ? AND state = 0 "
-                                  "ORDER BY id LIMIT 1000", -1, &st, NULL) != SQLITE_OK) return;
-    sqlite3_bind_text(st, 1, tc->id, -1, SQLITE_STATIC);
-    strbuf out = {0};
-    long long last = -1;
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        last = sqlite3_column_int64(st, 0);
-        strbuf_adds(&out, "{\"method\":");
-        json_append_string(&out, (const char *)sqlite3_column_text(st, 1), (size_t)sqlite3_column_bytes(st, 1));
-        strbuf_adds(&out, ",\"path\":");
-        json_append_string(&out, (const char *)sqlite3_column_text(st, 2), (size_t)sqlite3_column_bytes(st, 2));
-        strbuf_adds(&out, ",\"headers\":{\"Accept\":\"application/vnd.api+json\"");
-        if (strcmp(tc->key_kind, "public") != 0) strbuf_adds(&out, ",\"Authorization\":\"Klaviyo-API-Key ***\"");
-        strbuf_adds(&out, ",\"Content-Type\":\"application/vnd.api+json\",\"revision\":");
-        json_append_string(&out, tc->revision, strlen(tc->revision));
-        strbuf_adds(&out, "},\"body\":");
-        strbuf_add(&out, sqlite3_column_blob(st, 3), (size_t)sqlite3_column_bytes(st, 3));
-        strbuf_adds(&out, "}\n");
-    }
-    sqlite3_finalize(st);
-    if (last < 0) { strbuf_free(&out); return; }
-    char dir[1024], path[1100];
-    snprintf(dir, sizeof dir, "%s/dry", cfg->data_dir);
-    mkdir(dir, 0750);
-    snprintf(path, sizeof path, "%s/%s.ndjson", dir, tc->id);
-    FILE *f = fopen(path, "ab");
-    int ok = f && fwrite(out.data, 1, out.len, f) == out.len && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    if (f) fclose(f);
-    strbuf_free(&out);
-    if (!ok) {
-        char f[1200];
-        snprintf(f, sizeof f, "\"path\":\"%s\"", path);
-        log_line("error", "cannot write the dry file; will try again", f);
-        return;
-    }
-    if (sqlite3_prepare_v2(t->db, "UPDATE outbox SET state = 1 WHERE tenant = ? AND state = 0 AND id <= ?", -1, &st,
-                           NULL) == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, tc->id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, last);
-        if (sqlite3_step(st) != SQLITE_DONE) log_error("cannot mark dry requests delivered", t->db);
-        sqlite3_finalize(st);
-    }
-}
-
 /* Raw events and delivered requests older than the retention window go; dead
  * letters stay until purged, and an event stays while anything of it is
  * queued or scheduled. */
@@ -476,18 +309,7 @@ typedef struct recall_ctx { thread *t; const char *tenant; } recall_ctx;
 /* out:recall when the mapper's cache misses: the store is the memory. */
 static int recall_from_store(void *ud, const char *key, size_t klen, strbuf *out) {
     recall_ctx *rc = ud;
-    sqlite3_stmt *st;
-    int found = 0;
-    if (sqlite3_prepare_v2(rc->t->db, "SELECT value FROM memory WHERE tenant = ? AND key = ?", -1, &st, NULL) != SQLITE_OK)
-        return 0;
-    sqlite3_bind_text(st, 1, rc->tenant, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, key, (int)klen, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        strbuf_add(out, (const char *)sqlite3_column_text(st, 0), (size_t)sqlite3_column_bytes(st, 0));
-        found = 1;
-    }
-    sqlite3_finalize(st);
-    return found;
+    return outbox_recall(rc->t->db, rc->tenant, key, klen, out);
 }
 
 static void load_memory(thread *t, int ti) {
@@ -541,8 +363,8 @@ static void *thread_main(void *arg) {
                 map_batch(t, ti, EV_DEFERRED);   /* what they waited for may have come */
                 t->last_deferred_try = now;
             }
-            fire_schedules(t, cfg->tenants[ti].id);
-            if (tenant_is_dry(&cfg->tenants[ti])) deliver_dry(t, &cfg->tenants[ti]);
+            outbox_fire_schedules(t->db, cfg->tenants[ti].id);
+            if (tenant_is_dry(&cfg->tenants[ti])) outbox_write_dry(t->db, cfg->data_dir, &cfg->tenants[ti]);
             if (now - t->last_purge > 3600 * 1000) purge_old(t, cfg->tenants[ti].id);
         }
         if (now_ms() - t->last_purge > 3600 * 1000) t->last_purge = now_ms();
@@ -594,6 +416,11 @@ workers *workers_start(const config *cfg, char *err, size_t errlen) {
         /* NORMAL is enough here: a mapping lost to a power cut leaves its event journaled, and
          * it is mapped again (delivery is at least once; Klaviyo counts each unique_id once). */
         exec(t->db, "PRAGMA synchronous=NORMAL");
+        t->writer = outbox_writer_new(t->db);
+        if (!t->writer) {
+            snprintf(err, errlen, "worker %d: cannot prepare its statements on %s", i, path);
+            return NULL;
+        }
     }
     for (int ti = 0; ti < cfg->ntenants; ti++) {
         const tenant_config *tc = &cfg->tenants[ti];
@@ -644,6 +471,7 @@ static void stop(workers *w, int how) {
         pthread_join(t->tid, NULL);             /* the thread freed its own mappers */
         free(t->mappers);
         free(t->recall);
+        outbox_writer_free(t->writer);
         sqlite3_close(t->db);
     }
     pthread_mutex_destroy(&w->mu);
