@@ -178,6 +178,7 @@ void bulk_free(bulk_job *b) {
 
 int bulk_count(const bulk_job *b) { return b->nevents; }
 long long bulk_id(const bulk_job *b, int i) { return b->events[i].id; }
+const char *bulk_profile(const bulk_job *b, int i) { return b->entries[b->events[i].entry].profile_key; }
 
 static int find_entry(const bulk_job *b, const char *profile_key) {
     for (int i = b->nentries - 1; i >= 0; i--)

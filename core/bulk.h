@@ -30,6 +30,7 @@ int bulk_add(bulk_job *b, long long id, const char *profile_key, const char *bod
 /* The events added, in the order they appear in the body. */
 int bulk_count(const bulk_job *b);
 long long bulk_id(const bulk_job *b, int i);
+const char *bulk_profile(const bulk_job *b, int i);     /* the profile key it was added with */
 
 /* The request body; valid until the next call that changes the job. */
 const char *bulk_body(bulk_job *b, size_t *len);

@@ -14,6 +14,9 @@ int cmd_dlq(int argc, char **argv);
 int cmd_test(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_templates(int argc, char **argv);
+int cmd_send(int argc, char **argv);
+int cmd_replay(int argc, char **argv);
+int cmd_test_integration(int argc, char **argv);
 
 /* Prints the help of one command (or the overview for NULL) to stdout. */
 int cmd_help(const char *command);

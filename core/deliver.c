@@ -639,7 +639,7 @@ static int send_bulk(deliverer *d, tenant_state *ts, long long now, const long l
     d->packing = bulk_new(0, 0);
     s->created = malloc((size_t)n * sizeof *s->created);
     s->profiles = calloc((size_t)n, sizeof *s->profiles);
-    long long *ids = malloc((size_t)n * sizeof *ids);
+    long long *ids = calloc((size_t)n, sizeof *ids);
     if (!s->created || !s->profiles || !ids) abort();
     memcpy(s->created, created, (size_t)n * sizeof *s->created);
     s->created_at = created[0];
@@ -650,6 +650,17 @@ static int send_bulk(deliverer *d, tenant_state *ts, long long now, const long l
     memcpy(s->body, body, s->body_len + 1);
     mark_sending(d, ids, n);
     free(ids);
+    /* Each profile of the job waits for Klaviyo's answer before its next request goes. */
+    memory *seen = memory_new();
+    for (int i = 0; i < n; i++) {
+        const char *p = bulk_profile(job, i);
+        size_t vlen;
+        if (memory_get(seen, p, strlen(p), &vlen)) continue;
+        memory_put(seen, p, strlen(p), "1", 1);
+        memory_put(d->busy_profiles, p, strlen(p), "1", 1);
+        if (!(s->profiles[s->nprofiles++] = strdup(p))) abort();
+    }
+    memory_free(seen);
     char url[2048];
     snprintf(url, sizeof url, "%s/api/event-bulk-create-jobs", ts->tc->base_url);
     s->headers = headers_for(ts->tc);

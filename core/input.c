@@ -7,6 +7,9 @@
  * line, so one bad line is reported with its offset and the other lines still
  * map. Nothing is silently skipped: every slice reaches the callback, bad ones
  * with their error.
+ *
+ * NDJSON is streamed a line at a time (a backfill export may be gigabytes):
+ * a file whose first line is a whole JSON object is taken for NDJSON.
  */
 #include "input.h"
 
@@ -63,12 +66,73 @@ static void shift_offset(char *msg, size_t size, size_t off) {
     snprintf(msg, size, "byte %llu:%.300s", at + off, rest);
 }
 
+/* One NDJSON line to the callback (offset: where it starts in the file). */
+static int line_event(const char *path, char *text, size_t len, size_t offset, int index, input_fn fn, void *ud) {
+    while (len && (text[len - 1] == '\n' || text[len - 1] == '\r')) len--;
+    if (is_blank(text, len)) return 0;
+    char lmsg[400];
+    size_t vend = 0;
+    int bad = json_value_end(text, len, &vend, lmsg, sizeof lmsg) != 0;
+    if (!bad && !is_blank(text + vend, len - vend)) {
+        bad = 1;
+        snprintf(lmsg, sizeof lmsg, "byte %zu: unexpected data after the JSON value", vend);
+    }
+    if (bad) shift_offset(lmsg, sizeof lmsg, offset);
+    char saved = text[len];
+    text[len] = 0;                                /* text[len] readable, as for the whole-file case */
+    input_event ev = { text, len, bad ? lmsg : NULL, index };
+    int stop = fn(ud, path, &ev);
+    text[len] = saved;
+    return stop;
+}
+
+/* NDJSON from the current position on, a line at a time; the first line is given. */
+static void stream_lines(FILE *f, const char *path, char *line, size_t cap, ssize_t n, size_t offset, input_fn fn,
+                         void *ud) {
+    int index = 0, stop = 0;
+    while (n >= 0 && !stop) {
+        if (!is_blank(line, (size_t)n)) stop = line_event(path, line, (size_t)n, offset, ++index, fn, ud);
+        offset += (size_t)n;
+        n = getline(&line, &cap, f);
+    }
+    free(line);
+}
+
 int input_each(const char *path, input_fn fn, void *ud, char *err, size_t errlen) {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
     if (!f) { snprintf(err, errlen, "%s: %s", path, strerror(errno)); return -1; }
-    size_t len;
-    char *buf = read_all(f, &len);
+    /* The first non-blank line decides: a whole JSON object alone on it means NDJSON, streamed. */
+    char *line = NULL;
+    size_t cap = 0, offset = 0;
+    ssize_t n;
+    while ((n = getline(&line, &cap, f)) >= 0 && is_blank(line, (size_t)n)) offset += (size_t)n;
+    if (n > 0) {
+        size_t vend, start = 0;
+        char msg[64];
+        while (start < (size_t)n && strchr(" \t", line[start])) start++;
+        size_t end = (size_t)n;
+        while (end > start && (line[end - 1] == '\n' || line[end - 1] == '\r')) end--;
+        if (line[start] == '{' && json_value_end(line + start, end - start, &vend, msg, sizeof msg) == 0 &&
+            is_blank(line + start + vend, end - start - vend) && line[n - 1] == '\n') {
+            stream_lines(f, path, line, cap, n, offset, fn, ud);
+            if (f != stdin) fclose(f);
+            return 0;
+        }
+    }
+    /* Anything else is read whole: what was read so far, then the rest. */
+    size_t head_len = n > 0 ? (size_t)n : 0, rest_len;
+    char *rest = read_all(f, &rest_len);
     if (f != stdin) fclose(f);
+    size_t len = offset + head_len + (rest ? rest_len : 0);
+    char *buf = rest ? malloc(len + 1) : NULL;
+    if (buf) {
+        memset(buf, '\n', offset);                /* the blank lines skipped, as blanks: offsets stay true */
+        memcpy(buf + offset, line ? line : "", head_len);
+        memcpy(buf + offset + head_len, rest, rest_len);
+        buf[len] = 0;
+    }
+    free(rest);
+    free(line);
     if (!buf) { snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno)); return -1; }
 
     /* Validate the whole file as one value with a scratch Lua-free scan. */

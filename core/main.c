@@ -109,6 +109,43 @@ static const command commands[] = {
       "                again; --all (with --tenant, only that tenant's) replays every one\n"
       "  purge ID      forget it (an event is kept in the journal as dropped); --all as above\n"
       "A running service takes replayed ones up within a second.\n" },
+    { "send", cmd_send, "backfill: map events from files with a tenant's scripts and deliver them (backfill: true)",
+      "usage: returnflow send --tenant T [-c CONFIG] [--live] [--dry] [--resume] [-q] FILE...\n"
+      "\n"
+      "Maps every event of the files (Loop webhook bodies or Loop's detailed-returns records: one JSON object,\n"
+      "a JSON array, or NDJSON, streamed; '-' reads standard input) with tenant T's scripts, stores the requests\n"
+      "in the data folder as serve does, and waits until they are delivered: by serve if it runs beside it, else\n"
+      "by this command. A backlog goes to Klaviyo in bulk jobs of up to 1,000 events, paced to its limits.\n"
+      "Every event carries backfill: true, so no flow fires. Scheduled events (day-21 reminders) are held until\n"
+      "all input is read, so a later event's cancel applies. A request already delivered or queued from this\n"
+      "data folder (same profile, metric and unique_id) is not sent again, and Klaviyo counts each unique_id once.\n"
+      "Progress: one updating line on a terminal, a line every 5 s otherwise; then a summary.\n"
+      "\n"
+      "options:\n"
+      "      --tenant T        the tenant of the config whose scripts, key and limits apply (required)\n"
+      "  -c, --config FILE     the config (default: ./returnflow.conf.lua)\n"
+      "      --live            no backfill flag: flows fire as if the events happened now (a warning says so)\n"
+      "      --dry             print the requests (as 'returnflow map' does); store and send nothing\n"
+      "      --resume          after Ctrl-C or a crash: skip the events an earlier run of the same files stored\n"
+      "  -q, --quiet           no progress, only the summary\n"
+      "\n"
+      "exit status: 0 all delivered, 1 some events failed or requests were dead-lettered (see 'returnflow dlq'),\n"
+      "2 bad usage, 130 interrupted.\n" },
+    { "replay", cmd_replay, "map retained events again with the current scripts and deliver what they make now",
+      "usage: returnflow replay --tenant T --since DATE [--until DATE] [--trigger X] [--live] [--dry] [-c CONFIG]\n"
+      "\n"
+      "Runs the raw events journaled for tenant T (received from DATE, before --until; only trigger X if given)\n"
+      "through the tenant's current scripts, and delivers what they produce now, with backfill: true unless\n"
+      "--live: after adding a template or renaming a metric, the whole window gets the new metric. Requests\n"
+      "already delivered (same profile, metric and unique_id) are not sent again. DATE: 2026-10-01 or an ISO time.\n"
+      "The journal keeps events retention_days (config). Options as for send.\n" },
+    { "test-integration", cmd_test_integration, "send one sample of every metric the scripts emit, to a test profile",
+      "usage: returnflow test-integration --tenant T [--email E] [--fixtures DIR] [--live] [--dry] [-c CONFIG]\n"
+      "\n"
+      "Loop's \"Test the integration\" button: maps every shipped Loop fixture with tenant T's scripts, as if\n"
+      "the customer were E (default returnflow-test@example.com), sends scheduled events at once, and delivers\n"
+      "it all (backfill: true unless --live), so every metric the scripts can emit exists in Klaviyo and flows\n"
+      "can be built on it. Prints the metrics it sent.\n" },
     { "test", cmd_test, "run busted specs of a scripts folder with returnflow's testing module",
       "usage: returnflow test [--scripts DIR] [BUSTED ARGS...]\n"
       "\n"
@@ -153,7 +190,7 @@ int cmd_help(const char *name) {
     }
     printf("returnflow %s: Loop return events to Klaviyo, mapped by Lua scripts\n\n"
            "usage: returnflow COMMAND [options] [args]\n\ncommands:\n", RETURNFLOW_VERSION);
-    for (size_t i = 0; i < NCOMMANDS; i++) printf("  %-10s %s\n", commands[i].name, commands[i].summary);
+    for (size_t i = 0; i < NCOMMANDS; i++) printf("  %-17s %s\n", commands[i].name, commands[i].summary);
     printf("\n'returnflow help COMMAND' tells more. Also: --version.\n");
     return 0;
 }

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bulk.h"
 #include "json.h"
 #include "log.h"
 
@@ -73,9 +74,9 @@ outbox_writer *outbox_writer_new(sqlite3 *db) {
     w->db = db;
     int ok =
         sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO schedules(tenant, key, due_at, event_id, profile, method, path, "
-                               "body, job) VALUES (?,?,?,?,?,?,?,?,?)", -1, &w->schedule, NULL) == SQLITE_OK &&
-        sqlite3_prepare_v2(db, "INSERT INTO outbox(event_id, tenant, profile, method, path, body, created_at, job) "
-                               "VALUES (?,?,?,?,?,?,?,?)", -1, &w->request, NULL) == SQLITE_OK &&
+                               "body, job, dedup) VALUES (?,?,?,?,?,?,?,?,?,?)", -1, &w->schedule, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, "INSERT INTO outbox(event_id, tenant, profile, method, path, body, created_at, job, dedup) "
+                               "VALUES (?,?,?,?,?,?,?,?,?)", -1, &w->request, NULL) == SQLITE_OK &&
         sqlite3_prepare_v2(db, "DELETE FROM schedules WHERE tenant = ? AND key = ?", -1, &w->cancel, NULL) == SQLITE_OK &&
         sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO memory(tenant, key, value) VALUES (?,?,?)", -1, &w->remember,
                            NULL) == SQLITE_OK &&
@@ -129,6 +130,9 @@ int outbox_write(outbox_writer *w, const outbox_target *t, long long event_id, c
             sqlite3_bind_text(st, 7, q->path, -1, SQLITE_STATIC);
             sqlite3_bind_blob(st, 8, q->body, (int)q->body_len, SQLITE_STATIC);
             bind_text_or_null(st, 9, t->job);
+            char key[OUTBOX_DEDUP_MAX];
+            if (outbox_dedup_key(q->profile, q->body, q->body_len, key, sizeof key) == 0)
+                sqlite3_bind_text(st, 10, key, -1, SQLITE_TRANSIENT);
         } else {
             st = w->request;
             sqlite3_bind_int64(st, 1, event_id);
@@ -139,6 +143,9 @@ int outbox_write(outbox_writer *w, const outbox_target *t, long long event_id, c
             sqlite3_bind_blob(st, 6, q->body, (int)q->body_len, SQLITE_STATIC);
             sqlite3_bind_int64(st, 7, now);
             bind_text_or_null(st, 8, t->job);
+            char key[OUTBOX_DEDUP_MAX];
+            if (outbox_dedup_key(q->profile, q->body, q->body_len, key, sizeof key) == 0)
+                sqlite3_bind_text(st, 9, key, -1, SQLITE_TRANSIENT);
         }
         ok = run(st);
     }
@@ -163,13 +170,23 @@ int outbox_write(outbox_writer *w, const outbox_target *t, long long event_id, c
     return ok ? 0 : -1;
 }
 
+int outbox_dedup_key(const char *profile, const char *body, size_t len, char *out, size_t outlen) {
+    char key[OUTBOX_DEDUP_MAX];
+    if (bulk_event_key(body, len, key, sizeof key) != 0) return -1;
+    int n = snprintf(out, outlen, "%s\x1f%s", profile, key);
+    return n > 0 && (size_t)n < outlen ? 0 : -1;
+}
+
+/* A job's schedules are held while it reads its input (jobs.reading). */
+#define NOT_HELD "(job IS NULL OR job NOT IN (SELECT id FROM jobs WHERE reading = 1))"
+
 int outbox_fire_schedules(sqlite3 *db, const char *tenant) {
     sqlite3_stmt *st;
     long long now = outbox_now_ms();
     if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) return -1;
-    int ok = sqlite3_prepare_v2(db, "INSERT INTO outbox(event_id, tenant, profile, method, path, body, created_at) "
-                                    "SELECT event_id, tenant, profile, method, path, body, ? FROM schedules "
-                                    "WHERE tenant = ? AND due_at <= ? AND job IS NULL ORDER BY due_at", -1, &st,
+    int ok = sqlite3_prepare_v2(db, "INSERT INTO outbox(event_id, tenant, profile, method, path, body, created_at, job, "
+                                    "dedup) SELECT event_id, tenant, profile, method, path, body, ?, job, dedup FROM schedules "
+                                    "WHERE tenant = ? AND due_at <= ? AND " NOT_HELD " ORDER BY due_at", -1, &st,
                                 NULL) == SQLITE_OK;
     if (ok) {
         sqlite3_bind_int64(st, 1, now);
@@ -179,7 +196,7 @@ int outbox_fire_schedules(sqlite3 *db, const char *tenant) {
         sqlite3_finalize(st);
     }
     int fired = sqlite3_changes(db);
-    if (ok && (ok = sqlite3_prepare_v2(db, "DELETE FROM schedules WHERE tenant = ? AND due_at <= ? AND job IS NULL",
+    if (ok && (ok = sqlite3_prepare_v2(db, "DELETE FROM schedules WHERE tenant = ? AND due_at <= ? AND " NOT_HELD,
                                        -1, &st, NULL) == SQLITE_OK)) {
         sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, now);

@@ -38,6 +38,11 @@ int outbox_write_dry(sqlite3 *db, const char *data_dir, const tenant_config *tc)
 /* out:recall from the store: the JSON text appended to out; 1 found, 0 not. */
 int outbox_recall(sqlite3 *db, const char *tenant, const char *key, size_t klen, strbuf *out);
 
+/* "profile\x1fmetric\x1funique_id" of an event request: Klaviyo keeps one event per such key, so a
+ * row with it already delivered (or queued) from this data folder need not go again. -1: not an event. */
+#define OUTBOX_DEDUP_MAX 1024
+int outbox_dedup_key(const char *profile, const char *body, size_t len, char *out, size_t outlen);
+
 long long outbox_now_ms(void);
 long long outbox_iso_ms(const char *iso);          /* -1 if it is not an ISO 8601 time */
 void outbox_log_error(const char *what, sqlite3 *db);

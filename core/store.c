@@ -108,6 +108,7 @@ static const char schema[] =
     "  kind TEXT NOT NULL,"
     "  input TEXT NOT NULL,"
     "  next_input INTEGER NOT NULL DEFAULT 0," /* events read and stored, in input order */
+    "  reading INTEGER NOT NULL DEFAULT 1,"   /* its schedules are held while it reads */
     "  started_at INTEGER NOT NULL,"
     "  updated_at INTEGER NOT NULL,"
     "  finished_at INTEGER"
@@ -125,7 +126,6 @@ static const char schema[] =
     "  reason TEXT,"
     "  at INTEGER NOT NULL"
     ");"
-    "DELETE FROM tenant_status;"             /* a start unpauses: the key may have been fixed */
     "PRAGMA user_version = 1;";
 
 static int64_t now_ms(void) {
@@ -223,6 +223,15 @@ static int make_dir(const char *dir, char *err, size_t errlen) {
     return -1;
 }
 
+int store_schema(sqlite3 *db) {
+    return exec(db, schema) != 0 || add_column(db, "events", "script_version TEXT") != 0 ||
+           add_column(db, "outbox", "job TEXT") != 0 || add_column(db, "schedules", "job TEXT") != 0 ||
+           add_column(db, "outbox", "dedup TEXT") != 0 || add_column(db, "schedules", "dedup TEXT") != 0 ||
+           exec(db, "CREATE INDEX IF NOT EXISTS outbox_by_job ON outbox(job, state) WHERE job IS NOT NULL") != 0 ||
+           exec(db, "CREATE INDEX IF NOT EXISTS outbox_by_dedup ON outbox(tenant, dedup) WHERE dedup IS NOT NULL") != 0
+               ? -1 : 0;
+}
+
 store *store_open(uv_loop_t *loop, const char *data_dir, char *err, size_t errlen) {
     if (make_dir(data_dir, err, errlen)) return NULL;
     store *s = calloc(1, sizeof *s);
@@ -235,9 +244,8 @@ store *store_open(uv_loop_t *loop, const char *data_dir, char *err, size_t errle
     int opened = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (opened == SQLITE_OK) sqlite3_busy_timeout(s->db, 5000);   /* before any statement: wait out a lock */
     if (opened != SQLITE_OK ||
-        exec(s->db, schema) != 0 || add_column(s->db, "events", "script_version TEXT") != 0 ||
-        add_column(s->db, "outbox", "job TEXT") != 0 || add_column(s->db, "schedules", "job TEXT") != 0 ||
-        exec(s->db, "CREATE INDEX IF NOT EXISTS outbox_by_job ON outbox(job, state) WHERE job IS NOT NULL") != 0 ||
+        store_schema(s->db) != 0 ||
+        exec(s->db, "DELETE FROM tenant_status") != 0 ||   /* a start unpauses: the key may have been fixed */
         sqlite3_prepare_v2(s->db, "INSERT INTO events(tenant, received_at, body) VALUES (?, ?, ?)", -1,
                            &s->insert, NULL) != SQLITE_OK) {
         snprintf(err, errlen, "cannot open the store %s: %s", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");

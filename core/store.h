@@ -9,6 +9,10 @@
 #include <uv.h>
 
 typedef struct store store;
+typedef struct sqlite3 sqlite3;
+
+/* Creates or upgrades the schema on any connection (serve's store, a batch job's). Returns 0 or -1. */
+int store_schema(sqlite3 *db);
 
 /* Called on the loop thread once the append is durable (status 0, the
  * event's id) or has failed (status -1, id 0). */
