@@ -404,9 +404,9 @@ static void sleep_ms(long ms) {
 
 /* Until every request of the job is delivered or dead (or the tenant's key is refused). */
 static int wait_delivered(job *j) {
-    for (;;) {
+    for (int round = 0;; round++) {
         if (j->o.interrupted && *j->o.interrupted) return -1;
-        outbox_fire_schedules(j->db, j->o.tenant->id);   /* serve may fire them too: one transaction each */
+        if (round % 5 == 0) outbox_fire_schedules(j->db, j->o.tenant->id);   /* serve may too: a transaction each */
         if (tenant_is_dry(j->o.tenant)) while (outbox_write_dry(j->db, j->o.cfg->data_dir, j->o.tenant) > 0) {}
         long long queued, delivered, dead;
         job_counts(j, 0, &queued, &delivered, &dead);     /* an earlier run's queue counts too */

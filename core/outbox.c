@@ -180,6 +180,8 @@ int outbox_dedup_key(const char *profile, const char *body, size_t len, char *ou
 /* A job's schedules are held while it reads its input (jobs.reading). */
 #define NOT_HELD "(job IS NULL OR job NOT IN (SELECT id FROM jobs WHERE reading = 1))"
 
+static int write_dry(sqlite3 *db, const char *data_dir, const tenant_config *tc);
+
 int outbox_fire_schedules(sqlite3 *db, const char *tenant) {
     sqlite3_stmt *st;
     long long now = outbox_now_ms();
@@ -211,7 +213,19 @@ int outbox_fire_schedules(sqlite3 *db, const char *tenant) {
     return fired;
 }
 
+/* One writer at a time (serve's thread, or a batch job beside it): the rows read are the rows marked. */
 int outbox_write_dry(sqlite3 *db, const char *data_dir, const tenant_config *tc) {
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) return -1;
+    int n = write_dry(db, data_dir, tc);
+    if (sqlite3_exec(db, n >= 0 ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK && n >= 0) {
+        outbox_log_error("cannot mark dry requests delivered", db);
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        return -1;
+    }
+    return n;
+}
+
+static int write_dry(sqlite3 *db, const char *data_dir, const tenant_config *tc) {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db, "SELECT id, method, path, body FROM outbox WHERE tenant = ? AND state = 0 "
                                "ORDER BY id LIMIT 1000", -1, &st, NULL) != SQLITE_OK) return -1;
@@ -254,8 +268,9 @@ int outbox_write_dry(sqlite3 *db, const char *data_dir, const tenant_config *tc)
                            NULL) == SQLITE_OK) {
         sqlite3_bind_text(st, 1, tc->id, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, last);
-        if (sqlite3_step(st) != SQLITE_DONE) outbox_log_error("cannot mark dry requests delivered", db);
+        int ok = sqlite3_step(st) == SQLITE_DONE;
         sqlite3_finalize(st);
+        if (!ok) return -1;
     }
     return n;
 }
