@@ -23,8 +23,6 @@
 #include "json.h"
 #include "strbuf.h"
 
-typedef struct span { const char *p; size_t n; } span;
-
 typedef struct entry {
     char *profile_key;
     char *attributes, *meta;          /* the profile, meta moved beside its attributes */
@@ -51,73 +49,36 @@ struct bulk_job {
 
 /* ------------------------------ reading bodies ------------------------------ */
 
-static const char *skip_ws(const char *p, const char *end) {
-    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
-    return p;
-}
-
-/* The members of the object at text: calls found(key, value) for each; returns -1 if not an object. */
-static int each_member(span obj, int (*found)(void *ud, span key, span value), void *ud) {
-    const char *p = skip_ws(obj.p, obj.p + obj.n), *end = obj.p + obj.n;
-    if (p == end || *p != '{') return -1;
-    p = skip_ws(p + 1, end);
-    if (p < end && *p == '}') return 0;
-    while (p < end) {
-        size_t klen;
-        char err[64];
-        if (*p != '"' || json_value_end(p, (size_t)(end - p), &klen, err, sizeof err) != 0) return -1;
-        span key = { p + 1, klen - 2 };
-        p = skip_ws(p + klen, end);
-        if (p == end || *p != ':') return -1;
-        p = skip_ws(p + 1, end);
-        size_t vlen;
-        if (json_value_end(p, (size_t)(end - p), &vlen, err, sizeof err) != 0) return -1;
-        span value = { p, vlen };
-        if (found(ud, key, value)) return 1;
-        p = skip_ws(p + vlen, end);
-        if (p < end && *p == ',') { p = skip_ws(p + 1, end); continue; }
-        return p < end && *p == '}' ? 0 : -1;
-    }
-    return -1;
-}
+typedef struct span { const char *p; size_t n; } span;
 
 static int key_is(span key, const char *name) {
     return key.n == strlen(name) && memcmp(key.p, name, key.n) == 0;
 }
 
-typedef struct lookup { const char *name; span value; } lookup;
-
-static int find_member(void *ud, span key, span value) {
-    lookup *l = ud;
-    if (!key_is(key, l->name)) return 0;
-    l->value = value;
-    return 1;
-}
-
 /* obj.name, or an empty span. */
 static span member(span obj, const char *name) {
-    lookup l = { name, { NULL, 0 } };
-    each_member(obj, find_member, &l);
-    return l.value;
+    span v = { NULL, 0 };
+    if (obj.p) json_member(obj.p, obj.n, name, &v.p, &v.n);
+    return v;
 }
 
 /* An object's members other than one, written again as an object. */
 typedef struct without { const char *skip; strbuf *out; int n; } without;
 
-static int copy_member(void *ud, span key, span value) {
+static int copy_member(void *ud, const char *k, size_t klen, const char *v, size_t vlen) {
     without *w = ud;
-    if (key_is(key, w->skip)) return 0;
+    if (key_is((span){ k, klen }, w->skip)) return 0;
     strbuf_adds(w->out, w->n++ ? ",\"" : "{\"");
-    strbuf_add(w->out, key.p, key.n);
+    strbuf_add(w->out, k, klen);
     strbuf_adds(w->out, "\":");
-    strbuf_add(w->out, value.p, value.n);
+    strbuf_add(w->out, v, vlen);
     return 0;
 }
 
 static char *object_without(span obj, const char *skip) {
     strbuf out = {0};
     without w = { skip, &out, 0 };
-    each_member(obj, copy_member, &w);
+    json_each_member(obj.p, obj.n, copy_member, &w);
     strbuf_adds(&out, w.n ? "}" : "{}");
     strbuf_addc(&out, 0);
     return out.data;

@@ -22,6 +22,7 @@
 
 #include "config.h"
 #include "input.h"
+#include "json.h"
 #include "job.h"
 #include "outbox.h"
 #include "strbuf.h"
@@ -128,12 +129,47 @@ static int parse_common(const char *cmd, int argc, char **argv, common *c, const
 
 typedef struct feed { job *j; int stopped; } feed;
 
+/* A record of Loop's returns API has no webhook envelope: it is the return as it stands. It is sent
+ * as the webhooks would have told it: return.created, then return.updated with its state unless it is
+ * still open (so a closed return gets its refund, a cancelled one its cancellation). */
+static int send_record(feed *f, const char *text, size_t len, const char *label) {
+    const char *state, *brace = memchr(text, '{', len);
+    size_t slen;
+    if (!brace || json_member(text, len, "state", &state, &slen) != 0 || json_member(text, len, "id", &state, &slen) != 0) {
+        job_invalid(f->j, label, "neither a Loop webhook (no \"trigger\") nor a Loop return record (no \"id\" and \"state\")");
+        return 0;
+    }
+    json_member(text, len, "state", &state, &slen);
+    static const char *const triggers[] = { "return.created", "return.updated" };
+    int n = slen == 6 && memcmp(state, "\"open\"", 6) == 0 ? 1 : 2;
+    strbuf as = {0};
+    int rc = 0;
+    for (int i = 0; i < n && !rc; i++) {
+        as.len = 0;
+        strbuf_adds(&as, "{\"trigger\":\"");
+        strbuf_adds(&as, triggers[i]);
+        strbuf_adds(&as, "\",\"topic\":\"return\",");
+        strbuf_add(&as, brace + 1, len - (size_t)(brace + 1 - text));
+        strbuf_addc(&as, 0);
+        char as_label[1200];
+        snprintf(as_label, sizeof as_label, "%s (as %s)", label, triggers[i]);
+        rc = job_event(f->j, 0, as.data, as.len - 1, as_label);
+    }
+    strbuf_free(&as);
+    return rc;
+}
+
 static int on_event(void *ud, const char *path, const input_event *ev) {
     feed *f = ud;
     char label[1100];
     snprintf(label, sizeof label, "%s#%d", path, ev->index);
     if (ev->error) { job_invalid(f->j, label, ev->error); return 0; }
-    if (job_event(f->j, 0, ev->text, ev->len, label) != 0) { f->stopped = 1; return 1; }
+    const char *trigger;
+    size_t tlen;
+    int rc = json_member(ev->text, ev->len, "trigger", &trigger, &tlen) == 0
+                 ? job_event(f->j, 0, ev->text, ev->len, label)
+                 : send_record(f, ev->text, ev->len, label);
+    if (rc != 0) { f->stopped = 1; return 1; }
     return 0;
 }
 

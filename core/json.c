@@ -518,3 +518,48 @@ int json_luaopen(lua_State *L) {
     lua_setfield(L, -2, "null");
     return 1;
 }
+
+/* ------------------------- members without decoding ------------------------ */
+
+static const char *skip_blank(const char *p, const char *end) {
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+    return p;
+}
+
+int json_each_member(const char *text, size_t len,
+                     int (*found)(void *ud, const char *key, size_t klen, const char *value, size_t vlen), void *ud) {
+    const char *end = text + len, *p = skip_blank(text, end);
+    if (p == end || *p != '{') return -1;
+    p = skip_blank(p + 1, end);
+    if (p < end && *p == '}') return 0;
+    while (p < end) {
+        size_t klen, vlen;
+        char err[64];
+        if (*p != '"' || json_value_end(p, (size_t)(end - p), &klen, err, sizeof err) != 0) return -1;
+        const char *key = p + 1;
+        p = skip_blank(p + klen, end);
+        if (p == end || *p != ':') return -1;
+        p = skip_blank(p + 1, end);
+        if (json_value_end(p, (size_t)(end - p), &vlen, err, sizeof err) != 0) return -1;
+        if (found(ud, key, klen - 2, p, vlen)) return 1;
+        p = skip_blank(p + vlen, end);
+        if (p < end && *p == ',') { p = skip_blank(p + 1, end); continue; }
+        return p < end && *p == '}' ? 0 : -1;
+    }
+    return -1;
+}
+
+typedef struct lookup { const char *name; size_t nlen; const char **value; size_t *vlen; } lookup;
+
+static int find_member(void *ud, const char *key, size_t klen, const char *value, size_t vlen) {
+    lookup *l = ud;
+    if (klen != l->nlen || memcmp(key, l->name, klen) != 0) return 0;
+    *l->value = value;
+    *l->vlen = vlen;
+    return 1;
+}
+
+int json_member(const char *text, size_t len, const char *name, const char **value, size_t *vlen) {
+    lookup l = { name, strlen(name), value, vlen };
+    return json_each_member(text, len, find_member, &l) == 1 ? 0 : -1;
+}

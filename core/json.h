@@ -29,6 +29,14 @@ int json_decode(lua_State *L, const char *text, size_t len, int mode,
  * the offset just past it. Returns 0, or -1 with err filled. */
 int json_value_end(const char *text, size_t len, size_t *end, char *err, size_t errlen);
 
+/* The members of the JSON object text, without decoding it: found(key, value) for each (the key
+ * without its quotes, still escaped; the value's raw text) until it returns non-zero. Returns 0
+ * (all seen), 1 (found stopped it) or -1 (not an object). json_member: the first member named
+ * name (0), or -1. */
+int json_each_member(const char *text, size_t len,
+                     int (*found)(void *ud, const char *key, size_t klen, const char *value, size_t vlen), void *ud);
+int json_member(const char *text, size_t len, const char *name, const char **value, size_t *vlen);
+
 /* Appends the JSON text of the value at idx to out: keys sorted bytewise,
  * so equal values always give equal bytes. On error leaves out's length as
  * it was, fills err (naming the path, "items[2]: ...") and returns -1. */
