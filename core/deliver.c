@@ -216,6 +216,20 @@ static double wait_asked(const sending *s) {
     return 0;
 }
 
+/* How long a retryable answer waits (a 429 also cools its endpoint class down), and why, for the row. */
+static double retry_wait(tenant_state *ts, sending *s, long long now, CURLcode rc, long status, const char *body,
+                         char *why, size_t len) {
+    double wait = backoff_s(s->attempts);
+    if (status == 429) {
+        double asked = wait_asked(s);
+        if (asked > 0) wait = asked;
+        ts->cooldown_until[s->cls] = now + (long long)(wait * 1000);
+    }
+    if (rc != CURLE_OK) snprintf(why, len, "%s", s->error[0] ? s->error : curl_easy_strerror(rc));
+    else snprintf(why, len, "HTTP %ld: %.200s", status, body ? body : "");
+    return wait;
+}
+
 static const double latency_bounds[8] = { 0.1, 0.5, 1, 5, 30, 300, 3600, 86400 };
 static const char *const class_names[CLASSES] = { "events", "bulk", "profiles", "other" };
 
@@ -262,15 +276,8 @@ static void finish(deliverer *d, sending *s, CURLcode rc, long status) {
         exec_update(d, "UPDATE outbox SET state = 0, last_status = ?, next_at = ?, last_error = ? WHERE id = ?",
                     s->id, (int)status, now, body);
     } else if (retry && now - s->created_at < (long long)(d->cfg->max_age_hours * 3600 * 1000)) {
-        double wait = backoff_s(s->attempts);
-        if (status == 429) {
-            double asked = wait_asked(s);
-            if (asked > 0) wait = asked;
-            ts->cooldown_until[s->cls] = now + (long long)(wait * 1000);
-        }
         char why[CURL_ERROR_SIZE + 64];
-        if (rc != CURLE_OK) snprintf(why, sizeof why, "%s", s->error[0] ? s->error : curl_easy_strerror(rc));
-        else snprintf(why, sizeof why, "HTTP %ld: %.200s", status, body ? body : "");
+        double wait = retry_wait(ts, s, now, rc, status, body, why, sizeof why);
         exec_update(d, "UPDATE outbox SET state = 0, last_status = ?, next_at = ?, last_error = ?, "
                        "attempts = attempts + 1 WHERE id = ?", s->id, (int)status, now + (long long)(wait * 1000), why);
         count(d, &ts->retried);
@@ -376,15 +383,8 @@ static void finish_bulk(deliverer *d, sending *s, CURLcode rc, long status) {
         pause_tenant(d, ts, status);
         set_rows(d, s, NULL, ROW_QUEUED, status, now, body, 0);
     } else if (retry) {
-        double wait = backoff_s(s->attempts);
-        if (status == 429) {
-            double asked = wait_asked(s);
-            if (asked > 0) wait = asked;
-            ts->cooldown_until[s->cls] = now + (long long)(wait * 1000);
-        }
         char why[CURL_ERROR_SIZE + 64];
-        if (rc != CURLE_OK) snprintf(why, sizeof why, "%s", s->error[0] ? s->error : curl_easy_strerror(rc));
-        else snprintf(why, sizeof why, "HTTP %ld: %.200s", status, body);
+        double wait = retry_wait(ts, s, now, rc, status, body, why, sizeof why);
         /* Too old rows are not kept forever: they go to the dead letters on their next single try. */
         set_rows(d, s, NULL, ROW_QUEUED, status, now + (long long)(wait * 1000), why, 1);
         pthread_mutex_lock(&d->mu);
