@@ -43,6 +43,7 @@ typedef struct server {
     uv_signal_t sigterm, sigint, sighup;
     int stopping;
     struct replacement *replacing;             /* at most one at a time */
+    struct replacement *queued;                /* hot reloads waiting for it, in order */
     int hup_pending, close_pending;
 } server;
 
@@ -99,6 +100,8 @@ typedef struct replacement {
     char version[16], *path;                   /* the tenant's new scripts (hot reload) */
     char *old_path, old_version[16];           /* to go back to if the new ones do not start */
     int reverting, with_delivery;
+    reloader *reloader;                        /* whose swap it is (reload_swapped tells it) */
+    struct replacement *next_queued;
     workers *old_w, *new_w;
     deliverer *old_d, *new_d;
     char err[1024];
@@ -162,6 +165,7 @@ static void replace_done(uv_work_t *req, int status) {
             r->old_path = NULL;
             memcpy(t->scripts_version, r->old_version, sizeof r->old_version);
         } else {
+            reload_unfreeze(r->next);
             config_free(r->next);
             r->next = NULL;
         }
@@ -185,17 +189,30 @@ static void replace_done(uv_work_t *req, int status) {
         char f[64];
         snprintf(f, sizeof f, "\"tenants\":%d", s->cfg->ntenants);
         log_line("info", "SIGHUP: config and scripts reloaded", f);
-    } else if (s->reload) {
-        reload_swapped(s->reload, r->tenant, !r->reverting, r->err);
+    } else {
+        reload_swapped(r->reloader, r->tenant, !r->reverting, r->err);
     }
     free(r->old_path);
     free(r->path);
     free(r);
     s->replacing = NULL;
+    /* What waited: a new config makes the hot reloads queued for the old one moot (its own reload
+     * watches the folders again); otherwise they go in order. At a stop they are dropped. */
+    while (s->queued && (s->close_pending || s->stopping || s->hup_pending || s->queued->reloader != s->reload)) {
+        replacement *q = s->queued;
+        s->queued = q->next_queued;
+        reload_swapped(q->reloader, q->tenant, 0, "superseded: the service stops or reloads its config");
+        free(q->path);
+        free(q);
+    }
     if (s->close_pending) on_store_closed(s);
     else if (s->hup_pending && !s->stopping) {
         s->hup_pending = 0;
         on_sighup(&s->sighup, SIGHUP);
+    } else if (s->queued) {
+        replacement *q = s->queued;
+        s->queued = q->next_queued;
+        replace_begin(s, q);
     }
 }
 
@@ -205,9 +222,16 @@ static void swap_scripts(void *ud, int tenant, const char *version, const char *
     replacement *r = calloc(1, sizeof *r);
     if (!r) abort();
     r->tenant = tenant;
+    r->reloader = s->reload;
     snprintf(r->version, sizeof r->version, "%s", version);
     r->path = strdup(path);
     if (!r->path) abort();
+    if (s->replacing) {                        /* one replacement at a time: this one waits its turn */
+        replacement **tail = &s->queued;
+        while (*tail) tail = &(*tail)->next_queued;
+        *tail = r;
+        return;
+    }
     replace_begin(s, r);
 }
 
@@ -266,6 +290,7 @@ static void on_sighup(uv_signal_t *h, int signum) {
         log_line("error", "SIGHUP: scripts do not load; the running ones stay", f.data);
         strbuf_free(&f);
         strbuf_free(&problems);
+        reload_unfreeze(next);
         config_free(next);
         return;
     }

@@ -14,6 +14,7 @@ typedef struct tenant_config {
                                   from a frozen copy of it instead (snapshot.c) */
     char *scripts_source;      /* serve: the folder as configured, watched for changes; else NULL */
     char scripts_version[16];  /* serve: the frozen copy's version, recorded with each mapped event */
+    int scripts_created;       /* serve: the frozen copy was made for this config (undone if it is refused) */
     char *webhook_secret;      /* Loop's webhook secret: never logged, never written back */
     char *key_kind;            /* "private" (default) or "public" */
     char *key;                 /* Klaviyo private key, or NULL: the tenant runs dry */

@@ -101,6 +101,33 @@ static int recall(lua_State *L) {
     return 1;
 }
 
+/* Lua shortens a chunk name longer than LUA_IDSIZE to "..." and its tail, so a message about
+ * /srv/acme/returnflow/scripts/45-x.lua reads "...eturnflow/scripts/45-x.lua:3: boom". Every chunk of
+ * ours is named dir/relative-path, so the folder can be put back in front of the tail. */
+static void restore_chunk_path(const char *dir, const char *msg, strbuf *out) {
+    out->len = 0;
+    const char *colon = msg && strncmp(msg, "...", 3) == 0 ? strchr(msg + 3, ':') : NULL;
+    size_t dlen = dir ? strlen(dir) : 0;
+    if (colon && dlen) {
+        const char *tail = msg + 3;
+        size_t tlen = (size_t)(colon - tail);
+        /* the longest end of "dir/" that the tail starts with: the rest of the tail is the file */
+        for (size_t k = dlen + 1 < tlen ? dlen + 1 : tlen; k > 0; k--) {
+            const char *end_of_dir = dir + dlen + 1 - k;   /* k chars of "dir/", the last being '/' */
+            if (memcmp(tail, end_of_dir, k - 1) == 0 && tail[k - 1] == '/') {
+                strbuf_adds(out, dir);
+                strbuf_adds(out, tail + k - 1);
+                strbuf_addc(out, 0);
+                out->len--;
+                return;
+            }
+        }
+    }
+    strbuf_adds(out, msg ? msg : "");
+    strbuf_addc(out, 0);
+    out->len--;
+}
+
 static void add_problem(strbuf *problems, const char *path, const char *msg) {
     /* Lua's own messages already start with "path:line:"; others get the path. */
     size_t plen = strlen(path);
@@ -171,7 +198,8 @@ static int load(mapper *m, strbuf *problems) {
         snprintf(shown, sizeof shown, "%s/%s", shown_dir, list[i]->d_name);
         free(list[i]);
         if (sandbox_load_file(m->sb, path) != LUA_OK || sandbox_call(m->sb, 0, 1) != LUA_OK) {
-            add_problem(problems, shown, lua_tostring(L, -1));
+            restore_chunk_path(shown_dir, lua_tostring(L, -1), &m->reason);
+            add_problem(problems, shown, m->reason.data);
             lua_pop(L, 1);
             continue;
         }
@@ -180,7 +208,8 @@ static int load(mapper *m, strbuf *problems) {
         lua_pushvalue(L, -3);
         lua_pushcfunction(L, fn_line);
         if (sandbox_call(m->sb, 3, 1) != LUA_OK) {
-            add_problem(problems, shown, lua_tostring(L, -1));
+            restore_chunk_path(shown_dir, lua_tostring(L, -1), &m->reason);
+            add_problem(problems, shown, m->reason.data);
             lua_pop(L, 2);
             continue;
         }
@@ -277,8 +306,8 @@ typedef struct job {
 
 static void set_reason(job *j, map_status status, const char *reason) {
     j->status = status;
-    j->reason.len = 0;
-    if (reason) strbuf_adds(&j->reason, reason);
+    const mapper_config *c = &j->m->cfg;
+    restore_chunk_path(c->display_dir && *c->display_dir ? c->display_dir : c->scripts_dir, reason, &j->reason);
 }
 
 /* "track 'Loop Return Created'" for a request's error messages, or its path. */

@@ -63,7 +63,7 @@ struct slot {
     uv_timer_t debounce;
     uv_timer_t spec_timeout;
     uv_process_t spec;
-    int spec_running, swapping, changed_meanwhile, watches_dropped;
+    int spec_running, swapping, changed_meanwhile, watches_dropped, candidate_created;
     char candidate[SNAPSHOT_VERSION_LEN + 1], candidate_path[PATH_MAX];
     char candidate_key[2 * SNAPSHOT_VERSION_LEN + 2];   /* version, and the specs' version if they count */
     char refused[SNAPSHOT_VERSION_LEN + 1];
@@ -143,7 +143,8 @@ int reload_freeze(config *cfg, char *err, size_t errlen) {
         tenant_config *t = &cfg->tenants[i];
         char root[PATH_MAX], path[PATH_MAX], why[1024];
         tenant_root(cfg, t->id, root, sizeof root);
-        if (snapshot_take(t->scripts, root, t->scripts_version, path, sizeof path, why, sizeof why) != 0) {
+        if (snapshot_take(t->scripts, root, t->scripts_version, path, sizeof path, &t->scripts_created, why,
+                          sizeof why) != 0) {
             snprintf(err, errlen, "tenant %s: cannot freeze its scripts: %s", t->id, why);
             return -1;
         }
@@ -151,10 +152,13 @@ int reload_freeze(config *cfg, char *err, size_t errlen) {
         t->scripts_source = t->scripts;
         t->scripts = strdup(path);
         if (!t->scripts) abort();
-        write_status(cfg, t, NULL, NULL, 0, now_s());
-        snapshot_prune(root, KEEP_VERSIONS, t->scripts_version);
     }
     return 0;
+}
+
+void reload_unfreeze(config *cfg) {
+    for (int i = 0; i < cfg->ntenants; i++)
+        if (cfg->tenants[i].scripts_created && cfg->tenants[i].scripts_source) snapshot_remove(cfg->tenants[i].scripts);
 }
 
 static void log_tenant(const char *level, const char *msg, const slot *s, const char *version, const char *error) {
@@ -182,8 +186,9 @@ static void refuse(slot *s, const char *version, const char *error) {
     tenant_config *t = &s->r->cfg->tenants[s->tenant];
     snprintf(s->refused_key, sizeof s->refused_key, "%s", s->candidate_key[0] ? s->candidate_key : version);
     s->candidate_key[0] = 0;
-    if (s->candidate_path[0] && strcmp(version, t->scripts_version) != 0 && strcmp(version, s->candidate) == 0)
-        snapshot_remove(s->candidate_path);
+    if (s->candidate_created && strcmp(version, t->scripts_version) != 0 && strcmp(version, s->candidate) == 0)
+        snapshot_remove(s->candidate_path);      /* made for this check only: an older loaded one stays */
+    s->candidate_created = 0;
     snprintf(s->refused, sizeof s->refused, "%s", version);
     snprintf(s->refused_error, sizeof s->refused_error, "%s", error);
     s->refused_at = now_s();
@@ -228,14 +233,16 @@ void reload_swapped(reloader *r, int tenant, int ok, const char *err) {
     }
 }
 
-/* The specs of a scripts folder: SCRIPTS/spec, else spec/ beside SCRIPTS. */
+/* The specs of a scripts folder: SCRIPTS/spec (returns 1), else spec/ beside SCRIPTS (2); -1 none. */
+enum { SPECS_INSIDE = 1, SPECS_BESIDE = 2 };
+
 static int find_specs(const char *scripts, char *spec, char *project, size_t len) {
     struct stat st;
     snprintf(spec, len, "%s/spec", scripts);
-    if (stat(spec, &st) == 0 && S_ISDIR(st.st_mode)) { snprintf(project, len, "%s", scripts); return 0; }
+    if (stat(spec, &st) == 0 && S_ISDIR(st.st_mode)) { snprintf(project, len, "%s", scripts); return SPECS_INSIDE; }
     snprintf(project, len, "%s/..", scripts);
     snprintf(spec, len, "%s/../spec", scripts);
-    return stat(spec, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : -1;
+    return stat(spec, &st) == 0 && S_ISDIR(st.st_mode) ? SPECS_BESIDE : -1;
 }
 
 static void on_handle_closed(uv_handle_t *h);
@@ -270,7 +277,7 @@ static void on_spec_timeout(uv_timer_t *h) {
 static int run_specs(slot *s) {
     char spec[PATH_MAX], project[PATH_MAX], exe[PATH_MAX], log_path[PATH_MAX + 16];
     tenant_config *t = &s->r->cfg->tenants[s->tenant];
-    if (find_specs(t->scripts_source, spec, project, sizeof spec) != 0) {
+    if (find_specs(t->scripts_source, spec, project, sizeof spec) < 0) {
         refuse(s, s->candidate, "reload_requires_specs is on, but the scripts folder has no spec/ folder in it or beside it");
         return -1;
     }
@@ -307,7 +314,7 @@ static int run_specs(slot *s) {
 static void candidate_key(slot *s, const char *version, char *key, size_t len) {
     tenant_config *t = &s->r->cfg->tenants[s->tenant];
     char spec[PATH_MAX], project[PATH_MAX], specs_version[SNAPSHOT_VERSION_LEN + 1] = "none", err[256];
-    if (s->r->cfg->reload_requires_specs && find_specs(t->scripts_source, spec, project, sizeof spec) == 0)
+    if (s->r->cfg->reload_requires_specs && find_specs(t->scripts_source, spec, project, sizeof spec) > 0)
         snapshot_version(spec, specs_version, err, sizeof err);
     if (s->r->cfg->reload_requires_specs) snprintf(key, len, "%s:%s", version, specs_version);
     else snprintf(key, len, "%s", version);
@@ -340,8 +347,8 @@ static void on_settled(uv_timer_t *h) {
     char root[PATH_MAX];
     tenant_root(r->cfg, t->id, root, sizeof root);
     snprintf(s->candidate_key, sizeof s->candidate_key, "%s", key);
-    if (snapshot_take(t->scripts_source, root, s->candidate, s->candidate_path, sizeof s->candidate_path, err,
-                      sizeof err) != 0) {
+    if (snapshot_take(t->scripts_source, root, s->candidate, s->candidate_path, sizeof s->candidate_path,
+                      &s->candidate_created, err, sizeof err) != 0) {
         s->candidate_path[0] = 0;
         refuse(s, version, err);
         return;
@@ -448,9 +455,8 @@ static void rescan(slot *s) {
     const tenant_config *t = &s->r->cfg->tenants[s->tenant];
     watch_tree(s, t->scripts_source, 0);
     char spec[PATH_MAX], project[PATH_MAX];
-    if (s->r->cfg->reload_requires_specs && find_specs(t->scripts_source, spec, project, sizeof spec) == 0 &&
-        strncmp(spec, t->scripts_source, strlen(t->scripts_source)) != 0)
-        watch_tree(s, spec, 0);
+    if (s->r->cfg->reload_requires_specs && find_specs(t->scripts_source, spec, project, sizeof spec) == SPECS_BESIDE)
+        watch_tree(s, spec, 0);                   /* inside, the scripts' own watches see it */
 }
 
 reloader *reload_start(uv_loop_t *loop, config *cfg, reload_swap_fn swap, void *ud) {
@@ -470,6 +476,12 @@ reloader *reload_start(uv_loop_t *loop, config *cfg, reload_swap_fn swap, void *
         s->debounce.data = s->spec_timeout.data = s;
         s->open_handles = 2;
         r->open_slots++;
+        if (cfg->tenants[i].scripts_source) {       /* the version this config runs, for status */
+            char root[PATH_MAX];
+            write_status(cfg, &cfg->tenants[i], NULL, NULL, 0, s->loaded_at);
+            tenant_root(cfg, cfg->tenants[i].id, root, sizeof root);
+            snapshot_prune(root, KEEP_VERSIONS, cfg->tenants[i].scripts_version);
+        }
         if (cfg->watch_scripts && cfg->tenants[i].scripts_source) rescan(s);
     }
     return r;

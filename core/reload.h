@@ -20,6 +20,9 @@ typedef void (*reload_swap_fn)(void *ud, int tenant, const char *version, const 
  * folder as configured, scripts becomes the frozen copy, scripts_version its version. */
 int reload_freeze(config *cfg, char *err, size_t errlen);
 
+/* Removes the frozen copies reload_freeze made for a config that is then refused. */
+void reload_unfreeze(config *cfg);
+
 /* Watches the tenants of cfg (frozen by reload_freeze) on loop; cfg must outlive the reloader. */
 reloader *reload_start(uv_loop_t *loop, config *cfg, reload_swap_fn swap, void *ud);
 

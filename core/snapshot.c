@@ -153,7 +153,8 @@ static int mkdirs(const char *path) {
 }
 
 int snapshot_take(const char *src, const char *root, char version[SNAPSHOT_VERSION_LEN + 1], char *path, size_t pathlen,
-                  char *err, size_t errlen) {
+                  int *created, char *err, size_t errlen) {
+    if (created) *created = 0;
     if (mkdirs(root) != 0) { snprintf(err, errlen, "%s: %s", root, strerror(errno)); return -1; }
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s/.incoming-%ld-%ld", root, (long)getpid(), (long)time(NULL));
@@ -172,6 +173,7 @@ int snapshot_take(const char *src, const char *root, char version[SNAPSHOT_VERSI
         remove_tree(tmp);
         return -1;
     }
+    if (created) *created = 1;
     return 0;
 }
 

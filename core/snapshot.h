@@ -12,9 +12,9 @@
 int snapshot_version(const char *src, char version[SNAPSHOT_VERSION_LEN + 1], char *err, size_t errlen);
 
 /* Copies src to root/VERSION (whole, or not at all) unless that version is there already, and
- * gives the version and the copy's path. Returns 0, or -1 with err filled. */
+ * gives the version, the copy's path and whether this call made it. Returns 0, or -1 with err. */
 int snapshot_take(const char *src, const char *root, char version[SNAPSHOT_VERSION_LEN + 1], char *path, size_t pathlen,
-                  char *err, size_t errlen);
+                  int *created, char *err, size_t errlen);
 
 /* Removes one frozen copy (a refused version), and its specs' log stays. */
 void snapshot_remove(const char *path);

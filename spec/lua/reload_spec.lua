@@ -6,8 +6,9 @@
 -- event got with the frozen folder of its own version.
 --
 -- Waits poll the log or the store (generous limits, for the ASan build). The only fixed waits: the
--- one that shows an unwatched folder is not picked up, and a merchant spec that sleeps a second to
--- hold a spec run open while the next change is saved.
+-- one that shows an unwatched folder is not picked up, a merchant spec that sleeps a second to
+-- hold a spec run open while the next change is saved, and a scripts folder kept away for over a
+-- second before it is put back.
 local h = require "helpers"
 
 local SECRET = "spec-secret"
@@ -19,7 +20,8 @@ local RELOADED, REFUSED = "scripts reloaded", "scripts changed but refused; the 
 -- A folder with returnflow.conf.lua for one dry tenant "shop" whose scripts are DIR/scripts: a copy
 -- of the repo's scripts/, or with opts.starter a merchant project written by `returnflow init DIR`
 -- (DIR/scripts, DIR/spec). opts: starter, watch (default true), specs (reload_requires_specs,
--- default false). Returns the folder and its scripts folder.
+-- default false), workers (mapping threads, default one a core). Returns the folder and its scripts
+-- folder.
 local function service_dir(opts)
   opts = opts or {}
   local dir = h.tempdir()
@@ -32,10 +34,10 @@ local function service_dir(opts)
   end
   h.write(dir .. "/returnflow.conf.lua", string.format([[
 return {
-  listen = "127.0.0.1:0", data = "data", watch_scripts = %s, reload_requires_specs = %s,
+  listen = "127.0.0.1:0", data = "data", watch_scripts = %s, reload_requires_specs = %s, workers = %d,
   tenants = { shop = { scripts = %q, webhook_secret = %q } },
 }
-]], tostring(opts.watch ~= false), tostring(opts.specs == true), scripts, SECRET))
+]], tostring(opts.watch ~= false), tostring(opts.specs == true), opts.workers or 0, scripts, SECRET))
   return dir, scripts
 end
 
@@ -148,6 +150,56 @@ local function own_pid()
   p:close()
   return pid
 end
+
+-- Posts `count` signed webhooks (ids first, first + 1, ...) with load_post.py (2 clients, keep-alive)
+-- and returns once each is acked: its summary, and the acked ids. A request not answered within
+-- `timeout` seconds (default 10) counts as an error, and is sent again.
+local function post_many(dir, server, count, first, timeout)
+  local address = h.write(dir .. "/address", server.address)
+  local acked = dir .. "/acked." .. first
+  local out = h.sh_ok(string.format("%s %s --address-file %s --fixture %s --secret %s --count %d --first-id %d "
+                                    .. "--clients 2 --timeout %s --deadline 30 --acked %s --watch-pid %s",
+                                    h.quote(h.python), h.quote(LOAD_POST), h.quote(address), h.quote(FIXTURE), SECRET,
+                                    count, first, tostring(timeout or 10), h.quote(acked), own_pid()))
+  return h.decode(out), h.lines(h.read(acked))
+end
+
+-- One signed webhook, timed: curl's answer { status, seconds, ... }.
+local function post_timed(server, id)
+  local body = webhook(id)
+  return h.curl(server:url(), { body = body, timeout = 10, headers = {
+    ["Content-Type"] = "application/json", ["X-Loop-Signature"] = h.loop_signature(body, SECRET) } })
+end
+
+local function healthz(server)
+  return h.curl("http://" .. server.address .. "/healthz", { timeout = 10 })
+end
+
+-- What DATA/scripts/TENANT holds (default "shop"), hidden names too, sorted.
+local function listing(dir, tenant)
+  local names = h.lines(h.sh_ok("ls -A " .. h.quote(dir .. "/data/scripts/" .. (tenant or "shop"))))
+  table.sort(names)
+  return names
+end
+
+-- The frozen versions of a tenant (default "shop"): the folders named by 12 hex digits.
+local function versions(dir, tenant)
+  local list = {}
+  for _, name in ipairs(listing(dir, tenant)) do
+    if #name == 12 and name:match("^%x+$") then list[#list + 1] = name end
+  end
+  return list
+end
+
+-- Burns 20 ms of CPU on each return.created: with one mapping thread, 200 events are a 4 s batch.
+local SLOW = [[
+return {
+  ["return.created"] = function()
+    local stop = os.clock() + 0.02
+    while os.clock() < stop do end
+  end,
+}
+]]
 
 describe("hot reload in returnflow serve", function()
   local servers, procs = {}, {}
@@ -538,5 +590,232 @@ end)
     assert.are_not.equal(running, now)
     assert.same({ "Loop Return Expired", "Loop Return Expiring", "Loop Return Started" }, sent_for(dir, 5003))
     assert.truthy(h.read(frozen(dir, now) .. "/10-returns.lua"):find('out:track("Loop Return Started"', 1, true))
+  end)
+
+  it("answers webhooks and /healthz while a swap waits for the batch in hand, and maps each acked event once", function()
+    -- One mapping thread, busy for seconds with the batch in hand: a saved change, then SIGHUP, must
+    -- wait for that batch, and ingest must not wait with them. The backlog is journaled, then the
+    -- service is killed and started again, so that the thread takes all of it as its first batch.
+    local dir, scripts = service_dir({ workers = 1 })
+    h.write(scripts .. "/05-slow.lua", SLOW)
+    local s = start(dir)
+    local summary, backlog = post_many(dir, s, 200, 7000000)
+    assert.equal(200, summary.acked)
+    s:stop("KILL")
+    assert(os.rename(dir .. "/serve.err", dir .. "/serve.1.err"))   -- start() must not read the old address
+    s = start(dir)
+    local first = await_entry(s, "no Klaviyo key: this tenant runs dry", 1).scripts
+
+    edit(scripts .. "/10-returns.lua", "Loop Return Created", "Loop Return Started")
+    assert.truthy(h.wait_for(function() return #versions(dir) == 2 end, WAIT), "the change was not frozen")
+    -- Frozen and checked, the change waits for its swap: /healthz, a webhook, then 100 more.
+    local health, post = healthz(s), post_timed(s, 7100000)
+    local more, late = post_many(dir, s, 100, 7200000, 1)
+    local pending = #entries(s, RELOADED) == 0
+    assert.equal(200, health.status)
+    assert.truthy(health.seconds < 1, "/healthz took " .. health.seconds .. " s")
+    assert.equal(202, post.status)
+    assert.truthy(post.seconds < 1, "a webhook took " .. post.seconds .. " s")
+    assert.equal(100, more.acked)
+    assert.same({}, more.errors)             -- none waited a second for its answer
+    assert.equal(0, more.retried)
+    assert.truthy(pending, "the swap was over before the requests, which then prove nothing")
+    local loaded = await_entry(s, RELOADED, 1)
+
+    -- SIGHUP while the new thread maps the 101 webhooks acked meanwhile: /healthz answers throughout.
+    os.execute("kill -HUP " .. s.pid)
+    local polls, slowest = 0, 0
+    repeat
+      local r = healthz(s)
+      assert.equal(200, r.status)
+      polls, slowest = polls + 1, math.max(slowest, r.seconds)
+    until #entries(s, "SIGHUP: config and scripts reloaded") > 0 or polls == 1000
+    assert.truthy(slowest < 1, "/healthz took " .. slowest .. " s during SIGHUP's swap")
+    assert.truthy(polls >= 5, "SIGHUP's swap was over after " .. polls .. " polls, which then prove little")
+    await_mapped(dir, 3 * 301)
+    s:stop()
+
+    -- Each acked webhook journaled once and mapped once: the backlog by the version in hand, the
+    -- webhooks acked during the swap by the new one.
+    local want, got = { ["7100000"] = loaded.version }, {}
+    for _, id in ipairs(backlog) do want[id] = first end
+    for _, id in ipairs(late) do want[id] = loaded.version end
+    for _, row in ipairs(sql_rows(dir, "SELECT json_extract(body, '$.id'), state, attempts, script_version FROM events")) do
+      assert.is_nil(got[row[1]], "journaled twice: " .. row[1])
+      assert.equal("1 1", row[2] .. " " .. row[3], "state and attempts of " .. row[1])
+      got[row[1]] = row[4]
+    end
+    assert.same(want, got)
+    assert.equal(0, h.sql_count(dir, "SELECT count(*) FROM (SELECT event_id FROM outbox GROUP BY event_id "
+                                     .. "HAVING count(*) <> 3)"))
+  end)
+
+  it("with reload_requires_specs loads a refused version once its spec alone is fixed, data and scripts apart", function()
+    -- The merchant's project (scripts/, spec/) is outside the config's folder, and data = "data" is
+    -- relative to the config: the specs, run from the project, must still find the frozen copy.
+    local project, dir = h.tempdir(), h.tempdir()
+    local out, err, code = h.run({ "init", project })
+    assert(code == 0, out .. err)
+    h.write(dir .. "/returnflow.conf.lua", string.format([[
+return {
+  listen = "127.0.0.1:0", data = "data", reload_requires_specs = true,
+  tenants = { shop = { scripts = %q, webhook_secret = %q } },
+}
+]], project .. "/scripts", SECRET))
+    local s = start(dir)
+    edit(project .. "/scripts/50-high-value-returns.lua", "High Value Return Started", "High Value Return Opened")
+    local refused = await_entry(s, REFUSED, 1)
+    assert.truthy(refused.error:find("its specs failed", 1, true), refused.error)
+    -- They ran, on the frozen copy: what failed is the spec's expectation, not a missing folder.
+    local log = h.read(frozen(dir, refused.version) .. ".spec.log")
+    assert.truthy(log:find('"High Value Return Started" was not tracked; tracked: "Loop Return Created", '
+                           .. '"High Value Return Opened"', 1, true), log)
+
+    -- The spec updated, not a byte of the scripts: the same version is checked again, and loads.
+    edit(project .. "/spec/high_value_returns_spec.lua", "High Value Return Started", "High Value Return Opened")
+    local loaded = await_entry(s, RELOADED, 1)
+    assert.equal(refused.version, loaded.version)
+    log = h.read(frozen(dir, loaded.version) .. ".spec.log")
+    assert.truthy(log:find(" 0 failures / 0 errors ", 1, true), log)
+    assert.equal(202, (h.post_signed(s:url(), webhook(4101, "250.00"))))
+    await_mapped(dir, 4)
+    s:stop()
+    assert.equal(loaded.version, version_of(dir, 4101))
+    assert.same({ "High Value Return Opened", "Loop Return Created", "Loop Return Expired", "Loop Return Expiring" },
+                sent_for(dir, 4101))
+  end)
+
+  it("reloads a change to a file two subfolders down that a script requires", function()
+    local dir, scripts = service_dir()
+    h.sh_ok("mkdir -p " .. h.quote(scripts .. "/lib/deep"))
+    h.write(scripts .. "/lib/deep/names.lua", 'return { metric = "Deep Probe v1" }\n')
+    h.write(scripts .. "/15-deep.lua", [[
+local names = require "lib.deep.names"
+return {
+  ["return.created"] = function(ret, out) out:track(names.metric, { webhook = ret.id }) end,
+}
+]])
+    local s = start(dir)
+    h.write(scripts .. "/lib/deep/names.lua", 'return { metric = "Deep Probe v2" }\n')
+    local loaded = await_entry(s, RELOADED, 1)
+    assert.equal(202, (h.post_signed(s:url(), webhook(8001))))
+    await_mapped(dir, 4)
+    s:stop()
+    assert.equal(loaded.version, version_of(dir, 8001))
+    assert.same({ "Deep Probe v2", "Loop Return Created", "Loop Return Expired", "Loop Return Expiring" },
+                sent_for(dir, 8001))
+  end)
+
+  it("refuses a scripts folder that is gone, and loads it once it is back with a change, without SIGHUP", function()
+    local dir, scripts = service_dir()
+    local s = start(dir)
+    local saved = dir .. "/scripts.saved"
+    h.sh_ok("cp -r " .. h.quote(scripts) .. " " .. h.quote(saved))
+    local gone = h.now()
+    h.sh_ok("rm -r " .. h.quote(scripts))
+    local refused = await_entry(s, REFUSED, 1)
+    assert.equal("missing", refused.version)
+    assert.truthy(refused.error:find("^" .. h.literal(scripts) .. ": No such file or directory"), refused.error)
+    local out = h.run({ "status", "--data", dir .. "/data" })
+    assert.truthy(out:find("refused missing at [^\n]*the running version stays: " .. h.literal(scripts)), out)
+
+    -- Put back (a new folder: nothing watches it) after more than a second, with a change.
+    edit(saved .. "/10-returns.lua", "Loop Return Created", "Loop Return Started")
+    h.sleep(math.max(0, 1.2 - (h.now() - gone)))
+    h.sh_ok("mv " .. h.quote(saved) .. " " .. h.quote(scripts))
+    local loaded = await_entry(s, RELOADED, 1)
+    assert.falsy(metrics(s):find('state="refused"', 1, true))
+    assert.equal(202, (h.post_signed(s:url(), webhook(8101))))
+    await_mapped(dir, 3)
+    s:stop()
+    assert.equal(loaded.version, version_of(dir, 8101))
+    assert.same({ "Loop Return Expired", "Loop Return Expiring", "Loop Return Started" }, sent_for(dir, 8101))
+  end)
+
+  it("returnflow status shows a tenant's scripts and refusal before any event, each line of it in its column", function()
+    local dir, scripts = service_dir()
+    local s = start(dir)
+    local running = await_entry(s, "no Klaviyo key: this tenant runs dry", 1).scripts
+    -- Two broken files saved together: one refusal, one line for each.
+    h.write(scripts .. "/40-broken.lua", "return { this is not Lua\n")
+    h.write(scripts .. "/41-typo.lua", 'return { ["return.craeted"] = function() end }\n')
+    local refused = h.wait_for(function()
+      local list = entries(s, REFUSED)
+      return list[#list] and list[#list].error:find("41-typo.lua", 1, true) and list[#list]
+    end, WAIT)
+    assert.truthy(refused, s:log())
+    local problems = h.lines(refused.error)
+    assert.equal(2, #problems, refused.error)
+    assert.truthy(problems[1]:find("^" .. h.literal(scripts .. "/40-broken.lua:1:")), problems[1])
+    assert.truthy(problems[2]:find("^" .. h.literal(scripts .. "/41-typo.lua:1: unknown trigger 'return.craeted'")),
+                  problems[2])
+
+    local out, err, code = h.run({ "status", "--data", dir .. "/data" })
+    assert.equal(0, code, err)
+    assert.equal(0, h.sql_count(dir, "SELECT count(*) FROM events"))
+    local lines = h.lines(out)
+    local at
+    for i, line in ipairs(lines) do
+      if line:find("^shop%s+" .. running .. " ") then at = i end
+    end
+    assert.truthy(at, "no scripts line for shop:\n" .. out)
+    assert.truthy(lines[at]:find(" " .. h.literal(scripts) .. "$"), lines[at])
+    local head = "^%s+refused " .. refused.version .. " at [%dT:Z-]+, the running version stays: "
+    assert.truthy(lines[at + 1]:find(head .. h.literal(problems[1]) .. "$"), out)
+    local column = lines[at + 1]:find("refused", 1, true)
+    assert.truthy(lines[at + 2]:find("^" .. string.rep(" ", column - 1) .. "%s*" .. h.literal(problems[2]) .. "$"), out)
+    s:stop()
+  end)
+
+  it("names the merchant's file and line, not the frozen copy, in a dead letter of a script error", function()
+    local dir, scripts = service_dir()
+    h.write(scripts .. "/45-boom.lua", [[
+return {
+  ["return.created"] = function() error("boom") end,
+}
+]])
+    local s = start(dir)
+    assert.equal(202, (h.post_signed(s:url(), webhook(8201))))
+    assert.truthy(h.wait_for(function() return h.sql_count(dir, "SELECT count(*) FROM events WHERE state = 2") == 1 end,
+                             WAIT), s:log())
+    local reason = sql_rows(dir, "SELECT reason FROM events WHERE state = 2")[1][1]
+    assert.truthy(reason:find("^" .. h.literal(scripts .. "/45-boom.lua:2: boom")), reason)
+    assert.falsy(reason:find("data/scripts", 1, true), reason)
+    local out = h.run({ "dlq", "list", "--data", dir .. "/data" })
+    assert.truthy(out:find("event:%d+%s+shop%s+" .. h.literal(scripts .. "/45-boom.lua:2: boom")), out)
+    local log = s:stop()
+    assert.truthy(log:find('"reason":' .. h.encode(scripts .. "/45-boom.lua:2: boom"):sub(1, -2), 1, true), log)
+  end)
+
+  it("keeps the frozen folders of loaded versions only; a refused version leaves just its specs' log", function()
+    local dir, scripts = service_dir({ starter = true, specs = true })
+    local s = start(dir)
+    local running = await_entry(s, "no Klaviyo key: this tenant runs dry", 1).scripts
+    -- Does not load: refused before any spec runs, and nothing of it stays.
+    h.write(scripts .. "/40-extra.lua", "return { this is not Lua\n")
+    await_entry(s, REFUSED, 1)
+    assert.same({ running, "status.json" }, listing(dir))
+    assert(os.remove(scripts .. "/40-extra.lua"))
+    await_entry(s, "scripts are back to the running version", 1)
+
+    -- Loads, but fails its specs: its copy goes; the log of its specs, which the refusal names, stays.
+    local high = scripts .. "/50-high-value-returns.lua"
+    local text = h.read(high)
+    edit(high, "High Value Return Started", "High Value Return Opened")
+    local failed = await_entry(s, REFUSED, 2)
+    local log = frozen(dir, failed.version) .. ".spec.log"
+    assert.truthy(failed.error:find("its specs failed", 1, true) and failed.error:find(log, 1, true), failed.error)
+    local expected = { running, failed.version .. ".spec.log", "status.json" }
+    table.sort(expected)
+    assert.same(expected, listing(dir))
+    assert.truthy(h.read(log):find('"High Value Return Started" was not tracked', 1, true))
+
+    -- Passes: loaded, and kept beside the first version (the refused one's log goes with it).
+    h.write(high, text .. "-- reviewed\n")
+    local loaded = await_entry(s, RELOADED, 1)
+    s:stop()
+    expected = { running, loaded.version, loaded.version .. ".spec.log", "status.json" }
+    table.sort(expected)
+    assert.same(expected, listing(dir))
   end)
 end)
