@@ -446,9 +446,9 @@ return {
       assert.equal(names[v], table.concat(got[id], "|"), "event " .. id .. " (version " .. v .. ")")
       used[v] = true
     end
-    local seen = 0
-    for _ in pairs(used) do seen = seen + 1 end
-    assert.truthy(seen >= 4, "the traffic saw only " .. seen .. " versions")
+    local distinct = 0
+    for _ in pairs(used) do distinct = distinct + 1 end
+    assert.truthy(distinct >= 4, "the traffic saw only " .. distinct .. " versions")
   end)
 
   it("with reload_requires_specs refuses a change that fails the project's specs, and takes it once they pass", function()
