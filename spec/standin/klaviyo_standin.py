@@ -36,7 +36,12 @@ every key in a log line is written pk_***.
 
 Run with Debian's /usr/bin/python3 (python3-jsonschema):
     /usr/bin/python3 spec/standin/klaviyo_standin.py --port 0 [--key pk_...]... [--no-limits]
-        [--limit-scale F] [--record FILE] [--spec FILE] [--watch-pid PID] [--quiet]
+        [--limit-scale F] [--record FILE] [--spec FILE] [--watch-pid PID] [--quiet] [--count-only]
+--count-only (benchmarks, bench/backfill.sh): the event endpoints answer a request that passes the key,
+revision and rate-limit checks with their success status after counting its events by a byte scan for
+"type":"event" (no JSON parsing, no schema validation, no deduplication, nothing kept: GET events and
+the requests' bodies stay empty); so the stand-in's own CPU (jsonschema costs ~0.3 s a 1000-event bulk
+request) does not bound what is measured. Every other endpoint answers as usual.
 The first stdout line is "listening on 127.0.0.1:PORT". SIGTERM or SIGINT stops it cleanly.
 """
 import argparse
@@ -100,6 +105,8 @@ ROUTES = [
 ]
 ROUTES = [(m, re.compile("^" + p + "$"), cls, ok, fn) for m, p, cls, ok, fn in ROUTES]
 
+COUNTED_HANDLERS = ("on_event", "on_bulk_job", "on_bulk_client")    # what --count-only answers unread
+
 FAULT_KINDS = ("429", "429-no-retry-after", "500", "502", "503", "504", "403-html", "401", "400", "slow",
                "reset")
 CLOUDFLARE_PAGE = ("<!DOCTYPE html><html lang=\"en-US\"><head><title>Just a moment...</title>"
@@ -162,11 +169,15 @@ def control_json(status, value):
 
 
 class Refused(Exception):
-    """A 400 found while reading a body: its detail and pointer."""
+    """A 400 found while reading a body: its detail and pointer (and, for a bulk request, every other
+    item's problem too: Klaviyo names each bad item of a job)."""
 
-    def __init__(self, detail, parts):
+    def __init__(self, detail, parts, more=None):
         super().__init__(detail)
-        self.detail, self.parts = detail, parts
+        self.detail, self.parts, self.more = detail, parts, more or []
+
+
+E164_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -315,8 +326,9 @@ def metric_id(name):
 # the stand-in: one lock over all state; answer() is the whole of Klaviyo's side
 
 class Standin:
-    def __init__(self, ops, keys, limiter, record, log):
+    def __init__(self, ops, keys, limiter, record, log, count_only=False):
         self.ops, self.keys, self.limiter, self.record, self.log = ops, keys, limiter, record, log
+        self.count_only = count_only
         self.lock, self.vlock = threading.Lock(), threading.Lock()
         self.warm()
         self.reset()
@@ -443,7 +455,8 @@ class Standin:
         if fault:
             answer.delay = int(fault.get("delay_ms", 1000 if fault["kind"] == "slow" else 0)) / 1000.0
         record = {"method": method, "path": target, "status": None if answer.reset else answer.status,
-                  "account": account, "received": now_iso(), "body": body_value(body),
+                  "account": account, "received": now_iso(),
+                  "body": None if self.count_only else body_value(body),
                   "headers": {k: redact(v) for k, v in headers.items()}}
         if fault:
             record["fault"] = fault["kind"]
@@ -493,7 +506,10 @@ class Standin:
             retry, limit_headers = self.limiter.take((account, method, route[1].pattern), cls, time.monotonic())
         if retry:
             return throttled(retry, dict(limit_headers, **{"Retry-After": str(retry)})), account
-        answer = self.checked(method, path, headers, body, ok, handler, query)
+        if self.count_only and handler in COUNTED_HANDLERS:
+            answer = self.counted(body, ok)
+        else:
+            answer = self.checked(method, path, headers, body, ok, handler, query)
         if answer.status < 300:
             answer.headers.update(limit_headers)
         return answer, account
@@ -522,7 +538,17 @@ class Standin:
                     return getattr(self, handler)(path, query, ok)
                 return getattr(self, handler)(path, doc, ok)
         except Refused as r:
-            return invalid(r.detail, pointer(r.parts))
+            return errors(400, *[problem(400, "invalid", "Invalid input.", d, pointer(p))
+                                 for d, p in [(r.detail, r.parts)] + r.more])
+
+    def counted(self, body, ok):
+        """--count-only: an event request's events counted, not read; nothing is kept."""
+        if len(body) > MAX_BODY:
+            return errors(413, problem(413, "request_too_large", "Request entity too large.",
+                                       "The payload is %d bytes, over the limit of %d." % (len(body), MAX_BODY)))
+        with self.lock:
+            self.stats["events_accepted"] += body.count(b'"type":"event"')
+        return Answer(ok)
 
     def first_problem(self, method, path, doc):
         spec_path, op = self.ops.find(method, path)
@@ -542,24 +568,39 @@ class Standin:
         backfill); `where`: the pointer parts of a bulk request's list."""
         if len(items) > MAX_BULK_EVENTS:
             raise Refused("%d events, over the limit of %d a request" % (len(items), MAX_BULK_EVENTS), where)
-        keys, batch = {}, []
-        for parts, profile_parts, profile, attrs, backfill in items:
-            name = attrs["metric"]["data"]["attributes"]["name"]
-            if len(name) > MAX_METRIC_NAME:
-                raise Refused("metric name of %d characters, over the limit of %d" % (len(name), MAX_METRIC_NAME),
-                              parts + ["metric", "data", "attributes", "name"])
+        keys, batch, refused = {}, [], []
+        for item in items:
             try:
-                when = event_time(attrs.get("time"), parts + ["time"])
-            except ValueError as e:
-                raise Refused("time: %s" % e, parts + ["time"])
-            check_properties(attrs.get("properties") or {}, parts + ["properties"])
-            self.need_identifier(profile, profile_parts)
-            uid, who = attrs.get("unique_id"), self.profiles.find(profile) or Profiles.identifiers(profile)[0]
-            if uid is not None and (who, name, uid) in keys:
-                raise Refused("Duplicate unique_id %s for one profile and metric in this request (first at %s)"
-                              % (json.dumps(uid), pointer(keys[(who, name, uid)])), parts + ["unique_id"])
-            keys[(who, name, uid)] = parts + ["unique_id"]
-            batch.append((profile, attrs, name, uid, when, backfill))
+                self.check_event(item, keys, batch)
+            except Refused as r:
+                if where is None:
+                    raise
+                refused.append((r.detail, r.parts))
+        if refused:
+            raise Refused(refused[0][0], refused[0][1], refused[1:])
+        self.store_events(path, batch)
+
+    def check_event(self, item, keys, batch):
+        """One event's checks (a Refused names what is wrong); a good one joins the batch."""
+        parts, profile_parts, profile, attrs, backfill = item
+        name = attrs["metric"]["data"]["attributes"]["name"]
+        if len(name) > MAX_METRIC_NAME:
+            raise Refused("metric name of %d characters, over the limit of %d" % (len(name), MAX_METRIC_NAME),
+                          parts + ["metric", "data", "attributes", "name"])
+        try:
+            when = event_time(attrs.get("time"), parts + ["time"])
+        except ValueError as e:
+            raise Refused("time: %s" % e, parts + ["time"])
+        check_properties(attrs.get("properties") or {}, parts + ["properties"])
+        self.need_identifier(profile, profile_parts)
+        uid, who = attrs.get("unique_id"), self.profiles.find(profile) or Profiles.identifiers(profile)[0]
+        if uid is not None and (who, name, uid) in keys:
+            raise Refused("Duplicate unique_id %s for one profile and metric in this request (first at %s)"
+                          % (json.dumps(uid), pointer(keys[(who, name, uid)])), parts + ["unique_id"])
+        keys[(who, name, uid)] = parts + ["unique_id"]
+        batch.append((profile, attrs, name, uid, when, backfill))
+
+    def store_events(self, path, batch):
         for profile, attrs, name, uid, when, backfill in batch:
             pid, _ = self.profiles.upsert(profile)
             second = (when or datetime.datetime.now(datetime.timezone.utc)).replace(microsecond=0)
@@ -607,6 +648,10 @@ class Standin:
         return Answer(ok)
 
     def need_identifier(self, data, parts):
+        phone = (data.get("attributes") or {}).get("phone_number")
+        if phone is not None and not E164_RE.match(phone):
+            raise Refused("Invalid phone number format (Example of a valid format: +12345678901)",
+                          parts + ["phone_number"])
         if not Profiles.identifiers(data):
             raise Refused("A profile identifier (email, phone_number, external_id, anonymous_id or id) "
                           "is required.", parts)
@@ -743,6 +788,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    # The listen backlog. socketserver's default of 5 is smaller than the connections a deliverer opens at
+    # once (32 a tenant): past it the kernel drops the client's first data and TCP resends it seconds later.
+    request_queue_size = 128
 
     def __init__(self, address, standin):
         super().__init__(address, Handler)
@@ -793,6 +841,9 @@ def main(argv=None):
     ap.add_argument("--spec", help="Klaviyo OpenAPI spec (default: $SHARED/klaviyo/%s)" % vr.SPEC_NAME)
     ap.add_argument("--watch-pid", type=int, help="exit when this process is gone (tests: no orphan)")
     ap.add_argument("--quiet", action="store_true", help="no log line per request")
+    ap.add_argument("--count-only", action="store_true",
+                    help="benchmarks: event requests are counted (a byte scan), not parsed, validated, "
+                         "deduplicated or kept")
     args = ap.parse_args(argv)
     log = make_logger(args.quiet)
     try:
@@ -801,7 +852,8 @@ def main(argv=None):
         sys.stderr.write("klaviyo_standin.py: cannot read the Klaviyo spec: %s\n" % e)
         return 2
     record = open(args.record, "a", encoding="utf-8") if args.record else None
-    standin = Standin(ops, set(args.key), Limiter(not args.no_limits, args.limit_scale), record, log)
+    standin = Standin(ops, set(args.key), Limiter(not args.no_limits, args.limit_scale), record, log,
+                      args.count_only)
     try:
         server = Server(("127.0.0.1", args.port), standin)
     except OSError as e:
@@ -821,6 +873,7 @@ def main(argv=None):
     sys.stdout.write("listening on 127.0.0.1:%d\n" % port)
     sys.stdout.flush()
     log({"event": "started", "port": port, "limits": "off" if args.no_limits else "x%g" % args.limit_scale,
+         "count_only": args.count_only or None,
          "keys": ", ".join(sorted(args.key)) or "any pk_ key"})
     while not stop.wait(0.5):
         pass
