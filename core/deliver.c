@@ -7,7 +7,7 @@
  *   flight or retried; the rest of that profile waits behind it, and nothing
  *   else does.
  * - Klaviyo's rate limits per tenant and endpoint class (burst per second and
- *   steady per minute, as token buckets), so a healthy run sees no 429; a 429
+ *   steady per minute, as sliding windows), so a healthy run sees no 429; a 429
  *   still cools that class down (Retry-After, else "Expected available in N
  *   seconds", else backoff).
  * - Retry 408, 429, 5xx, timeouts, connection errors and a text/html 403 (a
@@ -63,11 +63,17 @@ enum { CLASS_EVENTS, CLASS_BULK, CLASS_PROFILES, CLASS_OTHER, CLASSES };
 static const double burst_per_s[CLASSES] = { 350, 10, 75, 10 };
 static const double steady_per_min[CLASSES] = { 3500, 150, 750, 150 };
 
-typedef struct bucket { double tokens, capacity, per_ms; long long at; } bucket;
+/* Klaviyo counts requests in any window of a second (burst) and of a minute (steady), as the
+ * stand-in does: a token bucket that refills continuously lets twice the burst through in a second.
+ * So each limit is a window of the last `cap` send times: one more may go when the oldest of them
+ * left over a window ago. The windows are a little longer than Klaviyo's (WINDOW_SLACK_MS): the
+ * answer comes over a network whose delays vary. */
+typedef struct window { long long *sent; int cap, head, count; long long span_ms; } window;
+#define WINDOW_SLACK_MS 100
 
 typedef struct tenant_state {
     const tenant_config *tc;
-    bucket burst[CLASSES], steady[CLASSES];
+    window burst[CLASSES], steady[CLASSES];
     long long cooldown_until[CLASSES];
     int in_flight;
     int paused;
@@ -143,26 +149,33 @@ static int class_of(const char *path) {
 
 /* ------------------------------ rate limits -------------------------------- */
 
-static void bucket_init(bucket *b, double capacity, double window_ms) {
-    b->tokens = b->capacity = capacity;
-    b->per_ms = capacity / window_ms;
-    b->at = now_ms();
+static void window_init(window *w, double capacity, long long span_ms) {
+    w->cap = capacity >= 1 ? (int)capacity : 1;
+    w->sent = calloc((size_t)w->cap, sizeof *w->sent);
+    if (!w->sent) abort();
+    w->head = w->count = 0;
+    w->span_ms = span_ms + WINDOW_SLACK_MS;
 }
 
-static void bucket_fill(bucket *b, long long now) {
-    b->tokens += (double)(now - b->at) * b->per_ms;
-    if (b->tokens > b->capacity) b->tokens = b->capacity;
-    b->at = now;
+static int window_room(const window *w, long long now) {
+    return w->count < w->cap || now - w->sent[w->head] >= w->span_ms;
 }
 
-/* Takes one request's worth from both buckets of the class, or nothing. */
+static void window_take(window *w, long long now) {
+    if (w->count < w->cap) {
+        w->sent[(w->head + w->count++) % w->cap] = now;
+    } else {
+        w->sent[w->head] = now;                   /* the oldest goes, this one is the newest */
+        w->head = (w->head + 1) % w->cap;
+    }
+}
+
+/* Takes one request's room in both windows of the class, or nothing. */
 static int take_token(tenant_state *ts, int cls, long long now) {
-    bucket *a = &ts->burst[cls], *b = &ts->steady[cls];
-    bucket_fill(a, now);
-    bucket_fill(b, now);
-    if (a->tokens < 1 || b->tokens < 1 || ts->cooldown_until[cls] > now) return 0;
-    a->tokens -= 1;
-    b->tokens -= 1;
+    if (!window_room(&ts->burst[cls], now) || !window_room(&ts->steady[cls], now) || ts->cooldown_until[cls] > now)
+        return 0;
+    window_take(&ts->burst[cls], now);
+    window_take(&ts->steady[cls], now);
     return 1;
 }
 
@@ -318,6 +331,25 @@ static void pause_tenant(deliverer *d, tenant_state *ts, long status) {
     }
 }
 
+/* The next `"key": "` in an error body from p on (any spacing); *value is just after the value's
+ * opening quote. NULL when there is none. */
+static const char *find_key(const char *p, const char *key, const char **value) {
+    size_t klen = strlen(key);
+    while ((p = strchr(p, '"'))) {
+        if (strncmp(p + 1, key, klen) == 0 && p[klen + 1] == '"') {
+            const char *v = p + klen + 2;
+            while (*v == ' ' || *v == '\t' || *v == '\n' || *v == '\r') v++;
+            if (*v == ':') {
+                v++;
+                while (*v == ' ' || *v == '\t' || *v == '\n' || *v == '\r') v++;
+                if (*v == '"') { *value = v + 1; return p; }
+            }
+        }
+        p++;
+    }
+    return NULL;
+}
+
 /* One JSON string value starting at p (just after its opening quote), unescaped into out. */
 static const char *read_string(const char *p, char *out, size_t len) {
     size_t n = 0;
@@ -397,14 +429,15 @@ static void finish_bulk(deliverer *d, sending *s, CURLcode rc, long status) {
         if (!blamed_flag) abort();
         int blamed = 0;
         const char *p = body;
-        while ((p = strstr(p, "\"pointer\":\""))) {
+        const char *value;
+        while ((p = find_key(p, "pointer", &value))) {
             char pointer[512], detail[1024] = "";
             const char *at = p;
-            p = read_string(p + 11, pointer, sizeof pointer);
+            p = read_string(value, pointer, sizeof pointer);
             /* Klaviyo writes an error's detail before its source: the last detail before this pointer. */
-            const char *dt = NULL;
-            for (const char *q = body; (q = strstr(q, "\"detail\":\"")) && q < at; q++) dt = q;
-            if (dt) read_string(dt + 10, detail, sizeof detail);
+            const char *dt = NULL, *q = body, *dv = NULL, *v;
+            while ((q = find_key(q, "detail", &v)) && q < at) { dt = q; dv = v; q++; }
+            if (dt) read_string(dv, detail, sizeof detail);
             int idx[BULK_MAX_EVENTS];
             int k = bulk_blamed(s->bulk, pointer, idx, BULK_MAX_EVENTS);
             for (int i = 0; i < k; i++) {
@@ -790,7 +823,16 @@ static void *thread_main(void *arg) {
     while (d->in_flight) release(d, d->in_flight);
     uv_walk(&d->loop, close_walk, NULL);
     uv_run(&d->loop, UV_RUN_DEFAULT);
+    json_thread_done();                          /* bulk.c read bodies on this thread */
     return NULL;
+}
+
+static void free_windows(deliverer *d) {
+    for (int i = 0; i < d->ntenants; i++)
+        for (int c = 0; c < CLASSES; c++) {
+            free(d->tenants[i].burst[c].sent);
+            free(d->tenants[i].steady[c].sent);
+        }
 }
 
 deliverer *deliver_start(const config *cfg, char *err, size_t errlen) {
@@ -804,8 +846,8 @@ deliverer *deliver_start(const config *cfg, char *err, size_t errlen) {
         ts->tc = &cfg->tenants[i];
         double scale = ts->tc->rate_scale > 0 ? ts->tc->rate_scale : 1;
         for (int c = 0; c < CLASSES; c++) {
-            bucket_init(&ts->burst[c], burst_per_s[c] * scale, 1000.0);
-            bucket_init(&ts->steady[c], steady_per_min[c] * scale, 60000.0);
+            window_init(&ts->burst[c], burst_per_s[c] * scale, 1000);
+            window_init(&ts->steady[c], steady_per_min[c] * scale, 60000);
         }
     }
     char path[1024];
@@ -813,6 +855,7 @@ deliverer *deliver_start(const config *cfg, char *err, size_t errlen) {
     if (sqlite3_open_v2(path, &d->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
         snprintf(err, errlen, "delivery: cannot open %s: %s", path, sqlite3_errmsg(d->db));
         sqlite3_close(d->db);
+        free_windows(d);
         free(d->tenants);
         free(d);
         return NULL;
@@ -911,6 +954,7 @@ void deliver_stop(deliverer *d) {
     bulk_free(d->packing);
     memory_free(d->busy_profiles);
     pthread_mutex_destroy(&d->mu);
+    free_windows(d);
     free(d->tenants);
     free(d);
 }

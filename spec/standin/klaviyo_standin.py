@@ -212,7 +212,7 @@ class Limiter:
                    "RateLimit-Remaining": str(tightest[1]), "RateLimit-Reset": str(tightest[2])}
         if retry:
             return max(1, retry), headers
-        log.append(now)
+        bisect.insort(log, now)
         return None, headers
 
 
@@ -439,7 +439,7 @@ class Standin:
 
     # ---- Klaviyo's side -------------------------------------------------------------------------
 
-    def answer(self, method, target, headers, body):
+    def answer(self, method, target, headers, body, arrived=None):
         """The Answer to one request, and the request recorded; control requests under /_standin/."""
         split = urllib.parse.urlsplit(target)
         path, query = split.path, urllib.parse.parse_qs(split.query, keep_blank_values=True)
@@ -451,7 +451,7 @@ class Standin:
         answer = self.fault_answer(fault) if fault else None
         account = None
         if answer is None:
-            answer, account = self.klaviyo(method, path, query, headers, body)
+            answer, account = self.klaviyo(method, path, query, headers, body, arrived)
         if fault:
             answer.delay = int(fault.get("delay_ms", 1000 if fault["kind"] == "slow" else 0)) / 1000.0
         record = {"method": method, "path": target, "status": None if answer.reset else answer.status,
@@ -473,7 +473,7 @@ class Standin:
                   "ms": round((time.monotonic() - started) * 1000, 1)})
         return answer, record
 
-    def klaviyo(self, method, path, query, headers, body):
+    def klaviyo(self, method, path, query, headers, body, arrived=None):
         routes = [r for r in ROUTES if r[1].match(path)]
         route = next((r for r in routes if r[0] == method), None)
         if route is None:
@@ -503,7 +503,8 @@ class Standin:
         if not vr.REVISION_RE.match(revision):
             return invalid("Invalid revision %s." % revision, parameter="revision"), account
         with self.lock:
-            retry, limit_headers = self.limiter.take((account, method, route[1].pattern), cls, time.monotonic())
+            retry, limit_headers = self.limiter.take((account, method, route[1].pattern), cls,
+                                                     arrived if arrived is not None else time.monotonic())
         if retry:
             return throttled(retry, dict(limit_headers, **{"Retry-After": str(retry)})), account
         if self.count_only and handler in COUNTED_HANDLERS:
@@ -752,13 +753,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
     def serve(self):
+        arrived = time.monotonic()      # Klaviyo counts a request where it arrives, not when it is read
         try:
             body = self.read_body()
         except ValueError:
             self.send_error(400, "bad body framing")
             return
         standin = self.server.standin
-        answer, _ = standin.answer(self.command, self.path, self.headers, body)
+        answer, _ = standin.answer(self.command, self.path, self.headers, body, arrived)
         if answer.delay:
             time.sleep(answer.delay)
         if answer.reset:
