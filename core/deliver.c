@@ -170,10 +170,19 @@ static void window_take(window *w, long long now) {
     }
 }
 
+/* A bulk job is large and its burst small (10 a second): they leave evenly spaced, not ten at once,
+ * so the jitter of their arrival cannot put eleven into one of Klaviyo's seconds. */
+static int spaced(const window *w, long long now) {
+    if (w->count == 0) return 1;
+    long long newest = w->sent[(w->head + w->count - 1) % w->cap];
+    return now - newest >= w->span_ms / w->cap;
+}
+
 /* Takes one request's room in both windows of the class, or nothing. */
 static int take_token(tenant_state *ts, int cls, long long now) {
     if (!window_room(&ts->burst[cls], now) || !window_room(&ts->steady[cls], now) || ts->cooldown_until[cls] > now)
         return 0;
+    if (cls == CLASS_BULK && !spaced(&ts->burst[cls], now)) return 0;
     window_take(&ts->burst[cls], now);
     window_take(&ts->steady[cls], now);
     return 1;
@@ -269,6 +278,7 @@ static void count(deliverer *d, unsigned long long *counter) {
 
 static void finish_bulk(deliverer *d, sending *s, CURLcode rc, long status);
 static void pause_tenant(deliverer *d, tenant_state *ts, long status);
+static void klaviyo_said(const char *body, char *out, size_t len);
 
 static void finish(deliverer *d, sending *s, CURLcode rc, long status) {
     if (s->bulk) { finish_bulk(d, s, rc, status); return; }
@@ -295,10 +305,11 @@ static void finish(deliverer *d, sending *s, CURLcode rc, long status) {
                        "attempts = attempts + 1 WHERE id = ?", s->id, (int)status, now + (long long)(wait * 1000), why);
         count(d, &ts->retried);
     } else {
-        char why[2200];
-        if (retry) snprintf(why, sizeof why, "gave up after %d attempts over %.0f h: HTTP %ld %.1800s",
-                            s->attempts + 1, d->cfg->max_age_hours, status, body ? body : "");
-        else snprintf(why, sizeof why, "%.2000s", body ? body : "");
+        char why[2600], said[1200];
+        klaviyo_said(body, said, sizeof said);
+        if (retry) snprintf(why, sizeof why, "gave up after %d attempts over %.0f h: HTTP %ld: %s; Klaviyo's answer: %.1200s",
+                            s->attempts + 1, d->cfg->max_age_hours, status, said, body ? body : "");
+        else snprintf(why, sizeof why, "HTTP %ld: %s; Klaviyo's answer: %.1200s", status, said, body ? body : "");
         exec_update(d, "UPDATE outbox SET state = 2, last_status = ?, next_at = ?, last_error = ?, "
                        "attempts = attempts + 1 WHERE id = ?", s->id, (int)status, now, why);
         count(d, &ts->dead);
@@ -471,6 +482,18 @@ static void finish_bulk(deliverer *d, sending *s, CURLcode rc, long status) {
     }
     ts->in_flight--;
     for (int i = 0; i < s->nprofiles; i++) memory_del(d->busy_profiles, s->profiles[i], strlen(s->profiles[i]));
+}
+
+/* Klaviyo's first error, readably: "its detail (at its pointer)"; else the start of the body. A dead
+ * letter's reason starts with it, so the same refusal groups as one reason. */
+static void klaviyo_said(const char *body, char *out, size_t len) {
+    const char *value;
+    char detail[800] = "", pointer[300] = "";
+    if (body && find_key(body, "detail", &value)) read_string(value, detail, sizeof detail);
+    if (body && find_key(body, "pointer", &value)) read_string(value, pointer, sizeof pointer);
+    if (detail[0] && pointer[0]) snprintf(out, len, "%s (at %s)", detail, pointer);
+    else if (detail[0]) snprintf(out, len, "%s", detail);
+    else snprintf(out, len, "%.200s", body ? body : "");
 }
 
 static void release(deliverer *d, sending *s) {
@@ -701,6 +724,19 @@ static int send_bulk(deliverer *d, tenant_state *ts, long long now, const long l
     return 1;
 }
 
+/* Whether a tenant has at least n requests queued (a backlog: bulk pays). */
+static int queued_at_least(deliverer *d, const char *tenant, int n) {
+    sqlite3_stmt *st;
+    int yes = 0;
+    if (sqlite3_prepare_v2(d->db, "SELECT count(*) FROM (SELECT 1 FROM outbox WHERE tenant = ? AND state = 0 LIMIT ?)",
+                           -1, &st, NULL) != SQLITE_OK) return 0;
+    sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, n);
+    if (sqlite3_step(st) == SQLITE_ROW) yes = sqlite3_column_int(st, 0) >= n;
+    sqlite3_finalize(st);
+    return yes;
+}
+
 /* Per-profile state during one scan (the value stored in `seen`). */
 #define HELD "h"                      /* its head was sent, is busy, or waits: the rest waits too */
 
@@ -714,7 +750,8 @@ static void scan_tenant(deliverer *d, tenant_state *ts, long long now) {
                            NULL) != SQLITE_OK) return;
     sqlite3_bind_text(st, 1, ts->tc->id, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 2, SCAN_LIMIT);
-    int bulk = ts->queued >= BULK_THRESHOLD && strcmp(ts->tc->key_kind, "public") != 0 && now >= ts->bulk_off_until;
+    int bulk = strcmp(ts->tc->key_kind, "public") != 0 && now >= ts->bulk_off_until &&
+               queued_at_least(d, ts->tc->id, BULK_THRESHOLD);
     int bulk_closed = 0, generation = 0;
     long long created[BULK_MAX_EVENTS];
     memory *seen = memory_new();
