@@ -104,6 +104,7 @@ bench: build $(BUILD)/bench_transform $(BUILD)/fsync_ceiling
 	@sh tools/deps.sh bench
 	@sh bench/run.sh
 	@BUILD=$(BUILD) SHARED=$(SHARED) sh bench/serve.sh
+	@BUILD=$(BUILD) SHARED=$(SHARED) sh bench/backfill.sh
 
 lint:
 	@command -v luacheck >/dev/null || { echo "luacheck missing: apt-get install -y lua-check"; exit 1; }
