@@ -235,6 +235,21 @@ const char *bulk_body(bulk_job *b, size_t *len) {
     return out->data;
 }
 
+char *bulk_take_body(bulk_job *b) {
+    char *body = b->body.data;
+    b->body = (strbuf){0};
+    for (int i = 0; i < b->nevents; i++) {      /* written into the body: not needed any more */
+        free(b->events[i].attributes);
+        b->events[i].attributes = NULL;
+    }
+    for (int e = 0; e < b->nentries; e++) {
+        free(b->entries[e].attributes);
+        free(b->entries[e].meta);
+        b->entries[e].attributes = b->entries[e].meta = NULL;
+    }
+    return body;
+}
+
 int bulk_blamed(const bulk_job *b, const char *pointer, int *events, int max) {
     static const char prefix[] = "/data/attributes/events-bulk-create/data/";
     if (strncmp(pointer, prefix, sizeof prefix - 1) != 0) return 0;

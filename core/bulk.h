@@ -35,6 +35,10 @@ const char *bulk_profile(const bulk_job *b, int i);     /* the profile key it wa
 /* The request body; valid until the next call that changes the job. */
 const char *bulk_body(bulk_job *b, size_t *len);
 
+/* After bulk_body: the body, now the caller's to free; the job keeps only its ids, profiles and
+ * shape (what bulk_blamed and bulk_profile need), so a job in flight holds one copy of its events. */
+char *bulk_take_body(bulk_job *b);
+
 /* The events (indexes, 0 .. bulk_count) an error's source.pointer blames: one event, or all of one
  * profile's entry; 0 when it points nowhere in particular. */
 int bulk_blamed(const bulk_job *b, const char *pointer, int *events, int max);

@@ -52,6 +52,7 @@
 #include "memory.h"
 
 #define MAX_IN_FLIGHT 32              /* per tenant */
+#define MAX_BULK_IN_FLIGHT 8          /* of those, bulk jobs: each holds up to 5 MB until answered */
 #define SCAN_LIMIT 2000               /* queued rows looked at per tenant per tick */
 #define BACKOFF_CAP_S 300.0
 #define BULK_THRESHOLD 100            /* queued requests that turn a tenant's events to bulk */
@@ -70,6 +71,7 @@ static const double steady_per_min[CLASSES] = { 3500, 150, 750, 150 };
  * answer comes over a network whose delays vary. */
 typedef struct window { long long *sent; int cap, head, count; long long span_ms; } window;
 #define WINDOW_SLACK_MS 100
+#define BULK_SLACK_MS 250             /* a 5 MB job arrives later, and its lateness varies more */
 
 typedef struct tenant_state {
     const tenant_config *tc;
@@ -82,6 +84,7 @@ typedef struct tenant_state {
     long long queued;                 /* queued rows seen by the last scan (SCAN_LIMIT at most) */
     long long bulk_off_until;
     unsigned long long bulk_jobs;
+    int bulk_in_flight;
     struct { int cls; long status; unsigned long long n; } answers[32];   /* by endpoint and status */
     int nanswers;
     unsigned long long latency[9];    /* delivered requests, by seconds from queued to delivered */
@@ -149,12 +152,12 @@ static int class_of(const char *path) {
 
 /* ------------------------------ rate limits -------------------------------- */
 
-static void window_init(window *w, double capacity, long long span_ms) {
+static void window_init(window *w, double capacity, long long span_ms, long long slack_ms) {
     w->cap = capacity >= 1 ? (int)capacity : 1;
     w->sent = calloc((size_t)w->cap, sizeof *w->sent);
     if (!w->sent) abort();
     w->head = w->count = 0;
-    w->span_ms = span_ms + WINDOW_SLACK_MS;
+    w->span_ms = span_ms + slack_ms;
 }
 
 static int window_room(const window *w, long long now) {
@@ -176,6 +179,13 @@ static int spaced(const window *w, long long now) {
     if (w->count == 0) return 1;
     long long newest = w->sent[(w->head + w->count - 1) % w->cap];
     return now - newest >= w->span_ms / w->cap;
+}
+
+/* Whether a bulk job could leave now (nothing taken). */
+static int bulk_room(const tenant_state *ts, long long now) {
+    return window_room(&ts->burst[CLASS_BULK], now) && window_room(&ts->steady[CLASS_BULK], now) &&
+           ts->cooldown_until[CLASS_BULK] <= now && spaced(&ts->burst[CLASS_BULK], now) &&
+           ts->in_flight < MAX_IN_FLIGHT && ts->bulk_in_flight < MAX_BULK_IN_FLIGHT;
 }
 
 /* Takes one request's room in both windows of the class, or nothing. */
@@ -201,14 +211,24 @@ static void exec_update(deliverer *d, const char *sql, long long id, int status,
     if (error) sqlite3_bind_text(st, 3, error, -1, SQLITE_TRANSIENT);
     else sqlite3_bind_null(st, 3);
     sqlite3_bind_int64(st, 4, id);
-    if (sqlite3_step(st) != SQLITE_DONE) log_line("error", "cannot update the outbox", NULL);
+    /* A row left marked in flight would never be sent again before a restart: keep trying while the
+     * store is busy (a batch job writing beside us), each try waiting out the busy timeout. */
+    int rc, tries = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_BUSY && ++tries < 30) sqlite3_reset(st);
+    if (rc != SQLITE_DONE) log_line("error", "cannot update the outbox", NULL);
     sqlite3_finalize(st);
 }
 
 /* Marks rows in flight (state 3), so the next scans look past them: one transaction. */
+static void begin(deliverer *d) {
+    for (int tries = 0; tries < 30; tries++)
+        if (sqlite3_exec(d->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK) return;
+    log_line("error", "cannot update the outbox: the store stays busy", NULL);
+}
+
 static void mark_sending(deliverer *d, const long long *ids, int n) {
     sqlite3_stmt *st;
-    sqlite3_exec(d->db, "BEGIN", NULL, NULL, NULL);
+    begin(d);
     if (sqlite3_prepare_v2(d->db, "UPDATE outbox SET state = 3 WHERE id = ?", -1, &st, NULL) == SQLITE_OK) {
         for (int i = 0; i < n; i++) {
             sqlite3_bind_int64(st, 1, ids[i]);
@@ -381,7 +401,7 @@ static const char *read_string(const char *p, char *out, size_t len) {
 static void set_rows(deliverer *d, sending *s, const char *keep, int state, long status, long long next_at,
                      const char *error, int bump) {
     sqlite3_stmt *st;
-    sqlite3_exec(d->db, "BEGIN", NULL, NULL, NULL);
+    begin(d);
     if (sqlite3_prepare_v2(d->db, "UPDATE outbox SET state = ?, last_status = ?, next_at = ?, last_error = ?, "
                                   "attempts = attempts + ? WHERE id = ?", -1, &st, NULL) == SQLITE_OK) {
         for (int i = 0; i < bulk_count(s->bulk); i++) {
@@ -481,6 +501,7 @@ static void finish_bulk(deliverer *d, sending *s, CURLcode rc, long status) {
         free(blamed_flag);
     }
     ts->in_flight--;
+    ts->bulk_in_flight--;
     for (int i = 0; i < s->nprofiles; i++) memory_del(d->busy_profiles, s->profiles[i], strlen(s->profiles[i]));
 }
 
@@ -685,7 +706,11 @@ static int send_bulk(deliverer *d, tenant_state *ts, long long now, const long l
     bulk_job *job = d->packing;
     int n = bulk_count(job);
     if (n == 0) return 0;
-    if (ts->in_flight >= MAX_IN_FLIGHT || !take_token(ts, CLASS_BULK, now)) { bulk_reset(job); return -1; }
+    if (ts->in_flight >= MAX_IN_FLIGHT || ts->bulk_in_flight >= MAX_BULK_IN_FLIGHT || !take_token(ts, CLASS_BULK, now)) {
+        bulk_reset(job);
+        return -1;
+    }
+    ts->bulk_in_flight++;
     sending *s = calloc(1, sizeof *s);
     if (!s) abort();
     s->d = d;
@@ -700,10 +725,8 @@ static int send_bulk(deliverer *d, tenant_state *ts, long long now, const long l
     memcpy(s->created, created, (size_t)n * sizeof *s->created);
     s->created_at = created[0];
     for (int i = 0; i < n; i++) ids[i] = bulk_id(job, i);
-    const char *body = bulk_body(job, &s->body_len);
-    s->body = malloc(s->body_len + 1);
-    if (!s->body) abort();
-    memcpy(s->body, body, s->body_len + 1);
+    bulk_body(job, &s->body_len);
+    s->body = bulk_take_body(job);                /* the job keeps only what blames need */
     mark_sending(d, ids, n);
     free(ids);
     /* Each profile of the job waits for Klaviyo's answer before its next request goes. */
@@ -752,7 +775,9 @@ static void scan_tenant(deliverer *d, tenant_state *ts, long long now) {
     sqlite3_bind_int(st, 2, SCAN_LIMIT);
     int bulk = strcmp(ts->tc->key_kind, "public") != 0 && now >= ts->bulk_off_until &&
                queued_at_least(d, ts->tc->id, BULK_THRESHOLD);
-    int bulk_closed = 0, generation = 0;
+    /* With a backlog, events wait for the bulk budget rather than spend the single-event one, which
+     * live webhooks need; nothing is packed while no job could leave. */
+    int bulk_closed = bulk && !bulk_room(ts, now), generation = 0;
     long long created[BULK_MAX_EVENTS];
     memory *seen = memory_new();
     long long queued = 0;
@@ -794,6 +819,9 @@ static void scan_tenant(deliverer *d, tenant_state *ts, long long now) {
                 continue;
             }
             if (rc != BULK_NOT_EVENT) { memory_put(seen, profile, plen, HELD, 1); continue; }
+        } else if (bulk && is_event) {
+            memory_put(seen, profile, plen, HELD, 1);   /* the next job takes it */
+            continue;
         }
         memory_put(seen, profile, plen, HELD, 1);
         if (ts->in_flight >= MAX_IN_FLIGHT) continue;             /* still counted for the queue depth */
@@ -883,8 +911,9 @@ deliverer *deliver_start(const config *cfg, char *err, size_t errlen) {
         ts->tc = &cfg->tenants[i];
         double scale = ts->tc->rate_scale > 0 ? ts->tc->rate_scale : 1;
         for (int c = 0; c < CLASSES; c++) {
-            window_init(&ts->burst[c], burst_per_s[c] * scale, 1000);
-            window_init(&ts->steady[c], steady_per_min[c] * scale, 60000);
+            long long slack = c == CLASS_BULK ? BULK_SLACK_MS : WINDOW_SLACK_MS;
+            window_init(&ts->burst[c], burst_per_s[c] * scale, 1000, slack);
+            window_init(&ts->steady[c], steady_per_min[c] * scale, 60000, slack);
         }
     }
     char path[1024];

@@ -38,7 +38,7 @@
 #include "snapshot.h"
 #include "store.h"
 
-#define COMMIT_EVERY 500
+#define COMMIT_EVERY 250
 #define MAX_REASONS 8
 
 typedef struct pending { long long event_id; char *text, *label; size_t len; } pending;
@@ -62,6 +62,7 @@ struct job {
     map_request *kept;
     int kept_cap;
     long long started, last_progress;
+    long long base_queued, base_delivered, base_dead;   /* the job's rows before this run */
 };
 
 static int exec(sqlite3 *db, const char *sql) {
@@ -133,6 +134,9 @@ static int register_job(job *j, char *err, size_t errlen) {
     return 0;
 }
 
+static void job_counts(job *j, long long since, long long *queued, long long *delivered, long long *dead);
+static void sleep_ms(long ms);
+
 job *job_open(const job_options *o, char *err, size_t errlen) {
     job *j = calloc(1, sizeof *j);
     if (!j) abort();
@@ -190,6 +194,10 @@ job *job_open(const job_options *o, char *err, size_t errlen) {
         free(j);
         return NULL;
     }
+    job_counts(j, 0, &j->base_queued, &j->base_delivered, &j->base_dead);
+    /* The store turns automatic checkpoints off for serve's journal writer; a job writes a lot
+     * and has no other checkpointer, so its connection checkpoints as SQLite does by default. */
+    exec(j->db, "PRAGMA wal_autocheckpoint=4000");
     if (!tenant_is_dry(o->tenant)) {
         j->d = deliver_start(o->cfg, err, errlen);   /* waits for serve's lock if serve delivers */
         if (!j->d) fprintf(stderr, "%s: %s; the requests stay queued for serve\n", o->kind, err);
@@ -200,15 +208,15 @@ job *job_open(const job_options *o, char *err, size_t errlen) {
 
 /* ------------------------------- progress --------------------------------- */
 
-/* The job's requests by state: all of them (since 0), or those queued by this run (since its start). */
+/* The job's requests by state (the (job, state) index answers it); since != 0: this run's only, as
+ * the change from the counts before it. */
 static void job_counts(job *j, long long since, long long *queued, long long *delivered, long long *dead) {
     *queued = *delivered = *dead = 0;
     if (!j->db || j->o.dry) return;
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(j->db, "SELECT state, count(*) FROM outbox WHERE job = ? AND created_at >= ? GROUP BY state",
-                           -1, &st, NULL) != SQLITE_OK) return;
+    if (sqlite3_prepare_v2(j->db, "SELECT state, count(*) FROM outbox WHERE job = ? GROUP BY state", -1, &st, NULL)
+        != SQLITE_OK) return;
     sqlite3_bind_text(st, 1, j->id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, since);
     while (sqlite3_step(st) == SQLITE_ROW) {
         int state = sqlite3_column_int(st, 0);
         long long n = sqlite3_column_int64(st, 1);
@@ -217,6 +225,10 @@ static void job_counts(job *j, long long since, long long *queued, long long *de
         else *queued += n;
     }
     sqlite3_finalize(st);
+    if (since) {                                  /* a row delivered now was queued before or now */
+        *delivered -= j->base_delivered;
+        *dead -= j->base_dead;
+    }
 }
 
 static void progress(job *j, int final) {
@@ -268,6 +280,12 @@ static int commit(job *j) {
     }
     j->in_tx = 0;
     j->batch = 0;
+    /* Remembered values are in the store now; the mapper's copy is only a cache. */
+    if (mapper_memory_count(j->m) > 4096) mapper_forget_memory(j->m);
+    /* Let delivery (a thread here, or serve) take the write lock between two batches: back to back,
+     * the next BEGIN would win every time and nothing would be sent until all input is read. */
+    struct timespec pause = { 0, 2000000 };
+    nanosleep(&pause, NULL);
     return ok ? 0 : -1;
 }
 
@@ -406,7 +424,8 @@ static void sleep_ms(long ms) {
 static int wait_delivered(job *j) {
     for (int round = 0;; round++) {
         if (j->o.interrupted && *j->o.interrupted) return -1;
-        if (round % 5 == 0) outbox_fire_schedules(j->db, j->o.tenant->id);   /* serve may too: a transaction each */
+        if (round % 5 == 0)                        /* serve may fire them too: a transaction a chunk */
+            while (outbox_fire_schedules(j->db, j->o.tenant->id) >= OUTBOX_FIRE_CHUNK) sleep_ms(2);
         if (tenant_is_dry(j->o.tenant)) while (outbox_write_dry(j->db, j->o.cfg->data_dir, j->o.tenant) > 0) {}
         long long queued, delivered, dead;
         job_counts(j, 0, &queued, &delivered, &dead);     /* an earlier run's queue counts too */

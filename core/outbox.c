@@ -186,10 +186,21 @@ int outbox_fire_schedules(sqlite3 *db, const char *tenant) {
     sqlite3_stmt *st;
     long long now = outbox_now_ms();
     if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) return -1;
-    int ok = sqlite3_prepare_v2(db, "INSERT INTO outbox(event_id, tenant, profile, method, path, body, created_at, job, "
-                                    "dedup) SELECT event_id, tenant, profile, method, path, body, ?, job, dedup FROM schedules "
-                                    "WHERE tenant = ? AND due_at <= ? AND " NOT_HELD " ORDER BY due_at", -1, &st,
-                                NULL) == SQLITE_OK;
+    /* A chunk at a time: a backfill can release 100,000s at once, and the write lock is shared. */
+    int ok = sqlite3_exec(db, "CREATE TEMP TABLE IF NOT EXISTS firing(key TEXT PRIMARY KEY); DELETE FROM firing",
+                          NULL, NULL, NULL) == SQLITE_OK;
+    if (ok && (ok = sqlite3_prepare_v2(db, "INSERT INTO firing SELECT key FROM schedules WHERE tenant = ? AND due_at <= ? "
+                                           "AND " NOT_HELD " ORDER BY due_at LIMIT ?", -1, &st, NULL) == SQLITE_OK)) {
+        sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, now);
+        sqlite3_bind_int(st, 3, OUTBOX_FIRE_CHUNK);
+        ok = sqlite3_step(st) == SQLITE_DONE;
+        sqlite3_finalize(st);
+    }
+    ok = ok && sqlite3_prepare_v2(db, "INSERT INTO outbox(event_id, tenant, profile, method, path, body, created_at, job, "
+                                      "dedup) SELECT event_id, tenant, profile, method, path, body, ?, job, dedup FROM "
+                                      "schedules WHERE tenant = ? AND key IN (SELECT key FROM firing) ORDER BY due_at",
+                                  -1, &st, NULL) == SQLITE_OK;
     if (ok) {
         sqlite3_bind_int64(st, 1, now);
         sqlite3_bind_text(st, 2, tenant, -1, SQLITE_STATIC);
@@ -198,10 +209,9 @@ int outbox_fire_schedules(sqlite3 *db, const char *tenant) {
         sqlite3_finalize(st);
     }
     int fired = sqlite3_changes(db);
-    if (ok && (ok = sqlite3_prepare_v2(db, "DELETE FROM schedules WHERE tenant = ? AND due_at <= ? AND " NOT_HELD,
+    if (ok && (ok = sqlite3_prepare_v2(db, "DELETE FROM schedules WHERE tenant = ? AND key IN (SELECT key FROM firing)",
                                        -1, &st, NULL) == SQLITE_OK)) {
         sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, now);
         ok = sqlite3_step(st) == SQLITE_DONE;
         sqlite3_finalize(st);
     }

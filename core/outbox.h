@@ -27,8 +27,9 @@ void outbox_writer_free(outbox_writer *w);
  * the event's outcome. Returns 0, or -1 (roll back). */
 int outbox_write(outbox_writer *w, const outbox_target *t, long long event_id, const map_result *r);
 
-/* Moves a tenant's due schedules, other than those a job holds, into its outbox (its own
- * transaction). Returns how many, or -1. */
+/* Moves up to OUTBOX_FIRE_CHUNK of a tenant's due schedules, other than those a job holds, into its
+ * outbox (its own transaction). Returns how many, or -1. */
+#define OUTBOX_FIRE_CHUNK 10000
 int outbox_fire_schedules(sqlite3 *db, const char *tenant);
 
 /* A dry tenant: up to 1000 queued requests appended to DATA/dry/TENANT.ndjson, then delivered.
