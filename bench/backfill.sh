@@ -60,22 +60,8 @@ TIME=/usr/bin/time
 [ -x "$TIME" ] && "$TIME" -f %M true >/dev/null 2>&1 || TIME=""
 
 mkdir -p "$BUILD/bench" || exit 2
-tmp=$(mktemp -d "$BUILD/bench-backfill.XXXXXX") || exit 2
-tmp=$(cd "$tmp" && pwd)
-root=$(pwd)
-pids=""
-cleanup() {
-  for p in $pids; do kill -9 "$p" 2>/dev/null; done
-  for p in $pids; do wait "$p" 2>/dev/null; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-ticks=$(getconf CLK_TCK)
-now() { date +%s.%N; }
-# awk arithmetic on its arguments: calc 'a / b' 1 2 (a, b, c, d are the arguments).
-calc() { e=$1; shift; awk -v a="${1:-0}" -v b="${2:-0}" -v c="${3:-0}" -v d="${4:-0}" "BEGIN { print ($e) }"; }
+. bench/lib.sh
+bench_setup backfill
 # CPU seconds a process has used (user + system), from /proc.
 cpu_of() { awk -v t="$ticks" '{ print ($14 + $15) / t }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 vm_of() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null; }

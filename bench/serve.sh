@@ -55,23 +55,8 @@ for tool in wrk sqlite3 curl "$PYTHON" lua5.4; do
   command -v "$tool" >/dev/null 2>&1 || { echo "bench: $tool not found (make deps; wrk: tools/deps.sh bench)" >&2; exit 2; }
 done
 
-mkdir -p "$BUILD" || exit 2
-tmp=$(mktemp -d "$BUILD/bench-serve.XXXXXX") || exit 2
-tmp=$(cd "$tmp" && pwd)
-root=$(pwd)
-pids=""
-cleanup() {
-  for p in $pids; do kill -9 "$p" 2>/dev/null; done
-  for p in $pids; do wait "$p" 2>/dev/null; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-ticks=$(getconf CLK_TCK)
-now() { date +%s.%N; }
-# awk arithmetic on its arguments: calc 'a / b' 1 2 (a, b, c, d are the arguments).
-calc() { e=$1; shift; awk -v a="${1:-0}" -v b="${2:-0}" -v c="${3:-0}" -v d="${4:-0}" "BEGIN { print ($e) }"; }
+. bench/lib.sh
+bench_setup serve
 # field NAME FILE: the value of NAME=VALUE in the wrk-summary line of FILE.
 field() {
   awk -v k="$1" '$1 == "wrk-summary" { for (i = 2; i <= NF; i++) if (index($i, k "=") == 1) print substr($i, length(k) + 2) }' "$2"
