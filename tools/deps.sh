@@ -2,7 +2,8 @@
 # Installs the Debian packages returnflow needs when run as root; otherwise prints the exact line.
 # Packages: see DESIGN §6. python3-jsonschema validates request bodies against Klaviyo's OpenAPI spec
 # in the tests (and in the Klaviyo stand-in); curl drives the stand-in in the specs; nodejs runs the
-# Node.js anchor in `make bench`, and wrk posts the webhooks of bench/serve.sh. lua-check is luacheck:
+# Node.js anchor in `make bench`, wrk posts the webhooks of bench/serve.sh, and GNU time measures
+# bench/backfill.sh's peak RSS. lua-check is luacheck:
 # `make lint`, and the suite checks that the project and a starter from `returnflow init` lint clean.
 set -u
 PKGS="gcc make pkg-config lua5.4 liblua5.4-dev lua-cjson lua-cjson-dev lua-busted luarocks libcmocka-dev
@@ -10,7 +11,7 @@ PKGS="gcc make pkg-config lua5.4 liblua5.4-dev lua-cjson lua-cjson-dev lua-buste
       sqlite3 python3 python3-jsonschema lua-check"
 # The Node.js anchor needs some node; Debian's only when there is none on PATH.
 [ "${1:-}" = "bench" ] && ! command -v node >/dev/null 2>&1 && PKGS="$PKGS nodejs"
-[ "${1:-}" = "bench" ] && PKGS="$PKGS wrk"
+[ "${1:-}" = "bench" ] && PKGS="$PKGS wrk time"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
