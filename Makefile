@@ -15,20 +15,24 @@ OPT        ?= -O2 -g
 SAN        ?=
 WARN       := -Wall -Wextra -Werror
 CFLAGS_ALL  = -std=c11 -D_GNU_SOURCE $(OPT) $(SAN) $(WARN) $(shell pkg-config --cflags lua5.4) \
-              -Icore -I$(BUILD) -DRETURNFLOW_SHARE='"$(SHAREDIR)"' -DRETURNFLOW_LUADIR='"$(LUADIR)"' \
+              $(addprefix -I,$(CORE_DIRS)) -I$(BUILD) -MMD -MP -DRETURNFLOW_SHARE='"$(SHAREDIR)"' -DRETURNFLOW_LUADIR='"$(LUADIR)"' \
               -DRETURNFLOW_LIBDIR='"$(LIBDIR)"'
 LDLIBS_ALL  = -llua5.4-cjson $(shell pkg-config --libs lua5.4) -luv -lhttp_parser -lsqlite3 -lcrypto -lcurl \
               -lpthread -lm
 
-CMD_SRC    := core/main.c $(wildcard core/cmd_*.c)
-CORE_SRC   := $(filter-out $(CMD_SRC),$(wildcard core/*.c))
-CORE_OBJ    = $(CORE_SRC:core/%.c=$(BUILD)/%.o) $(BUILD)/embedded.o
-CMD_OBJ     = $(CMD_SRC:core/%.c=$(BUILD)/%.o)
+# core/ is folders by role (docs/architecture.md); every folder is on the include path, so a file
+# includes a header by its name alone. Objects mirror the folders under $(BUILD)/obj.
+CORE_DIRS  := $(sort $(dir $(wildcard core/*/*.c core/*/*/*.c)))
+CMD_SRC    := $(wildcard core/cli/*.c)
+CORE_SRC   := $(filter-out $(CMD_SRC),$(wildcard core/*/*.c core/*/*/*.c))
+CORE_OBJ    = $(CORE_SRC:core/%.c=$(BUILD)/obj/%.o) $(BUILD)/embedded.o
+CMD_OBJ     = $(CMD_SRC:core/%.c=$(BUILD)/obj/%.o)
 LUA_MODULES := $(sort $(wildcard core/lua/returnflow/*.lua core/lua/returnflow/cli/*.lua))
 # returnflow.native: the mapper's C as a Lua library for busted (lua_native.c); position-independent objects.
 # Never sanitized: it loads into Debian's lua5.4, which is not built with ASan (the binary carries the
 # same C sanitized).
-NATIVE_SRC := json.c json_encode.c json_event.c sandbox.c klaviyo_limits.c mapper.c memory.c lua_native.c lua_http.c
+NATIVE_SRC := json/json.c json/json_encode.c json/json_event.c script/sandbox.c script/klaviyo_limits.c \
+              script/mapper.c base/memory.c tooling/lua_native.c tooling/lua_http.c
 NATIVE_OBJ  = $(NATIVE_SRC:%.c=$(BUILD)/pic/%.o) $(BUILD)/pic/embedded.o
 NATIVE_SO   = $(BUILD)/lib/returnflow/native.so
 C_TESTS    := $(wildcard spec/c/test_*.c)
@@ -41,7 +45,14 @@ deps:
 
 DEFAULT_SCRIPTS := $(sort $(wildcard scripts/*.lua))
 
-$(BUILD)/embedded.c: $(LUA_MODULES) $(DEFAULT_SCRIPTS) tools/embed.lua
+# The list of default scripts is a dependency too: removing one must rebuild (a stamp named after it).
+SCRIPTS_STAMP := $(BUILD)/scripts-$(shell printf '%s' '$(DEFAULT_SCRIPTS) $(LUA_MODULES)' | md5sum | cut -c1-12)
+$(SCRIPTS_STAMP):
+	@mkdir -p $(@D)
+	@rm -f $(BUILD)/scripts-*
+	@touch $@
+
+$(BUILD)/embedded.c: $(LUA_MODULES) $(DEFAULT_SCRIPTS) tools/embed.lua $(SCRIPTS_STAMP)
 	@mkdir -p $(@D)
 	lua5.4 tools/embed.lua $@ core/lua $(LUA_MODULES) --defaults $(DEFAULT_SCRIPTS)
 
@@ -52,20 +63,20 @@ $(PATHS_STAMP):
 	@rm -f $(BUILD)/paths-*
 	@touch $@
 
-$(BUILD)/%.o: core/%.c core/*.h $(PATHS_STAMP)
+$(BUILD)/obj/%.o: core/%.c $(PATHS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 
-$(BUILD)/embedded.o: $(BUILD)/embedded.c core/embedded.h
+$(BUILD)/embedded.o: $(BUILD)/embedded.c
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 
 PIC_CFLAGS  = $(filter-out -fsanitize% -fno-sanitize%,$(CFLAGS_ALL)) -fPIC
 
-$(BUILD)/pic/%.o: core/%.c core/*.h $(PATHS_STAMP)
+$(BUILD)/pic/%.o: core/%.c $(PATHS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(PIC_CFLAGS) -c $< -o $@
 
-$(BUILD)/pic/embedded.o: $(BUILD)/embedded.c core/embedded.h
+$(BUILD)/pic/embedded.o: $(BUILD)/embedded.c
 	@mkdir -p $(@D)
 	$(CC) $(PIC_CFLAGS) -c $< -o $@
 
@@ -134,6 +145,9 @@ previews: build
 # The busted suite alone, on the normal build (what `luarocks test` runs).
 busted: build
 	RETURNFLOW_BIN=$(CURDIR)/$(BUILD)/returnflow lua5.4 /usr/bin/busted --lpath="$(CURDIR)/spec/lua/?.lua" spec/lua
+
+# Header dependencies, written by the compiler (-MMD -MP).
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 clean:
 	rm -rf build build-asan

@@ -231,7 +231,7 @@ print(h % 2)
 EOF
 }
 phase_map() {
-  [ "$(thread_of a)" != "$(thread_of b)" ] || fail "tenants a and b hash to the same of 2 threads (core/worker.c hash)"
+  [ "$(thread_of a)" != "$(thread_of b)" ] || fail "tenants a and b hash to the same of 2 threads (core/service/worker.c hash)"
   mkdir -p "$tmp/map0"
   write_config "$tmp/map0" "$(dry_tenant a) $(dry_tenant b)" 1
   make_store "$tmp/map0"

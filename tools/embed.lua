@@ -1,4 +1,4 @@
--- Writes a C file holding Lua sources as string literals (see core/embedded.h).
+-- Writes a C file holding Lua sources as string literals (see core/script/embedded.h).
 -- usage: lua5.4 tools/embed.lua OUT.c ROOT FILE... [--defaults FILE...]
 --   Files before --defaults are modules named by their path under ROOT (dots for slashes).
 --   Files after it are the default scripts: module "returnflow.defaults.NAME" each, and

@@ -1,5 +1,5 @@
 /*
- * test_bulk.c: what core/bulk.c promises delivery when it packs single-event bodies into a bulk job.
+ * test_bulk.c: what core/service/deliver/bulk.c promises delivery when it packs single-event bodies into a bulk job.
  *
  * Why these tests: a packing mistake costs a whole request (Klaviyo fails a bulk job for one bad
  * item) or, worse, quietly changes what an event says. So: every event's attributes arrive

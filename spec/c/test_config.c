@@ -1,5 +1,5 @@
 /*
- * test_config.c: what core/config.c promises an operator about returnflow.conf.lua.
+ * test_config.c: what core/base/config.c promises an operator about returnflow.conf.lua.
  *
  * Why these tests: the config is read once at start, and a server must never start half-configured
  * nor with a typo silently replaced by a default. So: a good file loads with every default filled

@@ -1,5 +1,5 @@
 /*
- * test_json.c: what core/json.c promises about reading JSON into Lua, one behaviour a test.
+ * test_json.c: what core/json/json.c promises about reading JSON into Lua, one behaviour a test.
  *
  * Why these tests: the event path trusts json.c for meaning it cannot check later. Ids like
  * 13377290551445 and money must survive exactly; null, [] and {} must not collapse into one

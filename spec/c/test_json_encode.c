@@ -1,5 +1,5 @@
 /*
- * test_json_encode.c: what core/json_encode.c promises about writing Lua values as JSON.
+ * test_json_encode.c: what core/json/json_encode.c promises about writing Lua values as JSON.
  *
  * Why these tests: every body sent to Klaviyo is written here, and a body stored today must be
  * the body sent tomorrow. So the same value must always give the same bytes, a float must stay a
@@ -367,7 +367,7 @@ int main(void) {
         T(append_string_escapes_and_replaces_invalid_utf8),
         T(pretty_output_indents_by_two_spaces_and_reparses_to_the_same_value),
         T(a_key_printed_twice_is_refused),
-        /* Last: while core/json_encode.c reuses a moved members list, this one can crash. */
+        /* Last: while core/json/json_encode.c reuses a moved members list, this one can crash. */
         T(encoder_keeps_earlier_members_when_a_later_child_is_large),
     };
 #undef T

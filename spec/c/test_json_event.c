@@ -1,5 +1,5 @@
 /*
- * test_json_event.c: the read-only event is built lazily (core/json_event.c); these tests pin
+ * test_json_event.c: the read-only event is built lazily (core/json/json_event.c); these tests pin
  * down that laziness never shows. A field read late must equal one read early, keep its identity,
  * survive the caller freeing its text and a full garbage collection; pairs and the encoder must see
  * every member, duplicates resolved the same way (the last wins) whether a field was read before or

@@ -1,5 +1,5 @@
 /*
- * test_sandbox.c: what core/sandbox.c promises a tenant's scripts can and cannot do.
+ * test_sandbox.c: what core/script/sandbox.c promises a tenant's scripts can and cannot do.
  *
  * Why these tests: one tenant's Lua state runs merchant-written scripts next to other tenants.
  * The allow-list must give mapping what it needs (string, table, math, utf8, os.time/date/clock,

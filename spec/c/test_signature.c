@@ -1,5 +1,5 @@
 /*
- * test_signature.c: what core/signature.c promises ingest and `returnflow post`.
+ * test_signature.c: what core/base/signature.c promises ingest and `returnflow post`.
  *
  * Why these tests: the signature is the only thing between the Internet and a tenant's journal. It
  * must be exactly Loop's (base64 of HMAC-SHA256 over the raw body, checked against a published

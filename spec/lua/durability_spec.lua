@@ -41,7 +41,7 @@ local function own_pid()
   return pid
 end
 
--- The mapping thread a tenant lands on among n (core/worker.c: FNV-1a of its id, modulo n).
+-- The mapping thread a tenant lands on among n (core/service/worker.c: FNV-1a of its id, modulo n).
 local function thread_of(tenant, n)
   local hash = 2166136261
   for i = 1, #tenant do hash = ((hash ~ tenant:byte(i)) * 16777619) & 0xffffffff end

@@ -1,4 +1,4 @@
--- The merchant starter (core/lua/returnflow/cli/starter.lua, core/cmd_test.c): `returnflow init DIR`
+-- The merchant starter (core/lua/returnflow/cli/starter.lua, core/cli/cmd_test.c): `returnflow init DIR`
 -- writes a scripts folder building on the defaults, two specs, .busted and .luacheckrc, and never
 -- overwrites a file that is there; `returnflow test` in DIR runs those specs green out of the box.
 -- Then the README's walk-through: rename the metric in the script, see the spec fail naming it, update

@@ -2,7 +2,7 @@
 -- Every method records an action; nothing leaves until all handlers of the event returned. Mistakes
 -- (a missing metric, a bad option, a time Klaviyo refuses) raise an error at the script's own line,
 -- so the event fails with a message the merchant can act on instead of reaching Klaviyo half-right.
--- Klaviyo's size limits are checked when the bodies are written (see core/klaviyo_limits.c).
+-- Klaviyo's size limits are checked when the bodies are written (see core/script/klaviyo_limits.c).
 -- @module returnflow.emitter
 local json = require "returnflow.json"
 local loop = require "returnflow.loop"
