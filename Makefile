@@ -8,7 +8,6 @@ SHAREDIR   ?= $(PREFIX)/share/returnflow
 LUADIR     ?= $(PREFIX)/share/lua/5.4
 LIBDIR     ?= $(PREFIX)/lib/lua/5.4
 BUILD      ?= build
-SHARED     ?= ../shared
 
 CC         ?= gcc
 OPT        ?= -O2 -g
@@ -88,8 +87,9 @@ $(NATIVE_SO): $(NATIVE_OBJ)
 $(BUILD)/returnflow: $(CMD_OBJ) $(CORE_OBJ)
 	$(CC) $(OPT) $(SAN) -o $@ $^ $(LDLIBS_ALL)
 
+# The C tests read the repository's own Loop fixtures, wherever they run from.
 $(BUILD)/test_%: spec/c/test_%.c $(CORE_OBJ)
-	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL) -lcmocka
+	$(CC) $(CFLAGS_ALL) -DSPEC_FIXTURES='"$(CURDIR)/fixtures/loop"' -o $@ $^ $(LDLIBS_ALL) -lcmocka
 
 $(BUILD)/bench_transform: bench/bench_transform.c $(CORE_OBJ)
 	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
@@ -114,8 +114,8 @@ run: deps build
 bench: build $(BUILD)/bench_transform $(BUILD)/fsync_ceiling
 	@sh tools/deps.sh bench
 	@sh bench/run.sh
-	@BUILD=$(BUILD) SHARED=$(SHARED) sh bench/serve.sh
-	@BUILD=$(BUILD) SHARED=$(SHARED) sh bench/backfill.sh
+	@BUILD=$(BUILD) sh bench/serve.sh
+	@BUILD=$(BUILD) sh bench/backfill.sh
 
 lint:
 	@command -v luacheck >/dev/null || { echo "luacheck missing: apt-get install -y lua-check"; exit 1; }

@@ -34,9 +34,8 @@
 # stand-in), and GNU time (/usr/bin/time; else VmHWM is read from /proc every 0.5 s).
 set -u
 
-SHARED=${SHARED:-../shared}
 BUILD=${BUILD:-build}
-FIXTURE=${FIXTURE:-$SHARED/fixtures/loop/return.created.json}
+FIXTURE=${FIXTURE:-fixtures/loop/return.created.json}
 BIG=${BIG:-0}
 if [ "$BIG" = 1 ]; then N=${N:-1000000}; else N=${N:-100000}; fi
 CHECKED_N=${CHECKED_N:-100000}
@@ -52,7 +51,7 @@ GOAL_RSS_MB=100
 GOAL_LIFTED=50000
 
 [ -x "$BIN" ] || { echo "bench: $BIN missing: run 'make build' first" >&2; exit 2; }
-[ -r "$FIXTURE" ] || { echo "bench: fixture $FIXTURE not readable (SHARED=$SHARED)" >&2; exit 2; }
+[ -r "$FIXTURE" ] || { echo "bench: fixture $FIXTURE not readable" >&2; exit 2; }
 for tool in sqlite3 curl pgrep "$PYTHON"; do
   command -v "$tool" >/dev/null 2>&1 || { echo "bench: $tool not found (make deps)" >&2; exit 2; }
 done

@@ -1,12 +1,12 @@
 /*
  * bench_transform.c: returnflow's transform path on one core, no I/O, measured
- * the way the anchors in ../shared/anchors measure theirs.
+ * the way the anchors in bench/anchors measure theirs.
  *
  *     build/bench_transform [N [FIXTURE [SCRIPTS]]]
  *
  * Loads the scripts folder (default "scripts") with the default caps, reads
- * one Loop webhook (default $SHARED/fixtures/loop/return.created.json, SHARED
- * defaulting to ../shared), maps it a few hundred times to warm up, then maps
+ * one Loop webhook (default fixtures/loop/return.created.json: run it from the
+ * repository root), maps it a few hundred times to warm up, then maps
  * it N times and prints one line in the anchors' shape:
  *
  *     N events, X us/event, Y events/s/core (in A B, out B B)
@@ -110,11 +110,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_transform: N must be a positive count, got '%s'\n", argv[1]);
         return 2;
     }
-    char fixture_default[1024];
-    const char *shared = getenv("SHARED");
-    snprintf(fixture_default, sizeof fixture_default, "%s/fixtures/loop/return.created.json",
-             shared && *shared ? shared : "../shared");
-    const char *fixture = argc > 2 ? argv[2] : fixture_default;
+    const char *fixture = argc > 2 ? argv[2] : "fixtures/loop/return.created.json";
 
     mapper_config cfg = {0};
     cfg.scripts_dir = argc > 3 ? argv[3] : "scripts";

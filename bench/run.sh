@@ -1,5 +1,5 @@
 #!/bin/sh
-# `make bench`: returnflow's transform rate beside the two anchors of ../shared/anchors, in one run.
+# `make bench`: returnflow's transform rate beside the two anchors of bench/anchors, in one run.
 #
 # All three decode a Loop webhook, map it and encode the Klaviyo body on one core with no I/O, and
 # print events per second per core (CPU time; the Node.js anchor wall time). The machine is shared and noisy, so each program runs
@@ -8,21 +8,19 @@
 # Run from the repository root after `make build build/bench_transform`. Installs nothing.
 set -u
 
-SHARED=${SHARED:-../shared}
 BUILD=${BUILD:-build}
-FIXTURE=${FIXTURE:-$SHARED/fixtures/loop/return.created.json}
+FIXTURE=${FIXTURE:-fixtures/loop/return.created.json}
 ROUNDS=${ROUNDS:-3}
 LUA_N=${LUA_N:-100000}
 NODE_N=${NODE_N:-200000}
 TARGET_SECONDS=${TARGET_SECONDS:-2.5}   # returnflow's N is sized for about this much CPU time
 
 BENCH=$BUILD/bench_transform
-LUA_ANCHOR=$SHARED/anchors/bare_transform.lua
-NODE_ANCHOR=$SHARED/anchors/bare_transform.mjs
-export SHARED
+LUA_ANCHOR=bench/anchors/bare_transform.lua
+NODE_ANCHOR=bench/anchors/bare_transform.mjs
 
 [ -x "$BENCH" ] || { echo "bench: $BENCH missing: run 'make build $BENCH' first" >&2; exit 2; }
-[ -r "$FIXTURE" ] || { echo "bench: fixture $FIXTURE not readable (SHARED=$SHARED)" >&2; exit 2; }
+[ -r "$FIXTURE" ] || { echo "bench: fixture $FIXTURE not readable" >&2; exit 2; }
 
 tmp=$(mktemp -d) || exit 2
 trap 'rm -rf "$tmp"' EXIT INT TERM
@@ -37,10 +35,11 @@ best() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN { print (b + 0 > a + 0) ? b : 
 # Which runners are here; a missing one is reported, never installed.
 lua_skip=""
 command -v lua5.4 >/dev/null 2>&1 || lua_skip="lua5.4 not found"
-[ -z "$lua_skip" ] && [ ! -r "$LUA_ANCHOR" ] && lua_skip="$LUA_ANCHOR not readable"
 node_skip=""
 command -v node >/dev/null 2>&1 || node_skip="node not found on PATH (the Node.js anchor needs Node.js; nothing was installed)"
-[ -z "$node_skip" ] && [ ! -r "$NODE_ANCHOR" ] && node_skip="$NODE_ANCHOR not readable"
+for f in "$LUA_ANCHOR" "$NODE_ANCHOR"; do
+  [ -r "$f" ] || { echo "bench: anchor $f not readable" >&2; exit 2; }
+done
 
 # Size returnflow's run from a short one, so each measurement takes about TARGET_SECONDS.
 if ! "$BENCH" 2000 "$FIXTURE" scripts >"$tmp/cal" 2>"$tmp/cal.err"; then

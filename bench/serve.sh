@@ -23,9 +23,8 @@
 # Debian's python3 with python3-jsonschema (for the stand-in).
 set -u
 
-SHARED=${SHARED:-../shared}
 BUILD=${BUILD:-build}
-FIXTURE=${FIXTURE:-$SHARED/fixtures/loop/return.created.json}
+FIXTURE=${FIXTURE:-fixtures/loop/return.created.json}
 BIG=${BIG:-0}
 WRK_THREADS=${WRK_THREADS:-2}
 WRK_CONNECTIONS=${WRK_CONNECTIONS:-64}
@@ -50,7 +49,7 @@ KEY=pk_bench_0123456789abcdef         # any pk_ key: the stand-in accepts every 
 for f in "$BIN" "$CEILING"; do
   [ -x "$f" ] || { echo "bench: $f missing: run 'make build $CEILING' first" >&2; exit 2; }
 done
-[ -r "$FIXTURE" ] || { echo "bench: fixture $FIXTURE not readable (SHARED=$SHARED)" >&2; exit 2; }
+[ -r "$FIXTURE" ] || { echo "bench: fixture $FIXTURE not readable" >&2; exit 2; }
 for tool in wrk sqlite3 curl "$PYTHON" lua5.4; do
   command -v "$tool" >/dev/null 2>&1 || { echo "bench: $tool not found (make deps; wrk: tools/deps.sh bench)" >&2; exit 2; }
 done

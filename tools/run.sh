@@ -4,7 +4,7 @@
 # data/dry/demo.ndjson. Nothing needs a Klaviyo account; Ctrl-C stops it (after draining).
 set -eu
 cd "$(dirname "$0")/.."
-F=${SHARED:-../shared}/fixtures/loop
+F=fixtures/loop
 build/returnflow check scripts
 cat <<TXT
 

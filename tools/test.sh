@@ -7,8 +7,6 @@ set -u
 mode=${1:-all}
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
-SHARED=${SHARED:-$top/../shared}
-export SHARED
 passed=0 failed=0
 
 add() { passed=$((passed + $1)); failed=$((failed + $2)); }

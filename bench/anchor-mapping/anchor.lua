@@ -1,4 +1,4 @@
--- The anchors' mapping (../shared/anchors/bare_transform.*) as a returnflow script: one event with the
+-- The anchors' mapping (bench/anchors/bare_transform.*) as a returnflow script: one event with the
 -- same metric, profile (email only), unique_id, time, value and eleven properties. `make bench` runs it
 -- beside the default scripts so the host's own cost can be compared with the anchors on equal work.
 local rf = require "returnflow"

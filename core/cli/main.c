@@ -42,7 +42,7 @@ static const command commands[] = {
       "  -q, --quiet                no summary line on standard error\n"
       "\n"
       "exit status: 0 every event mapped or was dropped, 1 some failed, 2 the scripts do not load.\n"
-      "example: returnflow map --pretty ../shared/fixtures/loop/return.created.json\n" },
+      "example: returnflow map --pretty fixtures/loop/return.created.json\n" },
     { "check", cmd_check, "load a scripts folder and report every problem as file:line: message",
       "usage: returnflow check [options] [DIR]\n"
       "\n"
@@ -68,7 +68,7 @@ static const command commands[] = {
       "  -q, --quiet                no summary line on standard error\n"
       "\n"
       "exit status: 0 every answer was 2xx, 1 some was not or some event could not be sent, 2 bad usage.\n"
-      "example: returnflow post http://127.0.0.1:8787/v1/webhooks/demo ../shared/fixtures/loop/return.created.json\n" },
+      "example: returnflow post http://127.0.0.1:8787/v1/webhooks/demo fixtures/loop/return.created.json\n" },
     { "serve", cmd_serve, "receive Loop's signed webhooks, journal them durably, map them, deliver them to Klaviyo",
       "usage: returnflow serve [-c CONFIG] [--listen HOST:PORT] [--data DIR]\n"
       "\n"

@@ -11,7 +11,8 @@
  *
  * Each test gets a fresh state with the standard libraries, json_open and the Lua binding as the
  * global `json`, so values are built in Lua where that reads better than the C API.
- * Fixtures are read from $SHARED/fixtures/loop (default ../shared, as tools/test.sh sets it).
+ * Fixtures are read from the repository's fixtures/loop (SPEC_FIXTURES, an absolute path the Makefile
+ * compiles in, so a test runs from any folder).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +21,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,11 +144,10 @@ static void decode_encode_sorts_keys_bytewise_and_is_compact(void **state) {
 
 static void encode_of_decode_is_a_fixed_point_for_every_loop_fixture(void **state) {
     lua_State *L = *state;
-    const char *shared = getenv("SHARED") ? getenv("SHARED") : "../shared";
-    char dir[1024], path[2048];
-    snprintf(dir, sizeof dir, "%s/fixtures/loop", shared);
+    const char *dir = SPEC_FIXTURES;
+    char path[2048];
     DIR *d = opendir(dir);
-    if (!d) fail_msg("cannot open %s (set SHARED)", dir);
+    if (!d) fail_msg("cannot open the Loop fixtures folder %s: %s", dir, strerror(errno));
     int files = 0;
     for (struct dirent *de; (de = readdir(d));) {
         size_t n = strlen(de->d_name);

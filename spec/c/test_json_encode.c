@@ -10,7 +10,7 @@
  *
  * Each test gets a fresh state with the standard libraries, json_open and the Lua binding as the
  * global `json`, so values are built in Lua where that reads better than the C API. The pretty
- * test reads $SHARED/fixtures/loop/return.created.json (default ../shared, as tools/test.sh sets).
+ * test reads the repository's fixtures/loop/return.created.json (SPEC_FIXTURES, compiled in).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -325,9 +325,7 @@ static void pretty_output_indents_by_two_spaces_and_reparses_to_the_same_value(v
     strbuf_free(&pretty);
 
     size_t len;
-    char path[1024];
-    snprintf(path, sizeof path, "%s/fixtures/loop/return.created.json",
-             getenv("SHARED") ? getenv("SHARED") : "../shared");
+    const char *path = SPEC_FIXTURES "/return.created.json";
     char *text = slurp(path, &len);
     decode_ok(L, text, len, JSON_WRITABLE);
     char *canonical = encode_ok(L, -1);

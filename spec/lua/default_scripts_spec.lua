@@ -39,7 +39,7 @@ local EXPECTED = {
   },
 }
 
--- The properties Loop's native Klaviyo events carry (../shared/fixtures/loop/README.md).
+-- The properties Loop's native Klaviyo events carry (fixtures/loop/README.md).
 local NATIVE_PROPERTIES = {
   "event_id", "return_id", "return_status", "order", "product_names", "product_images", "product_skus",
   "product_variant_titles", "returned_product_skus", "returned_product_names",

@@ -22,8 +22,7 @@ local source = debug.getinfo(1, "S").source:sub(2)
 M.root = abs(source):gsub("/%./", "/"):gsub("/spec/lua/helpers%.lua$", "")
 
 M.bin = abs(os.getenv("RETURNFLOW_BIN") or (M.root .. "/build/returnflow"))
-M.shared = abs(os.getenv("SHARED") or (M.root .. "/../shared"))
-M.fixtures = M.shared .. "/fixtures/loop"
+M.fixtures = M.root .. "/fixtures/loop"
 M.scripts = M.root .. "/scripts"
 M.validator = M.root .. "/spec/tools/validate_requests.py"
 M.python = "/usr/bin/python3"       -- Debian's, where python3-jsonschema lives
@@ -122,8 +121,15 @@ function M.array(t) return setmetatable(t or {}, { __jsontype = "array" }) end
 --- Path of a fixture file: M.fixture_path("return.created.json").
 function M.fixture_path(name) return M.fixtures .. "/" .. name end
 
---- A fixture, decoded: change it, then write it with M.event_file.
-function M.fixture(name) return M.decode(read(M.fixture_path(name))) end
+--- A fixture, decoded: change it, then write it with M.event_file. A missing one names its path.
+function M.fixture(name)
+  local path = M.fixture_path(name)
+  local f, err = io.open(path, "rb")
+  if not f then error("the Loop fixture is missing: " .. err, 2) end
+  local text = f:read("a")
+  f:close()
+  return M.decode(text)
+end
 
 --- Writes one event (a table, or JSON text) to a temporary file; returns its path.
 function M.event_file(ev)
@@ -142,11 +148,12 @@ end
 --- Every fixture file name, sorted.
 function M.fixture_names()
   local names = {}
-  local p = assert(io.popen("ls " .. M.quote(M.fixtures)))
+  local p = assert(io.popen("ls " .. M.quote(M.fixtures) .. " 2>/dev/null"))
   for line in p:lines() do
     if line:match("%.json$") then names[#names + 1] = line end
   end
   p:close()
+  if #names == 0 then error("no Loop fixtures (*.json) in " .. M.fixtures, 2) end
   table.sort(names)
   return names
 end

@@ -85,7 +85,7 @@ local function entry_label(entry)
   return tostring(entry[1]) .. " with " .. table.concat(keys, ", ")
 end
 
--- The event file of a fixture entry (the shared fixture, or a variant written from it) and the event.
+-- The event file of a fixture entry (the repository's fixture, or a variant written from it) and the event.
 local function entry_event(entry)
   if type(entry) ~= "table" then return h.fixture_path(entry), h.fixture(entry) end
   local path = h.tempfile(json.encode(testing.fixture(entry[1], entry[2])), ".json")

@@ -158,7 +158,7 @@ return { ["return.created"] = function(ret, out) out:segment("vip"); out:track("
   end)
 
   describe("fixtures", function()
-    it("are the shared Loop fixtures, byte for byte", function()
+    it("are the repository's Loop fixtures, byte for byte", function()
       local names = {}
       for i, file in ipairs(h.fixture_names()) do names[i] = file:gsub("%.json$", "") end
       table.sort(names)

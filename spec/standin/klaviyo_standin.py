@@ -3,7 +3,7 @@
 
 Klaviyo cannot be reached from the test machines, so `returnflow serve` (delivery with retries, rate
 limits and dead letters) is tested against this stand-in, as a real process on 127.0.0.1. It answers
-the endpoints returnflow uses (../shared/klaviyo/README.md) the way Klaviyo does:
+the endpoints returnflow uses (spec/klaviyo/README.md) the way Klaviyo does:
 
 - every body is validated against the operation's requestBody schema in Klaviyo's OpenAPI spec, strict
   (unknown fields refused), with the conversion of spec/tools/validate_requests.py; the first problem
@@ -840,7 +840,7 @@ def main(argv=None):
     ap.add_argument("--no-limits", action="store_true", help="lift the rate limits")
     ap.add_argument("--limit-scale", type=float, default=1.0, help="multiply every rate limit (min 1)")
     ap.add_argument("--record", help="append accepted events to this file as NDJSON")
-    ap.add_argument("--spec", help="Klaviyo OpenAPI spec (default: $SHARED/klaviyo/%s)" % vr.SPEC_NAME)
+    ap.add_argument("--spec", help="Klaviyo OpenAPI spec (default: spec/klaviyo/%s)" % vr.SPEC_NAME)
     ap.add_argument("--watch-pid", type=int, help="exit when this process is gone (tests: no orphan)")
     ap.add_argument("--quiet", action="store_true", help="no log line per request")
     ap.add_argument("--count-only", action="store_true",

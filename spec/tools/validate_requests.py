@@ -19,9 +19,9 @@ Exit status: 0 all valid; 1 some invalid, or no request at all with --require-re
 the spec cannot be read.
 
 Runs with Debian's /usr/bin/python3 (python3-jsonschema 4.10):
-    ./build/returnflow map ../shared/fixtures/loop/*.json | /usr/bin/python3 spec/tools/validate_requests.py
-The spec is $SHARED/klaviyo/openapi-2026-07-15.json (SHARED defaults to ../shared beside the repo
-root), or the file given with --spec.
+    ./build/returnflow map fixtures/loop/*.json | /usr/bin/python3 spec/tools/validate_requests.py
+The spec is the repository's spec/klaviyo/openapi-2026-07-15.json (Klaviyo's, pruned: see the README
+there), or the file given with --spec.
 """
 import argparse
 import copy
@@ -48,9 +48,8 @@ OPEN_SUFFIX = "~open"            # a schema variant whose top object stays open 
 
 
 def default_spec_path():
-    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    shared = os.environ.get("SHARED") or os.path.join(repo, "..", "shared")
-    return os.path.join(shared, "klaviyo", SPEC_NAME)
+    spec_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return os.path.join(spec_dir, "klaviyo", SPEC_NAME)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -356,7 +355,7 @@ def load_operations(spec_path=None, strict=True):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("files", nargs="*", help="`returnflow map` output files ('-' or none: standard input)")
-    ap.add_argument("--spec", help="Klaviyo OpenAPI spec (default: $SHARED/klaviyo/%s)" % SPEC_NAME)
+    ap.add_argument("--spec", help="Klaviyo OpenAPI spec (default: spec/klaviyo/%s)" % SPEC_NAME)
     ap.add_argument("--loose", action="store_true",
                     help="allow fields the spec does not declare (OpenAPI's default; Klaviyo refuses them)")
     ap.add_argument("--require-requests", action="store_true", help="fail when the input holds no request")

@@ -1,4 +1,4 @@
---- Klaviyo requests from a mapped event's actions (see ../shared/klaviyo/README.md).
+--- Klaviyo requests from a mapped event's actions (see spec/klaviyo/README.md).
 -- One event's profile changes ride inside its first tracked event (Klaviyo upserts the profile with
 -- it), so a return costs one request, not two; only a mapping that changes the profile without
 -- tracking anything gets a separate profile upsert. Where `meta.patch_properties` sits differs by

@@ -12,7 +12,7 @@ local M = {}
 local type, pairs, ipairs, tostring, error, getmetatable = type, pairs, ipairs, tostring, error, getmetatable
 local format = string.format
 
---- Every trigger Loop sends (../shared/fixtures/loop/README.md).
+--- Every trigger Loop sends (fixtures/loop/README.md).
 M.TRIGGERS = {
   ["return.created"] = true, ["return.updated"] = true, ["return.closed"] = true,
   ["label.created"] = true, ["label.updated"] = true,
