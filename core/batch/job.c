@@ -20,23 +20,22 @@
  */
 #include "job.h"
 
-#include <errno.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <openssl/evp.h>
 
 #include "bulk.h"
+#include "clock.h"
 #include "deliver.h"
+#include "dry.h"
 #include "json.h"
 #include "mapper.h"
 #include "outbox.h"
 #include "snapshot.h"
-#include "store.h"
+#include "store_db.h"
 
 #define COMMIT_EVERY 250
 #define MAX_REASONS 8
@@ -46,7 +45,7 @@ typedef struct reason { char text[240]; long long n; } reason;
 
 struct job {
     job_options o;
-    sqlite3 *db;
+    store_db *db;
     outbox_writer *writer;
     mapper *m;
     deliverer *d;
@@ -58,30 +57,15 @@ struct job {
     reason reasons[MAX_REASONS];
     int nreasons;
     strbuf doc;
-    sqlite3_stmt *insert_event, *is_present;
     map_request *kept;
     int kept_cap;
     long long started, last_progress;
     long long base_queued, base_delivered, base_dead;   /* the job's rows before this run */
 };
 
-static int exec(sqlite3 *db, const char *sql) {
-    return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
-}
-
-static long long scalar(sqlite3 *db, const char *sql, const char *arg) {
-    sqlite3_stmt *st;
-    long long v = 0;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) return 0;
-    if (arg) sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
-}
-
 static int recall(void *ud, const char *key, size_t klen, strbuf *out) {
     job *j = ud;
-    return j->db ? outbox_recall(j->db, j->o.tenant->id, key, klen, out) : 0;
+    return j->db ? store_memory_recall(j->db, j->o.tenant->id, key, klen, out) : 0;
 }
 
 static void job_id(const job_options *o, char *out, size_t len) {
@@ -99,15 +83,11 @@ static void job_id(const job_options *o, char *out, size_t len) {
 
 /* The job's row: a resumed job skips what it stored before; a new run of an unfinished one says so. */
 static int register_job(job *j, char *err, size_t errlen) {
-    long long now = outbox_now_ms();
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(j->db, "SELECT next_input, finished_at IS NOT NULL FROM jobs WHERE id = ?", -1, &st, NULL)
-        != SQLITE_OK) { snprintf(err, errlen, "cannot read the jobs: %s", sqlite3_errmsg(j->db)); return -1; }
-    sqlite3_bind_text(st, 1, j->id, -1, SQLITE_STATIC);
-    int existed = sqlite3_step(st) == SQLITE_ROW;
-    long long stored = existed ? sqlite3_column_int64(st, 0) : 0;
-    int finished = existed && sqlite3_column_int(st, 1);
-    sqlite3_finalize(st);
+    long long now = clock_now_ms();
+    long long stored;
+    int finished;
+    int existed = store_job_find(j->db, j->id, &stored, &finished);
+    if (existed < 0) { snprintf(err, errlen, "cannot read the jobs: %s", store_db_error(j->db)); return -1; }
     if (j->o.resume) {
         if (!existed) fprintf(stderr, "%s: nothing to resume (this job never ran here): starting it\n", j->o.kind);
         else if (finished) fprintf(stderr, "%s: this job finished before: nothing is left to send\n", j->o.kind);
@@ -118,19 +98,10 @@ static int register_job(job *j, char *err, size_t errlen) {
                         "starting over: requests already delivered from this data folder are not sent again\n",
                 j->o.kind, stored);
     }
-    if (sqlite3_prepare_v2(j->db, "INSERT INTO jobs(id, tenant, kind, input, next_input, reading, started_at, updated_at) "
-                                  "VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?6) ON CONFLICT(id) DO UPDATE SET "
-                                  "next_input = ?5, reading = 1, updated_at = ?6, finished_at = NULL", -1, &st, NULL)
-        != SQLITE_OK) { snprintf(err, errlen, "cannot record the job: %s", sqlite3_errmsg(j->db)); return -1; }
-    sqlite3_bind_text(st, 1, j->id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, j->o.tenant->id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, j->o.kind, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, j->o.identity, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 5, j->skip);
-    sqlite3_bind_int64(st, 6, now);
-    int ok = sqlite3_step(st) == SQLITE_DONE;
-    sqlite3_finalize(st);
-    if (!ok) { snprintf(err, errlen, "cannot record the job: %s", sqlite3_errmsg(j->db)); return -1; }
+    if (store_job_start(j->db, j->id, j->o.tenant->id, j->o.kind, j->o.identity, j->skip, now) != 0) {
+        snprintf(err, errlen, "cannot record the job: %s", store_db_error(j->db));
+        return -1;
+    }
     return 0;
 }
 
@@ -142,27 +113,18 @@ job *job_open(const job_options *o, char *err, size_t errlen) {
     if (!j) abort();
     j->o = *o;
     j->tty = isatty(2);
-    j->started = j->last_progress = outbox_now_ms();
+    j->started = j->last_progress = clock_now_ms();
     job_id(o, j->id, sizeof j->id);
     if (snapshot_version(o->tenant->scripts, j->version, err, errlen) != 0) { free(j); return NULL; }
-    char path[1100];
-    snprintf(path, sizeof path, "%s/returnflow.db", o->cfg->data_dir);
-    struct stat st;
-    if (!o->dry || stat(path, &st) == 0) {
-        if (!o->dry && mkdir(o->cfg->data_dir, 0750) != 0 && errno != EEXIST) {
-            snprintf(err, errlen, "cannot create the data directory %s: %s", o->cfg->data_dir, strerror(errno));
+    if (!o->dry || store_db_exists(o->cfg->data_dir)) {       /* a dry job reads the store if there is one */
+        char why[1200];
+        j->db = store_db_open(o->cfg->data_dir, (o->dry ? STORE_READ_ONLY : STORE_CREATE) | STORE_RELAXED, why,
+                              sizeof why);
+        if (!j->db) {
+            snprintf(err, errlen, "%s", why);
             free(j);
             return NULL;
         }
-        int flags = o->dry ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
-        if (sqlite3_open_v2(path, &j->db, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK ||
-            sqlite3_busy_timeout(j->db, 10000) != SQLITE_OK || (!o->dry && store_schema(j->db) != 0)) {
-            snprintf(err, errlen, "cannot open the store %s: %s", path, sqlite3_errmsg(j->db));
-            sqlite3_close(j->db);
-            free(j);
-            return NULL;
-        }
-        exec(j->db, "PRAGMA synchronous=NORMAL");
     }
     mapper_config mc = { .scripts_dir = o->tenant->scripts, .tenant = o->tenant->id, .key_kind = o->tenant->key_kind,
                          .site_id = o->tenant->site_id, .revision = o->tenant->revision,
@@ -173,31 +135,25 @@ job *job_open(const job_options *o, char *err, size_t errlen) {
         snprintf(err, errlen, "the scripts in %s do not load:\n%.*s", o->tenant->scripts, (int)problems.len,
                  problems.data ? problems.data : "");
         strbuf_free(&problems);
-        sqlite3_close(j->db);
+        store_db_close(j->db);
         free(j);
         return NULL;
     }
     strbuf_free(&problems);
     mapper_set_recall(j->m, recall, j);
     if (o->dry) return j;
-    if (register_job(j, err, errlen) != 0 ||
-        !(j->writer = outbox_writer_new(j->db)) ||
-        sqlite3_prepare_v2(j->db, "INSERT INTO events(tenant, received_at, body, state) VALUES (?, ?, ?, 5)", -1,
-                           &j->insert_event, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(j->db, "SELECT 1 FROM outbox WHERE tenant = ? AND dedup = ? AND state IN (0, 1, 3) LIMIT 1",
-                           -1, &j->is_present, NULL) != SQLITE_OK) {
-        if (!err[0]) snprintf(err, errlen, "cannot prepare the job: %s", sqlite3_errmsg(j->db));
+    if (register_job(j, err, errlen) != 0 || !(j->writer = outbox_writer_new(j->db))) {
+        if (!err[0]) snprintf(err, errlen, "cannot prepare the job: %s", store_db_error(j->db));
         outbox_writer_free(j->writer);
-        sqlite3_finalize(j->insert_event);
         mapper_free(j->m);
-        sqlite3_close(j->db);
+        store_db_close(j->db);
         free(j);
         return NULL;
     }
     job_counts(j, 0, &j->base_queued, &j->base_delivered, &j->base_dead);
     /* The store turns automatic checkpoints off for serve's journal writer; a job writes a lot
      * and has no other checkpointer, so its connection checkpoints as SQLite does by default. */
-    exec(j->db, "PRAGMA wal_autocheckpoint=4000");
+    store_checkpoint_every(j->db, 4000);
     if (!tenant_is_dry(o->tenant)) {
         j->d = deliver_start(o->cfg, err, errlen);   /* waits for serve's lock if serve delivers */
         if (!j->d) fprintf(stderr, "%s: %s; the requests stay queued for serve\n", o->kind, err);
@@ -213,18 +169,7 @@ job *job_open(const job_options *o, char *err, size_t errlen) {
 static void job_counts(job *j, long long since, long long *queued, long long *delivered, long long *dead) {
     *queued = *delivered = *dead = 0;
     if (!j->db || j->o.dry) return;
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(j->db, "SELECT state, count(*) FROM outbox WHERE job = ? GROUP BY state", -1, &st, NULL)
-        != SQLITE_OK) return;
-    sqlite3_bind_text(st, 1, j->id, -1, SQLITE_STATIC);
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        int state = sqlite3_column_int(st, 0);
-        long long n = sqlite3_column_int64(st, 1);
-        if (state == 1) *delivered += n;
-        else if (state == 2) *dead += n;
-        else *queued += n;
-    }
-    sqlite3_finalize(st);
+    store_job_counts(j->db, j->id, queued, delivered, dead);
     if (since) {                                  /* a row delivered now was queued before or now */
         *delivered -= j->base_delivered;
         *dead -= j->base_dead;
@@ -232,7 +177,7 @@ static void job_counts(job *j, long long since, long long *queued, long long *de
 }
 
 static void progress(job *j, int final) {
-    long long now = outbox_now_ms();
+    long long now = clock_now_ms();
     if (j->o.quiet || j->o.dry) return;
     if (!final && now - j->last_progress < (j->tty ? 250 : 5000)) return;
     j->last_progress = now;
@@ -263,20 +208,10 @@ static void note_reason(job *j, const char *why) {
 
 static int commit(job *j) {
     if (!j->in_tx) return 0;
-    sqlite3_stmt *st;
-    int ok = sqlite3_prepare_v2(j->db, "UPDATE jobs SET next_input = ?, updated_at = ? WHERE id = ?", -1, &st, NULL)
-             == SQLITE_OK;
-    if (ok) {
-        sqlite3_bind_int64(st, 1, j->seen);
-        sqlite3_bind_int64(st, 2, outbox_now_ms());
-        sqlite3_bind_text(st, 3, j->id, -1, SQLITE_STATIC);
-        ok = sqlite3_step(st) == SQLITE_DONE;
-        sqlite3_finalize(st);
-    }
-    ok = ok && exec(j->db, "COMMIT") == 0;
+    int ok = store_job_progress(j->db, j->id, j->seen, clock_now_ms()) == 0 && store_commit(j->db) == 0;
     if (!ok) {
-        outbox_log_error("cannot store the job's batch", j->db);
-        exec(j->db, "ROLLBACK");
+        store_log_error("cannot store the job's batch", j->db);
+        store_rollback(j->db);
     }
     j->in_tx = 0;
     j->batch = 0;
@@ -304,11 +239,7 @@ static map_result keep_new(job *j, const map_result *r) {
         if (j->o.schedules_now) q.schedule_key = q.due = NULL;
         char key[OUTBOX_DEDUP_MAX];
         if (outbox_dedup_key(q.profile, q.body, q.body_len, key, sizeof key) == 0) {
-            sqlite3_bind_text(j->is_present, 1, j->o.tenant->id, -1, SQLITE_STATIC);
-            sqlite3_bind_text(j->is_present, 2, key, -1, SQLITE_STATIC);
-            int present = sqlite3_step(j->is_present) == SQLITE_ROW;
-            sqlite3_reset(j->is_present);
-            if (present) { j->present++; continue; }
+            if (store_outbox_has(j->db, j->o.tenant->id, key)) { j->present++; continue; }
         }
         j->kept[n++] = q;
     }
@@ -318,7 +249,7 @@ static map_result keep_new(job *j, const map_result *r) {
     return k;
 }
 
-static int store_outcome(job *j, long long event_id, const map_result *r) {
+static int save_outcome(job *j, long long event_id, const map_result *r) {
     map_result k = keep_new(j, r);
     outbox_target t = { .tenant = j->o.tenant->id, .version = j->version, .job = j->id,
                         .record_outcome = j->o.journal };
@@ -355,24 +286,21 @@ int job_event(job *j, long long event_id, const char *text, size_t len, const ch
         return 0;
     }
     if (!j->in_tx) {
-        if (exec(j->db, "BEGIN IMMEDIATE") != 0) { outbox_log_error("cannot store the job's batch", j->db); return -1; }
+        if (store_begin(j->db) != 0) { store_log_error("cannot store the job's batch", j->db); return -1; }
         j->in_tx = 1;
     }
     if (j->o.journal) {
-        sqlite3_bind_text(j->insert_event, 1, j->o.tenant->id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(j->insert_event, 2, outbox_now_ms());
-        sqlite3_bind_blob(j->insert_event, 3, text, (int)len, SQLITE_STATIC);
-        int ok = sqlite3_step(j->insert_event) == SQLITE_DONE;
-        sqlite3_reset(j->insert_event);
-        if (!ok) { outbox_log_error("cannot journal the event", j->db); return -1; }
-        event_id = sqlite3_last_insert_rowid(j->db);
+        if (store_journal_held(j->db, j->o.tenant->id, clock_now_ms(), text, len, &event_id) != 0) {
+            store_log_error("cannot journal the event", j->db);
+            return -1;
+        }
     }
     map_status status = mapper_map(j->m, text, len, label, &j->doc);
     const map_result *r = mapper_result(j->m);
     if (status == MAP_DEFERRED) {                 /* maybe its return comes later in the input */
         defer(j, event_id, text, len, label);
     } else {
-        if (store_outcome(j, event_id, r) != 0) { outbox_log_error("cannot store the event's requests", j->db); return -1; }
+        if (save_outcome(j, event_id, r) != 0) { store_log_error("cannot store the event's requests", j->db); return -1; }
         j->counts[status]++;
         if (status == MAP_FAILED) note_reason(j, r->reason);
     }
@@ -396,7 +324,7 @@ void job_invalid(job *j, const char *label, const char *reason) {
 static void retry_deferred(job *j) {
     for (size_t i = 0; i < j->ndeferred; i++) {
         pending *p = &j->deferred[i];
-        if (!j->in_tx && exec(j->db, "BEGIN IMMEDIATE") == 0) j->in_tx = 1;
+        if (!j->in_tx && store_begin(j->db) == 0) j->in_tx = 1;
         j->doc.len = 0;
         map_status status = mapper_map(j->m, p->text, p->len, p->label, &j->doc);
         map_result r = *mapper_result(j->m);
@@ -406,7 +334,7 @@ static void retry_deferred(job *j) {
             r = (map_result){ .status = MAP_FAILED, .reason = why };
             status = MAP_FAILED;
         }
-        if (store_outcome(j, p->event_id, &r) != 0) outbox_log_error("cannot store the event's requests", j->db);
+        if (save_outcome(j, p->event_id, &r) != 0) store_log_error("cannot store the event's requests", j->db);
         j->counts[status]++;
         if (status == MAP_FAILED) note_reason(j, r.reason);
         free(p->text);
@@ -425,12 +353,12 @@ static int wait_delivered(job *j) {
     for (int round = 0;; round++) {
         if (j->o.interrupted && *j->o.interrupted) return -1;
         if (round % 5 == 0)                        /* serve may fire them too: a transaction a chunk */
-            while (outbox_fire_schedules(j->db, j->o.tenant->id) >= OUTBOX_FIRE_CHUNK) sleep_ms(2);
-        if (tenant_is_dry(j->o.tenant)) while (outbox_write_dry(j->db, j->o.cfg->data_dir, j->o.tenant) > 0) {}
+            while (store_fire_schedules(j->db, j->o.tenant->id) >= STORE_FIRE_CHUNK) sleep_ms(2);
+        if (tenant_is_dry(j->o.tenant)) while (dry_deliver(j->db, j->o.cfg->data_dir, j->o.tenant) > 0) {}
         long long queued, delivered, dead;
         job_counts(j, 0, &queued, &delivered, &dead);     /* an earlier run's queue counts too */
         if (queued == 0) return 0;
-        if (scalar(j->db, "SELECT count(*) FROM tenant_status WHERE tenant = ? AND paused = 1", j->o.tenant->id)) {
+        if (store_tenant_paused(j->db, j->o.tenant->id)) {
             fprintf(stderr, "\n%s: Klaviyo refused tenant %s's key: %lld requests wait in the queue (fix the key; "
                             "serve or a rerun delivers them)\n", j->o.kind, j->o.tenant->id, queued);
             return -1;
@@ -441,44 +369,51 @@ static int wait_delivered(job *j) {
 }
 
 /* The metrics the job's delivered requests carry, with how many of each. */
-static void list_metrics(job *j) {
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(j->db, "SELECT body FROM outbox WHERE job = ? AND state = 1 ORDER BY id", -1, &st, NULL)
-        != SQLITE_OK) return;
-    sqlite3_bind_text(st, 1, j->id, -1, SQLITE_STATIC);
-    char names[64][200];
-    long long counts[64];
-    int n = 0, profiles = 0;
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        char key[OUTBOX_DEDUP_MAX];
-        if (bulk_event_key(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0), key, sizeof key) != 0) {
-            profiles++;
-            continue;
-        }
-        char *sep = strchr(key, 0x1f);
-        if (sep) *sep = 0;
-        if (key[0] == '"' && sep && sep[-1] == '"') {    /* the metric as JSON text: its quotes go */
-            memmove(key, key + 1, strlen(key));
-            key[strlen(key) - 1] = 0;
-        }
-        int i = 0;
-        while (i < n && strcmp(names[i], key) != 0) i++;
-        if (i == n && n < 64) { snprintf(names[n], sizeof names[n], "%.199s", key); counts[n++] = 0; }
-        if (i < n) counts[i]++;
+typedef struct metric_counts { char names[64][200]; long long counts[64]; int n, profiles; } metric_counts;
+
+static void count_metric(void *ud, const char *body, size_t len) {
+    metric_counts *m = ud;
+    char key[OUTBOX_DEDUP_MAX];
+    if (bulk_event_key(body, len, key, sizeof key) != 0) {
+        m->profiles++;
+        return;
     }
-    sqlite3_finalize(st);
-    if (n == 0 && profiles == 0) {
+    char *sep = strchr(key, 0x1f);
+    if (sep) *sep = 0;
+    if (key[0] == '"' && sep && sep[-1] == '"') {    /* the metric as JSON text: its quotes go */
+        memmove(key, key + 1, strlen(key));
+        key[strlen(key) - 1] = 0;
+    }
+    int i = 0;
+    while (i < m->n && strcmp(m->names[i], key) != 0) i++;
+    if (i == m->n && m->n < 64) { snprintf(m->names[m->n], sizeof m->names[m->n], "%.199s", key); m->counts[m->n++] = 0; }
+    if (i < m->n) m->counts[i]++;
+}
+
+static void list_metrics(job *j) {
+    metric_counts *m = calloc(1, sizeof *m);
+    if (!m) abort();
+    store_job_delivered(j->db, j->id, count_metric, m);
+    if (m->n == 0 && m->profiles == 0) {
         fprintf(stderr, "%s: nothing new to send: every sample was delivered before from this data folder, so its "
                         "metric exists\n", j->o.kind);
+        free(m);
         return;
     }
     fprintf(stderr, "%s: metrics sent (Klaviyo creates a metric with its first event):\n", j->o.kind);
-    for (int i = 0; i < n; i++) fprintf(stderr, "  %-40s %lld event%s\n", names[i], counts[i], counts[i] == 1 ? "" : "s");
-    if (profiles) fprintf(stderr, "  and %d profile update%s\n", profiles, profiles == 1 ? "" : "s");
+    for (int i = 0; i < m->n; i++)
+        fprintf(stderr, "  %-40s %lld event%s\n", m->names[i], m->counts[i], m->counts[i] == 1 ? "" : "s");
+    if (m->profiles) fprintf(stderr, "  and %d profile update%s\n", m->profiles, m->profiles == 1 ? "" : "s");
+    free(m);
+}
+
+static void print_dead_reason(void *ud, long long n, const char *reason) {
+    (void)ud;
+    fprintf(stderr, "  dead: %lld x %s\n", n, reason);
 }
 
 static void summary(job *j, int interrupted) {
-    double secs = (double)(outbox_now_ms() - j->started) / 1000.0;
+    double secs = (double)(clock_now_ms() - j->started) / 1000.0;
     long long queued, delivered, dead;
     job_counts(j, j->started, &queued, &delivered, &dead);
     long long done = j->seen - (j->skip < j->seen ? j->skip : j->seen);
@@ -497,14 +432,7 @@ static void summary(job *j, int interrupted) {
     }
     for (int i = 0; i < j->nreasons; i++)
         fprintf(stderr, "  failed: %lld x %s\n", j->reasons[i].n, j->reasons[i].text);
-    sqlite3_stmt *st;
-    if (dead && sqlite3_prepare_v2(j->db, "SELECT count(*), substr(last_error, 1, 200) FROM outbox WHERE job = ? AND "
-                                          "state = 2 GROUP BY 2 ORDER BY 1 DESC LIMIT 5", -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, j->id, -1, SQLITE_STATIC);
-        while (sqlite3_step(st) == SQLITE_ROW)
-            fprintf(stderr, "  dead: %lld x %s\n", sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1));
-        sqlite3_finalize(st);
-    }
+    if (dead) store_job_dead_reasons(j->db, j->id, 5, print_dead_reason, NULL);
     if (j->o.list_metrics && !j->o.dry) list_metrics(j);
     if (j->o.dry)
         fprintf(stderr, "%s: dry: nothing was stored or sent\n", j->o.kind);
@@ -522,24 +450,9 @@ int job_finish(job *j) {
         if (!interrupted) retry_deferred(j);
         commit(j);
         if (!interrupted) {                       /* all input read: its schedules may fire */
-            sqlite3_stmt *st;
-            if (sqlite3_prepare_v2(j->db, "UPDATE jobs SET reading = 0, next_input = ? WHERE id = ?", -1, &st, NULL)
-                == SQLITE_OK) {
-                sqlite3_bind_int64(st, 1, j->seen);
-                sqlite3_bind_text(st, 2, j->id, -1, SQLITE_STATIC);
-                sqlite3_step(st);
-                sqlite3_finalize(st);
-            }
+            store_job_read_all(j->db, j->id, j->seen);
             if (wait_delivered(j) != 0) interrupted = j->o.interrupted && *j->o.interrupted;
-            else {
-                sqlite3_stmt *fin;
-                if (sqlite3_prepare_v2(j->db, "UPDATE jobs SET finished_at = ? WHERE id = ?", -1, &fin, NULL) == SQLITE_OK) {
-                    sqlite3_bind_int64(fin, 1, outbox_now_ms());
-                    sqlite3_bind_text(fin, 2, j->id, -1, SQLITE_STATIC);
-                    sqlite3_step(fin);
-                    sqlite3_finalize(fin);
-                }
-            }
+            else store_job_finished(j->db, j->id, clock_now_ms());
         }
     } else {
         for (size_t i = 0; i < j->ndeferred; i++) {
@@ -560,10 +473,8 @@ int job_finish(job *j) {
     summary(j, interrupted);
     int rc = interrupted ? 130 : (j->counts[MAP_FAILED] || dead) ? 1 : 0;
     outbox_writer_free(j->writer);
-    sqlite3_finalize(j->insert_event);
-    sqlite3_finalize(j->is_present);
     mapper_free(j->m);
-    sqlite3_close(j->db);
+    store_db_close(j->db);
     strbuf_free(&j->doc);
     free(j->deferred);
     free(j->kept);

@@ -12,7 +12,6 @@
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,11 +19,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "config.h"
 #include "input.h"
 #include "json.h"
 #include "job.h"
-#include "outbox.h"
+#include "store_db.h"
 #include "strbuf.h"
 
 #ifndef RETURNFLOW_SHARE
@@ -219,7 +219,16 @@ int cmd_send(int argc, char **argv) {
 
 /* "2026-10-01" or an ISO time, as epoch ms; -1 if neither. */
 static long long parse_when(const char *s) {
-    return outbox_iso_ms(s);
+    return clock_iso_ms(s);
+}
+
+typedef struct replaying { job *j; const char *tenant; } replaying;
+
+static int replay_event(void *ud, const store_event *e) {
+    replaying *r = ud;
+    char label[64];
+    snprintf(label, sizeof label, "%s#%lld", r->tenant, e->id);
+    return job_event(r->j, e->id, e->body, e->len, label) != 0;
 }
 
 int cmd_replay(int argc, char **argv) {
@@ -234,47 +243,29 @@ int cmd_replay(int argc, char **argv) {
     if (rc) return rc;
     if (optind < argc) { usage_error("replay", "takes no files: it reads the journal"); return 2; }
     if (!val[0]) { usage_error("replay", "--since DATE is required (2026-10-01, or an ISO time)"); return 2; }
-    long long since = parse_when(val[0]), until = val[1] ? parse_when(val[1]) : outbox_now_ms() + 1;
+    long long since = parse_when(val[0]), until = val[1] ? parse_when(val[1]) : clock_now_ms() + 1;
     if (since < 0 || until < 0) { usage_error("replay", "--since and --until take a date (2026-10-01) or an ISO time"); return 2; }
     if ((rc = load("replay", &c))) return rc;
     char identity[600];
     snprintf(identity, sizeof identity, "since=%lld until=%lld trigger=%s", since, until, val[2] ? val[2] : "*");
     catch_signals();
     /* The journal's events in order, read before the job writes (its own connection). */
-    char path[1100];
-    snprintf(path, sizeof path, "%s/returnflow.db", c.cfg->data_dir);
-    sqlite3 *db;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-        fprintf(stderr, "returnflow replay: cannot open %s: %s\n", path, sqlite3_errmsg(db));
-        sqlite3_close(db);
+    char why[1200];
+    store_db *db = store_db_open(c.cfg->data_dir, STORE_READ_ONLY, why, sizeof why);
+    if (!db) {
+        fprintf(stderr, "returnflow replay: %s\n", why);
         config_free(c.cfg);
         return 2;
     }
-    sqlite3_busy_timeout(db, 10000);
     job *j = open_job("replay", &c, identity, 0, 0);
-    if (!j) { sqlite3_close(db); config_free(c.cfg); return 2; }
-    sqlite3_stmt *st;
-    long long found = 0;
-    if (sqlite3_prepare_v2(db, "SELECT id, body FROM events WHERE tenant = ?1 AND received_at >= ?2 AND received_at < ?3 "
-                               "AND (?4 IS NULL OR json_extract(body, '$.trigger') = ?4) ORDER BY id", -1, &st, NULL)
-        == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, c.tc->id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, since);
-        sqlite3_bind_int64(st, 3, until);
-        if (val[2]) sqlite3_bind_text(st, 4, val[2], -1, SQLITE_STATIC);
-        else sqlite3_bind_null(st, 4);
-        while (sqlite3_step(st) == SQLITE_ROW) {
-            long long id = sqlite3_column_int64(st, 0);
-            char label[64];
-            snprintf(label, sizeof label, "%s#%lld", c.tc->id, id);
-            found++;
-            if (job_event(j, id, sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1), label) != 0) break;
-        }
-        sqlite3_finalize(st);
-    } else {
-        fprintf(stderr, "returnflow replay: cannot read the journal: %s\n", sqlite3_errmsg(db));
+    if (!j) { store_db_close(db); config_free(c.cfg); return 2; }
+    replaying r = { j, c.tc->id };
+    int found = store_journal_replay(db, c.tc->id, since, until, val[2], replay_event, &r);
+    if (found < 0) {
+        fprintf(stderr, "returnflow replay: cannot read the journal: %s\n", store_db_error(db));
+        found = 0;
     }
-    sqlite3_close(db);
+    store_db_close(db);
     if (!found && !c.quiet)
         fprintf(stderr, "returnflow replay: no event of tenant %s in that window (the journal keeps %d days)\n",
                 c.tc->id, c.cfg->retention_days);

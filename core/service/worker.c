@@ -12,41 +12,36 @@
  * state). A crash before that commit leaves the event journaled, and the next
  * start maps it again; after it, nothing is mapped twice.
  *
- * Also here until delivery exists: due schedules move to the outbox, and dry
- * tenants' outbox rows are written to DATA/dry/TENANT.ndjson, exactly as they
- * would be sent (the key redacted), then marked delivered.
- *
- * Event states: 0 journaled, 1 mapped, 2 failed (a dead letter, with its
- * reason), 3 dropped (on purpose, with its reason), 4 deferred (mapped again
- * later; failed after a day).
+ * Each pass also moves a tenant's due schedules to the outbox, purges what
+ * the retention window let go, and (the first thread) checkpoints the WAL.
+ * The mapping never touches the network; delivery (deliver/) takes the
+ * outbox from here. Event states: states.h.
  */
 #include "worker.h"
 
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "json.h"
 #include "log.h"
 #include "mapper.h"
 #include "outbox.h"
+#include "store_db.h"
 
 #define BATCH 256
 enum { STOP_DRAIN = 1, STOP_NOW = 2 };  /* drain: one more pass; now: after the batch in hand */
 #define DEFER_GIVE_UP_MS (24LL * 3600 * 1000)
 
-enum { EV_JOURNALED, EV_MAPPED, EV_FAILED, EV_DROPPED, EV_DEFERRED };
-
 typedef struct thread {
     struct workers *w;
     int index;
     pthread_t tid;
-    sqlite3 *db;
+    store_db *db;
     outbox_writer *writer;        /* prepared statements on db */
     mapper **mappers;             /* by tenant index; NULL for tenants of other threads */
     struct recall_ctx *recall;    /* by tenant index, for out:recall from the store */
@@ -65,24 +60,11 @@ struct workers {
     unsigned long long counts[5]; /* by map_status, under mu */
 };
 
-static long long now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static unsigned hash(const char *s) {
     unsigned h = 2166136261u;
     for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
     return h;
 }
-
-/* Milliseconds since the epoch of an ISO 8601 time, or -1. */
-static int exec(sqlite3 *db, const char *sql) {
-    return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
-}
-
-#define log_error outbox_log_error
 
 /* ------------------------------- mapping ---------------------------------- */
 
@@ -92,30 +74,25 @@ typedef struct pending_event {
     int len;
 } pending_event;
 
+typedef struct batch_reader { pending_event *out; int n; } batch_reader;
+
+static int copy_event(void *ud, const store_event *e) {
+    batch_reader *br = ud;
+    pending_event *p = &br->out[br->n++];
+    p->id = e->id;
+    p->len = (int)e->len;
+    p->body = malloc(e->len + 1);                 /* with a NUL: the mapper reads one byte past */
+    if (!p->body) abort();
+    memcpy(p->body, e->body, e->len);
+    p->body[e->len] = 0;
+    p->received = e->received_at;
+    return br->n == BATCH;
+}
+
 /* Reads up to BATCH events of one tenant in one state, in journal order. */
-static int read_batch(thread *t, const char *tenant, int state, pending_event *out) {
-    sqlite3_stmt *sel;
-    if (sqlite3_prepare_v2(t->db, "SELECT id, body, received_at FROM events WHERE tenant = ? AND state = ? "
-                                  "ORDER BY id LIMIT ?", -1, &sel, NULL) != SQLITE_OK) {
-        log_error("cannot read the journal", t->db);
-        return -1;
-    }
-    sqlite3_bind_text(sel, 1, tenant, -1, SQLITE_STATIC);
-    sqlite3_bind_int(sel, 2, state);
-    sqlite3_bind_int(sel, 3, BATCH);
-    int n = 0;
-    while (n < BATCH && sqlite3_step(sel) == SQLITE_ROW) {
-        pending_event *e = &out[n++];
-        e->id = sqlite3_column_int64(sel, 0);
-        e->len = sqlite3_column_bytes(sel, 1);
-        e->body = malloc((size_t)e->len + 1);      /* with a NUL: the mapper reads one byte past */
-        if (!e->body) abort();
-        memcpy(e->body, sqlite3_column_blob(sel, 1), (size_t)e->len);
-        e->body[e->len] = 0;
-        e->received = sqlite3_column_int64(sel, 2);
-    }
-    sqlite3_finalize(sel);
-    return n;
+static int read_batch(thread *t, const char *tenant, event_state state, pending_event *out) {
+    batch_reader br = { out, 0 };
+    return store_journal_each(t->db, tenant, state, BATCH, copy_event, &br) < 0 ? -1 : br.n;
 }
 
 /* One batch's results, copied out of the mapper (its result lasts only until
@@ -192,7 +169,7 @@ static void results_free(results *rs) {
 static int commit_results(thread *t, const char *tenant, const char *version, const results *rs) {
     if (rs->nev == 0) return 0;
     const char *a = rs->arena.data;
-    int ok = exec(t->db, "BEGIN IMMEDIATE") == 0;
+    int ok = store_begin(t->db) == 0;
     for (int e = 0; ok && e < rs->nev; e++) {
         map_request reqs[rs->ev[e].nreq ? rs->ev[e].nreq : 1];
         const char *cans[rs->ev[e].ncan ? rs->ev[e].ncan : 1];
@@ -215,10 +192,10 @@ static int commit_results(thread *t, const char *tenant, const char *version, co
         ok = outbox_write(t->writer, &(outbox_target){ .tenant = tenant, .version = version, .record_outcome = 1 },
                           rs->ev[e].id, &r) == 0;
     }
-    if (ok) ok = exec(t->db, "COMMIT") == 0;
+    if (ok) ok = store_commit(t->db) == 0;
     if (!ok) {
-        log_error("cannot store mapping results; the batch stays journaled and is mapped again", t->db);
-        exec(t->db, "ROLLBACK");
+        store_log_error("cannot store mapping results; the batch stays journaled and is mapped again", t->db);
+        store_rollback(t->db);
         return -1;
     }
     return 0;
@@ -227,7 +204,7 @@ static int commit_results(thread *t, const char *tenant, const char *version, co
 /* Maps one batch of one tenant's events in one state and commits their
  * outcomes together: the write lock is held only for the writes, never while
  * scripts run. Returns events whose state changed, or -1. */
-static int map_batch(thread *t, int ti, int state) {
+static int map_batch(thread *t, int ti, event_state state) {
     const tenant_config *tc = &t->w->cfg->tenants[ti];
     mapper *m = t->mappers[ti];
     pending_event *batch = malloc(BATCH * sizeof *batch);
@@ -235,7 +212,7 @@ static int map_batch(thread *t, int ti, int state) {
     int n = read_batch(t, tc->id, state, batch);
     strbuf doc = {0};
     results rs = {0};
-    long long now = now_ms();
+    long long now = clock_now_ms();
     for (int i = 0; i < n; i++) {
         pending_event *e = &batch[i];
         char label[64];
@@ -249,7 +226,7 @@ static int map_batch(thread *t, int ti, int state) {
             r.status = MAP_FAILED;
             r.reason = reason;
         }
-        if (state == EV_DEFERRED && r.status == MAP_DEFERRED) continue;   /* still waiting */
+        if (state == EVENT_DEFERRED && r.status == MAP_DEFERRED) continue;   /* still waiting */
         keep_result(&rs, e->id, &r);
         if (r.status == MAP_FAILED) {
             strbuf f = {0};
@@ -277,29 +254,8 @@ static int map_batch(thread *t, int ti, int state) {
     free(batch);
     strbuf_free(&doc);
     results_free(&rs);
-    if (rc >= 0 && state == EV_JOURNALED && n == BATCH) return rc ? rc : 1;   /* more may wait */
+    if (rc >= 0 && state == EVENT_JOURNALED && n == BATCH) return rc ? rc : 1;   /* more may wait */
     return rc;
-}
-
-/* Raw events and delivered requests older than the retention window go; dead
- * letters stay until purged, and an event stays while anything of it is
- * queued or scheduled. */
-static void purge_old(thread *t, const char *tenant) {
-    long long cutoff = now_ms() - (long long)t->w->cfg->retention_days * 86400 * 1000;
-    static const char *const sql[] = {
-        "DELETE FROM outbox WHERE tenant = ?1 AND state = 1 AND created_at < ?2",
-        "DELETE FROM events WHERE tenant = ?1 AND state IN (1, 3) AND received_at < ?2 "
-        "AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.event_id = events.id) "
-        "AND NOT EXISTS (SELECT 1 FROM schedules s WHERE s.event_id = events.id)",
-    };
-    for (size_t i = 0; i < sizeof sql / sizeof *sql; i++) {
-        sqlite3_stmt *st;
-        if (sqlite3_prepare_v2(t->db, sql[i], -1, &st, NULL) != SQLITE_OK) { log_error("cannot purge", t->db); return; }
-        sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, cutoff);
-        if (sqlite3_step(st) != SQLITE_DONE) log_error("cannot purge", t->db);
-        sqlite3_finalize(st);
-    }
 }
 
 /* ------------------------------- threads ---------------------------------- */
@@ -309,7 +265,7 @@ typedef struct recall_ctx { thread *t; const char *tenant; } recall_ctx;
 /* out:recall when the mapper's cache misses: the store is the memory. */
 static int recall_from_store(void *ud, const char *key, size_t klen, strbuf *out) {
     recall_ctx *rc = ud;
-    return outbox_recall(rc->t->db, rc->tenant, key, klen, out);
+    return store_memory_recall(rc->t->db, rc->tenant, key, klen, out);
 }
 
 static void load_memory(thread *t, int ti) {
@@ -356,23 +312,23 @@ static void *thread_main(void *arg) {
             if (ti && halted(w)) break;             /* a reload waits for one batch, not a pass */
             /* One batch per tenant per pass: a tenant with a backlog shares the thread, and
              * schedules, dry files, reloads and a stop are never kept waiting behind it. */
-            int mapped = map_batch(t, ti, EV_JOURNALED);
+            int mapped = map_batch(t, ti, EVENT_JOURNALED);
             if (mapped >= BATCH) busy = 1;
-            long long now = now_ms();
+            long long now = clock_now_ms();
             if (mapped || now - t->last_deferred_try > 30000) {
-                map_batch(t, ti, EV_DEFERRED);   /* what they waited for may have come */
+                map_batch(t, ti, EVENT_DEFERRED);   /* what they waited for may have come */
                 t->last_deferred_try = now;
             }
-            outbox_fire_schedules(t->db, cfg->tenants[ti].id);
-            if (tenant_is_dry(&cfg->tenants[ti])) outbox_write_dry(t->db, cfg->data_dir, &cfg->tenants[ti]);
-            if (now - t->last_purge > 3600 * 1000) purge_old(t, cfg->tenants[ti].id);
+            store_fire_schedules(t->db, cfg->tenants[ti].id);
+            if (now - t->last_purge > 3600 * 1000)
+                store_purge(t->db, cfg->tenants[ti].id, now - (long long)cfg->retention_days * 86400 * 1000);
         }
-        if (now_ms() - t->last_purge > 3600 * 1000) t->last_purge = now_ms();
-        if (t->index == 0 && now_ms() - t->last_checkpoint > 1000) {
+        if (clock_now_ms() - t->last_purge > 3600 * 1000) t->last_purge = clock_now_ms();
+        if (t->index == 0 && clock_now_ms() - t->last_checkpoint > 1000) {
             /* The journal writer does not checkpoint (a checkpoint inside its commit stalls the
              * acks); this thread copies the WAL back into the database instead, passively. */
-            sqlite3_wal_checkpoint_v2(t->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-            t->last_checkpoint = now_ms();
+            store_checkpoint(t->db);
+            t->last_checkpoint = clock_now_ms();
         }
         if (stopping) break;
         if (busy) {                                  /* more is waiting: go on without sleeping */
@@ -400,25 +356,21 @@ workers *workers_start(const config *cfg, char *err, size_t errlen) {
     w->threads = calloc((size_t)w->n, sizeof *w->threads);
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
-    char path[1024];
-    snprintf(path, sizeof path, "%s/returnflow.db", cfg->data_dir);
     for (int i = 0; i < w->n; i++) {
         thread *t = &w->threads[i];
         t->w = w;
         t->index = i;
         t->mappers = calloc((size_t)cfg->ntenants, sizeof *t->mappers);
         t->recall = calloc((size_t)cfg->ntenants, sizeof *t->recall);
-        if (sqlite3_open_v2(path, &t->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-            snprintf(err, errlen, "worker %d: cannot open %s: %s", i, path, sqlite3_errmsg(t->db));
+        /* Relaxed: a mapping lost to a power cut leaves its event journaled, and it is mapped again. */
+        char why[1200];
+        if (!(t->db = store_db_open(cfg->data_dir, STORE_RELAXED, why, sizeof why))) {
+            snprintf(err, errlen, "worker %d: %s", i, why);
             return NULL;
         }
-        sqlite3_busy_timeout(t->db, 10000);
-        /* NORMAL is enough here: a mapping lost to a power cut leaves its event journaled, and
-         * it is mapped again (delivery is at least once; Klaviyo counts each unique_id once). */
-        exec(t->db, "PRAGMA synchronous=NORMAL");
         t->writer = outbox_writer_new(t->db);
         if (!t->writer) {
-            snprintf(err, errlen, "worker %d: cannot prepare its statements on %s", i, path);
+            snprintf(err, errlen, "worker %d: cannot prepare its statements on %s/returnflow.db", i, cfg->data_dir);
             return NULL;
         }
     }
@@ -472,7 +424,7 @@ static void stop(workers *w, int how) {
         free(t->mappers);
         free(t->recall);
         outbox_writer_free(t->writer);
-        sqlite3_close(t->db);
+        store_db_close(t->db);
     }
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);

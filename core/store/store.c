@@ -11,22 +11,22 @@
  * the callbacks run on the loop. While a commit is in flight the next batch
  * gathers: the busier the server, the more webhooks share an fsync.
  *
- * Schema: docs/store.md. The database is the single source of truth after a
+ * Schema: schema.c and docs/store.md. The database is the single source of truth after a
  * restart: what is journaled and not done resumes.
  */
 #include "store.h"
 
+#include "clock.h"
 #include "json.h"
 #include "log.h"
+#include "store_sqlite.h"
 
 #include <errno.h>
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 typedef struct append {
     struct append *next;
@@ -58,93 +58,9 @@ struct store {
     void *committed_ud;
 };
 
-static const char schema[] =
-    "PRAGMA journal_mode=WAL;"
-    "PRAGMA synchronous=FULL;"
-    "PRAGMA wal_autocheckpoint=0;"           /* a mapping thread checkpoints, outside the acks' path */
-    "CREATE TABLE IF NOT EXISTS events ("
-    "  id INTEGER PRIMARY KEY,"
-    "  tenant TEXT NOT NULL,"
-    "  received_at INTEGER NOT NULL,"
-    "  body BLOB NOT NULL,"
-    "  state INTEGER NOT NULL DEFAULT 0,"
-    "  reason TEXT,"
-    "  attempts INTEGER NOT NULL DEFAULT 0,"
-    "  script_version TEXT"                   /* which frozen scripts mapped it (snapshot.c) */
-    ");"
-    "CREATE INDEX IF NOT EXISTS events_by_state ON events(tenant, state, id);"
-    "CREATE TABLE IF NOT EXISTS outbox ("
-    "  id INTEGER PRIMARY KEY,"
-    "  event_id INTEGER NOT NULL,"
-    "  tenant TEXT NOT NULL,"
-    "  profile TEXT NOT NULL,"
-    "  method TEXT NOT NULL,"
-    "  path TEXT NOT NULL,"
-    "  body BLOB NOT NULL,"
-    "  created_at INTEGER NOT NULL,"
-    "  state INTEGER NOT NULL DEFAULT 0,"
-    "  attempts INTEGER NOT NULL DEFAULT 0,"
-    "  next_at INTEGER NOT NULL DEFAULT 0,"
-    "  last_status INTEGER,"
-    "  last_error TEXT,"
-    "  job TEXT"                              /* a batch job's rows (send, replay, test-integration) */
-    ");"
-    "CREATE INDEX IF NOT EXISTS outbox_by_state ON outbox(tenant, state, id);"
-    "CREATE TABLE IF NOT EXISTS schedules ("
-    "  tenant TEXT NOT NULL,"
-    "  key TEXT NOT NULL,"
-    "  due_at INTEGER NOT NULL,"
-    "  event_id INTEGER NOT NULL,"
-    "  profile TEXT NOT NULL,"
-    "  method TEXT NOT NULL,"
-    "  path TEXT NOT NULL,"
-    "  body BLOB NOT NULL,"
-    "  job TEXT,"                             /* held by a batch job until it has read all its input */
-    "  PRIMARY KEY (tenant, key)"
-    ");"
-    "CREATE TABLE IF NOT EXISTS jobs ("      /* batch jobs: what they read, where they stopped */
-    "  id TEXT PRIMARY KEY,"
-    "  tenant TEXT NOT NULL,"
-    "  kind TEXT NOT NULL,"
-    "  input TEXT NOT NULL,"
-    "  next_input INTEGER NOT NULL DEFAULT 0," /* events read and stored, in input order */
-    "  reading INTEGER NOT NULL DEFAULT 1,"   /* its schedules are held while it reads */
-    "  started_at INTEGER NOT NULL,"
-    "  updated_at INTEGER NOT NULL,"
-    "  finished_at INTEGER"
-    ");"
 
-    "CREATE TABLE IF NOT EXISTS memory ("
-    "  tenant TEXT NOT NULL,"
-    "  key TEXT NOT NULL,"
-    "  value TEXT NOT NULL,"
-    "  PRIMARY KEY (tenant, key)"
-    ");"
-    "CREATE TABLE IF NOT EXISTS tenant_status ("
-    "  tenant TEXT PRIMARY KEY,"
-    "  paused INTEGER NOT NULL DEFAULT 0,"
-    "  reason TEXT,"
-    "  at INTEGER NOT NULL"
-    ");"
-    "PRAGMA user_version = 1;";
 
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int exec(sqlite3 *db, const char *sql) {
-    return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
-}
-
-/* A column added after a store was created (a store of an older version is upgraded in place). */
-static int add_column(sqlite3 *db, const char *table, const char *column) {
-    char sql[256];
-    snprintf(sql, sizeof sql, "ALTER TABLE %s ADD COLUMN %s", table, column);
-    if (sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK) return 0;
-    return strstr(sqlite3_errmsg(db), "duplicate column") ? 0 : -1;
-}
+static int exec(sqlite3 *db, const char *sql) { return store_sqlite_exec(db, sql); }
 
 /* Commits one batch as one transaction; sets each append's status and id. */
 static void commit_batch(store *s, append *batch) {
@@ -223,15 +139,6 @@ static int make_dir(const char *dir, char *err, size_t errlen) {
     return -1;
 }
 
-int store_schema(sqlite3 *db) {
-    return exec(db, schema) != 0 || add_column(db, "events", "script_version TEXT") != 0 ||
-           add_column(db, "outbox", "job TEXT") != 0 || add_column(db, "schedules", "job TEXT") != 0 ||
-           add_column(db, "outbox", "dedup TEXT") != 0 || add_column(db, "schedules", "dedup TEXT") != 0 ||
-           exec(db, "CREATE INDEX IF NOT EXISTS outbox_by_job ON outbox(job, state) WHERE job IS NOT NULL") != 0 ||
-           exec(db, "CREATE INDEX IF NOT EXISTS outbox_by_dedup ON outbox(tenant, dedup) WHERE dedup IS NOT NULL") != 0
-               ? -1 : 0;
-}
-
 store *store_open(uv_loop_t *loop, const char *data_dir, char *err, size_t errlen) {
     if (make_dir(data_dir, err, errlen)) return NULL;
     store *s = calloc(1, sizeof *s);
@@ -244,7 +151,7 @@ store *store_open(uv_loop_t *loop, const char *data_dir, char *err, size_t errle
     int opened = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (opened == SQLITE_OK) sqlite3_busy_timeout(s->db, 5000);   /* before any statement: wait out a lock */
     if (opened != SQLITE_OK ||
-        store_schema(s->db) != 0 ||
+        store_sqlite_schema(s->db) != 0 ||
         exec(s->db, "DELETE FROM tenant_status") != 0 ||   /* a start unpauses: the key may have been fixed */
         sqlite3_prepare_v2(s->db, "INSERT INTO events(tenant, received_at, body) VALUES (?, ?, ?)", -1,
                            &s->insert, NULL) != SQLITE_OK) {
@@ -276,7 +183,7 @@ void store_append(store *s, const char *tenant, const char *body, size_t len, st
     if (!a->tenant || !a->body) abort();
     memcpy(a->body, body, len);
     a->len = len;
-    a->received_at = now_ms();
+    a->received_at = clock_now_ms();
     a->cb = cb;
     a->ud = ud;
     s->pending++;

@@ -1,5 +1,6 @@
 /*
- * store.h: the data directory's SQLite database, the single source of truth.
+ * store.h: the journal writer, serve's one writer of webhooks into the store (group commit on its
+ * own thread). Every other use of the store goes through store_db.h.
  */
 #ifndef RF_STORE_H
 #define RF_STORE_H
@@ -9,10 +10,6 @@
 #include <uv.h>
 
 typedef struct store store;
-typedef struct sqlite3 sqlite3;
-
-/* Creates or upgrades the schema on any connection (serve's store, a batch job's). Returns 0 or -1. */
-int store_schema(sqlite3 *db);
 
 /* Called on the loop thread once the append is durable (status 0, the
  * event's id) or has failed (status -1, id 0). */

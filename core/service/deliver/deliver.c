@@ -36,7 +36,6 @@
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,9 +46,12 @@
 #include <uv.h>
 
 #include "bulk.h"
+#include "clock.h"
+#include "dry.h"
 #include "json.h"
 #include "log.h"
 #include "memory.h"
+#include "store_db.h"
 
 #define MAX_IN_FLIGHT 32              /* per tenant */
 #define MAX_BULK_IN_FLIGHT 8          /* of those, bulk jobs: each holds up to 5 MB until answered */
@@ -57,8 +59,6 @@
 #define BACKOFF_CAP_S 300.0
 #define BULK_THRESHOLD 100            /* queued requests that turn a tenant's events to bulk */
 #define BULK_OFF_MS 60000             /* after a bulk refusal that blames no item: singles for a while */
-
-enum { ROW_QUEUED = 0, ROW_DELIVERED = 1, ROW_DEAD = 2, ROW_SENDING = 3 };
 
 enum { CLASS_EVENTS, CLASS_BULK, CLASS_PROFILES, CLASS_OTHER, CLASSES };
 static const double burst_per_s[CLASSES] = { 350, 10, 75, 10 };
@@ -124,9 +124,11 @@ struct deliverer {
     uv_timer_t curl_timer, tick;
     uv_async_t stop_async;
     CURLM *multi;
-    sqlite3 *db;
+    store_db *db;
     tenant_state *tenants;
     int ntenants;
+    const tenant_config **dry;        /* tenants without a key: their requests go to a file (dry.c) */
+    int ndry;
     memory *busy_profiles;            /* profiles with a request in flight */
     sending *in_flight;
     pthread_mutex_t mu;               /* guards the counters and pause flags for metrics */
@@ -136,12 +138,6 @@ struct deliverer {
     int said_waiting;
     bulk_job *packing;                /* the job being filled by a scan */
 };
-
-static long long now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int class_of(const char *path) {
     if (strstr(path, "event-bulk-create") || strstr(path, "profile-bulk-import")) return CLASS_BULK;
@@ -196,48 +192,6 @@ static int take_token(tenant_state *ts, int cls, long long now) {
     window_take(&ts->burst[cls], now);
     window_take(&ts->steady[cls], now);
     return 1;
-}
-
-/* --------------------------------- store ----------------------------------- */
-
-static void exec_update(deliverer *d, const char *sql, long long id, int status, long long next_at, const char *error) {
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(d->db, sql, -1, &st, NULL) != SQLITE_OK) {
-        log_line("error", "cannot update the outbox", NULL);
-        return;
-    }
-    sqlite3_bind_int(st, 1, status);
-    sqlite3_bind_int64(st, 2, next_at);
-    if (error) sqlite3_bind_text(st, 3, error, -1, SQLITE_TRANSIENT);
-    else sqlite3_bind_null(st, 3);
-    sqlite3_bind_int64(st, 4, id);
-    /* A row left marked in flight would never be sent again before a restart: keep trying while the
-     * store is busy (a batch job writing beside us), each try waiting out the busy timeout. */
-    int rc, tries = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_BUSY && ++tries < 30) sqlite3_reset(st);
-    if (rc != SQLITE_DONE) log_line("error", "cannot update the outbox", NULL);
-    sqlite3_finalize(st);
-}
-
-/* Marks rows in flight (state 3), so the next scans look past them: one transaction. */
-static void begin(deliverer *d) {
-    for (int tries = 0; tries < 30; tries++)
-        if (sqlite3_exec(d->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK) return;
-    log_line("error", "cannot update the outbox: the store stays busy", NULL);
-}
-
-static void mark_sending(deliverer *d, const long long *ids, int n) {
-    sqlite3_stmt *st;
-    begin(d);
-    if (sqlite3_prepare_v2(d->db, "UPDATE outbox SET state = 3 WHERE id = ?", -1, &st, NULL) == SQLITE_OK) {
-        for (int i = 0; i < n; i++) {
-            sqlite3_bind_int64(st, 1, ids[i]);
-            sqlite3_step(st);
-            sqlite3_reset(st);
-        }
-        sqlite3_finalize(st);
-    }
-    sqlite3_exec(d->db, "COMMIT", NULL, NULL, NULL);
 }
 
 /* ------------------------------- answers ----------------------------------- */
@@ -303,7 +257,7 @@ static void klaviyo_said(const char *body, char *out, size_t len);
 static void finish(deliverer *d, sending *s, CURLcode rc, long status) {
     if (s->bulk) { finish_bulk(d, s, rc, status); return; }
     tenant_state *ts = s->ts;
-    long long now = now_ms();
+    long long now = clock_now_ms();
     strbuf_addc(&s->response, 0);
     const char *body = s->response.data;
     int challenge = status == 403 && strncasecmp(s->content_type, "text/html", 9) == 0;
@@ -311,18 +265,15 @@ static void finish(deliverer *d, sending *s, CURLcode rc, long status) {
     int ok = rc == CURLE_OK && status >= 200 && status < 300;
     record(d, ts, s->cls, rc == CURLE_OK ? status : 0, ok ? now - s->created_at : -1);
     if (rc == CURLE_OK && status >= 200 && status < 300) {
-        exec_update(d, "UPDATE outbox SET state = 1, last_status = ?, next_at = ?, last_error = ?, "
-                       "attempts = attempts + 1 WHERE id = ?", s->id, (int)status, now, NULL);
+        store_settle(d->db, s->id, &(store_outcome){ REQUEST_DELIVERED, status, now, NULL, 1 });
         count(d, &ts->delivered);
     } else if ((status == 401 || status == 403) && !challenge) {
         pause_tenant(d, ts, status);
-        exec_update(d, "UPDATE outbox SET state = 0, last_status = ?, next_at = ?, last_error = ? WHERE id = ?",
-                    s->id, (int)status, now, body);
+        store_settle(d->db, s->id, &(store_outcome){ REQUEST_QUEUED, status, now, body, 0 });
     } else if (retry && now - s->created_at < (long long)(d->cfg->max_age_hours * 3600 * 1000)) {
         char why[CURL_ERROR_SIZE + 64];
         double wait = retry_wait(ts, s, now, rc, status, body, why, sizeof why);
-        exec_update(d, "UPDATE outbox SET state = 0, last_status = ?, next_at = ?, last_error = ?, "
-                       "attempts = attempts + 1 WHERE id = ?", s->id, (int)status, now + (long long)(wait * 1000), why);
+        store_settle(d->db, s->id, &(store_outcome){ REQUEST_QUEUED, status, now + (long long)(wait * 1000), why, 1 });
         count(d, &ts->retried);
     } else {
         char why[2600], said[1200];
@@ -330,8 +281,7 @@ static void finish(deliverer *d, sending *s, CURLcode rc, long status) {
         if (retry) snprintf(why, sizeof why, "gave up after %d attempts over %.0f h: HTTP %ld: %s; Klaviyo's answer: %.1200s",
                             s->attempts + 1, d->cfg->max_age_hours, status, said, body ? body : "");
         else snprintf(why, sizeof why, "HTTP %ld: %s; Klaviyo's answer: %.1200s", status, said, body ? body : "");
-        exec_update(d, "UPDATE outbox SET state = 2, last_status = ?, next_at = ?, last_error = ?, "
-                       "attempts = attempts + 1 WHERE id = ?", s->id, (int)status, now, why);
+        store_settle(d->db, s->id, &(store_outcome){ REQUEST_DEAD, status, now, why, 1 });
         count(d, &ts->dead);
         char f[256];
         snprintf(f, sizeof f, "\"tenant\":\"%s\",\"outbox\":%lld,\"status\":%ld", ts->tc->id, s->id, status);
@@ -351,15 +301,7 @@ static void pause_tenant(deliverer *d, tenant_state *ts, long status) {
     snprintf(f, sizeof f, "\"tenant\":\"%s\",\"status\":%ld", ts->tc->id, status);
     log_line("error", "Klaviyo refused this tenant's key: its delivery is paused, its queue kept "
                       "(fix the key, then restart)", f);
-    sqlite3_stmt *st;                             /* so `returnflow status` can say it too */
-    if (sqlite3_prepare_v2(d->db, "INSERT OR REPLACE INTO tenant_status(tenant, paused, reason, at) "
-                                  "VALUES (?, 1, ?, ?)", -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, ts->tc->id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, ts->paused_reason, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, now_ms());
-        sqlite3_step(st);
-        sqlite3_finalize(st);
-    }
+    store_pause_tenant(d->db, ts->tc->id, ts->paused_reason, clock_now_ms());   /* `returnflow status` says it too */
 }
 
 /* The next `"key": "` in an error body from p on (any spacing); *value is just after the value's
@@ -398,32 +340,19 @@ static const char *read_string(const char *p, char *out, size_t len) {
 }
 
 /* Sets every row of a bulk job; `keep` (may be NULL) marks the rows to leave alone. */
-static void set_rows(deliverer *d, sending *s, const char *keep, int state, long status, long long next_at,
+static void set_rows(deliverer *d, sending *s, const char *keep, request_state state, long status, long long next_at,
                      const char *error, int bump) {
-    sqlite3_stmt *st;
-    begin(d);
-    if (sqlite3_prepare_v2(d->db, "UPDATE outbox SET state = ?, last_status = ?, next_at = ?, last_error = ?, "
-                                  "attempts = attempts + ? WHERE id = ?", -1, &st, NULL) == SQLITE_OK) {
-        for (int i = 0; i < bulk_count(s->bulk); i++) {
-            if (keep && keep[i]) continue;
-            sqlite3_bind_int(st, 1, state);
-            sqlite3_bind_int(st, 2, (int)status);
-            sqlite3_bind_int64(st, 3, next_at);
-            if (error) sqlite3_bind_text(st, 4, error, -1, SQLITE_TRANSIENT);
-            else sqlite3_bind_null(st, 4);
-            sqlite3_bind_int(st, 5, bump);
-            sqlite3_bind_int64(st, 6, bulk_id(s->bulk, i));
-            sqlite3_step(st);
-            sqlite3_reset(st);
-        }
-        sqlite3_finalize(st);
-    }
-    sqlite3_exec(d->db, "COMMIT", NULL, NULL, NULL);
+    int n = bulk_count(s->bulk);
+    long long *ids = malloc((size_t)(n ? n : 1) * sizeof *ids);
+    if (!ids) abort();
+    for (int i = 0; i < n; i++) ids[i] = bulk_id(s->bulk, i);
+    store_settle_many(d->db, ids, keep, n, &(store_outcome){ state, status, next_at, error, bump });
+    free(ids);
 }
 
 static void finish_bulk(deliverer *d, sending *s, CURLcode rc, long status) {
     tenant_state *ts = s->ts;
-    long long now = now_ms();
+    long long now = clock_now_ms();
     int n = bulk_count(s->bulk);
     strbuf_addc(&s->response, 0);
     const char *body = s->response.data ? s->response.data : "";
@@ -431,7 +360,7 @@ static void finish_bulk(deliverer *d, sending *s, CURLcode rc, long status) {
     int retry = rc != CURLE_OK || status == 408 || status == 429 || status >= 500 || challenge;
     record(d, ts, s->cls, rc == CURLE_OK ? status : 0, -1);
     if (rc == CURLE_OK && status >= 200 && status < 300) {
-        set_rows(d, s, NULL, ROW_DELIVERED, status, now, NULL, 1);
+        set_rows(d, s, NULL, REQUEST_DELIVERED, status, now, NULL, 1);
         pthread_mutex_lock(&d->mu);
         ts->delivered += (unsigned long long)n;
         ts->bulk_jobs++;
@@ -444,12 +373,12 @@ static void finish_bulk(deliverer *d, sending *s, CURLcode rc, long status) {
         pthread_mutex_unlock(&d->mu);
     } else if ((status == 401 || status == 403) && !challenge) {
         pause_tenant(d, ts, status);
-        set_rows(d, s, NULL, ROW_QUEUED, status, now, body, 0);
+        set_rows(d, s, NULL, REQUEST_QUEUED, status, now, body, 0);
     } else if (retry) {
         char why[CURL_ERROR_SIZE + 64];
         double wait = retry_wait(ts, s, now, rc, status, body, why, sizeof why);
         /* Too old rows are not kept forever: they go to the dead letters on their next single try. */
-        set_rows(d, s, NULL, ROW_QUEUED, status, now + (long long)(wait * 1000), why, 1);
+        set_rows(d, s, NULL, REQUEST_QUEUED, status, now + (long long)(wait * 1000), why, 1);
         pthread_mutex_lock(&d->mu);
         ts->retried += (unsigned long long)n;
         pthread_mutex_unlock(&d->mu);
@@ -477,12 +406,11 @@ static void finish_bulk(deliverer *d, sending *s, CURLcode rc, long status) {
                 blamed++;
                 char why[1700];
                 snprintf(why, sizeof why, "HTTP %ld in a bulk job, for this item (%s): %s", status, pointer, detail);
-                exec_update(d, "UPDATE outbox SET state = 2, last_status = ?, next_at = ?, last_error = ?, "
-                               "attempts = attempts + 1 WHERE id = ?", bulk_id(s->bulk, idx[i]), (int)status, now, why);
+                store_settle(d->db, bulk_id(s->bulk, idx[i]), &(store_outcome){ REQUEST_DEAD, status, now, why, 1 });
             }
         }
         if (blamed) {
-            set_rows(d, s, blamed_flag, ROW_QUEUED, status, now, NULL, 0);
+            set_rows(d, s, blamed_flag, REQUEST_QUEUED, status, now, NULL, 0);
             pthread_mutex_lock(&d->mu);
             ts->dead += (unsigned long long)blamed;
             pthread_mutex_unlock(&d->mu);
@@ -493,7 +421,7 @@ static void finish_bulk(deliverer *d, sending *s, CURLcode rc, long status) {
         } else {
             /* Nothing to blame: send these one by one for a while, where each answer is its own. */
             ts->bulk_off_until = now + BULK_OFF_MS;
-            set_rows(d, s, NULL, ROW_QUEUED, status, now, NULL, 0);
+            set_rows(d, s, NULL, REQUEST_QUEUED, status, now, NULL, 0);
             char f[256];
             snprintf(f, sizeof f, "\"tenant\":\"%s\",\"status\":%ld", ts->tc->id, status);
             log_line("warn", "a bulk job was refused as a whole: sending one by one for a minute", f);
@@ -644,27 +572,26 @@ static struct curl_slist *headers_for(const tenant_config *tc) {
     return h;
 }
 
-static void send_row(deliverer *d, tenant_state *ts, sqlite3_stmt *row, int cls) {
+static void send_row(deliverer *d, tenant_state *ts, const store_request *row, int cls) {
     const tenant_config *tc = ts->tc;
     sending *s = calloc(1, sizeof *s);
     if (!s) abort();
     s->d = d;
     s->ts = ts;
     s->cls = cls;
-    s->id = sqlite3_column_int64(row, 0);
-    s->profile = strdup((const char *)sqlite3_column_text(row, 1));
-    const char *path = (const char *)sqlite3_column_text(row, 3);
-    int len = sqlite3_column_bytes(row, 4);
-    s->body = malloc((size_t)len + 1);
+    s->id = row->id;
+    s->profile = strdup(row->profile);
+    size_t len = row->body_len;
+    s->body = malloc(len + 1);
     if (!s->profile || !s->body) abort();
-    memcpy(s->body, sqlite3_column_blob(row, 4), (size_t)len);
-    s->attempts = sqlite3_column_int(row, 5);
-    s->created_at = sqlite3_column_int64(row, 7);
+    memcpy(s->body, row->body, len);
+    s->attempts = row->attempts;
+    s->created_at = row->created_at;
     char url[2048];
-    snprintf(url, sizeof url, "%s%s", tc->base_url, path);
+    snprintf(url, sizeof url, "%s%s", tc->base_url, row->path);
     s->headers = headers_for(tc);
-    s->body_len = (size_t)len;
-    mark_sending(d, &s->id, 1);
+    s->body_len = len;
+    store_mark_sending(d->db, &s->id, 1);
     memory_put(d->busy_profiles, s->profile, strlen(s->profile), "1", 1);
     start_request(d, s, url);
 }
@@ -727,7 +654,7 @@ static int send_bulk(deliverer *d, tenant_state *ts, long long now, const long l
     for (int i = 0; i < n; i++) ids[i] = bulk_id(job, i);
     bulk_body(job, &s->body_len);
     s->body = bulk_take_body(job);                /* the job keeps only what blames need */
-    mark_sending(d, ids, n);
+    store_mark_sending(d->db, ids, n);
     free(ids);
     /* Each profile of the job waits for Klaviyo's answer before its next request goes. */
     memory *seen = memory_new();
@@ -747,19 +674,6 @@ static int send_bulk(deliverer *d, tenant_state *ts, long long now, const long l
     return 1;
 }
 
-/* Whether a tenant has at least n requests queued (a backlog: bulk pays). */
-static int queued_at_least(deliverer *d, const char *tenant, int n) {
-    sqlite3_stmt *st;
-    int yes = 0;
-    if (sqlite3_prepare_v2(d->db, "SELECT count(*) FROM (SELECT 1 FROM outbox WHERE tenant = ? AND state = 0 LIMIT ?)",
-                           -1, &st, NULL) != SQLITE_OK) return 0;
-    sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 2, n);
-    if (sqlite3_step(st) == SQLITE_ROW) yes = sqlite3_column_int(st, 0) >= n;
-    sqlite3_finalize(st);
-    return yes;
-}
-
 /* Per-profile state during one scan (the value stored in `seen`). */
 #define HELD "h"                      /* its head was sent, is busy, or waits: the rest waits too */
 
@@ -767,44 +681,40 @@ static int queued_at_least(deliverer *d, const char *tenant, int n) {
  * backlog, jobs of many profiles' events in order (each profile's run of events up to its
  * first request that is not an event). */
 static void scan_tenant(deliverer *d, tenant_state *ts, long long now) {
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(d->db, "SELECT id, profile, method, path, body, attempts, next_at, created_at "
-                                  "FROM outbox WHERE tenant = ? AND state = 0 ORDER BY id LIMIT ?", -1, &st,
-                           NULL) != SQLITE_OK) return;
-    sqlite3_bind_text(st, 1, ts->tc->id, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 2, SCAN_LIMIT);
+    store_scan *scan = store_scan_queued(d->db, ts->tc->id, SCAN_LIMIT);
+    if (!scan) return;
+    store_request row;
     int bulk = strcmp(ts->tc->key_kind, "public") != 0 && now >= ts->bulk_off_until &&
-               queued_at_least(d, ts->tc->id, BULK_THRESHOLD);
+               store_queued_at_least(d->db, ts->tc->id, BULK_THRESHOLD);
     /* With a backlog, events wait for the bulk budget rather than spend the single-event one, which
      * live webhooks need; nothing is packed while no job could leave. */
     int bulk_closed = bulk && !bulk_room(ts, now), generation = 0;
     long long created[BULK_MAX_EVENTS];
     memory *seen = memory_new();
     long long queued = 0;
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    while (store_scan_next(scan, &row)) {
         queued++;
-        const char *profile = (const char *)sqlite3_column_text(st, 1);
+        const char *profile = row.profile;
         size_t plen = strlen(profile), vlen;
         const char *state = memory_get(seen, profile, plen, &vlen);
         if (state && strcmp(state, HELD) == 0) continue;
-        const char *path = (const char *)sqlite3_column_text(st, 3);
-        int due = sqlite3_column_int64(st, 6) <= now;
+        const char *path = row.path;
+        int due = row.next_at <= now;
         int is_event = strcmp(path, "/api/events") == 0;
         if (state) {                   /* a later row of a profile in the current job */
             char gen[16];
             snprintf(gen, sizeof gen, "%d", generation);
             int added = due && is_event && strcmp(state, gen) == 0 &&
-                        bulk_add(d->packing, sqlite3_column_int64(st, 0), profile, sqlite3_column_blob(st, 4),
-                                 (size_t)sqlite3_column_bytes(st, 4)) == BULK_ADDED;
-            if (added) created[bulk_count(d->packing) - 1] = sqlite3_column_int64(st, 7);
+                        bulk_add(d->packing, row.id, profile, row.body, row.body_len) == BULK_ADDED;
+            if (added) created[bulk_count(d->packing) - 1] = row.created_at;
             else memory_put(seen, profile, plen, HELD, 1);
             continue;
         }
         if (profile_busy(d, profile) || !due) { memory_put(seen, profile, plen, HELD, 1); continue; }
         if (bulk && is_event && !bulk_closed) {
-            long long id = sqlite3_column_int64(st, 0);
-            const char *body = sqlite3_column_blob(st, 4);
-            size_t blen = (size_t)sqlite3_column_bytes(st, 4);
+            long long id = row.id;
+            const char *body = row.body;
+            size_t blen = row.body_len;
             int rc = bulk_add(d->packing, id, profile, body, blen);
             if (rc == BULK_FULL) {
                 if (send_bulk(d, ts, now, created) < 0) bulk_closed = 1;
@@ -815,7 +725,7 @@ static void scan_tenant(deliverer *d, tenant_state *ts, long long now) {
                 char gen[16];
                 snprintf(gen, sizeof gen, "%d", generation);
                 memory_put(seen, profile, plen, gen, strlen(gen));
-                created[bulk_count(d->packing) - 1] = sqlite3_column_int64(st, 7);
+                created[bulk_count(d->packing) - 1] = row.created_at;
                 continue;
             }
             if (rc != BULK_NOT_EVENT) { memory_put(seen, profile, plen, HELD, 1); continue; }
@@ -827,14 +737,14 @@ static void scan_tenant(deliverer *d, tenant_state *ts, long long now) {
         if (ts->in_flight >= MAX_IN_FLIGHT) continue;             /* still counted for the queue depth */
         int cls = class_of(path);
         if (!take_token(ts, cls, now)) continue;                    /* another class may still go */
-        send_row(d, ts, st, cls);
+        send_row(d, ts, &row, cls);
     }
     if (bulk_count(d->packing)) send_bulk(d, ts, now, created);
     pthread_mutex_lock(&d->mu);
     ts->queued = queued;
     pthread_mutex_unlock(&d->mu);
     memory_free(seen);
-    sqlite3_finalize(st);
+    store_scan_end(scan);
 }
 
 /* One deliverer per data folder. The first tick that gets the lock puts back in the queue what a
@@ -848,13 +758,13 @@ static int take_lock(deliverer *d) {
         return 0;
     }
     d->locked = 1;
-    sqlite3_exec(d->db, "UPDATE outbox SET state = 0 WHERE state = 3", NULL, NULL, NULL);
+    store_requeue_sending(d->db);
     return 1;
 }
 
 static void on_tick(uv_timer_t *t) {
     deliverer *d = t->data;
-    long long now = now_ms();
+    long long now = clock_now_ms();
     if (d->stopping) {
         int busy = 0;
         for (int i = 0; i < d->ntenants; i++) busy += d->tenants[i].in_flight;
@@ -864,6 +774,7 @@ static void on_tick(uv_timer_t *t) {
     if (!d->locked && !take_lock(d)) return;      /* another process delivers: wait for the lock */
     for (int i = 0; i < d->ntenants; i++)
         if (!d->tenants[i].paused) scan_tenant(d, &d->tenants[i], now);
+    for (int i = 0; i < d->ndry; i++) dry_deliver(d->db, d->cfg->data_dir, d->dry[i]);
     int running;
     curl_multi_socket_action(d->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     check_multi_info(d);
@@ -872,7 +783,7 @@ static void on_tick(uv_timer_t *t) {
 static void on_stop(uv_async_t *a) {
     deliverer *d = a->data;
     d->stopping = 1;
-    d->stop_deadline = now_ms() + 5000;
+    d->stop_deadline = clock_now_ms() + 5000;
 }
 
 static void close_walk(uv_handle_t *h, void *arg) {
@@ -884,6 +795,9 @@ static void *thread_main(void *arg) {
     deliverer *d = arg;
     uv_timer_start(&d->tick, on_tick, 50, 50);
     uv_run(&d->loop, UV_RUN_DEFAULT);
+    /* What the mapping threads' last pass left for a dry tenant reaches its file before the stop. */
+    if (d->locked)
+        for (int i = 0; i < d->ndry; i++) while (dry_deliver(d->db, d->cfg->data_dir, d->dry[i]) > 0) {}
     /* Whatever is still in flight stays queued in the store and is sent after the restart. */
     while (d->in_flight) release(d, d->in_flight);
     uv_walk(&d->loop, close_walk, NULL);
@@ -905,8 +819,10 @@ deliverer *deliver_start(const config *cfg, char *err, size_t errlen) {
     if (!d) abort();
     d->cfg = cfg;
     d->tenants = calloc((size_t)(cfg->ntenants ? cfg->ntenants : 1), sizeof *d->tenants);
+    d->dry = calloc((size_t)(cfg->ntenants ? cfg->ntenants : 1), sizeof *d->dry);
+    if (!d->tenants || !d->dry) abort();
     for (int i = 0; i < cfg->ntenants; i++) {
-        if (tenant_is_dry(&cfg->tenants[i])) continue;          /* the mapping threads write its file */
+        if (tenant_is_dry(&cfg->tenants[i])) { d->dry[d->ndry++] = &cfg->tenants[i]; continue; }
         tenant_state *ts = &d->tenants[d->ntenants++];
         ts->tc = &cfg->tenants[i];
         double scale = ts->tc->rate_scale > 0 ? ts->tc->rate_scale : 1;
@@ -916,18 +832,15 @@ deliverer *deliver_start(const config *cfg, char *err, size_t errlen) {
             window_init(&ts->steady[c], steady_per_min[c] * scale, 60000, slack);
         }
     }
-    char path[1024];
-    snprintf(path, sizeof path, "%s/returnflow.db", cfg->data_dir);
-    if (sqlite3_open_v2(path, &d->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-        snprintf(err, errlen, "delivery: cannot open %s: %s", path, sqlite3_errmsg(d->db));
-        sqlite3_close(d->db);
+    char path[1024], why[1200];
+    if (!(d->db = store_db_open(cfg->data_dir, STORE_RELAXED, why, sizeof why))) {
+        snprintf(err, errlen, "delivery: %s", why);
         free_windows(d);
         free(d->tenants);
+        free(d->dry);
         free(d);
         return NULL;
     }
-    sqlite3_busy_timeout(d->db, 10000);
-    sqlite3_exec(d->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
     snprintf(path, sizeof path, "%s/delivery.lock", cfg->data_dir);
     d->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     d->packing = bulk_new(0, 0);
@@ -1015,12 +928,13 @@ void deliver_stop(deliverer *d) {
     pthread_join(d->tid, NULL);
     curl_multi_cleanup(d->multi);
     uv_loop_close(&d->loop);
-    sqlite3_close(d->db);
+    store_db_close(d->db);
     if (d->lock_fd >= 0) close(d->lock_fd);       /* the lock goes with it */
     bulk_free(d->packing);
     memory_free(d->busy_profiles);
     pthread_mutex_destroy(&d->mu);
     free_windows(d);
     free(d->tenants);
+    free(d->dry);
     free(d);
 }

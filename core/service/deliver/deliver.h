@@ -9,8 +9,8 @@
 
 typedef struct deliverer deliverer;
 
-/* Starts the delivery thread for the tenants that have a Klaviyo key (dry
- * tenants are the mapping threads' business). Returns NULL with err filled. */
+/* Starts the delivery thread: to Klaviyo for the tenants that have a key, to
+ * DATA/dry/TENANT.ndjson for the others (dry.c). Returns NULL with err filled. */
 deliverer *deliver_start(const config *cfg, char *err, size_t errlen);
 
 /* Appends Prometheus text: requests delivered, retried, dead, by tenant and

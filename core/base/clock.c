@@ -1,0 +1,32 @@
+/*
+ * clock.c: see clock.h. One definition, so every row's times compare.
+ */
+#include "clock.h"
+
+#include <stdio.h>
+#include <time.h>
+
+long long clock_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+long long clock_iso_ms(const char *s) {
+    int y, mo, d, h = 0, mi = 0, sec = 0, n = 0;
+    if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3) return -1;
+    const char *p = s + n;
+    if (*p == 'T' || *p == ' ') {
+        if (sscanf(p + 1, "%2d:%2d:%2d%n", &h, &mi, &sec, &n) != 3) return -1;
+        p += 1 + n;
+        if (*p == '.') while (*++p >= '0' && *p <= '9') {}
+    }
+    long offset = 0;
+    if (*p == '+' || *p == '-') {
+        int oh, om;
+        if (sscanf(p + 1, "%2d:%2d", &oh, &om) != 2 && sscanf(p + 1, "%2d%2d", &oh, &om) != 2) return -1;
+        offset = (oh * 60L + om) * 60L * (*p == '-' ? -1 : 1);
+    }
+    struct tm tm = { .tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h, .tm_min = mi, .tm_sec = sec };
+    return ((long long)timegm(&tm) - offset) * 1000;
+}

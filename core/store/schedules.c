@@ -1,0 +1,56 @@
+/*
+ * schedules.c: scheduled events (out:schedule) moving to the outbox when due.
+ *
+ * Invariant: a schedule moves in one transaction (its outbox row in, its schedule out), so it fires
+ * once; out:cancel deletes it before then (outbox.c). A batch job's schedules are held while the job
+ * reads its input (jobs.reading): a backfill replays months in seconds, and a day-21 reminder long
+ * due must not fire before the label event that cancels it has been read.
+ */
+#include "store_sqlite.h"
+
+#include "clock.h"
+
+/* A job's schedules are held while it reads its input (jobs.reading). */
+#define NOT_HELD "(job IS NULL OR job NOT IN (SELECT id FROM jobs WHERE reading = 1))"
+
+int store_fire_schedules(store_db *conn, const char *tenant) {
+    sqlite3 *db = conn->db;
+    sqlite3_stmt *st;
+    long long now = clock_now_ms();
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) return -1;
+    /* A chunk at a time: a backfill can release 100,000s at once, and the write lock is shared. */
+    int ok = sqlite3_exec(db, "CREATE TEMP TABLE IF NOT EXISTS firing(key TEXT PRIMARY KEY); DELETE FROM firing",
+                          NULL, NULL, NULL) == SQLITE_OK;
+    if (ok && (ok = sqlite3_prepare_v2(db, "INSERT INTO firing SELECT key FROM schedules WHERE tenant = ? AND due_at <= ? "
+                                           "AND " NOT_HELD " ORDER BY due_at LIMIT ?", -1, &st, NULL) == SQLITE_OK)) {
+        sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, now);
+        sqlite3_bind_int(st, 3, STORE_FIRE_CHUNK);
+        ok = sqlite3_step(st) == SQLITE_DONE;
+        sqlite3_finalize(st);
+    }
+    ok = ok && sqlite3_prepare_v2(db, "INSERT INTO outbox(event_id, tenant, profile, method, path, body, created_at, job, "
+                                      "dedup) SELECT event_id, tenant, profile, method, path, body, ?, job, dedup FROM "
+                                      "schedules WHERE tenant = ? AND key IN (SELECT key FROM firing) ORDER BY due_at",
+                                  -1, &st, NULL) == SQLITE_OK;
+    if (ok) {
+        sqlite3_bind_int64(st, 1, now);
+        sqlite3_bind_text(st, 2, tenant, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, now);
+        ok = sqlite3_step(st) == SQLITE_DONE;
+        sqlite3_finalize(st);
+    }
+    int fired = sqlite3_changes(db);
+    if (ok && (ok = sqlite3_prepare_v2(db, "DELETE FROM schedules WHERE tenant = ? AND key IN (SELECT key FROM firing)",
+                                       -1, &st, NULL) == SQLITE_OK)) {
+        sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
+        ok = sqlite3_step(st) == SQLITE_DONE;
+        sqlite3_finalize(st);
+    }
+    if (!ok || sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        store_sqlite_log("cannot fire schedules", db);
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        return -1;
+    }
+    return fired;
+}

@@ -1,0 +1,137 @@
+/*
+ * schema.c: the store's tables, created or upgraded in place on any connection that may write
+ * (serve's journal writer, a batch job's). docs/store.md describes every column; the states of the
+ * rows are the enums of states.h.
+ *
+ * Invariant: an older store opens: a column added since the first version is added to it, and
+ * nothing is ever dropped or renamed.
+ */
+#include "store_sqlite.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "json.h"
+#include "log.h"
+
+static const char schema[] =
+    "PRAGMA journal_mode=WAL;"
+    "PRAGMA synchronous=FULL;"
+    "PRAGMA wal_autocheckpoint=0;"           /* a mapping thread checkpoints, outside the acks' path */
+    "CREATE TABLE IF NOT EXISTS events ("
+    "  id INTEGER PRIMARY KEY,"
+    "  tenant TEXT NOT NULL,"
+    "  received_at INTEGER NOT NULL,"
+    "  body BLOB NOT NULL,"
+    "  state INTEGER NOT NULL DEFAULT 0,"
+    "  reason TEXT,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  script_version TEXT"                   /* which frozen scripts mapped it (snapshot.c) */
+    ");"
+    "CREATE INDEX IF NOT EXISTS events_by_state ON events(tenant, state, id);"
+    "CREATE TABLE IF NOT EXISTS outbox ("
+    "  id INTEGER PRIMARY KEY,"
+    "  event_id INTEGER NOT NULL,"
+    "  tenant TEXT NOT NULL,"
+    "  profile TEXT NOT NULL,"
+    "  method TEXT NOT NULL,"
+    "  path TEXT NOT NULL,"
+    "  body BLOB NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  state INTEGER NOT NULL DEFAULT 0,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  next_at INTEGER NOT NULL DEFAULT 0,"
+    "  last_status INTEGER,"
+    "  last_error TEXT,"
+    "  job TEXT"                              /* a batch job's rows (send, replay, test-integration) */
+    ");"
+    "CREATE INDEX IF NOT EXISTS outbox_by_state ON outbox(tenant, state, id);"
+    "CREATE TABLE IF NOT EXISTS schedules ("
+    "  tenant TEXT NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  due_at INTEGER NOT NULL,"
+    "  event_id INTEGER NOT NULL,"
+    "  profile TEXT NOT NULL,"
+    "  method TEXT NOT NULL,"
+    "  path TEXT NOT NULL,"
+    "  body BLOB NOT NULL,"
+    "  job TEXT,"                             /* held by a batch job until it has read all its input */
+    "  PRIMARY KEY (tenant, key)"
+    ");"
+    "CREATE TABLE IF NOT EXISTS jobs ("      /* batch jobs: what they read, where they stopped */
+    "  id TEXT PRIMARY KEY,"
+    "  tenant TEXT NOT NULL,"
+    "  kind TEXT NOT NULL,"
+    "  input TEXT NOT NULL,"
+    "  next_input INTEGER NOT NULL DEFAULT 0," /* events read and stored, in input order */
+    "  reading INTEGER NOT NULL DEFAULT 1,"   /* its schedules are held while it reads */
+    "  started_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL,"
+    "  finished_at INTEGER"
+    ");"
+
+    "CREATE TABLE IF NOT EXISTS memory ("
+    "  tenant TEXT NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  value TEXT NOT NULL,"
+    "  PRIMARY KEY (tenant, key)"
+    ");"
+    "CREATE TABLE IF NOT EXISTS tenant_status ("
+    "  tenant TEXT PRIMARY KEY,"
+    "  paused INTEGER NOT NULL DEFAULT 0,"
+    "  reason TEXT,"
+    "  at INTEGER NOT NULL"
+    ");"
+    "PRAGMA user_version = 1;";
+
+int store_sqlite_exec(sqlite3 *db, const char *sql) {
+    return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+}
+
+/* A column added after a store was created (a store of an older version is upgraded in place). */
+static int add_column(sqlite3 *db, const char *table, const char *column) {
+    char sql[256];
+    snprintf(sql, sizeof sql, "ALTER TABLE %s ADD COLUMN %s", table, column);
+    if (sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK) return 0;
+    return strstr(sqlite3_errmsg(db), "duplicate column") ? 0 : -1;
+}
+
+int store_sqlite_schema(sqlite3 *db) {
+    return store_sqlite_exec(db, schema) != 0 || add_column(db, "events", "script_version TEXT") != 0 ||
+           add_column(db, "outbox", "job TEXT") != 0 || add_column(db, "schedules", "job TEXT") != 0 ||
+           add_column(db, "outbox", "dedup TEXT") != 0 || add_column(db, "schedules", "dedup TEXT") != 0 ||
+           store_sqlite_exec(db, "CREATE INDEX IF NOT EXISTS outbox_by_job ON outbox(job, state) WHERE job IS NOT NULL") != 0 ||
+           store_sqlite_exec(db, "CREATE INDEX IF NOT EXISTS outbox_by_dedup ON outbox(tenant, dedup) WHERE dedup IS NOT NULL") != 0
+               ? -1 : 0;
+}
+
+void store_sqlite_log(const char *what, sqlite3 *db) {
+    strbuf f = {0};
+    strbuf_adds(&f, "\"error\":");
+    json_append_string(&f, sqlite3_errmsg(db), strlen(sqlite3_errmsg(db)));
+    strbuf_addc(&f, 0);
+    log_line("error", what, f.data);
+    strbuf_free(&f);
+}
+
+void store_sqlite_text_or_null(sqlite3_stmt *st, int i, const char *s) {
+    if (s && *s) sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+    else sqlite3_bind_null(st, i);
+}
+
+int store_sqlite_run(sqlite3_stmt *st) {
+    int ok = sqlite3_step(st) == SQLITE_DONE;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return ok;
+}
+
+long long store_sqlite_count(sqlite3 *db, const char *sql, const char *arg) {
+    sqlite3_stmt *st;
+    long long v = 0;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) return -1;
+    if (arg) sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}

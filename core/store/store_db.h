@@ -1,0 +1,211 @@
+/*
+ * store_db.h: the store's interface for everything but the journal writer (store.h): one connection
+ * to the data folder's database, and the few operations the service, delivery, the batch jobs and
+ * the operator's commands do on it, each named for what it does.
+ *
+ * Why one interface: every SQL statement and every state number of the project is in core/store/,
+ * so the rest of the code reads as the event's path, and a second backend (PostgreSQL) implements
+ * this header and nothing else. So it stays small and free of SQLite's types: a connection is an
+ * opaque handle, rows come back as plain structs (valid until the next row), states are the enums of
+ * states.h.
+ *
+ * Rules a changer keeps:
+ * - A connection belongs to one thread.
+ * - Functions run in the caller's transaction when one is open (store_begin), else each is its own
+ *   short transaction; the ones documented as "one transaction" open their own and must be called
+ *   outside of one.
+ * - Nothing here logs a key: no row holds one.
+ */
+#ifndef RF_STORE_DB_H
+#define RF_STORE_DB_H
+
+#include <stddef.h>
+
+#include "states.h"
+#include "strbuf.h"
+
+typedef struct store_db store_db;
+
+/* ------------------------------- connection -------------------------------- */
+
+enum {
+    STORE_READ_ONLY = 1,          /* reads only (a dry batch job, replay's journal reader) */
+    STORE_CREATE = 2,             /* create the data folder and the database, upgrade the schema */
+    STORE_RELAXED = 4,            /* synchronous=NORMAL: what is lost to a power cut is done again */
+};
+
+/* Opens DATA/returnflow.db (busy timeout 10 s). NULL with err filled ("cannot open PATH: why"). */
+store_db *store_db_open(const char *data_dir, int flags, char *err, size_t errlen);
+void store_db_close(store_db *db);
+
+/* Whether DATA/returnflow.db exists (a dry job reads it only if it does). */
+int store_db_exists(const char *data_dir);
+
+/* The last error of this connection, for a message. */
+const char *store_db_error(store_db *db);
+
+/* Logs `what` with the connection's last error (log.h), at level error. */
+void store_log_error(const char *what, store_db *db);
+
+/* A write transaction (BEGIN IMMEDIATE: the write lock now, or after the busy timeout). 0 or -1. */
+int store_begin(store_db *db);
+int store_commit(store_db *db);
+void store_rollback(store_db *db);
+
+/* Copies the WAL back into the database if no reader is in the way (passive). */
+void store_checkpoint(store_db *db);
+
+/* Checkpoints automatically every `pages` WAL pages on this connection (a batch job writes a lot). */
+void store_checkpoint_every(store_db *db, int pages);
+
+/* --------------------------- journal (events) ------------------------------ */
+
+typedef struct store_event {
+    long long id, received_at;
+    const char *body;             /* the raw webhook, valid until the callback returns */
+    size_t len;
+} store_event;
+
+/* Returns nonzero to stop. */
+typedef int (*store_event_cb)(void *ud, const store_event *e);
+
+/* Up to `limit` events of a tenant in one state, in journal order. Returns how many, or -1 (logged). */
+int store_journal_each(store_db *db, const char *tenant, event_state state, int limit, store_event_cb cb, void *ud);
+
+/* The journal's events of a tenant received in [since, until) ms, in order, those of one trigger
+ * only unless trigger is NULL (replay). Returns how many were read, or -1. */
+int store_journal_replay(store_db *db, const char *tenant, long long since, long long until, const char *trigger,
+                         store_event_cb cb, void *ud);
+
+/* Journals an event a batch job maps itself (EVENT_HELD); *id its row. 0 or -1. */
+int store_journal_held(store_db *db, const char *tenant, long long received_at, const char *body, size_t len,
+                       long long *id);
+
+/* Deletes a tenant's delivered requests and its mapped or dropped events older than cutoff (ms);
+ * an event stays while anything of it is queued or scheduled. Logs a failure. */
+void store_purge(store_db *db, const char *tenant, long long cutoff);
+
+/* ------------------------------ schedules ---------------------------------- */
+
+/* Moves up to STORE_FIRE_CHUNK of a tenant's due schedules, other than those a batch job holds while
+ * it reads, into its outbox (one transaction). Returns how many, or -1. */
+#define STORE_FIRE_CHUNK 10000
+int store_fire_schedules(store_db *db, const char *tenant);
+
+/* ------------------------------- memory ------------------------------------ */
+
+/* out:recall from the store: the JSON text appended to out; 1 found, 0 not. */
+int store_memory_recall(store_db *db, const char *tenant, const char *key, size_t klen, strbuf *out);
+
+/* ------------------------ outbox, as delivery sees it ----------------------- */
+
+typedef struct store_request {
+    long long id, next_at, created_at;
+    const char *profile, *method, *path;
+    const char *body;             /* the exact bytes to send */
+    size_t body_len;
+    int attempts;
+} store_request;
+
+/* The queued requests of a tenant in id order, up to limit: store_scan_next fills r (valid until the
+ * next call) and returns 1, then 0 at the end. NULL if the store cannot be read. */
+typedef struct store_scan store_scan;
+store_scan *store_scan_queued(store_db *db, const char *tenant, int limit);
+int store_scan_next(store_scan *s, store_request *r);
+void store_scan_end(store_scan *s);
+
+/* Whether a tenant has at least n requests queued. */
+int store_queued_at_least(store_db *db, const char *tenant, int n);
+
+/* Marks requests in flight (REQUEST_SENDING), so scans look past them: one transaction. */
+void store_mark_sending(store_db *db, const long long *ids, int n);
+
+/* A start of delivery puts back in the queue what a crash left in flight. */
+void store_requeue_sending(store_db *db);
+
+/* What an answer does to a request's row. */
+typedef struct store_outcome {
+    request_state state;
+    long status;                  /* Klaviyo's HTTP status, 0: none */
+    long long next_at;            /* ms: when a queued row may go again */
+    const char *error;            /* last_error, or NULL */
+    int attempt;                  /* 1: it counts as an attempt */
+} store_outcome;
+
+/* One row, as its own statement; waits out a busy store (a row left in flight would not go again
+ * before a restart). Logs a failure. */
+void store_settle(store_db *db, long long id, const store_outcome *o);
+
+/* The rows of a bulk job whose skip[i] is 0 (skip may be NULL): one transaction. */
+void store_settle_many(store_db *db, const long long *ids, const char *skip, int n, const store_outcome *o);
+
+/* Marks a tenant's queued requests up to id `last` delivered (a dry tenant, after its file). 0 or -1. */
+int store_mark_delivered_upto(store_db *db, const char *tenant, long long last);
+
+/* A tenant whose key Klaviyo refused, so `returnflow status` can say so (a start clears them). */
+void store_pause_tenant(store_db *db, const char *tenant, const char *reason, long long at);
+int store_tenant_paused(store_db *db, const char *tenant);
+
+/* ------------------------------- batch jobs -------------------------------- */
+
+/* A job's row before this run: 1 found (*next_input events stored, *finished), 0 not, -1 error. */
+int store_job_find(store_db *db, const char *id, long long *next_input, int *finished);
+
+/* Records a run of the job (reading its input from next_input on). 0 or -1. */
+int store_job_start(store_db *db, const char *id, const char *tenant, const char *kind, const char *input,
+                    long long next_input, long long now);
+
+/* Progress, in the caller's transaction with the rows of those events. 0 or -1. */
+int store_job_progress(store_db *db, const char *id, long long next_input, long long now);
+
+/* All input read: the job's schedules may fire. */
+void store_job_read_all(store_db *db, const char *id, long long next_input);
+
+/* Every request of the job delivered or dead. */
+void store_job_finished(store_db *db, const char *id, long long now);
+
+/* The job's requests: queued (or in flight), delivered, dead. */
+void store_job_counts(store_db *db, const char *id, long long *queued, long long *delivered, long long *dead);
+
+/* Whether a request with this dedup key (outbox_dedup_key) is queued, in flight or delivered. */
+int store_outbox_has(store_db *db, const char *tenant, const char *dedup);
+
+/* The bodies of the job's delivered requests, in order. */
+void store_job_delivered(store_db *db, const char *id, void (*cb)(void *ud, const char *body, size_t len), void *ud);
+
+/* The job's most frequent dead-letter reasons (first 200 bytes), up to limit. */
+void store_job_dead_reasons(store_db *db, const char *id, int limit,
+                            void (*cb)(void *ud, long long n, const char *reason), void *ud);
+
+/* ---------------------- status and dead letters (operator) ------------------ */
+
+typedef struct store_tenant_counts {
+    long long journaled, deferred, failed;          /* events */
+    long long queued, retrying, delivered, dead;    /* requests (queued counts those in flight) */
+    long long paused;
+    char last_error[200];         /* the latest of a request's last error and a failed event's reason */
+} store_tenant_counts;
+
+/* Every tenant with events or requests, in name order. */
+void store_tenants(store_db *db, void (*cb)(void *ud, const char *tenant), void *ud);
+void store_tenant_counts_of(store_db *db, const char *tenant, store_tenant_counts *c);
+
+/* Dead letters of one tenant (NULL: all): "event:ID" or "request:ID", tenant, what ("" or
+ * "PATH STATUS"), why (may be NULL). */
+void store_dead_letters(store_db *db, const char *tenant,
+                        void (*cb)(void *ud, const char *id, const char *tenant, const char *what, const char *why),
+                        void *ud);
+
+/* One dead letter: its tenant, reason and text (an event's body, or a request's "METHOD PATH\nBODY").
+ * 1 found, 0 not. */
+int store_dead_letter(store_db *db, int is_event, long long id,
+                      void (*cb)(void *ud, const char *tenant, const char *reason, const char *text), void *ud);
+
+/* Replays (maps or sends again) or purges dead letters: id 0 every one, tenant NULL every tenant.
+ * Returns the rows changed, or -1. */
+int store_replay_dead_events(store_db *db, long long id, const char *tenant);
+int store_replay_dead_requests(store_db *db, long long id, const char *tenant);
+int store_purge_dead_events(store_db *db, long long id, const char *tenant);
+int store_purge_dead_requests(store_db *db, long long id, const char *tenant);
+
+#endif

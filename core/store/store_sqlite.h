@@ -1,0 +1,37 @@
+/*
+ * store_sqlite.h: the SQLite side of store_db.h, shared by the files of core/store/ only.
+ *
+ * Nothing outside core/store/ includes this header: it is what a second backend replaces.
+ */
+#ifndef RF_STORE_SQLITE_H
+#define RF_STORE_SQLITE_H
+
+#include <sqlite3.h>
+
+#include "store_db.h"
+
+struct store_db {
+    sqlite3 *db;
+    sqlite3_stmt *journal_held;   /* prepared on first use: a batch job runs them per event */
+    sqlite3_stmt *outbox_has;
+};
+
+/* Creates or upgrades the schema (schema.c). 0 or -1. */
+int store_sqlite_schema(sqlite3 *db);
+
+/* sqlite3_exec without results: 0 or -1. */
+int store_sqlite_exec(sqlite3 *db, const char *sql);
+
+/* Logs `what` with db's last error. */
+void store_sqlite_log(const char *what, sqlite3 *db);
+
+/* Binds text, or NULL when s is NULL or empty. */
+void store_sqlite_text_or_null(sqlite3_stmt *st, int i, const char *s);
+
+/* Steps a statement that returns no row, then resets it and clears its bindings: 1 done, 0 not. */
+int store_sqlite_run(sqlite3_stmt *st);
+
+/* The first column of a one-row query with one text parameter (NULL: none); -1 on error. */
+long long store_sqlite_count(sqlite3 *db, const char *sql, const char *arg);
+
+#endif
