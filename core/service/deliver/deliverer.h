@@ -1,0 +1,111 @@
+/*
+ * deliverer.h: the delivery thread's state, shared by the parts of core/service/deliver/ only
+ * (deliver.c the lifecycle, scan.c what may start, finish.c what an answer does, curl_uv.c the
+ * libcurl <-> libuv glue). Nothing outside this folder includes it.
+ *
+ * Invariant: everything here is touched by the delivery thread alone, except the counters and the
+ * pause flags, which metrics read under `mu`.
+ */
+#ifndef RF_DELIVERER_H
+#define RF_DELIVERER_H
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <uv.h>
+
+#include "bulk.h"
+#include "config.h"
+#include "deliver.h"
+#include "memory.h"
+#include "rate.h"
+#include "store_db.h"
+#include "strbuf.h"
+
+#define MAX_IN_FLIGHT 32              /* per tenant */
+#define MAX_BULK_IN_FLIGHT 8          /* of those, bulk jobs: each holds up to 5 MB until answered */
+#define SCAN_LIMIT 2000               /* queued rows looked at per tenant per tick */
+#define BULK_THRESHOLD 100            /* queued requests that turn a tenant's events to bulk */
+#define BULK_OFF_MS 60000             /* after a bulk refusal that blames no item: singles for a while */
+#define LATENCY_BUCKETS 8
+
+typedef struct tenant_state {
+    const tenant_config *tc;
+    rate_limits rate;
+    int in_flight;
+    int paused;
+    char paused_reason[160];
+    unsigned long long delivered, retried, dead;
+    long long queued;                 /* queued rows seen by the last scan (SCAN_LIMIT at most) */
+    long long bulk_off_until;
+    unsigned long long bulk_jobs;
+    int bulk_in_flight;
+    struct { int cls; long status; unsigned long long n; } answers[32];   /* by endpoint and status */
+    int nanswers;
+    unsigned long long latency[LATENCY_BUCKETS + 1];   /* delivered requests, by seconds queued */
+} tenant_state;
+
+/* One request in flight: a single row, or a bulk job of many. */
+typedef struct sending {
+    struct sending *prev, *next;      /* the deliverer's list of requests in flight */
+    CURL *easy;
+    struct deliverer *d;
+    tenant_state *ts;
+    long long id, created_at;
+    int attempts;
+    rate_class cls;
+    char *profile;
+    char *body;
+    size_t body_len;
+    bulk_job *bulk;                   /* a bulk job: its events' ids, profiles and pointers */
+    char **profiles;                  /* a bulk job's profiles, busy until it is answered */
+    long long *created;               /* a bulk job's rows' queue times */
+    int nprofiles;
+    struct curl_slist *headers;
+    strbuf response;
+    char content_type[64];
+    char retry_after[32];
+    char error[CURL_ERROR_SIZE];
+} sending;
+
+struct deliverer {
+    const config *cfg;
+    pthread_t tid;
+    uv_loop_t loop;
+    uv_timer_t curl_timer, tick;
+    uv_async_t stop_async;
+    CURLM *multi;
+    store_db *db;
+    tenant_state *tenants;
+    int ntenants;
+    const tenant_config **dry;        /* tenants without a key: their requests go to a file (dry.c) */
+    int ndry;
+    memory *busy_profiles;            /* profiles with a request in flight */
+    sending *in_flight;
+    pthread_mutex_t mu;               /* guards the counters and pause flags for metrics */
+    int stopping;
+    long long stop_deadline;
+    int lock_fd, locked;              /* DATA/delivery.lock, held while this one delivers */
+    int said_waiting;
+    bulk_job *packing;                /* the job being filled by a scan */
+};
+
+/* The upper bounds (s) of the delivery latency histogram's buckets. */
+extern const double deliver_latency_bounds[LATENCY_BUCKETS];
+
+/* deliver.c: looks for more work at once (an answer freed a slot). */
+void deliver_kick(deliverer *d);
+
+/* scan.c: starts what may start now for one tenant. */
+void deliver_scan(deliverer *d, tenant_state *ts, long long now);
+
+/* finish.c: what an answer (or its absence: rc) does to the rows and the counters. */
+void deliver_finish(deliverer *d, sending *s, CURLcode rc, long status);
+
+/* curl_uv.c: the glue. */
+void deliver_glue_init(deliverer *d);                     /* the multi handle's socket and timer callbacks */
+struct curl_slist *deliver_headers(const tenant_config *tc);   /* with the key, if any */
+void deliver_start_request(deliverer *d, sending *s, const char *url);
+void deliver_release(deliverer *d, sending *s);           /* out of the multi handle, freed */
+void deliver_poll_now(deliverer *d);                      /* curl's timeouts now, then the answers */
+
+#endif

@@ -1,0 +1,93 @@
+/*
+ * rate.c: see rate.h.
+ *
+ * Klaviyo counts requests in any window of a second (burst) and of a minute (steady), as the
+ * stand-in does: a token bucket that refills continuously lets twice the burst through in a second.
+ * So each limit is a window of the last `cap` send times: one more may go when the oldest of them
+ * left over a window ago. The windows are a little longer than Klaviyo's (WINDOW_SLACK_MS): the
+ * answer comes over a network whose delays vary. Invariant: nothing is taken unless both windows
+ * of its class have room, so a healthy run sees no 429.
+ */
+#include "rate.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define WINDOW_SLACK_MS 100
+#define BULK_SLACK_MS 250             /* a 5 MB job arrives later, and its lateness varies more */
+
+static const double burst_per_s[CLASSES] = { 350, 10, 75, 10 };
+static const double steady_per_min[CLASSES] = { 3500, 150, 750, 150 };
+static const char *const class_names[CLASSES] = { "events", "bulk", "profiles", "other" };
+
+rate_class rate_class_of(const char *path) {
+    if (strstr(path, "event-bulk-create") || strstr(path, "profile-bulk-import")) return CLASS_BULK;
+    if (strstr(path, "/events")) return CLASS_EVENTS;
+    if (strstr(path, "profile-import") || strstr(path, "/profiles") || strstr(path, "subscription")) return CLASS_PROFILES;
+    return CLASS_OTHER;
+}
+
+const char *rate_class_name(rate_class c) { return class_names[c]; }
+
+void rate_window_init(rate_window *w, double capacity, long long span_ms, long long slack_ms) {
+    w->cap = capacity >= 1 ? (int)capacity : 1;
+    w->sent = calloc((size_t)w->cap, sizeof *w->sent);
+    if (!w->sent) abort();
+    w->head = w->count = 0;
+    w->span_ms = span_ms + slack_ms;
+}
+
+int rate_window_room(const rate_window *w, long long now) {
+    return w->count < w->cap || now - w->sent[w->head] >= w->span_ms;
+}
+
+void rate_window_take(rate_window *w, long long now) {
+    if (w->count < w->cap) {
+        w->sent[(w->head + w->count++) % w->cap] = now;
+    } else {
+        w->sent[w->head] = now;                   /* the oldest goes, this one is the newest */
+        w->head = (w->head + 1) % w->cap;
+    }
+}
+
+/* A bulk job is large and its burst small (10 a second): they leave evenly spaced, not ten at once,
+ * so the jitter of their arrival cannot put eleven into one of Klaviyo's seconds. */
+static int spaced(const rate_window *w, long long now) {
+    if (w->count == 0) return 1;
+    long long newest = w->sent[(w->head + w->count - 1) % w->cap];
+    return now - newest >= w->span_ms / w->cap;
+}
+
+void rate_init(rate_limits *r, double scale) {
+    if (scale <= 0) scale = 1;
+    for (int c = 0; c < CLASSES; c++) {
+        long long slack = c == CLASS_BULK ? BULK_SLACK_MS : WINDOW_SLACK_MS;
+        rate_window_init(&r->burst[c], burst_per_s[c] * scale, 1000, slack);
+        rate_window_init(&r->steady[c], steady_per_min[c] * scale, 60000, slack);
+        r->cooldown_until[c] = 0;
+    }
+}
+
+void rate_free(rate_limits *r) {
+    for (int c = 0; c < CLASSES; c++) {
+        free(r->burst[c].sent);
+        free(r->steady[c].sent);
+        r->burst[c].sent = r->steady[c].sent = NULL;
+    }
+}
+
+int rate_bulk_room(const rate_limits *r, long long now) {
+    return rate_window_room(&r->burst[CLASS_BULK], now) && rate_window_room(&r->steady[CLASS_BULK], now) &&
+           r->cooldown_until[CLASS_BULK] <= now && spaced(&r->burst[CLASS_BULK], now);
+}
+
+int rate_take(rate_limits *r, rate_class c, long long now) {
+    if (!rate_window_room(&r->burst[c], now) || !rate_window_room(&r->steady[c], now) || r->cooldown_until[c] > now)
+        return 0;
+    if (c == CLASS_BULK && !spaced(&r->burst[c], now)) return 0;
+    rate_window_take(&r->burst[c], now);
+    rate_window_take(&r->steady[c], now);
+    return 1;
+}
+
+void rate_cool(rate_limits *r, rate_class c, long long until) { r->cooldown_until[c] = until; }

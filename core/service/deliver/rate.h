@@ -1,0 +1,43 @@
+/*
+ * rate.h: Klaviyo's rate limits for one tenant, by endpoint class, as sliding windows; pure (the
+ * caller passes the time), so a test drives them with a clock of its own.
+ */
+#ifndef RF_RATE_H
+#define RF_RATE_H
+
+/* Klaviyo's endpoint classes, each with its own burst and steady limit. */
+typedef enum rate_class { CLASS_EVENTS, CLASS_BULK, CLASS_PROFILES, CLASS_OTHER, CLASSES } rate_class;
+
+/* The last `cap` send times; one more may go when the oldest left over span_ms ago. */
+typedef struct rate_window { long long *sent; int cap, head, count; long long span_ms; } rate_window;
+
+typedef struct rate_limits {
+    rate_window burst[CLASSES], steady[CLASSES];
+    long long cooldown_until[CLASSES];    /* after a 429: nothing of the class before then */
+} rate_limits;
+
+/* The class of a request path ("/api/events", "/api/event-bulk-create-jobs", ...). */
+rate_class rate_class_of(const char *path);
+
+/* "events", "bulk", "profiles", "other": the class in metrics. */
+const char *rate_class_name(rate_class c);
+
+/* Klaviyo's limits times scale (config: rate_scale, 1 when <= 0). rate_free frees the windows. */
+void rate_init(rate_limits *r, double scale);
+void rate_free(rate_limits *r);
+
+/* Takes one request's room in both windows of the class, or nothing: 1 taken, 0 not now. */
+int rate_take(rate_limits *r, rate_class c, long long now);
+
+/* Whether a bulk job could leave now (nothing taken). */
+int rate_bulk_room(const rate_limits *r, long long now);
+
+/* A 429: the class waits until then. */
+void rate_cool(rate_limits *r, rate_class c, long long until);
+
+/* A single window, for tests: capacity per span_ms (plus slack_ms). */
+void rate_window_init(rate_window *w, double capacity, long long span_ms, long long slack_ms);
+int rate_window_room(const rate_window *w, long long now);
+void rate_window_take(rate_window *w, long long now);
+
+#endif

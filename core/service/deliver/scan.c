@@ -1,0 +1,206 @@
+/*
+ * scan.c: what may start now, for one tenant, each tick: the head of each profile's queue as a
+ * single request, or, with a backlog (BULK_THRESHOLD queued, a private key), jobs of many
+ * profiles' events packed by bulk.c, on the bulk endpoint's own budget.
+ *
+ * Invariant (per-profile order): only the oldest queued request of a profile may be in flight; the
+ * rest of that profile waits behind it, and nothing else does. A bulk job takes each profile's run
+ * of events up to its first request that is not an event, in order, and marks every profile of the
+ * job busy until Klaviyo answers.
+ */
+#include "deliverer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------- profiles in a scan --------------------------- */
+
+/* What one scan knows of a profile it met: held (its head was sent, is busy, or waits, so the rest
+ * waits too), or packing its run of events into the scan's bulk job number `job`. */
+typedef struct profile_state { char *profile; int held, job; } profile_state;
+
+/* The profiles a scan met (at most SCAN_LIMIT): open addressing, grown at half full. */
+typedef struct profile_table { profile_state *slots; size_t cap, n; } profile_table;
+
+static size_t hash(const char *s) {
+    size_t h = 2166136261u;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+static profile_state *slot_of(profile_state *slots, size_t cap, const char *profile) {
+    size_t i = hash(profile) & (cap - 1);
+    while (slots[i].profile && strcmp(slots[i].profile, profile) != 0) i = (i + 1) & (cap - 1);
+    return &slots[i];
+}
+
+/* The profile's state, or NULL if the scan has not met it. */
+static profile_state *profile_find(const profile_table *t, const char *profile) {
+    if (!t->cap) return NULL;
+    profile_state *p = slot_of(t->slots, t->cap, profile);
+    return p->profile ? p : NULL;
+}
+
+/* The profile's state, added (not held, job -1) if new. */
+static profile_state *profile_meet(profile_table *t, const char *profile) {
+    if (2 * (t->n + 1) > t->cap) {
+        size_t cap = t->cap ? 2 * t->cap : 64;
+        profile_state *slots = calloc(cap, sizeof *slots);
+        if (!slots) abort();
+        for (size_t i = 0; i < t->cap; i++)
+            if (t->slots[i].profile) *slot_of(slots, cap, t->slots[i].profile) = t->slots[i];
+        free(t->slots);
+        t->slots = slots;
+        t->cap = cap;
+    }
+    profile_state *p = slot_of(t->slots, t->cap, profile);
+    if (!p->profile) {
+        if (!(p->profile = strdup(profile))) abort();
+        p->held = 0;
+        p->job = -1;
+        t->n++;
+    }
+    return p;
+}
+
+static void profile_hold(profile_table *t, const char *profile) { profile_meet(t, profile)->held = 1; }
+
+static void profile_table_free(profile_table *t) {
+    for (size_t i = 0; i < t->cap; i++) free(t->slots[i].profile);
+    free(t->slots);
+}
+
+/* ------------------------------- starting ---------------------------------- */
+
+static int profile_busy(deliverer *d, const char *profile) {
+    size_t len;
+    return memory_get(d->busy_profiles, profile, strlen(profile), &len) != NULL;
+}
+
+static void send_row(deliverer *d, tenant_state *ts, const store_request *row, rate_class cls) {
+    const tenant_config *tc = ts->tc;
+    sending *s = calloc(1, sizeof *s);
+    if (!s) abort();
+    s->d = d;
+    s->ts = ts;
+    s->cls = cls;
+    s->id = row->id;
+    s->profile = strdup(row->profile);
+    size_t len = row->body_len;
+    s->body = malloc(len + 1);
+    if (!s->profile || !s->body) abort();
+    memcpy(s->body, row->body, len);
+    s->attempts = row->attempts;
+    s->created_at = row->created_at;
+    char url[2048];
+    snprintf(url, sizeof url, "%s%s", tc->base_url, row->path);
+    s->headers = deliver_headers(tc);
+    s->body_len = len;
+    store_mark_sending(d->db, &s->id, 1);
+    memory_put(d->busy_profiles, s->profile, strlen(s->profile), "1", 1);
+    deliver_start_request(d, s, url);
+}
+
+/* Sends the job being packed (taking it over), if the bulk budget allows; else drops the packing. */
+static int send_bulk(deliverer *d, tenant_state *ts, long long now, const long long *created) {
+    bulk_job *job = d->packing;
+    int n = bulk_count(job);
+    if (n == 0) return 0;
+    if (ts->in_flight >= MAX_IN_FLIGHT || ts->bulk_in_flight >= MAX_BULK_IN_FLIGHT ||
+        !rate_take(&ts->rate, CLASS_BULK, now)) {
+        bulk_reset(job);
+        return -1;
+    }
+    ts->bulk_in_flight++;
+    sending *s = calloc(1, sizeof *s);
+    if (!s) abort();
+    s->d = d;
+    s->ts = ts;
+    s->cls = CLASS_BULK;
+    s->bulk = job;
+    d->packing = bulk_new(0, 0);
+    s->created = malloc((size_t)n * sizeof *s->created);
+    s->profiles = calloc((size_t)n, sizeof *s->profiles);
+    long long *ids = calloc((size_t)n, sizeof *ids);
+    if (!s->created || !s->profiles || !ids) abort();
+    memcpy(s->created, created, (size_t)n * sizeof *s->created);
+    s->created_at = created[0];
+    for (int i = 0; i < n; i++) ids[i] = bulk_id(job, i);
+    bulk_body(job, &s->body_len);
+    s->body = bulk_take_body(job);                /* the job keeps only what blames need */
+    store_mark_sending(d->db, ids, n);
+    free(ids);
+    /* Each profile of the job waits for Klaviyo's answer before its next request goes. */
+    for (int i = 0; i < n; i++) {
+        const char *p = bulk_profile(job, i);
+        if (profile_busy(d, p)) continue;          /* met earlier in this job */
+        memory_put(d->busy_profiles, p, strlen(p), "1", 1);
+        if (!(s->profiles[s->nprofiles++] = strdup(p))) abort();
+    }
+    char url[2048];
+    snprintf(url, sizeof url, "%s/api/event-bulk-create-jobs", ts->tc->base_url);
+    s->headers = deliver_headers(ts->tc);
+    deliver_start_request(d, s, url);
+    return 1;
+}
+
+void deliver_scan(deliverer *d, tenant_state *ts, long long now) {
+    store_scan *scan = store_scan_queued(d->db, ts->tc->id, SCAN_LIMIT);
+    if (!scan) return;
+    store_request row;
+    int bulk = strcmp(ts->tc->key_kind, "public") != 0 && now >= ts->bulk_off_until &&
+               store_queued_at_least(d->db, ts->tc->id, BULK_THRESHOLD);
+    /* With a backlog, events wait for the bulk budget rather than spend the single-event one, which
+     * live webhooks need; nothing is packed while no job could leave. */
+    int bulk_room = rate_bulk_room(&ts->rate, now) && ts->in_flight < MAX_IN_FLIGHT &&
+                    ts->bulk_in_flight < MAX_BULK_IN_FLIGHT;
+    int bulk_closed = bulk && !bulk_room, job = 0;
+    long long created[BULK_MAX_EVENTS];
+    profile_table seen = {0};
+    long long queued = 0;
+    while (store_scan_next(scan, &row)) {
+        queued++;
+        const char *profile = row.profile;
+        profile_state *state = profile_find(&seen, profile);
+        if (state && state->held) continue;
+        int due = row.next_at <= now;
+        int is_event = strcmp(row.path, "/api/events") == 0;
+        if (state) {                   /* a later row of a profile in a job of this scan */
+            int added = due && is_event && state->job == job &&
+                        bulk_add(d->packing, row.id, profile, row.body, row.body_len) == BULK_ADDED;
+            if (added) created[bulk_count(d->packing) - 1] = row.created_at;
+            else state->held = 1;
+            continue;
+        }
+        if (profile_busy(d, profile) || !due) { profile_hold(&seen, profile); continue; }
+        if (bulk && is_event && !bulk_closed) {
+            int rc = bulk_add(d->packing, row.id, profile, row.body, row.body_len);
+            if (rc == BULK_FULL) {
+                if (send_bulk(d, ts, now, created) < 0) bulk_closed = 1;
+                job++;
+                rc = bulk_closed ? BULK_FULL : bulk_add(d->packing, row.id, profile, row.body, row.body_len);
+            }
+            if (rc == BULK_ADDED) {
+                profile_meet(&seen, profile)->job = job;
+                created[bulk_count(d->packing) - 1] = row.created_at;
+                continue;
+            }
+            if (rc != BULK_NOT_EVENT) { profile_hold(&seen, profile); continue; }
+        } else if (bulk && is_event) {
+            profile_hold(&seen, profile);             /* the next job takes it */
+            continue;
+        }
+        profile_hold(&seen, profile);
+        if (ts->in_flight >= MAX_IN_FLIGHT) continue;             /* still counted for the queue depth */
+        rate_class cls = rate_class_of(row.path);
+        if (!rate_take(&ts->rate, cls, now)) continue;             /* another class may still go */
+        send_row(d, ts, &row, cls);
+    }
+    if (bulk_count(d->packing)) send_bulk(d, ts, now, created);
+    pthread_mutex_lock(&d->mu);
+    ts->queued = queued;
+    pthread_mutex_unlock(&d->mu);
+    profile_table_free(&seen);
+    store_scan_end(scan);
+}
