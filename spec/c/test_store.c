@@ -1,0 +1,337 @@
+/*
+ * test_store.c: the store's interface (core/store/store_db.h, store.h, outbox.h) against a
+ * temporary database, no network, no serve.
+ *
+ * Why these tests: every stage hands off through the store, so its promises are the pipeline's:
+ * a journaled webhook is read back byte for byte and in order; a mapping result lands whole (rows,
+ * schedules, cancels, memory, the event's state); a queued request is claimed once (in flight rows
+ * are skipped, and a restart puts them back); an answer leaves the row in the state it says; a job's
+ * schedules wait while it reads; dead letters can be replayed and purged; old rows go.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "clock.h"
+#include "outbox.h"
+#include "store.h"
+#include "store_db.h"
+
+static char dir[64];
+
+static int setup(void **state) {
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/rf-test-store-XXXXXX");
+    if (!mkdtemp(dir)) return -1;
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static store_db *open_db(void) {
+    char err[1200];
+    store_db *db = store_db_open(dir, STORE_CREATE, err, sizeof err);
+    if (!db) fail_msg("%s", err);
+    return db;
+}
+
+/* An event request body as the mapper writes it (so it has a dedup key). */
+static const char *event_body(char *buf, size_t len, const char *uid) {
+    snprintf(buf, len,
+             "{\"data\":{\"attributes\":{\"metric\":{\"data\":{\"attributes\":{\"name\":\"Return Created\"},"
+             "\"type\":\"metric\"}},\"profile\":{\"data\":{\"attributes\":{\"email\":\"a@example.com\"},"
+             "\"type\":\"profile\"}},\"properties\":{},\"unique_id\":\"%s\"},\"type\":\"event\"}}", uid);
+    return buf;
+}
+
+typedef struct collected { int n; long long ids[8]; char bodies[8][64]; } collected;
+
+static int collect(void *ud, const store_event *e) {
+    collected *c = ud;
+    c->ids[c->n] = e->id;
+    snprintf(c->bodies[c->n], sizeof c->bodies[c->n], "%.*s", (int)e->len, e->body);
+    c->n++;
+    return 0;
+}
+
+/* ------------------------------- journal ----------------------------------- */
+
+typedef struct acks { int n, failed; long long ids[4]; } acks;
+
+static void on_ack(void *ud, int status, int64_t id) {
+    acks *a = ud;
+    if (status) a->failed++;
+    a->ids[a->n++] = id;
+}
+
+static void journal_append_acks_after_commit_and_reads_back_in_order(void **state) {
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    char err[512];
+    store *s = store_open(&loop, dir, err, sizeof err);
+    assert_non_null(s);
+    acks a = {0};
+    store_append(s, "shop", "{\"n\":1}", 7, on_ack, &a);
+    store_append(s, "other", "{\"n\":2}", 7, on_ack, &a);
+    store_append(s, "shop", "{\"n\":3}", 7, on_ack, &a);
+    while (a.n < 3) uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(a.failed, 0);
+    assert_true(a.ids[0] < a.ids[1] && a.ids[1] < a.ids[2]);
+    store_close(s, NULL, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+
+    store_db *db = open_db();
+    collected c = {0};
+    assert_int_equal(store_journal_each(db, "shop", EVENT_JOURNALED, 10, collect, &c), 2);
+    assert_int_equal(c.ids[0], a.ids[0]);
+    assert_string_equal(c.bodies[0], "{\"n\":1}");
+    assert_string_equal(c.bodies[1], "{\"n\":3}");
+    collected none = {0};
+    assert_int_equal(store_journal_each(db, "shop", EVENT_MAPPED, 10, collect, &none), 0);
+    store_db_close(db);
+}
+
+static void a_batch_jobs_events_are_held_from_the_mapping_threads(void **state) {
+    (void)state;
+    store_db *db = open_db();
+    long long id = 0;
+    assert_int_equal(store_journal_held(db, "shop", clock_now_ms(), "{}", 2, &id), 0);
+    assert_true(id > 0);
+    collected c = {0};
+    assert_int_equal(store_journal_each(db, "shop", EVENT_JOURNALED, 10, collect, &c), 0);
+    assert_int_equal(store_journal_each(db, "shop", EVENT_HELD, 10, collect, &c), 1);
+    assert_int_equal(c.ids[0], id);
+    store_db_close(db);
+}
+
+/* ------------------------------- outbox ------------------------------------ */
+
+static long long write_result(store_db *db, long long event_id, const map_result *r, const char *job) {
+    outbox_writer *w = outbox_writer_new(db);
+    assert_non_null(w);
+    assert_int_equal(store_begin(db), 0);
+    outbox_target t = { .tenant = "shop", .version = "v1", .job = job, .record_outcome = 1 };
+    assert_int_equal(outbox_write(w, &t, event_id, r), 0);
+    assert_int_equal(store_commit(db), 0);
+    outbox_writer_free(w);
+    return event_id;
+}
+
+static int scan_ids(store_db *db, long long *ids, int max) {
+    store_scan *s = store_scan_queued(db, "shop", 100);
+    assert_non_null(s);
+    store_request r;
+    int n = 0;
+    while (store_scan_next(s, &r)) if (n < max) ids[n++] = r.id;
+    store_scan_end(s);
+    return n;
+}
+
+static void a_mapping_result_lands_whole_and_is_claimed_once(void **state) {
+    (void)state;
+    store_db *db = open_db();
+    long long ev;
+    assert_int_equal(store_journal_held(db, "shop", clock_now_ms(), "{}", 2, &ev), 0);
+    char b1[600], b2[600];
+    map_request reqs[] = {
+        { .method = "POST", .path = "/api/events", .body = event_body(b1, sizeof b1, "u1"), .body_len = strlen(b1),
+          .profile = "email:a@example.com" },
+        { .method = "POST", .path = "/api/profile-import", .body = "{\"p\":1}", .body_len = 7,
+          .profile = "email:a@example.com" },
+    };
+    const char *keys[] = { "return:1" }, *values[] = { "{\"seen\":true}" };
+    map_result r = { .status = MAP_MAPPED, .reason = "", .requests = reqs, .nrequests = 2, .memory_keys = keys,
+                     .memory_values = values, .nmemory = 1 };
+    write_result(db, ev, &r, NULL);
+
+    long long ids[4];
+    assert_int_equal(scan_ids(db, ids, 4), 2);
+    assert_true(ids[0] < ids[1]);                         /* in the order the script emitted them */
+    /* A batch job would not queue the same event again (same profile, metric, unique_id). */
+    char key[OUTBOX_DEDUP_MAX];
+    assert_int_equal(outbox_dedup_key("email:a@example.com", b1, strlen(b1), key, sizeof key), 0);
+    assert_true(store_outbox_has(db, "shop", key));
+    event_body(b2, sizeof b2, "u2");
+    assert_int_equal(outbox_dedup_key("email:a@example.com", b2, strlen(b2), key, sizeof key), 0);
+    assert_false(store_outbox_has(db, "shop", key));
+    assert_true(store_queued_at_least(db, "shop", 2));
+    assert_false(store_queued_at_least(db, "shop", 3));
+    strbuf got = {0};
+    assert_int_equal(store_memory_recall(db, "shop", "return:1", 8, &got), 1);
+    assert_memory_equal(got.data, "{\"seen\":true}", 13);
+    assert_int_equal(store_memory_recall(db, "shop", "return:2", 8, &got), 0);
+    strbuf_free(&got);
+
+    /* Claimed: in flight rows are not seen by the next scan; a restart puts them back. */
+    store_mark_sending(db, ids, 1);
+    long long again[4];
+    assert_int_equal(scan_ids(db, again, 4), 1);
+    assert_int_equal(again[0], ids[1]);
+    store_requeue_sending(db);
+    assert_int_equal(scan_ids(db, again, 4), 2);
+
+    /* Answers: delivered, retried later, dead. */
+    store_settle(db, ids[0], &(store_outcome){ REQUEST_DELIVERED, 202, clock_now_ms(), NULL, 1 });
+    store_settle(db, ids[1], &(store_outcome){ REQUEST_DEAD, 400, clock_now_ms(), "HTTP 400: bad", 1 });
+    store_tenant_counts c;
+    store_tenant_counts_of(db, "shop", &c);
+    assert_int_equal(c.delivered, 1);
+    assert_int_equal(c.dead, 1);
+    assert_int_equal(c.queued, 0);
+    assert_string_equal(c.last_error, "HTTP 400: bad");
+    store_db_close(db);
+}
+
+static void a_retried_request_keeps_its_place_and_waits_for_next_at(void **state) {
+    (void)state;
+    store_db *db = open_db();
+    map_request q = { .method = "POST", .path = "/api/profile-import", .body = "{}", .body_len = 2, .profile = "p" };
+    map_result r = { .status = MAP_MAPPED, .reason = "", .requests = &q, .nrequests = 1 };
+    write_result(db, 1, &r, NULL);
+    long long ids[2];
+    assert_int_equal(scan_ids(db, ids, 2), 1);
+    long long later = clock_now_ms() + 60000;
+    store_settle_many(db, ids, NULL, 1, &(store_outcome){ REQUEST_QUEUED, 503, later, "HTTP 503", 1 });
+    store_scan *s = store_scan_queued(db, "shop", 10);
+    store_request row;
+    assert_true(store_scan_next(s, &row));
+    assert_int_equal(row.next_at, later);
+    assert_int_equal(row.attempts, 1);
+    store_scan_end(s);
+    store_tenant_counts c;
+    store_tenant_counts_of(db, "shop", &c);
+    assert_int_equal(c.retrying, 1);
+    store_db_close(db);
+}
+
+/* ------------------------------- schedules --------------------------------- */
+
+static void a_jobs_schedules_wait_until_it_has_read_all_its_input(void **state) {
+    (void)state;
+    store_db *db = open_db();
+    assert_int_equal(store_job_start(db, "send-1", "shop", "send", "files", 0, clock_now_ms()), 0);
+    map_request q[] = {
+        { .method = "POST", .path = "/api/events", .body = "{\"a\":1}", .body_len = 7, .profile = "p",
+          .schedule_key = "remind:1", .due = "2020-01-01T00:00:00Z" },
+        { .method = "POST", .path = "/api/events", .body = "{\"a\":2}", .body_len = 7, .profile = "p",
+          .schedule_key = "remind:2", .due = "2020-01-01T00:00:00Z" },
+    };
+    map_result r = { .status = MAP_MAPPED, .reason = "", .requests = q, .nrequests = 2 };
+    write_result(db, 1, &r, "send-1");
+    const char *cancel[] = { "remind:2" };
+    map_result c = { .status = MAP_MAPPED, .reason = "", .cancels = cancel, .ncancels = 1 };
+    write_result(db, 2, &c, "send-1");
+
+    assert_int_equal(store_fire_schedules(db, "shop"), 0);        /* held: the job still reads */
+    store_job_read_all(db, "send-1", 2);
+    assert_int_equal(store_fire_schedules(db, "shop"), 1);        /* remind:2 was cancelled */
+    assert_int_equal(store_fire_schedules(db, "shop"), 0);        /* once */
+    long long queued, delivered, dead;
+    store_job_counts(db, "send-1", &queued, &delivered, &dead);
+    assert_int_equal(queued, 1);
+    long long next;
+    int finished;
+    assert_int_equal(store_job_find(db, "send-1", &next, &finished), 1);
+    assert_int_equal(next, 2);
+    assert_int_equal(finished, 0);
+    assert_int_equal(store_job_find(db, "send-2", &next, &finished), 0);
+    store_db_close(db);
+}
+
+/* ---------------------------- dead letters --------------------------------- */
+
+typedef struct listed { int n; char first[32]; } listed;
+
+static void list_cb(void *ud, const char *id, const char *tenant, const char *what, const char *why) {
+    (void)tenant; (void)what; (void)why;
+    listed *l = ud;
+    if (!l->n++) snprintf(l->first, sizeof l->first, "%s", id);
+}
+
+static void dead_letters_are_listed_replayed_and_purged(void **state) {
+    (void)state;
+    store_db *db = open_db();
+    map_request q = { .method = "POST", .path = "/api/events", .body = "{}", .body_len = 2, .profile = "p" };
+    map_result r = { .status = MAP_MAPPED, .reason = "", .requests = &q, .nrequests = 1 };
+    write_result(db, 1, &r, NULL);
+    long long id;
+    assert_int_equal(scan_ids(db, &id, 1), 1);
+    store_settle(db, id, &(store_outcome){ REQUEST_DEAD, 400, clock_now_ms(), "bad", 1 });
+    listed l = {0};
+    store_dead_letters(db, NULL, list_cb, &l);
+    assert_int_equal(l.n, 1);
+    char want[32];
+    snprintf(want, sizeof want, "request:%lld", id);
+    assert_string_equal(l.first, want);
+    assert_int_equal(store_replay_dead_requests(db, 0, "other"), 0);   /* another tenant's: none */
+    assert_int_equal(store_replay_dead_requests(db, id, "shop"), 1);
+    assert_int_equal(scan_ids(db, &id, 1), 1);                         /* queued again */
+    store_settle(db, id, &(store_outcome){ REQUEST_DEAD, 400, clock_now_ms(), "bad", 1 });
+    assert_int_equal(store_purge_dead_requests(db, 0, NULL), 1);
+    listed none = {0};
+    store_dead_letters(db, NULL, list_cb, &none);
+    assert_int_equal(none.n, 0);
+    store_db_close(db);
+}
+
+/* ------------------------------- purge, pause ------------------------------ */
+
+static void purge_drops_old_delivered_rows_and_keeps_queued_ones(void **state) {
+    (void)state;
+    store_db *db = open_db();
+    map_request q[] = {
+        { .method = "POST", .path = "/api/events", .body = "{}", .body_len = 2, .profile = "p" },
+        { .method = "POST", .path = "/api/events", .body = "{}", .body_len = 2, .profile = "q" },
+    };
+    map_result r = { .status = MAP_MAPPED, .reason = "", .requests = q, .nrequests = 2 };
+    write_result(db, 1, &r, NULL);
+    long long ids[2];
+    assert_int_equal(scan_ids(db, ids, 2), 2);
+    store_settle(db, ids[0], &(store_outcome){ REQUEST_DELIVERED, 202, clock_now_ms(), NULL, 1 });
+    store_purge(db, "shop", clock_now_ms() + 1000);
+    store_tenant_counts c;
+    store_tenant_counts_of(db, "shop", &c);
+    assert_int_equal(c.delivered, 0);
+    assert_int_equal(c.queued, 1);
+    assert_false(store_tenant_paused(db, "shop"));
+    store_pause_tenant(db, "shop", "Klaviyo answered 401", clock_now_ms());
+    assert_true(store_tenant_paused(db, "shop"));
+    store_db_close(db);
+}
+
+static void opening_a_missing_store_read_only_fails_with_its_path(void **state) {
+    (void)state;
+    char err[1200], missing[128];
+    snprintf(missing, sizeof missing, "%s/nothing", dir);
+    assert_false(store_db_exists(missing));
+    assert_null(store_db_open(missing, STORE_READ_ONLY, err, sizeof err));
+    assert_non_null(strstr(err, "nothing/returnflow.db"));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(journal_append_acks_after_commit_and_reads_back_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_batch_jobs_events_are_held_from_the_mapping_threads, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_mapping_result_lands_whole_and_is_claimed_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_retried_request_keeps_its_place_and_waits_for_next_at, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_jobs_schedules_wait_until_it_has_read_all_its_input, setup, teardown),
+        cmocka_unit_test_setup_teardown(dead_letters_are_listed_replayed_and_purged, setup, teardown),
+        cmocka_unit_test_setup_teardown(purge_drops_old_delivered_rows_and_keeps_queued_ones, setup, teardown),
+        cmocka_unit_test_setup_teardown(opening_a_missing_store_read_only_fails_with_its_path, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
