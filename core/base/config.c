@@ -19,6 +19,7 @@
  * Not here: command-line overrides (--listen, --data) and reloading are the caller's; this reads.
  */
 #include "config.h"
+#include "version.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -38,7 +39,6 @@
 #define DEFAULT_LISTEN "127.0.0.1:8787"
 #define DEFAULT_DATA "data"
 #define DEFAULT_SCRIPTS "scripts"
-#define DEFAULT_REVISION "2026-07-15"
 #define DEFAULT_BASE_URL "https://a.klaviyo.com"
 #define DEFAULT_SEGMENTS_PROPERTY "returnflow_segments"
 #define SECRET_FILE_MAX (64 * 1024)
@@ -418,10 +418,10 @@ static void read_klaviyo(loader *ld, int t, const char *parent, tenant_config *t
     } else if (site_type == LUA_TNIL && tc->key_kind && strcmp(tc->key_kind, "public") == 0) {
         problem(ld, sub, "missing: a public key_kind needs site_id (Klaviyo's public API key)");
     }
-    get_string(ld, k, at, "revision", DEFAULT_REVISION, &tc->revision);
+    get_string(ld, k, at, "revision", KLAVIYO_REVISION, &tc->revision);
     join(sub, sizeof sub, at, "revision");
     if (tc->revision && !valid_revision(tc->revision))
-        problem(ld, sub, "'%s' is not a Klaviyo revision like %s", tc->revision, DEFAULT_REVISION);
+        problem(ld, sub, "'%s' is not a Klaviyo revision like %s", tc->revision, KLAVIYO_REVISION);
     get_string(ld, k, at, "base_url", DEFAULT_BASE_URL, &tc->base_url);
     join(sub, sizeof sub, at, "base_url");
     if (tc->base_url) {

@@ -19,7 +19,7 @@ typedef struct tenant_config {
     char *key_kind;            /* "private" (default) or "public" */
     char *key;                 /* Klaviyo private key, or NULL: the tenant runs dry */
     char *site_id;             /* public key: the company_id */
-    char *revision;            /* default 2026-07-15 */
+    char *revision;            /* default KLAVIYO_REVISION (version.h) */
     char *base_url;            /* default https://a.klaviyo.com; tests point it at the stand-in */
     char *segments_property;   /* default returnflow_segments */
     double rate_scale;         /* multiplies Klaviyo's rate limits (default 1) */

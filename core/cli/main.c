@@ -33,7 +33,7 @@ static const command commands[] = {
       "      --key-kind KIND        private (default: /api/ endpoints) or public (/client/ endpoints)\n"
       "      --site-id ID           public key: the site id sent as company_id\n"
       "      --tenant NAME          tenant name, part of every default unique_id (default: default)\n"
-      "      --revision REV         Klaviyo API revision header (default: 2026-07-15)\n"
+      "      --revision REV         Klaviyo API revision header (default: " KLAVIYO_REVISION ")\n"
       "      --segments-property P  profile property holding segments (default: returnflow_segments)\n"
       "      --backfill             mark every event backfill: true (no flow fires)\n"
       "      --pretty               indent the output for reading\n"

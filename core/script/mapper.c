@@ -26,6 +26,7 @@
 #include "lauxlib.h"
 #include "klaviyo_limits.h"
 #include "memory.h"
+#include "version.h"
 
 const char *const map_status_names[] = { "mapped", "dropped", "failed", "deferred" };
 
@@ -251,7 +252,7 @@ mapper *mapper_new(const mapper_config *cfg, strbuf *problems) {
     m->cfg.tenant = m->strings[1] = dup_or(cfg->tenant, "default");
     m->cfg.key_kind = m->strings[2] = dup_or(cfg->key_kind, "private");
     m->cfg.site_id = m->strings[3] = dup_or(cfg->site_id, NULL);
-    m->cfg.revision = m->strings[4] = dup_or(cfg->revision, "2026-07-15");
+    m->cfg.revision = m->strings[4] = dup_or(cfg->revision, KLAVIYO_REVISION);
     m->cfg.segments_property = m->strings[5] = dup_or(cfg->segments_property, "returnflow_segments");
     m->cfg.display_dir = m->strings[6] = dup_or(cfg->display_dir, NULL);
     m->mem = memory_new();

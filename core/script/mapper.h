@@ -14,7 +14,7 @@ typedef struct mapper_config {
     const char *tenant;               /* part of every default unique_id */
     const char *key_kind;             /* "private" (default) or "public" */
     const char *site_id;              /* public key: the company_id, not a secret */
-    const char *revision;             /* Klaviyo API revision, default 2026-07-15 */
+    const char *revision;             /* Klaviyo API revision, default KLAVIYO_REVISION (version.h) */
     const char *segments_property;    /* default "returnflow_segments" */
     int backfill;                     /* mark every event backfill: true */
     sandbox_caps caps;
