@@ -295,7 +295,8 @@ void mapper_counts(const mapper *m, int *files, int *handlers) {
 
 /* ------------------------------- mapping --------------------------------- */
 
-typedef struct job {
+/* One mapper_map call: the event in, what its handlers produce (not a batch job, not a bulk job). */
+typedef struct map_call {
     mapper *m;
     const char *text;
     size_t len;
@@ -303,9 +304,9 @@ typedef struct job {
     strbuf trigger;               /* JSON string or null */
     strbuf reason;                /* plain text */
     strbuf requests, scheduled, cancelled;   /* JSON array contents */
-} job;
+} map_call;
 
-static void set_reason(job *j, map_status status, const char *reason) {
+static void set_reason(map_call *j, map_status status, const char *reason) {
     j->status = status;
     const mapper_config *c = &j->m->cfg;
     restore_chunk_path(c->display_dir && *c->display_dir ? c->display_dir : c->scripts_dir, reason, &j->reason);
@@ -325,7 +326,7 @@ static void describe_request(lua_State *L, int r, char *what, size_t size) {
 
 /* Appends {"method":..,"path":..,"headers":{..},"body":{..}} for the request table on top,
  * and records it in the structured result (key and due name a scheduled one). */
-static void encode_request(lua_State *L, job *j, strbuf *out, const char *key, const char *due) {
+static void encode_request(lua_State *L, map_call *j, strbuf *out, const char *key, const char *due) {
     char err[400];
     int r = lua_gettop(L);
     lua_getfield(L, r, "path");
@@ -370,7 +371,7 @@ static void encode_request(lua_State *L, job *j, strbuf *out, const char *key, c
 
 /* Runs inside sandbox_call: decode, map, encode. Raises on any script error. */
 static int map_protected(lua_State *L) {
-    job *j = lua_touserdata(L, 1);
+    map_call *j = lua_touserdata(L, 1);
     char err[320];
     lua_settop(L, 0);
     if (json_decode(L, j->text, j->len, JSON_READONLY, err, sizeof err)) {
@@ -555,7 +556,7 @@ static void reload(mapper *m) {
 }
 
 map_status mapper_map(mapper *m, const char *text, size_t len, const char *label, strbuf *doc) {
-    job j = { .m = m, .text = text, .len = len, .status = MAP_MAPPED };
+    map_call j = { .m = m, .text = text, .len = len, .status = MAP_MAPPED };
     json_memo_reset(m->memo);
     result_reset(m);
     lua_State *L = sandbox_lua(m->sb);
