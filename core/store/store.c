@@ -60,11 +60,9 @@ struct store {
 
 
 
-static int exec(sqlite3 *db, const char *sql) { return store_sqlite_exec(db, sql); }
-
 /* Commits one batch as one transaction; sets each append's status and id. */
 static void commit_batch(store *s, append *batch) {
-    int ok = exec(s->db, "BEGIN IMMEDIATE") == 0;
+    int ok = store_sqlite_exec(s->db, "BEGIN IMMEDIATE") == 0;
     for (append *a = batch; a && ok; a = a->next) {
         sqlite3_bind_text(s->insert, 1, a->tenant, -1, SQLITE_STATIC);
         sqlite3_bind_int64(s->insert, 2, a->received_at);
@@ -73,7 +71,7 @@ static void commit_batch(store *s, append *batch) {
         a->id = sqlite3_last_insert_rowid(s->db);
         sqlite3_reset(s->insert);
     }
-    if (ok) ok = exec(s->db, "COMMIT") == 0;
+    if (ok) ok = store_sqlite_exec(s->db, "COMMIT") == 0;
     if (!ok) {
         strbuf f = {0};
         strbuf_adds(&f, "\"error\":");
@@ -81,7 +79,7 @@ static void commit_batch(store *s, append *batch) {
         strbuf_addc(&f, 0);
         log_line("error", "journal commit failed: the webhooks of this batch are answered 503", f.data);
         strbuf_free(&f);
-        exec(s->db, "ROLLBACK");
+        store_sqlite_exec(s->db, "ROLLBACK");
     }
     for (append *a = batch; a; a = a->next) {
         a->status = ok ? 0 : -1;
@@ -152,7 +150,7 @@ store *store_open(uv_loop_t *loop, const char *data_dir, char *err, size_t errle
     if (opened == SQLITE_OK) sqlite3_busy_timeout(s->db, 5000);   /* before any statement: wait out a lock */
     if (opened != SQLITE_OK ||
         store_sqlite_schema(s->db) != 0 ||
-        exec(s->db, "DELETE FROM tenant_status") != 0 ||   /* a start unpauses: the key may have been fixed */
+        store_sqlite_exec(s->db, "DELETE FROM tenant_status") != 0 ||   /* a start unpauses: the key may have been fixed */
         sqlite3_prepare_v2(s->db, "INSERT INTO events(tenant, received_at, body) VALUES (?, ?, ?)", -1,
                            &s->insert, NULL) != SQLITE_OK) {
         snprintf(err, errlen, "cannot open the store %s: %s", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
