@@ -17,8 +17,6 @@
 #include "store.h"
 
 #include "clock.h"
-#include "json.h"
-#include "log.h"
 #include "store_sqlite.h"
 
 #include <errno.h>
@@ -73,12 +71,7 @@ static void commit_batch(store *s, append *batch) {
     }
     if (ok) ok = store_sqlite_exec(s->db, "COMMIT") == 0;
     if (!ok) {
-        strbuf f = {0};
-        strbuf_adds(&f, "\"error\":");
-        json_append_string(&f, sqlite3_errmsg(s->db), strlen(sqlite3_errmsg(s->db)));
-        strbuf_addc(&f, 0);
-        log_line("error", "journal commit failed: the webhooks of this batch are answered 503", f.data);
-        strbuf_free(&f);
+        store_sqlite_log("journal commit failed: the webhooks of this batch are answered 503", s->db);
         store_sqlite_exec(s->db, "ROLLBACK");
     }
     for (append *a = batch; a; a = a->next) {
