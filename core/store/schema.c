@@ -14,6 +14,9 @@
 #include "json.h"
 #include "log.h"
 
+/* A new row's state is the column's default. */
+_Static_assert(EVENT_JOURNALED == 0 && REQUEST_QUEUED == 0, "the schema's DEFAULT 0 is the first state");
+
 static const char schema[] =
     "PRAGMA journal_mode=WAL;"
     "PRAGMA synchronous=FULL;"
@@ -23,7 +26,7 @@ static const char schema[] =
     "  tenant TEXT NOT NULL,"
     "  received_at INTEGER NOT NULL,"
     "  body BLOB NOT NULL,"
-    "  state INTEGER NOT NULL DEFAULT 0,"
+    "  state INTEGER NOT NULL DEFAULT 0,"        /* EVENT_JOURNALED (states.h) */
     "  reason TEXT,"
     "  attempts INTEGER NOT NULL DEFAULT 0,"
     "  script_version TEXT"                   /* which frozen scripts mapped it (snapshot.c) */
@@ -38,7 +41,7 @@ static const char schema[] =
     "  path TEXT NOT NULL,"
     "  body BLOB NOT NULL,"
     "  created_at INTEGER NOT NULL,"
-    "  state INTEGER NOT NULL DEFAULT 0,"
+    "  state INTEGER NOT NULL DEFAULT 0,"        /* REQUEST_QUEUED (states.h) */
     "  attempts INTEGER NOT NULL DEFAULT 0,"
     "  next_at INTEGER NOT NULL DEFAULT 0,"
     "  last_status INTEGER,"
