@@ -33,6 +33,7 @@
 #include "dry.h"
 #include "json.h"
 #include "mapper.h"
+#include "mapper_settings.h"
 #include "outbox.h"
 #include "snapshot.h"
 #include "store_db.h"
@@ -126,9 +127,8 @@ job *job_open(const job_options *o, char *err, size_t errlen) {
             return NULL;
         }
     }
-    mapper_config mc = { .scripts_dir = o->tenant->scripts, .tenant = o->tenant->id, .key_kind = o->tenant->key_kind,
-                         .site_id = o->tenant->site_id, .revision = o->tenant->revision,
-                         .segments_property = o->tenant->segments_property, .backfill = !o->live, .caps = o->cfg->caps };
+    mapper_config mc = mapper_config_of(o->cfg, o->tenant);
+    mc.backfill = !o->live;
     strbuf problems = {0};
     j->m = mapper_new(&mc, &problems);
     if (!j->m) {

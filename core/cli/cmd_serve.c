@@ -26,6 +26,7 @@
 #include "json.h"
 #include "log.h"
 #include "mapper.h"
+#include "mapper_settings.h"
 #include "reload.h"
 #include "store.h"
 #include "worker.h"
@@ -277,9 +278,7 @@ static void on_sighup(uv_signal_t *h, int signum) {
     strbuf problems = {0};
     for (int i = 0; i < next->ntenants; i++) {
         const tenant_config *t = &next->tenants[i];
-        mapper_config mc = { .scripts_dir = t->scripts, .display_dir = t->scripts_source, .tenant = t->id, .key_kind = t->key_kind,
-                             .site_id = t->site_id, .revision = t->revision,
-                             .segments_property = t->segments_property, .caps = next->caps };
+        mapper_config mc = mapper_config_of(next, t);
         mapper_free(mapper_new(&mc, &problems));
     }
     if (problems.len) {

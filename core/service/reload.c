@@ -38,6 +38,7 @@
 #include "json.h"
 #include "log.h"
 #include "mapper.h"
+#include "mapper_settings.h"
 #include "snapshot.h"
 
 #define DEBOUNCE_MS 300
@@ -353,9 +354,8 @@ static void on_settled(uv_timer_t *h) {
         refuse(s, version, err);
         return;
     }
-    mapper_config mc = { .scripts_dir = s->candidate_path, .display_dir = t->scripts_source, .tenant = t->id, .key_kind = t->key_kind,
-                         .site_id = t->site_id, .revision = t->revision,
-                         .segments_property = t->segments_property, .caps = r->cfg->caps };
+    mapper_config mc = mapper_config_of(r->cfg, t);
+    mc.scripts_dir = s->candidate_path;           /* the version to check, not the running one */
     strbuf problems = {0};
     mapper *m = mapper_new(&mc, &problems);
     if (!m) {

@@ -30,6 +30,7 @@
 #include "json.h"
 #include "log.h"
 #include "mapper.h"
+#include "mapper_settings.h"
 #include "outbox.h"
 #include "store_db.h"
 
@@ -276,9 +277,7 @@ static void load_memory(thread *t, int ti) {
 }
 
 static mapper *new_mapper(const config *cfg, const tenant_config *tc, strbuf *problems) {
-    mapper_config mc = { .scripts_dir = tc->scripts, .display_dir = tc->scripts_source, .tenant = tc->id, .key_kind = tc->key_kind,
-                         .site_id = tc->site_id, .revision = tc->revision,
-                         .segments_property = tc->segments_property, .caps = cfg->caps };
+    mapper_config mc = mapper_config_of(cfg, tc);
     return mapper_new(&mc, problems);
 }
 
