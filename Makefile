@@ -31,7 +31,7 @@ LUA_MODULES := $(sort $(wildcard core/lua/returnflow/*.lua core/lua/returnflow/c
 # Never sanitized: it loads into Debian's lua5.4, which is not built with ASan (the binary carries the
 # same C sanitized).
 NATIVE_SRC := json/json.c json/json_encode.c json/json_event.c script/sandbox.c script/klaviyo_limits.c \
-              script/mapper.c base/memory.c tooling/lua_native.c tooling/lua_http.c
+              script/mapper.c base/strmap.c tooling/lua_native.c tooling/lua_http.c
 NATIVE_OBJ  = $(NATIVE_SRC:%.c=$(BUILD)/pic/%.o) $(BUILD)/pic/embedded.o
 NATIVE_SO   = $(BUILD)/lib/returnflow/native.so
 C_TESTS    := $(wildcard spec/c/test_*.c)

@@ -25,7 +25,7 @@
 #include "json.h"
 #include "lauxlib.h"
 #include "klaviyo_limits.h"
-#include "memory.h"
+#include "strmap.h"
 #include "version.h"
 
 const char *const map_status_names[] = { "mapped", "dropped", "failed", "deferred" };
@@ -36,7 +36,7 @@ struct mapper {
     mapper_config cfg;
     char *strings[7];             /* owned copies of cfg's strings */
     sandbox *sb;
-    memory *mem;
+    strmap *mem;
     int files, handlers;
     strbuf body;                  /* scratch: one request body */
     json_memo *memo;              /* properties shared by an event's requests, encoded once */
@@ -88,13 +88,13 @@ static int recall(lua_State *L) {
     mapper *m = lua_touserdata(L, lua_upvalueindex(1));
     size_t klen, len;
     const char *key = luaL_checklstring(L, 1, &klen);
-    const char *json = memory_get(m->mem, key, klen, &len);
+    const char *json = strmap_get(m->mem, key, klen, &len);
     char err[128];
     if (!json && m->recall_fallback) {            /* not in the cache: ask the owner's store */
         strbuf found = {0};
         if (m->recall_fallback(m->recall_ud, key, klen, &found)) {
-            memory_put(m->mem, key, klen, found.data ? found.data : "", found.len);
-            json = memory_get(m->mem, key, klen, &len);
+            strmap_put(m->mem, key, klen, found.data ? found.data : "", found.len);
+            json = strmap_get(m->mem, key, klen, &len);
         }
         strbuf_free(&found);
     }
@@ -255,7 +255,7 @@ mapper *mapper_new(const mapper_config *cfg, strbuf *problems) {
     m->cfg.revision = m->strings[4] = dup_or(cfg->revision, KLAVIYO_REVISION);
     m->cfg.segments_property = m->strings[5] = dup_or(cfg->segments_property, "returnflow_segments");
     m->cfg.display_dir = m->strings[6] = dup_or(cfg->display_dir, NULL);
-    m->mem = memory_new();
+    m->mem = strmap_new();
     m->memo = json_memo_new();
     if (load(m, problems)) {
         mapper_free(m);
@@ -267,7 +267,7 @@ mapper *mapper_new(const mapper_config *cfg, strbuf *problems) {
 void mapper_free(mapper *m) {
     if (!m) return;
     sandbox_free(m->sb);
-    memory_free(m->mem);
+    strmap_free(m->mem);
     strbuf_free(&m->body);
     strbuf_free(&m->reason);
     json_memo_free(m->memo);
@@ -480,7 +480,7 @@ static int map_protected(lua_State *L) {
             lua_getfield(L, -1, "key");
             size_t klen, start = i > 1 ? ends[i - 2] : 0;
             const char *key = lua_tolstring(L, -1, &klen);
-            memory_put(j->m->mem, key, klen, values.data + start, ends[i - 1] - start);
+            strmap_put(j->m->mem, key, klen, values.data + start, ends[i - 1] - start);
             mapper *m = j->m;
             if (m->nmem == m->cap_mem) {
                 int cap = m->cap_mem;
@@ -535,15 +535,15 @@ void mapper_set_recall(mapper *m, int (*fallback)(void *ud, const char *key, siz
     m->recall_ud = ud;
 }
 
-size_t mapper_memory_count(const mapper *m) { return memory_count(m->mem); }
+size_t mapper_memory_count(const mapper *m) { return strmap_count(m->mem); }
 
 void mapper_remember(mapper *m, const char *key, size_t klen, const char *json, size_t len) {
-    memory_put(m->mem, key, klen, json, len);
+    strmap_put(m->mem, key, klen, json, len);
 }
 
 void mapper_forget_memory(mapper *m) {
-    memory_free(m->mem);
-    m->mem = memory_new();
+    strmap_free(m->mem);
+    m->mem = strmap_new();
 }
 
 static void reload(mapper *m) {

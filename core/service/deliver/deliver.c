@@ -122,7 +122,7 @@ deliverer *deliver_start(const config *cfg, char *err, size_t errlen) {
     snprintf(path, sizeof path, "%s/delivery.lock", cfg->data_dir);
     d->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     d->packing = bulk_new(0, 0);
-    d->busy_profiles = memory_new();
+    d->busy_profiles = strmap_new();
     pthread_mutex_init(&d->mu, NULL);
     uv_loop_init(&d->loop);
     uv_timer_init(&d->loop, &d->curl_timer);
@@ -205,7 +205,7 @@ void deliver_stop(deliverer *d) {
     store_db_close(d->db);
     if (d->lock_fd >= 0) close(d->lock_fd);       /* the lock goes with it */
     bulk_free(d->packing);
-    memory_free(d->busy_profiles);
+    strmap_free(d->busy_profiles);
     pthread_mutex_destroy(&d->mu);
     free_windows(d);
     free(d->tenants);

@@ -16,7 +16,7 @@
 #include "bulk.h"
 #include "config.h"
 #include "deliver.h"
-#include "memory.h"
+#include "strmap.h"
 #include "rate.h"
 #include "store_db.h"
 #include "strbuf.h"
@@ -79,7 +79,7 @@ struct deliverer {
     int ntenants;
     const tenant_config **dry;        /* tenants without a key: their requests go to a file (dry.c) */
     int ndry;
-    memory *busy_profiles;            /* profiles with a request in flight */
+    strmap *busy_profiles;            /* profiles with a request in flight */
     sending *in_flight;
     pthread_mutex_t mu;               /* guards the counters and pause flags for metrics */
     int stopping;

@@ -105,7 +105,7 @@ static void finish_single(deliverer *d, sending *s, CURLcode rc, long status, an
         log_line("warn", "request dead-lettered (see returnflow status)", f);
     }
     ts->in_flight--;
-    memory_del(d->busy_profiles, s->profile, strlen(s->profile));
+    strmap_del(d->busy_profiles, s->profile, strlen(s->profile));
 }
 
 /* Sets every row of a bulk job; `keep` (may be NULL) marks the rows to leave alone. */
@@ -183,7 +183,7 @@ static void finish_bulk(deliverer *d, sending *s, CURLcode rc, long status, answ
     }
     ts->in_flight--;
     ts->bulk_in_flight--;
-    for (int i = 0; i < s->nprofiles; i++) memory_del(d->busy_profiles, s->profiles[i], strlen(s->profiles[i]));
+    for (int i = 0; i < s->nprofiles; i++) strmap_del(d->busy_profiles, s->profiles[i], strlen(s->profiles[i]));
 }
 
 void deliver_finish(deliverer *d, sending *s, CURLcode rc, long status) {

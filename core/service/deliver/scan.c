@@ -75,7 +75,7 @@ static void profile_table_free(profile_table *t) {
 
 static int profile_busy(deliverer *d, const char *profile) {
     size_t len;
-    return memory_get(d->busy_profiles, profile, strlen(profile), &len) != NULL;
+    return strmap_get(d->busy_profiles, profile, strlen(profile), &len) != NULL;
 }
 
 static void send_row(deliverer *d, tenant_state *ts, const store_request *row, rate_class cls) {
@@ -98,7 +98,7 @@ static void send_row(deliverer *d, tenant_state *ts, const store_request *row, r
     s->headers = deliver_headers(tc);
     s->body_len = len;
     store_mark_sending(d->db, &s->id, 1);
-    memory_put(d->busy_profiles, s->profile, strlen(s->profile), "1", 1);
+    strmap_put(d->busy_profiles, s->profile, strlen(s->profile), "1", 1);
     deliver_start_request(d, s, url);
 }
 
@@ -135,7 +135,7 @@ static int send_bulk(deliverer *d, tenant_state *ts, long long now, const long l
     for (int i = 0; i < n; i++) {
         const char *p = bulk_profile(job, i);
         if (profile_busy(d, p)) continue;          /* met earlier in this job */
-        memory_put(d->busy_profiles, p, strlen(p), "1", 1);
+        strmap_put(d->busy_profiles, p, strlen(p), "1", 1);
         if (!(s->profiles[s->nprofiles++] = strdup(p))) abort();
     }
     char url[2048];

@@ -1,12 +1,11 @@
 /*
- * memory.c: the in-process memory of one tenant, for `returnflow map`.
+ * strmap.c: see strmap.h. A chained hash table that grows and never evicts: its owners keep it
+ * small (the mapper drops its memory past 4096 keys; delivery's busy profiles are those in flight).
  *
- * Values are kept as JSON text, never as Lua values, so a recall always hands
- * the script a fresh copy and nothing a script holds can change what another
- * event sees. A chained hash table; the map command's runs are small and
- * short, so nothing is ever evicted. (The service keeps this in its store.)
+ * Values are copies of bytes: the mapper keeps JSON text, never Lua values, so a recall always
+ * hands the script a fresh copy and nothing a script holds can change what another event sees.
  */
-#include "memory.h"
+#include "strmap.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -18,7 +17,7 @@ typedef struct entry {
     size_t keylen, len;
 } entry;
 
-struct memory {
+struct strmap {
     entry **buckets;
     size_t nbuckets, count;
 };
@@ -35,8 +34,8 @@ static uint64_t hash(const char *s, size_t n) {
     return h;
 }
 
-memory *memory_new(void) {
-    memory *m = xmalloc(sizeof *m);
+strmap *strmap_new(void) {
+    strmap *m = xmalloc(sizeof *m);
     m->nbuckets = 64;
     m->count = 0;
     m->buckets = calloc(m->nbuckets, sizeof *m->buckets);
@@ -44,7 +43,7 @@ memory *memory_new(void) {
     return m;
 }
 
-void memory_free(memory *m) {
+void strmap_free(strmap *m) {
     if (!m) return;
     for (size_t i = 0; i < m->nbuckets; i++)
         for (entry *e = m->buckets[i], *next; e; e = next) {
@@ -57,14 +56,14 @@ void memory_free(memory *m) {
     free(m);
 }
 
-static entry **find(const memory *m, const char *key, size_t keylen) {
+static entry **find(const strmap *m, const char *key, size_t keylen) {
     entry **slot = &m->buckets[hash(key, keylen) & (m->nbuckets - 1)];
     while (*slot && !((*slot)->keylen == keylen && memcmp((*slot)->key, key, keylen) == 0))
         slot = &(*slot)->next;
     return slot;
 }
 
-static void grow(memory *m) {
+static void grow(strmap *m) {
     size_t n = m->nbuckets * 2;
     entry **b = calloc(n, sizeof *b);
     if (!b) abort();
@@ -80,7 +79,7 @@ static void grow(memory *m) {
     m->nbuckets = n;
 }
 
-void memory_put(memory *m, const char *key, size_t keylen, const char *json, size_t len) {
+void strmap_put(strmap *m, const char *key, size_t keylen, const char *json, size_t len) {
     entry **slot = find(m, key, keylen);
     char *copy = xmalloc(len + 1);
     memcpy(copy, json, len);
@@ -103,16 +102,16 @@ void memory_put(memory *m, const char *key, size_t keylen, const char *json, siz
     if (++m->count > m->nbuckets) grow(m);
 }
 
-const char *memory_get(const memory *m, const char *key, size_t keylen, size_t *len) {
+const char *strmap_get(const strmap *m, const char *key, size_t keylen, size_t *len) {
     entry *e = *find(m, key, keylen);
     if (!e) return NULL;
     *len = e->len;
     return e->json;
 }
 
-size_t memory_count(const memory *m) { return m->count; }
+size_t strmap_count(const strmap *m) { return m->count; }
 
-void memory_del(memory *m, const char *key, size_t keylen) {
+void strmap_del(strmap *m, const char *key, size_t keylen) {
     entry **slot = find(m, key, keylen);
     entry *e = *slot;
     if (!e) return;
