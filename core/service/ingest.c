@@ -212,7 +212,7 @@ static void handle_webhook(conn *c, const char *tenant_id, size_t idlen) {
     if (c->body.data[first] != '{') { refuse(c, 400, OUT_MALFORMED, "a webhook body must be a JSON object", NULL, keep); return; }
     if (in->stopping) { refuse(c, 503, OUT_UNAVAILABLE, "shutting down; retry later", "Retry-After: 5\r\n", 0); return; }
     c->waiting = 1;
-    store_append(in->st, t->id, c->body.data, c->body.len, on_committed, c);
+    store_journal_append(in->st, t->id, c->body.data, c->body.len, on_committed, c);
 }
 
 static void handle_request(conn *c) {

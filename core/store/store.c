@@ -32,7 +32,7 @@ typedef struct append {
     char *body;
     size_t len;
     int64_t received_at;          /* ms since the epoch */
-    store_append_cb cb;
+    store_journal_cb cb;
     void *ud;
     int status;
     int64_t id;
@@ -166,7 +166,7 @@ store *store_open(uv_loop_t *loop, const char *data_dir, char *err, size_t errle
     return s;
 }
 
-void store_append(store *s, const char *tenant, const char *body, size_t len, store_append_cb cb, void *ud) {
+void store_journal_append(store *s, const char *tenant, const char *body, size_t len, store_journal_cb cb, void *ud) {
     append *a = calloc(1, sizeof *a);
     if (!a) abort();
     a->tenant = strdup(tenant);

@@ -13,7 +13,7 @@ typedef struct store store;
 
 /* Called on the loop thread once the append is durable (status 0, the
  * event's id) or has failed (status -1, id 0). */
-typedef void (*store_append_cb)(void *ud, int status, int64_t id);
+typedef void (*store_journal_cb)(void *ud, int status, int64_t id);
 
 /* Opens (creating if needed) DIR/returnflow.db in WAL mode with full fsync,
  * creates the schema, and starts the writer thread, which reports back on
@@ -23,7 +23,7 @@ store *store_open(uv_loop_t *loop, const char *data_dir, char *err, size_t errle
 /* Queues a raw webhook for the journal. Appends queued while a commit is in
  * flight share the next commit (one fsync for all of them). cb runs on the
  * loop thread; the body is copied. */
-void store_append(store *s, const char *tenant, const char *body, size_t len, store_append_cb cb, void *ud);
+void store_journal_append(store *s, const char *tenant, const char *body, size_t len, store_journal_cb cb, void *ud);
 
 /* Calls committed(ud) on the writer thread after each successful commit
  * (the mapping threads wake on it). Set before the first append. */
