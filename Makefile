@@ -1,4 +1,5 @@
-# returnflow: `make` builds, `make run` maps the fixtures, `make test` runs every suite (plus ASan).
+# returnflow: `make` builds, `make run` maps the fixtures, `make check` runs the C tests and the fast specs
+# (about a minute), `make test` every suite, normal and ASan+UBSan builds side by side (a few minutes).
 # Missing Debian packages are installed by `make deps` when run as root (else the apt-get line is printed).
 
 PREFIX     ?= /usr/local
@@ -31,12 +32,12 @@ LUA_MODULES := $(sort $(wildcard core/lua/returnflow/*.lua core/lua/returnflow/c
 # Never sanitized: it loads into Debian's lua5.4, which is not built with ASan (the binary carries the
 # same C sanitized).
 NATIVE_SRC := json/json.c json/json_encode.c json/json_event.c script/sandbox.c script/klaviyo_limits.c \
-              script/mapper.c base/memory.c tooling/lua_native.c tooling/lua_http.c
+              script/mapper.c base/memory.c base/signature.c tooling/lua_native.c tooling/lua_http.c
 NATIVE_OBJ  = $(NATIVE_SRC:%.c=$(BUILD)/pic/%.o) $(BUILD)/pic/embedded.o
 NATIVE_SO   = $(BUILD)/lib/returnflow/native.so
 C_TESTS    := $(wildcard spec/c/test_*.c)
 
-.PHONY: build deps test asan run bench install install-share busted clean lint previews
+.PHONY: build deps test check asan run bench install install-share busted clean lint previews
 build: $(BUILD)/returnflow $(NATIVE_SO)
 
 deps:
@@ -82,17 +83,17 @@ $(BUILD)/pic/embedded.o: $(BUILD)/embedded.c
 # Lua's symbols come from the interpreter that loads it (lua5.4 is linked statically), so no -llua here.
 $(NATIVE_SO): $(NATIVE_OBJ)
 	@mkdir -p $(@D)
-	$(CC) $(OPT) -shared -o $@ $^ -llua5.4-cjson -lcurl -lm
+	$(CC) $(OPT) -shared -o $@ $^ -llua5.4-cjson -lcurl -lcrypto -lm
 
 $(BUILD)/returnflow: $(CMD_OBJ) $(CORE_OBJ)
 	$(CC) $(OPT) $(SAN) -o $@ $^ $(LDLIBS_ALL)
 
 # The C tests read the repository's own Loop fixtures, wherever they run from.
 $(BUILD)/test_%: spec/c/test_%.c $(CORE_OBJ)
-	$(CC) $(CFLAGS_ALL) -DSPEC_FIXTURES='"$(CURDIR)/fixtures/loop"' -o $@ $^ $(LDLIBS_ALL) -lcmocka
+	$(CC) $(CFLAGS_ALL) -DSPEC_FIXTURES='"$(CURDIR)/fixtures/loop"' -o $@ $(filter %.c %.o,$^) $(LDLIBS_ALL) -lcmocka
 
 $(BUILD)/bench_transform: bench/bench_transform.c $(CORE_OBJ)
-	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
+	$(CC) $(CFLAGS_ALL) -o $@ $(filter %.c %.o,$^) $(LDLIBS_ALL)
 
 # The disk's durable-log ceiling, printed beside serve's acked webhooks/s (bench/serve.sh).
 $(BUILD)/fsync_ceiling: bench/fsync_ceiling.c
@@ -101,9 +102,13 @@ $(BUILD)/fsync_ceiling: bench/fsync_ceiling.c
 
 c-tests: $(C_TESTS:spec/c/test_%.c=$(BUILD)/test_%)
 
-# The whole suite twice: a normal build, then ASan+UBSan; the last line sums both.
+# The whole suite twice, a normal build and ASan+UBSan side by side; the last line sums both.
 test: deps
 	@sh tools/test.sh all
+
+# The quick loop: the normal build's C tests and the fast specs (tools/test.sh, CHECK_SPECS).
+check: deps
+	@sh tools/test.sh check
 
 asan: deps
 	@sh tools/test.sh asan
