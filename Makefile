@@ -9,6 +9,8 @@ SHAREDIR   ?= $(PREFIX)/share/returnflow
 LUADIR     ?= $(PREFIX)/share/lua/5.4
 LIBDIR     ?= $(PREFIX)/lib/lua/5.4
 BUILD      ?= build
+# `make install` builds here: the install folders are compiled in, so it never rebuilds build/.
+INSTALL_BUILD ?= build-install
 
 CC         ?= gcc
 OPT        ?= -O2 -g
@@ -128,10 +130,12 @@ lint:
 
 # `make install` puts everything under PREFIX; luarocks (returnflow-scm-1.rockspec) installs the binary,
 # native.so and the modules from its build.install lists and calls install-share for the data.
-install: build install-share
+# It builds in $(INSTALL_BUILD) with the install folders compiled in, and leaves $(BUILD) as it was.
+install: install-share
+	$(MAKE) BUILD=$(INSTALL_BUILD) build
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/returnflow $(DESTDIR)$(LUADIR)/returnflow/cli
-	install -m 755 $(BUILD)/returnflow $(DESTDIR)$(BINDIR)/returnflow
-	install -m 755 $(NATIVE_SO) $(DESTDIR)$(LIBDIR)/returnflow/native.so
+	install -m 755 $(INSTALL_BUILD)/returnflow $(DESTDIR)$(BINDIR)/returnflow
+	install -m 755 $(INSTALL_BUILD)/lib/returnflow/native.so $(DESTDIR)$(LIBDIR)/returnflow/native.so
 	install -m 644 $(filter core/lua/returnflow/%.lua,$(filter-out core/lua/returnflow/cli/%,$(LUA_MODULES))) \
 		$(DESTDIR)$(LUADIR)/returnflow/
 	install -m 644 $(wildcard core/lua/returnflow/cli/*.lua) $(DESTDIR)$(LUADIR)/returnflow/cli/
@@ -155,4 +159,4 @@ busted: build
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan $(INSTALL_BUILD)
