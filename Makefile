@@ -1,4 +1,5 @@
-# returnflow: `make` builds, `make run` maps the fixtures, `make test` runs every suite (plus ASan).
+# returnflow: `make` builds, `make run` maps the fixtures, `make check` runs the C tests and the fast specs
+# (about a minute), `make test` every suite, normal and ASan+UBSan builds side by side (a few minutes).
 # Missing Debian packages are installed by `make deps` when run as root (else the apt-get line is printed).
 
 PREFIX     ?= /usr/local
@@ -8,6 +9,8 @@ SHAREDIR   ?= $(PREFIX)/share/returnflow
 LUADIR     ?= $(PREFIX)/share/lua/5.4
 LIBDIR     ?= $(PREFIX)/lib/lua/5.4
 BUILD      ?= build
+# `make install` builds here: the install folders are compiled in, so it never rebuilds build/.
+INSTALL_BUILD ?= build-install
 
 CC         ?= gcc
 OPT        ?= -O2 -g
@@ -31,12 +34,12 @@ LUA_MODULES := $(sort $(wildcard core/lua/returnflow/*.lua core/lua/returnflow/c
 # Never sanitized: it loads into Debian's lua5.4, which is not built with ASan (the binary carries the
 # same C sanitized).
 NATIVE_SRC := json/json.c json/json_encode.c json/json_event.c script/sandbox.c script/klaviyo_limits.c \
-              script/mapper.c base/strmap.c tooling/lua_native.c tooling/lua_http.c
+              script/mapper.c base/strmap.c base/signature.c tooling/lua_native.c tooling/lua_http.c
 NATIVE_OBJ  = $(NATIVE_SRC:%.c=$(BUILD)/pic/%.o) $(BUILD)/pic/embedded.o
 NATIVE_SO   = $(BUILD)/lib/returnflow/native.so
 C_TESTS    := $(wildcard spec/c/test_*.c)
 
-.PHONY: build deps test asan run bench install install-share busted clean lint previews
+.PHONY: build deps test check asan run bench install install-share busted clean lint previews
 build: $(BUILD)/returnflow $(NATIVE_SO)
 
 deps:
@@ -82,7 +85,7 @@ $(BUILD)/pic/embedded.o: $(BUILD)/embedded.c
 # Lua's symbols come from the interpreter that loads it (lua5.4 is linked statically), so no -llua here.
 $(NATIVE_SO): $(NATIVE_OBJ)
 	@mkdir -p $(@D)
-	$(CC) $(OPT) -shared -o $@ $^ -llua5.4-cjson -lcurl -lm
+	$(CC) $(OPT) -shared -o $@ $^ -llua5.4-cjson -lcurl -lcrypto -lm
 
 $(BUILD)/returnflow: $(CMD_OBJ) $(CORE_OBJ)
 	$(CC) $(OPT) $(SAN) -o $@ $^ $(LDLIBS_ALL)
@@ -92,7 +95,7 @@ $(BUILD)/test_%: spec/c/test_%.c $(CORE_OBJ)
 	$(CC) $(CFLAGS_ALL) -DSPEC_FIXTURES='"$(CURDIR)/fixtures/loop"' -o $@ $(filter %.c %.o,$^) $(LDLIBS_ALL) -lcmocka
 
 $(BUILD)/bench_transform: bench/bench_transform.c $(CORE_OBJ)
-	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
+	$(CC) $(CFLAGS_ALL) -o $@ $(filter %.c %.o,$^) $(LDLIBS_ALL)
 
 # The disk's durable-log ceiling, printed beside serve's acked webhooks/s (bench/serve.sh).
 $(BUILD)/fsync_ceiling: bench/fsync_ceiling.c
@@ -101,9 +104,13 @@ $(BUILD)/fsync_ceiling: bench/fsync_ceiling.c
 
 c-tests: $(C_TESTS:spec/c/test_%.c=$(BUILD)/test_%)
 
-# The whole suite twice: a normal build, then ASan+UBSan; the last line sums both.
+# The whole suite twice, a normal build and ASan+UBSan side by side; the last line sums both.
 test: deps
 	@sh tools/test.sh all
+
+# The quick loop: the normal build's C tests and the fast specs (tools/test.sh, CHECK_SPECS).
+check: deps
+	@sh tools/test.sh check
 
 asan: deps
 	@sh tools/test.sh asan
@@ -123,10 +130,12 @@ lint:
 
 # `make install` puts everything under PREFIX; luarocks (returnflow-scm-1.rockspec) installs the binary,
 # native.so and the modules from its build.install lists and calls install-share for the data.
-install: build install-share
+# It builds in $(INSTALL_BUILD) with the install folders compiled in, and leaves $(BUILD) as it was.
+install: install-share
+	$(MAKE) BUILD=$(INSTALL_BUILD) build
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/returnflow $(DESTDIR)$(LUADIR)/returnflow/cli
-	install -m 755 $(BUILD)/returnflow $(DESTDIR)$(BINDIR)/returnflow
-	install -m 755 $(NATIVE_SO) $(DESTDIR)$(LIBDIR)/returnflow/native.so
+	install -m 755 $(INSTALL_BUILD)/returnflow $(DESTDIR)$(BINDIR)/returnflow
+	install -m 755 $(INSTALL_BUILD)/lib/returnflow/native.so $(DESTDIR)$(LIBDIR)/returnflow/native.so
 	install -m 644 $(filter core/lua/returnflow/%.lua,$(filter-out core/lua/returnflow/cli/%,$(LUA_MODULES))) \
 		$(DESTDIR)$(LUADIR)/returnflow/
 	install -m 644 $(wildcard core/lua/returnflow/cli/*.lua) $(DESTDIR)$(LUADIR)/returnflow/cli/
@@ -150,4 +159,4 @@ busted: build
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan $(INSTALL_BUILD)

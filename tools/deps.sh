@@ -1,14 +1,15 @@
 #!/bin/sh
 # Installs the Debian packages returnflow needs when run as root; otherwise prints the exact line.
 # Packages: see DESIGN §6. python3-jsonschema validates request bodies against Klaviyo's OpenAPI spec
-# in the tests (and in the Klaviyo stand-in); curl drives the stand-in in the specs; nodejs runs the
-# Node.js anchor in `make bench`, wrk posts the webhooks of bench/serve.sh, and GNU time measures
-# bench/backfill.sh's peak RSS. lua-check is luacheck:
+# in the tests (and in the Klaviyo stand-in); lua-sql-sqlite3 (LuaSQL) reads the store in-process from
+# the specs; git clones the repository in spec/repo/clone_spec.lua; curl checks keep-alive in the
+# stand-in's spec. nodejs runs the Node.js anchor in `make bench`, wrk posts the webhooks of
+# bench/serve.sh, and GNU time measures bench/backfill.sh's peak RSS. lua-check is luacheck:
 # `make lint`, and the suite checks that the project and a starter from `returnflow init` lint clean.
 set -u
 PKGS="gcc make pkg-config lua5.4 liblua5.4-dev lua-cjson lua-cjson-dev lua-busted luarocks libcmocka-dev
       libuv1-dev libhttp-parser-dev libsqlite3-dev libssl-dev libcurl4-openssl-dev curl
-      sqlite3 python3 python3-jsonschema lua-check"
+      sqlite3 python3 python3-jsonschema lua-check lua-sql-sqlite3 git"
 # The Node.js anchor needs some node; Debian's only when there is none on PATH.
 [ "${1:-}" = "bench" ] && ! command -v node >/dev/null 2>&1 && PKGS="$PKGS nodejs"
 [ "${1:-}" = "bench" ] && PKGS="$PKGS wrk time"

@@ -1,60 +1,180 @@
 #!/bin/sh
-# Runs every suite (C unit tests, busted specs incl. end-to-end runs of the binary) against one build,
-# or against the normal build and then the ASan+UBSan build ("all"). Each suite's counts are summed;
-# the last line is "N passed, N failed". Exit status is non-zero when anything failed.
-#   usage: sh tools/test.sh all|plain|asan
+# Runs the suites and sums their counts; the last line is "N passed, N failed" and the exit status is
+# non-zero when anything failed. Every failure prints its cause (the spec's message, the C test's
+# output, the build log).
+#   usage: sh tools/test.sh all|plain|asan|check
+#   all    lint, the normal build's suite and the ASan+UBSan build's suite, in parallel, and the
+#          EXTRA_SUITES (once: they do not depend on a build)        (`make test`)
+#   plain  lint, the normal build's suite, the EXTRA_SUITES
+#   asan   the ASan+UBSan build's suite alone                         (`make asan`)
+#   check  the normal build's C tests and the CHECK_SPECS alone, in about a minute (`make check`)
+#
+# Why it is quick: each build is made with make -j; each spec file is its own busted process, JOBS of
+# them at once per suite, the slowest first (most of a spec's time is spent waiting on a server, not
+# on the CPU); the two builds' suites run side by side, as nothing they use is shared: every server
+# listens on a free port, every folder is made under TMPDIR by the process that uses it, and
+# returnflow.native is loaded from the build under test.
+#
+# To add a suite: a spec file under spec/lua (any *_spec.lua runs in both builds' suites); a spec file
+# in ONCE_SPECS (run once, against the normal build, e.g. spec/repo/clone_spec.lua, which clones the
+# repository and runs `make check` there); or a line in EXTRA_SUITES: "label|command", a command run
+# from the repository root once per `all`/`plain` whose output's last line is "N passed, N failed".
 set -u
 mode=${1:-all}
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
-passed=0 failed=0
 
-add() { passed=$((passed + $1)); failed=$((failed + $2)); }
+NPROC=$(nproc 2>/dev/null || echo 2)
+JOBS=${JOBS:-$((NPROC + 2))}            # busted processes at once, per suite
+MAKE_JOBS=${MAKE_JOBS:-$NPROC}
 
-suite() { # $1 label, $2 build dir, $3 extra make args
+# The fast specs of `make check`: no service kept running for seconds, no volume (each under 10 s).
+CHECK_SPECS=${CHECK_SPECS:-"bad_input conformance default_scripts mapping_api post render starter
+                            testing leftovers"}
+# The slowest first, so that the pool is not left waiting on one long file at the end.
+SLOW_FIRST="volume reload durability templates standin deliver serve"
+# Spec files run once per `all`/`plain`, against the normal build (first: they are the slowest).
+ONCE_SPECS=${ONCE_SPECS:-"spec/repo/clone_spec.lua spec/repo/rockspec_spec.lua"}
+# Suites run once, not per build: "label|command" a line.
+EXTRA_SUITES=${EXTRA_SUITES:-""}
+
+ASAN_ARGS='OPT=-O1 -g'
+ASAN_SAN='SAN=-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer'
+
+results=$(mktemp -d "${TMPDIR:-/tmp}/returnflow-test.XXXXXX") || exit 2
+trap 'rm -rf "$results"' EXIT
+trap 'exit 130' INT TERM
+
+# counts FILE P F: one suite's result line, summed at the end.
+counts() { echo "$2 $3" >>"$results/counts"; }
+
+# spec_files ONCE: the spec files of this mode, slowest first; with ONCE=1 the ONCE_SPECS too.
+spec_files() {
+  if [ "$mode" = check ]; then
+    for s in $CHECK_SPECS; do echo "spec/lua/${s}_spec.lua"; done
+    return
+  fi
+  [ "$1" = 1 ] && for f in $ONCE_SPECS; do echo "$f"; done
+  for s in $SLOW_FIRST; do [ -f "spec/lua/${s}_spec.lua" ] && echo "spec/lua/${s}_spec.lua"; done
+  for f in spec/lua/*_spec.lua; do
+    s=$(basename "$f" _spec.lua)
+    case " $SLOW_FIRST " in *" $s "*) ;; *) echo "$f" ;; esac
+  done
+}
+
+# build LABEL DIR [make args]: builds DIR; prints the log and counts a failure when it fails.
+build() {
   label=$1 dir=$2
   shift 2
-  echo "== $label: building ($dir)"
   mkdir -p "$dir"
-  if ! make -s BUILD="$dir" "$@" build c-tests >"$dir/make.log" 2>&1; then
-    cat "$dir/make.log"; echo "$label: build failed"; add 0 1; return
-  fi
-  for t in "$dir"/test_*; do
+  if make -s -j"$MAKE_JOBS" BUILD="$dir" "$@" build c-tests >"$dir/make.log" 2>&1; then return 0; fi
+  cat "$dir/make.log"; echo "$label: build failed"; counts x 0 1
+  return 1
+}
+
+# c_tests DIR: the cmocka binaries of a build, their failures with their output.
+c_tests() {
+  for t in "$1"/test_*; do
     [ -x "$t" ] || continue
     out=$("$t" 2>&1); rc=$?
-    echo "$out" | grep -E '^\[  (FAILED|  OK  |ERROR)' | grep -v '^\[       OK' || true
     p=$(echo "$out" | sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' | tail -1)
     f=$(echo "$out" | sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' | tail -1)
     p=${p:-0} f=${f:-0}
+    if [ "$f" != 0 ]; then echo "$out" | grep -E '^\[  (FAILED|ERROR) *\]|error|Failure' | head -40; fi
     if [ $rc -ne 0 ] && [ "$f" = 0 ]; then echo "$out" | tail -20; f=1; fi
     echo "   $(basename "$t"): $p passed, $f failed"
-    add "$p" "$f"
+    counts x "$p" "$f"
   done
-  out=$(RETURNFLOW_BIN="$top/$dir/returnflow" lua5.4 /usr/bin/busted --lpath="$top/spec/lua/?.lua" -o TAP spec/lua 2>&1); rc=$?
-  echo "$out" | grep -E '^not ok' -A12 || true
-  p=$(echo "$out" | grep -c '^ok ')
-  f=$(echo "$out" | grep -c '^not ok ')
-  if [ $rc -ne 0 ] && [ "$f" = 0 ]; then echo "$out" | tail -20; f=1; fi
-  echo "   busted specs: $p passed, $f failed"
-  add "$p" "$f"
 }
 
-# luacheck over every Lua file of the project (make lint), once: it does not depend on the build.
-echo "== lint"
-if out=$(luacheck -q . returnflow-scm-1.rockspec 2>&1); then
-  echo "   luacheck: 1 passed, 0 failed"; add 1 0
-else
-  echo "$out" | tail -20; echo "   luacheck: 0 passed, 1 failed"; add 0 1
-fi
+# specs LABEL DIR ONCE: every spec file against DIR's binary, JOBS at once; each file's failures with
+# their messages, then one line per file.
+specs() {
+  label=$1 dir=$2 once=$3
+  out="$results/$(echo "$label" | tr -c 'a-z0-9\n' '_')"
+  mkdir -p "$out"
+  spec_files "$once" | RETURNFLOW_BIN="$top/$dir/returnflow" xargs -P "$JOBS" -I{} \
+    sh -c 'f=$1; o=$2/$(basename "$f" .lua); s=$(date +%s)
+           lua5.4 /usr/bin/busted --lpath="$3/spec/lua/?.lua" -o TAP "$f" >"$o.tap" 2>&1; echo $? >"$o.rc"
+           echo $(( $(date +%s) - s )) >"$o.s"' sh {} "$out" "$top"
+  for f in $(spec_files "$once"); do
+    o="$out/$(basename "$f" .lua)"
+    p=$(grep -c '^ok ' "$o.tap") f_=$(grep -c '^not ok ' "$o.tap")
+    rc=$(cat "$o.rc" 2>/dev/null || echo 1)
+    grep -E '^not ok' -A12 "$o.tap" | grep -vE '^ok ' || true
+    if [ "$rc" -ne 0 ] && [ "$f_" = 0 ]; then tail -20 "$o.tap"; f_=1; fi
+    echo "   $(basename "$f"): $p passed, $f_ failed ($(cat "$o.s" 2>/dev/null || echo ?) s)"
+    counts x "$p" "$f_"
+  done
+}
+
+# suite LABEL DIR ONCE [make args]: builds DIR, runs its C tests and specs (ONCE=1: the ONCE_SPECS too).
+suite() {
+  label=$1 dir=$2 once=$3
+  shift 3
+  echo "== $label ($dir)"
+  build "$label" "$dir" "$@" || return 0
+  c_tests "$dir"
+  specs "$label" "$dir" "$once"
+}
+
+extra_suites() {
+  echo "$EXTRA_SUITES" | while IFS='|' read -r label cmd; do
+    [ -n "$label" ] || continue
+    echo "== $label: $cmd"
+    out=$(sh -c "$cmd" 2>&1); rc=$?
+    last=$(echo "$out" | tail -1)
+    p=$(echo "$last" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p')
+    f=$(echo "$last" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p')
+    if [ -z "$p" ]; then p=0 f=1; fi
+    if [ "$f" != 0 ] || [ $rc -ne 0 ]; then echo "$out" | tail -40; [ "$f" != 0 ] || f=1; fi
+    echo "   $label: $p passed, $f failed"
+    counts x "$p" "$f"
+  done
+}
+
+lint() {
+  echo "== lint"
+  if out=$(luacheck -q . returnflow-scm-1.rockspec 2>&1); then
+    echo "   luacheck: 1 passed, 0 failed"; counts x 1 0
+  else
+    echo "$out" | tail -20; echo "   luacheck: 0 passed, 1 failed"; counts x 0 1
+  fi
+}
+
+asan() {
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  suite "ASan+UBSan build" build-asan 0 "$ASAN_ARGS" "$ASAN_SAN"
+}
 
 case $mode in
-  plain|all) suite "normal build" build ;;
-esac
-case $mode in
-  asan|all)
-    export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-    suite "ASan+UBSan build" build-asan OPT="-O1 -g" SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+  check)
+    suite "normal build (make check: C tests and $(echo $CHECK_SPECS | wc -w) fast spec files)" build 0
+    ;;
+  plain)
+    lint
+    suite "normal build" build 1
+    extra_suites
+    ;;
+  asan)
+    asan
+    ;;
+  all)
+    # Lint, the normal build's suite (then the extra suites) and the ASan build's suite side by side,
+    # each into its own log, printed in order once all are done.
+    echo "== lint, build and build-asan side by side (make -j$MAKE_JOBS, $JOBS spec files at once each)"
+    lint >"$results/lint.log" 2>&1 &
+    (suite "normal build" build 1; extra_suites) >"$results/plain.log" 2>&1 &
+    asan >"$results/asan.log" 2>&1 &
+    wait
+    cat "$results/lint.log" "$results/plain.log" "$results/asan.log"
+    ;;
+  *)
+    echo "usage: sh tools/test.sh all|plain|asan|check" >&2; exit 2
     ;;
 esac
+
+passed=0 failed=0
+while read -r p f; do passed=$((passed + p)); failed=$((failed + f)); done <"$results/counts"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -45,7 +45,7 @@ static size_t on_header(char *data, size_t size, size_t n, void *ud) {
 }
 
 /* native.http{ method =, url =, headers = { [name] = value }, body =, timeout_ms = }
- *   -> status, body, headers  |  nil, error message */
+ *   -> status, body, headers  |  nil, error message, libcurl's error code (56: reset, 28: timeout) */
 static int l_http(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_getfield(L, 1, "url");
@@ -103,7 +103,8 @@ static int l_http(lua_State *L) {
         strbuf_free(&r.body);
         lua_pushnil(L);
         lua_pushfstring(L, "%s: %s", url, curl_easy_strerror(rc));
-        return 2;
+        lua_pushinteger(L, (lua_Integer)rc);
+        return 3;
     }
     lua_pushinteger(L, status);
     lua_pushlstring(L, r.body.data ? r.body.data : "", r.body.len);

@@ -18,6 +18,7 @@
 #include "lauxlib.h"
 #include "lua_native.h"
 #include "mapper.h"
+#include "signature.h"
 #include "version.h"
 
 #define MAPPER_MT "returnflow.mapper"
@@ -182,6 +183,18 @@ static int l_pretty(lua_State *L) {
     return 1;
 }
 
+/* native.sign(secret, body) -> Loop's X-Loop-Signature of body: signature.c, the one ingest verifies,
+ * so a spec or a merchant's test signs a webhook in-process exactly as Loop does. */
+static int l_sign(lua_State *L) {
+    size_t secret_len, len;
+    const char *secret = luaL_checklstring(L, 1, &secret_len);
+    const char *body = luaL_checklstring(L, 2, &len);
+    char out[SIGNATURE_B64_LEN + 1];
+    signature_sign(secret, secret_len, body, len, out);
+    lua_pushstring(L, out);
+    return 1;
+}
+
 int luaopen_returnflow_native(lua_State *L) {
     static const luaL_Reg methods[] = {
         { "map", l_map }, { "remember", l_remember }, { "forget", l_forget },
@@ -210,6 +223,8 @@ int luaopen_returnflow_native(lua_State *L) {
     lua_pushliteral(L, RETURNFLOW_SHARE);         /* installed scripts, templates, fixtures */
     lua_setfield(L, -2, "share");
 #endif
+    lua_pushcfunction(L, l_sign);
+    lua_setfield(L, -2, "sign");
     lua_native_add_http(L);
     return 1;
 }

@@ -1,5 +1,6 @@
 /*
- * lua_native.h: `returnflow.native`, the host's mapper, JSON and HTTP client for Lua tooling
+ * lua_native.h: `returnflow.native`, the host's mapper, JSON, HTTP client and Loop
+ * signature for Lua tooling
  * (the busted testing module under lua5.4, the binary's templates and test commands).
  */
 #ifndef RF_LUA_NATIVE_H

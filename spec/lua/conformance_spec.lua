@@ -8,14 +8,13 @@
 -- order. A sequence and the command's options are compared too, and the sandbox caps must trip the
 -- same way in both.
 --
--- The module's returnflow.native is always the normal build's (build/lib), also when RETURNFLOW_BIN is
--- the ASan build's binary: one rule that holds whether or not a build's native.so is
--- sanitizer-instrumented (the plain lua5.4 busted runs in cannot load an instrumented one), and
--- tools/test.sh builds build/ first. Both come from the same sources.
+-- The module's returnflow.native is the one of the build under test (lib/ beside RETURNFLOW_BIN): never
+-- sanitizer-instrumented, also in the ASan build (the plain lua5.4 busted runs in cannot load an
+-- instrumented one), so each build's suite needs only its own build.
 local h = require "helpers"
 
 package.path = h.root .. "/core/lua/?.lua;" .. package.path
-package.cpath = h.root .. "/build/lib/?.so;" .. package.cpath
+-- returnflow.native: the build under test's (helpers.lua puts its lib/ first on package.cpath)
 local testing = require "returnflow.testing"
 
 local TENANT = "conformance-shop"

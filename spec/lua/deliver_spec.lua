@@ -91,8 +91,7 @@ describe("delivery to Klaviyo", function()
     queue_faults(standin, { { kind = "400", path = "/api/events", pointer = "/data/attributes/properties" } })
     post_fixture(server, "giftcard.requested.json")
     assert.truthy(h.wait_for(function() return outbox(dir, "state = 2") == 1 end), server:log())
-    local err = h.sh_ok("sqlite3 " .. h.quote(dir .. "/data/returnflow.db") ..
-                        " 'SELECT last_status, last_error FROM outbox WHERE state = 2'")
+    local err = table.concat(h.sql_rows(dir, "SELECT last_status, last_error FROM outbox WHERE state = 2"), "\n")
     assert.truthy(err:find("^400|"), err)
     assert.truthy(err:find("/data/attributes/properties", 1, true), err)
     post_fixture(server, "return.created.json")
@@ -146,8 +145,8 @@ describe("delivery to Klaviyo", function()
     assert.truthy(h.wait_for(function() return outbox(dir, "state = 1") == 6 end, 20), server:log())
     local order = {}
     for _, e in ipairs(accepted(standin)) do order[#order + 1] = e.metric end
-    local ids = h.sh_ok("sqlite3 " .. h.quote(dir .. "/data/returnflow.db") ..
-                        " \"SELECT json_extract(body, '$.data.attributes.metric.data.attributes.name') FROM outbox ORDER BY id\"")
-    assert.same(h.lines(ids), order)
+    local ids = h.sql_rows(dir, "SELECT json_extract(body, '$.data.attributes.metric.data.attributes.name') "
+                                .. "FROM outbox ORDER BY id")
+    assert.same(ids, order)
   end)
 end)

@@ -4,11 +4,23 @@
 -- Every run of the binary is checked for sanitizer reports on standard error (the suite also runs
 -- against an ASan+UBSan build), so a memory error fails the spec that caused it, whatever it asserts.
 --
+-- Waiting and talking happen in-process, never a process per call: HTTP through the host's own libcurl
+-- client (returnflow.native's http, from the build under test), webhook signatures through the host's
+-- signature.c (native.sign), SQL through LuaSQL (Debian's lua-sql-sqlite3), sleeps and the clock
+-- through lua-system (a dependency of lua-busted). Request bodies are checked by one long-lived
+-- validator process per run (spec/tools/validate_requests.py --serve).
+--
+-- The invariant: nothing outlives the run. Every process started here and every temporary folder is
+-- recorded; M.cleanup() removes the folders of a spec, and when the busted process ends (its Lua state
+-- closes: after a failure too), every process still running is stopped and every folder removed.
+--
 -- JSON goes through dkjson (a dependency of Debian's lua-busted) rather than lua-cjson 2.1.0, because
 -- the specs must see what the binary really wrote: dkjson keeps integers as Lua integers (14080 stays
 -- 14080, 13377290551445 stays exact) and keeps [] and {} apart, both ways. Where the exact bytes
 -- matter (an empty object, a 64-bit id), the specs also look at the raw output line.
 local json = require "dkjson"
+local lfs = require "lfs"
+local system = require "system"
 
 local M = {}
 
@@ -22,6 +34,10 @@ local source = debug.getinfo(1, "S").source:sub(2)
 M.root = abs(source):gsub("/%./", "/"):gsub("/spec/lua/helpers%.lua$", "")
 
 M.bin = abs(os.getenv("RETURNFLOW_BIN") or (M.root .. "/build/returnflow"))
+-- returnflow.native of the build under test: lib/ beside its binary (never sanitized, so it loads into
+-- lua5.4 for the ASan build's suite too).
+M.lib = M.bin:gsub("/[^/]*$", "") .. "/lib"
+package.cpath = M.lib .. "/?.so;" .. package.cpath
 M.fixtures = M.root .. "/fixtures/loop"
 M.scripts = M.root .. "/scripts"
 M.validator = M.root .. "/spec/tools/validate_requests.py"
@@ -32,7 +48,9 @@ M.null = json.null
 ------------------------------------------------------------------------------------------------------
 -- files and folders
 
-local temps = {}
+local temps = {}         -- a spec's folders, removed by M.cleanup()
+local run_temps = {}     -- the run's own (the validator's), removed when the run ends
+local running = {}       -- pid -> true: every process started here and not yet stopped
 
 --- Single-quotes a string for /bin/sh.
 function M.quote(s)
@@ -55,12 +73,26 @@ local function write(path, text)
 end
 M.write = write
 
+-- The pid of this Lua process (/proc/self is the process that opens it).
+local function own_pid()
+  local f = assert(io.open("/proc/self/stat", "r"))
+  local pid = f:read("n")
+  f:close()
+  return tostring(math.tointeger(pid))
+end
+M.own_pid = own_pid
+
+-- Folders are made under $TMPDIR (default /tmp), named after this process: unique without a process
+-- per folder, and a spec can run a nested suite in a folder of its own.
+local tmp_root = os.getenv("TMPDIR") or "/tmp"
+local made = 0
 local function mkdtemp()
-  local p = assert(io.popen("mktemp -d /tmp/returnflow-spec.XXXXXX"))
-  local dir = p:read("l")
-  p:close()
-  assert(dir and dir ~= "", "mktemp -d failed")
-  return dir
+  for _ = 1, 1000 do
+    made = made + 1
+    local dir = string.format("%s/returnflow-spec.%s.%d", tmp_root, own_pid(), made)
+    if lfs.mkdir(dir) then return dir end
+  end
+  error("cannot make a folder under " .. tmp_root)
 end
 
 --- A new empty folder under /tmp, removed by M.cleanup().
@@ -85,10 +117,13 @@ end
 
 --- Removes every temporary folder made so far (call it from teardown).
 function M.cleanup()
+  if #temps == 0 then return end
+  local quoted = {}
   for i = #temps, 1, -1 do
-    os.execute("rm -rf " .. M.quote(temps[i]))
+    quoted[#quoted + 1] = M.quote(temps[i])
     temps[i] = nil
   end
+  os.execute("rm -rf " .. table.concat(quoted, " "))
 end
 
 ------------------------------------------------------------------------------------------------------
@@ -174,7 +209,8 @@ end
 
 --- Runs a shell command line with optional standard input; returns stdout, stderr, exit code.
 function M.sh(cmdline, stdin_text)
-  local dir = mkdtemp()
+  local dir = mkdtemp()          -- removed below; M.finish() removes it if this is interrupted
+  run_temps[dir] = true
   local out, err = dir .. "/stdout", dir .. "/stderr"
   local input = "/dev/null"
   if stdin_text then input = write(dir .. "/stdin", stdin_text) end
@@ -183,7 +219,10 @@ function M.sh(cmdline, stdin_text)
   local ok, how, code = os.execute(full)
   if how == "signal" then code = 128 + code elseif ok == true then code = 0 end
   local stdout, stderr = read(out), read(err)
-  os.execute("rm -rf " .. M.quote(dir))
+  os.remove(out); os.remove(err)
+  if stdin_text then os.remove(input) end
+  lfs.rmdir(dir)
+  run_temps[dir] = nil
   return stdout, stderr, code
 end
 
@@ -257,30 +296,14 @@ function M.scheduled_metrics(doc)
   return names
 end
 
---- Runs spec/tools/validate_requests.py over `returnflow map` output text.
--- Returns its stdout (violations, then the summary line) and exit code.
-function M.validate(map_output, extra_args)
-  local cmd = M.quote(M.python) .. " " .. M.quote(M.validator) .. " --require-requests"
-  for _, a in ipairs(extra_args or {}) do cmd = cmd .. " " .. M.quote(a) end
-  local stdout, stderr, code = M.sh(cmd, map_output)
-  return stdout .. stderr, code
-end
-
 ------------------------------------------------------------------------------------------------------
--- the Klaviyo stand-in (spec/standin/klaviyo_standin.py) and curl
+-- processes, the clock, in-process HTTP and SQL
 
-M.standin_script = M.root .. "/spec/standin/klaviyo_standin.py"
-
-local function sleep(seconds) os.execute("sleep " .. seconds) end
+local function sleep(seconds) system.sleep(tonumber(seconds)) end
 M.sleep = sleep
 
--- The pid of this Lua process: the parent of the shell io.popen starts.
-local function own_pid()
-  local p = assert(io.popen("echo $PPID"))
-  local pid = p:read("l")
-  p:close()
-  return pid
-end
+--- Seconds on a monotonic clock (lua-system): read without starting a process.
+function M.now() return system.monotime() end
 
 -- True while `pid` runs (a zombie, waiting for a reaper, counts as gone).
 local function alive(pid)
@@ -291,43 +314,93 @@ local function alive(pid)
   return stat:match("^%d+ %b() (%a)") ~= "Z"
 end
 
---- Starts the Klaviyo stand-in on a free port with extra `args` (a list); returns a server object
--- { port, url, pid, log (path of its standard error), stop() }. It exits by itself if this Lua process
--- dies (--watch-pid), so no run leaves it behind; call server:stop() from teardown all the same.
-function M.start_standin(args)
-  local dir = M.tempdir()
-  local out, log = dir .. "/stdout", dir .. "/stderr"
-  local parts = { M.quote(M.python), M.quote(M.standin_script), "--port", "0", "--watch-pid", own_pid() }
-  for _, a in ipairs(args or {}) do parts[#parts + 1] = M.quote(a) end
-  local p = assert(io.popen(table.concat(parts, " ") .. " </dev/null >" .. M.quote(out) .. " 2>"
-                            .. M.quote(log) .. " & echo $!"))
+--- True while the process `pid` runs (a zombie counts as gone).
+M.alive = alive
+
+-- Starts `cmdline` in the background (standard input /dev/null unless it redirects it) and records its
+-- pid, so that it is stopped when the run ends even if the spec that started it fails.
+local function background(cmdline)
+  local p = assert(io.popen(cmdline .. " & echo $!"))
   local pid = p:read("l")
   p:close()
-  local server = { pid = pid, log = log, dir = dir }
-  function server.stop()
-    if not server.pid then return end
-    os.execute("kill " .. server.pid .. " 2>/dev/null")
-    for _ = 1, 100 do
-      if not alive(server.pid) then server.pid = nil; return end
-      sleep(0.05)
-    end
-    os.execute("kill -9 " .. server.pid .. " 2>/dev/null")
-    server.pid = nil
+  assert(pid and pid:match("^%d+$"), "could not start: " .. cmdline)
+  running[pid] = true
+  return pid
+end
+
+-- Sends `signal` (default TERM) to pid, waits up to `seconds` (default 5) for it to go, then KILLs it.
+local function terminate(pid, signal, seconds)
+  if not pid then return end
+  os.execute("kill -" .. (signal or "TERM") .. " " .. pid .. " 2>/dev/null")
+  local deadline = M.now() + (seconds or 5)
+  while alive(pid) and M.now() < deadline do sleep(0.01) end
+  if alive(pid) then
+    os.execute("kill -9 " .. pid .. " 2>/dev/null")
+    while alive(pid) and M.now() < deadline + 5 do sleep(0.01) end
   end
-  for _ = 1, 200 do
+  running[pid] = nil
+end
+
+--- Polls fn until it returns a true value (at most `seconds`, default 10); returns that value.
+function M.wait_for(fn, seconds)
+  local deadline = M.now() + (seconds or 10)
+  while M.now() < deadline do
+    local v = fn()
+    if v then return v end
+    sleep(0.02)
+  end
+  return fn()
+end
+
+-- Waits (up to `seconds`) for the line a server prints when it listens; returns the port, or nil.
+local function wait_listening(pid, out, pattern, seconds)
+  local port
+  M.wait_for(function()
     local f = io.open(out, "rb")         -- made by the background shell, maybe not yet
     local text = f and f:read("a") or ""
     if f then f:close() end
-    local port = text:match("^listening on 127%.0%.0%.1:(%d+)\n")
-    if port then
-      server.port, server.url = tonumber(port), "http://127.0.0.1:" .. port
-      return server
-    end
-    if not alive(pid) then break end
-    sleep(0.05)
+    port = text:match(pattern)
+    return port or not alive(pid)
+  end, seconds or 20)
+  return port
+end
+
+local native
+--- returnflow.native of the build under test (its libcurl client, signature, mapper).
+function M.native()
+  if not native then
+    local ok, lib = pcall(require, "returnflow.native")
+    if not ok then error("returnflow.native is not loadable from " .. M.lib .. ": " .. tostring(lib), 2) end
+    native = lib
   end
-  server.stop()
-  error("the Klaviyo stand-in did not start:\n" .. read(log), 2)
+  return native
+end
+
+--- One HTTP request, in-process (the host's libcurl client). opts: method (default GET, or POST with a
+-- body), headers (name -> value), body (a string, or a table sent as JSON), timeout (seconds).
+-- Returns { status (0 when nothing was answered), headers (lower-case names), body, json (decoded when
+-- it is JSON), exit (libcurl's error code, 0 on an answer), seconds, stderr (the error) }.
+function M.curl(url, opts)
+  opts = opts or {}
+  local body = opts.body
+  if body ~= nil and type(body) ~= "string" then body = M.encode(body) end
+  local headers = {}
+  for name, value in pairs(opts.headers or {}) do headers[name] = value end
+  if body and not headers["Content-Type"] then
+    headers["Content-Type"] = "application/x-www-form-urlencoded"      -- what curl -d sends
+  end
+  local started = M.now()
+  local status, answer, got = M.native().http{ url = url, method = opts.method or (body and "POST" or "GET"),
+                                              headers = headers, body = body,
+                                              timeout_ms = math.floor((opts.timeout or 10) * 1000) }
+  local r = { seconds = M.now() - started }
+  if not status then
+    r.status, r.headers, r.body, r.exit, r.stderr = 0, {}, "", got, answer    -- got: libcurl's code
+    return r
+  end
+  r.status, r.body, r.headers, r.exit, r.stderr = status, answer, got, 0, ""
+  if r.body:match("^%s*[{%[]") then r.json = M.decode(r.body) end
+  return r
 end
 
 local function curl_args(opts)
@@ -351,30 +424,8 @@ local function parse_headers(block)
   return headers
 end
 
---- One HTTP request with the curl command line. opts: method (default GET, or POST with a body),
--- headers (name -> value), body (a string, or a table sent as JSON), timeout (seconds).
--- Returns { status (0 when nothing was answered), headers (lower-case names), body, json (decoded when
--- it is JSON), exit (curl's exit code), seconds (curl's time_total), stderr }.
-function M.curl(url, opts)
-  opts = opts or {}
-  local dir = M.tempdir()
-  local args = curl_args(opts)
-  local cmd = "curl " .. table.concat(args, " ") .. " -o " .. M.quote(dir .. "/body") .. " -D "
-              .. M.quote(dir .. "/headers") .. " -w '%{http_code} %{time_total}' " .. M.quote(url)
-  local stdout, stderr, code = M.sh(cmd)
-  local status, seconds = stdout:match("^(%d+) ([%d%.]+)")
-  local r = { status = tonumber(status) or 0, seconds = tonumber(seconds), exit = code, stderr = stderr }
-  local hf, bf = io.open(dir .. "/headers", "rb"), io.open(dir .. "/body", "rb")
-  r.headers = hf and parse_headers(hf:read("a")) or {}
-  r.body = bf and bf:read("a") or ""
-  if hf then hf:close() end
-  if bf then bf:close() end
-  if r.body:match("^%s*[{%[]") then r.json = M.decode(r.body) end
-  return r
-end
-
---- `n` requests of one kind in one curl run (one connection, kept alive). Returns a list of
--- { status, headers, connects } (connects: new connections curl opened for that request).
+--- `n` requests of one kind in one curl run (one connection, kept alive: what this checks is curl's
+-- count of connections, so it is curl's). Returns a list of { status, headers, connects }.
 function M.curl_burst(n, url, opts)
   opts = opts or {}
   local dir = M.tempdir()
@@ -399,6 +450,103 @@ function M.curl_burst(n, url, opts)
   return list
 end
 
+local luasql_env
+-- An open connection to the store of the serve folder dir (LuaSQL, in-process). The store must exist:
+-- opening a missing one would create an empty file under the service.
+local function store(dir)
+  local path = dir .. "/data/returnflow.db"
+  if not lfs.attributes(path) then error("no store at " .. path, 3) end
+  luasql_env = luasql_env or require("luasql.sqlite3").sqlite3()
+  local conn = assert(luasql_env:connect(path))
+  local cur = conn:execute("PRAGMA busy_timeout = 10000")  -- the service may hold the write lock a moment
+  if type(cur) == "userdata" then cur:close() end
+  return conn, path
+end
+
+--- The rows of a query of the store in dir, each as sqlite3's command line prints it ("a|b|c").
+function M.sql_rows(dir, sql)
+  local conn, path = store(dir)
+  local cur, err = conn:execute(sql)
+  if not cur then conn:close(); error(path .. ": " .. tostring(err) .. "\n" .. sql, 2) end
+  local rows = {}
+  if type(cur) == "userdata" then
+    local row = cur:fetch({}, "n")
+    while row do
+      local cols = {}
+      for i = 1, #cur:getcolnames() do cols[i] = row[i] == nil and "" or tostring(row[i]) end
+      rows[#rows + 1] = table.concat(cols, "|")
+      row = cur:fetch({}, "n")
+    end
+    cur:close()
+  end
+  conn:close()
+  return rows
+end
+
+--- The number a query of the store in dir returns.
+function M.sql_count(dir, sql)
+  return tonumber(M.sql_rows(dir, sql)[1])
+end
+
+------------------------------------------------------------------------------------------------------
+-- the request validator, one process a run
+
+local validator
+--- Checks `returnflow map` output text with spec/tools/validate_requests.py (one long-lived process a
+-- run: --serve). extra_args: "--loose". Returns its report (violations, then the summary line) and
+-- its exit code.
+function M.validate(map_output, extra_args)
+  local query = { "require-requests=1" }
+  for _, a in ipairs(extra_args or {}) do
+    assert(a == "--loose", "M.validate: unknown option " .. a)
+    query[#query + 1] = "loose=1"
+  end
+  if not validator or not alive(validator.pid) then
+    local dir = mkdtemp()
+    run_temps[dir] = true
+    local out, log = dir .. "/stdout", dir .. "/stderr"
+    local pid = background(string.format("%s %s --serve --watch-pid %s </dev/null >%s 2>%s", M.quote(M.python),
+                                          M.quote(M.validator), own_pid(), M.quote(out), M.quote(log)))
+    local port = wait_listening(pid, out, "^listening on 127%.0%.0%.1:(%d+)\n", 60)
+    if not port then
+      terminate(pid)
+      error("the request validator did not start:\n" .. read(log), 2)
+    end
+    validator = { pid = pid, url = "http://127.0.0.1:" .. port .. "/?" }
+  end
+  local status, report, headers = M.native().http{ url = validator.url .. table.concat(query, "&"),
+                                                   method = "POST", body = map_output, timeout_ms = 120000 }
+  assert(status == 200, "the request validator did not answer: " .. tostring(report))
+  return report, tonumber(headers["x-exit"])
+end
+
+------------------------------------------------------------------------------------------------------
+-- the Klaviyo stand-in (spec/standin/klaviyo_standin.py)
+
+M.standin_script = M.root .. "/spec/standin/klaviyo_standin.py"
+
+--- Starts the Klaviyo stand-in on a free port with extra `args` (a list); returns a server object
+-- { port, url, pid, log (path of its standard error), stop() }. It exits by itself if this Lua process
+-- dies (--watch-pid); call server:stop() from teardown all the same.
+function M.start_standin(args)
+  local dir = M.tempdir()
+  local out, log = dir .. "/stdout", dir .. "/stderr"
+  local parts = { M.quote(M.python), M.quote(M.standin_script), "--port", "0", "--watch-pid", own_pid() }
+  for _, a in ipairs(args or {}) do parts[#parts + 1] = M.quote(a) end
+  local pid = background(table.concat(parts, " ") .. " </dev/null >" .. M.quote(out) .. " 2>" .. M.quote(log))
+  local server = { pid = pid, log = log, dir = dir }
+  function server.stop()
+    terminate(server.pid)
+    server.pid = nil
+  end
+  local port = wait_listening(pid, out, "^listening on 127%.0%.0%.1:(%d+)\n", 20)
+  if port then
+    server.port, server.url = tonumber(port), "http://127.0.0.1:" .. port
+    return server
+  end
+  server.stop()
+  error("the Klaviyo stand-in did not start:\n" .. read(log), 2)
+end
 
 ------------------------------------------------------------------------------------------------------
 -- returnflow serve as a process, and signed webhooks
@@ -431,21 +579,14 @@ Server.__index = Server
 --- Starts `returnflow serve` in dir (see serve_dir); returns { dir, pid, address, url(), stop(signal) }.
 function M.start_serve(dir)
   local err = dir .. "/serve.err"
-  local p = assert(io.popen(string.format("cd %s && %s serve -c returnflow.conf.lua >/dev/null 2>%s & echo $!",
-                                          M.quote(dir), M.quote(M.bin), M.quote(err))))
-  local pid = p:read("l")
-  p:close()
+  local pid = background(string.format("cd %s && exec %s serve -c returnflow.conf.lua </dev/null >/dev/null 2>%s",
+                                       M.quote(dir), M.quote(M.bin), M.quote(err)))
   local s = setmetatable({ dir = dir, pid = pid, err = err }, Server)
-  for _ = 1, 200 do
-    local f = io.open(err, "rb")
-    local log = f and f:read("a") or ""
-    if f then f:close() end
-    s.address = log:match('"msg":"listening","address":"([^"]+)"')
-    if s.address then return s end
-    if not alive(pid) then break end
-    sleep(0.05)
-  end
-  error("serve did not start:\n" .. (io.open(err) and read(err) or ""))
+  s.address = wait_listening(pid, err, '"msg":"listening","address":"([^"]+)"', 20)
+  if s.address then return s end
+  terminate(pid)
+  local f = io.open(err, "rb")
+  error("serve did not start:\n" .. (f and f:read("a") or ""), 2)
 end
 
 function Server:url(tenant) return "http://" .. self.address .. "/v1/webhooks/" .. (tenant or "shop") end
@@ -456,64 +597,32 @@ function Server:log() return read(self.err) end
 
 --- Stops the server with a signal (default TERM); returns its log. After KILL nothing is checked.
 function Server:stop(signal)
-  os.execute("kill -" .. (signal or "TERM") .. " " .. self.pid .. " 2>/dev/null")
-  for _ = 1, 200 do
-    if not alive(self.pid) then break end
-    sleep(0.05)
-  end
-  if alive(self.pid) then os.execute("kill -9 " .. self.pid) end
+  terminate(self.pid, signal, 10)
   local log = read(self.err)
   if signal ~= "KILL" then M.assert_no_sanitizer_report(log, "returnflow serve") end
   return log
 end
 
---- POSTs body with curl, signed with opts.secret (default "spec-secret") unless it is false.
+--- Loop's X-Loop-Signature of body: base64 of its HMAC-SHA256 with secret (default "spec-secret"),
+-- made by the host's own signature.c.
+function M.loop_signature(body, secret)
+  return M.native().sign(secret or "spec-secret", body)
+end
+
+--- POSTs body in-process, signed with opts.secret (default "spec-secret") unless it is false.
 -- Returns the status and the answer. opts: secret, method, content_type.
 function M.post_signed(url, body, opts)
   opts = opts or {}
-  local file = M.tempfile(body, ".json")
-  local sig = ""
-  if opts.secret ~= false then
-    local out = M.sh_ok(string.format("openssl dgst -sha256 -hmac %s -binary <%s | base64",
-                                      M.quote(opts.secret or "spec-secret"), M.quote(file)))
-    sig = "-H " .. M.quote("X-Loop-Signature: " .. out:gsub("%s+$", ""))
-  end
-  local out = M.sh_ok(string.format("curl -s -o - -w '\\n%%{http_code}' -X %s %s -H %s --data-binary @%s %s",
-                                    opts.method or "POST", sig,
-                                    M.quote("Content-Type: " .. (opts.content_type or "application/json")),
-                                    M.quote(file), M.quote(url)))
-  local answer, status = out:match("^(.*)\n(%d+)$")
-  return tonumber(status), answer
-end
-
---- The number a query of the store in dir returns.
-function M.sql_count(dir, sql)
-  return tonumber((M.sh_ok(string.format("sqlite3 %s %s", M.quote(dir .. "/data/returnflow.db"), M.quote(sql)))))
-end
-
---- Polls fn until it returns a true value (at most `seconds`, default 10); returns that value.
-function M.wait_for(fn, seconds)
-  for _ = 1, math.floor((seconds or 10) / 0.05) do
-    local v = fn()
-    if v then return v end
-    sleep(0.05)
-  end
-  return fn()
+  local headers = { ["Content-Type"] = opts.content_type or "application/json" }
+  if opts.secret ~= false then headers["X-Loop-Signature"] = M.loop_signature(body, opts.secret) end
+  local status, answer = M.native().http{ url = url, method = opts.method or "POST", headers = headers,
+                                           body = body, timeout_ms = 30000 }
+  if not status then error("POST " .. url .. ": " .. tostring(answer), 2) end
+  return status, answer
 end
 
 ------------------------------------------------------------------------------------------------------
--- background processes and a clock (spec/lua/durability_spec.lua)
-
---- Seconds since boot, from /proc/uptime (10 ms steps): a clock read without starting a process.
-function M.now()
-  local f = assert(io.open("/proc/uptime", "r"))
-  local t = f:read("n")
-  f:close()
-  return t
-end
-
---- True while the process `pid` runs (a zombie counts as gone).
-M.alive = alive
+-- background processes (spec/lua/durability_spec.lua)
 
 --- Starts a shell command line in the background, its standard output and error into files.
 -- Returns { pid, out, err (paths), alive(), output() (stdout so far), stop() }; stop() sends TERM,
@@ -521,9 +630,7 @@ M.alive = alive
 function M.spawn(cmdline)
   local dir = M.tempdir()
   local out, err = dir .. "/stdout", dir .. "/stderr"
-  local p = assert(io.popen(string.format("%s </dev/null >%s 2>%s & echo $!", cmdline, M.quote(out), M.quote(err))))
-  local pid = p:read("l")
-  p:close()
+  local pid = background(string.format("%s </dev/null >%s 2>%s", cmdline, M.quote(out), M.quote(err)))
   local proc = { pid = pid, out = out, err = err }
   function proc.alive() return proc.pid ~= nil and alive(proc.pid) end
   function proc.output()
@@ -533,23 +640,59 @@ function M.spawn(cmdline)
     return text
   end
   function proc.stop()
-    if not proc.pid then return end
-    os.execute("kill " .. proc.pid .. " 2>/dev/null")
-    for _ = 1, 100 do
-      if not alive(proc.pid) then proc.pid = nil; return end
-      sleep(0.05)
-    end
-    os.execute("kill -9 " .. proc.pid .. " 2>/dev/null")
+    terminate(proc.pid)
     proc.pid = nil
   end
   return proc
 end
 
---- Loop's X-Loop-Signature of body: base64 of its HMAC-SHA256 with secret (default "spec-secret").
-function M.loop_signature(body, secret)
-  local out = M.sh_ok(string.format("openssl dgst -sha256 -hmac %s -binary <%s | base64",
-                                    M.quote(secret or "spec-secret"), M.quote(M.tempfile(body, ".json"))))
-  return (out:gsub("%s+$", ""))
+--- The names in a folder (without . and ..), sorted.
+function M.entries(dir)
+  local list = {}
+  for name in lfs.dir(dir) do
+    if name ~= "." and name ~= ".." then list[#list + 1] = name end
+  end
+  table.sort(list)
+  return list
 end
+
+--- Pids of the running processes whose working folder or an open file lies under dir: what a run
+-- that should have ended everything it started may have left behind.
+function M.processes_using(dir)
+  local found = {}
+  for pid in lfs.dir("/proc") do
+    if pid:match("^%d+$") and alive(pid) then
+      local paths = { lfs.symlinkattributes("/proc/" .. pid .. "/cwd", "target") }
+      local fds = "/proc/" .. pid .. "/fd"
+      local ok, iter, state = pcall(lfs.dir, fds)          -- another user's, or gone meanwhile
+      if ok then
+        for fd in iter, state do paths[#paths + 1] = lfs.symlinkattributes(fds .. "/" .. fd, "target") end
+      end
+      for _, p in ipairs(paths) do
+        if type(p) == "string" and p:sub(1, #dir + 1) == dir .. "/" then found[#found + 1] = pid; break end
+      end
+    end
+  end
+  return found
+end
+
+------------------------------------------------------------------------------------------------------
+-- the end of the run
+
+--- Stops every process started here that still runs and removes every folder made here. Runs when
+-- the busted process ends (its Lua state closes, also after failures); a spec may call it too.
+function M.finish()
+  for pid in pairs(running) do os.execute("kill -TERM " .. pid .. " 2>/dev/null") end
+  for pid in pairs(running) do terminate(pid, "TERM", 5) end
+  validator = nil
+  M.cleanup()
+  for dir in pairs(run_temps) do
+    os.execute("rm -rf " .. M.quote(dir))
+    run_temps[dir] = nil
+  end
+end
+
+-- Collected when the Lua state closes, which lua5.4 does when busted exits (os.exit(code, true)).
+M._finish_at_exit = setmetatable({}, { __gc = function() M.finish() end })
 
 return M

@@ -51,8 +51,6 @@ server.serve_forever()
 
 local DEMO_SECRET = dofile(h.root .. "/returnflow.conf.lua").tenants.demo.webhook_secret
 
-local function sleep(seconds) os.execute("sleep " .. seconds) end
-
 local function trim(s) return (s:gsub("%s+$", "")) end
 
 local function file_exists(path)
@@ -61,17 +59,14 @@ local function file_exists(path)
   return f ~= nil
 end
 
---- Starts the listener; returns { dir, pid, port, url(tenant), requests() }.
+--- Starts the listener (a process helpers.lua stops at the end of the run, should a spec fail first);
+-- returns { dir, proc, port, url(tenant), requests() }.
 local function start_listener()
   local dir = h.tempdir()
-  os.execute(string.format("%s -c %s %s </dev/null >%s 2>&1 & echo $! >%s", h.quote(h.python), h.quote(LISTENER),
-                           h.quote(dir), h.quote(dir .. "/log"), h.quote(dir .. "/pid")))
-  local l = { dir = dir, pid = trim(h.read(dir .. "/pid")) }
-  for _ = 1, 200 do
-    if file_exists(dir .. "/port") then break end
-    sleep(0.05)
-  end
-  assert(file_exists(dir .. "/port"), "the listener did not start: " .. h.read(dir .. "/log"))
+  local proc = h.spawn(string.format("%s -c %s %s", h.quote(h.python), h.quote(LISTENER), h.quote(dir)))
+  local l = { dir = dir, proc = proc }
+  h.wait_for(function() return file_exists(dir .. "/port") or not proc.alive() end, 10)
+  assert(file_exists(dir .. "/port"), "the listener did not start: " .. h.read(proc.err))
   l.port = tonumber(h.read(dir .. "/port"))
   function l.url(tenant) return string.format("http://127.0.0.1:%d/v1/webhooks/%s", l.port, tenant) end
   function l.requests()
@@ -89,7 +84,7 @@ local function start_listener()
 end
 
 local function stop_listener(l)
-  if l and l.pid and l.pid ~= "" then os.execute("kill " .. l.pid .. " 2>/dev/null") end
+  if l then l.proc.stop() end
 end
 
 --- A port nothing listens on (bound, then released by a process that has exited).

@@ -115,8 +115,7 @@ end
 -- Rows of a query of the store, each a list of its '|'-separated columns.
 local function sql_rows(dir, sql)
   local rows = {}
-  for _, line in ipairs(h.lines(h.sh_ok(string.format("sqlite3 %s %s", h.quote(dir .. "/data/returnflow.db"),
-                                                      h.quote(sql))))) do
+  for _, line in ipairs(h.sql_rows(dir, sql)) do
     local row = {}
     for col in (line .. "|"):gmatch("([^|]*)|") do row[#row + 1] = col end
     rows[#rows + 1] = row

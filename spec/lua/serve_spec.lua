@@ -5,7 +5,7 @@ local h = require "helpers"
 
 local SECRET = "spec-secret"
 
-local sh_ok, start, post, count = h.sh_ok, h.start_serve, h.post_signed, h.sql_count
+local start, post, count = h.start_serve, h.post_signed, h.sql_count
 
 -- A data folder and a config for one dry tenant "shop" on a free port.
 local function setup_dir(extra)
@@ -15,12 +15,11 @@ end
 -- Waits until the dry file has at least n lines; returns them.
 local function dry_lines(dir, n)
   local lines = {}
-  for _ = 1, 200 do
+  h.wait_for(function()
     local ok, text = pcall(h.read, dir .. "/data/dry/shop.ndjson")
     lines = h.lines(ok and text or "")
-    if #lines >= n then break end
-    h.sleep(0.05)
-  end
+    return #lines >= n
+  end, 10)
   return lines
 end
 
@@ -74,10 +73,10 @@ describe("returnflow serve", function()
   it("says when it is ready, and counts webhooks by outcome", function()
     local s = start(setup_dir())
     post(s:url(), '{"trigger":"return.created"}', { secret = "wrong" })
-    local health = sh_ok("curl -s -w ' %{http_code}' http://" .. s.address .. "/healthz")
-    local metrics = sh_ok("curl -s http://" .. s.address .. "/metrics")
+    local health = h.curl("http://" .. s.address .. "/healthz")
+    local metrics = h.curl("http://" .. s.address .. "/metrics").body
     s:stop()
-    assert.equal('{"status":"ready"} 200', health)
+    assert.equal('{"status":"ready"} 200', health.body .. " " .. health.status)
     assert.truthy(metrics:find('returnflow_webhooks_total{outcome="unauthorized"} 1', 1, true), metrics)
   end)
 
@@ -93,10 +92,7 @@ describe("returnflow serve", function()
     assert.equal(4, acked)
     assert.equal(4, count(dir, "SELECT count(*) FROM events"))
     local again = start(dir)
-    for _ = 1, 100 do
-      if count(dir, "SELECT count(*) FROM events WHERE state = 0") == 0 then break end
-      h.sleep(0.05)
-    end
+    h.wait_for(function() return count(dir, "SELECT count(*) FROM events WHERE state = 0") == 0 end, 10)
     local lines = dry_lines(dir, 10)
     again:stop()
     assert.equal(0, count(dir, "SELECT count(*) FROM events WHERE state = 0"))

@@ -13,7 +13,7 @@
 local h = require "helpers"
 
 package.path = h.root .. "/core/lua/?.lua;" .. package.path
-package.cpath = h.root .. "/build/lib/?.so;" .. package.cpath
+-- returnflow.native: the build under test's (helpers.lua puts its lib/ first on package.cpath)
 local testing = require "returnflow.testing"
 local json = testing.native.json
 

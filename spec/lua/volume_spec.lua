@@ -168,7 +168,7 @@ local function outbox_events(dir, where)
               .. "json_extract(body, '$.data.attributes.unique_id') || char(9) || state FROM outbox WHERE "
               .. (where or "1") .. " ORDER BY event_id, id"
   local list = {}
-  for _, line in ipairs(h.lines(h.sh_ok("sqlite3 " .. h.quote(db(dir)) .. " " .. h.quote(sql)))) do
+  for _, line in ipairs(h.sql_rows(dir, sql)) do
     local e, metric, uid, state = line:match("^([^\t]*)\t([^\t]*)\t([^\t]*)\t(%d+)$")
     list[#list + 1] = { email = e, metric = metric, uid = uid, state = tonumber(state), key = record(e, metric, uid) }
   end
@@ -177,9 +177,8 @@ end
 
 -- A number from the store, or nil while the store or its tables are not there yet.
 local function try_count(dir, sql)
-  if not io.open(db(dir)) then return nil end
-  local out, _, code = h.sh("sqlite3 " .. h.quote(db(dir)) .. " " .. h.quote(sql))
-  return code == 0 and tonumber(out) or nil
+  local ok, n = pcall(h.sql_count, dir, sql)
+  return ok and n or nil
 end
 
 -- Keys of `list` seen more than once, and the set of keys.
@@ -328,8 +327,8 @@ return {
     assert.truthy(err:find("Invalid phone number", 1, true), err)
 
     -- The store: exactly the two chosen returns' requests are dead, with the item's error.
-    local dead = h.lines(h.sh_ok("sqlite3 " .. h.quote(db(dir)) .. " " .. h.quote(
-      "SELECT json_extract(body, '$.data.attributes.properties.return_id') FROM outbox WHERE state = 2 ORDER BY 1")))
+    local dead = h.sql_rows(dir,
+      "SELECT json_extract(body, '$.data.attributes.properties.return_id') FROM outbox WHERE state = 2 ORDER BY 1")
     assert.same({ "5200060", "5200120" }, dead)
     assert.equal(expected - 2, h.sql_count(dir, "SELECT count(*) FROM outbox WHERE state = 1"))
     local list = rf(dir, { "dlq", "list", "-c", "returnflow.conf.lua" })
@@ -363,8 +362,7 @@ return {
     assert.same({}, twice)
     assert.same({}, missing(want, got_set))
     -- Each dead letter is the item the bulk job's answer named, not a single request refused later.
-    local reasons = h.lines(h.sh_ok("sqlite3 " .. h.quote(db(dir)) .. " " .. h.quote(
-      "SELECT last_error FROM outbox WHERE state = 2")))
+    local reasons = h.sql_rows(dir, "SELECT last_error FROM outbox WHERE state = 2")
     for _, why in ipairs(reasons) do
       assert.truthy(why:find("in a bulk job, for this item (/data/attributes/events-bulk-create/data/", 1, true), why)
     end

@@ -18,6 +18,12 @@ is into the request object ({method, path, headers, body}). Then "validated N re
 Exit status: 0 all valid; 1 some invalid, or no request at all with --require-requests; 2 the input or
 the spec cannot be read.
 
+--serve: one long-lived process for a whole test run, instead of one per check (reading the spec and
+building its validators is most of a check's time). It listens on 127.0.0.1 (port 0: a free one), prints
+"listening on 127.0.0.1:PORT", and answers each POST (body: `returnflow map` output; query
+require-requests=1, loose=1) with the report as text and the exit status in the X-Exit header. With
+--watch-pid it exits when that process is gone, so a test run never leaves it behind.
+
 Runs with Debian's /usr/bin/python3 (python3-jsonschema 4.10):
     ./build/returnflow map fixtures/loop/*.json | /usr/bin/python3 spec/tools/validate_requests.py
 The spec is the repository's spec/klaviyo/openapi-2026-07-15.json (Klaviyo's, pruned: see the README
@@ -26,10 +32,12 @@ there), or the file given with --spec.
 import argparse
 import copy
 import datetime
+import http.server
 import json
 import os
 import re
 import sys
+import threading
 import urllib.parse
 
 try:
@@ -352,6 +360,85 @@ def load_operations(spec_path=None, strict=True):
         return Operations(json.load(f), strict)
 
 
+def validate_texts(ops, inputs, require_requests, out, err=None):
+    """Writes the report of `returnflow map` outputs, a list of (text, name), to out; returns the exit
+    status. Problems with the input itself go to err (default: out)."""
+    err = err or out
+    try:
+        docs = [(name, d, doc) for text, name in inputs for d, doc in enumerate(documents(text, name), 1)]
+    except ValueError as e:
+        err.write("validate_requests.py: %s\n" % e)
+        return 2
+    total = invalid = 0
+    for name, d, doc in docs:
+        label = doc.get("input") if isinstance(doc, dict) and doc.get("input") else "%s#%d" % (name, d)
+        for k, req in enumerate(requests_of(doc), 1):
+            total += 1
+            problems = check_request(ops, req)
+            if problems:
+                invalid += 1
+            for where, msg in problems:
+                out.write("%s request %d: %s: %s\n" % (label, k, where, msg))
+    out.write("validated %d request%s, %d invalid\n" % (total, "" if total == 1 else "s", invalid))
+    if invalid:
+        return 1
+    if require_requests and total == 0:
+        err.write("validate_requests.py: no request in the input (--require-requests)\n")
+        return 1
+    return 0
+
+
+class Report:
+    def __init__(self):
+        self.parts = []
+
+    def write(self, text):
+        self.parts.append(text)
+
+
+def serve(spec, watch_pid):
+    """--serve: answers POSTs until SIGTERM or until watch_pid is gone."""
+    ops = {True: Operations(spec, strict=True), False: Operations(spec, strict=False)}
+    lock = threading.Lock()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            split = urllib.parse.urlsplit(self.path)
+            query = urllib.parse.parse_qs(split.query)
+            length = int(self.headers.get("Content-Length") or 0)
+            text = self.rfile.read(length).decode("utf-8", "replace")
+            report = Report()
+            with lock:
+                code = validate_texts(ops["1" not in query.get("loose", [])], [(text, "<stdin>")],
+                                      "1" in query.get("require-requests", []), report)
+            body = "".join(report.parts).encode("utf-8")
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("X-Exit", str(code))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+    sys.stdout.write("listening on 127.0.0.1:%d\n" % server.server_address[1])
+    sys.stdout.flush()
+    import signal
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(0.2):
+        if watch_pid and not os.path.exists("/proc/%d" % watch_pid):
+            break
+    server.shutdown()
+    server.server_close()
+    return 0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("files", nargs="*", help="`returnflow map` output files ('-' or none: standard input)")
@@ -359,6 +446,8 @@ def main(argv=None):
     ap.add_argument("--loose", action="store_true",
                     help="allow fields the spec does not declare (OpenAPI's default; Klaviyo refuses them)")
     ap.add_argument("--require-requests", action="store_true", help="fail when the input holds no request")
+    ap.add_argument("--serve", action="store_true", help="answer POSTs of map output on a free port (tests)")
+    ap.add_argument("--watch-pid", type=int, help="with --serve: exit when this process is gone")
     args = ap.parse_args(argv)
 
     spec_path = args.spec or default_spec_path()
@@ -368,36 +457,22 @@ def main(argv=None):
     except (OSError, ValueError) as e:
         sys.stderr.write("validate_requests.py: cannot read the Klaviyo spec %s: %s\n" % (spec_path, e))
         return 2
+    if args.serve:
+        return serve(spec, args.watch_pid)
     ops = Operations(spec, strict=not args.loose)
 
-    total = invalid = 0
+    inputs = []
     for name in args.files or ["-"]:
         try:
             if name == "-":
-                text = sys.stdin.read()
+                inputs.append((sys.stdin.read(), "<stdin>"))
             else:
                 with open(name, encoding="utf-8") as f:
-                    text = f.read()
-            docs = list(documents(text, "<stdin>" if name == "-" else name))
-        except (OSError, ValueError) as e:
+                    inputs.append((f.read(), name))
+        except OSError as e:
             sys.stderr.write("validate_requests.py: %s\n" % e)
             return 2
-        for d, doc in enumerate(docs, 1):
-            label = doc.get("input") if isinstance(doc, dict) and doc.get("input") else "%s#%d" % (name, d)
-            for k, req in enumerate(requests_of(doc), 1):
-                total += 1
-                problems = check_request(ops, req)
-                if problems:
-                    invalid += 1
-                for where, msg in problems:
-                    print("%s request %d: %s: %s" % (label, k, where, msg))
-    print("validated %d request%s, %d invalid" % (total, "" if total == 1 else "s", invalid))
-    if invalid:
-        return 1
-    if args.require_requests and total == 0:
-        sys.stderr.write("validate_requests.py: no request in the input (--require-requests)\n")
-        return 1
-    return 0
+    return validate_texts(ops, inputs, args.require_requests, sys.stdout, sys.stderr)
 
 
 if __name__ == "__main__":

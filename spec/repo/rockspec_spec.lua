@@ -6,7 +6,8 @@
 -- tree's `returnflow test`, which finds its modules by itself.
 --
 -- (b) runs luarocks from the repo root, which builds in build-rock/ (about 7 s from scratch). Without
--- luarocks it fails; it is not skipped.
+-- luarocks it fails; it is not skipped. It does not depend on the build under test, and two runs at
+-- once would share build-rock/: tools/test.sh runs it once per `make test` (ONCE_SPECS).
 local h = require "helpers"
 
 local ROCKSPEC = "returnflow-scm-1.rockspec"
