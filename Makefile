@@ -89,10 +89,10 @@ $(BUILD)/returnflow: $(CMD_OBJ) $(CORE_OBJ)
 
 # The C tests read the repository's own Loop fixtures, wherever they run from.
 $(BUILD)/test_%: spec/c/test_%.c $(CORE_OBJ)
-	$(CC) $(CFLAGS_ALL) -DSPEC_FIXTURES='"$(CURDIR)/fixtures/loop"' -o $@ $^ $(LDLIBS_ALL) -lcmocka
+	$(CC) $(CFLAGS_ALL) -DSPEC_FIXTURES='"$(CURDIR)/fixtures/loop"' -o $@ $(filter %.c %.o,$^) $(LDLIBS_ALL) -lcmocka
 
 $(BUILD)/bench_transform: bench/bench_transform.c $(CORE_OBJ)
-	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
+	$(CC) $(CFLAGS_ALL) -o $@ $(filter %.c %.o,$^) $(LDLIBS_ALL)
 
 # The disk's durable-log ceiling, printed beside serve's acked webhooks/s (bench/serve.sh).
 $(BUILD)/fsync_ceiling: bench/fsync_ceiling.c
