@@ -39,6 +39,20 @@ suite() { # $1 label, $2 build dir, $3 extra make args
   add "$p" "$f"
 }
 
+# The libFuzzer targets (tools/fuzz.sh), once whatever the mode: their build is ASan+UBSan already.
+# They run side by side for FUZZ_SECONDS (30 here; 0 skips them), one line per target.
+fuzz_suite() {
+  secs=${FUZZ_SECONDS:-30}
+  [ "$secs" = 0 ] && return
+  echo "== fuzz: $secs s a target, side by side"
+  out=$(FUZZ_SECONDS=$secs sh tools/fuzz.sh 2>&1); rc=$?
+  echo "$out"
+  p=$(echo "$out" | sed -n 's/^   fuzz_[a-z_]*: \([0-9]*\) passed, [0-9]* failed$/\1/p' | awk '{ s += $1 } END { print s + 0 }')
+  f=$(echo "$out" | sed -n 's/^   fuzz_[a-z_]*: [0-9]* passed, \([0-9]*\) failed$/\1/p' | awk '{ s += $1 } END { print s + 0 }')
+  if [ $rc -ne 0 ] && [ "$f" = 0 ]; then f=1; fi
+  add "$p" "$f"
+}
+
 # luacheck over every Lua file of the project (make lint), once: it does not depend on the build.
 echo "== lint"
 if out=$(luacheck -q . returnflow-scm-1.rockspec 2>&1); then
@@ -56,5 +70,6 @@ case $mode in
     suite "ASan+UBSan build" build-asan OPT="-O1 -g" SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
     ;;
 esac
+fuzz_suite
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
