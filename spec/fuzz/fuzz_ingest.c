@@ -16,7 +16,7 @@
  * Invariants: no crash, leak or undefined behaviour (ASan+UBSan); once the client has closed its
  * side the connection ends without waiting on a timer (libFuzzer's -timeout catches one that
  * does not); and every byte ingest writes back parses as HTTP/1.1 responses with a status ingest
- * is meant to send.
+ * is meant to send. FUZZ_INGEST_SHOW=1 prints the answers when replaying an input.
  */
 #include <fcntl.h>
 #include <http_parser.h>
@@ -198,6 +198,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     uv_run(&loop, UV_RUN_NOWAIT);   /* the close callbacks: the connection is freed now */
     close(sv[1]);
+    if (getenv("FUZZ_INGEST_SHOW"))   /* replaying one input: what ingest answered */
+        dprintf(report_fd, "%.*s\n", (int)out.len, out.data ? out.data : "");
     check_answers(&out);
     strbuf_free(&out);
     free(stream);
