@@ -4,7 +4,9 @@
 # (spec/fuzz/seeds/NAME, and fixtures/loop for json) plus what earlier runs found (build-fuzz/corpus/NAME,
 # never committed). A crash, leak, hang, UB or broken invariant fails the target and is saved as
 # build-fuzz/crashes/fuzz_NAME-*; replay one with `build-fuzz/fuzz_NAME FILE`.
-# Prints per target a line in tools/test.sh's format ("   fuzz_json: 1 passed, 0 failed") and the figures.
+# Then replays the JSON corpus through Python's json too (spec/fuzz/json_vs_python.py, with returnflow's
+# decoder from build-fuzz/lib). Prints per target a line in tools/test.sh's format
+# ("   fuzz_json: 1 passed, 0 failed") and the figures.
 #   usage: FUZZ_SECONDS=30 sh tools/fuzz.sh
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -14,14 +16,14 @@ dir=build-fuzz
 targets=$(ls spec/fuzz/fuzz_*.c | sed 's|spec/fuzz/\(.*\)\.c|\1|')
 mkdir -p "$dir/crashes"
 
-fail_all() { for t in $targets; do echo "   $t: 0 passed, 1 failed"; done; exit 1; }
+fail_all() { for t in $targets fuzz_json_python; do echo "   $t: 0 passed, 1 failed"; done; exit 1; }
 
 if ! command -v clang >/dev/null 2>&1; then
   echo "fuzz: clang is missing: apt-get install -y clang libclang-rt-dev"; fail_all
 fi
 if ! make -s BUILD="$dir" CC=clang OPT="-O1 -g" \
      SAN="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
-     fuzz-targets >"$dir/make.log" 2>&1; then
+     fuzz-targets "$dir/lib/returnflow/native.so" >"$dir/make.log" 2>&1; then
   tail -30 "$dir/make.log"; echo "fuzz: build failed"; fail_all
 fi
 
@@ -60,4 +62,6 @@ for t in $targets; do
   corp=$(echo "$last" | sed -n 's/.* corp: \([0-9]*\).*/\1/p')
   echo "      ${secs} s: ${runs:-?} runs, ${rate:-?} execs/s, cov ${cov:-?} edges, ft ${ft:-?} features, corpus ${corp:-?} inputs"
 done
+# The JSON corpus against Python's json, the second reference (spec/fuzz/json_vs_python.py).
+python3 spec/fuzz/json_vs_python.py "$dir/lib" spec/fuzz/seeds/json fixtures/loop "$dir/corpus/json" || status=1
 exit $status
