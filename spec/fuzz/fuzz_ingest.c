@@ -15,8 +15,9 @@
  *
  * Invariants: no crash, leak or undefined behaviour (ASan+UBSan); once the client has closed its
  * side the connection ends without waiting on a timer (libFuzzer's -timeout catches one that
- * does not); and every byte ingest writes back parses as HTTP/1.1 responses with a status ingest
- * is meant to send. FUZZ_INGEST_SHOW=1 prints the answers when replaying an input.
+ * does not); every byte ingest writes back parses as HTTP/1.1 responses with a status ingest is
+ * meant to send, none after one that said Connection: close; and a whole request gets an answer.
+ * FUZZ_INGEST_SHOW=1 prints the answers when replaying an input.
  */
 #include <fcntl.h>
 #include <http_parser.h>
@@ -82,6 +83,7 @@ typedef struct presign {
     strbuf field, body;
     int in_value;
     char *sig;                      /* the placeholder of the current request, or NULL */
+    int complete;                   /* requests seen whole */
 } presign;
 
 static int ps_begin(http_parser *p) {
@@ -120,10 +122,12 @@ static int ps_complete(http_parser *p) {
         signature_sign(secret, strlen(secret), ps->body.data ? ps->body.data : "", ps->body.len, sig);
         memcpy(ps->sig, sig, SIGNATURE_B64_LEN);
     }
+    ps->complete++;
     return 0;
 }
 
-static void sign_placeholders(char *stream, size_t len) {
+/* Returns how many requests the stream holds whole, up to any error. */
+static int sign_placeholders(char *stream, size_t len) {
     static http_parser_settings settings = {
         .on_message_begin = ps_begin, .on_header_field = ps_field, .on_header_value = ps_value,
         .on_body = ps_body, .on_message_complete = ps_complete,
@@ -135,24 +139,57 @@ static void sign_placeholders(char *stream, size_t len) {
     http_parser_execute(&p, &settings, stream, len);
     strbuf_free(&ps.field);
     strbuf_free(&ps.body);
+    return ps.complete;
 }
 
 /* ---------------------------- checking the answers ---------------------------- */
 
-static int on_status_done(http_parser *p) {
+typedef struct answers {
+    int count;
+    int closed;                     /* an answer said "Connection: close" */
+    int in_connection;              /* the header being read is Connection */
+} answers;
+
+static int an_begin(http_parser *p) {
+    answers *a = p->data;
+    if (a->closed) broke("ingest answered again after saying Connection: close", NULL);
+    a->count++;
+    return 0;
+}
+
+static int an_field(http_parser *p, const char *at, size_t len) {
+    ((answers *)p->data)->in_connection = len == 10 && strncasecmp(at, "connection", 10) == 0;
+    return 0;
+}
+
+static int an_value(http_parser *p, const char *at, size_t len) {
+    answers *a = p->data;
+    if (a->in_connection && len == 5 && strncasecmp(at, "close", 5) == 0) a->closed = 1;
+    return 0;
+}
+
+static int an_status_done(http_parser *p) {
     static const unsigned known[] = { 200, 202, 400, 401, 404, 405, 413, 415, 503 };
     for (size_t i = 0; i < sizeof known / sizeof *known; i++)
         if (p->status_code == known[i]) return 0;
     broke("ingest answered with a status it does not send", NULL);
 }
 
-static void check_answers(const strbuf *out) {
-    static http_parser_settings settings = { .on_headers_complete = on_status_done };
+/* Every byte written back is an HTTP/1.1 answer with a known status, none after one that said
+ * Connection: close; a stream holding a whole request got at least one answer. */
+static void check_answers(const strbuf *out, int requests) {
+    static http_parser_settings settings = {
+        .on_message_begin = an_begin, .on_header_field = an_field, .on_header_value = an_value,
+        .on_headers_complete = an_status_done,
+    };
+    answers a = {0};
     http_parser p;
     http_parser_init(&p, HTTP_RESPONSE);
+    p.data = &a;
     size_t used = http_parser_execute(&p, &settings, out->data ? out->data : "", out->len);
     if (HTTP_PARSER_ERRNO(&p) != HPE_OK || used != out->len)
         broke("ingest wrote what does not parse as HTTP responses", http_errno_description(HTTP_PARSER_ERRNO(&p)));
+    if (requests > 0 && a.count == 0) broke("a whole request got no answer", NULL);
 }
 
 /* ------------------------------------ one run ------------------------------------ */
@@ -174,7 +211,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char *stream = malloc(len + 1);
     if (!stream) abort();
     memcpy(stream, data + 1, len);
-    sign_placeholders(stream, len);
+    int requests = sign_placeholders(stream, len);
 
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) { perror("socketpair"); abort(); }
@@ -200,7 +237,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     close(sv[1]);
     if (getenv("FUZZ_INGEST_SHOW"))   /* replaying one input: what ingest answered */
         dprintf(report_fd, "%.*s\n", (int)out.len, out.data ? out.data : "");
-    check_answers(&out);
+    check_answers(&out, requests);
     strbuf_free(&out);
     free(stream);
     return 0;
