@@ -23,7 +23,8 @@
  *   4. encoding is canonical: decode(encode(v)) is v (integers stay integers, [] stays apart from
  *      {}) and encodes to the same bytes; json_pretty of those bytes decodes to v too;
  *   5. the read-only event, read partly first in an order the input chooses, has the same values
- *      and encodes to the same bytes as the writable decode;
+ *      and encodes to the same bytes as the writable decode; a write to it is refused;
+ *      encoding under (small) limits gives the same bytes or fails naming a limit;
  *   6. json_value_end and json_each_member agree with the scan;
  *   7. json_append_string of any bytes is a JSON string literal that decodes.
  * A broken invariant aborts with what broke, so libFuzzer saves the input.
@@ -184,6 +185,50 @@ static void poke(int ro, int w, const uint8_t *bits, size_t nbits, size_t *at, i
     }
 }
 
+/* Limits small enough that fuzzed values cross them (the shape of Klaviyo's, klaviyo_limits.c). */
+static const json_rules tight = {
+    .owner = "the fuzz", .max_string = 24, .max_array = 6, .scope_key = "properties",
+    .max_scope_keys = 4, .max_scope_depth = 3,
+};
+
+/* With limits and a memo the bytes are the same, or the encoding fails naming a limit; a second
+ * encoding with the same memo gives the same bytes again. */
+static void check_rules(int idx, const char *enc1, size_t n1) {
+    json_memo *memo = json_memo_new();
+    char err[320];
+    for (int round = 0; round < 2; round++) {
+        strbuf out = {0};
+        if (json_encode_with(L, idx, &out, &tight, memo, err, sizeof err) == 0) {
+            if (out.len != n1 || memcmp(out.data, enc1, n1) != 0) broke("limits changed the bytes: %s", enc1);
+        } else if (!strstr(err, "the fuzz")) {
+            broke("an encoding under limits failed for another reason: %s", err);
+        }
+        strbuf_free(&out);
+    }
+    json_memo_free(memo);
+}
+
+static int write_field(lua_State *L1) {
+    lua_settable(L1, 1);              /* (t, k, v): t[k] = v through __newindex */
+    return 0;
+}
+
+/* A write to the read-only event at idx (or a table inside it) is refused, naming where. */
+static void check_refused_write(int idx, int root) {
+    json_set_event_root(L, root);
+    for (int kind = 0; kind < 2; kind++) {
+        lua_pushcfunction(L, write_field);
+        lua_pushvalue(L, idx);
+        if (kind) lua_pushinteger(L, 1);
+        else lua_pushliteral(L, "x");
+        lua_pushboolean(L, 1);
+        if (lua_pcall(L, 3, 0, 0) == LUA_OK) broke("a write to the read-only event was allowed");
+        if (!strstr(lua_tostring(L, -1), "event is read-only")) broke("a refused write says %s", lua_tostring(L, -1));
+        lua_pop(L, 1);
+    }
+    json_set_event_root(L, 0);
+}
+
 /* Everything that holds once text is accepted; ours is the writable decode at index 1. */
 static int count_member(void *ud, const char *key, size_t klen, const char *value, size_t vlen) {
     (void)key, (void)klen, (void)value, (void)vlen;
@@ -211,12 +256,29 @@ static void check_accepted(const char *text, size_t len, int has_bom, const uint
     lua_pop(L, 1);
     strbuf_free(&pretty);
 
+    check_rules(1, enc1, n1);
+
     /* 5. the read-only event */
     if (json_decode(L, text, len, JSON_READONLY, err, sizeof err)) broke("read-only decode refused: %s", err);
     int ro = lua_gettop(L);
     size_t at = 0;
-    if (lua_type(L, ro) == LUA_TTABLE) poke(ro, 1, data, size, &at, 0);
-    else if (!same(ro, 1, 1, 0)) broke("a read-only scalar differs from the writable one");
+    if (lua_type(L, ro) == LUA_TTABLE) {
+        poke(ro, 1, data, size, &at, 0);
+        check_refused_write(ro, ro);
+        lua_pushnil(L);                           /* and a write to its first table member, if any */
+        while (lua_next(L, 1)) {
+            if (lua_type(L, -1) == LUA_TTABLE) {
+                lua_pushvalue(L, -2);
+                lua_gettable(L, ro);
+                check_refused_write(lua_gettop(L), ro);
+                lua_pop(L, 3);
+                break;
+            }
+            lua_pop(L, 1);
+        }
+    } else if (!same(ro, 1, 1, 0)) {
+        broke("a read-only scalar differs from the writable one");
+    }
     char *enc3 = encode(ro, &n3, "the read-only event");
     if (n1 != n3 || memcmp(enc1, enc3, n1) != 0) broke("the read-only event encodes as %s, not %s", enc3, enc1);
     lua_settop(L, 1);
