@@ -6,7 +6,7 @@
 # build-fuzz/crashes/fuzz_NAME-*; replay one with `build-fuzz/fuzz_NAME FILE`.
 # Then replays the JSON corpus through Python's json too (spec/fuzz/json_vs_python.py, with returnflow's
 # decoder from build-fuzz/lib). Prints per target a line in tools/test.sh's format
-# ("   fuzz_json: 1 passed, 0 failed") and the figures.
+# ("   fuzz_json: 1 passed, 0 failed") and the figures; FUZZ_COVERAGE=1 adds each file's line coverage.
 #   usage: FUZZ_SECONDS=30 sh tools/fuzz.sh
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -64,4 +64,25 @@ for t in $targets; do
 done
 # The JSON corpus against Python's json, the second reference (spec/fuzz/json_vs_python.py).
 python3 spec/fuzz/json_vs_python.py "$dir/lib" spec/fuzz/seeds/json fixtures/loop "$dir/corpus/json" || status=1
+
+# FUZZ_COVERAGE=1: the line coverage of the fuzzed files, replaying each corpus through a build
+# instrumented for llvm-cov (build-fuzz-cov).
+if [ "${FUZZ_COVERAGE:-0}" = 1 ]; then
+  cov=build-fuzz-cov
+  make -s BUILD=$cov CC=clang OPT="-O1 -g" SAN="-fsanitize=fuzzer-no-link -fprofile-instr-generate -fcoverage-mapping" \
+    fuzz-targets >"$cov.log" 2>&1 || { tail -20 "$cov.log"; exit 1; }
+  for t in $targets; do
+    name=${t#fuzz_}
+    seeds="spec/fuzz/seeds/$name"
+    [ "$name" = json ] && seeds="$seeds fixtures/loop"
+    rm -f "$cov/$t.profraw"
+    LLVM_PROFILE_FILE="$cov/$t.profraw" "$cov/$t" -runs=0 -close_fd_mask=3 "$dir/corpus/$name" $seeds >/dev/null 2>&1
+    llvm-profdata merge -o "$cov/$t.profdata" "$cov/$t.profraw"
+    files="core/json/json.c core/json/json_event.c core/json/json_encode.c"
+    [ "$name" = ingest ] && files="core/service/ingest.c"
+    echo "      $t, lines covered by its corpus:"
+    llvm-cov report "$cov/$t" -instr-profile="$cov/$t.profdata" $files |
+      awk 'NR > 2 && $1 != "TOTAL" && NF > 9 { n = split($1, p, "/"); printf "        %-16s %s of %s lines\n", p[n], $10, $8 }'
+  done
+fi
 exit $status
