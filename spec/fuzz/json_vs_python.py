@@ -56,7 +56,7 @@ def python_reads(data):
 def same(p, o):
     """p: Python's value; o: ours, read back from our canonical encoding."""
     if isinstance(p, bool) or isinstance(o, bool) or p is None or o is None:
-        return p is o or (type(p) is bool and p == o and type(o) is bool)
+        return p is o                   # True, False and None are singletons; True is not 1 here
     if isinstance(p, (int, float)) and isinstance(o, (int, float)):
         if isinstance(p, int) and isinstance(o, int):
             return p == o
