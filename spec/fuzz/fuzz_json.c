@@ -229,13 +229,13 @@ static void check_refused_write(int idx, int root) {
     json_set_event_root(L, 0);
 }
 
-/* Everything that holds once text is accepted; ours is the writable decode at index 1. */
 static int count_member(void *ud, const char *key, size_t klen, const char *value, size_t vlen) {
     (void)key, (void)klen, (void)value, (void)vlen;
     ++*(size_t *)ud;
     return 0;
 }
 
+/* Everything that holds once text is accepted; ours is the writable decode at index 1. */
 static void check_accepted(const char *text, size_t len, int has_bom, const uint8_t *data, size_t size) {
     size_t n1, n2, n3;
     char *enc1 = encode(1, &n1, "a decoded value");
