@@ -39,7 +39,7 @@ NATIVE_OBJ  = $(NATIVE_SRC:%.c=$(BUILD)/pic/%.o) $(BUILD)/pic/embedded.o
 NATIVE_SO   = $(BUILD)/lib/returnflow/native.so
 C_TESTS    := $(wildcard spec/c/test_*.c)
 
-.PHONY: build deps test check asan run bench install install-share busted clean lint previews
+.PHONY: build deps test check asan run bench install install-share busted clean lint previews fuzz fuzz-smoke
 build: $(BUILD)/returnflow $(NATIVE_SO)
 
 deps:
@@ -104,7 +104,24 @@ $(BUILD)/fsync_ceiling: bench/fsync_ceiling.c
 
 c-tests: $(C_TESTS:spec/c/test_%.c=$(BUILD)/test_%)
 
-# The whole suite twice, a normal build and ASan+UBSan side by side; the last line sums both.
+# libFuzzer targets (spec/fuzz/fuzz_*.c), linked with the core like the C tests. tools/fuzz.sh builds
+# them with clang in build-fuzz (FUZZ_SAN on every object, so the core is instrumented too) and runs
+# each for FUZZ_SECONDS on a copy of its seed corpus; `make test` runs them for 30 s.
+FUZZ_SRC   := $(wildcard spec/fuzz/fuzz_*.c)
+$(BUILD)/fuzz_%: spec/fuzz/fuzz_%.c $(CORE_OBJ)
+	$(CC) $(CFLAGS_ALL) -fsanitize=fuzzer -o $@ $(filter %.c %.o,$^) $(LDLIBS_ALL)
+
+fuzz-targets: $(FUZZ_SRC:spec/fuzz/fuzz_%.c=$(BUILD)/fuzz_%)
+
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) sh tools/fuzz.sh
+
+fuzz-smoke: deps
+	@FUZZ_SECONDS=30 sh tools/fuzz.sh
+
+# The whole suite twice, a normal build and ASan+UBSan side by side, then the fuzz targets for 30 s
+# each; the last line sums them all.
 test: deps
 	@sh tools/test.sh all
 
@@ -159,4 +176,4 @@ busted: build
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 clean:
-	rm -rf build build-asan $(INSTALL_BUILD)
+	rm -rf build build-asan build-fuzz build-fuzz-cov $(INSTALL_BUILD)

@@ -6,10 +6,15 @@
 # stand-in's spec. nodejs runs the Node.js anchor in `make bench`, wrk posts the webhooks of
 # bench/serve.sh, and GNU time measures bench/backfill.sh's peak RSS. lua-check is luacheck:
 # `make lint`, and the suite checks that the project and a starter from `returnflow init` lint clean.
+# clang and libclang-rt-dev (its sanitizer and libFuzzer runtimes) build the fuzz targets (tools/fuzz.sh).
 set -u
 PKGS="gcc make pkg-config lua5.4 liblua5.4-dev lua-cjson lua-cjson-dev lua-busted luarocks libcmocka-dev
       libuv1-dev libhttp-parser-dev libsqlite3-dev libssl-dev libcurl4-openssl-dev curl
+<<<<<<< HEAD
       sqlite3 python3 python3-jsonschema lua-check lua-sql-sqlite3 git"
+=======
+      sqlite3 python3 python3-jsonschema lua-check clang libclang-rt-dev"
+>>>>>>> fuzz
 # The Node.js anchor needs some node; Debian's only when there is none on PATH.
 [ "${1:-}" = "bench" ] && ! command -v node >/dev/null 2>&1 && PKGS="$PKGS nodejs"
 [ "${1:-}" = "bench" ] && PKGS="$PKGS wrk time"

@@ -147,6 +147,20 @@ asan() {
   suite "ASan+UBSan build" build-asan 0 "$ASAN_ARGS" "$ASAN_SAN"
 }
 
+# The libFuzzer targets (tools/fuzz.sh), once whatever the build: their build is ASan+UBSan already.
+# They run side by side for FUZZ_SECONDS (30 here; 0 skips them), one line per target.
+fuzz_suite() {
+  secs=${FUZZ_SECONDS:-30}
+  [ "$secs" = 0 ] && return
+  echo "== fuzz: $secs s a target, side by side"
+  out=$(FUZZ_SECONDS=$secs sh tools/fuzz.sh 2>&1); rc=$?
+  echo "$out"
+  p=$(echo "$out" | sed -n 's/^   fuzz_[a-z_]*: \([0-9]*\) passed, [0-9]* failed$/\1/p' | awk '{ s += $1 } END { print s + 0 }')
+  f=$(echo "$out" | sed -n 's/^   fuzz_[a-z_]*: [0-9]* passed, \([0-9]*\) failed$/\1/p' | awk '{ s += $1 } END { print s + 0 }')
+  if [ $rc -ne 0 ] && [ "$f" = 0 ]; then f=1; fi
+  counts x "$p" "$f"
+}
+
 case $mode in
   check)
     suite "normal build (make check: C tests and $(echo $CHECK_SPECS | wc -w) fast spec files)" build 0
@@ -168,6 +182,7 @@ case $mode in
     asan >"$results/asan.log" 2>&1 &
     wait
     cat "$results/lint.log" "$results/plain.log" "$results/asan.log"
+    fuzz_suite
     ;;
   *)
     echo "usage: sh tools/test.sh all|plain|asan|check" >&2; exit 2

@@ -12,7 +12,8 @@
  *
  * Meaning is kept: null is one sentinel (a NULL light userdata, the same value
  * as cjson.null), integers that fit 64 bits stay integers, numbers that would
- * overflow a double are refused, [] and {} stay apart (decoded containers
+ * overflow a double are refused (and, to bound the work, any over 300
+ * characters: no real payload carries one), [] and {} stay apart (decoded containers
  * carry an array or object marker), and of duplicate keys the last one wins
  * (as JSON.parse and cjson do).
  */
@@ -178,14 +179,19 @@ static int scan_number(scan *sc) {
         if (p >= sc->end || *p < '0' || *p > '9') { sc->p = p; return scan_fail(sc, "digit expected in exponent"); }
         while (p < sc->end && *p >= '0' && *p <= '9') p++;
     }
-    if (has_exponent || p - sc->p > 300) {       /* 1e400 would become infinity: refuse it */
-        char buf[64];
-        size_t n = (size_t)(p - sc->p) < sizeof buf - 1 ? (size_t)(p - sc->p) : sizeof buf - 1;
+    size_t n = (size_t)(p - sc->p);
+    if (n > JSON_MAX_NUMBER) {
+        char what[64];
+        snprintf(what, sizeof what, "number longer than %d characters", JSON_MAX_NUMBER);
+        return scan_fail(sc, what);
+    }
+    if (has_exponent) {                          /* 1e400 would become infinity: refuse it */
+        char buf[JSON_MAX_NUMBER + 1];           /* without an exponent, so few digits cannot overflow */
         memcpy(buf, sc->p, n);
         buf[n] = 0;
-        if (n == sizeof buf - 1 || isinf(strtod(buf, NULL))) return scan_fail(sc, "number out of range");
+        if (isinf(strtod(buf, NULL))) return scan_fail(sc, "number out of range");
     }
-    tape[i].len = (uint32_t)(p - sc->p);
+    tape[i].len = (uint32_t)n;
     sc->p = p;
     return 0;
 }
@@ -347,7 +353,7 @@ static void push_number(lua_State *L, const unsigned char *p, size_t len) {
         lua_pushinteger(L, (lua_Integer)(neg ? (0 - v) : v));
         return;
     }
-    char buf[400];                                  /* the scan bounded a number's length */
+    char buf[JSON_MAX_NUMBER + 1];                  /* the scan bounded a number's length */
     size_t n = len < sizeof buf - 1 ? len : sizeof buf - 1;
     memcpy(buf, start, n);
     buf[n] = 0;

@@ -9,6 +9,7 @@
 #include "strbuf.h"
 
 #define JSON_MAX_DEPTH 256   /* deeper input is refused, deeper output too (cycles) */
+#define JSON_MAX_NUMBER 300  /* characters of a number; a longer one is refused */
 
 enum {
     JSON_WRITABLE = 0,       /* plain tables, tagged array/object so [] and {} round-trip */

@@ -313,7 +313,7 @@ static int enc_object(encoder *e, int t, int declared) {
         lua_settop(L, top);
         return enc_fail(e, "a list with holes or keys outside 1..n cannot be a JSON array");
     }
-    member *m = members + base;
+    member *m = members ? members + base : NULL;   /* none yet on this thread (n is 0): NULL + 0 is UB */
     for (int i = 0; i < n; i++) m[i].key = lua_tolstring(L, m[i].value_slot - 1, &m[i].keylen);
     if (e->scope_start && e->depth == e->scope_start && e->rules->max_scope_keys &&
         (size_t)n > e->rules->max_scope_keys) {

@@ -413,9 +413,8 @@ static void conn_close(conn *c) {
     uv_close((uv_handle_t *)&c->timer, on_conn_closed);
 }
 
-static void on_connection(uv_stream_t *server, int status) {
-    ingest *in = server->data;
-    if (status < 0 || in->stopping) return;
+/* A new connection's handles, counted and linked; its socket is the caller's to attach. */
+static conn *conn_new(ingest *in) {
     conn *c = calloc(1, sizeof *c);
     if (!c) abort();
     c->in = in;
@@ -426,7 +425,12 @@ static void on_connection(uv_stream_t *server, int status) {
     if (in->conns) in->conns->prev = c;
     in->conns = c;
     in->nconns++;
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) { conn_close(c); return; }
+    return c;
+}
+
+/* Starts reading requests from a connection whose socket is attached. */
+static void conn_serve(conn *c) {
+    ingest *in = c->in;
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     if (in->nconns > in->cfg->max_connections) {
@@ -436,6 +440,23 @@ static void on_connection(uv_stream_t *server, int status) {
     uv_tcp_nodelay(&c->tcp, 1);
     timer_set(c, in->cfg->header_timeout);
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+static void on_connection(uv_stream_t *server, int status) {
+    ingest *in = server->data;
+    if (status < 0 || in->stopping) return;
+    conn *c = conn_new(in);
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) { conn_close(c); return; }
+    conn_serve(c);
+}
+
+int ingest_adopt(ingest *in, uv_os_sock_t fd) {
+    if (in->stopping) return UV_ECANCELED;
+    conn *c = conn_new(in);
+    int rc = uv_tcp_open(&c->tcp, fd);
+    if (rc != 0) { conn_close(c); return rc; }
+    conn_serve(c);
+    return 0;
 }
 
 /* --------------------------------- life ----------------------------------- */

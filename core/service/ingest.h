@@ -25,6 +25,10 @@ const char *ingest_address(const ingest *in);
  * address stays as bound). */
 void ingest_set_config(ingest *in, const config *cfg);
 
+/* Serves one connection already open on fd, as if accepted (the fuzz target, spec/fuzz/fuzz_ingest.c,
+ * feeds it a socketpair's end). Returns 0, or a libuv error with fd left to the caller. */
+int ingest_adopt(ingest *in, uv_os_sock_t fd);
+
 /* Stops accepting and closes every connection once its answer is written;
  * done runs when every handle is closed. */
 void ingest_stop(ingest *in, void (*done)(void *ud), void *ud);

@@ -287,6 +287,37 @@ static void numbers_beyond_a_double_are_refused(void **state) {
     assert_decode_error(L, "{\"v\":-2E+999}", 5, "number out of range");
 }
 
+/* Caught by spec/fuzz/fuzz_json.c's comparison with cjson: a number with an exponent was refused as out of range whenever it
+ * was 63 characters or more, however small its value. */
+static void long_numbers_with_an_exponent_are_read_when_finite(void **state) {
+    lua_State *L = *state;
+    strbuf text = {0};
+    strbuf_adds(&text, "[1.");
+    for (int i = 0; i < 100; i++) strbuf_addc(&text, '0');
+    strbuf_adds(&text, "1e5]");
+    decode_ok(L, text.data, text.len, JSON_WRITABLE);
+    lua_rawgeti(L, -1, 1);
+    assert_false(lua_isinteger(L, -1));
+    assert_true(lua_tonumber(L, -1) == 100000.0);
+    lua_pop(L, 2);
+    text.len = 1;                               /* 1 followed by 299 zeros: the longest number read */
+    strbuf_addc(&text, '1');
+    for (int i = 0; i < 299; i++) strbuf_addc(&text, '0');
+    strbuf_adds(&text, "]");
+    strbuf_addc(&text, 0);
+    decode_ok(L, text.data, text.len - 1, JSON_WRITABLE);
+    lua_rawgeti(L, -1, 1);
+    assert_true(lua_tonumber(L, -1) == 1e299);
+    lua_pop(L, 2);
+    text.len = 1;                               /* one more digit: refused by its length, not its value */
+    strbuf_addc(&text, '1');
+    for (int i = 0; i < 300; i++) strbuf_addc(&text, '0');
+    strbuf_adds(&text, "]");
+    strbuf_addc(&text, 0);
+    assert_decode_error(L, text.data, 1, "number longer than 300 characters");
+    strbuf_free(&text);
+}
+
 static void invalid_utf8_is_refused_at_its_byte(void **state) {
     lua_State *L = *state;
     assert_decode_error(L, "\"a\xff" "b\"", 2, "invalid UTF-8 in string");
@@ -527,6 +558,7 @@ int main(void) {
         T(escaped_slash_decodes_to_a_plain_slash),
         T(invalid_utf8_is_refused_at_its_byte),
         T(numbers_beyond_a_double_are_refused),
+        T(long_numbers_with_an_exponent_are_read_when_finite),
         T(overlong_utf8_is_refused_at_its_byte),
         T(lone_surrogate_escape_is_refused),
         T(raw_control_character_in_a_string_is_refused),

@@ -345,10 +345,26 @@ static void a_key_printed_twice_is_refused(void **state) {
     lua_pop(L, 1);
 }
 
+/* Caught by spec/fuzz/fuzz_json.c (clang's UBSan; gcc's does not check NULL + 0): an empty object as
+ * the first table a thread encodes took an offset of its still-NULL member scratch. */
+static void an_empty_object_encodes_first_on_a_fresh_thread(void **state) {
+    lua_State *L = *state;
+    json_encode_thread_done();                  /* as on a new thread: no scratch yet */
+    push_lua(L, "return {}");
+    strbuf out = {0};
+    char err[128];
+    assert_int_equal(json_encode(L, -1, &out, err, sizeof err), 0);
+    assert_int_equal(out.len, 2);
+    assert_memory_equal(out.data, "{}", 2);
+    strbuf_free(&out);
+    lua_pop(L, 1);
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(floats_encode_shortest_and_stay_floats),
+        T(an_empty_object_encodes_first_on_a_fresh_thread),
         T(nan_and_infinity_are_refused_with_a_message),
         T(control_characters_are_escaped_on_encode),
         T(encoder_refuses_invalid_utf8_naming_the_path),
