@@ -10,11 +10,7 @@
 set -u
 PKGS="gcc make pkg-config lua5.4 liblua5.4-dev lua-cjson lua-cjson-dev lua-busted luarocks libcmocka-dev
       libuv1-dev libhttp-parser-dev libsqlite3-dev libssl-dev libcurl4-openssl-dev curl
-<<<<<<< HEAD
-      sqlite3 python3 python3-jsonschema lua-check lua-sql-sqlite3 git"
-=======
-      sqlite3 python3 python3-jsonschema lua-check clang libclang-rt-dev"
->>>>>>> fuzz
+      sqlite3 python3 python3-jsonschema lua-check lua-sql-sqlite3 git clang libclang-rt-dev"
 # The Node.js anchor needs some node; Debian's only when there is none on PATH.
 [ "${1:-}" = "bench" ] && ! command -v node >/dev/null 2>&1 && PKGS="$PKGS nodejs"
 [ "${1:-}" = "bench" ] && PKGS="$PKGS wrk time"
