@@ -71,8 +71,9 @@ python3 spec/fuzz/json_vs_python.py "$dir/lib" spec/fuzz/seeds/json fixtures/loo
 # instrumented for llvm-cov (build-fuzz-cov).
 if [ "${FUZZ_COVERAGE:-0}" = 1 ]; then
   cov=build-fuzz-cov
+  mkdir -p $cov
   make -s BUILD=$cov CC=clang OPT="-O1 -g" SAN="-fsanitize=fuzzer-no-link -fprofile-instr-generate -fcoverage-mapping" \
-    fuzz-targets >"$cov.log" 2>&1 || { tail -20 "$cov.log"; exit 1; }
+    fuzz-targets >"$cov/make.log" 2>&1 || { tail -20 "$cov/make.log"; exit 1; }
   for t in $targets; do
     name=${t#fuzz_}
     seeds="spec/fuzz/seeds/$name"
