@@ -66,7 +66,7 @@ static int key_is(lua_State *L, const doc *d, const jnode *key, const char *k, s
 
 /* D's __index: builds the field `key` of object node i (upvalues: doc, i). */
 static int fill(lua_State *L) {
-    if (lua_type(L, 2) != LUA_TSTRING) return 0;
+    if (lua_type(L, 1) != LUA_TTABLE || lua_type(L, 2) != LUA_TSTRING) return 0;
     int docidx = lua_upvalueindex(1);
     const doc *d = lua_touserdata(L, docidx);
     uint32_t i = (uint32_t)lua_tointeger(L, lua_upvalueindex(2));
@@ -222,36 +222,47 @@ static int ro_newindex(lua_State *L) {
 }
 
 static int ro_len(lua_State *L) {
-    push_data(L, 1);
+    if (!push_data(L, 1)) return luaL_error(L, "bad argument #1 to '__len' (read-only event table expected)");
     lua_pushinteger(L, (lua_Integer)lua_rawlen(L, -1));
     return 1;
 }
 
+/* The iterator pairs(proxy) returns: upvalue 1 is the data table, upvalue 2 the proxy. It walks
+ * the data table, which never leaves C, and answers only for the proxy it was made for, so a
+ * script calling it on a number, a string or another table gets an argument error. */
 static int ro_next(lua_State *L) {
+    if (!lua_rawequal(L, 1, lua_upvalueindex(2)))
+        return luaL_argerror(L, 1, "the read-only table this iterator came from expected");
     lua_settop(L, 2);
-    if (lua_next(L, 1)) return 2;
+    if (lua_next(L, lua_upvalueindex(1))) return 2;
     lua_pushnil(L);
     return 1;
 }
 
+/* pairs(proxy) returns ro_next, the proxy (never its data table: that one is writable) and nil. */
 static int ro_pairs(lua_State *L) {
-    lua_pushcfunction(L, ro_next);
-    push_data(L, 1);
+    if (!push_data(L, 1)) return luaL_error(L, "bad argument #1 to '__pairs' (read-only event table expected)");
     complete(L, lua_gettop(L));
+    lua_pushvalue(L, 1);
+    lua_pushcclosure(L, ro_next, 2);
+    lua_pushvalue(L, 1);
     lua_pushnil(L);
     return 3;
 }
 
 /* ------------------------------ error paths ------------------------------- */
 
+/* Nodes the path search may visit: it only words a message, so past this it gives up (the event
+ * is a tree, but a bound keeps a graph a script might plant from costing more than a message). */
+#define PATH_SEARCH_BUDGET 100000
+
 /* Depth-first search for target among what was built under node. */
-static int find_path(lua_State *L, int node, int target, strbuf *path, int depth) {
-    if (depth > JSON_MAX_DEPTH) return 0;
+static int find_path(lua_State *L, int node, int target, strbuf *path, int depth, long *budget) {
+    if (depth > JSON_MAX_DEPTH || --*budget < 0) return 0;
     if (lua_rawequal(L, node, target)) return 1;
     luaL_checkstack(L, 4, "path search");
-    json_unwrap(L, node);
+    if (!push_data(L, node)) return 0;             /* only the event's own proxies are searched */
     int data = lua_gettop(L);
-    if (lua_type(L, data) != LUA_TTABLE) { lua_pop(L, 1); return 0; }
     lua_pushnil(L);
     while (lua_next(L, data)) {
         if (lua_type(L, -1) == LUA_TTABLE) {
@@ -264,7 +275,7 @@ static int find_path(lua_State *L, int node, int target, strbuf *path, int depth
                 snprintf(ix, sizeof ix, "[%lld]", (long long)lua_tointeger(L, -2));
                 strbuf_adds(path, ix);
             }
-            if (find_path(L, lua_gettop(L), target, path, depth + 1)) { lua_pop(L, 3); return 1; }
+            if (find_path(L, lua_gettop(L), target, path, depth + 1, budget)) { lua_pop(L, 3); return 1; }
             path->len = mark;
         }
         lua_pop(L, 1);
@@ -277,7 +288,8 @@ void json_push_path(lua_State *L, int root_idx, int target_idx) {
     root_idx = lua_absindex(L, root_idx);
     target_idx = lua_absindex(L, target_idx);
     strbuf path = {0};
-    if (find_path(L, root_idx, target_idx, &path, 0)) lua_pushlstring(L, path.data ? path.data : "", path.len);
+    long budget = PATH_SEARCH_BUDGET;
+    if (find_path(L, root_idx, target_idx, &path, 0, &budget)) lua_pushlstring(L, path.data ? path.data : "", path.len);
     else lua_pushnil(L);
     strbuf_free(&path);
 }
