@@ -460,13 +460,19 @@ int json_is_array(lua_State *L, int idx) {
 /* ============================== Lua binding ============================== */
 
 void json_open(lua_State *L) {
-    lua_createtable(L, 0, 1);
+    /* getmetatable on a marked table gives the marker's name, never the shared metatable, so no
+     * script can plant an __index or a finalizer in every marked table after it. */
+    lua_createtable(L, 0, 2);
     lua_pushliteral(L, "array");
     lua_setfield(L, -2, "__name");
+    lua_pushliteral(L, "array");
+    lua_setfield(L, -2, "__metatable");
     lua_rawsetp(L, LUA_REGISTRYINDEX, &array_mt_key);
-    lua_createtable(L, 0, 1);
+    lua_createtable(L, 0, 2);
     lua_pushliteral(L, "object");
     lua_setfield(L, -2, "__name");
+    lua_pushliteral(L, "object");
+    lua_setfield(L, -2, "__metatable");
     lua_rawsetp(L, LUA_REGISTRYINDEX, &object_mt_key);
 }
 
@@ -497,11 +503,21 @@ static int l_encode(lua_State *L) {
     return 1;
 }
 
-/* returnflow.array(t) / returnflow.object(t): mark t (or a new table). */
+/* returnflow.array(t) / returnflow.object(t): mark t (or a new table). Only a table with no
+ * metatable, or one already marked, may be marked: lua_setmetatable would otherwise replace a
+ * protected metatable (the read-only event's) and make it writable. */
 static int mark(lua_State *L, const void *key) {
     if (lua_isnoneornil(L, 1)) lua_newtable(L);
     else luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
+    if (lua_getmetatable(L, 1)) {
+        lua_rawgetp(L, LUA_REGISTRYINDEX, &array_mt_key);
+        lua_rawgetp(L, LUA_REGISTRYINDEX, &object_mt_key);
+        int marked = lua_rawequal(L, -1, -3) || lua_rawequal(L, -2, -3);
+        lua_pop(L, 3);
+        if (!marked) return luaL_argerror(L, 1, "a table with a metatable of its own cannot be marked "
+                                                "(the event is read-only)");
+    }
     lua_rawgetp(L, LUA_REGISTRYINDEX, key);
     lua_setmetatable(L, 1);
     return 1;

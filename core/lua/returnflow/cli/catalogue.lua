@@ -369,7 +369,10 @@ function M.resolve(value, ids)
   if type(value) ~= "table" then return value end
   local copy = {}
   for k, v in pairs(value) do copy[k] = M.resolve(v, ids) end
-  return setmetatable(copy, getmetatable(value))
+  -- The array/object markers are guarded (getmetatable gives their name): mark the copy the same way.
+  local mt = getmetatable(value)
+  if mt == "array" then return json.array(copy) elseif mt == "object" then return json.object(copy) end
+  return setmetatable(copy, mt)
 end
 
 --- The metric names a segment definition counts ("metric:NAME" placeholders).
