@@ -30,10 +30,15 @@ CORE_SRC   := $(filter-out $(CMD_SRC),$(wildcard core/*/*.c core/*/*/*.c))
 CORE_OBJ    = $(CORE_SRC:core/%.c=$(BUILD)/obj/%.o) $(BUILD)/embedded.o
 CMD_OBJ     = $(CMD_SRC:core/%.c=$(BUILD)/obj/%.o)
 LUA_MODULES := $(sort $(wildcard core/lua/returnflow/*.lua core/lua/returnflow/cli/*.lua))
+# Host-only Lua (tools, the busted kit): embedded apart, where no sandbox's require looks.
+HOST_MODULES := $(filter core/lua/returnflow/cli/% core/lua/returnflow/render.lua core/lua/returnflow/testing.lua \
+                  core/lua/returnflow/testing_assertions.lua,$(LUA_MODULES))
+SANDBOX_MODULES := $(filter-out $(HOST_MODULES),$(LUA_MODULES))
 # returnflow.native: the mapper's C as a Lua library for busted (lua_native.c); position-independent objects.
 # Never sanitized: it loads into Debian's lua5.4, which is not built with ASan (the binary carries the
 # same C sanitized).
-NATIVE_SRC := json/json.c json/json_encode.c json/json_event.c script/sandbox.c script/klaviyo_limits.c \
+NATIVE_SRC := json/json.c json/json_encode.c json/json_event.c script/sandbox.c script/sandbox_lib.c script/lua_pattern.c \
+              script/klaviyo_limits.c script/klaviyo_endpoints.c \
               script/mapper.c base/strmap.c base/signature.c tooling/lua_native.c tooling/lua_http.c
 NATIVE_OBJ  = $(NATIVE_SRC:%.c=$(BUILD)/pic/%.o) $(BUILD)/pic/embedded.o
 NATIVE_SO   = $(BUILD)/lib/returnflow/native.so
@@ -56,7 +61,7 @@ $(SCRIPTS_STAMP):
 
 $(BUILD)/embedded.c: $(LUA_MODULES) $(DEFAULT_SCRIPTS) tools/embed.lua $(SCRIPTS_STAMP)
 	@mkdir -p $(@D)
-	lua5.4 tools/embed.lua $@ core/lua $(LUA_MODULES) --defaults $(DEFAULT_SCRIPTS)
+	lua5.4 tools/embed.lua $@ core/lua $(SANDBOX_MODULES) --host $(HOST_MODULES) --defaults $(DEFAULT_SCRIPTS)
 
 # The install folders are compiled in: a stamp named after them makes a change of folders rebuild.
 PATHS_STAMP := $(BUILD)/paths-$(shell printf '%s' '$(SHAREDIR) $(LUADIR) $(LIBDIR)' | md5sum | cut -c1-12)

@@ -480,6 +480,16 @@ static int l_decode(lua_State *L) {
     size_t n;
     const char *s = luaL_checklstring(L, 1, &n);
     char err[256];
+    if (json_output_budget) {
+        /* The tape takes one node a value, outside the Lua allocator: every value but the first
+         * follows a '[', '{', ':' or ',', so their count bounds it; it must fit the cap. */
+        size_t values = 1;
+        for (size_t i = 0; i < n; i++) values += s[i] == ',' || s[i] == ':' || s[i] == '[' || s[i] == '{';
+        size_t left = json_output_budget(L);
+        if (left != SIZE_MAX && values > left / sizeof(jnode))
+            return luaL_error(L, "decode: cap: memory exceeded (%zu values would not fit the %zu KiB the cap "
+                                 "leaves)", values, left >> 10);
+    }
     if (json_decode(L, s, n, lua_toboolean(L, 2) ? JSON_READONLY : JSON_WRITABLE, err, sizeof err)) {
         lua_pushnil(L);
         lua_pushfstring(L, "invalid JSON: %s", err);

@@ -104,6 +104,11 @@ void json_push_path(lua_State *L, int root_idx, int target_idx);
 void json_thread_done(void);
 void json_encode_thread_done(void);
 
+/* Bytes an encoding (or a decoding's tape) made for the state L may still take, or NULL for no
+ * bound. The sandbox sets it, so text a script causes is counted against its memory cap: an
+ * encoding that would pass it fails with "cap: memory ..." as it is written. */
+extern size_t (*json_output_budget)(lua_State *L);
+
 /* Lua binding: the `returnflow.json` functions (encode, decode, null, array,
  * object, is_array). Pushes the module table. */
 int json_luaopen(lua_State *L);

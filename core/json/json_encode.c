@@ -45,7 +45,10 @@ typedef struct encoder {
     path_step path[JSON_MAX_DEPTH + 2];
     char *err;
     size_t errlen;
+    size_t limit;               /* out->len may not pass this (json_output_budget) */
 } encoder;
+
+size_t (*json_output_budget)(lua_State *L);
 
 /* One member of an object: its key bytes and the stack slot of its value. */
 typedef struct member {
@@ -394,6 +397,11 @@ static int enc_table(encoder *e, int idx) {
 
 static int enc_value(encoder *e, int idx) {
     lua_State *L = e->L;
+    /* Checked before every value: past the limit by at most one value's bytes, and a graph of
+     * shared tables (2^40 bytes of text) stops here instead of in the allocator. */
+    if (e->out->len > e->limit)
+        return enc_fail(e, "cap: memory exceeded (the JSON text would be over the %zu KiB the cap leaves)",
+                        e->limit >> 10);
     switch (lua_type(L, idx)) {
     case LUA_TNIL: strbuf_add(e->out, "null", 4); return 0;
     case LUA_TBOOLEAN:
@@ -422,6 +430,8 @@ int json_encode_with(lua_State *L, int idx, strbuf *out, const json_rules *rules
     e->L = L; e->out = out; e->rules = rules; e->memo = memo;
     e->depth = 0; e->scope_start = 0; e->err = err; e->errlen = errlen;
     size_t mark = out->len;
+    size_t budget = json_output_budget ? json_output_budget(L) : SIZE_MAX;
+    e->limit = budget > SIZE_MAX - mark ? SIZE_MAX : mark + budget;
     int top = lua_gettop(L);
     int rc = enc_value(e, lua_absindex(L, idx));
     if (rc) { out->len = mark; lua_settop(L, top); }

@@ -16,8 +16,13 @@ typedef struct embedded_file {
     size_t len;
 } embedded_file;
 
-extern const embedded_file embedded_lua[];   /* ends with a NULL name */
+extern const embedded_file embedded_lua[];        /* ends with a NULL name */
+extern const embedded_file embedded_host_lua[];   /* host-only: render, testing, cli.* */
 
+/* A module a sandbox may load (never a host-only one). */
 const embedded_file *embedded_find(const char *name);
+
+/* Any module, host-only ones included: for the host's own tool states, never a sandbox. */
+const embedded_file *embedded_host_find(const char *name);
 
 #endif

@@ -28,19 +28,22 @@
 #include "sandbox.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "embedded.h"
 #include "json.h"
 #include "lauxlib.h"
-#include "lua-cjson.h"
 #include "lualib.h"
+#include "sandbox_lib.h"
 
 #define SPOILED_SLACK (16u << 20)       /* bytes a spoiled state may still take */
 #define CAP_SIGNAL (SIGRTMIN + 3)       /* the run-time timer's signal */
@@ -58,14 +61,24 @@ struct sandbox {
     void *free_blocks[32];              /* the allocator's free lists, by 16-byte class */
     char *bump, *bump_end;              /* the rest of the newest chunk */
     void *chunks;
+    size_t external;                    /* host buffers of the current call, counted against the cap */
+    int retrying;                       /* refused once; Lua collects and asks again (see capped_alloc) */
+    int soft_refused;                   /* a soft refusal not retried yet (sticky until the retry) */
+    void *retry_ptr;
+    size_t retry_size;
     char where[160];                    /* "scripts/x.lua:12" of the breach */
+    char soft_where[160];               /* ... of the last soft refusal */
     int deep;                           /* the breach came with a very deep call stack */
     char scripts_dir[512];
     char display_dir[512];                 /* named in messages instead of scripts_dir, if set */
 };
 
 /* Registry keys. */
-static const char base_env_key = 0, module_env_key = 0, loaded_key = 0, cjson_key = 0;
+static const char host_require_key = 0, script_require_key = 0, file_require_key = 0, stop_mt_key = 0;
+
+/* Which require an allow-list gets: the host realm's, the script realm's inner one (for
+ * returnflow's modules loaded for scripts), or a script file's. */
+enum { REALM_HOST, REALM_SCRIPT_MODULE, REALM_SCRIPT_FILE };
 
 static void budget_hook(lua_State *L, lua_Debug *ar);
 
@@ -73,6 +86,7 @@ static void budget_hook(lua_State *L, lua_Debug *ar);
 static void breach(sandbox *sb, int cap) {
     sb->broken = cap;
     lua_sethook(sb->running, budget_hook, LUA_MASKCOUNT, 1);
+    if (sb->running != sb->L) lua_sethook(sb->L, budget_hook, LUA_MASKCOUNT, 1);
 }
 
 /* ------------------------------ allocator -------------------------------- */
@@ -133,6 +147,19 @@ static void release(sandbox *sb, void *ptr, size_t size) {
     else free(ptr);
 }
 
+/* Where a soft refusal happened, for the message if nobody retries it (lua_getinfo with "Sl"
+ * reads the call info only: it allocates nothing). */
+static void note_soft_where(sandbox *sb) {
+    lua_Debug ar;
+    sb->soft_where[0] = 0;
+    for (int level = 0; level < 8 && lua_getstack(sb->running, level, &ar); level++) {
+        if (lua_getinfo(sb->running, "Sl", &ar) && ar.currentline > 0) {     /* the nearest Lua line */
+            snprintf(sb->soft_where, sizeof sb->soft_where, "%s:%d", ar.short_src, ar.currentline);
+            return;
+        }
+    }
+}
+
 static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     sandbox *sb = ud;
     if (!ptr) osize = 0;
@@ -141,10 +168,25 @@ static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
         sb->used -= osize;
         return NULL;
     }
+    /* Over the cap, the first refusal is soft: Lua answers a failed allocation with a full
+     * (emergency) collection and asks again with the same block and size; only if that retry
+     * does not fit either is the cap broken. So garbage of earlier events never fails a later
+     * one: what counts is what is live. */
     if (nsize > osize && sb->caps.memory_bytes) {
-        size_t want = sb->used + (nsize - osize);
+        /* (only a growth clears the mark: the collection itself shrinks tables on the way) */
+        int retry = sb->retrying && ptr == sb->retry_ptr && nsize == sb->retry_size;
+        sb->retrying = 0;
+        if (retry) sb->soft_refused = 0;
+        size_t want = sb->used + sb->external + (nsize - osize);
         size_t limit = sb->caps.memory_bytes + (sb->broken ? SPOILED_SLACK : 0);
         if (want > limit) {
+            if (sb->armed && !sb->broken && !retry) {
+                sb->retrying = sb->soft_refused = 1;
+                note_soft_where(sb);
+                sb->retry_ptr = ptr;
+                sb->retry_size = nsize;
+                return NULL;
+            }
             if (sb->armed && !sb->broken) breach(sb, CAP_MEMORY);
             if (want > sb->caps.memory_bytes + SPOILED_SLACK || !sb->armed) return NULL;
         }
@@ -163,6 +205,24 @@ static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     }
     if (p) sb->used += nsize - osize;
     return p;
+}
+
+size_t sandbox_bytes_left(lua_State *L) {
+    void *ud;
+    if (lua_getallocf(L, &ud) != capped_alloc) return SIZE_MAX;
+    sandbox *sb = ud;
+    if (!sb->caps.memory_bytes) return SIZE_MAX;
+    size_t held = sb->used + sb->external;
+    return held < sb->caps.memory_bytes ? sb->caps.memory_bytes - held : 0;
+}
+
+int sandbox_charge(lua_State *L, size_t n) {
+    void *ud;
+    if (lua_getallocf(L, &ud) != capped_alloc) return 0;
+    sandbox *sb = ud;
+    if (sandbox_bytes_left(L) < n) return -1;
+    sb->external += n;
+    return 0;
 }
 
 /* --------------------------------- hook ---------------------------------- */
@@ -191,6 +251,16 @@ static int cap_message(sandbox *sb, lua_State *L) {
     if (sb->where[0]) lua_pushfstring(L, "%s: %s", sb->where, what);
     else lua_pushstring(L, what);
     return 1;
+}
+
+void sandbox_check_broken(lua_State *L) {
+    void *ud;
+    if (lua_getallocf(L, &ud) != capped_alloc) return;
+    sandbox *sb = ud;
+    if (!sb->armed || !sb->broken) return;
+    remember_where(sb, L);
+    cap_message(sb, L);
+    lua_error(L);
 }
 
 /* Runs once the state is spoiled: at every instruction, raises the cap error. */
@@ -260,16 +330,32 @@ static void timer_disarm(void) {
 
 /* ------------------------------- guarded API ----------------------------- */
 
+/* print(...): one line on standard error, "file:line: " first, the values tab-separated, control
+ * characters escaped and the line cut to SANDBOX_MESSAGE_MAX, so a script can neither forge log
+ * lines nor drive a terminal nor flood the log with one call. */
 static int sb_print(lua_State *L) {
     int n = lua_gettop(L);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (int i = 1; i <= n; i++) {
+        if (i > 1) luaL_addchar(&b, '\t');
+        luaL_tolstring(L, i, NULL);
+        if (luaL_bufflen(&b) + lua_rawlen(L, -1) > 2 * SANDBOX_MESSAGE_MAX) {   /* enough to cut from */
+            size_t room = 2 * SANDBOX_MESSAGE_MAX - luaL_bufflen(&b);
+            lua_pushlstring(L, lua_tostring(L, -1), room);
+            lua_remove(L, -2);
+            luaL_addvalue(&b);
+            luaL_addstring(&b, " ... (cut)");
+            break;
+        }
+        luaL_addvalue(&b);
+    }
+    luaL_pushresult(&b);
+    sandbox_push_clean_message(L, -1);
     lua_Debug ar;
     if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "Sl", &ar))
         fprintf(stderr, "%s:%d: ", ar.short_src, ar.currentline);
-    for (int i = 1; i <= n; i++) {
-        if (i > 1) fputc('\t', stderr);
-        fputs(luaL_tolstring(L, i, NULL), stderr);
-        lua_pop(L, 1);
-    }
+    fputs(lua_tostring(L, -1), stderr);
     fputc('\n', stderr);
     return 0;
 }
@@ -314,6 +400,12 @@ static int resume_tracked(lua_State *L, lua_State *co, int narg) {
     sb->running = co;
     int nres, status = lua_resume(co, L, narg, &nres);
     sb->running = outer;
+    if (sb->broken) {                 /* the cap broke inside: the caller stops too, hooked or not */
+        lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
+        remember_where(sb, L);
+        cap_message(sb, L);
+        return lua_error(L);
+    }
     if (status == LUA_OK || status == LUA_YIELD) {
         if (!lua_checkstack(L, nres + 1)) {
             lua_pop(co, nres);
@@ -357,10 +449,42 @@ static int sb_wrap(lua_State *L) {
     return 1;
 }
 
+/* coroutine.close(co): the __close handlers it runs execute in co, so co is the running thread
+ * the cap's hook is set on; after a breach no coroutine is closed (its handlers would run). */
+static int sb_close(lua_State *L) {
+    lua_State *co = lua_tothread(L, 1);
+    luaL_argexpected(L, co, 1, "coroutine");
+    void *ud;
+    lua_getallocf(L, &ud);
+    sandbox *sb = ud;
+    if (sb->broken) { remember_where(sb, L); cap_message(sb, L); return lua_error(L); }
+    lua_settop(L, 1);
+    lua_getglobal(L, "coroutine");               /* the host's own table, never a script's */
+    lua_getfield(L, -1, "close");
+    lua_remove(L, -2);
+    lua_insert(L, 1);
+    lua_State *outer = sb->running;
+    sb->running = co;
+    int rc = lua_pcall(L, 1, LUA_MULTRET, 0);
+    sb->running = outer;
+    if (sb->broken) {
+        lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
+        remember_where(sb, L);
+        cap_message(sb, L);
+        return lua_error(L);
+    }
+    if (rc != LUA_OK) return lua_error(L);
+    return lua_gettop(L);
+}
+
 static int sb_rawset(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     json_unwrap(L, 1);
     if (!lua_rawequal(L, -1, 1)) return luaL_error(L, "event is read-only: rawset cannot change it");
+    /* Every host object a script holds (returnflow's modules, the emitter, drop values) has a
+     * protected metatable: rawset would write past its guard, so it is refused too. */
+    if (luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL)
+        return luaL_error(L, "rawset: the table is read-only (its metatable is protected)");
     lua_settop(L, 3);
     lua_rawset(L, 1);
     return 1;
@@ -380,7 +504,9 @@ static int sb_setmetatable(lua_State *L) {
     return 1;
 }
 
-/* load(chunk [, name [, mode [, env]]]): text only, tenant globals by default. */
+/* load(chunk [, name [, mode [, env]]]): text only; by default the chunk gets globals of its own
+ * over a fresh copy of the allow-list, so a loaded chunk can change no table another file sees. */
+static void push_allowlist(lua_State *L, int realm);
 static int sb_load(lua_State *L) {
     int has_env = !lua_isnone(L, 4);
     const char *mode = luaL_optstring(L, 3, "t");
@@ -389,7 +515,11 @@ static int sb_load(lua_State *L) {
     lua_pushliteral(L, "t");
     lua_replace(L, 3);
     if (!has_env) {
-        lua_rawgetp(L, LUA_REGISTRYINDEX, &base_env_key);
+        lua_createtable(L, 0, 0);
+        lua_createtable(L, 0, 1);
+        push_allowlist(L, REALM_SCRIPT_FILE);
+        lua_setfield(L, -2, "__index");
+        lua_setmetatable(L, -2);
         lua_replace(L, 4);
     }
     lua_getglobal(L, "load");
@@ -411,34 +541,144 @@ static int valid_module_name(const char *name) {
     return 1;
 }
 
-/* Loads an embedded returnflow module into the module env and runs it. */
-static int load_embedded(lua_State *L, const embedded_file *f) {
+/* The modules a script file may require by name (docs/mapping-api.md); the modules they require
+ * in turn (the runtime, the emitter) are loaded for them, but never handed to a script. */
+static int documented_module(const char *name) {
+    static const char *const names[] = { "returnflow", "returnflow.loop", "returnflow.json",
+                                         "returnflow.defaults", "cjson", NULL };
+    for (const char *const *n = names; *n; n++)
+        if (strcmp(*n, name) == 0) return 1;
+    return 0;
+}
+
+/* Loads an embedded returnflow module with env as its globals and runs it. */
+static int load_embedded(lua_State *L, const embedded_file *f, int env) {
     char chunkname[128];
     snprintf(chunkname, sizeof chunkname, "=[returnflow] %s", f->name);
     if (luaL_loadbufferx(L, f->source, f->len, chunkname, "t") != LUA_OK) return lua_error(L);
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &module_env_key);
+    lua_pushvalue(L, env);
     lua_setupvalue(L, -2, 1);
     lua_pushstring(L, f->name);
     lua_call(L, 1, 1);
     return 1;
 }
 
-static int sb_require(lua_State *L) {
+/* ------------------------------ read-only copies ---------------------------- */
+
+/* A module as a script sees it: an empty proxy over a copy of its fields, nested tables copied and
+ * proxied the same way, with a protected metatable. Writes raise; pairs walks the copy; nothing
+ * reaches the module's own tables, which the runtime's instances never share anyway. */
+static int frozen_newindex(lua_State *L) {
+    return luaL_error(L, "returnflow's modules are read-only: cannot set '%s'",
+                      lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : "a field");
+}
+
+static int frozen_next(lua_State *L) {
+    if (!lua_rawequal(L, 1, lua_upvalueindex(2)))
+        return luaL_argerror(L, 1, "the module this iterator came from expected");
+    lua_settop(L, 2);
+    if (lua_next(L, lua_upvalueindex(1))) return 2;
+    lua_pushnil(L);
+    return 1;
+}
+
+static int frozen_pairs(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    if (!lua_getmetatable(L, 1)) return luaL_argerror(L, 1, "read-only module expected");
+    lua_getfield(L, -1, "__index");                    /* raw: the metatable has no metatable */
+    if (!lua_istable(L, -1)) return luaL_argerror(L, 1, "read-only module expected");
+    lua_pushvalue(L, 1);
+    lua_pushcclosure(L, frozen_next, 2);
+    lua_pushvalue(L, 1);
+    lua_pushnil(L);
+    return 3;
+}
+
+static int frozen_len(lua_State *L) {
+    if (!lua_getmetatable(L, 1)) return 0;
+    lua_getfield(L, -1, "__index");
+    lua_pushinteger(L, (lua_Integer)lua_rawlen(L, -1));
+    return 1;
+}
+
+/* Replaces the table at the top with its read-only proxy (seen: index of the copies made). */
+static void freeze_top(lua_State *L, int seen, int depth) {
+    int t = lua_gettop(L);
+    luaL_checkstack(L, 8, "freezing a module");
+    lua_pushvalue(L, t);
+    if (lua_rawget(L, seen) != LUA_TNIL) { lua_replace(L, t); return; }
+    lua_pop(L, 1);
+    lua_createtable(L, 0, 0);                          /* t P */
+    lua_pushvalue(L, t);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, seen);                               /* seen[t] = P (cycles) */
+    lua_createtable(L, 0, 0);                          /* t P D */
+    lua_pushnil(L);
+    while (lua_next(L, t)) {                           /* t P D k v */
+        if (lua_type(L, -1) == LUA_TTABLE && depth < 16) freeze_top(L, seen, depth + 1);
+        else if (lua_type(L, -1) == LUA_TTABLE) { lua_pop(L, 1); lua_pushnil(L); }
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, -4);
+    }
+    lua_createtable(L, 0, 5);                          /* t P D M */
+    lua_insert(L, -2);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, frozen_newindex);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushcfunction(L, frozen_pairs);
+    lua_setfield(L, -2, "__pairs");
+    lua_pushcfunction(L, frozen_len);
+    lua_setfield(L, -2, "__len");
+    lua_pushliteral(L, "read-only module");
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, -2);                           /* t P */
+    lua_replace(L, t);
+}
+
+static void freeze(lua_State *L) {
+    if (!lua_istable(L, -1)) return;
+    lua_createtable(L, 0, 8);
+    lua_insert(L, -2);
+    freeze_top(L, lua_gettop(L) - 1, 0);
+    lua_remove(L, -2);
+}
+
+/* --------------------------------- require --------------------------------- */
+
+/* require in one realm. Upvalues: 1 the realm's loaded table, 2 the env its embedded modules get,
+ * 3 true for a script file's require (documented modules only, read-only copies, files of the
+ * scripts folder), false for the require of returnflow's own modules inside that realm.
+ *
+ * Realms: the host's (the runtime, emitter and request builder the host calls) and the scripts'
+ * (separate instances of the same modules, for scripts). Nothing of the host realm is reachable
+ * from a script, so no script can replace a function the host calls. */
+static int realm_require(lua_State *L) {
     const char *name = luaL_checkstring(L, 1);
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &loaded_key);
-    int loaded = lua_gettop(L);
+    int loaded = lua_upvalueindex(1), env = lua_upvalueindex(2);
+    int for_script = lua_toboolean(L, lua_upvalueindex(3));
+    lua_settop(L, 1);
     if (lua_getfield(L, loaded, name) != LUA_TNIL) return 1;
     lua_pop(L, 1);
-    if (strcmp(name, "cjson") == 0) {
-        lua_rawgetp(L, LUA_REGISTRYINDEX, &cjson_key);
+    int ours = strcmp(name, "cjson") == 0 || strcmp(name, "returnflow") == 0 || strncmp(name, "returnflow.", 11) == 0;
+    if (for_script && ours && !documented_module(name))
+        return luaL_error(L, "require: '%s' is not a module scripts may use (returnflow, returnflow.loop, "
+                             "returnflow.json, returnflow.defaults, cjson and files of the scripts folder)", name);
+    if (for_script && ours) {
+        /* The realm's own instance, through the realm's inner require, then a read-only copy. */
+        lua_rawgetp(L, LUA_REGISTRYINDEX, &script_require_key);
+        lua_pushvalue(L, 1);
+        lua_call(L, 1, 1);
+        freeze(L);
+    } else if (strcmp(name, "cjson") == 0) {
+        sandbox_push_cjson(L);
     } else if (strcmp(name, "returnflow.json") == 0) {
         json_luaopen(L);
-
-    } else if (strcmp(name, "returnflow") == 0 || strncmp(name, "returnflow.", 11) == 0) {
+    } else if (ours) {
         const embedded_file *f = embedded_find(name);
         if (!f) return luaL_error(L, "require: no module '%s' in returnflow", name);
-        load_embedded(L, f);
-    } else {
+        load_embedded(L, f, env);
+    } else if (for_script) {
         if (!valid_module_name(name))
             return luaL_error(L, "require: '%s' is not allowed in the sandbox (only returnflow.*, cjson "
                                  "and files of the scripts folder)", name);
@@ -449,14 +689,15 @@ static int sb_require(lua_State *L) {
         int n = snprintf(path, sizeof path, "%s/", sb->scripts_dir);
         for (const char *p = name; *p && n < (int)sizeof path - 5; p++) path[n++] = *p == '.' ? '/' : *p;
         snprintf(path + n, sizeof path - (size_t)n, ".lua");
-        FILE *probe = fopen(path, "r");
-        if (!probe)
+        struct stat st;
+        if (lstat(path, &st) != 0)
             return luaL_error(L, "require: '%s' is not allowed in the sandbox (only returnflow.*, cjson "
                                  "and files of the scripts folder; no %s)", name, path);
-        fclose(probe);
         if (sandbox_load_file(sb, path) != LUA_OK) return lua_error(L);
         lua_pushstring(L, name);
         lua_call(L, 1, 1);
+    } else {
+        return luaL_error(L, "require: '%s' is not one of returnflow's modules", name);
     }
     if (lua_isnil(L, -1)) { lua_pop(L, 1); lua_pushboolean(L, 1); }
     lua_pushvalue(L, -1);
@@ -482,8 +723,9 @@ static void copy_table_from_global(lua_State *L, const char *lib, const char *co
     lua_remove(L, -2);
 }
 
-/* Pushes a table holding the allow-listed globals. */
-static void push_allowlist(lua_State *L) {
+/* Pushes a new table holding the allow-listed globals: its own copies of the library tables, so
+ * each file (and each realm) changes only its own. `require` is the realm's. */
+static void push_allowlist(lua_State *L, int realm) {
     static const char *const plain[] = {
         "assert", "error", "ipairs", "next", "pairs", "rawequal", "rawget", "rawlen",
         "select", "tonumber", "tostring", "type", "getmetatable", "_VERSION", NULL,
@@ -496,10 +738,12 @@ static void push_allowlist(lua_State *L) {
     }
     static const luaL_Reg guarded[] = {
         { "print", sb_print }, { "rawset", sb_rawset }, { "setmetatable", sb_setmetatable },
-        { "load", sb_load }, { "require", sb_require }, { "pcall", sb_pcall },
-        { "xpcall", sb_xpcall }, { NULL, NULL },
+        { "load", sb_load }, { "pcall", sb_pcall }, { "xpcall", sb_xpcall }, { NULL, NULL },
     };
     luaL_setfuncs(L, guarded, 0);
+    static const void *const require_keys[] = { &host_require_key, &script_require_key, &file_require_key };
+    lua_rawgetp(L, LUA_REGISTRYINDEX, require_keys[realm]);
+    lua_setfield(L, -2, "require");
     copy_table_from_global(L, "string", no_dump);
     lua_setfield(L, -2, "string");
     copy_table_from_global(L, "table", NULL);
@@ -513,6 +757,8 @@ static void push_allowlist(lua_State *L) {
     lua_setfield(L, -2, "resume");
     lua_pushcfunction(L, sb_wrap);
     lua_setfield(L, -2, "wrap");
+    lua_pushcfunction(L, sb_close);
+    lua_setfield(L, -2, "close");
     lua_setfield(L, -2, "coroutine");
     lua_newtable(L);
     static const char *const os_allowed[] = { "time", "date", "clock", NULL };
@@ -527,6 +773,37 @@ static void push_allowlist(lua_State *L) {
     lua_setfield(L, -2, "_G");
 }
 
+/* Makes one realm: its loaded table, its modules' env, and its require functions. */
+static void make_realm(lua_State *L, const void *inner_key, const void *file_key) {
+    lua_newtable(L);                                     /* loaded, shared by the realm's requires */
+    int loaded = lua_gettop(L);
+    lua_newtable(L);                                     /* the env its modules get (filled below) */
+    int env = lua_gettop(L);
+    lua_pushvalue(L, loaded);
+    lua_pushvalue(L, env);
+    lua_pushboolean(L, 0);
+    lua_pushcclosure(L, realm_require, 3);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, inner_key);
+    if (file_key) {
+        lua_newtable(L);                                 /* what script files got: read-only copies */
+        lua_pushvalue(L, env);
+        lua_pushboolean(L, 1);
+        lua_pushcclosure(L, realm_require, 3);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, file_key);
+    }
+    push_allowlist(L, inner_key == &host_require_key ? REALM_HOST : REALM_SCRIPT_MODULE);
+    lua_pushnil(L);                                      /* env = a copy of the allow-list */
+    while (lua_next(L, -2)) {
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, env);
+    }
+    lua_pop(L, 1);
+    lua_pushvalue(L, env);
+    lua_setfield(L, env, "_G");
+    lua_pop(L, 2);
+}
+
 sandbox *sandbox_new(const sandbox_caps *caps, const char *scripts_dir, char *err, size_t errlen) {
     sandbox *sb = calloc(1, sizeof *sb);
     if (!sb) { snprintf(err, errlen, "out of memory"); return NULL; }
@@ -538,10 +815,7 @@ sandbox *sandbox_new(const sandbox_caps *caps, const char *scripts_dir, char *er
     sb->L = L;
     luaL_openlibs(L);
     json_open(L);
-    luaL_requiref(L, "cjson", luaopen_cjson, 0);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &cjson_key);
-    lua_newtable(L);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &loaded_key);
+    sandbox_lib_open(L);                   /* bounded string, table and cjson functions */
 
     /* The string metatable is shared by every string; hide it so a script
      * cannot reach the host's real string table through it. */
@@ -556,10 +830,8 @@ sandbox *sandbox_new(const sandbox_caps *caps, const char *scripts_dir, char *er
     lua_setfield(L, -2, "dump");
     lua_pop(L, 1);
 
-    push_allowlist(L);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &base_env_key);
-    push_allowlist(L);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &module_env_key);
+    make_realm(L, &host_require_key, NULL);
+    make_realm(L, &script_require_key, &file_require_key);
 
     sb->running = L;
     return sb;
@@ -574,13 +846,14 @@ void sandbox_free(sandbox *sb) {
 }
 
 lua_State *sandbox_lua(sandbox *sb) { return sb->L; }
+void sandbox_set_seconds(sandbox *sb, double seconds) { sb->caps.seconds = seconds; }
 int sandbox_spoiled(const sandbox *sb) { return sb->broken != CAP_NONE; }
 
 void sandbox_push_file_env(sandbox *sb) {
     lua_State *L = sb->L;
     lua_createtable(L, 0, 4);
     lua_createtable(L, 0, 1);
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &base_env_key);
+    push_allowlist(L, REALM_SCRIPT_FILE);
     lua_setfield(L, -2, "__index");
     lua_setmetatable(L, -2);
 }
@@ -589,51 +862,165 @@ void sandbox_set_display_dir(sandbox *sb, const char *dir) {
     snprintf(sb->display_dir, sizeof sb->display_dir, "%s", dir ? dir : "");
 }
 
+void sandbox_set_stop_metatable(sandbox *sb) {
+    lua_rawsetp(sb->L, LUA_REGISTRYINDEX, &stop_mt_key);
+}
+
+/* Reads a script file: a regular file only (no FIFO, device or directory: opened non-blocking
+ * and checked on the open descriptor), a symbolic link only to a regular file inside the scripts
+ * folder, and no larger than the memory cap. */
+static int read_script(sandbox *sb, const char *path, const char *shown) {
+    lua_State *L = sb->L;
+    struct stat st;
+    if (lstat(path, &st) != 0) { lua_pushfstring(L, "cannot open %s", shown); return LUA_ERRFILE; }
+    if (S_ISLNK(st.st_mode)) {
+        char real[PATH_MAX], dir[PATH_MAX];
+        size_t dlen;
+        if (!realpath(path, real) || !realpath(sb->scripts_dir, dir) || (dlen = strlen(dir), 0) ||
+            strncmp(real, dir, dlen) != 0 || real[dlen] != '/') {
+            lua_pushfstring(L, "%s: a symbolic link out of the scripts folder is not loaded", shown);
+            return LUA_ERRFILE;
+        }
+    }
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) { lua_pushfstring(L, "cannot open %s", shown); return LUA_ERRFILE; }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        lua_pushfstring(L, "%s: not a regular file (only plain .lua files are loaded)", shown);
+        return LUA_ERRFILE;
+    }
+    size_t limit = sb->caps.memory_bytes ? sb->caps.memory_bytes : (size_t)1 << 30;
+    if ((uint64_t)st.st_size > limit) {
+        close(fd);
+        lua_pushfstring(L, "%s: %d bytes, more than the memory cap", shown, (int)(st.st_size > INT32_MAX ? INT32_MAX : st.st_size));
+        return LUA_ERRFILE;
+    }
+    luaL_Buffer b;
+    char *p = luaL_buffinitsize(L, &b, (size_t)st.st_size);
+    size_t got = 0;
+    while (got < (size_t)st.st_size) {
+        ssize_t n = read(fd, p + got, (size_t)st.st_size - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        got += (size_t)n;
+    }
+    close(fd);
+    luaL_pushresultsize(&b, got);
+    return LUA_OK;
+}
+
 int sandbox_load_file(sandbox *sb, const char *path) {
     lua_State *L = sb->L;
     size_t dlen = strlen(sb->scripts_dir);
-    int rc;
-    if (sb->display_dir[0] && strncmp(path, sb->scripts_dir, dlen) == 0 && path[dlen] == '/') {
-        /* Read from the frozen copy, named as the folder the merchant edits. */
-        char chunkname[1100];
-        snprintf(chunkname, sizeof chunkname, "@%s%s", sb->display_dir, path + dlen);
-        FILE *f = fopen(path, "rb");
-        if (!f) {
-            lua_pushfstring(L, "cannot open %s", chunkname + 1);
-            return LUA_ERRFILE;
-        }
-        luaL_Buffer b;
-        luaL_buffinit(L, &b);
-        char chunk[4096];
-        size_t n;
-        while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) luaL_addlstring(&b, chunk, n);
-        fclose(f);
-        luaL_pushresult(&b);
-        size_t len;
-        const char *text = lua_tolstring(L, -1, &len);
-        rc = luaL_loadbufferx(L, text, len, chunkname, "t");
-        lua_remove(L, -2);                      /* the text; the chunk or the message stays */
-    } else {
-        rc = luaL_loadfilex(L, path, "t");
+    char chunkname[1100];
+    if (sb->display_dir[0] && strncmp(path, sb->scripts_dir, dlen) == 0 && path[dlen] == '/')
+        snprintf(chunkname, sizeof chunkname, "@%s%s", sb->display_dir, path + dlen);   /* the folder the merchant edits */
+    else
+        snprintf(chunkname, sizeof chunkname, "@%s", path);
+    int rc = read_script(sb, path, chunkname + 1);
+    if (rc != LUA_OK) return rc;
+    size_t len;
+    const char *text = lua_tolstring(L, -1, &len);
+    if (len && text[0] == LUA_SIGNATURE[0]) {
+        lua_pop(L, 1);
+        lua_pushfstring(L, "%s: a binary chunk; only Lua text is loaded", chunkname + 1);
+        return LUA_ERRSYNTAX;
     }
+    /* A first line starting with '#' is skipped, as luaL_loadfile does. */
+    size_t skip = 0;
+    if (len && text[0] == '#') { while (skip < len && text[skip] != '\n') skip++; }
+    rc = luaL_loadbufferx(L, text + skip, len - skip, chunkname, "t");
+    lua_remove(L, -2);                      /* the text; the chunk or the message stays */
     if (rc != LUA_OK) return rc;
     sandbox_push_file_env(sb);
     lua_setupvalue(L, -2, 1);
     return LUA_OK;
 }
 
-/* Strings and tables (a script's drop/fail/defer values) pass unchanged. */
-static int message_handler(lua_State *L) {
-    if (!lua_isstring(L, 1) && !lua_istable(L, 1)) {
-        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
-        lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+/* ----------------------------- error values ------------------------------ */
+
+/* Pushes a copy of the string at idx fit for a log line and a result: control characters escaped
+ * (\n, \r, \t, \xHH), cut to SANDBOX_MESSAGE_MAX bytes with a note of how much was cut. */
+void sandbox_push_clean_message(lua_State *L, int idx) {
+    size_t len;
+    const char *s = lua_tolstring(L, idx, &len);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    size_t i = 0;
+    for (; i < len && luaL_bufflen(&b) < SANDBOX_MESSAGE_MAX; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '\n') luaL_addstring(&b, "\\n");
+        else if (c == '\r') luaL_addstring(&b, "\\r");
+        else if (c == '\t') luaL_addstring(&b, "\\t");
+        else if (c < 0x20 || c == 0x7f) {
+            char hex[8];
+            snprintf(hex, sizeof hex, "\\x%02x", c);
+            luaL_addstring(&b, hex);
+        } else luaL_addchar(&b, (char)c);
     }
+    if (i < len) {
+        char note[64];
+        snprintf(note, sizeof note, "... (%zu more bytes cut)", len - i);
+        luaL_addstring(&b, note);
+    }
+    luaL_pushresult(&b);
+}
+
+/* The message handler of every sandbox_call: runs under the caps, before the stack unwinds, and
+ * turns whatever a script raised into a value the host may read after the call with no metamethod
+ * and no trust: a clean string, or, for a drop/fail/defer raised by the emitter (its metatable,
+ * compared raw), a new plain table { status = string, reason = clean string or nil }. */
+static int message_handler(lua_State *L) {
+    int t = lua_type(L, 1);
+    void *ud;
+    lua_getallocf(L, &ud);
+    sandbox *sb = ud;
+    if (sb->soft_refused && sb->armed && !sb->broken) {
+        /* A soft refusal nobody retried: the block was asked for by C code that calls the
+         * allocator itself (lauxlib's buffers) and raised "not enough memory". It is the cap. */
+        sb->soft_refused = 0;
+        breach(sb, CAP_MEMORY);
+        remember_where(sb, L);
+        return cap_message(sb, L);
+    }
+    if (t == LUA_TTABLE && lua_getmetatable(L, 1)) {
+        lua_rawgetp(L, LUA_REGISTRYINDEX, &stop_mt_key);
+        int is_stop = lua_rawequal(L, -1, -2);
+        lua_pop(L, 2);
+        if (is_stop) {
+            lua_createtable(L, 0, 2);
+            lua_pushliteral(L, "status");
+            if (lua_rawget(L, 1) == LUA_TSTRING) lua_setfield(L, -2, "status");
+            else lua_pop(L, 1);
+            lua_pushliteral(L, "reason");
+            int rt = lua_rawget(L, 1);
+            if (rt == LUA_TSTRING || rt == LUA_TNUMBER) {
+                sandbox_push_clean_message(L, -1);
+                lua_setfield(L, -3, "reason");
+            } else if (rt != LUA_TNIL) {
+                lua_pushfstring(L, "(a %s value as the reason)", lua_typename(L, rt));
+                lua_setfield(L, -3, "reason");
+            }
+            lua_pop(L, 1);
+            return 1;
+        }
+    }
+    if (t == LUA_TSTRING || t == LUA_TNUMBER) {
+        sandbox_push_clean_message(L, 1);
+    } else if (t != LUA_TNIL && luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING &&
+               lua_rawlen(L, -1) > 0) {
+        sandbox_push_clean_message(L, -1);
+    } else {
+        lua_pushfstring(L, "(error object is a %s value%s)", lua_typename(L, t),
+                        t == LUA_TTABLE || t == LUA_TUSERDATA ? " with no message" : "");
+    }
+    if (lua_rawlen(L, -1) == 0) lua_pushliteral(L, "(an empty error message)");
     return 1;
 }
 
 int sandbox_require(sandbox *sb, const char *name) {
     lua_State *L = sb->L;
-    lua_pushcfunction(L, sb_require);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &host_require_key);
     lua_pushstring(L, name);
     return sandbox_call(sb, 1, 1);
 }
@@ -654,8 +1041,15 @@ int sandbox_call(sandbox *sb, int nargs, int nresults) {
         lua_pushfstring(L, "cannot arm the run-time cap: %s", strerror(errno));
         return LUA_ERRRUN;
     }
+    if (!was_armed) sb->external = 0, sb->soft_refused = 0;     /* counted per call */
     sb->armed = 1;
     int rc = lua_pcall(L, nargs, nresults, base);
+    if (rc == LUA_ERRMEM && sb->soft_refused && !sb->broken) {
+        /* "not enough memory" from C that calls the allocator itself (lauxlib's buffers): a
+         * memory error skips the message handler, so the breach is recorded here. */
+        sb->broken = CAP_MEMORY;
+        if (!sb->where[0]) memcpy(sb->where, sb->soft_where, sizeof sb->where);
+    }
     if (!was_armed) {
         timer_disarm();
         sb->armed = 0;

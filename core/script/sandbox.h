@@ -42,7 +42,20 @@ int sandbox_load_file(sandbox *sb, const char *path);
 int sandbox_call(sandbox *sb, int nargs, int nresults);
 int sandbox_spoiled(const sandbox *sb);
 
-/* Pushes the module `name` as a script's require would (under the caps), or
+/* Changes the run-time cap of the next calls (the mapper's total load budget). */
+void sandbox_set_seconds(sandbox *sb, double seconds);
+
+/* The emitter's drop/fail/defer metatable, popped from the top of the stack: an error value with
+ * it (compared raw) is reported as { status, reason }, every other one as a clean string. */
+void sandbox_set_stop_metatable(sandbox *sb);
+
+/* Messages from scripts are cut to this many bytes on their way to logs and results. */
+#define SANDBOX_MESSAGE_MAX 2000
+
+/* Pushes the string at idx with control characters escaped, cut to SANDBOX_MESSAGE_MAX. */
+void sandbox_push_clean_message(lua_State *L, int idx);
+
+/* Pushes the module `name` as the host's runtime would require it (the host realm) (under the caps), or
  * the error message; returns the lua_pcall status. */
 int sandbox_require(sandbox *sb, const char *name);
 

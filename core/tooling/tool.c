@@ -21,7 +21,7 @@
 /* package.searchers entry: returnflow's embedded modules. */
 static int search_embedded(lua_State *L) {
     const char *name = luaL_checkstring(L, 1);
-    const embedded_file *f = embedded_find(name);
+    const embedded_file *f = embedded_host_find(name);
     if (!f) {
         lua_pushfstring(L, "no embedded module '%s'", name);
         return 1;

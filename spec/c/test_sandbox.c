@@ -366,6 +366,167 @@ static void unbounded_metamethod_recursion_fails_with_a_c_stack_overflow_message
     assert_false(sandbox_spoiled(f->sb));
 }
 
+
+/* ---------------------- guards (issues 10 and 18) ------------------------- */
+
+/* Pushes a fresh file env holding `event`, a read-only event decoded from json. */
+static void push_env_with_event(fixture *f, const char *json) {
+    lua_State *L = sandbox_lua(f->sb);
+    char err[128];
+    sandbox_push_file_env(f->sb);
+    assert_int_equal(json_decode(L, json, strlen(json), JSON_READONLY, err, sizeof err), 0);
+    lua_setfield(L, -2, "event");
+}
+
+static void event_iterator_checks_its_argument(void **state) {
+    fixture *f = *state;
+    lua_State *L = sandbox_lua(f->sb);
+    static const char *const calls[] = { "local it = pairs(event) return it(12345, nil)",
+                                         "local it = pairs(event) return it('a string', 'k')",
+                                         "local it = pairs(event) return it({}, nil)" };
+    for (size_t i = 0; i < sizeof calls / sizeof *calls; i++) {
+        push_env_with_event(f, "{\"a\":1,\"b\":{\"c\":2}}");
+        assert_int_equal(run_in_env(f->sb, calls[i]), LUA_ERRRUN);
+        assert_contains(lua_tostring(L, -1), "bad argument #1");
+        lua_pop(L, 1);
+    }
+    push_env_with_event(f, "{\"a\":1,\"b\":{\"c\":2}}");
+    assert_int_equal(run_in_env(f->sb, "local n = 0 for k, v in pairs(event) do n = n + 1 end return n"), LUA_OK);
+    assert_int_equal(lua_tointeger(L, -1), 2);
+    lua_pop(L, 1);
+}
+
+static void pairs_never_hands_out_the_writable_table(void **state) {
+    fixture *f = *state;
+    lua_State *L = sandbox_lua(f->sb);
+    push_env_with_event(f, "{\"state\":\"open\"}");
+    assert_int_equal(run_in_env(f->sb,
+        "local _, s = pairs(event)\n"
+        "assert(rawequal(s, event), 'the second value is the read-only table itself')\n"
+        "assert(not pcall(function() s.state = 'forged' end))\n"
+        "assert(not pcall(rawset, s, 'state', 'forged'))\n"
+        "return event.state"), LUA_OK);
+    assert_string_equal(lua_tostring(L, -1), "open");
+    lua_pop(L, 1);
+}
+
+static void marking_cannot_make_the_event_writable_and_markers_are_guarded(void **state) {
+    fixture *f = *state;
+    lua_State *L = sandbox_lua(f->sb);
+    push_env_with_event(f, "{\"state\":\"open\",\"items\":[1,2]}");
+    assert_int_equal(run_in_env(f->sb,
+        "local rf = require 'returnflow'\n"
+        "assert(not pcall(rf.object, event)) assert(not pcall(rf.array, event.items))\n"
+        "assert(not pcall(function() event.state = 'x' end))\n"
+        "assert(getmetatable(rf.array {}) == 'array' and getmetatable(rf.object {}) == 'object')\n"
+        "return event.state"), LUA_OK);
+    assert_string_equal(lua_tostring(L, -1), "open");
+    lua_pop(L, 1);
+}
+
+static void long_c_loops_end_at_the_run_time_cap(void **state) {
+    fixture *f = *state;
+    assert_script_returns(f->sb, "return string.rep('', math.maxinteger) .. ('ab'):rep(2, ',')", "ab,ab");
+    renew(f);
+    assert_contains(script_fails(f->sb, "table.move({}, 1, 1 << 40, 2) return 'returned'"), "cap: 100 ms");
+    renew(f);
+    assert_script_returns(f->sb, "local t = table.move({1, 2, 3}, 1, 3, 2) return table.concat(t, ',')", "1,1,2,3");
+}
+
+static void a_breach_in_a_coroutine_stops_its_caller_and_close_handlers(void **state) {
+    fixture *f = *state;
+    assert_contains(script_fails(f->sb,
+        "coroutine.resume(coroutine.create(function() while true do end end)) while true do end"), "cap: 100 ms");
+    renew(f);
+    assert_contains(script_fails(f->sb,
+        "local co = coroutine.create(function()\n"
+        "  local g <close> = setmetatable({}, { __close = function() while true do end end })\n"
+        "  coroutine.yield() end)\n"
+        "coroutine.resume(co) coroutine.close(co)"), "cap: 100 ms");
+}
+
+static void host_buffers_count_against_the_memory_cap(void **state) {
+    fixture *f = *state;
+    static const sandbox_caps memory_only = { 8u << 20, 10.0 };   /* the memory cap must stop these */
+    sandbox_free(f->sb);
+    f->sb = new_sandbox(&memory_only, f->dir);
+    assert_contains(script_fails(f->sb,
+        "local t = { 'xxxxxxxxxxxxxxxx' } for _ = 1, 40 do t = { t, t } end\n"
+        "local s, err = require('returnflow.json').encode(t) error(err)"), "cap: memory");
+    assert_contains(script_fails(f->sb,
+        "local t = { 'xxxxxxxxxxxxxxxx' } for _ = 1, 40 do t = { t, t } end\n"
+        "return require('cjson').encode(t)"), "cap");
+    assert_contains(script_fails(f->sb,
+        "return require('returnflow.json').decode('[' .. ('0,'):rep(3000000) .. '0]')"), "cap: memory");
+}
+
+static void garbage_of_earlier_calls_never_fails_a_later_one(void **state) {
+    fixture *f = *state;
+    static const sandbox_caps memory_only = { 8u << 20, 10.0 };   /* the memory cap is under test */
+    sandbox_free(f->sb);
+    f->sb = new_sandbox(&memory_only, f->dir);
+    for (int i = 0; i < 4; i++)   /* 24 MiB of garbage a call under an 8 MiB cap */
+        assert_script_returns(f->sb, "for i = 1, 24 do local s = ('g'):rep(1 << 20) .. i end return 'ok'", "ok");
+    assert_false(sandbox_spoiled(f->sb));
+}
+
+static void cjson_is_fixed_by_the_host(void **state) {
+    fixture *f = *state;
+    assert_script_returns(f->sb,
+        "local cj = require 'cjson'\n"
+        "for _, s in ipairs { 'encode_max_depth', 'decode_max_depth', 'encode_sparse_array', 'encode_keep_buffer' } do\n"
+        "  assert(cj[s] == nil, s) end\n"
+        "assert(not pcall(function() cj.encode = nil end))\n"
+        "return cj.encode({ 1, 2 })", "[1,2]");
+}
+
+static void scripts_require_only_documented_modules_read_only(void **state) {
+    fixture *f = *state;
+    static const char *const hidden[] = { "returnflow.runtime", "returnflow.emitter", "returnflow.klaviyo",
+                                          "returnflow.render", "returnflow.testing", "returnflow.cli.install" };
+    for (size_t i = 0; i < sizeof hidden / sizeof *hidden; i++) {
+        char code[96];
+        snprintf(code, sizeof code, "return require '%s'", hidden[i]);
+        assert_contains(script_fails(f->sb, code), "is not a module scripts may use");
+    }
+    assert_contains(script_fails(f->sb, "require('returnflow.loop').money = nil"), "read-only");
+    assert_script_returns(f->sb, "local loop = require 'returnflow.loop' return type(loop.money)", "function");
+}
+
+static void each_file_has_its_own_library_tables(void **state) {
+    fixture *f = *state;
+    assert_script_returns(f->sb, "string.upper = function() return 'FORGED' end "
+                                 "load('string.lower = nil')() return 'changed mine'", "changed mine");
+    assert_script_returns(f->sb, "return ('x'):upper() .. string.upper('y') .. type(string.lower)", "XYfunction");
+}
+
+static void error_values_become_clean_messages(void **state) {
+    fixture *f = *state;
+    assert_contains(script_fails(f->sb, "error({})"), "(error object is a table value with no message)");
+    assert_contains(script_fails(f->sb, "error(setmetatable({}, { __tostring = function() return '' end }))"),
+                    "(error object is a table value with no message)");
+    assert_contains(script_fails(f->sb, "error('a\\27[31mb\\nc')"), "a\\x1b[31mb\\nc");
+    lua_State *L = sandbox_lua(f->sb);
+    assert_int_equal(run(f->sb, "error(('x'):rep(1 << 20))"), LUA_ERRRUN);
+    assert_true(lua_rawlen(L, -1) < SANDBOX_MESSAGE_MAX + 100);
+    assert_contains(lua_tostring(L, -1), "bytes cut)");
+    lua_pop(L, 1);
+    assert_contains(script_fails(f->sb, "error(setmetatable({}, { __tostring = function() while true do end end }))"),
+                    "cap: 100 ms");
+}
+
+static void a_fifo_is_not_loaded(void **state) {
+    fixture *f = *state;
+    char path[128];
+    snprintf(path, sizeof path, "%s/pipe.lua", f->dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    lua_State *L = sandbox_lua(f->sb);
+    assert_int_not_equal(sandbox_load_file(f->sb, path), LUA_OK);
+    assert_contains(lua_tostring(L, -1), "not a regular file");
+    lua_pop(L, 1);
+    assert_contains(script_fails(f->sb, "return require 'pipe'"), "not a regular file");
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
@@ -389,6 +550,18 @@ int main(void) {
         T(unbounded_recursion_breaks_the_memory_cap_saying_so),
         T(unbounded_recursion_under_roomy_caps_fails_with_a_stack_overflow_message),
         T(unbounded_metamethod_recursion_fails_with_a_c_stack_overflow_message),
+        T(event_iterator_checks_its_argument),
+        T(pairs_never_hands_out_the_writable_table),
+        T(marking_cannot_make_the_event_writable_and_markers_are_guarded),
+        T(long_c_loops_end_at_the_run_time_cap),
+        T(a_breach_in_a_coroutine_stops_its_caller_and_close_handlers),
+        T(host_buffers_count_against_the_memory_cap),
+        T(garbage_of_earlier_calls_never_fails_a_later_one),
+        T(cjson_is_fixed_by_the_host),
+        T(scripts_require_only_documented_modules_read_only),
+        T(each_file_has_its_own_library_tables),
+        T(error_values_become_clean_messages),
+        T(a_fifo_is_not_loaded),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
