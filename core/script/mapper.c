@@ -24,13 +24,15 @@
 
 #include "json.h"
 #include "lauxlib.h"
+#include "klaviyo_endpoints.h"
 #include "klaviyo_limits.h"
 #include "strmap.h"
 #include "version.h"
+#include "sandbox_lib.h"
 
 const char *const map_status_names[] = { "mapped", "dropped", "failed", "deferred" };
 
-static const char map_fn_key = 0, cfg_key = 0, stop_check_key = 0;
+static const char map_fn_key = 0, recall_key = 0;
 
 struct mapper {
     mapper_config cfg;
@@ -41,6 +43,7 @@ struct mapper {
     strbuf body;                  /* scratch: one request body */
     json_memo *memo;              /* properties shared by an event's requests, encoded once */
     strbuf reason;                /* the last event's reason, for mapper_reason */
+    strbuf headers;               /* the JSON headers of every request, built once from the config */
     int (*recall_fallback)(void *ud, const char *key, size_t klen, strbuf *out);
     void *recall_ud;
     /* The last event's result, structured (mapper_result): strings in one arena. */
@@ -88,6 +91,7 @@ static int recall(lua_State *L) {
     mapper *m = lua_touserdata(L, lua_upvalueindex(1));
     size_t klen, len;
     const char *key = luaL_checklstring(L, 1, &klen);
+    if (memchr(key, 0, klen)) return luaL_argerror(L, 1, "a key may not hold a NUL byte");
     const char *json = strmap_get(m->mem, key, klen, &len);
     char err[128];
     if (!json && m->recall_fallback) {            /* not in the cache: ask the owner's store */
@@ -146,9 +150,11 @@ static int is_script(const struct dirent *d) {
     return d->d_name[0] != '.' && n > 4 && strcmp(d->d_name + n - 4, ".lua") == 0;
 }
 
+/* Pushes the event's settings: a new table for every event, built from the host's config, so
+ * nothing a script could have done to an earlier event's settings reaches this one. */
 static void push_config(mapper *m, lua_State *L) {
     const mapper_config *c = &m->cfg;
-    lua_createtable(L, 0, 10);
+    lua_createtable(L, 0, 9);
     lua_pushstring(L, c->tenant); lua_setfield(L, -2, "tenant");
     lua_pushstring(L, c->key_kind); lua_setfield(L, -2, "key_kind");
     if (c->site_id) { lua_pushstring(L, c->site_id); lua_setfield(L, -2, "site_id"); }
@@ -156,9 +162,32 @@ static void push_config(mapper *m, lua_State *L) {
     lua_pushstring(L, c->segments_property); lua_setfield(L, -2, "segments_property");
     lua_pushboolean(L, c->backfill); lua_setfield(L, -2, "backfill");
     lua_pushinteger(L, (lua_Integer)time(NULL)); lua_setfield(L, -2, "now");
-    lua_pushlightuserdata(L, m);
-    lua_pushcclosure(L, recall, 1);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &recall_key);
     lua_setfield(L, -2, "recall");
+}
+
+/* The headers of every request, as the JSON map's output shows them (the key redacted: the real
+ * one is added by delivery, which alone holds it). Keys sorted, as json_encode writes them. */
+static void build_headers(mapper *m) {
+    strbuf *h = &m->headers;
+    strbuf_adds(h, "{\"Accept\":\"application/vnd.api+json\",");
+    if (strcmp(m->cfg.key_kind, "public") != 0) strbuf_adds(h, "\"Authorization\":\"Klaviyo-API-Key ***\",");
+    strbuf_adds(h, "\"Content-Type\":\"application/vnd.api+json\",\"revision\":");
+    json_append_string(h, m->cfg.revision, strlen(m->cfg.revision));
+    strbuf_addc(h, '}');
+}
+
+/* CPU time a whole folder may take to load, however many files it has: 4 per-event caps, at
+ * least 2 s (docs/mapping-api.md). Each file still has the per-event cap of its own. */
+static double load_budget(const mapper *m) {
+    double s = m->cfg.caps.seconds * 4;
+    return m->cfg.caps.seconds <= 0 ? 0 : s < 2 ? 2 : s;
+}
+
+static double thread_cpu_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* Builds a fresh state and loads every script; returns the number of problems. */
@@ -180,10 +209,12 @@ static int load(mapper *m, strbuf *problems) {
     int runtime = lua_gettop(L);
     lua_getfield(L, runtime, "map");
     lua_rawsetp(L, LUA_REGISTRYINDEX, &map_fn_key);
-    lua_getfield(L, runtime, "is_stop");
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &stop_check_key);
-    push_config(m, L);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &cfg_key);
+    lua_getfield(L, runtime, "Stop");
+    sandbox_set_stop_metatable(m->sb);
+    lua_pushlightuserdata(L, m);
+    lua_pushcclosure(L, recall, 1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &recall_key);
+    double started = thread_cpu_seconds(), budget = load_budget(m), per_file = m->cfg.caps.seconds;
 
     struct dirent **list;
     int n = scandir(m->cfg.scripts_dir, &list, is_script, alphasort);
@@ -193,11 +224,24 @@ static int load(mapper *m, strbuf *problems) {
         lua_pop(L, 1);
         return 1;
     }
+    int over_budget = 0;
     for (int i = 0; i < n; i++) {
         char path[1024], shown[1024];
         snprintf(path, sizeof path, "%s/%s", m->cfg.scripts_dir, list[i]->d_name);
         snprintf(shown, sizeof shown, "%s/%s", shown_dir, list[i]->d_name);
         free(list[i]);
+        if (over_budget) continue;
+        if (budget > 0) {
+            double left = budget - (thread_cpu_seconds() - started);
+            if (left <= 0) {
+                snprintf(err, sizeof err, "cap: loading the folder took over %d ms of CPU time (the total "
+                         "load cap); this file and the ones after it were not loaded", (int)(budget * 1000));
+                add_problem(problems, shown, err);
+                over_budget = 1;
+                continue;
+            }
+            sandbox_set_seconds(m->sb, left < per_file ? left : per_file);
+        }
         if (sandbox_load_file(m->sb, path) != LUA_OK || sandbox_call(m->sb, 0, 1) != LUA_OK) {
             restore_chunk_path(shown_dir, lua_tostring(L, -1), &m->reason);
             add_problem(problems, shown, m->reason.data);
@@ -227,6 +271,7 @@ static int load(mapper *m, strbuf *problems) {
         lua_pop(L, 2);
     }
     free(list);
+    sandbox_set_seconds(m->sb, per_file);
     lua_getfield(L, runtime, "counts");
     lua_call(L, 0, 2);
     m->files = (int)lua_tointeger(L, -2);
@@ -257,6 +302,7 @@ mapper *mapper_new(const mapper_config *cfg, strbuf *problems) {
     m->cfg.display_dir = m->strings[6] = dup_or(cfg->display_dir, NULL);
     m->mem = strmap_new();
     m->memo = json_memo_new();
+    build_headers(m);
     if (load(m, problems)) {
         mapper_free(m);
         return NULL;
@@ -270,6 +316,7 @@ void mapper_free(mapper *m) {
     strmap_free(m->mem);
     strbuf_free(&m->body);
     strbuf_free(&m->reason);
+    strbuf_free(&m->headers);
     json_memo_free(m->memo);
     strbuf_free(&m->arena);
     free(m->reqs);
@@ -312,29 +359,51 @@ static void set_reason(map_call *j, map_status status, const char *reason) {
     restore_chunk_path(c->display_dir && *c->display_dir ? c->display_dir : c->scripts_dir, reason, &j->reason);
 }
 
-/* "track 'Loop Return Created'" for a request's error messages, or its path. */
+/* "track 'Loop Return Created'" for a request's error messages, or its action. */
 static void describe_request(lua_State *L, int r, char *what, size_t size) {
     lua_getfield(L, r, "body");
     const char *keys[] = { "data", "attributes", "metric", "data", "attributes", "name" };
     for (size_t i = 0; i < sizeof keys / sizeof *keys && lua_istable(L, -1); i++) lua_getfield(L, -1, keys[i]);
-    if (lua_type(L, -1) == LUA_TSTRING) snprintf(what, size, "event '%s'", lua_tostring(L, -1));
-    else {
-        lua_getfield(L, r, "path");
-        snprintf(what, size, "%s", lua_isstring(L, -1) ? lua_tostring(L, -1) : "request");
-    }
+    if (lua_type(L, -1) == LUA_TSTRING) snprintf(what, size, "event '%.100s'", lua_tostring(L, -1));
+    else snprintf(what, size, "request");
+}
+
+/* A string field of a host-made table, checked: the host trusts no type or byte of it. */
+static const char *string_field(lua_State *L, int t, const char *field, size_t *len, const char *what) {
+    if (lua_getfield(L, t, field) != LUA_TSTRING) luaL_error(L, "%s: '%s' is not a string", what, field);
+    const char *s = lua_tolstring(L, -1, len);
+    if (memchr(s, 0, *len)) luaL_error(L, "%s: a key may not hold a NUL byte", what);
+    return s;
+}
+
+/* Counts bytes the host keeps for this event against the sandbox's memory cap. */
+static void charge(lua_State *L, size_t n) {
+    if (sandbox_charge(L, n)) luaL_error(L, "cap: memory exceeded (the event's requests and memory writes "
+                                            "would not fit the cap)");
 }
 
 /* Appends {"method":..,"path":..,"headers":{..},"body":{..}} for the request table on top,
- * and records it in the structured result (key and due name a scheduled one). */
+ * and records it in the structured result (key and due name a scheduled one). Method, path and
+ * headers come from the host: the endpoint of the request's action in the fixed table, for the
+ * tenant's key kind; the request names nothing but its action, body and profile. */
 static void encode_request(lua_State *L, map_call *j, strbuf *out, const char *key, const char *due) {
-    char err[400];
+    char err[400], pathbuf[160];
     int r = lua_gettop(L);
-    lua_getfield(L, r, "path");
-    const char *path = lua_tostring(L, -1);
+    mapper *m = j->m;
+    if (!lua_istable(L, r)) luaL_error(L, "a request is not a table");
+    lua_getfield(L, r, "action");
+    const char *action = lua_tostring(L, -1);
+    klaviyo_action a = !action ? KLAVIYO_ACTION_COUNT : strcmp(action, "track") == 0 ? KLAVIYO_TRACK
+                     : strcmp(action, "profile") == 0 ? KLAVIYO_PROFILE
+                     : strcmp(action, "subscribe") == 0 ? KLAVIYO_SUBSCRIBE : KLAVIYO_ACTION_COUNT;
+    const char *path = klaviyo_endpoint_path(a, m->cfg.key_kind, m->cfg.site_id, pathbuf, sizeof pathbuf);
+    if (!path)
+        luaL_error(L, a == KLAVIYO_ACTION_COUNT ? "a request names no Klaviyo action"
+                      : "a public key needs its site id (letters and digits, --site-id) to name the endpoint");
     lua_getfield(L, r, "body");
-    strbuf *body = &j->m->body;
+    strbuf *body = &m->body;
     body->len = 0;
-    if (json_encode_with(L, -1, body, &klaviyo_rules, j->m->memo, err, sizeof err)) {
+    if (json_encode_with(L, -1, body, &klaviyo_rules, m->memo, err, sizeof err)) {
         char what[200];
         describe_request(L, r, what, sizeof what);
         luaL_error(L, "%s: %s", what, err);
@@ -342,34 +411,30 @@ static void encode_request(lua_State *L, map_call *j, strbuf *out, const char *k
     size_t limit = klaviyo_body_limit(path);
     if (body->len > limit)
         luaL_error(L, "%s body of %d bytes is over Klaviyo's limit of %d bytes", path, (int)body->len, (int)limit);
-    strbuf_adds(out, "{\"method\":");
-    lua_getfield(L, r, "method");
-    json_append_string(out, lua_tostring(L, -1), lua_rawlen(L, -1));
-    strbuf_adds(out, ",\"path\":");
-    json_append_string(out, path, lua_rawlen(L, r + 1));
+    charge(L, 2 * body->len + 512);
+    strbuf_adds(out, "{\"method\":\"POST\",\"path\":");
+    json_append_string(out, path, strlen(path));
     strbuf_adds(out, ",\"headers\":");
-    lua_getfield(L, r, "headers");
-    if (json_encode(L, -1, out, err, sizeof err)) luaL_error(L, "request headers: %s", err);
+    strbuf_add(out, m->headers.data, m->headers.len);
     strbuf_adds(out, ",\"body\":");
     strbuf_add(out, body->data, body->len);
     strbuf_addc(out, '}');
 
-    mapper *m = j->m;
     if (m->nreqs == m->cap_reqs) m->reqs = grow(m->reqs, &m->cap_reqs, sizeof *m->reqs);
     struct req_at *at = &m->reqs[m->nreqs++];
-    lua_getfield(L, r, "method");
-    at->method = arena_add(m, lua_tostring(L, -1), lua_rawlen(L, -1));
-    at->path = arena_add(m, path, lua_rawlen(L, r + 1));
+    at->method = arena_add(m, "POST", 4);
+    at->path = arena_add(m, path, strlen(path));
     at->body = arena_add(m, body->data, body->len);
     at->body_len = body->len;
     lua_getfield(L, r, "profile_key");
-    at->profile = arena_add(m, lua_tostring(L, -1), lua_isstring(L, -1) ? lua_rawlen(L, -1) : 0);
+    at->profile = arena_add(m, lua_tostring(L, -1), lua_type(L, -1) == LUA_TSTRING ? lua_rawlen(L, -1) : 0);
     at->key = key ? arena_add(m, key, strlen(key)) : (size_t)-1;
     at->due = due ? arena_add(m, due, strlen(due)) : (size_t)-1;
     lua_settop(L, r);
 }
 
-/* Runs inside sandbox_call: decode, map, encode. Raises on any script error. */
+/* Runs inside sandbox_call: decode, map, encode. Raises on any script error. Everything read
+ * here from the runtime's result is host-made, but checked all the same (types, NUL bytes). */
 static int map_protected(lua_State *L) {
     map_call *j = lua_touserdata(L, 1);
     char err[320];
@@ -398,21 +463,20 @@ static int map_protected(lua_State *L) {
 
     lua_rawgetp(L, LUA_REGISTRYINDEX, &map_fn_key);
     lua_pushvalue(L, 1);
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &cfg_key);
-    lua_pushinteger(L, (lua_Integer)time(NULL));
-    lua_setfield(L, -2, "now");
+    push_config(j->m, L);
     lua_call(L, 2, 1);
     int res = lua_gettop(L);
+    luaL_checktype(L, res, LUA_TTABLE);
 
     lua_getfield(L, res, "status");
     const char *status = lua_tostring(L, -1);
     map_status st = status && strcmp(status, "dropped") == 0 ? MAP_DROPPED : MAP_MAPPED;
     lua_getfield(L, res, "reason");
-    set_reason(j, st, lua_tostring(L, -1));
+    set_reason(j, st, lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL);
     lua_pop(L, 2);
 
     if (lua_getfield(L, res, "requests") == LUA_TTABLE) {
-        int n = (int)lua_rawlen(L, -1);
+        int n = (int)luaL_len(L, -1);
         for (int i = 1; i <= n; i++) {
             if (i > 1) strbuf_addc(&j->requests, ',');
             lua_rawgeti(L, -1, i);
@@ -422,77 +486,82 @@ static int map_protected(lua_State *L) {
     }
     lua_pop(L, 1);
     if (lua_getfield(L, res, "scheduled") == LUA_TTABLE) {
-        int n = (int)lua_rawlen(L, -1);
+        int n = (int)luaL_len(L, -1);
         for (int i = 1; i <= n; i++) {
             if (i > 1) strbuf_addc(&j->scheduled, ',');
             lua_rawgeti(L, -1, i);
+            int s = lua_gettop(L);
+            size_t klen, alen;
+            const char *key = string_field(L, s, "key", &klen, "schedule");
+            const char *at = string_field(L, s, "at", &alen, "schedule");
             strbuf_adds(&j->scheduled, "{\"key\":");
-            lua_getfield(L, -1, "key");
-            json_append_string(&j->scheduled, lua_tostring(L, -1), lua_rawlen(L, -1));
+            json_append_string(&j->scheduled, key, klen);
             strbuf_adds(&j->scheduled, ",\"at\":");
-            lua_getfield(L, -2, "at");
-            json_append_string(&j->scheduled, lua_tostring(L, -1), lua_rawlen(L, -1));
+            json_append_string(&j->scheduled, at, alen);
             strbuf_adds(&j->scheduled, ",\"request\":");
-            lua_getfield(L, -3, "request");
-            encode_request(L, j, &j->scheduled, lua_tostring(L, -3), lua_tostring(L, -2));
+            lua_getfield(L, s, "request");
+            encode_request(L, j, &j->scheduled, key, at);
             strbuf_addc(&j->scheduled, '}');
-            lua_pop(L, 4);
+            lua_settop(L, s - 1);
         }
     }
     lua_pop(L, 1);
     if (lua_getfield(L, res, "cancelled") == LUA_TTABLE) {
         mapper *m = j->m;
-        int n = (int)lua_rawlen(L, -1);
+        int n = (int)luaL_len(L, -1);
         for (int i = 1; i <= n; i++) {
             lua_rawgeti(L, -1, i);
+            size_t klen;
+            if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "cancel: a key is not a string");
+            const char *key = lua_tolstring(L, -1, &klen);
+            if (memchr(key, 0, klen)) luaL_error(L, "cancel: a key may not hold a NUL byte");
+            charge(L, 2 * klen + 16);
             if (m->ncancels == m->cap_cancels) m->cancels = grow(m->cancels, &m->cap_cancels, sizeof *m->cancels);
-            m->cancels[m->ncancels++] = arena_add(m, lua_tostring(L, -1), lua_rawlen(L, -1));
+            m->cancels[m->ncancels++] = arena_add(m, key, klen);
+            if (i > 1) strbuf_addc(&j->cancelled, ',');
+            json_append_string(&j->cancelled, key, klen);
             lua_pop(L, 1);
         }
     }
-    if (lua_rawlen(L, -1) > 0) {
-        strbuf tmp = {0};
-        int rc = json_encode(L, -1, &tmp, err, sizeof err);
-        if (rc == 0 && tmp.len > 2) strbuf_add(&j->cancelled, tmp.data + 1, tmp.len - 2);
-        strbuf_free(&tmp);
-    }
     lua_pop(L, 1);
 
-    /* Memory writes last, all encoded before any is kept: all or nothing. */
+    /* Memory writes last, all encoded here; the mapper keeps them only once the whole call
+     * returned without error (mapper_map): all or nothing. */
     if (lua_getfield(L, res, "memory") == LUA_TTABLE) {
-        int n = (int)lua_rawlen(L, -1);
-        strbuf values = {0};
-        size_t *ends = n ? malloc((size_t)n * sizeof *ends) : NULL;
-        if (n && !ends) abort();
+        mapper *m = j->m;
+        int n = (int)luaL_len(L, -1);
+        strbuf value = {0};
         for (int i = 1; i <= n; i++) {
             lua_rawgeti(L, -1, i);
-            lua_getfield(L, -1, "value");
-            if (json_encode(L, -1, &values, err, sizeof err)) {
-                strbuf_free(&values);
-                free(ends);
+            int w = lua_gettop(L);
+            if (!lua_istable(L, w)) { strbuf_free(&value); luaL_error(L, "remember: a write is not a table"); }
+            lua_getfield(L, w, "key");
+            size_t klen;
+            const char *key = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &klen) : NULL;
+            if (!key || memchr(key, 0, klen)) {
+                strbuf_free(&value);
+                luaL_error(L, "remember: a key must be a string with no NUL byte");
+            }
+            lua_getfield(L, w, "value");
+            value.len = 0;
+            if (json_encode(L, -1, &value, err, sizeof err)) {
+                strbuf_free(&value);
                 luaL_error(L, "remember: %s", err);
             }
-            ends[i - 1] = values.len;
-            lua_pop(L, 2);
-        }
-        for (int i = 1; i <= n; i++) {
-            lua_rawgeti(L, -1, i);
-            lua_getfield(L, -1, "key");
-            size_t klen, start = i > 1 ? ends[i - 2] : 0;
-            const char *key = lua_tolstring(L, -1, &klen);
-            strmap_put(j->m->mem, key, klen, values.data + start, ends[i - 1] - start);
-            mapper *m = j->m;
+            if (sandbox_charge(L, 2 * (klen + value.len) + 32)) {
+                strbuf_free(&value);
+                charge(L, SIZE_MAX);
+            }
             if (m->nmem == m->cap_mem) {
                 int cap = m->cap_mem;
                 m->mem_keys = grow(m->mem_keys, &cap, sizeof *m->mem_keys);
                 m->mem_values = grow(m->mem_values, &m->cap_mem, sizeof *m->mem_values);
             }
             m->mem_keys[m->nmem] = arena_add(m, key, klen);
-            m->mem_values[m->nmem++] = arena_add(m, values.data + start, ends[i - 1] - start);
-            lua_pop(L, 2);
+            m->mem_values[m->nmem++] = arena_add(m, value.data, value.len);
+            lua_settop(L, w - 1);
         }
-        strbuf_free(&values);
-        free(ends);
+        strbuf_free(&value);
     }
     json_set_event_root(L, 0);
     return 0;
@@ -565,30 +634,31 @@ map_status mapper_map(mapper *m, const char *text, size_t len, const char *label
     if (sandbox_call(m->sb, 1, 0) != LUA_OK) {
         j.requests.len = j.scheduled.len = j.cancelled.len = 0;
         result_reset(m);                          /* nothing of a failed event is kept */
-        int handled = 0;
-        if (lua_istable(L, -1)) {             /* out:drop / fail / defer */
-            lua_rawgetp(L, LUA_REGISTRYINDEX, &stop_check_key);
-            lua_pushvalue(L, -2);
-            lua_call(L, 1, 1);
-            if (lua_toboolean(L, -1)) {
-                lua_getfield(L, -2, "status");
-                lua_getfield(L, -3, "reason");
-                const char *s = lua_tostring(L, -2);
-                map_status st = !s ? MAP_FAILED : strcmp(s, "dropped") == 0 ? MAP_DROPPED
-                              : strcmp(s, "deferred") == 0 ? MAP_DEFERRED : MAP_FAILED;
-                set_reason(&j, st, lua_tostring(L, -1) ? lua_tostring(L, -1) : "(no reason given)");
-                lua_pop(L, 2);
-                handled = 1;
-            }
-            lua_pop(L, 1);
-        }
-        if (!handled) {
-            const char *msg = lua_tostring(L, -1);
-            set_reason(&j, MAP_FAILED, msg ? msg : "(error object is not a string)");
+        /* The sandbox's message handler made the error value a plain string, or for a
+         * drop/fail/defer a new plain table { status, reason }: read raw, nothing runs. */
+        if (lua_type(L, -1) == LUA_TTABLE) {
+            lua_pushliteral(L, "status");
+            lua_rawget(L, -2);
+            lua_pushliteral(L, "reason");
+            lua_rawget(L, -3);
+            const char *s = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+            map_status st = !s ? MAP_FAILED : strcmp(s, "dropped") == 0 ? MAP_DROPPED
+                          : strcmp(s, "deferred") == 0 ? MAP_DEFERRED : MAP_FAILED;
+            set_reason(&j, st, lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "(no reason given)");
+            lua_pop(L, 2);
+        } else {
+            const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+            set_reason(&j, MAP_FAILED, msg && *msg ? msg : "(the error has no message)");
         }
         lua_pop(L, 1);
         json_set_event_root(L, 0);
         if (sandbox_spoiled(m->sb)) reload(m);
+    } else {
+        /* The event mapped whole: now, and only now, its memory writes are kept. */
+        for (int i = 0; i < m->nmem; i++) {
+            const char *k = m->arena.data + m->mem_keys[i], *v = m->arena.data + m->mem_values[i];
+            strmap_put(m->mem, k, strlen(k), v, strlen(v));
+        }
     }
 
     strbuf_adds(doc, "{\"input\":");

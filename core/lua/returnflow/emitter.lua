@@ -13,15 +13,39 @@ local type, pairs, error, tostring = type, pairs, error, tostring
 local format = string.format
 local null, object = json.null, json.object
 
+-- What a handler gets as `out` is an empty table whose metatable is protected: the emitter's
+-- state (actions, memory writes, the profile, the event's settings) lives here, in `current`,
+-- which no script can reach, and is read by the runtime after the handlers returned. One event is
+-- mapped at a time per Lua state, so one state is current; an emitter kept from an earlier event
+-- refuses every call.
 local Out = {}
-Out.__index = Out
-Out.__name = "returnflow.emitter"
+local OutMeta = {
+  __index = Out,
+  __newindex = function() error("the emitter is not a table scripts may write", 2) end,
+  __metatable = "returnflow.emitter",
+  __name = "returnflow.emitter",
+}
+local current_out, current = nil, nil
 
--- Raised (as an error value) by drop, fail and defer: ends the event at once.
-local Stop = {}
+local function state(self, what)
+  if self == nil or not rawequal(self, current_out) then
+    error(format("%s: call it on this event's emitter, as out:%s(...)", what, what), 3)
+  end
+  return current
+end
+
+-- Raised (as an error value) by drop, fail and defer: ends the event at once. The host knows it by
+-- its metatable (compared raw, in C); scripts that catch one see only a guard.
+local Stop = { __metatable = "returnflow.stop" }
 Stop.__index = Stop
 Stop.__tostring = function(s) return s.status .. ": " .. tostring(s.reason) end
 M.Stop = Stop
+
+local function check_key(what, key)
+  if type(key) ~= "string" or key == "" then error(what .. ": expects a key", 3) end
+  if key:find("\0", 1, true) then error(what .. ": a key may not hold a NUL byte", 3) end
+  if #key > 1024 then error(what .. ": a key may not be over 1024 bytes", 3) end
+end
 
 local function stop(status, reason)
   error(setmetatable({ status = status, reason = reason }, Stop), 0)
@@ -67,7 +91,7 @@ local function check_time(what, t, now)
 end
 
 -- The track action, shared by track and schedule.
-local function track_action(self, metric, properties, opts, what)
+local function track_action(st, metric, properties, opts, what)
   check_metric(metric)
   properties = check_properties(what, properties)
   opts = check_options(what, opts, TRACK_OPTIONS)
@@ -76,11 +100,11 @@ local function track_action(self, metric, properties, opts, what)
   if opts.unique_id ~= nil and (type(opts.unique_id) ~= "string" or opts.unique_id == "") then
     error(what .. ": unique_id must be a non-empty string (Klaviyo refuses any other)", 3)
   end
-  local ev = self.event
+  local ev = st.event
   local currency = opts.currency or opts.value_currency
   if value ~= nil and currency == nil and not loop.missing(ev.currency) then currency = ev.currency end
   local t = opts.time or loop.time(ev)
-  check_time(what, t, self.ctx.now)
+  check_time(what, t, st.ctx.now)
   return {
     kind = "track", metric = metric, properties = properties, value = value,
     currency = currency, time = t, unique_id = opts.unique_id,
@@ -93,8 +117,9 @@ end
 -- @param properties table of event properties (Klaviyo's limits are checked on the encoded body)
 -- @param opts value, currency, time, unique_id, backfill
 function Out:track(metric, properties, opts)
-  local a = track_action(self, metric, properties, opts, "track")
-  local actions = self.actions
+  local st = state(self, "track")
+  local a = track_action(st, metric, properties, opts, "track")
+  local actions = st.actions
   actions[#actions + 1] = a
   return self
 end
@@ -107,8 +132,9 @@ local PROFILE_FIELDS = {
 --- Updates the profile: attributes (first_name, location, ...) and custom `properties`, merged key by key.
 -- Identifiers given here (email, phone_number, external_id) replace the ones read from the payload.
 function Out:profile(attrs)
+  local st = state(self, "profile")
   if type(attrs) ~= "table" then error("profile: expects a table of attributes", 2) end
-  local p = self.person
+  local p = st.person
   for k, v in pairs(attrs) do
     if not PROFILE_FIELDS[k] then error(format("profile: unknown attribute '%s'", tostring(k)), 2) end
     if k == "properties" then
@@ -121,15 +147,16 @@ function Out:profile(attrs)
     else
       p[k] = v
     end
-    self.profile_changed = true
+    st.profile_changed = true
   end
   return self
 end
 
 --- Replaces how the profile is identified: { email = ..., phone_number = ..., external_id = ... }.
 function Out:identify(ids)
+  local st = state(self, "identify")
   if type(ids) ~= "table" then error("identify: expects { email = ..., phone_number = ..., external_id = ... }", 2) end
-  local p = self.person
+  local p = st.person
   p.email, p.phone_number, p.external_id = nil, nil, nil
   for k, v in pairs(ids) do
     if k ~= "email" and k ~= "phone_number" and k ~= "external_id" then
@@ -140,26 +167,33 @@ function Out:identify(ids)
   return self
 end
 
-local function tag(self, list, name, what)
+local function tag(self, st, list, name, what)
   if type(name) ~= "string" or name == "" then error(what .. ": expects a segment name", 3) end
   if #name > 100 * 1024 then error(what .. ": segment name is over Klaviyo's 100 KB string limit", 3) end
   list[#list + 1] = name
-  self.profile_changed = true
+  st.profile_changed = true
   return self
 end
 
 --- Adds the profile to a segment: appends `name` to its list-valued segments property.
-function Out:segment(name) return tag(self, self.segments_added, name, "segment") end
+function Out:segment(name)
+  local st = state(self, "segment")
+  return tag(self, st, st.segments_added, name, "segment")
+end
 
 --- Removes the profile from a segment.
-function Out:unsegment(name) return tag(self, self.segments_removed, name, "unsegment") end
+function Out:unsegment(name)
+  local st = state(self, "unsegment")
+  return tag(self, st, st.segments_removed, name, "unsegment")
+end
 
 --- Subscribes the profile to a Klaviyo list. opts.channels: { "email" } (default) and/or "sms";
 -- opts.historical_import for consent given in the past. Only for consent the customer gave.
 function Out:subscribe(list_id, opts)
+  local st = state(self, "subscribe")
   if type(list_id) ~= "string" or list_id == "" then error("subscribe: expects a Klaviyo list id", 2) end
   opts = check_options("subscribe", opts, { channels = true, historical_import = true, consented_at = true })
-  local actions = self.actions
+  local actions = st.actions
   actions[#actions + 1] = { kind = "subscribe", list_id = list_id, channels = opts.channels or { "email" },
                             historical_import = opts.historical_import, consented_at = opts.consented_at }
   return self
@@ -169,30 +203,40 @@ end
 -- @param key the schedule's name, unique per tenant ("reminder:8812745")
 -- @param at an ISO 8601 time, or seconds after the event's own time
 function Out:schedule(key, at, metric, properties, opts)
-  if type(key) ~= "string" or key == "" then error("schedule: expects a key", 2) end
+  local st = state(self, "schedule")
+  check_key("schedule", key)
   local due
-  if type(at) == "number" then
-    local base = loop.epoch(loop.time(self.event)) or self.ctx.now
+  if math.type(at) == "integer" or (type(at) == "number" and at == at and at > -1e12 and at < 1e12) then
+    local base = loop.epoch(loop.time(st.event)) or st.ctx.now
     due = loop.iso(base + at)
   elseif type(at) == "string" and loop.epoch(at) then
     due = at
   else
     error("schedule: 'at' must be an ISO 8601 time or a number of seconds", 2)
   end
+  -- The due time itself, whatever time the event is given: from 1990 (the earliest time Klaviyo
+  -- takes) to a year after now (the latest), the window docs/mapping-api.md states.
+  local epoch = loop.epoch(due)
+  if not epoch or epoch < 631152000 or epoch > st.ctx.now + 366 * 86400 then
+    error(format("schedule: due time %s is outside the window a schedule may use (from 1990 to a year "
+                 .. "from now)", tostring(due)), 2)
+  end
   local plain = {}
+  if opts ~= nil and type(opts) ~= "table" then error("schedule: options must be a table", 2) end
   for k, v in pairs(opts or {}) do plain[k] = v end
   if plain.time == nil then plain.time = due end
-  local a = track_action(self, metric, properties, plain, "schedule")
+  local a = track_action(st, metric, properties, plain, "schedule")
   a.kind, a.key, a.at = "schedule", key, due
-  local actions = self.actions
+  local actions = st.actions
   actions[#actions + 1] = a
   return self
 end
 
 --- Cancels a scheduled event by its key (nothing happens if it already fired or never existed).
 function Out:cancel(key)
-  if type(key) ~= "string" or key == "" then error("cancel: expects a key", 2) end
-  local actions = self.actions
+  local st = state(self, "cancel")
+  check_key("cancel", key)
+  local actions = st.actions
   actions[#actions + 1] = { kind = "cancel", key = key }
   return self
 end
@@ -200,35 +244,45 @@ end
 --- Remembers a value for later events of this tenant (e.g. the customer of a return, which label
 -- events do not carry). Applied only if the whole event maps without error.
 function Out:remember(key, value)
-  if type(key) ~= "string" or key == "" then error("remember: expects a key", 2) end
-  self.memory_writes[#self.memory_writes + 1] = { key = key, value = value }
+  local st = state(self, "remember")
+  check_key("remember", key)
+  st.memory_writes[#st.memory_writes + 1] = { key = key, value = value }
   return self
 end
 
 --- A value an earlier event remembered, or nil.
 function Out:recall(key)
-  for i = #self.memory_writes, 1, -1 do
-    local w = self.memory_writes[i]
+  local st = state(self, "recall")
+  check_key("recall", key)
+  for i = #st.memory_writes, 1, -1 do
+    local w = st.memory_writes[i]
     if w.key == key then return w.value end
   end
-  return self.ctx.recall(key)
+  return st.ctx.recall(key)
 end
 
 --- Ends the event on purpose: nothing is sent for it. The reason is reported.
-function Out:drop(reason) stop("dropped", reason or "dropped by the script") end
+function Out:drop(reason) state(self, "drop"); stop("dropped", reason or "dropped by the script") end
 
 --- Fails the event with a message: it goes to the dead letters, where it can be replayed.
-function Out:fail(message) stop("failed", message or "failed by the script") end
+function Out:fail(message) state(self, "fail"); stop("failed", message or "failed by the script") end
 
 --- Puts the event back to be mapped again later, e.g. a label event that arrived before its return.
-function Out:defer(reason) stop("deferred", reason or "deferred by the script") end
+function Out:defer(reason) state(self, "defer"); stop("deferred", reason or "deferred by the script") end
 
+--- A new emitter for one event: returns what handlers get (`out`) and its private state, which
+-- only the runtime reads. The emitter of the event before stops answering.
 function M.new(event, ctx)
-  return setmetatable({
+  current = {
     event = event, ctx = ctx, actions = {}, memory_writes = {},
     person = loop.profile(event), segments_added = {}, segments_removed = {},
     profile_changed = false,
-  }, Out)
+  }
+  current_out = setmetatable({}, OutMeta)
+  return current_out, current
 end
+
+--- Ends the current event's emitter (after its requests were built, or its failure).
+function M.close() current_out, current = nil, nil end
 
 return M

@@ -18,29 +18,6 @@ M.SEGMENTS_PROPERTY = "returnflow_segments"
 local IDENTITY = { "email", "phone_number", "external_id" }
 local ATTRIBUTES = { "first_name", "last_name", "organization", "title", "image", "locale", "location" }
 
--- Every request of a tenant carries the same headers: one table per config.
-local headers_of = setmetatable({}, { __mode = "k" })
-
-local function headers(cfg)
-  local cached = headers_of[cfg]
-  if cached then return cached end
-  local h = {
-    ["Accept"] = "application/vnd.api+json",
-    ["Content-Type"] = "application/vnd.api+json",
-    ["revision"] = cfg.revision or M.REVISION,
-  }
-  if cfg.key_kind ~= "public" then h["Authorization"] = "Klaviyo-API-Key " .. (cfg.key or "***") end
-  headers_of[cfg] = h
-  return h
-end
-
-local function endpoint(cfg, private_path, public_path)
-  if cfg.key_kind == "public" then
-    return public_path .. "?company_id=" .. (cfg.site_id or "SITE_ID")
-  end
-  return private_path
-end
-
 -- The patch_properties for the event's segment changes, or nil.
 local function segment_patch(out, cfg)
   local added, removed = out.segments_added, out.segments_removed
@@ -106,9 +83,10 @@ local function profile_key(person)
   return ""
 end
 
-local function request(cfg, private_path, public_path, body, person)
-  return { method = "POST", path = endpoint(cfg, private_path, public_path), headers = headers(cfg), body = body,
-           profile_key = profile_key(person) }
+-- A request names its action; the host turns it into method, path and headers from its fixed table
+-- of Klaviyo endpoints (core/script/klaviyo_endpoints.c), so nothing here can name a host.
+local function request(action, body, person)
+  return { action = action, body = body, profile_key = profile_key(person) }
 end
 
 --- The default unique_id of a track: tenant, Loop id, trigger, state and metric, so a retried or
@@ -167,12 +145,11 @@ function M.requests(out, cfg, loop)
       else
         attrs = profile_attributes(person, false)
       end
-      local r = request(cfg, "/api/events", "/client/events", event_body(a, attrs, cfg), person)
+      local r = request("track", event_body(a, attrs, cfg), person)
       if a.kind == "track" then requests[#requests + 1] = r
       else scheduled[#scheduled + 1] = { key = a.key, at = a.at, request = r } end
     elseif a.kind == "subscribe" then
-      requests[#requests + 1] = request(cfg, "/api/profile-subscription-bulk-create-jobs",
-                                        "/client/subscriptions", subscribe_body(a, person, cfg), person)
+      requests[#requests + 1] = request("subscribe", subscribe_body(a, person, cfg), person)
     elseif a.kind == "cancel" then
       cancelled[#cancelled + 1] = a.key
     end
@@ -180,7 +157,7 @@ function M.requests(out, cfg, loop)
   if profile_pending then
     -- Profile changes with no event to carry them: one upsert, meta beside the attributes.
     local data = { type = "profile", attributes = profile_attributes(person, true), meta = meta }
-    table.insert(requests, 1, request(cfg, "/api/profile-import", "/client/profiles", { data = data }, person))
+    table.insert(requests, 1, request("profile", { data = data }, person))
   end
   return requests, scheduled, cancelled
 end

@@ -9,7 +9,7 @@ local loop = require "returnflow.loop"
 
 local M = {}
 
-local type, pairs, ipairs, tostring, error, getmetatable = type, pairs, ipairs, tostring, error, getmetatable
+local type, pairs, ipairs, tostring, error = type, pairs, ipairs, tostring, error
 local format = string.format
 
 --- Every trigger Loop sends (fixtures/loop/README.md).
@@ -70,13 +70,14 @@ end
 
 --- Maps one event. Returns a result table: status ("mapped", "dropped", "failed" via error),
 -- requests, scheduled, cancelled, memory writes. Errors propagate to the host, which fails the event;
--- drop/fail/defer arrive as emitter.Stop values.
+-- drop/fail/defer arrive as emitter.Stop values. A request names its action ("track", "profile",
+-- "subscribe"), never a method, path or header: the host builds those from its fixed table.
 function M.map(event, cfg)
   local trigger = event.trigger
   if type(trigger) ~= "string" then
     error(setmetatable({ status = "failed", reason = "the event has no \"trigger\" field" }, emitter.Stop), 0)
   end
-  local out = emitter.new(event, cfg)
+  local out, st = emitter.new(event, cfg)
   local ran = 0
   for _, f in ipairs(files) do
     local any, exact = f.handlers["*"], f.handlers[trigger]
@@ -86,16 +87,17 @@ function M.map(event, cfg)
   if ran == 0 then
     return { status = "dropped", reason = format("no handler for trigger '%s'", trigger) }
   end
-  local requests, scheduled, cancelled = klaviyo.requests(out, cfg, loop)
+  local requests, scheduled, cancelled = klaviyo.requests(st, cfg, loop)
+  emitter.close()
   local status, reason = "mapped", nil
-  if #requests == 0 and #scheduled == 0 and #cancelled == 0 and #out.memory_writes == 0 then
+  if #requests == 0 and #scheduled == 0 and #cancelled == 0 and #st.memory_writes == 0 then
     status, reason = "dropped", format("the handlers for '%s' produced no action", trigger)
   end
   return { status = status, reason = reason, requests = requests, scheduled = scheduled,
-           cancelled = cancelled, memory = out.memory_writes }
+           cancelled = cancelled, memory = st.memory_writes }
 end
 
---- True if v is a drop/fail/defer value raised by an emitter.
-function M.is_stop(v) return getmetatable(v) == emitter.Stop end
+--- The metatable of drop/fail/defer values (the host compares it raw; scripts see a guard).
+M.Stop = emitter.Stop
 
 return M
