@@ -14,6 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "klaviyo_endpoints.h"
+#include "log.h"
+
 /* ---------------------------- profiles in a scan --------------------------- */
 
 /* What one scan knows of a profile it met: held (its head was sent, is busy, or waits, so the rest
@@ -78,8 +81,27 @@ static int profile_busy(deliverer *d, const char *profile) {
     return strmap_get(d->busy_profiles, profile, strlen(profile), &len) != NULL;
 }
 
-static void send_row(deliverer *d, tenant_state *ts, const store_request *row, rate_class cls) {
+/* Only the base URL plus a path of the fixed endpoint table (klaviyo_endpoints.h) ever leaves,
+ * whatever a row holds: anything else is a dead letter with the reason, never a request elsewhere. */
+static int refuse_foreign(deliverer *d, tenant_state *ts, const store_request *row, long long now) {
     const tenant_config *tc = ts->tc;
+    if (klaviyo_endpoint_allowed(row->method, row->path, tc->key_kind, tc->site_id) &&
+        strlen(tc->base_url) + strlen(row->path) < 2048)
+        return 0;
+    store_settle(d->db, row->id, &(store_outcome){ REQUEST_DEAD, 0, now,
+                 "refused: its method and path are not a Klaviyo endpoint of the tenant's key kind (nothing was sent)", 1 });
+    pthread_mutex_lock(&d->mu);
+    ts->dead++;
+    pthread_mutex_unlock(&d->mu);
+    char f[256];
+    snprintf(f, sizeof f, "\"tenant\":\"%s\",\"outbox\":%lld", tc->id, row->id);
+    log_line("warn", "request refused: not a Klaviyo endpoint (dead-lettered, nothing sent)", f);
+    return 1;
+}
+
+static void send_row(deliverer *d, tenant_state *ts, const store_request *row, rate_class cls, long long now) {
+    const tenant_config *tc = ts->tc;
+    if (refuse_foreign(d, ts, row, now)) return;
     sending *s = calloc(1, sizeof *s);
     if (!s) abort();
     s->d = d;
@@ -195,7 +217,7 @@ void deliver_scan(deliverer *d, tenant_state *ts, long long now) {
         if (ts->in_flight >= MAX_IN_FLIGHT) continue;             /* still counted for the queue depth */
         rate_class cls = rate_class_of(row.path);
         if (!rate_take(&ts->rate, cls, now)) continue;             /* another class may still go */
-        send_row(d, ts, &row, cls);
+        send_row(d, ts, &row, cls, now);
     }
     if (bulk_count(d->packing)) send_bulk(d, ts, now, created);
     pthread_mutex_lock(&d->mu);
