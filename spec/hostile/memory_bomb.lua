@@ -1,0 +1,8 @@
+-- hostile: allocates past the memory cap inside pcall
+-- expect: failed
+-- reason: memory
+return { ["return.created"] = function(ev, out)
+  local t = {}
+  pcall(function() for i = 1, 1e9 do t[i] = ("m"):rep(1024) .. i end end)
+  for i = 1, 1e9 do t[#t + 1] = {} end
+end }
