@@ -492,15 +492,20 @@ static int sb_rawset(lua_State *L) {
 
 static int sb_setmetatable(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
-    if (luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL)
-        return luaL_error(L, "setmetatable: the table's metatable is protected (the event is read-only)");
+    if (luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL) {
+        /* A script's own table marked array/object (a decoded or recalled value) may get another
+         * metatable; every other protected one (the event, modules, the emitter) may not. */
+        const char *guard = lua_tostring(L, -1);
+        if (!guard || (strcmp(guard, "array") != 0 && strcmp(guard, "object") != 0))
+            return luaL_error(L, "setmetatable: the table's metatable is protected (the event is read-only)");
+        lua_pop(L, 1);
+    }
     lua_pushliteral(L, "__gc");
     if (lua_istable(L, 2) && lua_rawget(L, 2) != LUA_TNIL)
         return luaL_error(L, "setmetatable: __gc finalizers are not allowed in scripts");
+    luaL_argexpected(L, lua_type(L, 2) == LUA_TNIL || lua_type(L, 2) == LUA_TTABLE, 2, "nil or table");
     lua_settop(L, 2);
-    lua_getglobal(L, "setmetatable"); /* the real one lives in the host's _G */
-    lua_insert(L, 1);
-    lua_call(L, 2, 1);
+    lua_setmetatable(L, 1);           /* the checks above are the real setmetatable's, and ours */
     return 1;
 }
 
