@@ -364,6 +364,18 @@ static int sb_print(lua_State *L) {
  * through every pcall frame instead of being caught at the same one forever. */
 static int finish_call(lua_State *L, int status, lua_KContext base) {
     (void)status;
+    void *ud;
+    lua_getallocf(L, &ud);
+    sandbox *sb = ud;
+    if (sb->soft_refused && sb->armed && !sb->broken) {
+        /* the protected call ended on a refusal nobody retried (lauxlib's "not enough memory",
+         * which pcall catches as a memory error): that was the cap, and it stays broken */
+        sb->soft_refused = 0;
+        breach(sb, CAP_MEMORY);
+        if (!sb->where[0]) memcpy(sb->where, sb->soft_where, sizeof sb->where);
+        cap_message(sb, L);
+        return lua_error(L);
+    }
     return lua_gettop(L) - (int)base;
 }
 
