@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "embedded.h"
+#include "json.h"
 #include "lauxlib.h"
 #include "lua_native.h"
 #include "lualib.h"
@@ -47,6 +48,11 @@ static int run(lua_State *L) {
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
     lua_pushcfunction(L, luaopen_returnflow_native);
     lua_setfield(L, -2, "returnflow.native");
+    /* returnflow.json is C (json.c), not an embedded file: the host's modules that the tools load
+     * (returnflow.klaviyo for its REVISION) require it as the sandbox provides it. */
+    json_open(L);
+    lua_pushcfunction(L, json_luaopen);
+    lua_setfield(L, -2, "returnflow.json");
     lua_pop(L, 1);
     lua_getglobal(L, "package");
     lua_getfield(L, -1, "searchers");
