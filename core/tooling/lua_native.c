@@ -219,6 +219,8 @@ int luaopen_returnflow_native(lua_State *L) {
     lua_setfield(L, -2, "json");
     lua_pushliteral(L, RETURNFLOW_VERSION);
     lua_setfield(L, -2, "version");
+    lua_pushliteral(L, KLAVIYO_REVISION);           /* the host's default (version.h), for the tools */
+    lua_setfield(L, -2, "klaviyo_revision");
 #ifdef RETURNFLOW_SHARE
     lua_pushliteral(L, RETURNFLOW_SHARE);         /* installed scripts, templates, fixtures */
     lua_setfield(L, -2, "share");

@@ -9,7 +9,6 @@
 local native = require "returnflow.native"
 local catalogue = require "returnflow.cli.catalogue"
 local testing = require "returnflow.testing"
-local klaviyo = require "returnflow.klaviyo"
 
 local json = native.json
 local M = {}
@@ -44,7 +43,7 @@ function M.tenant(config_path, tenant)
   if type(t) ~= "table" then return nil, string.format("%s: no tenant %q", config_path, tenant) end
   local k = type(t.klaviyo) == "table" and t.klaviyo or {}
   return { key = secret(k.key, config_dir(config_path)), base_url = k.base_url or "https://a.klaviyo.com",
-           revision = k.revision or klaviyo.REVISION, key_kind = k.key_kind or "private" }
+           revision = k.revision or native.klaviyo_revision, key_kind = k.key_kind or "private" }
 end
 
 local Client = {}
