@@ -347,9 +347,10 @@ local function terminate(pid, signal, seconds)
   running[pid] = nil
 end
 
---- Polls fn until it returns a true value (at most `seconds`, default 10); returns that value.
+--- Polls fn until it returns a true value (at most `seconds`, default 30: a deadline, which only a
+-- failure waits out, generous for a loaded machine); returns that value.
 function M.wait_for(fn, seconds)
-  local deadline = M.now() + (seconds or 10)
+  local deadline = M.now() + (seconds or 30)
   while M.now() < deadline do
     local v = fn()
     if v then return v end
