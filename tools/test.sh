@@ -11,9 +11,10 @@
 #
 # Why it is quick: each build is made with make -j; each spec file is its own busted process, JOBS of
 # them at once per suite, the slowest first (most of a spec's time is spent waiting on a server, not
-# on the CPU); the two builds' suites run side by side, as nothing they use is shared: every server
-# listens on a free port, every folder is made under TMPDIR by the process that uses it, and
-# returnflow.native is loaded from the build under test.
+# on the CPU), except the HEAVY stress specs, which run one after the other beside that pool; the two
+# builds' suites run side by side, as nothing they use is shared: every server listens on a free
+# port, every folder is made under TMPDIR by the process that uses it, and returnflow.native is loaded
+# from the build under test.
 #
 # To add a suite: a spec file under spec/lua (any *_spec.lua runs in both builds' suites); a spec file
 # in ONCE_SPECS (run once, against the normal build, e.g. spec/repo/clone_spec.lua, which clones the
@@ -33,6 +34,9 @@ CHECK_SPECS=${CHECK_SPECS:-"bad_input conformance default_scripts mapping_api po
                             testing leftovers"}
 # The slowest first, so that the pool is not left waiting on one long file at the end.
 SLOW_FIRST="volume reload durability templates standin deliver serve"
+# The stress specs load the CPU on purpose and time what the service does under it: one at a time per
+# suite, so two of them never share a suite's half of the machine; the other specs run beside them.
+HEAVY=${HEAVY:-"volume reload durability"}
 # Spec files run once per `all`/`plain`, against the normal build (first: they are the slowest).
 ONCE_SPECS=${ONCE_SPECS:-"spec/repo/clone_spec.lua spec/repo/rockspec_spec.lua"}
 # Suites run once, not per build: "label|command" a line.
@@ -41,12 +45,22 @@ EXTRA_SUITES=${EXTRA_SUITES:-""}
 ASAN_ARGS='OPT=-O1 -g'
 ASAN_SAN='SAN=-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer'
 
+# run_spec FILE OUT: one spec file in its own busted process, its TAP output, exit code and seconds
+# into OUT/NAME.{tap,rc,s}.
+run_spec() {
+  o=$2/$(basename "$1" .lua) s=$(date +%s)
+  lua5.4 /usr/bin/busted --lpath="$top/spec/lua/?.lua" -o TAP "$1" >"$o.tap" 2>&1
+  echo $? >"$o.rc"; echo $(( $(date +%s) - s )) >"$o.s"
+}
+
+if [ "$mode" = run-spec ]; then run_spec "$2" "$3"; exit 0; fi    # internal: the pool of `specs`
+
 results=$(mktemp -d "${TMPDIR:-/tmp}/returnflow-test.XXXXXX") || exit 2
 trap 'rm -rf "$results"' EXIT
 trap 'exit 130' INT TERM
 
-# counts FILE P F: one suite's result line, summed at the end.
-counts() { echo "$2 $3" >>"$results/counts"; }
+# counts P F: one suite's passed and failed, summed at the end.
+counts() { echo "$1 $2" >>"$results/counts"; }
 
 # spec_files ONCE: the spec files of this mode, slowest first; with ONCE=1 the ONCE_SPECS too.
 spec_files() {
@@ -68,7 +82,7 @@ build() {
   shift 2
   mkdir -p "$dir"
   if make -s -j"$MAKE_JOBS" BUILD="$dir" "$@" build c-tests >"$dir/make.log" 2>&1; then return 0; fi
-  cat "$dir/make.log"; echo "$label: build failed"; counts x 0 1
+  cat "$dir/make.log"; echo "$label: build failed"; counts 0 1
   return 1
 }
 
@@ -83,7 +97,7 @@ c_tests() {
     if [ "$f" != 0 ]; then echo "$out" | grep -E '^\[  (FAILED|ERROR) *\]|error|Failure' | head -40; fi
     if [ $rc -ne 0 ] && [ "$f" = 0 ]; then echo "$out" | tail -20; f=1; fi
     echo "   $(basename "$t"): $p passed, $f failed"
-    counts x "$p" "$f"
+    counts "$p" "$f"
   done
 }
 
@@ -91,12 +105,17 @@ c_tests() {
 # their messages, then one line per file.
 specs() {
   label=$1 dir=$2 once=$3
-  out="$results/$(echo "$label" | tr -c 'a-z0-9\n' '_')"
+  out="$results/$(basename "$dir")"
   mkdir -p "$out"
-  spec_files "$once" | RETURNFLOW_BIN="$top/$dir/returnflow" xargs -P "$JOBS" -I{} \
-    sh -c 'f=$1; o=$2/$(basename "$f" .lua); s=$(date +%s)
-           lua5.4 /usr/bin/busted --lpath="$3/spec/lua/?.lua" -o TAP "$f" >"$o.tap" 2>&1; echo $? >"$o.rc"
-           echo $(( $(date +%s) - s )) >"$o.s"' sh {} "$out" "$top"
+  export RETURNFLOW_BIN="$top/$dir/returnflow"
+  # The heavy specs one after the other, beside a pool of JOBS - 1 busted processes for the others.
+  for f in $(spec_files "$once"); do
+    case " $HEAVY " in *" $(basename "$f" _spec.lua) "*) run_spec "$f" "$out" ;; esac
+  done &
+  for f in $(spec_files "$once"); do
+    case " $HEAVY " in *" $(basename "$f" _spec.lua) "*) ;; *) echo "$f" ;; esac
+  done | xargs -P "$((JOBS > 1 ? JOBS - 1 : 1))" -I{} sh "$top/tools/test.sh" run-spec {} "$out"
+  wait
   for f in $(spec_files "$once"); do
     o="$out/$(basename "$f" .lua)"
     p=$(grep -c '^ok ' "$o.tap") f_=$(grep -c '^not ok ' "$o.tap")
@@ -104,7 +123,7 @@ specs() {
     grep -E '^not ok' -A12 "$o.tap" | grep -vE '^ok ' || true
     if [ "$rc" -ne 0 ] && [ "$f_" = 0 ]; then tail -20 "$o.tap"; f_=1; fi
     echo "   $(basename "$f"): $p passed, $f_ failed ($(cat "$o.s" 2>/dev/null || echo ?) s)"
-    counts x "$p" "$f_"
+    counts "$p" "$f_"
   done
 }
 
@@ -129,16 +148,16 @@ extra_suites() {
     if [ -z "$p" ]; then p=0 f=1; fi
     if [ "$f" != 0 ] || [ $rc -ne 0 ]; then echo "$out" | tail -40; [ "$f" != 0 ] || f=1; fi
     echo "   $label: $p passed, $f failed"
-    counts x "$p" "$f"
+    counts "$p" "$f"
   done
 }
 
 lint() {
   echo "== lint"
   if out=$(luacheck -q . returnflow-scm-1.rockspec 2>&1); then
-    echo "   luacheck: 1 passed, 0 failed"; counts x 1 0
+    echo "   luacheck: 1 passed, 0 failed"; counts 1 0
   else
-    echo "$out" | tail -20; echo "   luacheck: 0 passed, 1 failed"; counts x 0 1
+    echo "$out" | tail -20; echo "   luacheck: 0 passed, 1 failed"; counts 0 1
   fi
 }
 
@@ -158,7 +177,7 @@ fuzz_suite() {
   p=$(echo "$out" | sed -n 's/^   fuzz_[a-z_]*: \([0-9]*\) passed, [0-9]* failed$/\1/p' | awk '{ s += $1 } END { print s + 0 }')
   f=$(echo "$out" | sed -n 's/^   fuzz_[a-z_]*: [0-9]* passed, \([0-9]*\) failed$/\1/p' | awk '{ s += $1 } END { print s + 0 }')
   if [ $rc -ne 0 ] && [ "$f" = 0 ]; then f=1; fi
-  counts x "$p" "$f"
+  counts "$p" "$f"
 }
 
 case $mode in
@@ -176,7 +195,7 @@ case $mode in
   all)
     # Lint, the normal build's suite (then the extra suites) and the ASan build's suite side by side,
     # each into its own log, printed in order once all are done.
-    echo "== lint, build and build-asan side by side (make -j$MAKE_JOBS, $JOBS spec files at once each)"
+    echo "== lint, build and build-asan side by side (make -j$MAKE_JOBS; per suite, the stress specs in turn beside $((JOBS - 1)) others)"
     lint >"$results/lint.log" 2>&1 &
     (suite "normal build" build 1; extra_suites) >"$results/plain.log" 2>&1 &
     asan >"$results/asan.log" 2>&1 &

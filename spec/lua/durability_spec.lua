@@ -34,12 +34,7 @@ return {
 }
 ]]
 
-local function own_pid()
-  local p = assert(io.popen("echo $PPID"))
-  local pid = p:read("l")
-  p:close()
-  return pid
-end
+local own_pid = h.own_pid
 
 -- The mapping thread a tenant lands on among n (core/service/worker.c: FNV-1a of its id, modulo n).
 local function thread_of(tenant, n)

@@ -328,6 +328,12 @@ local function background(cmdline)
   return pid
 end
 
+--- Records a process a spec started by other means, so that it too is stopped when the run ends.
+function M.track(pid)
+  running[tostring(pid)] = true
+  return pid
+end
+
 -- Sends `signal` (default TERM) to pid, waits up to `seconds` (default 5) for it to go, then KILLs it.
 local function terminate(pid, signal, seconds)
   if not pid then return end
@@ -341,9 +347,10 @@ local function terminate(pid, signal, seconds)
   running[pid] = nil
 end
 
---- Polls fn until it returns a true value (at most `seconds`, default 10); returns that value.
+--- Polls fn until it returns a true value (at most `seconds`, default 30: a deadline, which only a
+-- failure waits out, generous for a loaded machine); returns that value.
 function M.wait_for(fn, seconds)
-  local deadline = M.now() + (seconds or 10)
+  local deadline = M.now() + (seconds or 30)
   while M.now() < deadline do
     local v = fn()
     if v then return v end
@@ -539,7 +546,7 @@ function M.start_standin(args)
     terminate(server.pid)
     server.pid = nil
   end
-  local port = wait_listening(pid, out, "^listening on 127%.0%.0%.1:(%d+)\n", 20)
+  local port = wait_listening(pid, out, "^listening on 127%.0%.0%.1:(%d+)\n", 60)
   if port then
     server.port, server.url = tonumber(port), "http://127.0.0.1:" .. port
     return server
@@ -582,7 +589,7 @@ function M.start_serve(dir)
   local pid = background(string.format("cd %s && exec %s serve -c returnflow.conf.lua </dev/null >/dev/null 2>%s",
                                        M.quote(dir), M.quote(M.bin), M.quote(err)))
   local s = setmetatable({ dir = dir, pid = pid, err = err }, Server)
-  s.address = wait_listening(pid, err, '"msg":"listening","address":"([^"]+)"', 20)
+  s.address = wait_listening(pid, err, '"msg":"listening","address":"([^"]+)"', 60)
   if s.address then return s end
   terminate(pid)
   local f = io.open(err, "rb")

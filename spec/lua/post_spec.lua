@@ -65,7 +65,7 @@ local function start_listener()
   local dir = h.tempdir()
   local proc = h.spawn(string.format("%s -c %s %s", h.quote(h.python), h.quote(LISTENER), h.quote(dir)))
   local l = { dir = dir, proc = proc }
-  h.wait_for(function() return file_exists(dir .. "/port") or not proc.alive() end, 10)
+  h.wait_for(function() return file_exists(dir .. "/port") or not proc.alive() end, 60)
   assert(file_exists(dir .. "/port"), "the listener did not start: " .. h.read(proc.err))
   l.port = tonumber(h.read(dir .. "/port"))
   function l.url(tenant) return string.format("http://127.0.0.1:%d/v1/webhooks/%s", l.port, tenant) end

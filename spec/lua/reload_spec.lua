@@ -143,12 +143,7 @@ end
 -- The frozen folder of a version of a tenant (default "shop").
 local function frozen(dir, version, tenant) return dir .. "/data/scripts/" .. (tenant or "shop") .. "/" .. version end
 
-local function own_pid()
-  local p = assert(io.popen("echo $PPID"))
-  local pid = p:read("l")
-  p:close()
-  return pid
-end
+local own_pid = h.own_pid
 
 -- Posts `count` signed webhooks (ids first, first + 1, ...) with load_post.py (2 clients, keep-alive)
 -- and returns once each is acked: its summary, and the acked ids. A request not answered within

@@ -82,6 +82,7 @@ local function start_bg(dir, args)
     return pid
   end)
   assert(proc.pid, "the background returnflow did not start")
+  h.track(proc.pid)                   -- stopped at the end of the run, should this spec fail first
   running[#running + 1] = proc
   function proc.code()
     local f = io.open(run .. "/rc")
