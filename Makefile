@@ -20,7 +20,7 @@ CFLAGS_ALL  = -std=c11 -D_GNU_SOURCE $(OPT) $(SAN) $(WARN) $(shell pkg-config --
               $(addprefix -I,$(CORE_DIRS)) -I$(BUILD) -MMD -MP -DRETURNFLOW_SHARE='"$(SHAREDIR)"' -DRETURNFLOW_LUADIR='"$(LUADIR)"' \
               -DRETURNFLOW_LIBDIR='"$(LIBDIR)"'
 LDLIBS_ALL  = -llua5.4-cjson $(shell pkg-config --libs lua5.4) -luv -lhttp_parser -lsqlite3 -lcrypto -lcurl \
-              -lpthread -lm
+              -lseccomp -lpthread -lm
 
 # core/ is folders by role (docs/architecture.md); every folder is on the include path, so a file
 # includes a header by its name alone. Objects mirror the folders under $(BUILD)/obj.
