@@ -34,6 +34,7 @@
 #include "json.h"
 #include "mapper.h"
 #include "mapper_settings.h"
+#include "mapworker.h"
 #include "outbox.h"
 #include "snapshot.h"
 #include "store_db.h"
@@ -48,7 +49,7 @@ struct job {
     job_options o;
     store_db *db;
     outbox_writer *writer;
-    mapper *m;
+    mapworker *m;                 /* the scripts, in a worker process (mapworker.c) */
     deliverer *d;
     char id[48], version[SNAPSHOT_VERSION_LEN + 1];
     long long skip, seen, counts[4], present, batch;
@@ -130,7 +131,7 @@ job *job_open(const job_options *o, char *err, size_t errlen) {
     mapper_config mc = mapper_config_of(o->cfg, o->tenant);
     mc.backfill = !o->live;
     strbuf problems = {0};
-    j->m = mapper_new(&mc, &problems);
+    j->m = mapworker_new(&mc, &problems);
     if (!j->m) {
         snprintf(err, errlen, "the scripts in %s do not load:\n%.*s", o->tenant->scripts, (int)problems.len,
                  problems.data ? problems.data : "");
@@ -140,12 +141,12 @@ job *job_open(const job_options *o, char *err, size_t errlen) {
         return NULL;
     }
     strbuf_free(&problems);
-    mapper_set_recall(j->m, recall, j);
+    mapworker_set_recall(j->m, recall, j);
     if (o->dry) return j;
     if (register_job(j, err, errlen) != 0 || !(j->writer = outbox_writer_new(j->db))) {
         if (!err[0]) snprintf(err, errlen, "cannot prepare the job: %s", store_db_error(j->db));
         outbox_writer_free(j->writer);
-        mapper_free(j->m);
+        mapworker_free(j->m);
         store_db_close(j->db);
         free(j);
         return NULL;
@@ -215,8 +216,6 @@ static int commit(job *j) {
     }
     j->in_tx = 0;
     j->batch = 0;
-    /* Remembered values are in the store now; the mapper's copy is only a cache. */
-    if (mapper_memory_count(j->m) > 4096) mapper_forget_memory(j->m);
     /* Let delivery (a thread here, or serve) take the write lock between two batches: back to back,
      * the next BEGIN would win every time and nothing would be sent until all input is read. */
     struct timespec pause = { 0, 2000000 };
@@ -277,12 +276,12 @@ int job_event(job *j, long long event_id, const char *text, size_t len, const ch
     if (++j->seen <= j->skip) return 0;
     j->doc.len = 0;
     if (j->o.dry) {                               /* as `returnflow map` prints it */
-        map_status status = mapper_map(j->m, text, len, label, &j->doc);
+        map_status status = mapworker_map(j->m, text, len, label, &j->doc);
         if (status == MAP_DEFERRED) { defer(j, 0, text, len, label); return 0; }
         fwrite(j->doc.data, 1, j->doc.len, stdout);
         fputc('\n', stdout);
         j->counts[status]++;
-        if (status == MAP_FAILED) note_reason(j, mapper_reason(j->m));
+        if (status == MAP_FAILED) note_reason(j, mapworker_last(j->m)->reason);
         return 0;
     }
     if (!j->in_tx) {
@@ -295,8 +294,8 @@ int job_event(job *j, long long event_id, const char *text, size_t len, const ch
             return -1;
         }
     }
-    map_status status = mapper_map(j->m, text, len, label, &j->doc);
-    const map_result *r = mapper_result(j->m);
+    map_status status = mapworker_map(j->m, text, len, label, &j->doc);
+    const map_result *r = mapworker_last(j->m);
     if (status == MAP_DEFERRED) {                 /* maybe its return comes later in the input */
         defer(j, event_id, text, len, label);
     } else {
@@ -326,8 +325,8 @@ static void retry_deferred(job *j) {
         pending *p = &j->deferred[i];
         if (!j->in_tx && store_begin(j->db) == 0) j->in_tx = 1;
         j->doc.len = 0;
-        map_status status = mapper_map(j->m, p->text, p->len, p->label, &j->doc);
-        map_result r = *mapper_result(j->m);
+        map_status status = mapworker_map(j->m, p->text, p->len, p->label, &j->doc);
+        map_result r = *mapworker_last(j->m);
         char why[800];
         if (status == MAP_DEFERRED) {
             snprintf(why, sizeof why, "still deferred at the end of the input: %.700s", r.reason);
@@ -458,7 +457,7 @@ int job_finish(job *j) {
         for (size_t i = 0; i < j->ndeferred; i++) {
             pending *p = &j->deferred[i];
             j->doc.len = 0;
-            map_status status = mapper_map(j->m, p->text, p->len, p->label, &j->doc);
+            map_status status = mapworker_map(j->m, p->text, p->len, p->label, &j->doc);
             fwrite(j->doc.data, 1, j->doc.len, stdout);
             fputc('\n', stdout);
             j->counts[status]++;
@@ -473,7 +472,7 @@ int job_finish(job *j) {
     summary(j, interrupted);
     int rc = interrupted ? 130 : (j->counts[MAP_FAILED] || dead) ? 1 : 0;
     outbox_writer_free(j->writer);
-    mapper_free(j->m);
+    mapworker_free(j->m);
     store_db_close(j->db);
     strbuf_free(&j->doc);
     free(j->deferred);

@@ -42,7 +42,7 @@ enum mapworker_frame {
 #define MW_MAX_KEY 1024                            /* a memory, schedule or cancel key; a profile */
 #define MW_MAX_MEMORY_VALUE (1u << 20)
 #define MW_MAX_REASON 2000                         /* longer reasons are cut, not refused */
-#define MW_MAX_RECALLS 4096                        /* RECALLs in one event */
+#define MW_MAX_RECALLS 100000                      /* RECALLs in one event (the watchdog bounds them first) */
 #define MW_MAX_BATCH_BYTES (16u << 20)             /* the parent's own batches */
 
 static inline void mw_put_u32(strbuf *b, uint32_t v) { strbuf_add(b, (const char *)&v, 4); }

@@ -268,18 +268,12 @@ static void lose_worker(mapworker *w, int cause, const char *why) {
     w->backoff_ms = w->backoff_ms ? (w->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : w->backoff_ms * 2) : 100;
 }
 
-static char exe_path[4096];
-static pthread_once_t exe_once = PTHREAD_ONCE_INIT;
-static void find_exe(void) {
-    ssize_t n = readlink("/proc/self/exe", exe_path, sizeof exe_path - 1);
-    exe_path[n > 0 ? n : 0] = 0;
-}
-
 /* fork+exec of this binary as `returnflow __mapworker TENANT`: an empty environment, fd 3 the
- * socket, 0-2 /dev/null (a sanitizer build keeps stderr for its reports), nothing else open. */
+ * socket, 0-2 /dev/null (a sanitizer build keeps stderr for its reports), nothing else open.
+ * Through /proc/self/exe, the running image itself: a binary replaced on disk by an upgrade still
+ * starts workers that speak this parent's protocol. */
 static int spawn(mapworker *w, char *err, size_t errlen) {
-    pthread_once(&exe_once, find_exe);
-    if (!exe_path[0]) { snprintf(err, errlen, "cannot find the returnflow binary (/proc/self/exe)"); return -1; }
+    static char exe_path[] = "/proc/self/exe";
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
         snprintf(err, errlen, "socketpair: %s", strerror(errno));
@@ -301,7 +295,7 @@ static int spawn(mapworker *w, char *err, size_t errlen) {
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     char tenant[160];
     snprintf(tenant, sizeof tenant, "%s", w->cfg.tenant);
-    char *argv[] = { exe_path, "__mapworker", tenant, NULL };
+    char *argv[] = { "returnflow", "__mapworker", tenant, NULL };
     char *envp[] = { NULL };
     pid_t pid;
     int rc = posix_spawn(&pid, exe_path, &fa, &attr, argv, envp);
@@ -762,7 +756,7 @@ int mapworker_map_batch(mapworker *w, const mapworker_event *events, int n, int 
             }
             lose_worker(w, CAUSE_PROTOCOL, "sent a malformed recall");
         } else {
-            lose_worker(w, CAUSE_PROTOCOL, type == MW_RECALL ? "asked over 4096 recalls for one event"
+            lose_worker(w, CAUSE_PROTOCOL, type == MW_RECALL ? "asked over 100000 recalls for one event"
                                                              : "sent a frame it may not send");
         }
         /* The worker is gone: the event it was on fails, the rest wait for the next call. */
