@@ -343,7 +343,9 @@ static int next_frame(mapworker *w, long long deadline, uint32_t *type, mw_reade
         if (n < 0 && errno != EINTR) return -1;
         if (n <= 0) continue;
         if (p.revents & POLLOUT) {
-            ssize_t k = write(w->fd, w->out.data + w->out_off, w->out.len - w->out_off);
+            /* send, not write: a worker that closed its end must not SIGPIPE the service. */
+            ssize_t k = send(w->fd, w->out.data + w->out_off, w->out.len - w->out_off, MSG_NOSIGNAL);
+            if (k < 0 && errno != EAGAIN && errno != EINTR) return -1;
             if (k > 0) w->out_off += (size_t)k;
             if (w->out_off == w->out.len) w->out.len = w->out_off = 0;
         }
@@ -690,6 +692,9 @@ int mapworker_map_batch(mapworker *w, const mapworker_event *events, int n, int 
         build(w);
         return 1;
     }
+    siginfo_t gone = {0};
+    if (w->pid > 0 && waitid(P_PID, (id_t)w->pid, &gone, WEXITED | WNOHANG | WNOWAIT) == 0 && gone.si_pid)
+        lose_worker(w, CAUSE_CRASH, "");          /* it died idle (killed from outside?): no event to blame */
     if (w->pid <= 0) {
         if (now_ms() < w->restart_at) return -1;
         strbuf problems = {0};

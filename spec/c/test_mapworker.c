@@ -79,6 +79,7 @@ static int fake_worker(const char *how) {
     mw_put_str(&out, "", 0);
     mw_end_frame(&out, at);
     put(&out);
+    if (strcmp(how, "gone") == 0) _exit(3);       /* between two batches: the parent's next write fails */
     for (;;) {
         if (get(&in) != MW_BATCH) _exit(0);
         mw_reader r = { in.data, in.data + in.len, 0 };
@@ -193,6 +194,12 @@ static void kills_a_worker_that_closed_its_channel_and_lived_on(void **state) {
     expect_failed("close-live", "closed its channel and lived on", 0.5, 4);
 }
 
+static void survives_a_worker_gone_before_the_batch(void **state) {
+    (void)state;
+    signal(SIGPIPE, SIG_DFL);                        /* as serve runs: a SIGPIPE would end this test */
+    expect_failed("gone", "worker exited: status 3", 0.5, 3);
+}
+
 static void never_sends_an_event_that_took_down_two_workers(void **state) {
     (void)state;
     mapworker *w = start("crash", 0.5);
@@ -251,6 +258,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(kills_a_worker_past_its_deadline),
         cmocka_unit_test(reports_a_crash_with_its_signal),
         cmocka_unit_test(kills_a_worker_that_closed_its_channel_and_lived_on),
+        cmocka_unit_test(survives_a_worker_gone_before_the_batch),
         cmocka_unit_test(never_sends_an_event_that_took_down_two_workers),
         cmocka_unit_test(answers_recalls_from_the_store),
         cmocka_unit_test(refuses_the_scripts_when_the_load_crashes),
