@@ -9,7 +9,8 @@
  *                     BATCH    flags, count, then count events { label, body }
  *                     RECALLED the answer to the child's last RECALL: found (u8), JSON text
  *   child -> parent   LOADED   ok (u8), files, handlers, problems text
- *                     RESULT   one event's map_result (and its document when asked), in order
+ *                     RESULT   its CPU time (ms), then one event's map_result (and its document
+ *                              when asked), in order
  *                     RECALL   a key out:recall missed in the child's own cache
  *
  * Invariant: the parent trusts nothing it reads. Every length is checked against the bytes that

@@ -10,7 +10,8 @@
  *     the store in between, all through one poll loop (it never blocks on a write the worker does
  *     not read);
  *   - keeps a wall-clock deadline per event (the CPU cap, then the cap again plus a second): a
- *     worker past it is SIGKILLed; one that dies is reaped through its pidfd. The event in flight
+ *     worker past it that is still running is SIGKILLed (one starved by a busy machine gets a
+ *     little more, within a hard bound); one that dies is reaped through its pidfd. The event in flight
  *     fails with the reason and is a dead letter; an event that took down MAPWORKER_STRIKES
  *     workers is never sent again;
  *   - checks every frame before copying it: lengths against the bytes there and the limits,
@@ -54,6 +55,9 @@
 #endif
 
 #define BACKOFF_MAX_MS 30000
+#define GRACE_MS 250                   /* past the deadline, a starved worker gets this much more */
+#define CPU_MARGIN_MS 250              /* ... while its CPU time on the event is within cap + this */
+#define HARD_FACTOR 4                  /* ... up to this many times the deadline, whatever it does */
 #define NSTRIKES 64
 
 enum cause { CAUSE_TIMEOUT, CAUSE_CRASH, CAUSE_PROTOCOL, CAUSE_EXIT, CAUSE_LOAD, NCAUSES };
@@ -77,6 +81,7 @@ struct mapworker {
     strbuf in, out;                    /* bytes from and to the worker */
     size_t in_off, out_off;
     char death[256];                   /* why the last worker went */
+    long long last_cpu_ms;             /* the worker's CPU time at its last result, as it said */
     /* The last batch's results: strings in one arena, by offset, pointed at once complete. */
     strbuf arena;
     ev_at *ev;
@@ -92,6 +97,22 @@ static long long now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The worker's CPU time so far (utime + stime of /proc/PID/stat), in ms; -1 if unknown. */
+static long long worker_cpu_ms(pid_t pid) {
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "re");
+    if (!f) return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *p = strrchr(buf, ')');             /* the command may hold spaces and parentheses */
+    unsigned long long ut, st;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2) return -1;
+    long hz = sysconf(_SC_CLK_TCK);
+    return (long long)((ut + st) * 1000 / (unsigned long long)(hz > 0 ? hz : 100));
 }
 
 static long long event_budget_ms(const mapworker *w) {
@@ -538,6 +559,7 @@ static const char *take_result(mapworker *w, mw_reader *r, char *why, size_t wle
     ev_at e = { .req0 = w->nreq, .can0 = w->ncan, .mem0 = w->nmem, .doc = (size_t)-1 };
     const char *fault = NULL;
     size_t n;
+    w->last_cpu_ms = mw_get_u32(r);                 /* its own CPU time, ms: only ever extends a deadline */
     uint32_t status = mw_get_u32(r);
     const char *s = mw_get_str(r, &n);
     e.reason = keep_reason(w, s, n);
@@ -722,7 +744,12 @@ int mapworker_map_batch(mapworker *w, const mapworker_event *events, int n, int 
     }
     mw_end_frame(&w->out, at);
 
-    long long deadline = now_ms() + event_budget_ms(w);
+    /* The deadline is wall-clock, but a machine too busy to run the worker is not the script's
+     * fault: past it, the worker gets GRACE_MS more at a time while the CPU it spent on the event
+     * (its CPU time now, from /proc, less its own count at the end of the previous event) is
+     * within the cap plus CPU_MARGIN_MS, up to HARD_FACTOR times the budget whatever it says. */
+    long long budget = event_budget_ms(w), deadline = now_ms() + budget, hard = now_ms() + HARD_FACTOR * budget;
+    long long cap_ms = (long long)(w->cfg.caps.seconds * 1000), cpu_base = worker_cpu_ms(w->pid);
     int recalls = 0;
     strbuf found = {0};
     while (w->nev < m) {
@@ -731,6 +758,11 @@ int mapworker_map_batch(mapworker *w, const mapworker_event *events, int n, int 
         const char *fault = NULL;
         int rc = next_frame(w, deadline, &type, &r, &fault);
         if (rc == -2) {
+            long long cpu = worker_cpu_ms(w->pid), now = now_ms();
+            if (cap_ms > 0 && cpu >= 0 && cpu_base >= 0 && now < hard && cpu - cpu_base <= cap_ms + CPU_MARGIN_MS) {
+                deadline = now + GRACE_MS < hard ? now + GRACE_MS : hard;
+                continue;
+            }
             snprintf(why, sizeof why, "%lld ms cap exceeded", (long long)(w->cfg.caps.seconds * 1000));
             lose_worker(w, CAUSE_TIMEOUT, why);
         } else if (rc == -1) {
@@ -740,7 +772,9 @@ int mapworker_map_batch(mapworker *w, const mapworker_event *events, int n, int 
         } else if (type == MW_RESULT) {
             fault = take_result(w, &r, why, sizeof why);
             if (!fault) {
-                deadline = now_ms() + event_budget_ms(w);
+                deadline = now_ms() + budget;
+                hard = now_ms() + HARD_FACTOR * budget;
+                cpu_base = w->last_cpu_ms;
                 recalls = 0;
                 continue;
             }

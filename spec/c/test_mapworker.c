@@ -52,6 +52,7 @@ static uint32_t get(strbuf *in) {
 static void result(strbuf *out, const char *method, const char *path, const char *cancel, size_t cancel_len,
                    const char *mem_value) {
     size_t at = mw_begin_frame(out, MW_RESULT);
+    mw_put_u32(out, 0);                             /* CPU time */
     mw_put_u32(out, 0);
     mw_put_cstr(out, "");
     mw_put_u32(out, 1);
@@ -91,6 +92,7 @@ static int fake_worker(const char *how) {
             else if (strcmp(how, "nul-cancel") == 0) result(&out, "POST", "/api/events", "a\0b", 3, NULL);
             else if (strcmp(how, "huge-frame") == 0) { uint32_t h[2] = { MW_RESULT, 0xfffffff0u }; strbuf_add(&out, (char *)h, 8); }
             else if (strcmp(how, "hang") == 0) for (;;) pause();
+            else if (strcmp(how, "spin") == 0) for (volatile unsigned long x = 0;; x++) {}
             else if (strcmp(how, "crash") == 0) raise(SIGSEGV);
             else if (strcmp(how, "close-live") == 0) { close(MW_FD); for (;;) pause(); }
             else if (strcmp(how, "recall") == 0) {
@@ -179,9 +181,16 @@ static void refuses_a_frame_over_the_limit_without_reading_it(void **state) {
     expect_failed("huge-frame", "worker killed: sent a frame over the 64 MiB limit", 0.5, 3);
 }
 
-static void kills_a_worker_past_its_deadline(void **state) {
+/* 100 ms cap: the deadline is 1.2 s; a worker that spent over cap + 250 ms of CPU on the event by
+ * then is killed at once, one that did not (blocked, or starved) at four times the deadline. */
+static void kills_a_running_worker_past_its_deadline(void **state) {
     (void)state;
-    expect_failed("hang", "worker killed: 100 ms cap exceeded", 0.1, 1.2 + 1.5);
+    expect_failed("spin", "worker killed: 100 ms cap exceeded", 0.1, 4 * 1.2 + 1.0);
+}
+
+static void kills_a_blocked_worker_at_the_hard_bound(void **state) {
+    (void)state;
+    expect_failed("hang", "worker killed: 100 ms cap exceeded", 0.1, 4 * 1.2 + 1.0);
 }
 
 static void reports_a_crash_with_its_signal(void **state) {
@@ -255,7 +264,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(refuses_a_path_toward_another_host),
         cmocka_unit_test(refuses_a_nul_in_a_cancel_key),
         cmocka_unit_test(refuses_a_frame_over_the_limit_without_reading_it),
-        cmocka_unit_test(kills_a_worker_past_its_deadline),
+        cmocka_unit_test(kills_a_running_worker_past_its_deadline),
+        cmocka_unit_test(kills_a_blocked_worker_at_the_hard_bound),
         cmocka_unit_test(reports_a_crash_with_its_signal),
         cmocka_unit_test(kills_a_worker_that_closed_its_channel_and_lived_on),
         cmocka_unit_test(survives_a_worker_gone_before_the_batch),

@@ -15,6 +15,8 @@ return {
       previous = type(previous) == "string" and previous or "none",
       upper = string.upper("benign"),
     })
-    out:remember("benign:last", ev.trigger)
+    -- Not on the attack's own trigger: a failed attack event drops its whole result, this write
+    -- included, and the next events must not depend on that.
+    if ev.trigger ~= "return.created" then out:remember("benign:last", ev.trigger) end
   end,
 }
