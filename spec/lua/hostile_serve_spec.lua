@@ -17,7 +17,7 @@
 -- must then fail with "worker crashed: signal N".
 local h = require "helpers"
 
-local HOSTILE = h.root .. "/spec/hostile"
+local HOSTILE = os.getenv("HOSTILE_DIR") or (h.root .. "/spec/hostile")   -- HOSTILE_DIR: another set of cases
 local FIXTURES = h.root .. "/fixtures/loop"
 local EVENTS = { "return.created.json", "return.updated.cancelled.json", "label.created.json" }
 -- The watchdog kills a worker at twice the cap plus 1 s; a hot reload settles in 0.3 s; serve
