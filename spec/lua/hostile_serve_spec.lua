@@ -203,12 +203,15 @@ describe("hostile scripts under serve", function()
         end
         assert.are.equal(202, (h.post_signed(server:url("bystander"), body_of(name))), shown())
       end
-      local bystander = h.wait_for(function() return settled(dir, "bystander", 3) end, hd.cap * 2 + 1 + MARGIN + 5)
+      local bystander = h.wait_for(function() return settled(dir, "bystander", 3) end, 4 * (hd.cap * 2 + 1) + MARGIN + 5)
       assert.is_truthy(bystander, "the bystander's events were held up" .. shown())
       for _, e in ipairs(bystander) do assert.are.equal(1, e.state, "bystander: " .. e.reason .. shown()) end
-      local victim = h.wait_for(function() return settled(dir, "victim", 3) end, hd.cap * 2 + 1 + MARGIN + 5)
+      local victim = h.wait_for(function() return settled(dir, "victim", 3) end, 6 * (hd.cap * 2 + 1) + MARGIN + 5)
       assert.is_truthy(victim, "the victim's events did not settle" .. shown())
-      assert.is_true(h.now() - posted <= 3 * (hd.cap * 2 + 1) + MARGIN + 5, "took too long" .. shown())
+      -- The attack's worst case is the watchdog's hard bound (four deadlines, for a worker starved by a
+      -- busy machine), then the next events; posting spawns a dozen processes.
+      local bound = 4 * (hd.cap * 2 + 1) + 2 * (hd.cap * 2 + 1) + MARGIN + 5
+      assert.is_true(h.now() - posted <= bound, ("took %.1f s, over %.1f s"):format(h.now() - posted, bound) .. shown())
       assert.is_true(server:alive(), "serve died" .. shown())
 
       local attack = victim[1]
