@@ -91,6 +91,7 @@ $(BUILD)/returnflow: $(CMD_OBJ) $(CORE_OBJ)
 	$(CC) $(OPT) $(SAN) -o $@ $^ $(LDLIBS_ALL)
 
 # The C tests read the repository's own Loop fixtures, wherever they run from.
+# $(filter): the headers -MMD records as the binary's prerequisites are not to be compiled again.
 $(BUILD)/test_%: spec/c/test_%.c $(CORE_OBJ)
 	$(CC) $(CFLAGS_ALL) -DSPEC_FIXTURES='"$(CURDIR)/fixtures/loop"' -o $@ $(filter %.c %.o,$^) $(LDLIBS_ALL) -lcmocka
 

@@ -200,7 +200,19 @@ static int spawn(mapworker *w, char *err, size_t errlen) {
     char tenant[160];
     snprintf(tenant, sizeof tenant, "%s", w->cfg.tenant);
     char *argv[] = { "returnflow", "__mapworker", tenant, NULL };
-    char *envp[] = { NULL };
+    /* Nothing of the parent's environment (it may hold secrets); a sanitizer build passes on only
+     * the sanitizers' own options, so a worker's report reads like the parent's. */
+    char *envp[3] = { NULL, NULL, NULL };
+    char asan[1024];
+    if (MW_SANITIZED) {
+        /* A worker's crash is the watchdog's to report (by its signal), not the sanitizer's. */
+        const char *opts = getenv("ASAN_OPTIONS");
+        snprintf(asan, sizeof asan, "ASAN_OPTIONS=%.800s%shandle_segv=0:handle_sigbus=0:handle_abort=0:handle_sigill=0:"
+                 "handle_sigfpe=0", opts ? opts : "", opts && *opts ? ":" : "");
+        envp[0] = asan;
+        for (char **v = environ; *v; v++)
+            if (strncmp(*v, "UBSAN_OPTIONS=", 14) == 0) envp[1] = *v;
+    }
     pid_t pid;
     int rc = posix_spawn(&pid, exe_path, &fa, &attr, argv, envp);
     posix_spawn_file_actions_destroy(&fa);
