@@ -404,9 +404,14 @@ static void load_checked(uv_work_t *req, int status) {
     reloader *r = s->r;
     s->checking = 0;
     r->swaps_out--;
-    if (r->stopping) {
+    if (r->stopping) {                          /* nothing of the reloader is touched after it is freed */
+        strbuf_free(&c->problems);
+        for (int i = 0; i < 7; i++) free(c->own[i]);
+        free(c);
         if (r->open_slots == 0 && r->swaps_out == 0) free_reloader(r);
-    } else if (c->problems.len) {
+        return;
+    }
+    if (c->problems.len) {
         /* The problems name the folder the merchant edits (display_dir), not the frozen copy. */
         strbuf shown = {0};
         strbuf_add(&shown, c->problems.data, c->problems.len);
@@ -419,7 +424,7 @@ static void load_checked(uv_work_t *req, int status) {
     } else {
         accept_candidate(s);
     }
-    if (!r->stopping && s->changed_meanwhile && !s->swapping && !s->checking && !s->spec_running) {
+    if (s->changed_meanwhile && !s->swapping && !s->checking && !s->spec_running) {
         s->changed_meanwhile = 0;
         uv_timer_start(&s->debounce, on_settled, DEBOUNCE_MS, 0);
     }

@@ -47,7 +47,13 @@ describe("serve's mapping workers", function()
     p:close()
     server = { pid = pid, alive = function(self) return h.alive(self.pid) end,
                stop = function(self) os.execute("kill -9 " .. self.pid .. " 2>/dev/null") end }
-    assert.is_truthy(h.wait_for(function() return (h.read(err)):find('"msg":"listening"', 1, true) end, 10), h.read(err))
+    local function log()
+      local f = io.open(err, "rb")
+      local text = f and f:read("a") or ""
+      if f then f:close() end
+      return text
+    end
+    assert.is_truthy(h.wait_for(function() return log():find('"msg":"listening"', 1, true) end, 20), log())
     local workers = h.wait_for(function() local w = mapworkers(pid); return #w > 0 and w end, 5)
     assert.is_truthy(workers, "no mapping worker under serve")
     for _, w in ipairs(workers) do
