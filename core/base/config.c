@@ -15,8 +15,7 @@
  * or { file = "PATH" } (read with the trailing newline stripped). A secret's value never appears in
  * a message, and config_free wipes it; one with a control character (CR, LF, ...) is refused, as it
  * could split the header it is sent in. Lua's own messages about the file ("unfinished string near
- * '...'", "(constant '...')") quote its text, which may be a secret: from the first quote on, a
- * message is withheld. Relative paths (data, scripts, secret files) resolve against
+ * '...'", "(constant '...')") quote its text, which may be a secret: that text is withheld. Relative paths (data, scripts, secret files) resolve against
  * the config file's folder, not the working directory. Tenants are kept sorted by id.
  *
  * Not here: command-line overrides (--listen, --data) and reloading are the caller's; this reads.
@@ -269,12 +268,15 @@ static int has_control(const char *s) {
     return 0;
 }
 
-/* Lua's message up to its first quote, the rest withheld: the quoted text is the file's own and may
- * be a secret ("unfinished string near '\"pk_live..."), itself holding quotes. */
+/* Lua's message with the file's own text withheld: a syntax error's token (" near '...'", a
+ * secret's unfinished string among them) and a constant's value ("(constant '...')"), each to the
+ * end of the message, as a secret may hold quotes. Lua's words and the line stay. */
 static void add_withheld(strbuf *out, const char *msg) {
-    size_t n = strcspn(msg, "'\"`");
-    strbuf_add(out, msg, n);
-    if (msg[n]) strbuf_adds(out, "'(withheld)'");
+    const char *near = strstr(msg, " near "), *constant = strstr(msg, "(constant ");
+    const char *cut = near && (!constant || near < constant) ? near : constant;
+    if (!cut) { strbuf_adds(out, msg); return; }
+    strbuf_add(out, msg, (size_t)(cut - msg));
+    strbuf_adds(out, cut == near ? " near '(withheld)'" : "(constant '(withheld)')");
 }
 
 /* Reads a secret file, trailing newline(s) stripped. NULL with why filled on failure. */
