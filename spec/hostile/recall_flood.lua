@@ -2,6 +2,7 @@
 -- expect: failed
 -- reason: cap
 -- cap: 0.3
+-- luacheck: ignore (hostile on purpose: unused handler arguments, values never read)
 return { ["return.created"] = function(ev, out)
   local i = 0
   while true do

@@ -191,8 +191,8 @@ describe("hostile scripts under serve", function()
       -- The attack and the next events, the bystander's interleaved.
       local posted = h.now()
       local pid
-      for i, name in ipairs(EVENTS) do
-        assert.are.equal(202, (h.post_signed(server:url("victim"), body_of(name))), shown())
+      for i, event in ipairs(EVENTS) do
+        assert.are.equal(202, (h.post_signed(server:url("victim"), body_of(event))), shown())
         if i == 1 and hd.kill then
           pid = h.wait_for(function() return worker_pid(server.pid, "victim") end, 5)
           assert.is_truthy(pid, "no worker process for the victim" .. shown())
@@ -201,7 +201,7 @@ describe("hostile scripts under serve", function()
                            "the worker never got busy" .. shown())
           os.execute("kill -" .. hd.kill .. " " .. pid)
         end
-        assert.are.equal(202, (h.post_signed(server:url("bystander"), body_of(name))), shown())
+        assert.are.equal(202, (h.post_signed(server:url("bystander"), body_of(event))), shown())
       end
       local bystander = h.wait_for(function() return settled(dir, "bystander", 3) end, 4 * (hd.cap * 2 + 1) + MARGIN + 5)
       assert.is_truthy(bystander, "the bystander's events were held up" .. shown())
