@@ -20,7 +20,7 @@ CFLAGS_ALL  = -std=c11 -D_GNU_SOURCE $(OPT) $(SAN) $(WARN) $(shell pkg-config --
               $(addprefix -I,$(CORE_DIRS)) -I$(BUILD) -MMD -MP -DRETURNFLOW_SHARE='"$(SHAREDIR)"' -DRETURNFLOW_LUADIR='"$(LUADIR)"' \
               -DRETURNFLOW_LIBDIR='"$(LIBDIR)"'
 LDLIBS_ALL  = -llua5.4-cjson $(shell pkg-config --libs lua5.4) -luv -lhttp_parser -lsqlite3 -lcrypto -lcurl \
-              -lpthread -lm
+              -lseccomp -lpthread -lm
 
 # core/ is folders by role (docs/architecture.md); every folder is on the include path, so a file
 # includes a header by its name alone. Objects mirror the folders under $(BUILD)/obj.
@@ -96,6 +96,7 @@ $(BUILD)/returnflow: $(CMD_OBJ) $(CORE_OBJ)
 	$(CC) $(OPT) $(SAN) -o $@ $^ $(LDLIBS_ALL)
 
 # The C tests read the repository's own Loop fixtures, wherever they run from.
+# $(filter): the headers -MMD records as the binary's prerequisites are not to be compiled again.
 $(BUILD)/test_%: spec/c/test_%.c $(CORE_OBJ)
 	$(CC) $(CFLAGS_ALL) -DSPEC_FIXTURES='"$(CURDIR)/fixtures/loop"' -o $@ $(filter %.c %.o,$^) $(LDLIBS_ALL) -lcmocka
 

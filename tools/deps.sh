@@ -1,6 +1,6 @@
 #!/bin/sh
 # Installs the Debian packages returnflow needs when run as root; otherwise prints the exact line.
-# Packages: see DESIGN §6. python3-jsonschema validates request bodies against Klaviyo's OpenAPI spec
+# Packages: see DESIGN §6 (libseccomp-dev: the mapping workers' system-call filter, docs/security.md). python3-jsonschema validates request bodies against Klaviyo's OpenAPI spec
 # in the tests (and in the Klaviyo stand-in); lua-sql-sqlite3 (LuaSQL) reads the store in-process from
 # the specs; git clones the repository in spec/repo/clone_spec.lua; curl checks keep-alive in the
 # stand-in's spec. nodejs runs the Node.js anchor in `make bench`, wrk posts the webhooks of
@@ -9,7 +9,7 @@
 # clang and libclang-rt-dev (its sanitizer and libFuzzer runtimes) build the fuzz targets (tools/fuzz.sh).
 set -u
 PKGS="gcc make pkg-config lua5.4 liblua5.4-dev lua-cjson lua-cjson-dev lua-busted luarocks libcmocka-dev
-      libuv1-dev libhttp-parser-dev libsqlite3-dev libssl-dev libcurl4-openssl-dev curl
+      libuv1-dev libhttp-parser-dev libsqlite3-dev libssl-dev libcurl4-openssl-dev libseccomp-dev curl
       sqlite3 python3 python3-jsonschema lua-check lua-sql-sqlite3 git clang libclang-rt-dev"
 # The Node.js anchor needs some node; Debian's only when there is none on PATH.
 [ "${1:-}" = "bench" ] && ! command -v node >/dev/null 2>&1 && PKGS="$PKGS nodejs"

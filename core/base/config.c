@@ -13,7 +13,9 @@
  *
  * Secrets (the Loop webhook secret, the Klaviyo key) may be written inline, or as { env = "NAME" }
  * or { file = "PATH" } (read with the trailing newline stripped). A secret's value never appears in
- * a message, and config_free wipes it. Relative paths (data, scripts, secret files) resolve against
+ * a message, and config_free wipes it; one with a control character (CR, LF, ...) is refused, as it
+ * could split the header it is sent in. Lua's own messages about the file ("unfinished string near
+ * '...'", "(constant '...')") quote its text, which may be a secret: that text is withheld. Relative paths (data, scripts, secret files) resolve against
  * the config file's folder, not the working directory. Tenants are kept sorted by id.
  *
  * Not here: command-line overrides (--listen, --data) and reloading are the caller's; this reads.
@@ -53,7 +55,8 @@ typedef struct loader {
 } loader;
 
 static const char *const top_keys[] = { "listen", "data", "workers", "retention_days", "max_body",
-    "max_connections", "timeouts", "delivery", "caps", "watch_scripts", "reload_requires_specs", "tenants", NULL };
+    "max_connections", "timeouts", "delivery", "caps", "watch_scripts", "reload_requires_specs", "tenants", "debug", NULL };
+static const char *const debug_keys[] = { "core_dumps", NULL };
 static const char *const timeout_keys[] = { "header", "body", "idle", NULL };
 static const char *const delivery_keys[] = { "max_age_hours", NULL };
 static const char *const caps_keys[] = { "memory_mib", "time_ms", NULL };
@@ -256,6 +259,26 @@ static int get_table(loader *ld, int t, const char *parent, const char *key, int
     return 0;
 }
 
+#define CONTROL_PROBLEM "must not contain control characters (CR, LF, tab, ...)"
+
+/* A secret goes into an HTTP header or an HMAC key: a CR or LF could split the header. */
+static int has_control(const char *s) {
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) return 1;
+    return 0;
+}
+
+/* Lua's message with the file's own text withheld: a syntax error's token (" near '...'", a
+ * secret's unfinished string among them) and a constant's value ("(constant '...')"), each to the
+ * end of the message, as a secret may hold quotes. Lua's words and the line stay. */
+static void add_withheld(strbuf *out, const char *msg) {
+    const char *near = strstr(msg, " near "), *constant = strstr(msg, "(constant ");
+    const char *cut = near && (!constant || near < constant) ? near : constant;
+    if (!cut) { strbuf_adds(out, msg); return; }
+    strbuf_add(out, msg, (size_t)(cut - msg));
+    strbuf_adds(out, cut == near ? " near '(withheld)'" : "(constant '(withheld)')");
+}
+
 /* Reads a secret file, trailing newline(s) stripped. NULL with why filled on failure. */
 static char *read_secret_file(const char *path, char *why, size_t whylen) {
     FILE *f = fopen(path, "rb");
@@ -273,6 +296,7 @@ static char *read_secret_file(const char *path, char *why, size_t whylen) {
         buf[n] = 0;
         if (n == 0) what = "is empty";
         else if (strlen(buf) != n) what = "contains a NUL byte";
+        else if (has_control(buf)) what = CONTROL_PROBLEM;
     }
     if (what) {
         snprintf(why, whylen, "file %s %s", path, what);
@@ -297,6 +321,7 @@ static void get_secret(loader *ld, int t, const char *parent, const char *key, i
         const char *s = lua_tolstring(L, -1, &len);
         if (len == 0) problem(ld, at, "must not be empty");
         else if (strlen(s) != len) problem(ld, at, "must not contain a NUL byte");
+        else if (has_control(s)) problem(ld, at, CONTROL_PROBLEM);
         else *out = dupstr(s);
     } else if (type == LUA_TTABLE) {
         int tt = lua_gettop(L);
@@ -313,6 +338,7 @@ static void get_secret(loader *ld, int t, const char *parent, const char *key, i
                 const char *v = getenv(name);
                 if (!v) problem(ld, at, "environment variable %s is not set", name);
                 else if (!*v) problem(ld, at, "environment variable %s is empty", name);
+                else if (has_control(v)) problem(ld, at, "environment variable %s: " CONTROL_PROBLEM, name);
                 else *out = dupstr(v);
             }
         } else {
@@ -554,6 +580,12 @@ static int read_all(lua_State *L) {
     }
     c->watch_scripts = get_bool(ld, top, "", "watch_scripts", 1);
     c->reload_requires_specs = get_bool(ld, top, "", "reload_requires_specs", 0);
+    if (get_table(ld, top, "", "debug", 0)) {
+        int t = lua_gettop(L);
+        check_keys(ld, t, "debug", debug_keys);
+        c->core_dumps = get_bool(ld, t, "debug", "core_dumps", 0);
+        lua_pop(L, 1);
+    }
     read_tenants(ld, top);
     return 0;
 }
@@ -565,7 +597,7 @@ static void run_file(loader *ld) {
     fclose(f);
     if (luaL_loadfilex(L, ld->path, "t") != LUA_OK || lua_pcall(L, 0, 1, 0) != LUA_OK) {
         const char *msg = lua_tostring(L, -1);           /* "PATH:LINE: message", as Lua says it */
-        strbuf_adds(&ld->problems, msg ? msg : "(error object is not a string)");
+        add_withheld(&ld->problems, msg ? msg : "(error object is not a string)");
         strbuf_addc(&ld->problems, '\n');
         ld->nproblems++;
         return;
@@ -577,7 +609,13 @@ static void run_file(loader *ld) {
     lua_pushlightuserdata(L, ld);
     lua_pushcclosure(L, read_all, 1);
     lua_insert(L, -2);
-    if (lua_pcall(L, 1, 0, 0) != LUA_OK) problem(ld, NULL, "%s", lua_tostring(L, -1));
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+        strbuf m = {0};
+        add_withheld(&m, lua_tostring(L, -1) ? lua_tostring(L, -1) : "(error object is not a string)");
+        strbuf_addc(&m, 0);
+        problem(ld, NULL, "%s", m.data);
+        strbuf_free(&m);
+    }
 }
 
 /* Copies the problems into err, whole lines only; says how many did not fit. */

@@ -40,6 +40,7 @@ typedef struct config {
     sandbox_caps caps;         /* per tenant state and per event */
     int watch_scripts;         /* serve reloads a tenant's scripts when its folder changes (default 1) */
     int reload_requires_specs; /* ... only if the folder's own busted specs pass (default 0) */
+    int core_dumps;            /* debug.core_dumps: serve may dump core (default 0: it holds secrets) */
     tenant_config *tenants;
     int ntenants;
 } config;

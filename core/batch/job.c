@@ -34,11 +34,13 @@
 #include "json.h"
 #include "mapper.h"
 #include "mapper_settings.h"
+#include "mapworker.h"
 #include "outbox.h"
 #include "snapshot.h"
 #include "store_db.h"
 
 #define COMMIT_EVERY 250
+#define MAP_BATCH 128                 /* events sent to the mapping worker in one round trip */
 #define MAX_REASONS 8
 
 typedef struct pending { long long event_id; char *text, *label; size_t len; } pending;
@@ -48,13 +50,15 @@ struct job {
     job_options o;
     store_db *db;
     outbox_writer *writer;
-    mapper *m;
+    mapworker *m;                 /* the scripts, in a worker process (mapworker.c) */
     deliverer *d;
     char id[48], version[SNAPSHOT_VERSION_LEN + 1];
     long long skip, seen, counts[4], present, batch;
     int in_tx, tty;
     pending *deferred;
     size_t ndeferred, cap;
+    pending queue[MAP_BATCH];     /* read, journaled, not yet mapped (flush) */
+    int nqueue;
     reason reasons[MAX_REASONS];
     int nreasons;
     strbuf doc;
@@ -130,7 +134,7 @@ job *job_open(const job_options *o, char *err, size_t errlen) {
     mapper_config mc = mapper_config_of(o->cfg, o->tenant);
     mc.backfill = !o->live;
     strbuf problems = {0};
-    j->m = mapper_new(&mc, &problems);
+    j->m = mapworker_new(&mc, &problems);
     if (!j->m) {
         snprintf(err, errlen, "the scripts in %s do not load:\n%.*s", o->tenant->scripts, (int)problems.len,
                  problems.data ? problems.data : "");
@@ -140,12 +144,12 @@ job *job_open(const job_options *o, char *err, size_t errlen) {
         return NULL;
     }
     strbuf_free(&problems);
-    mapper_set_recall(j->m, recall, j);
+    mapworker_set_recall(j->m, recall, j);
     if (o->dry) return j;
     if (register_job(j, err, errlen) != 0 || !(j->writer = outbox_writer_new(j->db))) {
         if (!err[0]) snprintf(err, errlen, "cannot prepare the job: %s", store_db_error(j->db));
         outbox_writer_free(j->writer);
-        mapper_free(j->m);
+        mapworker_free(j->m);
         store_db_close(j->db);
         free(j);
         return NULL;
@@ -215,8 +219,6 @@ static int commit(job *j) {
     }
     j->in_tx = 0;
     j->batch = 0;
-    /* Remembered values are in the store now; the mapper's copy is only a cache. */
-    if (mapper_memory_count(j->m) > 4096) mapper_forget_memory(j->m);
     /* Let delivery (a thread here, or serve) take the write lock between two batches: back to back,
      * the next BEGIN would win every time and nothing would be sent until all input is read. */
     struct timespec pause = { 0, 2000000 };
@@ -272,44 +274,106 @@ static void defer(job *j, long long event_id, const char *text, size_t len, cons
     p->text[len] = 0;
 }
 
+/* One mapped event's outcome: printed (dry), deferred, or stored with its requests. */
+static int take_outcome(job *j, const pending *p, const map_result *r, const char *doc, size_t doclen) {
+    if (j->o.dry) {                               /* as `returnflow map` prints it */
+        if (r->status == MAP_DEFERRED) { defer(j, 0, p->text, p->len, p->label); return 0; }
+        fwrite(doc, 1, doclen, stdout);
+        fputc('\n', stdout);
+        j->counts[r->status]++;
+        if (r->status == MAP_FAILED) note_reason(j, r->reason);
+        return 0;
+    }
+    if (r->status == MAP_DEFERRED) {              /* maybe its return comes later in the input */
+        defer(j, p->event_id, p->text, p->len, p->label);
+    } else {
+        if (save_outcome(j, p->event_id, r) != 0) { store_log_error("cannot store the event's requests", j->db); return -1; }
+        j->counts[r->status]++;
+        if (r->status == MAP_FAILED) note_reason(j, r->reason);
+    }
+    j->batch++;
+    return 0;
+}
+
+/* Maps the queued events in the worker, a batch at a time (one round trip each, not one an event),
+ * takes their outcomes in input order, then commits when a commit is due: only here, with nothing
+ * queued, so the progress a commit records (seen) never counts an event not yet mapped. */
+static int flush(job *j) {
+    int rc = 0, done = 0, waits = 0;
+    mapworker_event events[MAP_BATCH];
+    while (done < j->nqueue && rc == 0) {
+        int n = j->nqueue - done < MAP_BATCH ? j->nqueue - done : MAP_BATCH;
+        for (int i = 0; i < n; i++) {
+            const pending *p = &j->queue[done + i];
+            events[i] = (mapworker_event){ p->event_id, p->text, p->len, p->label };
+        }
+        int k = mapworker_map_batch(j->m, events, n, j->o.dry);
+        if (k < 0) {                              /* no worker now: its restart backs off */
+            if (++waits > 600) {
+                for (int i = done; i < j->nqueue && rc == 0; i++) {
+                    map_result failed = { .status = MAP_FAILED, .reason = "no mapping worker would start" };
+                    rc = take_outcome(j, &j->queue[i], &failed, "", 0);
+                }
+                break;
+            }
+            sleep_ms(100);
+            continue;
+        }
+        for (int i = 0; i < k && rc == 0; i++) {
+            size_t dlen = 0;
+            const char *doc = mapworker_doc(j->m, i, &dlen);
+            const map_result *r = mapworker_result(j->m, i);
+            j->doc.len = 0;
+            if (!doc && j->o.dry) {                /* the worker died on it: the document says so */
+                const char *label = j->queue[done + i].label;
+                strbuf_adds(&j->doc, "{\"input\":");
+                json_append_string(&j->doc, label, strlen(label));
+                strbuf_adds(&j->doc, ",\"trigger\":null,\"status\":\"failed\",\"reason\":");
+                json_append_string(&j->doc, r->reason, strlen(r->reason));
+                strbuf_adds(&j->doc, ",\"requests\":[],\"scheduled\":[],\"cancelled\":[]}");
+                doc = j->doc.data;
+                dlen = j->doc.len;
+            }
+            rc = take_outcome(j, &j->queue[done + i], r, doc ? doc : "", dlen);
+        }
+        done += k;
+    }
+    for (int i = 0; i < j->nqueue; i++) {
+        free(j->queue[i].text);
+        free(j->queue[i].label);
+    }
+    j->nqueue = 0;
+    if (rc == 0 && !j->o.dry && j->batch >= COMMIT_EVERY && commit(j) != 0) rc = -1;
+    progress(j, 0);
+    return rc;
+}
+
 int job_event(job *j, long long event_id, const char *text, size_t len, const char *label) {
     if (j->o.interrupted && *j->o.interrupted) return -1;
     if (++j->seen <= j->skip) return 0;
-    j->doc.len = 0;
-    if (j->o.dry) {                               /* as `returnflow map` prints it */
-        map_status status = mapper_map(j->m, text, len, label, &j->doc);
-        if (status == MAP_DEFERRED) { defer(j, 0, text, len, label); return 0; }
-        fwrite(j->doc.data, 1, j->doc.len, stdout);
-        fputc('\n', stdout);
-        j->counts[status]++;
-        if (status == MAP_FAILED) note_reason(j, mapper_reason(j->m));
-        return 0;
-    }
-    if (!j->in_tx) {
+    if (!j->o.dry && !j->in_tx) {
         if (store_begin(j->db) != 0) { store_log_error("cannot store the job's batch", j->db); return -1; }
         j->in_tx = 1;
     }
-    if (j->o.journal) {
+    if (!j->o.dry && j->o.journal) {
         if (store_journal_held(j->db, j->o.tenant->id, clock_now_ms(), text, len, &event_id) != 0) {
             store_log_error("cannot journal the event", j->db);
             return -1;
         }
     }
-    map_status status = mapper_map(j->m, text, len, label, &j->doc);
-    const map_result *r = mapper_result(j->m);
-    if (status == MAP_DEFERRED) {                 /* maybe its return comes later in the input */
-        defer(j, event_id, text, len, label);
-    } else {
-        if (save_outcome(j, event_id, r) != 0) { store_log_error("cannot store the event's requests", j->db); return -1; }
-        j->counts[status]++;
-        if (status == MAP_FAILED) note_reason(j, r->reason);
-    }
-    if (++j->batch >= COMMIT_EVERY && commit(j) != 0) return -1;
-    progress(j, 0);
-    return 0;
+    pending *p = &j->queue[j->nqueue++];
+    p->event_id = event_id;
+    p->len = len;
+    p->text = malloc(len + 1);
+    p->label = strdup(label);
+    if (!p->text || !p->label) abort();
+    memcpy(p->text, text, len);
+    p->text[len] = 0;
+    return j->nqueue == MAP_BATCH ? flush(j) : 0;
 }
 
 void job_invalid(job *j, const char *label, const char *reason) {
+    if (j->nqueue) flush(j);                      /* its message after the events read before it */
     if (++j->seen <= j->skip) return;
     char why[600];
     snprintf(why, sizeof why, "invalid JSON: %s", reason);
@@ -326,8 +390,8 @@ static void retry_deferred(job *j) {
         pending *p = &j->deferred[i];
         if (!j->in_tx && store_begin(j->db) == 0) j->in_tx = 1;
         j->doc.len = 0;
-        map_status status = mapper_map(j->m, p->text, p->len, p->label, &j->doc);
-        map_result r = *mapper_result(j->m);
+        map_status status = mapworker_map(j->m, p->text, p->len, p->label, &j->doc);
+        map_result r = *mapworker_last(j->m);
         char why[800];
         if (status == MAP_DEFERRED) {
             snprintf(why, sizeof why, "still deferred at the end of the input: %.700s", r.reason);
@@ -445,6 +509,7 @@ static void summary(job *j, int interrupted) {
 }
 
 int job_finish(job *j) {
+    flush(j);                                     /* what was read is mapped, even when interrupted */
     int interrupted = j->o.interrupted && *j->o.interrupted;
     if (!j->o.dry) {
         if (!interrupted) retry_deferred(j);
@@ -458,7 +523,7 @@ int job_finish(job *j) {
         for (size_t i = 0; i < j->ndeferred; i++) {
             pending *p = &j->deferred[i];
             j->doc.len = 0;
-            map_status status = mapper_map(j->m, p->text, p->len, p->label, &j->doc);
+            map_status status = mapworker_map(j->m, p->text, p->len, p->label, &j->doc);
             fwrite(j->doc.data, 1, j->doc.len, stdout);
             fputc('\n', stdout);
             j->counts[status]++;
@@ -473,7 +538,7 @@ int job_finish(job *j) {
     summary(j, interrupted);
     int rc = interrupted ? 130 : (j->counts[MAP_FAILED] || dead) ? 1 : 0;
     outbox_writer_free(j->writer);
-    mapper_free(j->m);
+    mapworker_free(j->m);
     store_db_close(j->db);
     strbuf_free(&j->doc);
     free(j->deferred);

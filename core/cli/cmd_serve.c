@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <curl/curl.h>
 #include <uv.h>
 
@@ -27,6 +28,7 @@
 #include "log.h"
 #include "mapper.h"
 #include "mapper_settings.h"
+#include "mapworker.h"
 #include "reload.h"
 #include "store.h"
 #include "worker.h"
@@ -59,6 +61,7 @@ static int health(void *ud, strbuf *body) {
         strbuf_adds(body, ",\"paused\":");
         json_append_string(body, paused, strlen(paused));
     }
+    mapworker_health(body);                    /* tenants whose mapping worker was replaced, and why */
     strbuf_addc(body, '}');
     free(paused);
     return s->stopping ? 503 : 200;
@@ -279,7 +282,7 @@ static void on_sighup(uv_signal_t *h, int signum) {
     for (int i = 0; i < next->ntenants; i++) {
         const tenant_config *t = &next->tenants[i];
         mapper_config mc = mapper_config_of(next, t);
-        mapper_free(mapper_new(&mc, &problems));
+        mapworker_free(mapworker_new(&mc, &problems));   /* in a worker: a hang is bounded and refused */
     }
     if (problems.len) {
         strbuf f = {0};
@@ -327,6 +330,7 @@ static void serve_metrics(void *ud, strbuf *out) {
     if (s->d) deliver_metrics(s->d, out);
     pthread_mutex_unlock(&s->mu);
     reload_metrics(s->reload, out);
+    mapworker_metrics(out);
     if (!s->w) return;
     unsigned long long mapped, failed, dropped, deferred;
     workers_counts(s->w, &mapped, &failed, &dropped, &deferred);
@@ -366,6 +370,8 @@ int cmd_serve(int argc, char **argv) {
     if (!s.cfg) { fprintf(stderr, "%s%sreturnflow serve: not started\n", err, err[0] && err[strlen(err) - 1] != '\n' ? "\n" : ""); return 2; }
     if (listen) { free(s.cfg->listen); s.cfg->listen = strdup(listen); }
     if (data) { free(s.cfg->data_dir); s.cfg->data_dir = strdup(data); }
+    /* No core file of this process: it holds every tenant's secrets (debug.core_dumps asks for one). */
+    if (!s.cfg->core_dumps) prctl(PR_SET_DUMPABLE, 0);
     s.loop = uv_default_loop();
     s.st = store_open(s.loop, s.cfg->data_dir, err, sizeof err);
     if (!s.st) { fprintf(stderr, "returnflow serve: %s\n", err); config_free(s.cfg); return 2; }
@@ -373,6 +379,9 @@ int cmd_serve(int argc, char **argv) {
         fprintf(stderr, "returnflow serve: %s\nreturnflow serve: not started\n", err);
         return 2;
     }
+    char status_dir[4096];
+    snprintf(status_dir, sizeof status_dir, "%s/scripts", s.cfg->data_dir);
+    mapworker_set_status_dir(status_dir);       /* worker deaths, for `returnflow status` */
     s.w = workers_start(s.cfg, err, sizeof err);   /* loads every tenant's scripts, or nothing starts */
     if (!s.w) {
         fprintf(stderr, "returnflow serve: %s\nreturnflow serve: not started\n", err);

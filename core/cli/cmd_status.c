@@ -107,6 +107,21 @@ static void print_scripts(const char *dir, const char *only) {
                 print_indented(field(L, 2, "error"), 19);
             }
         }
+        /* Mapping workers that were killed or crashed (mapworker.c's DATA/scripts/T/worker.json). */
+        snprintf(path, sizeof path, "%s/scripts/%.200s/worker.json", dir, t);
+        f = t[0] != '.' && (!only || strcmp(only, t) == 0) ? fopen(path, "rb") : NULL;
+        len = f ? fread(text, 1, sizeof text - 1, f) : 0;
+        if (f) fclose(f);
+        text[len] = 0;
+        lua_settop(L, 0);
+        if (len && json_decode(L, text, len, 0, err, sizeof err) == 0 && lua_istable(L, -1)) {
+            if (!header++) printf("\n%-16s %-12s %-20s %s\n", "tenant", "scripts", "since", "folder");
+            lua_getfield(L, 1, "restarts");
+            long long restarts = (long long)lua_tointeger(L, -1);
+            lua_pop(L, 1);
+            printf("%-16s mapping worker replaced %lld time(s), last at %s: %s\n", t, restarts, field(L, 1, "at"),
+                   field(L, 1, "last"));
+        }
         free(names[i]);
     }
     free(names);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "mapworker_child.h"
 #include "sandbox.h"
 #include "version.h"
 
@@ -196,6 +197,8 @@ int cmd_help(const char *name) {
 }
 
 int main(int argc, char **argv) {
+    /* serve's mapping workers: not a command (not listed), the child side of mapworker.c. */
+    if (argc >= 2 && strcmp(argv[1], "__mapworker") == 0) return mapworker_child_main(argc - 1, argv + 1);
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         cmd_help(NULL);
         return argc < 2 ? 2 : 0;

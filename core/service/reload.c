@@ -3,8 +3,10 @@
  *
  * Each tenant's scripts folder is watched (inotify through uv_fs_event, the
  * folder and its subfolders). A burst of saves settles for DEBOUNCE_MS, then
- * the folder is frozen (snapshot.c), loaded in a fresh sandbox as `check`
- * would, and, when reload_requires_specs is on, its own busted specs run
+ * the folder is frozen (snapshot.c), loaded as `check` would but in a
+ * mapping worker under its watchdog (mapworker.c), off the loop's thread, so
+ * a folder that hangs or crashes at load is refused like a syntax error and
+ * ingest never waits on it; and, when reload_requires_specs is on, its own busted specs run
  * against the frozen copy in a child process (`returnflow test`), so the loop
  * never blocks on them. Only a version that passes is handed to serve, which
  * swaps it in between two batches; any other is refused with the reason in
@@ -39,6 +41,7 @@
 #include "log.h"
 #include "mapper.h"
 #include "mapper_settings.h"
+#include "mapworker.h"
 #include "snapshot.h"
 
 #define DEBOUNCE_MS 300
@@ -64,7 +67,7 @@ struct slot {
     uv_timer_t debounce;
     uv_timer_t spec_timeout;
     uv_process_t spec;
-    int spec_running, swapping, changed_meanwhile, watches_dropped, candidate_created;
+    int spec_running, swapping, checking, changed_meanwhile, watches_dropped, candidate_created;
     char candidate[SNAPSHOT_VERSION_LEN + 1], candidate_path[PATH_MAX];
     char candidate_key[2 * SNAPSHOT_VERSION_LEN + 2];   /* version, and the specs' version if they count */
     char refused[SNAPSHOT_VERSION_LEN + 1];
@@ -86,6 +89,18 @@ struct reloader {
 
 static void rescan(slot *s);
 static void on_settled(uv_timer_t *h);
+
+/* One load check of a candidate version, in a mapping worker on libuv's pool. */
+typedef struct check {
+    uv_work_t req;
+    slot *s;
+    mapper_config mc;            /* its strings: own */
+    char *own[7];
+    strbuf problems;
+} check;
+
+static void load_check(uv_work_t *req);
+static void load_checked(uv_work_t *req, int status);
 
 static long long now_s(void) { return (long long)time(NULL); }
 
@@ -326,7 +341,7 @@ static void on_settled(uv_timer_t *h) {
     slot *s = h->data;
     reloader *r = s->r;
     if (r->stopping) return;
-    if (s->spec_running || s->swapping) { s->changed_meanwhile = 1; return; }
+    if (s->spec_running || s->swapping || s->checking) { s->changed_meanwhile = 1; return; }
     rescan(s);                                  /* a new subfolder gets its watch */
     tenant_config *t = &r->cfg->tenants[s->tenant];
     char version[SNAPSHOT_VERSION_LEN + 1], key[sizeof s->candidate_key], err[1024];
@@ -354,25 +369,68 @@ static void on_settled(uv_timer_t *h) {
         refuse(s, version, err);
         return;
     }
-    mapper_config mc = mapper_config_of(r->cfg, t);
-    mc.scripts_dir = s->candidate_path;           /* the version to check, not the running one */
-    strbuf problems = {0};
-    mapper *m = mapper_new(&mc, &problems);
-    if (!m) {
+    /* The load runs in a worker, on libuv's pool: the loop goes on; load_checked() takes it up. */
+    check *c = calloc(1, sizeof *c);
+    if (!c) abort();
+    c->s = s;
+    c->req.data = c;
+    /* Copies: a SIGHUP may free this config while the check runs. */
+    const char *from[7] = { s->candidate_path, t->scripts_source, t->id, t->key_kind, t->site_id, t->revision,
+                            t->segments_property };
+    for (int i = 0; i < 7; i++)
+        if (from[i] && !(c->own[i] = strdup(from[i]))) abort();
+    c->mc = mapper_config_of(r->cfg, t);
+    c->mc.scripts_dir = c->own[0];                 /* the version to check, not the running one */
+    c->mc.display_dir = c->own[1];
+    c->mc.tenant = c->own[2];
+    c->mc.key_kind = c->own[3];
+    c->mc.site_id = c->own[4];
+    c->mc.revision = c->own[5];
+    c->mc.segments_property = c->own[6];
+    s->checking = 1;
+    r->swaps_out++;                             /* the reloader outlives the check */
+    uv_queue_work(r->loop, &c->req, load_check, load_checked);
+}
+
+static void load_check(uv_work_t *req) {
+    check *c = req->data;
+    mapworker_free(mapworker_new(&c->mc, &c->problems));
+}
+
+static void load_checked(uv_work_t *req, int status) {
+    (void)status;
+    check *c = req->data;
+    slot *s = c->s;
+    reloader *r = s->r;
+    s->checking = 0;
+    r->swaps_out--;
+    if (r->stopping) {                          /* nothing of the reloader is touched after it is freed */
+        strbuf_free(&c->problems);
+        for (int i = 0; i < 7; i++) free(c->own[i]);
+        free(c);
+        if (r->open_slots == 0 && r->swaps_out == 0) free_reloader(r);
+        return;
+    }
+    if (c->problems.len) {
         /* The problems name the folder the merchant edits (display_dir), not the frozen copy. */
         strbuf shown = {0};
-        strbuf_add(&shown, problems.data, problems.len);
+        strbuf_add(&shown, c->problems.data, c->problems.len);
         while (shown.len && shown.data[shown.len - 1] == '\n') shown.len--;
         strbuf_addc(&shown, 0);
         refuse(s, s->candidate, shown.data ? shown.data : "does not load");
         strbuf_free(&shown);
-        strbuf_free(&problems);
-        return;
+    } else if (r->cfg->reload_requires_specs) {
+        run_specs(s);
+    } else {
+        accept_candidate(s);
     }
-    mapper_free(m);
-    strbuf_free(&problems);
-    if (r->cfg->reload_requires_specs) run_specs(s);
-    else accept_candidate(s);
+    if (s->changed_meanwhile && !s->swapping && !s->checking && !s->spec_running) {
+        s->changed_meanwhile = 0;
+        uv_timer_start(&s->debounce, on_settled, DEBOUNCE_MS, 0);
+    }
+    strbuf_free(&c->problems);
+    for (int i = 0; i < 7; i++) free(c->own[i]);
+    free(c);
 }
 
 static void on_change(uv_fs_event_t *h, const char *filename, int events, int status) {

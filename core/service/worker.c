@@ -3,9 +3,11 @@
  *
  * Each thread owns the tenants whose id hashes to it, so one tenant's events
  * are mapped by one thread, in journal order: the outbox then holds each
- * profile's requests in the order their webhooks arrived. A tenant whose
- * script runs away only spends its own thread's caps; ingest, the journal
- * and other threads go on.
+ * profile's requests in the order their webhooks arrived. The scripts
+ * themselves run in the tenant's worker process (mapworker.c), which this
+ * thread feeds a batch at a time and whose watchdog bounds how long a
+ * runaway script holds the thread: cap plus margin per event, then the
+ * event is a dead letter and ingest, the journal and other threads went on.
  *
  * Invariant: an event's outcome is committed in one transaction with
  * everything it produced (outbox rows, schedules, cancels, memory, its new
@@ -31,6 +33,7 @@
 #include "log.h"
 #include "mapper.h"
 #include "mapper_settings.h"
+#include "mapworker.h"
 #include "outbox.h"
 #include "store_db.h"
 
@@ -44,7 +47,7 @@ typedef struct thread {
     pthread_t tid;
     store_db *db;
     outbox_writer *writer;        /* prepared statements on db */
-    mapper **mappers;             /* by tenant index; NULL for tenants of other threads */
+    mapworker **mappers;          /* by tenant index; NULL for tenants of other threads */
     struct recall_ctx *recall;    /* by tenant index, for out:recall from the store */
     long long last_deferred_try;
     long long last_purge, last_checkpoint;
@@ -207,20 +210,24 @@ static int commit_results(thread *t, const char *tenant, const char *version, co
  * scripts run. Returns events whose state changed, or -1. */
 static int map_batch(thread *t, int ti, event_state state) {
     const tenant_config *tc = &t->w->cfg->tenants[ti];
-    mapper *m = t->mappers[ti];
+    mapworker *m = t->mappers[ti];
     pending_event *batch = malloc(BATCH * sizeof *batch);
-    if (!batch) abort();
+    mapworker_event *events = malloc(BATCH * sizeof *events);
+    char (*labels)[64] = malloc(BATCH * sizeof *labels);
+    if (!batch || !events || !labels) abort();
     int n = read_batch(t, tc->id, state, batch);
-    strbuf doc = {0};
     results rs = {0};
     long long now = clock_now_ms();
     for (int i = 0; i < n; i++) {
+        snprintf(labels[i], sizeof labels[i], "%s#%lld", tc->id, batch[i].id);
+        events[i] = (mapworker_event){ batch[i].id, batch[i].body, (size_t)batch[i].len, labels[i] };
+    }
+    /* k < n: the worker died on event k-1; the rest are mapped in a later pass, once what came
+     * before is stored (a new worker recalls those events' memory writes from the store). */
+    int k = n ? mapworker_map_batch(m, events, n, 0) : 0;
+    for (int i = 0; i < k; i++) {
         pending_event *e = &batch[i];
-        char label[64];
-        snprintf(label, sizeof label, "%s#%lld", tc->id, e->id);
-        doc.len = 0;
-        mapper_map(m, e->body, (size_t)e->len, label, &doc);
-        map_result r = *mapper_result(m);
+        map_result r = *mapworker_result(m, i);
         char reason[600];
         if (r.status == MAP_DEFERRED && now - e->received > DEFER_GIVE_UP_MS) {
             snprintf(reason, sizeof reason, "deferred for a day, given up: %.500s", r.reason);
@@ -249,12 +256,12 @@ static int map_batch(thread *t, int ti, event_state state) {
         pthread_mutex_unlock(&t->w->mu);
         rc = rs.nev;
     }
-    /* Remembered values live in the store; the mapper's copy is a cache, kept small. */
-    if (mapper_memory_count(m) > 4096) mapper_forget_memory(m);
     for (int i = 0; i < n; i++) free(batch[i].body);
     free(batch);
-    strbuf_free(&doc);
+    free(events);
+    free(labels);
     results_free(&rs);
+    if (rc >= 0 && k >= 0 && k < n) return BATCH;                               /* the rest waits */
     if (rc >= 0 && state == EVENT_JOURNALED && n == BATCH) return rc ? rc : 1;   /* more may wait */
     return rc;
 }
@@ -273,12 +280,13 @@ static void load_memory(thread *t, int ti) {
     recall_ctx *rc = &t->recall[ti];
     rc->t = t;
     rc->tenant = t->w->cfg->tenants[ti].id;
-    mapper_set_recall(t->mappers[ti], recall_from_store, rc);
+    mapworker_set_recall(t->mappers[ti], recall_from_store, rc);
 }
 
-static mapper *new_mapper(const config *cfg, const tenant_config *tc, strbuf *problems) {
+/* The tenant's scripts in their own worker process (mapworker.c): nothing of them runs here. */
+static mapworker *new_mapper(const config *cfg, const tenant_config *tc, strbuf *problems) {
     mapper_config mc = mapper_config_of(cfg, tc);
-    return mapper_new(&mc, problems);
+    return mapworker_new(&mc, problems);
 }
 
 static int halted(workers *w) {
@@ -337,7 +345,7 @@ static void *thread_main(void *arg) {
         }
     }
     for (int ti = 0; ti < cfg->ntenants; ti++) {   /* Lua states first: they may still free buffers */
-        mapper_free(t->mappers[ti]);
+        mapworker_free(t->mappers[ti]);
         t->mappers[ti] = NULL;
     }
     json_thread_done();
