@@ -372,39 +372,29 @@ int cmd_serve(int argc, char **argv) {
     if (data) { free(s.cfg->data_dir); s.cfg->data_dir = strdup(data); }
     /* No core file of this process: it holds every tenant's secrets (debug.core_dumps asks for one). */
     if (!s.cfg->core_dumps) prctl(PR_SET_DUMPABLE, 0);
+    /* Each step below undoes the ones before it when it fails (the labels at the end, in reverse
+     * order), and says why on one line: exit 2 for what the operator's files say (config, scripts),
+     * 1 for what the machine refuses (the data folder, the port, a thread). */
+    int status = 1;
     s.loop = uv_default_loop();
+    pthread_mutex_init(&s.mu, NULL);
     s.st = store_open(s.loop, s.cfg->data_dir, err, sizeof err);
-    if (!s.st) { fprintf(stderr, "returnflow serve: %s\n", err); config_free(s.cfg); return 2; }
-    if (reload_freeze(s.cfg, err, sizeof err) != 0) {
-        fprintf(stderr, "returnflow serve: %s\nreturnflow serve: not started\n", err);
-        return 2;
-    }
+    if (!s.st) goto fail_config;
+    if (reload_freeze(s.cfg, err, sizeof err) != 0) goto fail_store;
     char status_dir[4096];
     snprintf(status_dir, sizeof status_dir, "%s/scripts", s.cfg->data_dir);
     mapworker_set_status_dir(status_dir);       /* worker deaths, for `returnflow status` */
     s.w = workers_start(s.cfg, err, sizeof err);   /* loads every tenant's scripts, or nothing starts */
     if (!s.w) {
-        fprintf(stderr, "returnflow serve: %s\nreturnflow serve: not started\n", err);
-        return 2;
+        if (strstr(err, "the scripts do not load")) status = 2;
+        goto fail_freeze;
     }
-    pthread_mutex_init(&s.mu, NULL);
     store_on_commit(s.st, wake_workers, &s);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     s.d = deliver_start(s.cfg, err, sizeof err);
-    if (!s.d) {
-        fprintf(stderr, "returnflow serve: %s\nreturnflow serve: not started\n", err);
-        return 2;
-    }
+    if (!s.d) goto fail_workers;
     s.in = ingest_start(s.loop, s.cfg, s.st, health, serve_metrics, &s, err, sizeof err);
-    if (!s.in) {
-        fprintf(stderr, "returnflow serve: %s\n", err);
-        store_close(s.st, NULL, NULL);
-        uv_run(s.loop, UV_RUN_DEFAULT);
-        workers_stop(s.w);
-        deliver_stop(s.d);
-        config_free(s.cfg);
-        return 2;
-    }
+    if (!s.in) goto fail_deliver;
     uv_signal_init(s.loop, &s.sigterm);
     uv_signal_init(s.loop, &s.sigint);
     uv_signal_init(s.loop, &s.sighup);
@@ -448,4 +438,28 @@ int cmd_serve(int argc, char **argv) {
     json_thread_done();
     curl_global_cleanup();
     return 0;
+
+fail_deliver:
+    deliver_stop(s.d);
+fail_workers:
+    curl_global_cleanup();
+    pthread_mutex_lock(&s.mu);
+    workers *w = s.w;
+    s.w = NULL;                                /* the journal writer's hook wakes nothing now */
+    pthread_mutex_unlock(&s.mu);
+    workers_halt(w);
+fail_freeze:
+    reload_unfreeze(s.cfg);                    /* a version that never ran leaves no frozen copy */
+fail_store:
+    store_close(s.st, NULL, NULL);
+fail_config:
+    uv_run(s.loop, UV_RUN_DEFAULT);            /* the close callbacks of what was opened */
+    uv_loop_close(s.loop);
+    pthread_mutex_destroy(&s.mu);
+    /* The reason's first line, then any detail (a script's file:line problems), then the verdict. */
+    fprintf(stderr, "returnflow serve: %s%s", err, err[0] && err[strlen(err) - 1] != '\n' ? "\n" : "");
+    fprintf(stderr, "returnflow serve: not started\n");
+    config_free(s.cfg);
+    json_thread_done();
+    return status;
 }

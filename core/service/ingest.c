@@ -461,6 +461,9 @@ int ingest_adopt(ingest *in, uv_os_sock_t fd) {
 
 /* --------------------------------- life ----------------------------------- */
 
+/* The server handle lives inside the ingest: the ingest is freed once the handle is closed. */
+static void on_listen_failed(uv_handle_t *h) { free(h->data); }
+
 ingest *ingest_start(uv_loop_t *loop, const config *cfg, store *st,
                      int (*health)(void *ud, strbuf *body), void (*metrics)(void *ud, strbuf *out), void *ud,
                      char *err, size_t errlen) {
@@ -500,7 +503,7 @@ ingest *ingest_start(uv_loop_t *loop, const config *cfg, store *st,
     if (rc == 0) rc = uv_listen((uv_stream_t *)&in->server, 511, on_connection);
     if (rc != 0) {
         snprintf(err, errlen, "cannot listen on %s: %s", cfg->listen, uv_strerror(rc));
-        uv_close((uv_handle_t *)&in->server, (uv_close_cb)free);
+        uv_close((uv_handle_t *)&in->server, on_listen_failed);   /* the caller runs the loop */
         return NULL;
     }
     struct sockaddr_storage bound;

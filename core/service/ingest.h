@@ -13,7 +13,9 @@ typedef struct ingest ingest;
 
 /* Binds cfg->listen and starts accepting. `health` writes the /healthz JSON
  * body and returns its status (200 ready, 503 not); `metrics` appends
- * Prometheus text for /metrics. Either may be NULL. */
+ * Prometheus text for /metrics. Either may be NULL. On failure it returns NULL
+ * with err filled; a handle it opened is closing, so the caller runs the loop
+ * once more before closing it. */
 ingest *ingest_start(uv_loop_t *loop, const config *cfg, store *st,
                      int (*health)(void *ud, strbuf *body), void (*metrics)(void *ud, strbuf *out), void *ud,
                      char *err, size_t errlen);

@@ -353,6 +353,30 @@ static void *thread_main(void *arg) {
     return NULL;
 }
 
+/* Stops the first `started` threads (how: STOP_DRAIN or STOP_NOW), then frees everything: a thread
+ * frees its own mappers when it ends; those of a thread that never ran are freed here. The one
+ * teardown of both a stop and a start that failed half-way. */
+static void release(workers *w, int started, int how) {
+    pthread_mutex_lock(&w->mu);
+    w->stopping = how;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    for (int i = 0; i < w->n; i++) {
+        thread *t = &w->threads[i];
+        if (i < started) pthread_join(t->tid, NULL);
+        else if (t->mappers)
+            for (int ti = 0; ti < w->cfg->ntenants; ti++) mapper_free(t->mappers[ti]);
+        free(t->mappers);
+        free(t->recall);
+        outbox_writer_free(t->writer);
+        store_db_close(t->db);
+    }
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    free(w->threads);
+    free(w);
+}
+
 workers *workers_start(const config *cfg, char *err, size_t errlen) {
     workers *w = calloc(1, sizeof *w);
     if (!w) abort();
@@ -360,25 +384,28 @@ workers *workers_start(const config *cfg, char *err, size_t errlen) {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     w->n = cfg->workers > 0 ? cfg->workers : (int)(cores > 0 ? cores : 1);
     if (w->n > cfg->ntenants) w->n = cfg->ntenants;   /* a thread per tenant at most: tenants are its unit */
-    w->threads = calloc((size_t)w->n, sizeof *w->threads);
+    w->threads = calloc((size_t)(w->n ? w->n : 1), sizeof *w->threads);
+    if (!w->threads) abort();
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
+    int started = 0;
     for (int i = 0; i < w->n; i++) {
         thread *t = &w->threads[i];
         t->w = w;
         t->index = i;
         t->mappers = calloc((size_t)cfg->ntenants, sizeof *t->mappers);
         t->recall = calloc((size_t)cfg->ntenants, sizeof *t->recall);
+        if (!t->mappers || !t->recall) abort();
         /* Relaxed: a mapping lost to a power cut leaves its event journaled, and it is mapped again. */
         char why[1200];
         if (!(t->db = store_db_open(cfg->data_dir, STORE_RELAXED, why, sizeof why))) {
             snprintf(err, errlen, "worker %d: %s", i, why);
-            return NULL;
+            goto fail;
         }
         t->writer = outbox_writer_new(t->db);
         if (!t->writer) {
             snprintf(err, errlen, "worker %d: cannot prepare its statements on %s/returnflow.db", i, cfg->data_dir);
-            return NULL;
+            goto fail;
         }
     }
     for (int ti = 0; ti < cfg->ntenants; ti++) {
@@ -390,17 +417,20 @@ workers *workers_start(const config *cfg, char *err, size_t errlen) {
             snprintf(err, errlen, "tenant %s: the scripts do not load:\n%.*s", tc->id, (int)problems.len,
                      problems.data ? problems.data : "");
             strbuf_free(&problems);
-            return NULL;
+            goto fail;
         }
         strbuf_free(&problems);
         load_memory(t, ti);
     }
-    for (int i = 0; i < w->n; i++)
-        if (pthread_create(&w->threads[i].tid, NULL, thread_main, &w->threads[i]) != 0) {
-            snprintf(err, errlen, "cannot start mapping thread %d", i);
-            return NULL;
+    for (; started < w->n; started++)
+        if (pthread_create(&w->threads[started].tid, NULL, thread_main, &w->threads[started]) != 0) {
+            snprintf(err, errlen, "cannot start mapping thread %d", started);
+            goto fail;
         }
     return w;
+fail:
+    release(w, started, STOP_NOW);
+    return NULL;
 }
 
 void workers_wake(workers *w) {
@@ -420,24 +450,5 @@ void workers_counts(workers *w, unsigned long long *mapped, unsigned long long *
     pthread_mutex_unlock(&w->mu);
 }
 
-static void stop(workers *w, int how) {
-    pthread_mutex_lock(&w->mu);
-    w->stopping = how;
-    pthread_cond_broadcast(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-    for (int i = 0; i < w->n; i++) {
-        thread *t = &w->threads[i];
-        pthread_join(t->tid, NULL);             /* the thread freed its own mappers */
-        free(t->mappers);
-        free(t->recall);
-        outbox_writer_free(t->writer);
-        store_db_close(t->db);
-    }
-    pthread_mutex_destroy(&w->mu);
-    pthread_cond_destroy(&w->cv);
-    free(w->threads);
-    free(w);
-}
-
-void workers_stop(workers *w) { stop(w, STOP_DRAIN); }
-void workers_halt(workers *w) { stop(w, STOP_NOW); }
+void workers_stop(workers *w) { release(w, w->n, STOP_DRAIN); }
+void workers_halt(workers *w) { release(w, w->n, STOP_NOW); }

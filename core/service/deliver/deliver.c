@@ -97,6 +97,21 @@ static void free_windows(deliverer *d) {
     for (int i = 0; i < d->ntenants; i++) rate_free(&d->tenants[i].rate);
 }
 
+/* Frees a deliverer whose thread has ended (or never ran) and whose loop's handles are closed. */
+static void release_deliverer(deliverer *d) {
+    curl_multi_cleanup(d->multi);
+    uv_loop_close(&d->loop);
+    store_db_close(d->db);
+    if (d->lock_fd >= 0) close(d->lock_fd);       /* the lock goes with it */
+    bulk_free(d->packing);
+    strmap_free(d->busy_profiles);
+    pthread_mutex_destroy(&d->mu);
+    free_windows(d);
+    free(d->tenants);
+    free(d->dry);
+    free(d);
+}
+
 deliverer *deliver_start(const config *cfg, char *err, size_t errlen) {
     deliverer *d = calloc(1, sizeof *d);
     if (!d) abort();
@@ -132,6 +147,9 @@ deliverer *deliver_start(const config *cfg, char *err, size_t errlen) {
     deliver_glue_init(d);
     if (pthread_create(&d->tid, NULL, thread_main, d) != 0) {
         snprintf(err, errlen, "cannot start the delivery thread");
+        uv_walk(&d->loop, close_walk, NULL);       /* its handles close on their loop first */
+        uv_run(&d->loop, UV_RUN_DEFAULT);
+        release_deliverer(d);
         return NULL;
     }
     return d;
@@ -200,15 +218,5 @@ char *deliver_paused(deliverer *d) {
 void deliver_stop(deliverer *d) {
     uv_async_send(&d->stop_async);
     pthread_join(d->tid, NULL);
-    curl_multi_cleanup(d->multi);
-    uv_loop_close(&d->loop);
-    store_db_close(d->db);
-    if (d->lock_fd >= 0) close(d->lock_fd);       /* the lock goes with it */
-    bulk_free(d->packing);
-    strmap_free(d->busy_profiles);
-    pthread_mutex_destroy(&d->mu);
-    free_windows(d);
-    free(d->tenants);
-    free(d->dry);
-    free(d);
+    release_deliverer(d);
 }
