@@ -30,9 +30,10 @@ static const command commands[] = {
       "mapped, dropped (on purpose, with the reason), failed (with the error) or deferred.\n"
       "\n"
       "options:\n"
-      "  -s, --scripts DIR          scripts folder (default: ./scripts, else the installed defaults)\n"
+      "  -s, --scripts DIR          scripts folder (default: ./scripts, else the defaults compiled into\n"
+      "                             the binary)\n"
       "      --key-kind KIND        private (default: /api/ endpoints) or public (/client/ endpoints)\n"
-      "      --site-id ID           public key: the site id sent as company_id\n"
+      "      --site-id ID           the public key (site id) sent as company_id; required with public\n"
       "      --tenant NAME          tenant name, part of every default unique_id (default: default)\n"
       "      --revision REV         Klaviyo API revision header (default: " KLAVIYO_REVISION ")\n"
       "      --segments-property P  profile property holding segments (default: returnflow_segments)\n"
@@ -43,7 +44,8 @@ static const command commands[] = {
       "  -q, --quiet                no summary line on standard error\n"
       "\n"
       "exit status: 0 every event mapped or was dropped, 1 some failed, 2 the scripts do not load.\n"
-      "example: returnflow map --pretty fixtures/loop/return.created.json\n" },
+      "example: returnflow map --pretty fixtures/loop/return.created.json\n"
+      "         returnflow map --key-kind public --site-id AbC123 fixtures/loop/return.created.json\n" },
     { "check", cmd_check, "load a scripts folder and report every problem as file:line: message",
       "usage: returnflow check [options] [DIR]\n"
       "\n"
@@ -69,7 +71,8 @@ static const command commands[] = {
       "  -q, --quiet                no summary line on standard error\n"
       "\n"
       "exit status: 0 every answer was 2xx, 1 some was not or some event could not be sent, 2 bad usage.\n"
-      "example: returnflow post http://127.0.0.1:8787/v1/webhooks/demo fixtures/loop/return.created.json\n" },
+      "example (with 'make run' serving returnflow.conf.lua):\n"
+      "  returnflow post http://127.0.0.1:8787/v1/webhooks/demo fixtures/loop/return.created.json\n" },
     { "serve", cmd_serve, "receive Loop's signed webhooks, journal them durably, map them, deliver them to Klaviyo",
       "usage: returnflow serve [-c CONFIG] [--listen HOST:PORT] [--data DIR]\n"
       "\n"
@@ -146,7 +149,8 @@ static const command commands[] = {
       "Loop's \"Test the integration\" button: maps every shipped Loop fixture with tenant T's scripts, as if\n"
       "the customer were E (default returnflow-test@example.com), sends scheduled events at once, and delivers\n"
       "it all (backfill: true unless --live), so every metric the scripts can emit exists in Klaviyo and flows\n"
-      "can be built on it. Prints the metrics it sent.\n" },
+      "can be built on it. Prints the metrics it sent. The fixtures: --fixtures DIR, else ./fixtures/loop,\n"
+      "else those of the checkout the binary was built in, else the installed ones.\n" },
     { "test", cmd_test, "run busted specs of a scripts folder with returnflow's testing module",
       "usage: returnflow test [--scripts DIR] [BUSTED ARGS...]\n"
       "\n"
@@ -167,7 +171,7 @@ static const command commands[] = {
       "\n"
       "  list                      every template: name, kind, trigger metric, what it sends\n"
       "  show NAME                 one template whole: files, metric, flow or segment definition\n"
-      "  preview NAME [--event FILE] [--out DIR]\n"
+      "  preview NAME [--event FILE] [--out DIR] [--organization NAME]\n"
       "                            maps a fixture (or FILE) through the template's handlers and renders its\n"
       "                            email: DIR/NAME.html, .txt and .subject (default DIR: ./preview)\n"
       "  lint [NAME]               every variable an email reads is a property its mapping emits for the\n"
@@ -176,8 +180,15 @@ static const command commands[] = {
       "                            creates in Klaviyo the email template, the trigger metric if missing, and\n"
       "                            the flow (a draft) or the segment; finds what exists by name, so twice is\n"
       "                            harmless; a dry tenant prints the requests instead\n"
-      "  --templates DIR           the catalogue (default: ./templates, else the installed one)\n" },
-    { "help", NULL, "show the help of a command", "usage: returnflow help [COMMAND]\n" },
+      "  --templates DIR           the catalogue (default: ./templates, else the checkout's the binary was\n"
+      "                            built in, else the installed one)\n"
+      "  --fixtures DIR            the Loop fixtures the templates name (default: ./fixtures/loop, else\n"
+      "                            the checkout's, else the installed ones)\n"
+      "example: returnflow templates preview return-confirmation --out preview\n" },
+    { "help", NULL, "show the help of a command", "usage: returnflow help [COMMAND]\n"
+      "\n"
+      "Prints what COMMAND does, its options and an example; with no COMMAND, every command.\n"
+      "'returnflow COMMAND --help' prints the same.\n" },
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
@@ -196,6 +207,16 @@ int cmd_help(const char *name) {
     return 0;
 }
 
+static int is_help_flag(const char *a) { return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0; }
+
+/* `returnflow X --help` is `returnflow help X`, for every command and wherever the flag stands
+ * (`dlq list --help` too), so no command can answer it differently; after `--` it is an argument. */
+static int asks_help(int argc, char **argv) {
+    for (int i = 0; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (is_help_flag(argv[i])) return 1;
+    return 0;
+}
+
 int main(int argc, char **argv) {
     /* serve's mapping workers: not a command (not listed), the child side of mapworker.c. */
     if (argc >= 2 && strcmp(argv[1], "__mapworker") == 0) return mapworker_child_main(argc - 1, argv + 1);
@@ -207,9 +228,16 @@ int main(int argc, char **argv) {
         printf("returnflow %s\n", RETURNFLOW_VERSION);
         return 0;
     }
-    if (strcmp(argv[1], "help") == 0) return cmd_help(argc > 2 ? argv[2] : NULL);
+    if (strcmp(argv[1], "help") == 0) {
+        const char *name = argc > 2 ? argv[2] : NULL;
+        if (name && is_help_flag(name)) name = "help";
+        return cmd_help(name);
+    }
     for (size_t i = 0; i < NCOMMANDS; i++)
-        if (commands[i].run && strcmp(commands[i].name, argv[1]) == 0) return commands[i].run(argc - 1, argv + 1);
+        if (commands[i].run && strcmp(commands[i].name, argv[1]) == 0) {
+            if (asks_help(argc - 2, argv + 2)) return cmd_help(commands[i].name);
+            return commands[i].run(argc - 1, argv + 1);
+        }
     fprintf(stderr, "returnflow: no command '%s'; 'returnflow --help' lists them\n", argv[1]);
     return 2;
 }
