@@ -51,6 +51,7 @@ typedef struct loader {
     char *dir;                 /* the config file's folder, for relative paths */
     strbuf problems;
     int nproblems;
+    int secrets;               /* CONFIG_* kinds to resolve; the others are only checked for form */
     config *c;
 } loader;
 
@@ -309,8 +310,11 @@ static char *read_secret_file(const char *path, char *why, size_t whylen) {
 
 /* A secret written inline, as { env = "NAME" } or as { file = "PATH" }. *out stays NULL when
  * absent (reported if required). No message ever includes the value. */
-static void get_secret(loader *ld, int t, const char *parent, const char *key, int required, char **out) {
+/* kind: CONFIG_WEBHOOK_SECRETS or CONFIG_KLAVIYO_KEYS. A kind the caller does not use is checked for
+ * its form only: its environment variable or file is never read, and *out stays NULL. */
+static void get_secret(loader *ld, int t, const char *parent, const char *key, int required, int kind, char **out) {
     lua_State *L = ld->L;
+    int wanted = ld->secrets & kind;
     char at[300], sub[300];
     join(at, sizeof at, parent, key);
     int type = field(ld, t, key);
@@ -322,7 +326,7 @@ static void get_secret(loader *ld, int t, const char *parent, const char *key, i
         if (len == 0) problem(ld, at, "must not be empty");
         else if (strlen(s) != len) problem(ld, at, "must not contain a NUL byte");
         else if (has_control(s)) problem(ld, at, CONTROL_PROBLEM);
-        else *out = dupstr(s);
+        else if (wanted) *out = dupstr(s);
     } else if (type == LUA_TTABLE) {
         int tt = lua_gettop(L);
         check_keys(ld, tt, at, secret_keys);
@@ -334,7 +338,7 @@ static void get_secret(loader *ld, int t, const char *parent, const char *key, i
             const char *name = te == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
             if (!name || !*name) {
                 problem(ld, sub, "must name an environment variable");
-            } else {
+            } else if (wanted) {
                 const char *v = getenv(name);
                 if (!v) problem(ld, at, "environment variable %s is not set", name);
                 else if (!*v) problem(ld, at, "environment variable %s is empty", name);
@@ -346,7 +350,7 @@ static void get_secret(loader *ld, int t, const char *parent, const char *key, i
             const char *file = tf == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
             if (!file || !*file) {
                 problem(ld, sub, "must name a file");
-            } else {
+            } else if (wanted) {
                 char why[600];
                 char *p = resolve(ld, file);
                 *out = read_secret_file(p, why, sizeof why);
@@ -432,7 +436,7 @@ static void read_klaviyo(loader *ld, int t, const char *parent, tenant_config *t
         join(sub, sizeof sub, at, "key_kind");
         problem(ld, sub, "must be 'private' or 'public'");
     }
-    get_secret(ld, k, at, "key", 0, &tc->key);
+    get_secret(ld, k, at, "key", 0, CONFIG_KLAVIYO_KEYS, &tc->key);
     int site_type = get_string(ld, k, at, "site_id", NULL, &tc->site_id);
     join(sub, sizeof sub, at, "site_id");
     if (tc->site_id) {
@@ -475,7 +479,7 @@ static void read_tenant(loader *ld, int t, const char *id, tenant_config *tc) {
         else if (!S_ISDIR(st.st_mode)) problem(ld, sub, "%s is not a folder", tc->scripts);
         free(scripts);
     }
-    get_secret(ld, t, at, "webhook_secret", 1, &tc->webhook_secret);
+    get_secret(ld, t, at, "webhook_secret", 1, CONFIG_WEBHOOK_SECRETS, &tc->webhook_secret);
     read_klaviyo(ld, t, at, tc);
     get_string(ld, t, at, "segments_property", DEFAULT_SEGMENTS_PROPERTY, &tc->segments_property);
 }
@@ -639,8 +643,12 @@ static void give_problems(const loader *ld, char *err, size_t errlen) {
 }
 
 config *config_load(const char *path, char *err, size_t errlen) {
+    return config_load_secrets(path, CONFIG_WEBHOOK_SECRETS | CONFIG_KLAVIYO_KEYS, err, errlen);
+}
+
+config *config_load_secrets(const char *path, int secrets, char *err, size_t errlen) {
     if (err && errlen) err[0] = 0;
-    loader ld = { .path = path };
+    loader ld = { .path = path, .secrets = secrets };
     ld.c = calloc(1, sizeof *ld.c);
     ld.L = luaL_newstate();
     if (!ld.c || !ld.L) {

@@ -56,6 +56,12 @@ static inline int tenant_is_dry(const tenant_config *t) {
  * line: a server never starts half-configured. Secrets may be written
  * inline, or as { env = "NAME" } or { file = "PATH" }. */
 config *config_load(const char *path, char *err, size_t errlen);
+
+/* The same, resolving only the secrets a command uses (a read-only command must run with a key's
+ * environment variable unset): the others are checked for form and left NULL, so a tenant whose
+ * key was not resolved looks dry. Never hand such a config to delivery. */
+enum { CONFIG_WEBHOOK_SECRETS = 1, CONFIG_KLAVIYO_KEYS = 2 };
+config *config_load_secrets(const char *path, int secrets, char *err, size_t errlen);
 void config_free(config *c);
 
 const tenant_config *config_tenant(const config *c, const char *id, size_t idlen);

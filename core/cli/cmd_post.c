@@ -186,7 +186,7 @@ static int secret_from_config(const char *config_path, int explicit_path, const 
         return 2;
     }
     char err[4096];
-    config *c = config_load(config_path, err, sizeof err);
+    config *c = config_load_secrets(config_path, CONFIG_WEBHOOK_SECRETS, err, sizeof err);   /* not the Klaviyo keys */
     if (!c) {
         fputs(err, stderr);
         fprintf(stderr, "returnflow post: %s does not load; nothing was sent\n", config_path);

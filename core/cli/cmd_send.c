@@ -9,6 +9,8 @@
  */
 #include "cmd.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -26,10 +28,6 @@
 #include "job.h"
 #include "store_db.h"
 #include "strbuf.h"
-
-#ifndef RETURNFLOW_SHARE
-#define RETURNFLOW_SHARE "/usr/local/share/returnflow"
-#endif
 
 static volatile sig_atomic_t interrupted;
 
@@ -53,7 +51,7 @@ static void usage_error(const char *cmd, const char *msg) {
 static int load(const char *cmd, common *c) {
     if (!c->tenant) { usage_error(cmd, "--tenant T is required (a tenant of the config)"); return 2; }
     char err[8192];
-    c->cfg = config_load(c->config_path ? c->config_path : "returnflow.conf.lua", err, sizeof err);
+    c->cfg = config_load_secrets(c->config_path ? c->config_path : "returnflow.conf.lua", CONFIG_KLAVIYO_KEYS, err, sizeof err);
     if (!c->cfg) { fprintf(stderr, "%sreturnflow %s: the config does not load\n", err, cmd); return 2; }
     for (int i = 0; i < c->cfg->ntenants; i++)
         if (strcmp(c->cfg->tenants[i].id, c->tenant) == 0) c->tc = &c->cfg->tenants[i];
@@ -333,34 +331,23 @@ int cmd_test_integration(int argc, char **argv) {
     if ((rc = load("test-integration", &c))) return rc;
     char dir[PATH_MAX];
     struct stat st;
-    char exe[PATH_MAX - 64] = "";
-    ssize_t elen = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (elen > 0) {
-        exe[elen] = 0;
-        char *slash = strrchr(exe, '/');
-        if (slash) *slash = 0;
-    }
-    char beside[PATH_MAX];                        /* a build tree: build/returnflow -> fixtures/loop */
-    snprintf(beside, sizeof beside, "%s/../fixtures/loop", exe);
     if (val[1]) snprintf(dir, sizeof dir, "%s", val[1]);
     else if (stat("fixtures/loop", &st) == 0) snprintf(dir, sizeof dir, "fixtures/loop");
-    else if (exe[0] && stat(beside, &st) == 0) snprintf(dir, sizeof dir, "%s", beside);
-    else snprintf(dir, sizeof dir, "%s/fixtures/loop", RETURNFLOW_SHARE);
-    char cmdline[PATH_MAX + 32];
-    snprintf(cmdline, sizeof cmdline, "ls '%s'", dir);
-    FILE *ls = popen(cmdline, "r");
+    else snprintf(dir, sizeof dir, "%s/fixtures/loop", share_dir());
+    struct dirent **list = NULL;
+    int found = scandir(dir, &list, NULL, alphasort);
     char *names[256];
     int n = 0;
-    char name[512];
-    while (ls && n < 256 && fgets(name, sizeof name, ls)) {
-        name[strcspn(name, "\n")] = 0;
-        size_t l = strlen(name);
-        if (l > 5 && strcmp(name + l - 5, ".json") == 0 && !(names[n] = strdup(name))) abort();
-        if (l > 5 && strcmp(name + l - 5, ".json") == 0) n++;
+    for (int i = 0; i < found; i++) {
+        size_t l = strlen(list[i]->d_name);
+        if (n < 256 && l > 5 && strcmp(list[i]->d_name + l - 5, ".json") == 0 && !(names[n++] = strdup(list[i]->d_name)))
+            abort();
+        free(list[i]);
     }
-    if (ls) pclose(ls);
+    free(list);
     if (!n) {
-        fprintf(stderr, "returnflow test-integration: no Loop fixtures in %s (give --fixtures DIR)\n", dir);
+        fprintf(stderr, "returnflow test-integration: no Loop fixtures in %s%s%s (give --fixtures DIR)\n", dir,
+                found < 0 ? ": " : "", found < 0 ? strerror(errno) : "");
         config_free(c.cfg);
         return 2;
     }

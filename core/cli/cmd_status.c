@@ -48,7 +48,7 @@ static int open_store(const char *cmd, int argc, char **argv, store_db **db, con
     config *cfg = NULL;
     if (!data) {
         char err[4096];
-        cfg = config_load(config_path ? config_path : "returnflow.conf.lua", err, sizeof err);
+        cfg = config_load_secrets(config_path ? config_path : "returnflow.conf.lua", 0, err, sizeof err);   /* reads no secret */
         if (!cfg) { fprintf(stderr, "%sreturnflow %s: give --data DIR or a config that loads\n", err, cmd); return 2; }
         data = cfg->data_dir;
     }

@@ -162,6 +162,8 @@ void store_pause_tenant(store_db *db, const char *tenant, const char *reason, lo
     sqlite3_finalize(st);
 }
 
+void store_unpause_all(store_db *db) { sqlite3_exec(db->db, "DELETE FROM tenant_status", NULL, NULL, NULL); }
+
 int store_tenant_paused(store_db *db, const char *tenant) {
     return store_sqlite_count(db->db, "SELECT count(*) FROM tenant_status WHERE tenant = ? AND paused = 1", tenant) > 0;
 }

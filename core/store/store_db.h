@@ -145,6 +145,9 @@ int store_mark_delivered_upto(store_db *db, const char *tenant, long long last);
 /* A tenant whose key Klaviyo refused, so `returnflow status` can say so (a start clears them). */
 void store_pause_tenant(store_db *db, const char *tenant, const char *reason, long long at);
 int store_tenant_paused(store_db *db, const char *tenant);
+/* No tenant paused: a deliverer that takes the data folder starts with none (a SIGHUP or a restart may
+ * bring a fixed key), so the table `returnflow status` reads says what /healthz says. */
+void store_unpause_all(store_db *db);
 
 /* ------------------------------- batch jobs -------------------------------- */
 

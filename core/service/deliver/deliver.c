@@ -46,6 +46,7 @@ static int take_lock(deliverer *d) {
     }
     d->locked = 1;
     store_requeue_sending(d->db);
+    store_unpause_all(d->db);                     /* this deliverer starts with no tenant paused */
     return 1;
 }
 
