@@ -39,7 +39,7 @@ SANDBOX_MODULES := $(filter-out $(HOST_MODULES),$(LUA_MODULES))
 # same C sanitized).
 NATIVE_SRC := json/json.c json/json_encode.c json/json_event.c script/sandbox.c script/sandbox_lib.c script/lua_pattern.c \
               script/klaviyo_limits.c script/klaviyo_endpoints.c \
-              script/mapper.c base/strmap.c base/signature.c tooling/lua_native.c tooling/lua_http.c
+              script/mapper.c base/strmap.c base/signature.c base/share.c tooling/lua_native.c tooling/lua_http.c
 NATIVE_OBJ  = $(NATIVE_SRC:%.c=$(BUILD)/pic/%.o) $(BUILD)/pic/embedded.o
 NATIVE_SO   = $(BUILD)/lib/returnflow/native.so
 C_TESTS    := $(wildcard spec/c/test_*.c)

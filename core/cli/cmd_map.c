@@ -20,10 +20,6 @@
 #include "json.h"
 #include "mapper.h"
 
-#ifndef RETURNFLOW_SHARE
-#define RETURNFLOW_SHARE "/usr/local/share/returnflow"
-#endif
-
 typedef struct pending {
     char *text, *label;
     size_t len;
@@ -39,10 +35,16 @@ typedef struct run {
     strbuf doc, out;
 } run;
 
-static const char *default_scripts(void) {
+/* ./scripts when there is one; else the defaults compiled into the binary (an installed share
+ * folder holds the same files, and a checkout build run elsewhere has none beside it). */
+static void default_scripts(mapper_config *cfg) {
     struct stat st;
-    if (stat("scripts", &st) == 0 && S_ISDIR(st.st_mode)) return "scripts";
-    return RETURNFLOW_SHARE "/scripts";
+    if (stat("scripts", &st) == 0 && S_ISDIR(st.st_mode)) cfg->scripts_dir = "scripts";
+    else cfg->builtin_defaults = 1;
+}
+
+static const char *scripts_name(const mapper_config *cfg) {
+    return cfg->builtin_defaults ? MAPPER_BUILTIN_NAME : cfg->scripts_dir;
 }
 
 static void emit(run *r) {
@@ -160,7 +162,7 @@ static int parse_mapper_options(const char *cmd, int argc, char **argv, mapper_c
         }
         }
     }
-    if (!cfg->scripts_dir) cfg->scripts_dir = default_scripts();
+    if (!cfg->scripts_dir) default_scripts(cfg);
     return 0;
 }
 
@@ -169,6 +171,10 @@ int cmd_map(int argc, char **argv) {
     int pretty = 0, quiet = 0;
     int rc = parse_mapper_options("map", argc, argv, &cfg, &pretty, &quiet);
     if (rc) return rc;
+    if (cfg.key_kind && strcmp(cfg.key_kind, "public") == 0 && !cfg.site_id) {
+        usage_error("map", "--key-kind public needs --site-id ID (the 6-character public key sent as company_id)");
+        return 2;
+    }
     if (optind >= argc) { usage_error("map", "no input: give event files, or - for standard input"); return 2; }
     strbuf problems = {0};
     run r = {0};
@@ -176,7 +182,7 @@ int cmd_map(int argc, char **argv) {
     r.m = mapper_new(&cfg, &problems);
     if (!r.m) {
         fwrite(problems.data, 1, problems.len, stderr);
-        fprintf(stderr, "returnflow map: the scripts in %s do not load; nothing was mapped\n", cfg.scripts_dir);
+        fprintf(stderr, "returnflow map: the scripts in %s do not load; nothing was mapped\n", scripts_name(&cfg));
         strbuf_free(&problems);
         return 2;
     }
@@ -218,7 +224,7 @@ int cmd_check(int argc, char **argv) {
     int pretty = 0, quiet = 0;
     int rc = parse_mapper_options("check", argc, argv, &cfg, &pretty, &quiet);
     if (rc) return rc;
-    if (optind < argc) cfg.scripts_dir = argv[optind];
+    if (optind < argc) { cfg.scripts_dir = argv[optind]; cfg.builtin_defaults = 0; }
     if (optind + 1 < argc) { usage_error("check", "takes one scripts folder"); return 2; }
     strbuf problems = {0};
     mapper *m = mapper_new(&cfg, &problems);
@@ -226,13 +232,13 @@ int cmd_check(int argc, char **argv) {
         fwrite(problems.data, 1, problems.len, stderr);
         int n = 0;
         for (size_t i = 0; i < problems.len; i++) n += problems.data[i] == '\n';
-        fprintf(stderr, "check: %s: %d problem%s\n", cfg.scripts_dir, n, n == 1 ? "" : "s");
+        fprintf(stderr, "check: %s: %d problem%s\n", scripts_name(&cfg), n, n == 1 ? "" : "s");
         strbuf_free(&problems);
         return 1;
     }
     int files, handlers;
     mapper_counts(m, &files, &handlers);
-    if (!quiet) printf("check: %s: %d file%s, %d handler%s, no problems\n", cfg.scripts_dir, files,
+    if (!quiet) printf("check: %s: %d file%s, %d handler%s, no problems\n", scripts_name(&cfg), files,
                        files == 1 ? "" : "s", handlers, handlers == 1 ? "" : "s");
     mapper_free(m);
     strbuf_free(&problems);

@@ -190,6 +190,33 @@ static double thread_cpu_seconds(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Registers the handler table on top of the stack (a file's result) under the name shown, and pops
+ * it; a problem with it (not a table, an unknown trigger) is appended to problems. */
+static void take_handlers(mapper *m, int runtime, const char *shown, const char *shown_dir, strbuf *problems) {
+    lua_State *L = sandbox_lua(m->sb);
+    lua_getfield(L, runtime, "register");
+    lua_pushstring(L, shown);
+    lua_pushvalue(L, -3);
+    lua_pushcfunction(L, fn_line);
+    if (sandbox_call(m->sb, 3, 1) != LUA_OK) {
+        restore_chunk_path(shown_dir, lua_tostring(L, -1), &m->reason);
+        add_problem(problems, shown, m->reason.data);
+        lua_pop(L, 2);
+        return;
+    }
+    int k = (int)lua_rawlen(L, -1);
+    for (int j = 1; j <= k; j++) {
+        lua_rawgeti(L, -1, j);
+        lua_getfield(L, -1, "line");
+        lua_getfield(L, -2, "message");
+        char msg[1400];
+        snprintf(msg, sizeof msg, "%s:%d: %s", shown, (int)lua_tointeger(L, -2), lua_tostring(L, -1));
+        add_problem(problems, shown, msg);
+        lua_pop(L, 3);
+    }
+    lua_pop(L, 2);
+}
+
 /* Builds a fresh state and loads every script; returns the number of problems. */
 static int load(mapper *m, strbuf *problems) {
     char err[256];
@@ -216,6 +243,15 @@ static int load(mapper *m, strbuf *problems) {
     lua_rawsetp(L, LUA_REGISTRYINDEX, &recall_key);
     double started = thread_cpu_seconds(), budget = load_budget(m), per_file = m->cfg.caps.seconds;
 
+    if (m->cfg.builtin_defaults) {                /* the defaults compiled in: one "file" */
+        if (sandbox_require(m->sb, "returnflow.defaults") != LUA_OK) {
+            add_problem(problems, MAPPER_BUILTIN_NAME, lua_tostring(L, -1));
+            lua_pop(L, 2);
+            return 1;
+        }
+        take_handlers(m, runtime, MAPPER_BUILTIN_NAME, shown_dir, problems);
+        goto loaded;
+    }
     struct dirent **list;
     int n = scandir(m->cfg.scripts_dir, &list, is_script, alphasort);
     if (n < 0) {
@@ -248,29 +284,10 @@ static int load(mapper *m, strbuf *problems) {
             lua_pop(L, 1);
             continue;
         }
-        lua_getfield(L, runtime, "register");
-        lua_pushstring(L, shown);
-        lua_pushvalue(L, -3);
-        lua_pushcfunction(L, fn_line);
-        if (sandbox_call(m->sb, 3, 1) != LUA_OK) {
-            restore_chunk_path(shown_dir, lua_tostring(L, -1), &m->reason);
-            add_problem(problems, shown, m->reason.data);
-            lua_pop(L, 2);
-            continue;
-        }
-        int k = (int)lua_rawlen(L, -1);
-        for (int j = 1; j <= k; j++) {
-            lua_rawgeti(L, -1, j);
-            lua_getfield(L, -1, "line");
-            lua_getfield(L, -2, "message");
-            char msg[1400];
-            snprintf(msg, sizeof msg, "%s:%d: %s", shown, (int)lua_tointeger(L, -2), lua_tostring(L, -1));
-            add_problem(problems, shown, msg);
-            lua_pop(L, 3);
-        }
-        lua_pop(L, 2);
+        take_handlers(m, runtime, shown, shown_dir, problems);
     }
     free(list);
+loaded:
     sandbox_set_seconds(m->sb, per_file);
     lua_getfield(L, runtime, "counts");
     lua_call(L, 0, 2);
@@ -293,7 +310,7 @@ mapper *mapper_new(const mapper_config *cfg, strbuf *problems) {
     mapper *m = calloc(1, sizeof *m);
     if (!m) abort();
     m->cfg = *cfg;
-    m->cfg.scripts_dir = m->strings[0] = dup_or(cfg->scripts_dir, "scripts");
+    m->cfg.scripts_dir = m->strings[0] = dup_or(cfg->builtin_defaults ? MAPPER_BUILTIN_NAME : cfg->scripts_dir, "scripts");
     m->cfg.tenant = m->strings[1] = dup_or(cfg->tenant, "default");
     m->cfg.key_kind = m->strings[2] = dup_or(cfg->key_kind, "private");
     m->cfg.site_id = m->strings[3] = dup_or(cfg->site_id, NULL);

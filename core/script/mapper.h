@@ -7,8 +7,12 @@
 #include "sandbox.h"
 #include "strbuf.h"
 
+#define MAPPER_BUILTIN_NAME "(the default scripts compiled into returnflow)"
+
 typedef struct mapper_config {
-    const char *scripts_dir;
+    const char *scripts_dir;          /* ignored with builtin_defaults */
+    int builtin_defaults;             /* map with the default scripts compiled into the binary
+                                         (returnflow.defaults), no folder: `map` where none is */
     const char *display_dir;          /* named in messages instead of scripts_dir (serve: the folder
                                          the merchant edits, scripts_dir being its frozen copy) */
     const char *tenant;               /* part of every default unique_id */

@@ -17,6 +17,7 @@
 #include "json.h"
 #include "lauxlib.h"
 #include "lua_native.h"
+#include "share.h"
 #include "mapper.h"
 #include "signature.h"
 #include "version.h"
@@ -221,10 +222,8 @@ int luaopen_returnflow_native(lua_State *L) {
     lua_setfield(L, -2, "version");
     lua_pushliteral(L, KLAVIYO_REVISION);           /* the host's default (version.h), for the tools */
     lua_setfield(L, -2, "klaviyo_revision");
-#ifdef RETURNFLOW_SHARE
-    lua_pushliteral(L, RETURNFLOW_SHARE);         /* installed scripts, templates, fixtures */
+    lua_pushstring(L, share_dir());               /* templates, fixtures: the checkout's, else installed */
     lua_setfield(L, -2, "share");
-#endif
     lua_pushcfunction(L, l_sign);
     lua_setfield(L, -2, "sign");
     lua_native_add_http(L);

@@ -34,7 +34,10 @@ end
 -- Where the shipped Loop fixtures are: $RETURNFLOW_FIXTURES, the share folder compiled into
 -- returnflow.native, the source tree this module sits in (core/lua/returnflow -> fixtures/loop), or
 -- beside it after `make install` (PREFIX/share/lua/5.4/returnflow -> PREFIX/share/returnflow).
+local chosen_fixtures              -- M.use_fixtures(dir): before every other place
+
 local function fixtures_dir()
+  if chosen_fixtures then return chosen_fixtures end
   local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]+$") or "."
   local candidates = { os.getenv("RETURNFLOW_FIXTURES") or false, native.share and native.share .. "/fixtures/loop" or false,
                        here .. "/../../../fixtures/loop", here .. "/../../../returnflow/fixtures/loop", "fixtures/loop" }
@@ -42,6 +45,15 @@ local function fixtures_dir()
     if dir and exists(dir .. "/return.created.json") then return dir end
   end
   error("returnflow.testing: the Loop fixtures are not found; set RETURNFLOW_FIXTURES to their folder", 3)
+end
+
+--- Reads the Loop fixtures from dir from now on (`returnflow templates --fixtures DIR`).
+-- Fails if dir holds no return.created.json, so a wrong folder is named at once.
+function M.use_fixtures(dir)
+  if not exists(dir .. "/return.created.json") then
+    error("returnflow.testing: no Loop fixtures in " .. dir .. " (no return.created.json there)", 2)
+  end
+  chosen_fixtures = dir
 end
 
 local function fixture_text(name, level)

@@ -21,7 +21,8 @@ usage: returnflow templates list|show|preview|lint|install [options] [NAME]
   install NAME --tenant T [-c CONFIG]
                                 creates the email template, the metric and the draft flow (or the
                                 segment) in Klaviyo unless they exist; a dry tenant prints the requests
-  --templates DIR               the catalogue (default: ./templates, else the installed one)
+  --templates DIR               the catalogue (default: ./templates, else the checkout's, else the installed one)
+  --fixtures DIR                the Loop fixtures templates name (default: ./fixtures/loop, else as --templates)
 ]]
 
 local function fail(fmt, ...)
@@ -205,7 +206,14 @@ function M.main(args)
   local command, name = rest[1], rest[2]
   if opts.help or command == "help" or not command then
     io.write(USAGE)
-    return command and 0 or 2
+    return (opts.help or command) and 0 or 2
+  end
+  if opts.fixtures then
+    local chosen, err = pcall(testing.use_fixtures, opts.fixtures)
+    if not chosen then return fail("--fixtures: %s", (tostring(err):gsub("^.-returnflow%.testing: ", ""))) end
+  else
+    local here = io.open("fixtures/loop/return.created.json")
+    if here then here:close(); testing.use_fixtures("fixtures/loop") end   -- ./fixtures/loop first, as ./templates is
   end
   local run = commands[command]
   if not run then return fail("no command %q\n%s", command, USAGE) end
