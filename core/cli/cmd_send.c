@@ -26,6 +26,7 @@
 #include "input.h"
 #include "json.h"
 #include "job.h"
+#include "share.h"
 #include "store_db.h"
 #include "strbuf.h"
 

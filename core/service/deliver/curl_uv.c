@@ -13,6 +13,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "clock.h"
+
 typedef struct poll_ctx {
     uv_poll_t poll;
     curl_socket_t fd;
@@ -161,6 +163,7 @@ static void check_multi_info(deliverer *d) {
         curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&s);
         (void)easy;
         curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+        rate_answered(&s->ts->rate, s->cls, s->seq, clock_now_ms());   /* counted by Klaviyo by now */
         deliver_finish(d, s, msg->data.result, status);
         deliver_release(d, s);
     }

@@ -53,6 +53,7 @@ typedef struct sending {
     long long id, created_at;
     int attempts;
     rate_class cls;
+    long long seq[2];                 /* its take numbers in the class's windows (rate_answered) */
     char *profile;
     char *body;
     size_t body_len;

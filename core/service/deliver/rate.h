@@ -8,8 +8,15 @@
 /* Klaviyo's endpoint classes, each with its own burst and steady limit. */
 typedef enum rate_class { CLASS_EVENTS, CLASS_BULK, CLASS_PROFILES, CLASS_OTHER, CLASSES } rate_class;
 
-/* The last `cap` send times; one more may go when the oldest left over span_ms ago. */
-typedef struct rate_window { long long *sent; int cap, head, count; long long span_ms; } rate_window;
+/* The last `cap` requests' times (their send time, then their answer time); one more may go when
+ * the oldest was counted over span_ms ago. */
+typedef struct rate_window {
+    long long *sent;
+    int cap, head, count;
+    long long span_ms;
+    long long takes;                      /* requests taken: take number t has the slot of t % cap */
+    long long last_sent;                  /* the newest send time (bulk jobs are spaced by sends) */
+} rate_window;
 
 typedef struct rate_limits {
     rate_window burst[CLASSES], steady[CLASSES];
@@ -28,6 +35,13 @@ void rate_free(rate_limits *r);
 
 /* Takes one request's room in both windows of the class, or nothing: 1 taken, 0 not now. */
 int rate_take(rate_limits *r, rate_class c, long long now);
+
+/* The take numbers of the request just taken in class c, for rate_answered. */
+void rate_taken(const rate_limits *r, rate_class c, long long seq[2]);
+
+/* The request with those take numbers was answered at now: Klaviyo counted it at some instant
+ * between its send and now, so from now on it counts from its answer. */
+void rate_answered(rate_limits *r, rate_class c, const long long seq[2], long long now);
 
 /* Whether a bulk job could leave now (nothing taken). */
 int rate_bulk_room(const rate_limits *r, long long now);

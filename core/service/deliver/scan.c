@@ -107,6 +107,7 @@ static void send_row(deliverer *d, tenant_state *ts, const store_request *row, r
     s->d = d;
     s->ts = ts;
     s->cls = cls;
+    rate_taken(&ts->rate, cls, s->seq);
     s->id = row->id;
     s->profile = strdup(row->profile);
     size_t len = row->body_len;
@@ -140,6 +141,7 @@ static int send_bulk(deliverer *d, tenant_state *ts, long long now, const long l
     s->d = d;
     s->ts = ts;
     s->cls = CLASS_BULK;
+    rate_taken(&ts->rate, CLASS_BULK, s->seq);
     s->bulk = job;
     d->packing = bulk_new(0, 0);
     s->created = malloc((size_t)n * sizeof *s->created);

@@ -1,0 +1,71 @@
+-- A tenant with Loop's public key (a site id, /client/ endpoints only) keeps Klaviyo's limits: a
+-- healthy backfill of 1,000 returns gets no 429 from the stand-in, which enforces Klaviyo's windows
+-- per account and endpoint, and a backlog goes in /client/event-bulk-create requests (one profile's
+-- events a request, validated against EventsBulkCreateQuery), each event present once.
+local h = require "helpers"
+
+local N = tonumber(os.getenv("RETURNFLOW_PUBLIC_N") or "") or 1000
+
+local function iso(offset) return os.date("!%Y-%m-%dT%H:%M:%S+00:00", os.time() + offset) end
+
+-- n return.created variants (another return of another customer each), made yesterday, as NDJSON.
+local function returns_file(n, first)
+  local ev = h.decode(h.read(h.root .. "/fixtures/loop/return.created.json"))
+  ev.id, ev.customer, ev.created_at = "@ID@", "@EMAIL@", iso(-86400)
+  ev.customer_detail.email = "@EMAIL@"
+  local text = h.encode(ev)
+  local lines = {}
+  for i = 1, n do
+    lines[i] = text:gsub("@ID@", tostring(first + i)):gsub("@EMAIL@", "public+" .. i .. "@example.com")
+  end
+  return h.tempfile(table.concat(lines, "\n") .. "\n", ".ndjson")
+end
+
+local function stats(standin) return h.curl(standin.url .. "/_standin/stats").json end
+
+-- The 429 answers the stand-in gave, in all, and where.
+local function throttled(st)
+  local n, where = 0, {}
+  for route, counts in pairs(st.by_endpoint) do
+    if counts["429"] then
+      n = n + counts["429"]
+      where[#where + 1] = route .. ": " .. counts["429"]
+    end
+  end
+  return n, table.concat(where, ", ")
+end
+
+local function public_dir(standin)
+  return h.serve_dir({ klaviyo = string.format('{ key_kind = "public", site_id = "AbC123", base_url = %q }',
+                                               standin.url) })
+end
+
+local function send(dir, file)
+  local out, err, code = h.sh(string.format("cd %s && exec %s send --tenant shop %s", h.quote(dir), h.quote(h.bin),
+                                            h.quote(file)))
+  h.assert_no_sanitizer_report(err, "returnflow send")
+  return out, err, code
+end
+
+describe("a public-key tenant", function()
+  local standin
+  after_each(function()
+    if standin then standin.stop(); standin = nil end
+    h.cleanup()
+  end)
+
+  it("backfills " .. N .. " returns with no 429 from Klaviyo's limits, every event once", function()
+    standin = h.start_standin()
+    local dir = public_dir(standin)
+    local started = h.now()
+    local _, err, code = send(dir, returns_file(N, 8000000))
+    local seconds = h.now() - started
+    assert.equal(0, code, err)
+    local st = stats(standin)
+    local n, where = throttled(st)
+    assert.equal(0, n, string.format("%d returns in %.1f s: 429 from the stand-in (%s)", N, seconds, where))
+    assert.equal(N, st.events_accepted, h.encode(st.by_endpoint))
+    assert.equal(0, st.events_deduplicated)
+    assert.truthy(err:find("requests: " .. N .. " delivered, 0 dead letters", 1, true), err)
+  end)
+end)
