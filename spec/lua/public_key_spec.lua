@@ -8,10 +8,11 @@ local N = tonumber(os.getenv("RETURNFLOW_PUBLIC_N") or "") or 1000
 
 local function iso(offset) return os.date("!%Y-%m-%dT%H:%M:%S+00:00", os.time() + offset) end
 
--- n return.created variants (another return of another customer each), made yesterday, as NDJSON.
-local function returns_file(n, first)
+-- n return.created variants (another return of another customer each), made `age` seconds ago
+-- (default a day: its day-21 and day-28 reminders are ahead; two months: both are due), as NDJSON.
+local function returns_file(n, first, age)
   local ev = h.decode(h.read(h.root .. "/fixtures/loop/return.created.json"))
-  ev.id, ev.customer, ev.created_at = "@ID@", "@EMAIL@", iso(-86400)
+  ev.id, ev.customer, ev.created_at = "@ID@", "@EMAIL@", iso(-(age or 86400))
   ev.customer_detail.email = "@EMAIL@"
   local text = h.encode(ev)
   local lines = {}
@@ -67,5 +68,31 @@ describe("a public-key tenant", function()
     assert.equal(N, st.events_accepted, h.encode(st.by_endpoint))
     assert.equal(0, st.events_deduplicated)
     assert.truthy(err:find("requests: " .. N .. " delivered, 0 dead letters", 1, true), err)
+  end)
+
+  it("sends a profile's run of events as one /client/event-bulk-create, valid, each event once, no 429", function()
+    -- Returns of two months ago: each makes its event and both reminders, three events of one profile.
+    local n = math.floor(N / 4)
+    standin = h.start_standin()
+    local dir = public_dir(standin)
+    local _, err, code = send(dir, returns_file(n, 8500000, 60 * 86400))
+    assert.equal(0, code, err)
+    local st = stats(standin)
+    local bulk = st.by_endpoint["POST /client/event-bulk-create"] or {}
+    assert.truthy((bulk["202"] or 0) > 0, h.encode(st.by_endpoint))
+    assert.equal(nil, bulk["400"], h.encode(st.by_endpoint))
+    assert.equal(0, (throttled(st)), h.encode(st.by_endpoint))
+    assert.equal(3 * n, st.events_accepted, h.encode(st.by_endpoint))
+    assert.equal(0, st.events_deduplicated)
+    -- What went in bulk went to /client/event-bulk-create only, with the site id, never to /api/.
+    local r = h.curl(standin.url .. "/_standin/requests?path=/client/event-bulk-create").json
+    local requests = r.requests or r
+    assert.truthy(#requests > 0)
+    for _, q in ipairs(requests) do
+      assert.truthy(q.path:find("company_id=AbC123", 1, true), q.path)
+      assert.equal("event-bulk-create", q.body.data.type)
+      assert.truthy(#q.body.data.attributes.events.data >= 2)
+    end
+    assert.equal(nil, st.by_endpoint["POST /api/event-bulk-create-jobs"])
   end)
 end)

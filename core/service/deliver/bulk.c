@@ -13,6 +13,11 @@
  * repeats a unique_id for one profile and metric, and a profile can carry only
  * one set of attributes per entry, so such an event is refused here and waits
  * for the next job. Errors that point into the job name the events to blame.
+ *
+ * A public key has no bulk job, but /client/event-bulk-create takes one
+ * profile's events (up to 1,000) in one request, on its own budget: its body is
+ * exactly one entry of a job, {"data": ENTRY}. A client job (bulk_new_client)
+ * holds one profile, refuses a second, and writes that body.
  */
 #include "bulk.h"
 
@@ -44,6 +49,7 @@ struct bulk_job {
     size_t size;                      /* of the body once written */
     int max_events;
     size_t max_bytes;
+    int client;                       /* one profile, written as /client/event-bulk-create's body */
     strbuf body;
 };
 
@@ -113,6 +119,12 @@ bulk_job *bulk_new(int max_events, size_t max_bytes) {
     return b;
 }
 
+bulk_job *bulk_new_client(void) {
+    bulk_job *b = bulk_new(0, 0);
+    b->client = 1;
+    return b;
+}
+
 void bulk_reset(bulk_job *b) {
     for (int i = 0; i < b->nentries; i++) {
         free(b->entries[i].profile_key);
@@ -159,6 +171,11 @@ int bulk_add(bulk_job *b, long long id, const char *profile_key, const char *bod
     char *pattrs = object_without(profile_attrs, "meta");
     char *pmeta = meta.p ? copy_span(meta) : NULL;
     int e = find_entry(b, profile_key);
+    if (e < 0 && b->client && b->nentries) {       /* a client job is one profile's */
+        free(pattrs);
+        free(pmeta);
+        return BULK_PROFILE_CHANGED;
+    }
     if (e >= 0) {
         const entry *en = &b->entries[e];
         /* One entry per profile, in order: its events must be the last added, with its attributes. */
@@ -209,7 +226,7 @@ int bulk_add(bulk_job *b, long long id, const char *profile_key, const char *bod
 const char *bulk_body(bulk_job *b, size_t *len) {
     strbuf *out = &b->body;
     out->len = 0;
-    strbuf_adds(out, "{\"data\":{\"type\":\"event-bulk-create-job\",\"attributes\":{\"events-bulk-create\":{\"data\":[");
+    strbuf_adds(out, b->client ? "{\"data\":" : "{\"data\":{\"type\":\"event-bulk-create-job\",\"attributes\":{\"events-bulk-create\":{\"data\":[");
     for (int e = 0; e < b->nentries; e++) {
         const entry *en = &b->entries[e];
         strbuf_adds(out, e ? ",{\"type\":\"event-bulk-create\",\"attributes\":{\"profile\":{\"data\":{\"type\":\"profile\","
@@ -229,7 +246,7 @@ const char *bulk_body(bulk_job *b, size_t *len) {
         }
         strbuf_adds(out, "]}}}");
     }
-    strbuf_adds(out, "]}}}}");
+    strbuf_adds(out, b->client ? "}" : "]}}}}");
     *len = out->len;
     strbuf_addc(out, 0);
     return out->data;
@@ -252,10 +269,16 @@ char *bulk_take_body(bulk_job *b) {
 
 int bulk_blamed(const bulk_job *b, const char *pointer, int *events, int max) {
     static const char prefix[] = "/data/attributes/events-bulk-create/data/";
-    if (strncmp(pointer, prefix, sizeof prefix - 1) != 0) return 0;
     char *end;
-    long e = strtol(pointer + sizeof prefix - 1, &end, 10);
-    if (end == pointer + sizeof prefix - 1 || e < 0 || e >= b->nentries) return 0;
+    long e = 0;
+    if (b->client) {                               /* the body's data is the one entry */
+        if (strncmp(pointer, "/data", 5) != 0 || !b->nentries) return 0;
+        end = (char *)pointer + 5;
+    } else {
+        if (strncmp(pointer, prefix, sizeof prefix - 1) != 0) return 0;
+        e = strtol(pointer + sizeof prefix - 1, &end, 10);
+        if (end == pointer + sizeof prefix - 1 || e < 0 || e >= b->nentries) return 0;
+    }
     const entry *en = &b->entries[e];
     long m = -1;
     if (strncmp(end, "/attributes/events/data/", 24) == 0) {

@@ -1,5 +1,6 @@
 /*
- * bulk.h: EventCreateQueryV2 bodies packed into one events-bulk-create job (POST /api/event-bulk-create-jobs).
+ * bulk.h: EventCreateQueryV2 bodies packed into one events-bulk-create job (POST /api/event-bulk-create-jobs),
+ * or one profile's into one POST /client/event-bulk-create (EventsBulkCreateQuery).
  */
 #ifndef RF_BULK_H
 #define RF_BULK_H
@@ -21,6 +22,10 @@ typedef struct bulk_job bulk_job;
 
 /* A job of at most max_events (0: 1000) and max_bytes (0: 5 MB). */
 bulk_job *bulk_new(int max_events, size_t max_bytes);
+
+/* One profile's events for POST /client/event-bulk-create (a public key): a second profile is
+ * BULK_PROFILE_CHANGED; the body is {"data": one entry}; pointers are read from /data. */
+bulk_job *bulk_new_client(void);
 void bulk_reset(bulk_job *b);
 void bulk_free(bulk_job *b);
 
