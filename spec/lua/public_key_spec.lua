@@ -95,4 +95,27 @@ describe("a public-key tenant", function()
     end
     assert.equal(nil, st.by_endpoint["POST /api/event-bulk-create-jobs"])
   end)
+
+  it("is answered by a stand-in that validates /client/event-bulk-create against Klaviyo's spec", function()
+    standin = h.start_standin()
+    local headers = { revision = "2026-07-15", ["Content-Type"] = "application/vnd.api+json" }
+    local function event(uid)
+      return { type = "event", attributes = { properties = { probe = 1 }, unique_id = uid,
+               metric = { data = { type = "metric", attributes = { name = "Bulk Probe" } } } } }
+    end
+    local body = { data = { type = "event-bulk-create", attributes = {
+      profile = { data = { type = "profile", attributes = { email = "kenji@example.jp" } } },
+      events = { data = { event("a"), event("b") } } } } }
+    local url = standin.url .. "/client/event-bulk-create?company_id=AbC123"
+    local ok = h.curl(url, { body = body, headers = headers })
+    assert.equal(202, ok.status, ok.body)
+    assert.equal(2, stats(standin).events_accepted)
+    body.data.attributes.profile = nil                       -- EventsBulkCreateQuery requires it
+    local r = h.curl(url, { body = body, headers = headers })
+    assert.equal(400, r.status, r.body)
+    assert.truthy(r.body:find("/data/attributes", 1, true), r.body)
+    r = h.curl(standin.url .. "/client/event-bulk-create", { body = body, headers = headers })
+    assert.equal(400, r.status)
+    assert.truthy(r.body:find("company_id", 1, true), r.body)
+  end)
 end)
