@@ -12,6 +12,7 @@ return {
     subject = "Your exchange order {{ event.exchange_order }} is on its way",
     preview_text = "The new items for your return on order {{ event.order }}.",
     html = "email.html", text = "email.txt",
+    logo_url = nil,   -- your logo, https://... (shown 40 px high); nil: the store's initial and name
   },
   flow = {
     name = "returnflow: Exchange order created",

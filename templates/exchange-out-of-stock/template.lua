@@ -12,6 +12,7 @@ return {
     subject = "An item from your exchange for order {{ event.order }} is out of stock",
     preview_text = "We are reviewing your return and will be in touch.",
     html = "email.html", text = "email.txt",
+    logo_url = nil,   -- your logo, https://... (shown 40 px high); nil: the store's initial and name
   },
   flow = {
     name = "returnflow: Exchange out of stock",

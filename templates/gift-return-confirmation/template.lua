@@ -12,6 +12,7 @@ return {
     subject = "We have your gift return for order {{ event.order }}",
     preview_text = "Store credit comes once the items are back with us.",
     html = "email.html", text = "email.txt",
+    logo_url = nil,   -- your logo, https://... (shown 40 px high); nil: the store's initial and name
   },
   flow = {
     name = "returnflow: Gift return confirmation",

@@ -13,6 +13,7 @@ return {
     preview_text = "We refunded {% if event.currency_decimals %}{{ event.refund_amount|floatformat:2 }}{% else %}"
       .. "{{ event.refund_amount|floatformat:0 }}{% endif %} {{ event.currency }} to your original payment method.",
     html = "email.html", text = "email.txt",
+    logo_url = nil,   -- your logo, https://... (shown 40 px high); nil: the store's initial and name
   },
   flow = {
     name = "returnflow: Refund issued",

@@ -12,6 +12,7 @@ return {
     subject = "Your return for order {{ event.order }} was cancelled",
     preview_text = "No refund, store credit or exchange will be issued for it.",
     html = "email.html", text = "email.txt",
+    logo_url = nil,   -- your logo, https://... (shown 40 px high); nil: the store's initial and name
   },
   flow = {
     name = "returnflow: Return cancelled",

@@ -16,6 +16,7 @@ return {
     preview_text = "{% if event.keep_item %}There is nothing to send back.{% else %}Send your items back by "
       .. "{{ event.return_by|date:'F j, Y' }}.{% endif %}",
     html = "email.html", text = "email.txt",
+    logo_url = nil,   -- your logo, https://... (shown 40 px high); nil: the store's initial and name
   },
   flow = {
     name = "returnflow: Return confirmation (no label)",

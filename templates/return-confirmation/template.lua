@@ -12,6 +12,7 @@ return {
     subject = "Your return for order {{ event.order }} is ready to ship",
     preview_text = "Print your label and send your items back by {{ event.return_by|date:'F j, Y' }}.",
     html = "email.html", text = "email.txt",
+    logo_url = nil,   -- your logo, https://... (shown 40 px high); nil: the store's initial and name
   },
   flow = {
     name = "returnflow: Return confirmation",

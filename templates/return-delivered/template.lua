@@ -12,6 +12,7 @@ return {
     subject = "Your return for order {{ event.order }} has arrived",
     preview_text = "We are checking your items now.",
     html = "email.html", text = "email.txt",
+    logo_url = nil,   -- your logo, https://... (shown 40 px high); nil: the store's initial and name
   },
   flow = {
     name = "returnflow: Return delivered",

@@ -12,6 +12,7 @@ return {
     subject = "Your return for order {{ event.order }} is on its way",
     preview_text = "{{ event.carrier|default:'The carrier' }} has your parcel.",
     html = "email.html", text = "email.txt",
+    logo_url = nil,   -- your logo, https://... (shown 40 px high); nil: the store's initial and name
   },
   flow = {
     name = "returnflow: Return in transit",

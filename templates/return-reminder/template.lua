@@ -12,6 +12,7 @@ return {
     subject = "Reminder: send your return for order {{ event.order }} by {{ event.return_by|date:'F j' }}",
     preview_text = "Your return label expires in 7 days.",
     html = "email.html", text = "email.txt",
+    logo_url = nil,   -- your logo, https://... (shown 40 px high); nil: the store's initial and name
   },
   flow = {
     name = "returnflow: Return reminder",

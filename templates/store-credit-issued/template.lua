@@ -13,6 +13,7 @@ return {
     preview_text = "{% if event.currency_decimals %}{{ event.credit_amount|floatformat:2 }}{% else %}"
       .. "{{ event.credit_amount|floatformat:0 }}{% endif %} {{ event.currency }} to spend at {{ organization.name }}.",
     html = "email.html", text = "email.txt",
+    logo_url = nil,   -- your logo, https://... (shown 40 px high); nil: the store's initial and name
   },
   flow = {
     name = "returnflow: Store credit issued",

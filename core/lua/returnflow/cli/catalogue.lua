@@ -56,7 +56,7 @@ local REQUIRED = {
 local KNOWN = {
   [""] = { dir = 1, name = 1, title = 1, description = 1, kind = 1, handlers = 1, metric = 1, fixtures = 1,
            replaces_loop_email = 1, email = 1, flow = 1, segment = 1 },
-  email = { subject = 1, preview_text = 1, html = 1, text = 1 },
+  email = { subject = 1, preview_text = 1, html = 1, text = 1, logo_url = 1 },
   flow = { name = 1, trigger_filter = 1, delay = 1 },
   segment = { name = 1, definition = 1 },
 }
@@ -80,6 +80,10 @@ local function check_definitions(t, problem)
     if type(file) ~= "string" or not pcall(testing.fixture_text, file) then
       problem("fixture %s is not a file of fixtures/loop", tostring(file))
     end
+  end
+  local logo = type(t.email) == "table" and t.email.logo_url or nil
+  if logo ~= nil and (type(logo) ~= "string" or not logo:match("^https?://[^%s\"'<>]+$")) then
+    problem("email.logo_url must be an http(s) URL with no spaces, quotes or angle brackets")
   end
   local delay = type(t.flow) == "table" and t.flow.delay
   if delay and (type(delay) ~= "table" or not DELAY_UNITS[delay.unit] or math.type(delay.value) ~= "integer"
@@ -197,13 +201,27 @@ function M.context(klaviyo_event, organization)
            organization = { name = organization or "Acme Apparel" } }
 end
 
+-- The email's logo slot: what stands between these markers in email.html (the store's initial and
+-- name) is replaced by the image at email.logo_url, when the template sets one.
+local LOGO_SLOT = "(<!%-%- returnflow:logo.-%-%->)(.-)(<!%-%- /returnflow:logo %-%->)"
+
+--- email.html as it goes to Klaviyo (and to a preview): the logo slot filled from email.logo_url.
+function M.html(t)
+  local html = read(t.dir .. "/" .. t.email.html)
+  local url = t.email.logo_url
+  if not html or type(url) ~= "string" then return html end
+  local img = '<img src="' .. url .. '" height="40" alt="{{ organization.name }}" style="display:block; height:40px; '
+              .. 'width:auto; max-width:240px; border:0; outline:none; text-decoration:none;">'
+  return (html:gsub(LOGO_SLOT, function(open, _, close) return open .. "\n            " .. img .. "\n            " .. close end, 1))
+end
+
 --- The email's parts compiled: subject, preview_text, html, text (each a render template), or problems.
 function M.email(t)
   local parts, problems = {}, {}
   local sources = {
     subject = { t.email.subject, t.dir .. "/template.lua (email.subject)" },
     preview_text = { t.email.preview_text or "", t.dir .. "/template.lua (email.preview_text)" },
-    html = { read(t.dir .. "/" .. t.email.html), t.dir .. "/" .. t.email.html },
+    html = { M.html(t), t.dir .. "/" .. t.email.html },
     text = { read(t.dir .. "/" .. t.email.text), t.dir .. "/" .. t.email.text },
   }
   for part, src in pairs(sources) do
@@ -336,7 +354,7 @@ local function array(t) return json.array(t or {}) end
 function M.template_body(t)
   return { data = { type = "template", attributes = {
     name = t.flow.name, editor_type = "CODE",
-    html = read(t.dir .. "/" .. t.email.html), text = read(t.dir .. "/" .. t.email.text),
+    html = M.html(t), text = read(t.dir .. "/" .. t.email.text),
   } } }
 end
 
