@@ -151,8 +151,8 @@ describe("a checkout build run from another folder", function()
     assert.equal(0, code, out .. err)
     assert.falsy(err:find("ls:", 1, true), err)
     assert.truthy(out:find("Loop Return Created", 1, true), out)
-    _, err, code = run_in(dir, { "test-integration", "--tenant", "shop", "--dry", "--fixtures", "nowhere" })
-    assert.equal(2, code)
+    out, err, code = run_in(dir, { "test-integration", "--tenant", "shop", "--dry", "--fixtures", "nowhere" })
+    assert.equal(2, code, out .. err)
     assert.equal("returnflow test-integration: no Loop fixtures in nowhere: No such file or directory "
                  .. "(give --fixtures DIR)\n", err)
   end)
@@ -181,11 +181,11 @@ return {
     local env = "env -u RF_SPEC_UNSET_SECRET -u RF_SPEC_UNSET_KEY "
     local out, err, code = run_in(dir, { "status" }, env)
     assert.equal(0, code, out .. err)
-    _, err, code = run_in(dir, { "dlq", "list" }, env)
-    assert.equal(0, code, err)
+    out, err, code = run_in(dir, { "dlq", "list" }, env)
+    assert.equal(0, code, out .. err)
     assert.truthy(err:find("dlq: 0 dead letters", 1, true), err)
-    _, err, code = run_in(dir, { "dlq", "show", "event:1" }, env)
-    assert.equal(1, code, err)                   -- no such dead letter: said, not a config error
+    out, err, code = run_in(dir, { "dlq", "show", "event:1" }, env)
+    assert.equal(1, code, out .. err)                  -- no such dead letter: said, not a config error
     assert.truthy(err:find("no dead letter event:1", 1, true), err)
   end)
 
@@ -252,7 +252,8 @@ describe("make run's banner", function()
   it("names the address and tenant the config sets, and its post command works as printed", function()
     -- A copy of the repository's layout around tools/run.sh, with a config edited as a user would.
     local top = h.tempdir()
-    local port = h.sh_ok([[/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])']]):match("%d+")
+    local port = h.sh_ok([[/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); ]]
+                         .. [[print(s.getsockname()[1])']]):match("%d+")
     h.sh_ok(string.format("mkdir -p %s/tools && cp %s/tools/run.sh %s/tools/ && cp -r %s/scripts %s/ && ln -s %s %s/fixtures"
                           .. " && ln -s %s %s/build", h.quote(top), h.quote(h.root), h.quote(top), h.quote(h.root), h.quote(top),
                           h.quote(h.root .. "/fixtures"), h.quote(top), h.quote(h.bin:match("^(.*)/[^/]+$")), h.quote(top)))

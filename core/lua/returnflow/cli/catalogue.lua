@@ -212,7 +212,8 @@ function M.html(t)
   if not html or type(url) ~= "string" then return html end
   local img = '<img src="' .. url .. '" height="40" alt="{{ organization.name }}" style="display:block; height:40px; '
               .. 'width:auto; max-width:240px; border:0; outline:none; text-decoration:none;">'
-  return (html:gsub(LOGO_SLOT, function(open, _, close) return open .. "\n            " .. img .. "\n            " .. close end, 1))
+  local indent = "\n            "
+  return (html:gsub(LOGO_SLOT, function(open, _, close) return open .. indent .. img .. indent .. close end, 1))
 end
 
 --- The email's parts compiled: subject, preview_text, html, text (each a render template), or problems.
