@@ -94,7 +94,11 @@ static const command commands[] = {
       "options:\n"
       "  -c, --config FILE     the config file (see returnflow.conf.lua)\n"
       "  -l, --listen ADDR     overrides the config's listen address (port 0: any free port, logged)\n"
-      "  -d, --data DIR        overrides the config's data directory\n" },
+      "  -d, --data DIR        overrides the config's data directory\n"
+      "\n"
+      "exit status: 0 stopped by a signal, after draining; when it cannot start, it undoes what it began\n"
+      "and says why: 1 the machine refused (the port is taken, the data folder cannot be written), 2 the\n"
+      "config or a tenant's scripts do not load.\n" },
     { "status", cmd_status, "per tenant: journaled, deferred, failed, queued, retrying, delivered, dead, paused",
       "usage: returnflow status [-c CONFIG | --data DIR] [--tenant T]\n"
       "\n"
