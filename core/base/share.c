@@ -20,7 +20,10 @@
 #define RETURNFLOW_SHARE "/usr/local/share/returnflow"
 #endif
 
-static char found[PATH_MAX];
+/* The installed folder stays one string in the binary (a packager, and rockspec_spec, read it there). */
+static const char installed[] = RETURNFLOW_SHARE;
+static char checkout[PATH_MAX];
+static const char *found = installed;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static int exists(const char *dir, const char *rel, int want_dir) {
@@ -31,7 +34,6 @@ static int exists(const char *dir, const char *rel, int want_dir) {
 }
 
 static void find(void) {
-    snprintf(found, sizeof found, "%s", RETURNFLOW_SHARE);
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n <= 0) return;
@@ -41,8 +43,10 @@ static void find(void) {
         if (!slash || slash == exe) return;
         *slash = 0;
     }
-    if (exists(exe, "fixtures/loop/return.created.json", 0) && exists(exe, "templates", 1))
-        snprintf(found, sizeof found, "%s", exe);
+    if (exists(exe, "fixtures/loop/return.created.json", 0) && exists(exe, "templates", 1)) {
+        snprintf(checkout, sizeof checkout, "%s", exe);
+        found = checkout;
+    }
 }
 
 const char *share_dir(void) {
