@@ -365,7 +365,7 @@ static void release(workers *w, int started, int how) {
         thread *t = &w->threads[i];
         if (i < started) pthread_join(t->tid, NULL);
         else if (t->mappers)
-            for (int ti = 0; ti < w->cfg->ntenants; ti++) mapper_free(t->mappers[ti]);
+            for (int ti = 0; ti < w->cfg->ntenants; ti++) mapworker_free(t->mappers[ti]);
         free(t->mappers);
         free(t->recall);
         outbox_writer_free(t->writer);
