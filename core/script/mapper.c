@@ -27,6 +27,7 @@
 #include "klaviyo_endpoints.h"
 #include "klaviyo_limits.h"
 #include "strmap.h"
+#include "utf8.h"
 #include "version.h"
 #include "sandbox_lib.h"
 
@@ -87,11 +88,23 @@ static int fn_line(lua_State *L) {
     return 1;
 }
 
+/* A key (memory, schedule, cancel) is text the store and Klaviyo keep: valid UTF-8, no NUL byte.
+ * Refused here, so `map` says what serve's worker channel would refuse. */
+static int key_ok(const char *s, size_t n) {
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    while (p < end) {
+        int k = *p ? utf8_len(p, end) : 0;
+        if (!k) return 0;
+        p += k;
+    }
+    return 1;
+}
+
 static int recall(lua_State *L) {
     mapper *m = lua_touserdata(L, lua_upvalueindex(1));
     size_t klen, len;
     const char *key = luaL_checklstring(L, 1, &klen);
-    if (memchr(key, 0, klen)) return luaL_argerror(L, 1, "a key may not hold a NUL byte");
+    if (!key_ok(key, klen)) return luaL_argerror(L, 1, "a key must be valid UTF-8 with no NUL byte");
     const char *json = strmap_get(m->mem, key, klen, &len);
     char err[128];
     if (!json && m->recall_fallback) {            /* not in the cache: ask the owner's store */
@@ -389,7 +402,7 @@ static void describe_request(lua_State *L, int r, char *what, size_t size) {
 static const char *string_field(lua_State *L, int t, const char *field, size_t *len, const char *what) {
     if (lua_getfield(L, t, field) != LUA_TSTRING) luaL_error(L, "%s: '%s' is not a string", what, field);
     const char *s = lua_tolstring(L, -1, len);
-    if (memchr(s, 0, *len)) luaL_error(L, "%s: a key may not hold a NUL byte", what);
+    if (!key_ok(s, *len)) luaL_error(L, "%s: a key must be valid UTF-8 with no NUL byte", what);
     return s;
 }
 
@@ -531,7 +544,7 @@ static int map_protected(lua_State *L) {
             size_t klen;
             if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "cancel: a key is not a string");
             const char *key = lua_tolstring(L, -1, &klen);
-            if (memchr(key, 0, klen)) luaL_error(L, "cancel: a key may not hold a NUL byte");
+            if (!key_ok(key, klen)) luaL_error(L, "cancel: a key must be valid UTF-8 with no NUL byte");
             charge(L, 2 * klen + 16);
             if (m->ncancels == m->cap_cancels) m->cancels = grow(m->cancels, &m->cap_cancels, sizeof *m->cancels);
             m->cancels[m->ncancels++] = arena_add(m, key, klen);
@@ -555,9 +568,9 @@ static int map_protected(lua_State *L) {
             lua_getfield(L, w, "key");
             size_t klen;
             const char *key = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &klen) : NULL;
-            if (!key || memchr(key, 0, klen)) {
+            if (!key || !key_ok(key, klen)) {
                 strbuf_free(&value);
-                luaL_error(L, "remember: a key must be a string with no NUL byte");
+                luaL_error(L, "remember: a key must be a string of valid UTF-8 with no NUL byte");
             }
             lua_getfield(L, w, "value");
             value.len = 0;
