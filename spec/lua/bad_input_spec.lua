@@ -197,9 +197,10 @@ describe("bad input", function()
     end)
 
     it("fails a handler that recurses without end with a stack overflow", function()
-      -- 64 MiB, so Lua's own stack limit is reached before the memory cap
+      -- 64 MiB and 5 s, so Lua's own stack limit is reached before either cap, even on a loaded
+      -- machine or a sanitized build (the limit is ~200,000 frames: tens of ms unloaded)
       local bad, good, run, script = map_bad("local function down(n) return 1 + down(n + 1) end down(1)",
-                                             { "--memory-cap", "64" })
+                                             { "--memory-cap", "64", "--time-cap", "5000" })
 
       assert.equal(1, run.code)
       assert_fails_at_script_line(bad, script, "stack overflow")
