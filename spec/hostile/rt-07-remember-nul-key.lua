@@ -1,0 +1,8 @@
+-- hostile: remember with a NUL in the key; cut at the NUL it overwrites "benign:seen", which the next event recalls (protocol: NULs in memory keys; state leak)
+-- expect: failed
+-- reason: remember
+return {
+  ["return.created"] = function(_, out)
+    out:remember("benign:seen\0x", "PWNED")
+  end,
+}
