@@ -6,7 +6,7 @@ return {
     local cur = deep
     for _ = 1, 250 do cur.d = {} cur = cur.d end
     pcall(out.remember, out, "rt69:deep", deep)
-    pcall(out.recall, out, "rt69:deep")
+    pcall(out.recall, out, "rt69:deep");
     ("abc"):gsub(".", function(c) out:recall("rt69:" .. c) end)
     local t = { 3, 1, 2 }
     table.sort(t, function(a, b) out:recall("rt69:sort") return a < b end)

@@ -1,6 +1,5 @@
 -- hostile: print() in a loop that never ends: in a worker whose stderr nobody drains, the writes block and no CPU is spent; the cap or the watchdog must still end it (watchdog: blocked, not busy)
 -- expect: failed
--- reason: cap
 return {
   ["return.created"] = function()
     local line = ("F"):rep(4096)

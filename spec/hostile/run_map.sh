@@ -7,7 +7,8 @@
 #      RT_ULIMIT_KB (address space per run, default 4194304; "unlimited" for ASan), RT_TSV (file).
 # Each case runs in a fresh folder: spec/hostile/benign/00-benign.lua + the case as 50-hostile.lua,
 # on the attack event then the two "next" events. Columns: case, rc (or SIG/HANG), wall seconds,
-# status, reason (cut), next (the next events' output vs benign alone: same/DIFF/-), verdict.
+# CPU seconds (user+sys), status, reason (cut), next (the next events' output vs benign alone:
+# same/DIFF/-), verdict. Needs GNU time (/usr/bin/time) and lua5.4.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -28,17 +29,24 @@ run() {
   local t0 t1
   t0=$(date +%s%N)
   ( ulimit -c 0; [ "$ulim" = unlimited ] || ulimit -v "$ulim"
-    exec timeout -k 2 "$hang" "$bin" map --scripts "$1" --time-cap "$2" "${events[@]}" 2>"$4" ) \
+    exec /usr/bin/time -f "%U %S" -o "$3.cpu" timeout -k 2 "$hang" "$bin" map --scripts "$1" --time-cap "$2" "${events[@]}" 2>"$4" ) \
     | cut -b1-1000000 >"$3"
   rc=${PIPESTATUS[0]}
   t1=$(date +%s%N)
   wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')
+  cpu=$(awk '/^[0-9.]+ [0-9.]+$/ { printf "%.2f", $1 + $2 }' "$3.cpu" 2>/dev/null)
 }
 
 mkdir -p "$tmp/base"
 cp "$here/benign/00-benign.lua" "$tmp/base/"
 run "$tmp/base" 500 "$tmp/base.out" "$tmp/base.err"
 [ "$rc" = 0 ] || { echo "benign baseline failed (rc $rc): $(head -c 300 "$tmp/base.err")"; exit 2; }
+# A second baseline for `failed` cases: the benign file beside one that only fails the attack event
+# (the benign file's own writes of the attack event are dropped with it, whatever it writes).
+mkdir -p "$tmp/basefail"
+cp "$here/benign/00-benign.lua" "$tmp/basefail/"
+echo 'return { ["return.created"] = function(_, out) out:fail("baseline") end }' >"$tmp/basefail/50-hostile.lua"
+run "$tmp/basefail" 500 "$tmp/basefail.out" "$tmp/basefail.err"
 
 # The checks on one run's files, in Lua (status, reason, next-events diff, paths, stderr bytes).
 cat >"$tmp/check.lua" <<'LUA'
@@ -106,7 +114,7 @@ io.write(string.format("%s\31%s\31%s\31%s\31%s\31%s", rcs, wall_s, status, reaso
   #problems == 0 and "contained" or "NOT: " .. table.concat(problems, ",")))
 LUA
 
-printf '%-34s %-6s %7s %-9s %-60s %-5s %s\n' case rc wall status reason next verdict
+printf '%-34s %-6s %6s %6s %-9s %-60s %-5s %s\n' case rc wall cpu status reason next verdict
 [ -z "${RT_TSV:-}" ] || : >"$RT_TSV"
 for f in "$@"; do
   name=$(basename "$f" .lua)
@@ -117,10 +125,11 @@ for f in "$@"; do
   d="$tmp/$name"; mkdir -p "$d"
   cp "$here/benign/00-benign.lua" "$d/"; cp "$f" "$d/50-hostile.lua"
   run "$d" "$ms" "$tmp/$name.out" "$tmp/$name.err"
-  res=$(lua5.4 "$tmp/check.lua" "$tmp/$name.out" "$tmp/base.out" "$tmp/$name.err" "$expect" "$pat" \
+  base=$tmp/base.out; [ "$expect" != failed ] || base=$tmp/basefail.out
+  res=$(lua5.4 "$tmp/check.lua" "$tmp/$name.out" "$base" "$tmp/$name.err" "$expect" "$pat" \
         "$rc" "$wall" "$bound" "$hang" 2>&1)
   IFS=$'\x1f' read -r r_rc r_wall r_status r_reason r_next r_verdict <<<"$res"
-  printf '%-34s %-6s %7s %-9s %-60s %-5s %s\n' "$name" "$r_rc" "$r_wall" "$r_status" "$r_reason" "$r_next" "$r_verdict"
-  [ -z "${RT_TSV:-}" ] || printf '%s\x1f%s\x1f%s\n' "$name" "$expect" "$res" >>"$RT_TSV"
-  rm -rf "$d" "$tmp/$name.out" "$tmp/$name.err"
+  printf '%-34s %-6s %6s %6s %-9s %-60s %-5s %s\n' "$name" "$r_rc" "$r_wall" "${cpu:--}" "$r_status" "$r_reason" "$r_next" "$r_verdict"
+  [ -z "${RT_TSV:-}" ] || printf '%s\x1f%s\x1f%s\x1f%s\n' "$name" "$expect" "${cpu:--}" "$res" >>"$RT_TSV"
+  rm -rf "$d" "$tmp/$name".* "$tmp/$name"
 done
