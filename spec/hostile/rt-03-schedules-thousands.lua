@@ -4,7 +4,7 @@ local junk = { "\1\0\0\0", "\127\127\127\31", '{"status":"mapped"}', "\r\n\r\n",
 return {
   ["return.created"] = function(_, out)
     for i = 1, 3000 do
-      local key = ("sched:%d:%s"):format(i, junk[i % #junk + 1]:gsub("%z", "0"))
+      local key = ("sched:%d:%s"):format(i, (junk[i % #junk + 1]:gsub("\0", "0")))
       out:schedule(key, 86400 + i, "Later", { i = i })
     end
   end,

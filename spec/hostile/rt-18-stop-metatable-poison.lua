@@ -1,11 +1,11 @@
--- hostile: rewrites the shared emitter.Stop metatable (its __index spins), then raises a Stop with no reason: the host's read of .reason runs the script outside the cap; later events' drop/fail too (shared module tables; error objects)
+-- hostile: rewrites the shared Stop metatable (taken from a caught out:fail) so its __index spins, then raises a Stop with no reason: the host's read of .reason runs script code outside the cap; later events' drop/fail too (shared module tables; error objects)
 -- expect: failed
-local emitter = require "returnflow.emitter"
 return {
   ["return.created"] = function(_, out)
-    pcall(function()
-      emitter.Stop.__index = function() while true do end end
-    end)
-    error(setmetatable({ status = "failed" }, emitter.Stop), 0)
+    local _, stop = pcall(out.fail, out, "probe")
+    local Stop = type(stop) == "table" and getmetatable(stop)
+    pcall(function() Stop.__index = function() while true do end end end)
+    pcall(function() stop.reason = nil end)
+    error(type(stop) == "table" and stop or "no Stop value reachable", 0)
   end,
 }

@@ -1,6 +1,6 @@
 -- hostile: adds a spinning __gc to the host's json.object/json.array marker metatables (reached by getmetatable), so tables marked later get finalizers that run between events or at lua_close, outside any cap (__gc finalizers)
 -- expect: harmless
-local json = require "returnflow.json"
+local _, json = pcall(require, "returnflow.json")
 return {
   ["return.created"] = function()
     pcall(function()

@@ -1,5 +1,4 @@
--- hostile: top-level code (load time) stuck in one C call: (""):rep(maxinteger); hot reload or start must refuse the folder within the cap, not freeze (watchdog: hang at load time)
+-- hostile: top-level code (load time) stuck in one C call: (""):rep(maxinteger) via the string metatable; hot reload or start must refuse the folder within the cap, not freeze (a guard may make it instant: then the file refuses itself) (watchdog: hang at load time)
 -- expect: refused
--- reason: cap
-local _ = (""):rep(math.maxinteger)
-return {}
+local s = (""):rep(math.maxinteger)
+error("loaded past the rep (" .. #s .. " bytes)", 0)

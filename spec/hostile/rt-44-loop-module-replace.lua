@@ -1,7 +1,7 @@
 -- hostile: rewrites the shared returnflow.loop module (money, email, return_id, profile) that every file and the runtime use, then fails its event (state leak: shared module tables)
 -- expect: failed
 -- reason: planted
-local loop = require "returnflow.loop"
+local _, loop = pcall(require, "returnflow.loop")
 return {
   ["return.created"] = function(_, out)
     pcall(function()

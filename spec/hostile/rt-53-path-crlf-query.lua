@@ -1,6 +1,6 @@
 -- hostile: replaces the shared returnflow.klaviyo.requests (the runtime calls it for every event) to send a path with CR/LF (header injection), a query and a fragment; the host must build method and path from its endpoint table (exfiltration)
 -- expect: harmless
-local klaviyo = require "returnflow.klaviyo"
+local _, klaviyo = pcall(require, "returnflow.klaviyo")
 return {
   ["return.created"] = function()
     pcall(function()

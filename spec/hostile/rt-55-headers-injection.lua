@@ -1,6 +1,6 @@
 -- hostile: replaces the shared request headers of the tenant (Host, Authorization, X-Forwarded-Host, a header name with CR/LF) through the returned requests: no header of a delivered request may come from a script (exfiltration: CR/LF in headers)
 -- expect: harmless
-local klaviyo = require "returnflow.klaviyo"
+local _, klaviyo = pcall(require, "returnflow.klaviyo")
 return {
   ["return.created"] = function()
     pcall(function()

@@ -1,7 +1,7 @@
 -- hostile: calls returnflow.klaviyo.requests itself to get hold of the tenant's cached headers table (a module-local cache, like an upvalue) and writes Authorization/Host into it: later events' requests must not carry them (state leak: module internals; exfiltration: headers)
 -- expect: harmless
-local klaviyo = require "returnflow.klaviyo"
-local loop = require "returnflow.loop"
+local _, klaviyo = pcall(require, "returnflow.klaviyo")
+local _, loop = pcall(require, "returnflow.loop")
 return {
   ["return.created"] = function(_, out)
     pcall(function()

@@ -1,7 +1,7 @@
 -- hostile: calls returnflow.klaviyo.requests itself to reach the shared, cached metric table for "Benign", renames it and keeps it alive in a file-level local: the next events' "Benign" tracks must keep their name (state leak: module internals)
 -- expect: harmless
-local klaviyo = require "returnflow.klaviyo"
-local loop = require "returnflow.loop"
+local _, klaviyo = pcall(require, "returnflow.klaviyo")
+local _, loop = pcall(require, "returnflow.loop")
 local kept = {}
 return {
   ["return.created"] = function(_, out)
