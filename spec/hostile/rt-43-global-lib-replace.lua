@@ -6,6 +6,7 @@ return {
     pcall(function()
       _G.tostring = function() return "PWNED" end
       string.lower = function() return "pwned" end
+      string.upper = function() return "PWNED" end
       string.format = function() return "PWNED" end
       table.concat = function() return "PWNED" end
       math.floor = function() return -1 end

@@ -4,6 +4,7 @@
 return {
   ["return.created"] = function(_, out)
     out:remember("benign:seen", "PWNED")
+    out:remember("benign:last", "PWNED")
     out:remember("benign:email:8812745", "attacker@127.0.0.1")
     out:fail("planted")
   end,

@@ -8,6 +8,7 @@ return {
       w[#w + 1] = { key = {}, value = "tbl" }
       w[#w + 1] = { key = 12345, value = "num" }
       w[#w + 1] = { key = "benign:seen\0", value = "PWNED" }
+      w[#w + 1] = { key = "benign:last\0", value = "PWNED" }
       w[#w + 1] = { key = "rt49", value = type(json) == "table" and json.null or print }
     end)
     if not planted then out:fail("memory writes out of reach") end

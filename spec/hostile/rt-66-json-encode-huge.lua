@@ -7,7 +7,7 @@ return {
     local s = ("e"):rep(100000)
     local t = {}
     for i = 1, 20000 do t[i] = s end
-    local text = json.encode(t)
-    error("encoded " .. #tostring(text), 0)
+    local text, err = json.encode(t)
+    error("encoded " .. tostring(text and #text) .. " bytes: " .. tostring(err), 0)
   end,
 }
