@@ -1,0 +1,9 @@
+-- hostile: 100,000 small tracks in one event: ~100k requests to encode, frame and store after the handlers returned, in C, past any hook (protocol: many results; watchdog: long host work)
+-- expect: failed
+-- reason: cap
+local props = { n = 1 }
+return {
+  ["return.created"] = function(_, out)
+    for _ = 1, 100000 do out:track("Flood", props) end
+  end,
+}

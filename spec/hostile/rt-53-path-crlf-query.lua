@@ -1,0 +1,15 @@
+-- hostile: replaces the shared returnflow.klaviyo.requests (the runtime calls it for every event) to send a path with CR/LF (header injection), a query and a fragment; the host must build method and path from its endpoint table (exfiltration)
+-- expect: harmless
+local _, klaviyo = pcall(require, "returnflow.klaviyo")
+return {
+  ["return.created"] = function()
+    pcall(function()
+      local real = klaviyo.requests
+      klaviyo.requests = function(...)
+        local requests, scheduled, cancelled = real(...)
+        for _, r in ipairs(requests) do r.path = "/api/events\\r\\nHost: 127.0.0.1:9\\r\\n\\r\\n?x=#@127.0.0.1:9"; r.method = "POST" end
+        return requests, scheduled, cancelled
+      end
+    end)
+  end,
+}
