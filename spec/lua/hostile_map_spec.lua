@@ -26,12 +26,17 @@ local function header(text)
   return hd
 end
 
+-- The standing cases, then the red team's (spec/hostile/redteam/, spec/hostile/redteam/REDTEAM.md).
 local function cases()
   local list = {}
-  local p = io.popen("ls " .. h.quote(HOSTILE) .. "/*.lua 2>/dev/null")
-  for path in p:lines() do list[#list + 1] = path end
-  p:close()
-  table.sort(list)
+  for _, glob in ipairs({ h.quote(HOSTILE) .. "/*.lua", h.quote(HOSTILE) .. "/redteam/*.lua" }) do
+    local p = io.popen("ls " .. glob .. " 2>/dev/null")
+    local part = {}
+    for path in p:lines() do part[#part + 1] = path end
+    p:close()
+    table.sort(part)
+    for _, path in ipairs(part) do list[#list + 1] = path end
+  end
   return list
 end
 

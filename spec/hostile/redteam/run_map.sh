@@ -2,7 +2,7 @@
 # run_map.sh: runs hostile cases (spec/hostile/*.lua, HOSTILE.md format) through `returnflow map`
 # against any build and prints one line per case. A diagnostic tool: the official runner is
 # spec/lua/hostile_map_spec.lua. Usage:
-#   RETURNFLOW_BIN=build/returnflow spec/hostile/run_map.sh [case.lua ...]   (default: every case)
+#   RETURNFLOW_BIN=build/returnflow spec/hostile/redteam/run_map.sh [case.lua ...]   (default: every case)
 # Env: RT_HANG (s, kill after, default 20), RT_MARGIN (s, watchdog margin, default 2),
 #      RT_ULIMIT_KB (address space per run, default 4194304; "unlimited" for ASan), RT_TSV (file).
 # Each case runs in a fresh folder: spec/hostile/benign/00-benign.lua + the case as 50-hostile.lua,
@@ -11,7 +11,8 @@
 # same/DIFF/-), verdict. Needs GNU time (/usr/bin/time) and lua5.4.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
+root=$(cd "$here/../../.." && pwd)
+benign=$root/spec/hostile/benign
 bin=${RETURNFLOW_BIN:-$root/build/returnflow}
 hang=${RT_HANG:-20}
 margin=${RT_MARGIN:-2}
@@ -38,13 +39,13 @@ run() {
 }
 
 mkdir -p "$tmp/base"
-cp "$here/benign/00-benign.lua" "$tmp/base/"
+cp "$benign/00-benign.lua" "$tmp/base/"
 run "$tmp/base" 500 "$tmp/base.out" "$tmp/base.err"
 [ "$rc" = 0 ] || { echo "benign baseline failed (rc $rc): $(head -c 300 "$tmp/base.err")"; exit 2; }
 # A second baseline for `failed` cases: the benign file beside one that only fails the attack event
 # (the benign file's own writes of the attack event are dropped with it, whatever it writes).
 mkdir -p "$tmp/basefail"
-cp "$here/benign/00-benign.lua" "$tmp/basefail/"
+cp "$benign/00-benign.lua" "$tmp/basefail/"
 echo 'return { ["return.created"] = function(_, out) out:fail("baseline") end }' >"$tmp/basefail/50-hostile.lua"
 run "$tmp/basefail" 500 "$tmp/basefail.out" "$tmp/basefail.err"
 
@@ -123,7 +124,7 @@ for f in "$@"; do
   ms=$(awk -v c="$cap" 'BEGIN { printf "%d", c * 1000 }')
   bound=$(awk -v c="$cap" -v m="$margin" 'BEGIN { printf "%.1f", 4 * c + m }')
   d="$tmp/$name"; mkdir -p "$d"
-  cp "$here/benign/00-benign.lua" "$d/"; cp "$f" "$d/50-hostile.lua"
+  cp "$benign/00-benign.lua" "$d/"; cp "$f" "$d/50-hostile.lua"
   run "$d" "$ms" "$tmp/$name.out" "$tmp/$name.err"
   base=$tmp/base.out; [ "$expect" != failed ] || base=$tmp/basefail.out
   res=$(lua5.4 "$tmp/check.lua" "$tmp/$name.out" "$base" "$tmp/$name.err" "$expect" "$pat" \

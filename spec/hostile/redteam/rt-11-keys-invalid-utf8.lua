@@ -1,5 +1,6 @@
 -- hostile: schedule, cancel and memory keys and a profile field of invalid UTF-8 (lone continuation bytes, overlongs, surrogates, 0xFF): must not break the result's framing or the JSON the parent writes (protocol: invalid UTF-8 in keys)
--- expect: harmless
+-- expect: failed
+-- reason: valid UTF%-8
 return {
   ["return.created"] = function(_, out)
     out:cancel("\255\254\128")
