@@ -487,8 +487,8 @@ static int l_decode(lua_State *L) {
         for (size_t i = 0; i < n; i++) values += s[i] == ',' || s[i] == ':' || s[i] == '[' || s[i] == '{';
         size_t left = json_output_budget(L);
         if (left != SIZE_MAX && values > left / sizeof(jnode))
-            return luaL_error(L, "decode: cap: memory exceeded (%zu values would not fit the %zu KiB the cap "
-                                 "leaves)", values, left >> 10);
+            return luaL_error(L, "decode: cap: memory exceeded (%I values would not fit the %I KiB the cap "
+                                 "leaves)", (lua_Integer)values, (lua_Integer)(left >> 10));
     }
     if (json_decode(L, s, n, lua_toboolean(L, 2) ? JSON_READONLY : JSON_WRITABLE, err, sizeof err)) {
         lua_pushnil(L);
