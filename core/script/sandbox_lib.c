@@ -24,6 +24,7 @@
 #include "lauxlib.h"
 #include "lua-cjson.h"
 #include "lua_pattern.h"
+#include "sandbox_table.h"
 
 #define CHECK_EVERY 4096
 
@@ -158,6 +159,7 @@ void sandbox_lib_open(lua_State *L) {
     lua_pushcfunction(L, guarded_move);
     lua_setfield(L, -2, "move");
     lua_pop(L, 1);
+    sandbox_table_open(L);
 
     /* cjson, configured once by the host; scripts get encode, decode and null only. */
     luaL_requiref(L, "cjson", luaopen_cjson, 0);

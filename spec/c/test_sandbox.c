@@ -436,6 +436,32 @@ static void long_c_loops_end_at_the_run_time_cap(void **state) {
     assert_script_returns(f->sb, "local t = table.move({1, 2, 3}, 1, 3, 2) return table.concat(t, ',')", "1,1,2,3");
 }
 
+static void table_insert_remove_sort_refuse_huge_lengths_and_end_at_the_cap(void **state) {
+    fixture *f = *state;
+    const char *border = "local t = {} for k = 62, 0, -1 do t[1 << k] = true end t[3] = true ";
+    char code[512];
+    snprintf(code, sizeof code, "%s table.insert(t, 1, 'x') return 'returned'", border);
+    assert_contains(script_fails(f->sb, code), "table.insert: cap: the table's length 4611686018427387904");
+    renew(f);
+    snprintf(code, sizeof code, "%s table.remove(t, 1) return 'returned'", border);
+    assert_contains(script_fails(f->sb, code), "table.remove: cap:");
+    renew(f);
+    assert_contains(script_fails(f->sb, "table.sort(setmetatable({}, { __len = function() return (1 << 31) - 2 end,"
+                                        " __index = type, __newindex = rawequal })) return 'returned'"), "table.sort: cap:");
+    renew(f);
+    /* under the bound, C metamethods only: the shift loop itself must check the time cap */
+    assert_contains(script_fails(f->sb, "table.insert(setmetatable({}, { __len = function() return (1 << 26) - 1 end,"
+                                        " __index = type, __newindex = rawequal }), 1, 'x') return 'returned'"),
+                    "cap: 100 ms");
+    renew(f);
+    /* every comparison a long strcoll in C: the sort checks the cap at each */
+    assert_contains(script_fails(f->sb, "local s = ('s'):rep(1 << 20) local t = {} for i = 1, 20000 do t[i] = s end"
+                                        " table.sort(t) return 'returned'"), "cap: 100 ms");
+    renew(f);
+    assert_script_returns(f->sb, "local t = {5, 3, 9, 1} table.insert(t, 2, 7) table.remove(t, 1)"
+                                 " table.sort(t, function(a, b) return a > b end) return table.concat(t, ',')", "9,7,3,1");
+}
+
 static void a_breach_in_a_coroutine_stops_its_caller_and_close_handlers(void **state) {
     fixture *f = *state;
     assert_contains(script_fails(f->sb,
@@ -557,6 +583,7 @@ int main(void) {
         T(pairs_never_hands_out_the_writable_table),
         T(marking_cannot_make_the_event_writable_and_markers_are_guarded),
         T(long_c_loops_end_at_the_run_time_cap),
+        T(table_insert_remove_sort_refuse_huge_lengths_and_end_at_the_cap),
         T(a_breach_in_a_coroutine_stops_its_caller_and_close_handlers),
         T(host_buffers_count_against_the_memory_cap),
         T(garbage_of_earlier_calls_never_fails_a_later_one),
