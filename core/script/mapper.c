@@ -26,6 +26,7 @@
 #include "lauxlib.h"
 #include "klaviyo_endpoints.h"
 #include "klaviyo_limits.h"
+#include "map_limits.h"
 #include "strmap.h"
 #include "utf8.h"
 #include "version.h"
@@ -505,6 +506,20 @@ static int map_protected(lua_State *L) {
     set_reason(j, st, lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL);
     lua_pop(L, 2);
 
+    /* serve's worker channel refuses a result past map_limits.h: so does the mapper, saying why */
+    lua_Integer nreq = lua_getfield(L, res, "requests") == LUA_TTABLE ? luaL_len(L, -1) : 0;
+    lua_Integer nsched = lua_getfield(L, res, "scheduled") == LUA_TTABLE ? luaL_len(L, -1) : 0;
+    lua_Integer ncancel = lua_getfield(L, res, "cancelled") == LUA_TTABLE ? luaL_len(L, -1) : 0;
+    lua_Integer nmem = lua_getfield(L, res, "memory") == LUA_TTABLE ? luaL_len(L, -1) : 0;
+    lua_pop(L, 4);
+    if (nreq < 0 || nsched < 0 || nreq + nsched > MAP_MAX_REQUESTS)
+        luaL_error(L, "limit: %I requests and scheduled requests in one event, over the %d a worker may return",
+                   nreq + nsched, MAP_MAX_REQUESTS);
+    if (ncancel < 0 || ncancel > MAP_MAX_CANCELS)
+        luaL_error(L, "limit: %I cancels in one event, over the %d a worker may return", ncancel, MAP_MAX_CANCELS);
+    if (nmem < 0 || nmem > MAP_MAX_MEMORY)
+        luaL_error(L, "limit: %I memory writes in one event, over the %d a worker may return", nmem, MAP_MAX_MEMORY);
+
     if (lua_getfield(L, res, "requests") == LUA_TTABLE) {
         int n = (int)luaL_len(L, -1);
         for (int i = 1; i <= n; i++) {
@@ -524,6 +539,7 @@ static int map_protected(lua_State *L) {
             size_t klen, alen;
             const char *key = string_field(L, s, "key", &klen, "schedule");
             const char *at = string_field(L, s, "at", &alen, "schedule");
+            if (klen > MAP_MAX_KEY) luaL_error(L, "schedule: a key is over the %d bytes a key may hold", MAP_MAX_KEY);
             strbuf_adds(&j->scheduled, "{\"key\":");
             json_append_string(&j->scheduled, key, klen);
             strbuf_adds(&j->scheduled, ",\"at\":");
@@ -545,6 +561,7 @@ static int map_protected(lua_State *L) {
             if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "cancel: a key is not a string");
             const char *key = lua_tolstring(L, -1, &klen);
             if (!key_ok(key, klen)) luaL_error(L, "cancel: a key must be valid UTF-8 with no NUL byte");
+            if (klen > MAP_MAX_KEY) luaL_error(L, "cancel: a key is over the %d bytes a key may hold", MAP_MAX_KEY);
             charge(L, 2 * klen + 16);
             if (m->ncancels == m->cap_cancels) m->cancels = grow(m->cancels, &m->cap_cancels, sizeof *m->cancels);
             m->cancels[m->ncancels++] = arena_add(m, key, klen);
@@ -572,11 +589,20 @@ static int map_protected(lua_State *L) {
                 strbuf_free(&value);
                 luaL_error(L, "remember: a key must be a string of valid UTF-8 with no NUL byte");
             }
+            if (klen > MAP_MAX_KEY) {
+                strbuf_free(&value);
+                luaL_error(L, "remember: a key is over the %d bytes a key may hold", MAP_MAX_KEY);
+            }
             lua_getfield(L, w, "value");
             value.len = 0;
             if (json_encode(L, -1, &value, err, sizeof err)) {
                 strbuf_free(&value);
                 luaL_error(L, "remember: %s", err);
+            }
+            if (value.len > MAP_MAX_MEMORY_VALUE) {
+                strbuf_free(&value);
+                luaL_error(L, "remember: a value is over the %d bytes of JSON a memory write may hold",
+                           (int)MAP_MAX_MEMORY_VALUE);
             }
             if (sandbox_charge(L, 2 * (klen + value.len) + 32)) {
                 strbuf_free(&value);

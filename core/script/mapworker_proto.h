@@ -24,6 +24,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "map_limits.h"
 #include "strbuf.h"
 
 enum mapworker_frame {
@@ -37,11 +38,11 @@ enum mapworker_frame {
 /* What the parent accepts from a child (a child past any of them is killed). */
 #define MW_MAX_FRAME (64u << 20)                   /* one frame: one event's whole result */
 #define MW_MAX_PROBLEMS (256u << 10)               /* LOADED's problems text */
-#define MW_MAX_REQUESTS 1000                       /* requests (scheduled ones included) of one event */
-#define MW_MAX_CANCELS 1000
-#define MW_MAX_MEMORY 1000                         /* out:remember writes of one event */
-#define MW_MAX_KEY 1024                            /* a memory, schedule or cancel key; a profile */
-#define MW_MAX_MEMORY_VALUE (1u << 20)
+#define MW_MAX_REQUESTS MAP_MAX_REQUESTS           /* the mapper's own limits (map_limits.h) */
+#define MW_MAX_CANCELS MAP_MAX_CANCELS
+#define MW_MAX_MEMORY MAP_MAX_MEMORY
+#define MW_MAX_KEY MAP_MAX_KEY
+#define MW_MAX_MEMORY_VALUE MAP_MAX_MEMORY_VALUE
 #define MW_MAX_REASON 2000                         /* longer reasons are cut, not refused */
 #define MW_MAX_RECALLS 100000                      /* RECALLs in one event (the watchdog bounds them first) */
 #define MW_MAX_BATCH_BYTES (16u << 20)             /* the parent's own batches */
