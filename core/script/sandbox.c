@@ -62,6 +62,7 @@ struct sandbox {
     char *bump, *bump_end;              /* the rest of the newest chunk */
     void *chunks;
     size_t external;                    /* host buffers of the current call, counted against the cap */
+    size_t printed;                     /* bytes print wrote in the current call (SANDBOX_PRINT_MAX) */
     int retrying;                       /* refused once; Lua collects and asks again (see capped_alloc) */
     int soft_refused;                   /* a soft refusal not retried yet (sticky until the retry) */
     void *retry_ptr;
@@ -332,9 +333,19 @@ static void timer_disarm(void) {
 
 /* print(...): one line on standard error, "file:line: " first, the values tab-separated, control
  * characters escaped and the line cut to SANDBOX_MESSAGE_MAX, so a script can neither forge log
- * lines nor drive a terminal nor flood the log with one call. */
+ * lines nor drive a terminal nor flood the log with one call; and at most SANDBOX_PRINT_MAX bytes
+ * a call (an event), then one "print output cut" note, so nor with many calls. */
 static int sb_print(lua_State *L) {
     int n = lua_gettop(L);
+    void *ud;
+    sandbox *sb = lua_getallocf(L, &ud) == capped_alloc ? ud : NULL;
+    if (sb && sb->printed >= SANDBOX_PRINT_MAX) {
+        if (sb->printed == SANDBOX_PRINT_MAX) {
+            fprintf(stderr, "print output cut: over %d KiB printed in this event\n", SANDBOX_PRINT_MAX >> 10);
+            sb->printed++;
+        }
+        return 0;
+    }
     luaL_Buffer b;
     luaL_buffinit(L, &b);
     for (int i = 1; i <= n; i++) {
@@ -355,7 +366,14 @@ static int sb_print(lua_State *L) {
     lua_Debug ar;
     if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "Sl", &ar))
         fprintf(stderr, "%s:%d: ", ar.short_src, ar.currentline);
-    fputs(lua_tostring(L, -1), stderr);
+    size_t len;
+    const char *line = lua_tolstring(L, -1, &len);
+    if (sb) {
+        size_t room = SANDBOX_PRINT_MAX - sb->printed;
+        if (len > room) len = room;
+        sb->printed += len;
+    }
+    fwrite(line, 1, len, stderr);
     fputc('\n', stderr);
     return 0;
 }
@@ -1058,7 +1076,7 @@ int sandbox_call(sandbox *sb, int nargs, int nresults) {
         lua_pushfstring(L, "cannot arm the run-time cap: %s", strerror(errno));
         return LUA_ERRRUN;
     }
-    if (!was_armed) sb->external = 0, sb->soft_refused = 0;     /* counted per call */
+    if (!was_armed) sb->external = 0, sb->soft_refused = 0, sb->printed = 0;     /* counted per call */
     sb->armed = 1;
     int rc = lua_pcall(L, nargs, nresults, base);
     if (rc == LUA_ERRMEM && sb->soft_refused && !sb->broken) {
