@@ -364,14 +364,17 @@ static int sb_print(lua_State *L) {
     luaL_pushresult(&b);
     sandbox_push_clean_message(L, -1);
     lua_Debug ar;
+    int where = 0;
     if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "Sl", &ar))
-        fprintf(stderr, "%s:%d: ", ar.short_src, ar.currentline);
+        where = fprintf(stderr, "%s:%d: ", ar.short_src, ar.currentline);
     size_t len;
     const char *line = lua_tolstring(L, -1, &len);
-    if (sb) {
-        size_t room = SANDBOX_PRINT_MAX - sb->printed;
+    if (sb) {   /* the place and the newline count too */
+        sb->printed += (size_t)(where > 0 ? where : 0) + 1;
+        size_t room = sb->printed < SANDBOX_PRINT_MAX ? SANDBOX_PRINT_MAX - sb->printed : 0;
         if (len > room) len = room;
         sb->printed += len;
+        if (sb->printed > SANDBOX_PRINT_MAX) sb->printed = SANDBOX_PRINT_MAX;
     }
     fwrite(line, 1, len, stderr);
     fputc('\n', stderr);

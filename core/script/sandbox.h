@@ -52,7 +52,7 @@ void sandbox_set_stop_metatable(sandbox *sb);
 /* Messages from scripts are cut to this many bytes on their way to logs and results. */
 #define SANDBOX_MESSAGE_MAX 2000
 /* Bytes print may write in one sandbox_call (one event or one load); the rest is cut, noted once. */
-#define SANDBOX_PRINT_MAX (64 << 10)
+#define SANDBOX_PRINT_MAX (32 << 10)
 
 /* Pushes the string at idx with control characters escaped, cut to SANDBOX_MESSAGE_MAX. */
 void sandbox_push_clean_message(lua_State *L, int idx);
