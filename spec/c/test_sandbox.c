@@ -458,6 +458,14 @@ static void table_insert_remove_sort_refuse_huge_lengths_and_end_at_the_cap(void
     assert_contains(script_fails(f->sb, "local s = ('s'):rep(1 << 20) local t = {} for i = 1, 20000 do t[i] = s end"
                                         " table.sort(t) return 'returned'"), "cap: 100 ms");
     renew(f);
+    assert_contains(script_fails(f->sb, "table.concat(setmetatable({}, { __len = function() return 1 << 62 end,"
+                                        " __index = type })) return 'returned'"), "table.concat: cap:");
+    renew(f);
+    assert_contains(script_fails(f->sb, "table.concat(setmetatable({}, { __index = function() return '' end }), '',"
+                                        " 1, (1 << 26) - 1) return 'returned'"), "cap: 100 ms");
+    renew(f);
+    assert_script_returns(f->sb, "return table.concat({1, 'b', 3}, '-') .. table.concat({}, 'x') .. table.concat({'a', 'b', 'c'}, '', 2, 3)", "1-b-3bc");
+    renew(f);
     assert_script_returns(f->sb, "local t = {5, 3, 9, 1} table.insert(t, 2, 7) table.remove(t, 1)"
                                  " table.sort(t, function(a, b) return a > b end) return table.concat(t, ',')", "9,7,3,1");
 }
