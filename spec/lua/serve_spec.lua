@@ -93,13 +93,24 @@ describe("returnflow serve", function()
     assert.equal(4, count(dir, "SELECT count(*) FROM events"))
     local again = start(dir)
     h.wait_for(function() return count(dir, "SELECT count(*) FROM events WHERE state = 0") == 0 end, 10)
-    local lines = dry_lines(dir, 10)
+    -- Wait for every metric (not a count of lines: the schedules stay in the store until due).
+    local metrics = { "Loop Return Created", "Loop Gift Return Request", "Loop Store Credit Issued" }
+    local lines = {}
+    h.wait_for(function()
+      local ok, text = pcall(h.read, dir .. "/data/dry/shop.ndjson")
+      lines = h.lines(ok and text or "")
+      local all = table.concat(lines, "\n")
+      for _, metric in ipairs(metrics) do
+        if not all:find('"name":"' .. metric .. '"', 1, true) then return false end
+      end
+      return true
+    end, 60)
     again:stop()
     assert.equal(0, count(dir, "SELECT count(*) FROM events WHERE state = 0"))
     -- every acknowledged webhook reached the dry file: 3 returns (an event and 2 schedules each),
     -- the gift request, and the store credit; at least once (a kill between write and mark may repeat).
     local text = table.concat(lines, "\n")
-    for _, metric in ipairs({ "Loop Return Created", "Loop Gift Return Request", "Loop Store Credit Issued" }) do
+    for _, metric in ipairs(metrics) do
       assert.truthy(text:find('"name":"' .. metric .. '"', 1, true), metric)
     end
   end)
