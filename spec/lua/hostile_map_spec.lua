@@ -13,7 +13,7 @@ local EVENTS = { FIXTURES .. "/return.created.json", FIXTURES .. "/return.update
 -- What a run may take beyond its per-event cap: loading twice (a spoiled state is reloaded), the
 -- two next events and process start, on a machine that may be busy (the caps count CPU time, the
 -- check wall time); more under a sanitizer (HOSTILE_MARGIN=seconds).
-local MARGIN = tonumber(os.getenv("HOSTILE_MARGIN") or "") or 8
+local MARGIN = tonumber(os.getenv("HOSTILE_MARGIN") or "") or 20
 
 local function header(text)
   local hd = { cap = 0.5 }

@@ -22,7 +22,7 @@ local FIXTURES = h.root .. "/fixtures/loop"
 local EVENTS = { "return.created.json", "return.updated.cancelled.json", "label.created.json" }
 -- The watchdog kills a worker at twice the cap plus 1 s; a hot reload settles in 0.3 s; serve
 -- restarts a worker in well under a second. More under a sanitizer or a busy machine.
-local MARGIN = tonumber(os.getenv("HOSTILE_MARGIN") or "") or 4
+local MARGIN = tonumber(os.getenv("HOSTILE_MARGIN") or "") or 15
 local SIGNALS = { SEGV = 11, ABRT = 6, BUS = 7, ILL = 4, KILL = 9 }
 
 local function header(text)
