@@ -185,9 +185,10 @@ static void replace_done(uv_work_t *req, int status) {
         log_line("error", "mapping or delivery could not restart; restart the service", NULL);
     if (r->new_w) workers_wake(r->new_w);
     if (r->next) {
-        ingest_set_config(s->in, r->next);
+        /* A SIGTERM during the swap: ingest may be gone already and nothing new is watched. */
+        if (s->in) ingest_set_config(s->in, r->next);
         reload_stop(s->reload);
-        s->reload = reload_start(s->loop, r->next, swap_scripts, s);
+        s->reload = s->stopping ? NULL : reload_start(s->loop, r->next, swap_scripts, s);
         config_free(s->cfg);
         s->cfg = r->next;
         char f[64];
