@@ -595,7 +595,13 @@ describe("templates install into the Klaviyo stand-in", function()
     local stats = h.curl(server.url .. "/_standin/stats").json
     local flow_posts = stats.by_endpoint["POST /api/flows"] or {}
     assert.equal(#FLOWS, flow_posts["201"] or 0)
-    assert.is_true((flow_posts["429"] or 0) >= 1, "no 429 was met: " .. h.encode(flow_posts))
+    -- The fault is taken by the first request under /api/flows, a look-up (GET) or a create (POST),
+    -- whichever the installer sends first: it met it, waited it out and went on.
+    local throttled = 0
+    for route, answers in pairs(stats.by_endpoint) do
+      if route:match("^%u+ /api/flows") then throttled = throttled + (answers["429"] or 0) end
+    end
+    assert.is_true(throttled >= 1, "no 429 was met: " .. h.encode(stats.by_endpoint))
     first_round_requests = stats.requests
   end)
 
