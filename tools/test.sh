@@ -169,7 +169,7 @@ asan() {
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   # A sanitized build runs several times slower: the hostile runners' wall-clock margin grows with it,
   # and the red team's cases run under serve in the normal build only (hostile_serve_spec.lua).
-  export HOSTILE_MARGIN=${HOSTILE_MARGIN:-30} HOSTILE_REDTEAM=0
+  export HOSTILE_MARGIN=${HOSTILE_MARGIN:-30} HOSTILE_REDTEAM=0 HOSTILE_CAP_SCALE=${HOSTILE_CAP_SCALE:-4}
   suite "ASan+UBSan build" build-asan 0 "$ASAN_ARGS" "$ASAN_SAN"
 }
 
