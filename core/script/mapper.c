@@ -583,7 +583,7 @@ static int map_protected(lua_State *L) {
             int w = lua_gettop(L);
             if (!lua_istable(L, w)) { strbuf_free(&value); luaL_error(L, "remember: a write is not a table"); }
             lua_getfield(L, w, "key");
-            size_t klen;
+            size_t klen = 0;
             const char *key = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &klen) : NULL;
             if (!key || !key_ok(key, klen)) {
                 strbuf_free(&value);
