@@ -80,7 +80,35 @@ static void result_reset(mapper *m) {
 
 /* ------------------------------- loading --------------------------------- */
 
+/* The first line of the file at `path` that holds `text`, or 1. A file's `changes` table is data
+ * with no line of its own, so a problem with one of its rules is reported at the line that names
+ * the rule's metric: the merchant's line. Reads only the file being loaded, returns only a number. */
+static lua_Integer line_holding(const char *path, const char *text, size_t tlen) {
+    FILE *f = tlen ? fopen(path, "rb") : NULL;
+    if (!f) return 1;
+    char *line = NULL;
+    size_t cap = 0;
+    lua_Integer n = 0, found = 1;
+    ssize_t len;
+    while ((len = getline(&line, &cap, f)) >= 0) {
+        n++;
+        if ((size_t)len >= tlen && memmem(line, (size_t)len, text, tlen)) { found = n; break; }
+    }
+    free(line);
+    fclose(f);
+    return found;
+}
+
+/* lines(fn) → the line fn is defined on; lines(text) → the first line of the file holding text
+ * (upvalue 1: the file's path; none for the compiled-in defaults, whose lines are 1). */
 static int fn_line(lua_State *L) {
+    if (lua_type(L, 1) == LUA_TSTRING) {
+        size_t tlen;
+        const char *text = lua_tolstring(L, 1, &tlen);
+        const char *path = lua_tostring(L, lua_upvalueindex(1));
+        lua_pushinteger(L, path ? line_holding(path, text, tlen) : 1);
+        return 1;
+    }
     lua_Debug ar;
     luaL_checktype(L, 1, LUA_TFUNCTION);
     lua_pushvalue(L, 1);
@@ -206,12 +234,14 @@ static double thread_cpu_seconds(void) {
 
 /* Registers the handler table on top of the stack (a file's result) under the name shown, and pops
  * it; a problem with it (not a table, an unknown trigger) is appended to problems. */
-static void take_handlers(mapper *m, int runtime, const char *shown, const char *shown_dir, strbuf *problems) {
+static void take_handlers(mapper *m, int runtime, const char *path, const char *shown, const char *shown_dir,
+                          strbuf *problems) {
     lua_State *L = sandbox_lua(m->sb);
     lua_getfield(L, runtime, "register");
     lua_pushstring(L, shown);
     lua_pushvalue(L, -3);
-    lua_pushcfunction(L, fn_line);
+    if (path) lua_pushstring(L, path);
+    lua_pushcclosure(L, fn_line, path ? 1 : 0);
     if (sandbox_call(m->sb, 3, 1) != LUA_OK) {
         restore_chunk_path(shown_dir, lua_tostring(L, -1), &m->reason);
         add_problem(problems, shown, m->reason.data);
@@ -263,7 +293,7 @@ static int load(mapper *m, strbuf *problems) {
             lua_pop(L, 2);
             return 1;
         }
-        take_handlers(m, runtime, MAPPER_BUILTIN_NAME, shown_dir, problems);
+        take_handlers(m, runtime, NULL, MAPPER_BUILTIN_NAME, shown_dir, problems);
         goto loaded;
     }
     struct dirent **list;
@@ -298,7 +328,7 @@ static int load(mapper *m, strbuf *problems) {
             lua_pop(L, 1);
             continue;
         }
-        take_handlers(m, runtime, shown, shown_dir, problems);
+        take_handlers(m, runtime, path, shown, shown_dir, problems);
     }
     free(list);
 loaded:

@@ -112,6 +112,31 @@ local function track_action(st, metric, properties, opts, what)
   }
 end
 
+--- Checks a track or schedule action again after a file's `changes` or `after` edited it
+-- (returnflow.changes): the same rules track applies. Returns nil, or what is wrong, as a message.
+function M.recheck(a, now)
+  local metric = a.metric
+  if type(metric) ~= "string" or metric == "" then return "the metric name must be a non-empty string" end
+  if #metric >= 128 then
+    return format("metric name is %d bytes; Klaviyo's limit is < 128 characters", #metric)
+  end
+  if type(a.properties) ~= "table" then return "properties must be a table" end
+  if a.value ~= nil and type(a.value) ~= "number" then return "value must be a number" end
+  if a.unique_id ~= nil and (type(a.unique_id) ~= "string" or a.unique_id == "") then
+    return "unique_id must be a non-empty string (Klaviyo refuses any other)"
+  end
+  if a.currency ~= nil and type(a.currency) ~= "string" then return "currency must be a string" end
+  if a.time ~= nil then
+    local epoch = loop.epoch(a.time)
+    if not epoch then return format("time '%s' is not an ISO 8601 date-time", tostring(a.time)) end
+    if epoch < 631152000 then return format("time %s is before 1990, which Klaviyo refuses", a.time) end
+    if epoch > now + 366 * 86400 then
+      return format("time %s is more than a year ahead, which Klaviyo refuses", a.time)
+    end
+  end
+  return nil
+end
+
 --- Records a Klaviyo event on the event's profile.
 -- @param metric the metric name ("Loop Return Created")
 -- @param properties table of event properties (Klaviyo's limits are checked on the encoded body)
@@ -129,16 +154,15 @@ local PROFILE_FIELDS = {
   organization = true, title = true, image = true, locale = true, location = true, properties = true,
 }
 
---- Updates the profile: attributes (first_name, location, ...) and custom `properties`, merged key by key.
--- Identifiers given here (email, phone_number, external_id) replace the ones read from the payload.
-function Out:profile(attrs)
-  local st = state(self, "profile")
-  if type(attrs) ~= "table" then error("profile: expects a table of attributes", 2) end
+-- Merges attrs into the event's profile (out:profile and a `changes` rule's profile); returns nil, or
+-- what is wrong.
+local function merge_profile(st, attrs)
+  if type(attrs) ~= "table" then return "expects a table of attributes" end
   local p = st.person
   for k, v in pairs(attrs) do
-    if not PROFILE_FIELDS[k] then error(format("profile: unknown attribute '%s'", tostring(k)), 2) end
+    if not PROFILE_FIELDS[k] then return format("unknown attribute '%s'", tostring(k)) end
     if k == "properties" then
-      if type(v) ~= "table" then error("profile: properties must be a table", 2) end
+      if type(v) ~= "table" then return "properties must be a table" end
       local props = p.properties or {}
       for pk, pv in pairs(v) do props[pk] = pv end
       p.properties = props
@@ -149,6 +173,16 @@ function Out:profile(attrs)
     end
     st.profile_changed = true
   end
+  return nil
+end
+M.merge_profile = merge_profile
+
+--- Updates the profile: attributes (first_name, location, ...) and custom `properties`, merged key by key.
+-- Identifiers given here (email, phone_number, external_id) replace the ones read from the payload.
+function Out:profile(attrs)
+  local st = state(self, "profile")
+  local problem = merge_profile(st, attrs)
+  if problem then error("profile: " .. problem, 2) end
   return self
 end
 

@@ -1,8 +1,10 @@
 --- The mapping runtime: which handlers run for an event, in which order, and what comes out.
 -- The host loads each file of the scripts folder and hands its returned table to `register`;
 -- `map` then runs, for one event, every matching handler of every file in file-name order ("*"
--- handlers of a file before its trigger handlers) and turns the emitter into Klaviyo requests.
+-- handlers of a file before its trigger handlers), then every file's `changes` and `after` over what
+-- they emitted (returnflow.changes), and turns the emitter into Klaviyo requests.
 -- @module returnflow.runtime
+local changes = require "returnflow.changes"
 local emitter = require "returnflow.emitter"
 local klaviyo = require "returnflow.klaviyo"
 local loop = require "returnflow.loop"
@@ -22,9 +24,10 @@ M.TRIGGERS = {
 }
 
 local files = {}          -- { name = "scripts/x.lua", handlers = { [trigger] = fn } }, in name order
+local changers = {}       -- the files with `changes` or `after` (returnflow.changes), in name order
 
 --- Forgets every registered file (a reload starts from here).
-function M.reset() files = {} end
+function M.reset() files, changers = {}, {} end
 
 --- Registers what a script file returned. Returns a list of problems, each { line, message }.
 -- @param lines function(fn) → line where fn is defined, for messages
@@ -36,9 +39,20 @@ function M.register(name, returned, lines)
     return problems
   end
   local handlers = {}
+  local file = { name = name, handlers = handlers }
   for trigger, fn in pairs(returned) do
     local line = type(fn) == "function" and lines(fn) or 1
-    if type(trigger) ~= "string" then
+    if trigger == "changes" then
+      local compiled, found = changes.compile(fn, lines, M.TRIGGERS)
+      for _, p in ipairs(found) do problems[#problems + 1] = p end
+      file.changes = compiled
+    elseif trigger == "after" then
+      if type(fn) ~= "function" then
+        problems[#problems + 1] = { line = lines("after"), message = format("after is a %s, not a function(event, "
+                                                                             .. "action)", type(fn)) }
+      end
+      file.after, file.after_line = fn, line
+    elseif type(trigger) ~= "string" then
       problems[#problems + 1] = { line = line, message = format("handler key %s is not a trigger name", tostring(trigger)) }
     elseif type(fn) ~= "function" then
       problems[#problems + 1] = { line = line, message = format("handler for '%s' is a %s, not a function", trigger, type(fn)) }
@@ -48,15 +62,18 @@ function M.register(name, returned, lines)
       handlers[trigger] = fn
     end
   end
-  files[#files + 1] = { name = name, handlers = handlers }
+  files[#files + 1] = file
+  if file.changes or file.after then changers[#changers + 1] = file end
   return problems
 end
 
---- Files and handlers registered.
+--- Files and handlers registered (a file's `changes` and `after` count as one handler each).
 function M.counts()
   local n = 0
   for _, f in ipairs(files) do
     for _ in pairs(f.handlers) do n = n + 1 end
+    if f.changes then n = n + 1 end
+    if f.after then n = n + 1 end
   end
   return #files, n
 end
@@ -87,6 +104,7 @@ function M.map(event, cfg)
   if ran == 0 then
     return { status = "dropped", reason = format("no handler for trigger '%s'", trigger) }
   end
+  if #changers > 0 then changes.apply(changers, event, st) end
   local requests, scheduled, cancelled = klaviyo.requests(st, cfg, loop)
   emitter.close()
   local status, reason = "mapped", nil
