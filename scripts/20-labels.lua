@@ -1,6 +1,7 @@
 -- Label events: "Loop Label Created" (the trigger of Loop's "Return Confirmation" email) and
--- "Loop Label Updated". Loop's label webhooks carry no customer, so the profile comes from what
--- 10-returns.lua remembered; a label that arrives before its return waits for it (out:defer).
+-- "Loop Label Updated". Loop's label webhooks carry no customer, so the profile and the return's
+-- properties come from what 10-returns.lua remembered (the label's own values replace the return's:
+-- carrier, tracking, label); a label that arrives before its return waits for it (out:defer).
 local loop = require "returnflow.loop"
 
 -- Once the parcel moves, the day-21 reminder and day-28 expiry must not go out.
@@ -15,7 +16,7 @@ local function label_event(metric)
                 .. "and its return event has not been seen")
     end
     out:profile(ret.profile)
-    local props = loop.label_properties(label)
+    local props = loop.label_properties(label, ret.properties)
     props.status_page_url = ret.status_page_url
     props.order = ret.order
     props.return_by = loop.return_by(ret.created_at)

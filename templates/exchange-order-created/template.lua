@@ -5,7 +5,7 @@ return {
     .. "the return and creates the exchange order.",
   kind = "flow",
   handlers = "68-exchange-order-created.lua",
-  metric = "Exchange Order Created",
+  metric = "Loop Exchange Order Created",
   fixtures = { "return.updated.closed.json", "return.closed.json" },
   replaces_loop_email = "Exchange Order Created",
   email = {

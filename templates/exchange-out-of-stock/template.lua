@@ -5,7 +5,7 @@ return {
     .. "being reviewed, when Loop moves the return to review for that reason.",
   kind = "flow",
   handlers = "69-exchange-out-of-stock.lua",
-  metric = "Exchange Out Of Stock",
+  metric = "Loop Exchange Out Of Stock",
   fixtures = { "return.updated.review_out_of_stock.json" },
   replaces_loop_email = "Exchange Out Of Stock",
   email = {

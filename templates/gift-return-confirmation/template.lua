@@ -5,7 +5,7 @@ return {
     .. "them by and the store credit they will get, when the gift return is created.",
   kind = "flow",
   handlers = "71-gift-return-confirmation.lua",
-  metric = "Gift Return Confirmation",
+  metric = "Loop Gift Return Request",
   fixtures = { "return.created.gift_return.json" },
   replaces_loop_email = "Gift Return Confirmation",
   email = {

@@ -1,6 +1,6 @@
--- Refund Issued: tells the customer how much was refunded, and for which items, once Loop closes the
--- return with a refund. The refund arrives on both return.updated (closed) and return.closed: one
--- unique_id per return, so Klaviyo keeps one event and the customer gets one email.
+-- Refund Issued: tells the customer how much was refunded, and for which items, as a Klaviyo flow on
+-- the default "Loop Refund Issued" (one per return, whichever of return.updated and return.closed
+-- brings it). This file adds the amount and currency as the email shows them, and the refunded items.
 local loop = require "returnflow.loop"
 
 local null = loop.null     -- an optional property the email reads is sent as null, never left out
@@ -8,25 +8,13 @@ local null = loop.null     -- an optional property the email reads is sent as nu
 -- The refunded products: the lines Loop closed with outcome "refund".
 local function refunded(line) return line.outcome == "refund" end
 
-local function refund_issued(ret, out)
-  local refund = loop.money(ret.refund)
-  if not refund or refund <= 0 then return end
-  local id = loop.return_id(ret)
-  local currency = loop.value(ret.currency)
-  out:track("Refund Issued", {
-    return_id = id,
-    order = loop.value(ret.order_name, null),
-    status_page_url = loop.value(ret.status_page_url, null),
-    refund_amount = refund,
-    currency = loop.value(currency, null),
-    currency_decimals = loop.currency_decimals(currency),
-    refunded_items = loop.grouped_items(ret, refunded),
-  }, { value = refund, unique_id = "refund-issued:" .. id })
-end
-
 return {
-  ["return.updated"] = function(ret, out)
-    if ret.state == "closed" then refund_issued(ret, out) end
-  end,
-  ["return.closed"] = refund_issued,
+  changes = {
+    ["Loop Refund Issued"] = { properties = {
+      refund_amount = function(ret) return loop.money(ret.refund) end,
+      currency = function(ret) return loop.value(ret.currency, null) end,
+      currency_decimals = function(ret) return loop.currency_decimals(loop.value(ret.currency)) end,
+      refunded_items = function(ret) return loop.grouped_items(ret, refunded) end,
+    } },
+  },
 }

@@ -5,7 +5,7 @@ return {
     .. "with a refund.",
   kind = "flow",
   handlers = "66-refund-issued.lua",
-  metric = "Refund Issued",
+  metric = "Loop Refund Issued",
   fixtures = { "return.updated.closed.json", "return.closed.json" },
   replaces_loop_email = "Refund Issued",
   email = {

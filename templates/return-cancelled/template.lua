@@ -5,7 +5,7 @@ return {
     .. "of it, when Loop moves the return to cancelled.",
   kind = "flow",
   handlers = "70-return-cancelled.lua",
-  metric = "Return Cancelled",
+  metric = "Loop Return Cancelled",
   fixtures = { "return.updated.cancelled.json" },
   replaces_loop_email = "Return Cancelled",
   email = {

@@ -5,7 +5,7 @@ return {
     .. "when the return is created: the items, the status page and, unless kept, the day to send them by.",
   kind = "flow",
   handlers = "61-return-confirmation-no-label.lua",
-  metric = "Return Confirmation Without Shipping Labels",
+  metric = "Loop Return Created",
   fixtures = {     -- every shipped return has a label: variants of return.created.json without one
     { "return.created.json", { labels_enabled = false } },
     { "return.created.json", { keep_item = true } },
@@ -20,7 +20,16 @@ return {
   },
   flow = {
     name = "returnflow: Return confirmation (no label)",
-    trigger_filter = nil,
+    trigger_filter = {     -- Loop's own filter: no label, or the items are kept (one group: either)
+      condition_groups = {
+        { conditions = {
+          { type = "metric-property", metric_id = "metric:Loop Return Created", field = "labels_enabled",
+            filter = { type = "boolean", operator = "equals", value = false } },
+          { type = "metric-property", metric_id = "metric:Loop Return Created", field = "keep_item",
+            filter = { type = "boolean", operator = "equals", value = true } },
+        } },
+      },
+    },
     delay = nil,
   },
 }

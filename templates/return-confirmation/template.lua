@@ -5,7 +5,7 @@ return {
     .. "as soon as Loop has created the label.",
   kind = "flow",
   handlers = "60-return-confirmation.lua",
-  metric = "Return Confirmation",
+  metric = "Loop Label Created",
   fixtures = { "label.created.json" },
   replaces_loop_email = "Return Confirmation",
   email = {

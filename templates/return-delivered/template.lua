@@ -5,7 +5,7 @@ return {
     .. "comes next, when the label update says delivered.",
   kind = "flow",
   handlers = "63-return-delivered.lua",
-  metric = "Return Delivered",
+  metric = "Loop Label Updated",
   fixtures = { "label.updated.delivered.json" },
   replaces_loop_email = "Return Delivered",
   email = {
@@ -16,7 +16,14 @@ return {
   },
   flow = {
     name = "returnflow: Return delivered",
-    trigger_filter = nil,
+    trigger_filter = {
+      condition_groups = {
+        { conditions = {
+          { type = "metric-property", metric_id = "metric:Loop Label Updated", field = "tracking_status",
+            filter = { type = "string", operator = "equals", value = "delivered" } },
+        } },
+      },
+    },
     delay = nil,
   },
 }

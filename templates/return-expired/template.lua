@@ -5,7 +5,7 @@ return {
     .. "label has expired; not sent once the parcel moves or the return is closed or cancelled.",
   kind = "flow",
   handlers = "65-return-expired.lua",
-  metric = "Return Expired",
+  metric = "Loop Return Expired",
   fixtures = { "return.created.json", "return.created.gift_return.json", "return.created.store_credit.json" },
   replaces_loop_email = "Return Expired",
   email = {

@@ -1,42 +1,26 @@
--- Return In Transit: tells the customer the carrier has their parcel, on the first label update that
--- shows it moving. Label events carry no customer, so the return event is remembered here first;
--- when this file arrived after its return, the defaults' memory (10-returns.lua) stands in.
+-- Return In Transit: tells the customer the carrier has their parcel, as a Klaviyo flow on the
+-- default "Loop Label Updated" filtered on tracking_status = in_transit (one email: the later
+-- out_for_delivery update does not pass the filter). The default event carries the order, the
+-- status page, the carrier and the tracking; this file adds the items, remembered from the return
+-- (label events carry none).
 local loop = require "returnflow.loop"
 
-local null = loop.null     -- an optional property the email reads is sent as null, never left out
-
 local KEY = "return-in-transit:"
-local MOVING = { in_transit = true, out_for_delivery = true }
 
-local function remember_return(ret, out)
-  out:remember(KEY .. loop.return_id(ret), {
-    profile = loop.profile(ret), order = loop.value(ret.order_name),
-    status_page_url = loop.value(ret.status_page_url), items = loop.grouped_items(ret),
-  })
+local function remember_items(ret, out)
+  out:remember(KEY .. loop.return_id(ret), { items = loop.grouped_items(ret) })
 end
 
 return {
-  ["return.created"] = remember_return,
-  ["return.updated"] = remember_return,
+  ["return.created"] = remember_items,
+  ["return.updated"] = remember_items,
 
-  ["label.updated"] = function(label, out)
-    if not MOVING[label.label_status] then return end
-    local id = loop.return_id(label)
-    local ret = out:recall(KEY .. id) or out:recall("return:" .. id)
-    if not ret then
-      out:defer("no customer known for return " .. id .. " yet: label events carry none, "
-                .. "and its return event has not been seen")
-    end
-    out:profile(ret.profile)
-    -- One email per return: in_transit and then out_for_delivery share this unique_id.
-    out:track("Return In Transit", {
-      return_id = id,
-      order = loop.value(ret.order, null),
-      status_page_url = loop.value(ret.status_page_url, null),
-      carrier = loop.value(label.carrier, null),
-      tracking_number = loop.value(label.tracking_number, null),
-      tracking_url = loop.value(label.tracking_url, null),
-      items = ret.items or loop.array(),
-    }, { unique_id = "return-in-transit:" .. id })
-  end,
+  changes = {
+    ["Loop Label Updated"] = { trigger = "label.updated", properties = {
+      items = function(label, _, out)
+        local ret = out:recall(KEY .. loop.return_id(label))
+        return ret and ret.items or loop.array()
+      end,
+    } },
+  },
 }

@@ -5,7 +5,7 @@ return {
     .. "on the first label update that shows it moving (in transit or out for delivery).",
   kind = "flow",
   handlers = "62-return-in-transit.lua",
-  metric = "Return In Transit",
+  metric = "Loop Label Updated",
   fixtures = { "label.updated.in_transit.json" },
   replaces_loop_email = "Return In Transit",
   email = {
@@ -16,7 +16,14 @@ return {
   },
   flow = {
     name = "returnflow: Return in transit",
-    trigger_filter = nil,
+    trigger_filter = {     -- the first move only: out_for_delivery comes later and does not pass
+      condition_groups = {
+        { conditions = {
+          { type = "metric-property", metric_id = "metric:Loop Label Updated", field = "tracking_status",
+            filter = { type = "string", operator = "equals", value = "in_transit" } },
+        } },
+      },
+    },
     delay = nil,
   },
 }

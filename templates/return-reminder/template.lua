@@ -5,7 +5,7 @@ return {
     .. "not sent once the parcel moves or the return is closed or cancelled.",
   kind = "flow",
   handlers = "64-return-reminder.lua",
-  metric = "Return Reminder",
+  metric = "Loop Return Expiring",
   fixtures = { "return.created.json", "return.created.gift_return.json", "return.created.store_credit.json" },
   replaces_loop_email = "Return Expiring",
   email = {

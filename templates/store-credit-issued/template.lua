@@ -5,7 +5,7 @@ return {
     .. "when Loop issues it (giftcard.requested).",
   kind = "flow",
   handlers = "67-store-credit-issued.lua",
-  metric = "Store Credit Issued",
+  metric = "Loop Store Credit Issued",
   fixtures = { "giftcard.requested.json" },
   replaces_loop_email = "Store Credit Issued",
   email = {

@@ -4,7 +4,7 @@
 --     changes = { ["Loop Return Created"] = { metric = "Return Started", properties = { ... } } },
 --     after = function(event, action) ... end,
 --
--- Both run once every handler of every file ran, file by file in name order (so a later file sees
+-- Functions get (event, action, out). Both run once every handler of every file ran, file by file in name order (so a later file sees
 -- what an earlier one changed), on every tracked and scheduled event, before any request is built.
 -- They work on the actions (metric, properties, value, currency, time, unique_id, the profile), never
 -- on Klaviyo bodies, so how the bodies are built may change without touching a merchant's file.
@@ -130,8 +130,8 @@ local function copy(props)
   return json.is_array(props) and json.array(c) or json.object(c)
 end
 
-local function resolve(v, event, view)
-  if type(v) == "function" then return v(event, view) end
+local function resolve(v, event, view, out)
+  if type(v) == "function" then return v(event, view, out) end
   return v
 end
 
@@ -141,22 +141,22 @@ end
 
 -- Applies one rule to the view: nil when its trigger does not match, false when it drops the
 -- action, true when it applied.
-local function apply_rule(file, c, event, view, st)
+local function apply_rule(file, c, event, view, st, out)
   if c.trigger and not c.trigger[event.trigger] then return nil end
   local what = format("changes[%q]", c.name)
-  if c.drop ~= nil and resolve(c.drop, event, view) then return false end
+  if c.drop ~= nil and resolve(c.drop, event, view, out) then return false end
   if c.properties then
     local props = view.properties
-    for name, v in pairs(c.properties) do props[name] = resolve(v, event, view) end
+    for name, v in pairs(c.properties) do props[name] = resolve(v, event, view, out) end
   end
   if c.remove then
     for _, name in ipairs(c.remove) do view.properties[name] = nil end
   end
   for _, k in ipairs({ "metric", "unique_id", "time", "value" }) do
-    if c[k] ~= nil then view[k] = resolve(c[k], event, view) end
+    if c[k] ~= nil then view[k] = resolve(c[k], event, view, out) end
   end
   if c.profile ~= nil then
-    local problem = emitter.merge_profile(st, resolve(c.profile, event, view))
+    local problem = emitter.merge_profile(st, resolve(c.profile, event, view, out))
     if problem then where(file, c.line, what .. ".profile", problem) end
   end
   return true
@@ -173,18 +173,18 @@ end
 
 -- One file's step over one action: its rules for the action's metric, then its `after`. Returns the
 -- action (changed in place) or nil when dropped.
-local function step(file, a, event, st)
+local function step(file, a, event, st, out)
   local rules = file.changes and file.changes[a.metric]
   if not rules and not file.after then return a end
   local view = view_of(a, event, st)
   local line, what = file.after_line, "after"
   for _, c in ipairs(rules or {}) do
-    local applied = apply_rule(file, c, event, view, st)
+    local applied = apply_rule(file, c, event, view, st, out)
     if applied == false then return nil end
     if applied then line, what = c.line, format("changes[%q]", c.name) end
   end
   if file.after then
-    if file.after(event, view) == false then return nil end
+    if file.after(event, view, out) == false then return nil end
     line, what = file.after_line, "after"
   end
   if type(view.properties) ~= "table" then where(file, line, what, "properties must be a table") end
@@ -199,16 +199,20 @@ local function step(file, a, event, st)
 end
 
 --- Runs every file's changes, in file order, over the event's tracked and scheduled actions.
--- files: the runtime's registered files that have `changes` or `after`.
-function M.apply(files, event, st)
+-- files: the runtime's registered files that have `changes` or `after`; out: the event's emitter,
+-- which functions get third (out:recall, out:remember, out:profile, out:segment, out:defer work; a
+-- method that adds an action raises).
+function M.apply(files, event, out, st)
+  st.changing = true
   for _, file in ipairs(files) do
     local kept = {}
     for _, a in ipairs(st.actions) do
-      if a.kind == "track" or a.kind == "schedule" then a = step(file, a, event, st) end
+      if a.kind == "track" or a.kind == "schedule" then a = step(file, a, event, st, out) end
       if a then kept[#kept + 1] = a end
     end
     st.actions = kept
   end
+  st.changing = false
 end
 
 return M

@@ -34,6 +34,17 @@ local function state(self, what)
   return current
 end
 
+-- The state, for a method that adds an action: not while `changes` and `after` run (they change the
+-- actions handlers made; a new one would escape the files before it).
+local function acting(self, what)
+  local st = state(self, what)
+  if st.changing then
+    error(format("%s: not from changes or after, which change what the handlers emitted: %s from a handler",
+                 what, what), 3)
+  end
+  return st
+end
+
 -- Raised (as an error value) by drop, fail and defer: ends the event at once. The host knows it by
 -- its metatable (compared raw, in C); scripts that catch one see only a guard.
 local Stop = { __metatable = "returnflow.stop" }
@@ -142,7 +153,7 @@ end
 -- @param properties table of event properties (Klaviyo's limits are checked on the encoded body)
 -- @param opts value, currency, time, unique_id, backfill
 function Out:track(metric, properties, opts)
-  local st = state(self, "track")
+  local st = acting(self, "track")
   local a = track_action(st, metric, properties, opts, "track")
   local actions = st.actions
   actions[#actions + 1] = a
@@ -224,7 +235,7 @@ end
 --- Subscribes the profile to a Klaviyo list. opts.channels: { "email" } (default) and/or "sms";
 -- opts.historical_import for consent given in the past. Only for consent the customer gave.
 function Out:subscribe(list_id, opts)
-  local st = state(self, "subscribe")
+  local st = acting(self, "subscribe")
   if type(list_id) ~= "string" or list_id == "" then error("subscribe: expects a Klaviyo list id", 2) end
   opts = check_options("subscribe", opts, { channels = true, historical_import = true, consented_at = true })
   local actions = st.actions
@@ -237,7 +248,7 @@ end
 -- @param key the schedule's name, unique per tenant ("reminder:8812745")
 -- @param at an ISO 8601 time, or seconds after the event's own time
 function Out:schedule(key, at, metric, properties, opts)
-  local st = state(self, "schedule")
+  local st = acting(self, "schedule")
   check_key("schedule", key)
   local due
   if math.type(at) == "integer" or (type(at) == "number" and at == at and at > -1e12 and at < 1e12) then
@@ -268,7 +279,7 @@ end
 
 --- Cancels a scheduled event by its key (nothing happens if it already fired or never existed).
 function Out:cancel(key)
-  local st = state(self, "cancel")
+  local st = acting(self, "cancel")
   check_key("cancel", key)
   local actions = st.actions
   actions[#actions + 1] = { kind = "cancel", key = key }

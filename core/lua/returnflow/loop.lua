@@ -317,7 +317,8 @@ local function native(v)
   return v
 end
 
---- The properties Loop's own Klaviyo integration puts on every return event, same names and meaning.
+--- The properties Loop's own Klaviyo integration puts on every return event, same names and meaning,
+-- plus `provider_order_id` (the Shopify order id) and `carrier`, which Loop's payload has too.
 -- Every one is present, null where Loop's payload has no value.
 -- `product_*` lists every product the return touches (returned items, then exchange items);
 -- `returned_product_*` only the returned line items. Lists stay index-aligned ("" where Loop has no value).
@@ -329,6 +330,7 @@ function M.properties(ret)
     return_id = native(M.return_id(ret)),
     return_status = native(ret.state),
     order = native(ret.order_name),
+    provider_order_id = native(M.id(ret.provider_order_id)),
     status_page_url = native(ret.status_page_url),
     return_reasons = M.reasons(ret),
     return_reason_parents = M.reason_parents(ret),
@@ -337,6 +339,7 @@ function M.properties(ret)
     labels_enabled = M.labels_enabled(ret),
     keep_item = M.keep_item(ret),
     label = native(last_label and last_label.url),
+    carrier = native(ret.carrier or (last_label and last_label.carrier)),
     tracking_number = native(ret.tracking_number),
     tracking_url = native(ret.tracking_url or (last_label and last_label.tracking_url)),
     tracking_status = native(ret.label_status),
@@ -355,18 +358,25 @@ function M.properties(ret)
   return p
 end
 
---- The properties of a label event (label.created / label.updated).
-function M.label_properties(ev)
-  return {
-    event_id = ev.trigger,
-    return_id = M.return_id(ev),
-    label = M.value(ev.label_url),
-    carrier = M.value(ev.carrier),
-    tracking_number = M.value(ev.tracking_number),
-    tracking_url = M.value(ev.tracking_url),
-    tracking_status = M.value(ev.label_status),
-    shipment_id = M.value(ev.shipment_id),
-  }
+--- The properties of a label event (label.created / label.updated): what the label says. Given the
+-- return's properties (`loop.properties` of its return event, as remembered), they are the base and
+-- the label's own values replace theirs, so a label event carries everything a return event does.
+function M.label_properties(ev, return_properties)
+  local p, v = {}, M.value
+  if type(return_properties) == "table" then
+    for k, x in pairs(return_properties) do p[k] = x end
+    v = native                     -- beside the return's properties, a value Loop has not is null
+  end
+  p.event_id = ev.trigger
+  p.return_id = M.return_id(ev)
+  p.label = v(ev.label_url)
+  p.carrier = v(ev.carrier)
+  p.tracking_number = v(ev.tracking_number)
+  p.tracking_url = v(ev.tracking_url)
+  p.tracking_status = v(ev.label_status)
+  p.shipment_id = v(ev.shipment_id)
+  if not missing(ev.provider_order_id) then p.provider_order_id = M.id(ev.provider_order_id) end
+  return p
 end
 
 M.null, M.array, M.object = null, array, object

@@ -104,7 +104,7 @@ function M.map(event, cfg)
   if ran == 0 then
     return { status = "dropped", reason = format("no handler for trigger '%s'", trigger) }
   end
-  if #changers > 0 then changes.apply(changers, event, st) end
+  if #changers > 0 then changes.apply(changers, event, out, st) end
   local requests, scheduled, cancelled = klaviyo.requests(st, cfg, loop)
   emitter.close()
   local status, reason = "mapped", nil

@@ -48,14 +48,15 @@ function M.names(folder)
   return names
 end
 
+-- `handlers` is optional: a template whose metric the defaults already track with all it needs has none.
 local REQUIRED = {
-  flow = { "name", "title", "description", "kind", "handlers", "metric", "fixtures", "email", "flow" },
-  segment = { "name", "title", "description", "kind", "handlers", "fixtures", "segment" },
+  flow = { "name", "title", "description", "kind", "metric", "fixtures", "email", "flow" },
+  segment = { "name", "title", "description", "kind", "fixtures", "segment" },
 }
 -- Every key template.lua may hold, by table: a misspelt one is a problem, not a silent default.
 local KNOWN = {
   [""] = { dir = 1, name = 1, title = 1, description = 1, kind = 1, handlers = 1, metric = 1, fixtures = 1,
-           replaces_loop_email = 1, email = 1, flow = 1, segment = 1 },
+           replaces_loop_email = 1, email = 1, flow = 1, segment = 1, own_metric = 1, external_metrics = 1 },
   email = { subject = 1, preview_text = 1, html = 1, text = 1, logo_url = 1 },
   flow = { name = 1, trigger_filter = 1, delay = 1 },
   segment = { name = 1, definition = 1 },
@@ -125,6 +126,12 @@ function M.load(folder, name)
   if #problems > 0 then return t, problems end
   if t.name ~= name then problem("name is %q but the folder is %q", tostring(t.name), name) end
   if t.handlers and not read(dir .. "/" .. t.handlers) then problem("no handlers file %s", t.handlers) end
+  if t.own_metric ~= nil and type(t.own_metric) ~= "string" then
+    problem("own_metric must say, as text, why no default metric carries what the template needs")
+  end
+  if t.external_metrics ~= nil and type(t.external_metrics) ~= "table" then
+    problem("external_metrics must be a list of metric names")
+  end
   if type(t.fixtures) == "table" and #t.fixtures == 0 then
     problem("no fixtures: nothing would prove the handlers emit what the %s reads",
             t.kind == "flow" and "email" or "segment")
@@ -156,14 +163,57 @@ function M.fixture_label(entry)
   return file .. " with " .. table.concat(keys, ", ")
 end
 
---- A scripts folder holding the defaults and the template's handlers (removed by `done()`).
+--- A scripts folder holding the defaults and the template's handlers, if it has any (removed by
+-- `done()`); `alone`: the handlers without the defaults.
 function M.scripts_folder(t, alone)
   local dir = os.tmpname()
   os.remove(dir)
   assert(os.execute("mkdir -p " .. quote(dir)))
   if not alone then write(dir .. "/10-defaults.lua", 'return require "returnflow.defaults"\n') end
-  write(dir .. "/" .. t.handlers, assert(read(t.dir .. "/" .. t.handlers)))
+  if t.handlers then write(dir .. "/" .. t.handlers, assert(read(t.dir .. "/" .. t.handlers))) end
   return dir, function() os.execute("rm -rf " .. quote(dir)) end
+end
+
+--- The metrics the default scripts alone track (or schedule) for the template's fixtures: the facts
+-- a template should trigger on rather than track again.
+function M.default_metrics(t)
+  local dir, done = M.scripts_folder({ dir = t.dir }, false)
+  local scripts = testing.load(dir, { tenant = "lint" })
+  local seen = {}
+  for _, entry in ipairs(t.fixtures or {}) do
+    local result = M.map(scripts, t, entry)
+    for _, list in ipairs({ result.events, result.scheduled }) do
+      for _, e in ipairs(list) do seen[e.metric] = true end
+    end
+  end
+  done()
+  return seen
+end
+
+-- Does a Klaviyo event pass one metric-property condition? Unknown filters pass (Klaviyo decides).
+local function passes(properties, condition)
+  if condition.type ~= "metric-property" then return true end
+  local v, f = properties[condition.field], condition.filter or {}
+  if f.type == "boolean" or (f.type == "string" and f.operator == "equals") then return v == f.value end
+  if f.type == "string" and f.operator == "not-equals" then return v ~= f.value end
+  if f.type == "list" and (f.operator == "contains" or f.operator == "not-contains") then
+    local found = false
+    for _, x in ipairs(type(v) == "table" and v or {}) do found = found or x == f.value end
+    return (f.operator == "contains") == found
+  end
+  return true
+end
+
+--- Does the event pass the flow's trigger filter (every group; any condition of a group)?
+function M.triggers_flow(t, klaviyo_event)
+  local filter = type(t.flow) == "table" and t.flow.trigger_filter
+  if not filter then return true end
+  for _, group in ipairs(filter.condition_groups) do
+    local any = false
+    for _, c in ipairs(group.conditions or {}) do any = any or passes(klaviyo_event.properties or {}, c) end
+    if not any then return false end
+  end
+  return true
 end
 
 --- Maps one fixture entry (or an event table) through the template's handlers. Returns the result
@@ -268,13 +318,14 @@ end
 
 local ROOTS = { event = true, person = true, organization = true }
 
---- Lint of one template: problems, each a line naming the file and what is wrong.
+--- Lint of one template: problems, each a line naming the file and what is wrong, and notes (why a
+-- template tracks a metric of its own).
 function M.lint(folder, name)
   local t, problems = M.load(folder, name)
   if not t or #problems > 0 or not REQUIRED[t.kind] then return problems end
   local function problem(fmt, ...) problems[#problems + 1] = fmt:format(...) end
-  local handlers = t.dir .. "/" .. t.handlers
-  for _, alone in ipairs({ true, false }) do
+  local handlers = t.handlers and t.dir .. "/" .. t.handlers or "the default scripts"
+  for _, alone in ipairs(t.handlers and { true, false } or { false }) do
     local dir, done = M.scripts_folder(t, alone)
     local m, load_problems = native.mapper({ scripts = dir })
     if m then m:close() end
@@ -313,6 +364,10 @@ function M.lint(folder, name)
       problem("%s: %s mapped from %s does not track %q (%s; tracked: %s)", handlers, t.name, label, t.metric,
               result.status .. (result.reason and ": " .. result.reason or ""), table.concat(result:metrics(), ", "))
     elseif t.kind == "flow" then
+      if not M.triggers_flow(t, event) then
+        problem("%s/template.lua: %q mapped from %s does not pass flow.trigger_filter: the fixture would send "
+                .. "no email", t.dir, t.metric, label)
+      end
       local carried = {}
       for k in pairs(event.properties or {}) do carried[#carried + 1] = k end
       table.sort(carried)
@@ -332,9 +387,23 @@ function M.lint(folder, name)
     end
   end
   done()
+  -- A template triggers on the default metric that carries its fact; its own metric only where no
+  -- default carries what it needs, and then template.lua says why (own_metric).
+  local defaults = M.default_metrics(t)
+  local own = {}
+  if t.metric and not defaults[t.metric] and metrics_seen[t.metric] then
+    if t.own_metric then own[1] = ("%s: own metric %q: %s"):format(t.name, t.metric, t.own_metric)
+    else
+      problem("%s/template.lua: %q is not a metric the default scripts track for its fixtures: trigger on the "
+              .. "default that carries the fact (add what the email needs with `changes`), or say in own_metric "
+              .. "why none does", t.dir, t.metric)
+    end
+  end
+  local external = {}
+  for _, m in ipairs(t.external_metrics or {}) do external[m] = true end
   if t.kind == "segment" then
     local function walk(v)
-      if type(v) == "string" and v:match("^metric:") and not metrics_seen[v:sub(8)] then
+      if type(v) == "string" and v:match("^metric:") and not metrics_seen[v:sub(8)] and not external[v:sub(8)] then
         problem("%s/template.lua: the segment counts %q, which %s never tracks for its fixtures", t.dir, v:sub(8),
                 handlers)
       elseif type(v) == "table" then
@@ -343,7 +412,7 @@ function M.lint(folder, name)
     end
     walk(t.segment)
   end
-  return problems
+  return problems, own
 end
 
 ------------------------------------------------------------------------------- Klaviyo bodies

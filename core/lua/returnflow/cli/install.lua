@@ -1,6 +1,10 @@
 --- `returnflow templates install`: creates a template's objects in Klaviyo, each only if it is not
--- there yet, found by name: the email template, the trigger metric (one backfilled event, which
--- fires no flow), then the flow as a draft or the segment. Running it twice creates nothing new.
+-- there yet, found by name: the email template, then the flow as a draft or the segment. The metrics
+-- they name are found, never made up: a template triggers on the default metrics returnflow's events
+-- create. A metric not in the account yet stops install before anything is created, saying how to get
+-- it; only with --setup-email ADDRESS does install create it, by one backfilled event (no flow fires) on
+-- that profile. Another integration's metric (a reviews app's) is never created. Running it twice
+-- creates nothing new.
 -- Requests go one after the other (each needs the last one's id), paced by Klaviyo's answers: a
 -- 429 waits out its Retry-After; a daily limit (100 flows, 100 segments) stops with a clear message.
 -- The key goes into the Authorization header only and is never printed; a dry tenant (no key)
@@ -13,7 +17,6 @@ local testing = require "returnflow.testing"
 local json = native.json
 local M = {}
 
-local SETUP_PROFILE = "returnflow-setup@example.com"   -- receives the backfilled metric-creating event
 local MAX_WAIT_S = 60
 
 local function config_dir(path) return path:match("^(.*)/[^/]*$") or "." end
@@ -122,11 +125,30 @@ function Client:metrics()
   return ids
 end
 
--- The metric's id; if Klaviyo has no such metric yet, one backfilled event (no flow fires) on the
--- setup profile makes it, with the properties the template's first fixture gives it.
-local function ensure_metric(client, t, metric, report)
-  local ids = client:metrics()
+-- The metric's id, found by name. A metric not there yet is created only with a setup email (one
+-- backfilled event on that profile, with the properties the template's fixtures give it); else this
+-- raises, saying how the metric comes to exist.
+local function ensure_metric(client, t, metric, report, setup_email)
+  client.ids = client.ids or client:metrics()
+  local ids = client.ids
   if ids[metric] then report("metric", metric, "exists", ids[metric]) return ids[metric] end
+  for _, m in ipairs(t.external_metrics or {}) do
+    if m == metric and not client.dry then
+      error(string.format("the metric %q is not in this Klaviyo account: it is another integration's (set its name "
+                          .. "in %s/template.lua); install again once that integration has sent one", metric, t.dir), 0)
+    elseif m == metric then
+      report("metric", metric, "looked up", "(another integration's: never created)")
+      return "(id of " .. metric .. ")"
+    end
+  end
+  if not setup_email then
+    if client.dry then report("metric", metric, "looked up", "(must exist)") return "(id of " .. metric .. ")" end
+    error(string.format("the metric %q is not in this Klaviyo account yet, so nothing was created. It appears with "
+                        .. "the first such event returnflow delivers (`returnflow serve`, `returnflow send`, or "
+                        .. "`returnflow test-integration --email YOU`): run install again then. Or give --setup-email "
+                        .. "ADDRESS to create it now with one backfilled event (no flow fires) on that profile "
+                        .. "(Klaviyo creates the profile if it does not exist)", metric), 0)
+  end
   local dir, done = catalogue.scripts_folder(t, false)
   local scripts = testing.load(dir, { tenant = "install" })
   local properties = {}
@@ -142,12 +164,15 @@ local function ensure_metric(client, t, metric, report)
   client:call("POST", "/api/events", { data = { type = "event", attributes = {
     properties = properties, backfill = true, unique_id = "returnflow-install:" .. metric,
     metric = { data = { type = "metric", attributes = { name = metric } } },
-    profile = { data = { type = "profile", attributes = { email = SETUP_PROFILE } } },
+    profile = { data = { type = "profile", attributes = { email = setup_email } } },
   } } })
   if client.dry then report("metric", metric, "created", "(by one backfilled event)") return "(id of " .. metric .. ")" end
   for _ = 1, 20 do                               -- Klaviyo makes the metric shortly after the event
-    ids = client:metrics()
-    if ids[metric] then report("metric", metric, "created", ids[metric] .. " (by one backfilled event)") return ids[metric] end
+    client.ids = client:metrics()
+    if client.ids[metric] then
+      report("metric", metric, "created", client.ids[metric] .. " (by one backfilled event on " .. setup_email .. ")")
+      return client.ids[metric]
+    end
     os.execute("sleep 1")
   end
   error(string.format("the event for %q was accepted, but the metric did not appear; run install again in a "
@@ -155,8 +180,10 @@ local function ensure_metric(client, t, metric, report)
 end
 
 --- Installs template t; report(kind, name, outcome, id) tells what happened to each object.
-function M.install(client, t, report)
+-- setup_email: the profile that may receive a metric-creating event (nil: none is created).
+function M.install(client, t, report, setup_email)
   if t.kind == "flow" then
+    local metric_id = ensure_metric(client, t, t.metric, report, setup_email)   -- first: it may stop install
     local existing = client:find("templates", t.flow.name)
     local template_id
     if existing then
@@ -166,7 +193,6 @@ function M.install(client, t, report)
       template_id = client:call("POST", "/api/templates", catalogue.template_body(t)).data.id
       report("template", t.flow.name, "created", template_id)
     end
-    local metric_id = ensure_metric(client, t, t.metric, report)
     local flow = client:find("flows", t.flow.name)
     if flow then
       report("flow", t.flow.name, "exists", flow.id)
@@ -176,7 +202,7 @@ function M.install(client, t, report)
     end
   else
     local ids = {}
-    for _, metric in ipairs(catalogue.segment_metrics(t)) do ids[metric] = ensure_metric(client, t, metric, report) end
+    for _, metric in ipairs(catalogue.segment_metrics(t)) do ids[metric] = ensure_metric(client, t, metric, report, setup_email) end
     local segment = client:find("segments", t.segment.name)
     if segment then
       report("segment", t.segment.name, "exists", segment.id)

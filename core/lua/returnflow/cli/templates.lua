@@ -18,9 +18,11 @@ usage: returnflow templates list|show|preview|lint|install [options] [NAME]
                                 the email for a fixture (or FILE) mapped by the template's handlers:
                                 DIR/NAME.html, DIR/NAME.txt, DIR/NAME.subject (default DIR: preview)
   lint [NAME]                   the email reads only what the mapping emits; handlers load; bodies build
-  install NAME --tenant T [-c CONFIG]
-                                creates the email template, the metric and the draft flow (or the
-                                segment) in Klaviyo unless they exist; a dry tenant prints the requests
+  install NAME --tenant T [-c CONFIG] [--setup-email ADDRESS]
+                                creates the email template and the draft flow (or the segment) in
+                                Klaviyo unless they exist, on the metrics found there; a metric not
+                                there yet stops it, unless --setup-email: then one backfilled event
+                                on that profile creates it. A dry tenant prints the requests
   --templates DIR               the catalogue (default: ./templates, else the checkout's, else the installed one)
   --fixtures DIR                the Loop fixtures templates name (default: ./fixtures/loop, else as --templates)
 ]]
@@ -82,8 +84,12 @@ function commands.show(folder, name)
   if not t then return 1 end
   print(t.title .. " (" .. t.name .. ", " .. t.kind .. ")")
   print("  " .. t.description)
-  print("  handlers:  " .. t.dir .. "/" .. t.handlers .. "   (copy it into your scripts folder to turn it on)")
-  if t.metric then print("  metric:    " .. t.metric) end
+  if t.handlers then
+    print("  handlers:  " .. t.dir .. "/" .. t.handlers .. "   (copy it into your scripts folder to turn it on)")
+  else
+    print("  handlers:  none: the default scripts track all it needs")
+  end
+  if t.metric then print("  metric:    " .. t.metric .. (t.own_metric and "   (its own: " .. t.own_metric .. ")" or "")) end
   local fixtures = {}
   for _, f in ipairs(t.fixtures or {}) do fixtures[#fixtures + 1] = catalogue.fixture_label(f) end
   print("  fixtures:  " .. table.concat(fixtures, "; "))
@@ -158,7 +164,8 @@ function commands.lint(folder, name)
   if #names == 0 then return fail("no templates in %s", folder) end
   local bad = 0
   for _, n in ipairs(names) do
-    local problems = catalogue.lint(folder, n)
+    local problems, notes = catalogue.lint(folder, n)
+    for _, note in ipairs(notes or {}) do print("note: " .. note) end
     if #problems > 0 then
       bad = bad + 1
       for _, p in ipairs(problems) do io.stderr:write(p, "\n") end
@@ -190,8 +197,12 @@ function commands.install(folder, name, opts)
     flow_created = flow_created or (kind == "flow" and outcome == "created")
     if not client.dry then print(string.format("  %-9s %-46s %-8s %s", kind, object, outcome, id or "")) end
   end
-  local ok, failure = pcall(install.install, client, t, report)
+  local ok, failure = pcall(install.install, client, t, report, opts["setup-email"])
   if not ok then return fail("install %s: %s", name, tostring(failure)) end
+  if not opts["setup-email"] then
+    print("No profile was created in the Klaviyo account: install only looks metrics up (--setup-email ADDRESS lets "
+          .. "it create a missing one with an event on that profile).")
+  end
   if flow_created then
     print("The flow is a draft. Its email is transactional: Klaviyo must approve transactional sends for the account "
           .. "before it goes live. Once live, switch off Loop's \"" .. (t.replaces_loop_email or t.title)
