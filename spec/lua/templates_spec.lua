@@ -15,25 +15,32 @@ local h = require "helpers"
 package.path = h.root .. "/core/lua/?.lua;" .. package.path
 -- returnflow.native: the build under test's (helpers.lua puts its lib/ first on package.cpath)
 local testing = require "returnflow.testing"
+local catalogue = require "returnflow.cli.catalogue"
 local json = testing.native.json
 
 local CATALOGUE = h.root .. "/templates"
 local KEY = "pk_test_templates_spec_7c41d0"
 local REVISION = "2026-07-15"
 
--- The issue's minimum catalogue ("Build", item 1): 12 customer notifications and 4 segments.
+-- The minimum catalogue: issue 4's 12 customer notifications and 4 segments, and issue 17's use cases of
+-- Loop's article (a confirmation by outcome, a first-time returner, a negative review but no return).
 local MINIMUM = {
   flow = { "return-confirmation", "return-confirmation-no-label", "return-in-transit", "return-delivered",
            "return-reminder", "return-expired", "refund-issued", "store-credit-issued", "exchange-order-created",
-           "exchange-out-of-stock", "return-cancelled", "gift-return-confirmation" },
-  segment = { "serial-returners", "size-fit-returners", "gift-returners", "high-value-returners" },
+           "exchange-out-of-stock", "return-cancelled", "gift-return-confirmation", "first-time-returner",
+           "return-outcome-exchange", "return-outcome-refund", "return-outcome-store-credit" },
+  segment = { "serial-returners", "size-fit-returners", "gift-returners", "high-value-returners",
+              "negative-review-no-return" },
 }
 
--- Every key the CLI requires of a template.lua, by kind.
+-- Every key the CLI requires of a template.lua, by kind (handlers is optional: a template the
+-- defaults already serve whole has none).
 local REQUIRED = {
-  flow = { "name", "title", "description", "kind", "handlers", "metric", "fixtures", "email", "flow" },
-  segment = { "name", "title", "description", "kind", "handlers", "fixtures", "segment" },
+  flow = { "name", "title", "description", "kind", "metric", "fixtures", "email", "flow" },
+  segment = { "name", "title", "description", "kind", "fixtures", "segment" },
 }
+
+local SETUP_EMAIL = "owner@acme-apparel.example"
 
 ------------------------------------------------------------------------------------------- the catalogue
 
@@ -150,9 +157,10 @@ end
 
 ------------------------------------------------------------------------------------ mapping and output
 
--- A scripts folder with the template's handler file, beside the default scripts or alone.
+-- A scripts folder with the template's handler file (if it has one), beside the default scripts or alone.
 local function scripts_with(t, alone)
-  local files = { [t.handlers] = h.read(t.dir .. "/" .. t.handlers) }
+  local files = {}
+  if t.handlers then files[t.handlers] = h.read(t.dir .. "/" .. t.handlers) end
   if not alone then files["10-defaults.lua"] = 'return require "returnflow.defaults"\n' end
   return h.scripts_dir(files)
 end
@@ -285,7 +293,7 @@ teardown(function() h.cleanup() end)
 ---------------------------------------------------------------------------------------------- 1
 
 describe("the template catalogue", function()
-  it("holds the issue's 12 flows and 4 segments, and every template.lua loads", function()
+  it("holds the issues' 16 flows and 5 segments, and every template.lua loads", function()
     assert.same({}, UNLOADABLE)
     for kind, names in pairs(MINIMUM) do
       for _, name in ipairs(names) do
@@ -295,8 +303,8 @@ describe("the template catalogue", function()
         assert.equal(name, t.name)
       end
     end
-    assert.is_true(#FLOWS >= 12, #FLOWS .. " flows")
-    assert.is_true(#SEGMENTS >= 4, #SEGMENTS .. " segments")
+    assert.is_true(#FLOWS >= 16, #FLOWS .. " flows")
+    assert.is_true(#SEGMENTS >= 5, #SEGMENTS .. " segments")
     assert.equal(#NAMES, #FLOWS + #SEGMENTS)
   end)
 
@@ -315,7 +323,8 @@ describe("the template catalogue", function()
     for _, t in ipairs(TEMPLATES) do
       local stdout, stderr, code = h.run({ "templates", "show", t.name, "--templates", CATALOGUE })
       assert.equal(0, code, t.name .. ": " .. stderr)
-      assert.matches(h.literal(t.dir .. "/" .. t.handlers), stdout)
+      if t.handlers then assert.matches(h.literal(t.dir .. "/" .. t.handlers), stdout)
+      else assert.matches("handlers:  none: the default scripts track all it needs", stdout, 1, true) end
       assert.matches(t.kind == "flow" and "POST /api/flows" or "POST /api/segments", stdout, 1, true)
     end
   end)
@@ -333,13 +342,14 @@ describe("a template's handlers in a scripts folder", function()
     for _, entry in ipairs(type(t.fixtures) == "table" and t.fixtures or {}) do
       local label = entry_label(entry)
       local what = t.metric and ("tracks %q"):format(t.metric) or "tags the segment"
-      it(("%s: %s %s beside the defaults and alone; every request validates"):format(t.name, label, what), function()
+      it(("%s: %s %s beside the defaults, passing the flow's filter; every request validates"):format(t.name, label,
+                                                                                                  what), function()
         local files = map_files(entry)
         local reads = t.kind == "flow" and email_reads(t) or {}
         local _, properties = segment_needs(t)
         local output = {}
-        for _, alone in ipairs({ false, true }) do
-          local how = alone and "alone" or "beside the defaults"
+        for _, alone in ipairs({ false }) do
+          local how = "beside the defaults"
           local docs, run = h.map(files, { scripts = scripts_with(t, alone) })
           assert.equal(0, run.code, how .. ": " .. run.stderr)
           assert.equal(#files, #docs, how)
@@ -352,6 +362,9 @@ describe("a template's handlers in a scripts folder", function()
             for _, name in ipairs(reads) do
               assert.is_not_nil((events[1].properties or {})[name],
                                 ("%s: %q lacks %s, which the email reads"):format(how, t.metric, name))
+            end
+            if t.kind == "flow" then
+              assert.is_true(catalogue.triggers_flow(t, events[1]), t.name .. ": the event does not pass the filter")
             end
           end
           for _, p in ipairs(properties) do
@@ -371,9 +384,11 @@ describe("a template's handlers in a scripts folder", function()
   end
 
   for _, t in ipairs(SEGMENTS) do
-    it(t.name .. ": every metric the segment counts is one its handler tracks for its fixtures", function()
+    it(t.name .. ": every metric the segment counts is one the defaults (and its handler) track, or another "
+       .. "integration's", function()
       local metrics = segment_needs(t)
-      local dir, seen = scripts_with(t, true), {}
+      local dir, seen = scripts_with(t, false), {}
+      for _, m in ipairs(t.external_metrics or {}) do seen[m] = true end
       for _, entry in ipairs(t.fixtures) do
         local docs = h.map((map_files(entry)), { scripts = dir })
         for _, doc in ipairs(docs) do
@@ -453,12 +468,11 @@ describe("templates install, dry", function()
       end
       local paths = {}
       for i, r in ipairs(posts) do paths[i] = r.path end
-      local metrics = t.kind == "flow" and { t.metric } or segment_needs(t)
       local expected = {}
       if t.kind == "flow" then expected[1] = "/api/templates" end
-      for _ = 1, #metrics do expected[#expected + 1] = "/api/events" end
       expected[#expected + 1] = t.kind == "flow" and "/api/flows" or "/api/segments"
-      assert.same(expected, paths)
+      assert.same(expected, paths)     -- no metric-creating event: no profile is made without --setup-email
+      assert.matches("No profile was created in the Klaviyo account", run.stdout, 1, true)
 
       local last = posts[#posts].body.data.attributes
       if t.kind == "flow" then
@@ -480,22 +494,38 @@ describe("templates install, dry", function()
         assert.equal(t.segment.name, last.name)
         assert.is_nil(h.encode(last.definition):find('"metric:', 1, true), "a metric placeholder is left")
       end
-      local created = {}
-      for _, r in ipairs(posts) do
-        if r.path == "/api/events" then
-          local a = r.body.data.attributes
-          assert.is_true(a.backfill, a.metric.data.attributes.name .. ": the metric-creating event must be backfilled")
-          created[#created + 1] = a.metric.data.attributes.name
-        end
-      end
-      table.sort(created)
-      assert.same(metrics, created)
-
       local report, code = h.validate(install_doc(t.name, raws) .. "\n")
       assert.equal(0, code, report)
       assert.equal(#posts, tonumber(report:match("validated (%d+) requests?, 0 invalid")), report)
     end)
   end
+
+  it("with --setup-email, creates each metric of ours by one backfilled event on that profile, never another "
+     .. "integration's", function()
+    for _, t in ipairs(TEMPLATES) do
+      local stdout, stderr, code = h.run({ "templates", "install", t.name, "--tenant", "dry", "-c", conf,
+                                           "--templates", CATALOGUE, "--setup-email", SETUP_EMAIL })
+      assert.equal(0, code, stderr)
+      local created, external = {}, {}
+      for _, m in ipairs(t.external_metrics or {}) do external[m] = true end
+      for _, line in ipairs(h.lines(stdout)) do
+        if line:sub(1, 1) == "{" and line:find('"path":"/api/events"', 1, true) then
+          local a = h.decode(line).body.data.attributes
+          assert.is_true(a.backfill, "the metric-creating event must be backfilled")
+          assert.equal(SETUP_EMAIL, a.profile.data.attributes.email)
+          created[#created + 1] = a.metric.data.attributes.name
+        end
+      end
+      local wanted = {}
+      for _, m in ipairs(t.kind == "flow" and { t.metric } or (segment_needs(t))) do
+        if not external[m] then wanted[#wanted + 1] = m end
+      end
+      table.sort(created)
+      table.sort(wanted)
+      assert.same(wanted, created)
+      assert.not_matches("No profile was created", stdout, 1, true)
+    end
+  end)
 
   it("prints only requests that validate, as printed (GET lookups included)", function()
     local docs = {}
@@ -525,9 +555,41 @@ describe("templates install into the Klaviyo stand-in", function()
   end)
   teardown(function() server.stop() end)
 
-  local function install(name)
-    return h.run({ "templates", "install", name, "--tenant", "shop", "-c", conf, "--templates", CATALOGUE })
+  local function install(name, setup)
+    local args = { "templates", "install", name, "--tenant", "shop", "-c", conf, "--templates", CATALOGUE }
+    if setup then args[#args + 1], args[#args + 2] = "--setup-email", SETUP_EMAIL end
+    return h.run(args)
   end
+
+  it("stops before creating anything when a metric is not in the account, saying how to get it", function()
+    local stdout, stderr, code = install(FLOWS[1].name)
+    assert.equal(2, code, stdout .. stderr)
+    assert.matches(("the metric %q is not in this Klaviyo account yet, so nothing was created"):format(FLOWS[1].metric),
+                   stderr, 1, true)
+    assert.matches("--setup-email", stderr, 1, true)
+    local objects = standin_objects(server)
+    assert.same({ 0, 0, 0 }, { #objects.templates, #objects.flows, #objects.segments })
+    assert.same({}, h.curl(server.url .. "/_standin/events").json.events)
+  end)
+
+  it("never creates another integration's metric: a segment on a reviews app's waits for it", function()
+    for _, t in ipairs(SEGMENTS) do
+      if t.external_metrics then
+        local stdout, stderr, code = install(t.name, true)
+        assert.equal(2, code, stdout .. stderr)
+        assert.matches("is another integration's", stderr, 1, true)
+        assert.same({}, h.curl(server.url .. "/_standin/events").json.events)
+        assert.equal(0, #standin_objects(server).segments)
+      end
+    end
+    -- the reviews app sends its first review: its metric exists from now on
+    local review = { data = { type = "event", attributes = {
+      properties = { rating = 1 }, metric = { data = { type = "metric", attributes = { name = "Submitted Review" } } },
+      profile = { data = { type = "profile", attributes = { email = "reviewer@example.com" } } } } } }
+    local headers = api_headers()
+    headers["Content-Type"] = "application/vnd.api+json"
+    assert.equal(202, h.curl(server.url .. "/api/events", { method = "POST", headers = headers, body = review }).status)
+  end)
 
   it("creates every template, flow and segment once: drafts, transactional, no smart sending or tracking",
      function()
@@ -535,7 +597,7 @@ describe("templates install into the Klaviyo stand-in", function()
     assert.equal(201, h.curl(server.url .. "/_standin/faults", { method = "POST",
       body = { kind = "429", path = "/api/flows", retry_after = 1, count = 1 } }).status)
     for _, t in ipairs(TEMPLATES) do
-      local stdout, stderr, code = install(t.name)
+      local stdout, stderr, code = install(t.name, true)
       assert.equal(0, code, t.name .. ": " .. stdout .. stderr)
       if t.kind == "flow" then
         assert.truthy(reported(stdout, "template", t.flow.name, "created"), stdout)
@@ -562,7 +624,14 @@ describe("templates install into the Klaviyo stand-in", function()
       assert.equal(h.read(t.dir .. "/" .. t.email.html), template.attributes.html)
       assert.equal("draft", flow.attributes.status)
       local definition = flow.attributes.definition
-      assert.same({ { type = "metric", id = metric_ids[t.metric][1] } }, definition.triggers)
+      assert.equal(1, #definition.triggers)
+      assert.same({ "metric", metric_ids[t.metric][1] }, { definition.triggers[1].type, definition.triggers[1].id })
+      local filter = definition.triggers[1].trigger_filter
+      assert.equal(t.flow.trigger_filter == nil, filter == nil, name .. ": the trigger filter")
+      if filter then
+        assert.is_nil(h.encode(filter):find('"metric:', 1, true), name .. ": a metric placeholder was sent")
+        assert.matches('"metric_id":"' .. metric_ids[t.metric][1] .. '"', h.encode(filter), 1, true)
+      end
       local sends = 0
       for _, action in ipairs(definition.actions) do
         if action.type == "send-email" then
@@ -587,10 +656,23 @@ describe("templates install into the Klaviyo stand-in", function()
       end
       assert.is_nil(definition:find('"metric:', 1, true), name .. ": a metric placeholder was sent")
     end
+    local made = 0
     for _, e in ipairs(h.curl(server.url .. "/_standin/events").json.events) do
-      assert.is_true(e.backfill, e.metric .. ": a metric-creating event must be backfilled (no flow fires)")
-      assert.equal("returnflow-setup@example.com", e.profile.email)
+      if e.metric ~= "Submitted Review" then
+        made = made + 1
+        assert.is_true(e.backfill, e.metric .. ": a metric-creating event must be backfilled (no flow fires)")
+        assert.equal(SETUP_EMAIL, e.profile.email)
+      end
     end
+    local ours = {}        -- one event per metric the catalogue needs, and only the first time
+    for _, t in ipairs(TEMPLATES) do
+      for _, m in ipairs(t.kind == "flow" and { t.metric } or (segment_needs(t))) do
+        if m ~= "Submitted Review" then ours[m] = true end
+      end
+    end
+    local distinct = 0
+    for _ in pairs(ours) do distinct = distinct + 1 end
+    assert.equal(distinct, made)
 
     local stats = h.curl(server.url .. "/_standin/stats").json
     local flow_posts = stats.by_endpoint["POST /api/flows"] or {}
@@ -622,7 +704,8 @@ describe("templates install into the Klaviyo stand-in", function()
         assert.truthy(reported(stdout, o[1], o[2], "exists"), stdout)
         assert.falsy(reported(stdout, o[1], o[2], "created"), stdout)
       end
-      assert.equal(#objects, #h.lines((stdout:gsub("\nThe flow is a draft[^\n]*", ""))), stdout)
+      assert.equal(#objects, #h.lines((stdout:gsub("\nThe flow is a draft[^\n]*", ""):gsub("\nNo profile was created[^\n]*", ""))),
+                   stdout)
     end
     assert.same(before, standin_objects(server))
     local since = h.curl(server.url .. "/_standin/requests?since=" .. first_round_requests).json.requests
@@ -637,7 +720,7 @@ describe("templates lint of a broken copy", function()
   -- The first flow whose handler sets, on a line of its own and only there, a property its email reads.
   local function pick(templates)
     for _, t in ipairs(templates) do
-      local handler = h.read(t.dir .. "/" .. t.handlers)
+      local handler = t.handlers and h.read(t.dir .. "/" .. t.handlers) or ""
       local reads = {}
       for _, name in ipairs(email_reads(t)) do reads[name] = true end
       for line in handler:gmatch("[^\n]+") do
@@ -830,14 +913,23 @@ describe("the README's five lines", function()
     local scripts = h.tempdir() .. "/scripts"
     h.sh_ok("cp -R " .. h.quote(h.scripts) .. " " .. h.quote(scripts))
     local files = map_files(t.fixtures[1])
+    local reads = email_reads(t)
+    local function lacking(doc)          -- what the email reads that the default metric does not carry
+      local events, missing = metric_events(doc, t.metric), {}
+      assert.equal(1, #events, table.concat(h.metrics(doc), ", "))
+      for _, r in ipairs(reads) do
+        if events[1].properties[r] == nil then missing[#missing + 1] = r end
+      end
+      return missing
+    end
     local before = h.map(files, { scripts = scripts })
-    assert.same({}, metric_events(before[#before], t.metric))
+    assert.is_true(#lacking(before[#before]) > 0, "the defaults alone carry all the email reads")
     h.sh_ok("cp " .. h.quote(h.root .. "/" .. handler) .. " " .. h.quote(scripts .. "/"))
 
-    -- 3. returnflow map --scripts scripts FIXTURE   shows the new metric
+    -- 3. returnflow map --scripts scripts FIXTURE   shows the default metric, now with what the email reads
     local docs, run = h.map(files, { scripts = scripts })
     assert.equal(0, run.code, run.stderr)
-    assert.equal(1, #metric_events(docs[#docs], t.metric), table.concat(h.metrics(docs[#docs]), ", "))
+    assert.same({}, lacking(docs[#docs]))
 
     -- 4. returnflow templates preview NAME
     local out = h.tempdir()
@@ -847,8 +939,9 @@ describe("the README's five lines", function()
     assert.matches("<html", h.read(out .. "/" .. name .. ".html"), 1, true)
     assert.matches("^Subject: %S", h.read(out .. "/" .. name .. ".subject"))
 
-    -- 5. returnflow templates install NAME --tenant shop
-    stdout, stderr, code = run_in(h.root, { "templates", "install", name, "--tenant", "shop", "-c", conf })
+    -- 5. returnflow templates install NAME --tenant shop --setup-email ADDRESS   (a new account has no metric)
+    stdout, stderr, code = run_in(h.root, { "templates", "install", name, "--tenant", "shop", "-c", conf,
+                                            "--setup-email", SETUP_EMAIL })
     assert.equal(0, code, stdout .. stderr)
     assert.truthy(reported(stdout, "template", t.flow.name, "created"), stdout)
     assert.truthy(reported(stdout, "metric", t.metric, "created"), stdout)

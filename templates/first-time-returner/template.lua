@@ -1,7 +1,8 @@
 return {
   name = "first-time-returner",
   title = "First return",
-  description = "Welcomes a customer to their first return (the default first_return property, counted per customer in returnflow's memory) and says how it goes, when the return is created.",
+  description = "Welcomes a customer to their first return (the default first_return property, counted per customer "
+    .. "in returnflow's memory) and says how it goes, when the return is created.",
   kind = "flow",
   handlers = "72-first-time-returner.lua",
   metric = "Loop Return Created",

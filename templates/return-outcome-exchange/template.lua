@@ -1,7 +1,9 @@
 return {
   name = "return-outcome-exchange",
   title = "Return confirmation: exchange",
-  description = "Confirms a return that includes an exchange, with the new items, when the return is created (one of three flows on \"Loop Return Created\" split by return_outcome: exchange first, then refund, then store credit, so each return gets one).",
+  description = "Confirms a return that includes an exchange, with the new items, when the return is created (one of "
+    .. "three flows on \"Loop Return Created\" split by return_outcome: exchange first, then refund, then "
+    .. "store credit, so each return gets one).",
   kind = "flow",
   handlers = "73-return-outcome-exchange.lua",
   metric = "Loop Return Created",

@@ -1,11 +1,17 @@
 return {
   name = "return-outcome-refund",
   title = "Return confirmation: refund",
-  description = "Confirms a return that ends in a refund (and no exchange), with the amount, when the return is created (one of three flows on \"Loop Return Created\" split by return_outcome).",
+  description = "Confirms a return that ends in a refund (and no exchange), with the amount, when the return is "
+    .. "created (one of three flows on \"Loop Return Created\" split by return_outcome).",
   kind = "flow",
   handlers = "74-return-outcome-refund.lua",
   metric = "Loop Return Created",
-  fixtures = { { "return.created.json", { line_items = { { title = "Denim Trucker Jacket - Indigo / S", outcome = "refund", return_reason = "Didn't like the color", line_item_id = "77120392" } }, exchanges = {} } } },
+  fixtures = {     -- return.created.json with its refunded line only (the shipped one has an exchange too)
+    { "return.created.json", { exchanges = {}, line_items = {
+      { title = "Denim Trucker Jacket - Indigo / S", line_item_id = "77120392", outcome = "refund",
+        return_reason = "Didn't like the color" },
+    } } },
+  },
   email = {
     subject = "Your refund for order {{ event.order }} is confirmed",
     preview_text = "We refund you once your items are back.",

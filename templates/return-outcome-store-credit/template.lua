@@ -1,7 +1,8 @@
 return {
   name = "return-outcome-store-credit",
   title = "Return confirmation: store credit",
-  description = "Confirms a return that ends in store credit (no exchange, no refund), with the amount, when the return is created (one of three flows on \"Loop Return Created\" split by return_outcome).",
+  description = "Confirms a return that ends in store credit (no exchange, no refund), with the amount, when the "
+    .. "return is created (one of three flows on \"Loop Return Created\" split by return_outcome).",
   kind = "flow",
   handlers = "79-return-outcome-store-credit.lua",
   metric = "Loop Return Created",

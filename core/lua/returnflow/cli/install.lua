@@ -125,6 +125,13 @@ function Client:metrics()
   return ids
 end
 
+local function is_external(t, metric)
+  for _, m in ipairs(t.external_metrics or {}) do
+    if m == metric then return true end
+  end
+  return false
+end
+
 -- The metric's id, found by name. A metric not there yet is created only with a setup email (one
 -- backfilled event on that profile, with the properties the template's fixtures give it); else this
 -- raises, saying how the metric comes to exist.
@@ -132,14 +139,14 @@ local function ensure_metric(client, t, metric, report, setup_email)
   client.ids = client.ids or client:metrics()
   local ids = client.ids
   if ids[metric] then report("metric", metric, "exists", ids[metric]) return ids[metric] end
-  for _, m in ipairs(t.external_metrics or {}) do
-    if m == metric and not client.dry then
-      error(string.format("the metric %q is not in this Klaviyo account: it is another integration's (set its name "
-                          .. "in %s/template.lua); install again once that integration has sent one", metric, t.dir), 0)
-    elseif m == metric then
+  if is_external(t, metric) then
+    if client.dry then
       report("metric", metric, "looked up", "(another integration's: never created)")
       return "(id of " .. metric .. ")"
     end
+    error(string.format("the metric %q is not in this Klaviyo account, so nothing was created: it is another "
+                        .. "integration's (set its name in %s/template.lua); install again once that integration "
+                        .. "has sent one", metric, t.dir), 0)
   end
   if not setup_email then
     if client.dry then report("metric", metric, "looked up", "(must exist)") return "(id of " .. metric .. ")" end
@@ -201,8 +208,13 @@ function M.install(client, t, report, setup_email)
       report("flow", t.flow.name, "created", id .. " (a draft)")
     end
   else
-    local ids = {}
-    for _, metric in ipairs(catalogue.segment_metrics(t)) do ids[metric] = ensure_metric(client, t, metric, report, setup_email) end
+    local ids, metrics = {}, catalogue.segment_metrics(t)
+    table.sort(metrics, function(a, b)       -- another integration's first: missing, it stops install at once
+      local ea, eb = is_external(t, a), is_external(t, b)
+      if ea ~= eb then return ea end
+      return a < b
+    end)
+    for _, metric in ipairs(metrics) do ids[metric] = ensure_metric(client, t, metric, report, setup_email) end
     local segment = client:find("segments", t.segment.name)
     if segment then
       report("segment", t.segment.name, "exists", segment.id)
