@@ -2,10 +2,12 @@
 -- earlier file) emitted, without copying them. A file may return, beside its handlers,
 --
 --     changes = { ["Loop Return Created"] = { metric = "Return Started", properties = { ... } } },
---     after = function(event, action) ... end,
+--     after = function(event, action, out) ... end,
 --
--- Functions get (event, action, out). Both run once every handler of every file ran, file by file in name order (so a later file sees
+-- Both run once every handler of every file ran, file by file in name order (so a later file sees
 -- what an earlier one changed), on every tracked and scheduled event, before any request is built.
+-- A rule's functions and `after` get (event, action, out): out:recall and the profile methods work,
+-- a method that would add an action raises.
 -- They work on the actions (metric, properties, value, currency, time, unique_id, the profile), never
 -- on Klaviyo bodies, so how the bodies are built may change without touching a merchant's file.
 -- A rule is checked when the file loads and its problems are reported at the line that names its
