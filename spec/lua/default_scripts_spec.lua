@@ -273,6 +273,159 @@ describe("default scripts", function()
     end)
   end)
 
+  describe("Loop's whole payload", function()
+    local function fixture_variant(name, overrides)
+      local ev = h.fixture(name)
+      for k, v in pairs(overrides) do ev[k] = v end
+      return ev
+    end
+    local function event_of(doc, metric)
+      for _, r in ipairs(doc.requests) do
+        local a = r.body.data.attributes
+        if a.metric and a.metric.data.attributes.name == metric then return a end
+      end
+    end
+
+    it("puts the Shopify order id and the carrier on return events", function()
+      local docs = h.map(h.fixture_path("return.closed.json"))
+
+      local refund = event_of(docs[1], "Loop Refund Issued").properties
+      assert.equal("5839210048821", refund.provider_order_id)
+      assert.equal("USPS", refund.carrier)
+    end)
+
+    it("gives label events the return's properties, the label's own values first", function()
+      local docs = h.map({ h.fixture_path("return.created.json"), h.fixture_path("label.updated.in_transit.json") })
+
+      local p = event_of(h.doc_for(docs, "label.updated.in_transit.json"), "Loop Label Updated").properties
+      for _, name in ipairs(NATIVE_PROPERTIES) do assert.is_not_nil(p[name], name) end
+      assert.same({ "Too small", "Too small", "Didn't like the color" }, p.return_reasons)
+      assert.same({ "exchange", "exchange", "refund" }, p.return_outcome)
+      assert.equal("open", p.return_status)
+      assert.equal("in_transit", p.tracking_status)
+      assert.equal("USPS", p.carrier)
+      assert.equal("shp_7c1e04a9d2b6", p.shipment_id)
+      assert.equal("5839210048821", p.provider_order_id)
+    end)
+
+    it("gives store credit its return's time (it has none of its own), so a backfill lands on the day", function()
+      local docs = h.map({ h.fixture_path("return.created.store_credit.json"), h.fixture_path("giftcard.requested.json") })
+
+      local credit = event_of(h.doc_for(docs, "giftcard.requested.json"), "Loop Store Credit Issued")
+      assert.equal("2026-10-02T14:21:07+00:00", credit.time)
+      assert.equal("5839210093001", credit.properties.provider_order_id)
+    end)
+
+    it("tracks 'Loop Out Of Stock Resolved' once Loop sends the resolution", function()
+      local ev = h.fixture("return.updated.review_out_of_stock.json")
+      ev.state = "open"
+      ev.exchanges[1].out_of_stock_resolution = "store_credit"
+      local docs = h.map(h.event_file(ev))
+
+      assert.same({ "Loop Return Status Updated", "Loop Out Of Stock Resolved" }, h.metrics(docs[1]))
+      assert.equal("store_credit", event_of(docs[1], "Loop Out Of Stock Resolved").properties.out_of_stock_resolution)
+    end)
+
+    it("has a handler for every trigger Loop sends: none is dropped for want of one", function()
+      local triggers = { "return.created", "return.updated", "return.closed", "label.created", "label.updated",
+                         "restock.requested", "giftcard.requested", "shipment.processed", "label.request.issued",
+                         "label.request.cancelled", "return.processing.failed" }
+      local events = {}
+      for i, trigger in ipairs(triggers) do events[i] = { topic = trigger:match("^(.*)%.[^.]+$"), trigger = trigger,
+                                                          id = "1", return_id = "1" } end
+      local docs = h.map(h.ndjson_file(events))
+
+      assert.equal(#triggers, #docs)
+      for _, doc in ipairs(docs) do
+        assert.is_nil(tostring(doc.reason):find("no handler", 1, true), doc.trigger .. ": " .. tostring(doc.reason))
+      end
+    end)
+
+    it("count each customer's returns: returns_count and first_return, the same under replay and out of order",
+       function()
+      local first = fixture_variant("return.created.json", {})
+      local second = fixture_variant("return.created.json", { id = "8899001", created_at = "2026-11-20T09:00:00+00:00" })
+      -- live order, then the first again (a replay), then a backfill that brings the later one first
+      local docs = h.map(h.ndjson_file({ first, second, first }))
+      local counts = {}
+      for i, doc in ipairs(docs) do
+        local p = event_of(doc, "Loop Return Created").properties
+        counts[i] = { p.returns_count, p.first_return }
+      end
+      assert.same({ { 1, true }, { 2, false }, { 1, true } }, counts)
+
+      docs = h.map(h.ndjson_file({ second, first, second }))
+      counts = {}
+      for i, doc in ipairs(docs) do
+        local p = event_of(doc, "Loop Return Created").properties
+        counts[i] = { p.returns_count, p.first_return }
+      end
+      -- the later return, seen alone, is a first; once the earlier one is known, it is the second
+      assert.same({ { 1, true }, { 1, true }, { 2, false } }, counts)
+    end)
+  end)
+
+  describe("a merchant's changes over the defaults", function()
+    -- A later release of the defaults: this copy of scripts/ with one fix, a property every return
+    -- event gains. The merchant's file renames a metric and adds a property, and must not fork them.
+    local MINE = [[
+return { changes = {
+  ["Loop Return Created"] = { metric = "Return Started",
+    properties = { shopify_order_id = function(ret) return ret.provider_order_id end } },
+} }
+]]
+    local function folder(fixed, mine)
+      local dir = h.tempdir() .. "/scripts"
+      h.sh_ok("cp -R " .. h.quote(h.scripts) .. " " .. h.quote(dir))
+      if fixed then
+        local path = dir .. "/10-returns.lua"
+        local text, n = h.read(path):gsub("local props = loop%.properties%(ret%)\n",
+                                          "local props = loop.properties(ret)\n  props.fixed_later = true\n")
+        assert.equal(1, n)
+        h.write(path, text)
+      end
+      if mine then h.write(dir .. "/50-mine.lua", MINE) end
+      return dir
+    end
+    -- Every tracked and scheduled event of a run: { metric, properties, value, time }, in order.
+    local function events(dir)
+      local docs, run = h.map(all_fixture_paths(), { scripts = dir })
+      assert.equal(0, run.code, run.stderr)
+      local list = {}
+      for _, doc in ipairs(docs) do
+        for _, r in ipairs(doc.requests) do list[#list + 1] = r.body.data.attributes end
+        for _, sch in ipairs(doc.scheduled) do list[#list + 1] = sch.request.body.data.attributes end
+      end
+      for i, a in ipairs(list) do
+        list[i] = { metric = a.metric and a.metric.data.attributes.name, properties = a.properties, value = a.value,
+                    time = a.time }
+      end
+      return list
+    end
+    -- The merchant's edits, applied by hand to an event of the defaults.
+    local function edited(e)
+      if e.metric ~= "Loop Return Created" then return e end
+      local p = {}
+      for k, v in pairs(e.properties) do p[k] = v end
+      p.shopify_order_id = "5839210048821"
+      return { metric = "Return Started", properties = p, value = e.value, time = e.time }
+    end
+
+    it("reach the customized folder unchanged apart from the merchant's edits", function()
+      local shipped, later = events(folder(false, false)), events(folder(true, false))
+      local mine_shipped, mine_later = events(folder(false, true)), events(folder(true, true))
+
+      assert.equal(#shipped, #later)
+      local fixed = 0
+      for i, e in ipairs(later) do
+        if e.properties and e.properties.fixed_later then fixed = fixed + 1 end
+        assert.same(edited(shipped[i]), mine_shipped[i])
+        assert.same(edited(e), mine_later[i])      -- the fix is there, the edits too, nothing else differs
+      end
+      assert.is_true(fixed > 0, "the later release changed nothing")
+    end)
+  end)
+
   describe("unique_id", function()
     it("is deterministic and differs per metric of one webhook", function()
       local file = h.fixture_path("return.created.gift_return.json")

@@ -365,6 +365,126 @@ return {
     end)
   end)
 
+  describe("changes: a file changes what earlier files emitted", function()
+    -- The defaults as a merchant's folder has them, then the merchant's own file.
+    local DEFAULTS = 'return require "returnflow.defaults"\n'
+    local function map_changed(source, files, args)
+      local scripts = h.scripts_dir({ ["10-defaults.lua"] = DEFAULTS, ["50-mine.lua"] = source })
+      return h.map(files or RETURN, { scripts = scripts, args = args })
+    end
+    local function event(doc, metric)
+      for _, r in ipairs(doc.requests) do
+        local a = r.body.data.attributes
+        if a.metric and a.metric.data.attributes.name == metric then return a end
+      end
+      for _, sch in ipairs(doc.scheduled) do
+        local a = sch.request.body.data.attributes
+        if a.metric.data.attributes.name == metric then return a end
+      end
+    end
+
+    it("renames a default metric and adds a property in the docs' five lines", function()
+      local five_lines = [[
+return { changes = {
+  ["Loop Return Created"] = { metric = "Return Started",
+    properties = { shopify_order_id = function(ret) return ret.provider_order_id end } },
+} }
+]]
+      local docs, run = map_changed(five_lines)
+
+      assert.equal(0, run.code, run.stderr)
+      assert.is_nil(event(docs[1], "Loop Return Created"))
+      local started = event(docs[1], "Return Started")
+      assert.equal("5839210048821", started.properties.shopify_order_id)
+      assert.equal("#10482", started.properties.order)               -- the default's properties stay
+      assert.equal(118.8, started.value)
+      -- the scheduled reminders share the default's properties table: they are left as they were
+      assert.is_nil(event(docs[1], "Loop Return Expiring").properties.shopify_order_id)
+    end)
+
+    it("removes properties, drops an event by metric (false) or by trigger, sets unique_id and the profile",
+       function()
+      local source = [[
+return { changes = {
+  ["Loop Return Created"] = { remove = { "product_images", "label" }, unique_id = "mine:created",
+                              profile = { properties = { returner = true } } },
+  ["Loop Return Expired"] = false,
+  ["Loop Return Status Updated"] = { trigger = "return.updated", drop = true },
+} }
+]]
+      local docs, run = map_changed(source, { RETURN, h.fixture_path("return.updated.cancelled.json") })
+
+      assert.equal(0, run.code, run.stderr)
+      local created = event(docs[1], "Loop Return Created")
+      assert.is_nil(created.properties.product_images)
+      assert.is_nil(created.properties.label)
+      assert.equal("mine:created", created.unique_id)
+      assert.same({ returner = true }, created.profile.data.attributes.properties)
+      assert.is_nil(event(docs[1], "Loop Return Expired"))
+      assert.is_table(event(docs[1], "Loop Return Expiring"))
+      assert.is_nil(event(docs[2], "Loop Return Status Updated"))
+      assert.is_table(event(docs[2], "Loop Return Cancelled"))
+    end)
+
+    it("runs `after` on every event, after every handler, and a later file sees an earlier file's change",
+       function()
+      local scripts = h.scripts_dir({
+        ["10-defaults.lua"] = DEFAULTS,
+        ["50-rename.lua"] = 'return { changes = { ["Loop Return Created"] = { metric = "Return Started" } } }\n',
+        ["60-tag.lua"] = [[
+return {
+  after = function(ret, action, out)
+    action.properties.shop = "acme"
+    action.properties.seen_as = action.metric
+    if action.scheduled then return false end      -- no reminders for this shop
+    out:profile { properties = { last_metric = action.metric } }
+  end,
+}
+]],
+      })
+      local docs, run = h.map(RETURN, { scripts = scripts })
+
+      assert.equal(0, run.code, run.stderr)
+      assert.same({}, docs[1].scheduled)
+      local started = event(docs[1], "Return Started")
+      assert.equal("acme", started.properties.shop)
+      assert.equal("Return Started", started.properties.seen_as)
+    end)
+
+    it("reports a wrong rule when the folder loads, at the line that names its metric", function()
+      local source = '-- mine\nreturn { changes = {\n  ["Loop Return Created"] = { metric = "" },\n'
+                     .. '  ["Loop Refund Issued"] = { tigger = "return.closed" },\n} }\n'
+      local dir = h.scripts_dir({ ["10-defaults.lua"] = DEFAULTS, ["50-mine.lua"] = source })
+
+      local stdout, stderr, code = h.run({ "check", dir })
+
+      assert.equal(1, code, stdout .. stderr)
+      local out = stdout .. stderr
+      assert.truthy(out:find(dir .. '/50-mine.lua:3: changes["Loop Return Created"]: metric must be', 1, true), out)
+      assert.truthy(out:find(dir .. "/50-mine.lua:4: changes[\"Loop Refund Issued\"]: unknown key 'tigger'", 1, true),
+                    out)
+    end)
+
+    it("fails the event at the merchant's line when a change makes it wrong, and sends none of it", function()
+      local source = 'return {\n  after = function(ev, action)\n    action.time = "yesterday"\n  end,\n}\n'
+
+      local docs = map_changed(source)
+
+      assert.equal("failed", docs[1].status)
+      assert.matches("50%-mine%.lua:2: after: time 'yesterday' is not an ISO 8601 date%-time", docs[1].reason)
+      assert.same({}, docs[1].requests)
+    end)
+
+    it("refuses a new action from a change: it would escape the files before", function()
+      local source = 'return {\n  after = function(ev, action, out)\n    out:track("More", {})\n  end,\n}\n'
+
+      local docs = map_changed(source)
+
+      assert.equal("failed", docs[1].status)
+      assert.matches("50%-mine%.lua:3: track: not from changes or after", docs[1].reason)
+    end)
+  end)
+
   describe("returnflow check", function()
     local function check(files)
       local dir = h.scripts_dir(files)
