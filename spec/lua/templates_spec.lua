@@ -399,7 +399,44 @@ describe("a template's handlers in a scripts folder", function()
       if t.metric then assert.is_true(seen[t.metric], t.name .. " never tracks " .. t.metric) end
     end)
   end
+  it("with every template on, each fixture yields each fact once: the defaults' metrics, and a template's "
+     .. "own only where it says why", function()
+    local files = { ["10-defaults.lua"] = 'return require "returnflow.defaults"\n' }
+    local own = {}
+    for _, t in ipairs(TEMPLATES) do
+      if t.handlers then files[t.handlers] = h.read(t.dir .. "/" .. t.handlers) end
+      if t.own_metric then own[t.metric] = true end
+    end
+    local all, defaults = h.scripts_dir(files), h.scripts_dir({ ["10-defaults.lua"] = files["10-defaults.lua"] })
+    -- Loop's order: the returns first (label events need their customer), then the rest
+    local order = {}
+    for _, name in ipairs(h.fixture_names()) do
+      if name:match("^return%.created") then table.insert(order, 1, h.fixture_path(name))
+      else order[#order + 1] = h.fixture_path(name) end
+    end
+    local with_all, run = h.map(order, { scripts = all })
+    assert.equal(0, run.code, run.stderr)
+    local alone = h.map(order, { scripts = defaults })
+    assert.equal(#alone, #with_all)
+    for i, doc in ipairs(with_all) do
+      local metrics, seen = {}, {}
+      for _, m in ipairs(h.metrics(doc)) do metrics[#metrics + 1] = m end
+      for _, m in ipairs(h.scheduled_metrics(doc)) do metrics[#metrics + 1] = m end
+      local expected = {}
+      for _, m in ipairs(h.metrics(alone[i])) do expected[#expected + 1] = m end
+      for _, m in ipairs(h.scheduled_metrics(alone[i])) do expected[#expected + 1] = m end
+      local extra = {}
+      for _, m in ipairs(metrics) do
+        assert.is_nil(seen[m], doc.input .. ": " .. m .. " twice")
+        seen[m] = true
+        if not own[m] then extra[#extra + 1] = m end
+      end
+      assert.same(expected, extra, doc.input)
+    end
+  end)
 end)
+
+---------------------------------------------------------------------------------------------- 3
 
 ---------------------------------------------------------------------------------------------- 3
 
