@@ -11,7 +11,7 @@
 local h = require "helpers"
 
 local FILES = { ".busted", ".luacheckrc", "scripts/10-loop-defaults.lua", "scripts/50-high-value-returns.lua",
-                "spec/defaults_spec.lua", "spec/high_value_returns_spec.lua" }
+                "scripts/60-my-changes.lua", "spec/defaults_spec.lua", "spec/high_value_returns_spec.lua" }
 
 local function exists(path)
   local f = io.open(path, "rb")
@@ -50,7 +50,7 @@ end
 describe("returnflow init", function()
   teardown(h.cleanup)
 
-  it("writes the six starter files into a new folder and says what to do next", function()
+  it("writes the seven starter files into a new folder and says what to do next", function()
     local dir = h.tempdir() .. "/shop"
 
     local out, err, code = init(dir)
@@ -61,7 +61,7 @@ describe("returnflow init", function()
       assert.is_true(exists(dir .. "/" .. rel), rel .. " was not written")
       assert.matches("  wrote " .. h.literal(dir .. "/" .. rel) .. "\n", out)
     end
-    assert.matches("init: 6 files written, 0 kept%. Next: cd " .. h.literal(dir) .. " && returnflow test\n$", out)
+    assert.matches("init: 7 files written, 0 kept%. Next: cd " .. h.literal(dir) .. " && returnflow test\n$", out)
     assert.equal('return require "returnflow.defaults"\n',
                  h.read(dir .. "/scripts/10-loop-defaults.lua"):match("\n(return [^\n]*\n)$"))
     local busted = assert(loadfile(dir .. "/.busted", "t", {}))()
@@ -80,11 +80,11 @@ describe("returnflow init", function()
     assert.equal(mine, h.read(dir .. "/scripts/50-high-value-returns.lua"))
     assert.equal("returnflow init: " .. dir .. "/scripts/50-high-value-returns.lua exists: kept as it is\n", err)
     assert.not_matches("wrote [^\n]*50%-high%-value%-returns", out)
-    assert.matches("init: 5 files written, 1 kept%.", out)
+    assert.matches("init: 6 files written, 1 kept%.", out)
     assert.is_true(exists(dir .. "/spec/high_value_returns_spec.lua"))
   end)
 
-  it("run again on its own folder, keeps all six files unchanged", function()
+  it("run again on its own folder, keeps all seven files unchanged", function()
     local dir = starter()
     local before = {}
     for _, rel in ipairs(FILES) do before[rel] = h.read(dir .. "/" .. rel) end
@@ -93,8 +93,8 @@ describe("returnflow init", function()
     local out, err, code = init(dir)
 
     assert.equal(0, code, err)
-    assert.matches("init: 0 files written, 6 kept%.", out)
-    assert.equal(6, select(2, err:gsub("exists: kept as it is\n", "")))
+    assert.matches("init: 0 files written, 7 kept%.", out)
+    assert.equal(7, select(2, err:gsub("exists: kept as it is\n", "")))
     assert.equal("-- edited\n" .. before["scripts/10-loop-defaults.lua"], h.read(dir .. "/scripts/10-loop-defaults.lua"))
     assert.equal(before["spec/defaults_spec.lua"], h.read(dir .. "/spec/defaults_spec.lua"))
   end)
@@ -151,6 +151,28 @@ describe("returnflow test in a starter folder", function()
     assert.matches("4 successes / 0 failures / 0 errors / 0 pending", out, 1, true)
   end)
 
+  it("docs/mapping-api.md's 'Change the defaults', followed alone: the five-line file and its spec pass",
+     function()
+    local dir = starter()
+    local section = h.read(h.root .. "/docs/mapping-api.md"):match("\n## Change the defaults\n(.-)\n## ")
+    assert.is_string(section, "no 'Change the defaults' section")
+    local blocks = {}
+    for block in section:gmatch("```lua\n(.-)```") do blocks[#blocks + 1] = block end
+    local five_lines, assertions = blocks[1], blocks[2]
+    assert.is_true(select(2, five_lines:gsub("\n", "")) <= 5, five_lines)     -- at most five lines
+    h.write(dir .. "/scripts/60-my-changes.lua", five_lines)
+    h.write(dir .. "/spec/my_changes_spec.lua", 'describe("my changes", function()\n  it("rename and add", function()\n'
+                                                  .. assertions .. "  end)\nend)\n")
+    -- the defaults' own spec expects Loop Return Created: the merchant renamed it, as the docs say
+    h.write(dir .. "/spec/defaults_spec.lua", (h.read(dir .. "/spec/defaults_spec.lua"):gsub('"Loop Return Created"',
+                                                                                             '"Return Started"')))
+
+    local out, code = returnflow_test(dir)
+
+    assert.equal(0, code, out)
+    assert.matches("5 successes / 0 failures / 0 errors / 0 pending", out, 1, true)
+  end)
+
   it("fails with a clear message when RETURNFLOW_BUSTED names no file", function()
     local dir = starter()
 
@@ -170,7 +192,7 @@ describe("returnflow test in a starter folder", function()
     local out, err, code = h.sh("cd " .. h.quote(dir) .. " && luacheck --no-color --config .luacheckrc .")
 
     assert.equal(0, code, out .. err)
-    assert.matches("Total: 0 warnings / 0 errors in 4 files", out, 1, true)
+    assert.matches("Total: 0 warnings / 0 errors in 5 files", out, 1, true)
   end)
 
   it("luacheck's .luacheckrc knows the sandbox: io in a script is flagged", function()

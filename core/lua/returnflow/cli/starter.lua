@@ -38,17 +38,34 @@ files["spec"] = { std = "lua54+busted" }
 M.files["scripts/10-loop-defaults.lua"] = [[
 -- Loop's native Klaviyo events, exactly as returnflow's default scripts send them ("Loop Return
 -- Created", "Loop Label Created", refunds, store credit, the day-21 and day-28 reminders, ...).
--- Keep this file to build on them; delete it to send only what your own files emit. To change
--- one trigger, call its default and add to it:
---
---   local defaults = require "returnflow.defaults"
---   return {
---     ["return.created"] = function(ret, out)
---       defaults["return.created"](ret, out)
---       out:profile { properties = { last_return_id = ret.id } }
---     end,
---   }
+-- Keep this file to build on them; delete it to send only what your own files emit. To change what
+-- they send (rename a metric, add or remove properties, drop one), do not edit or copy them: see
+-- 60-my-changes.lua, which changes their events after they ran.
 return require "returnflow.defaults"
+]]
+
+M.files["scripts/60-my-changes.lua"] = [[
+-- Change what the defaults send without copying them (docs/mapping-api.md, "Change the defaults"):
+-- the rules below run after every handler, so later fixes of the defaults still reach you. Uncomment
+-- and edit; `returnflow map --scripts scripts FILE` shows the result, a spec in spec/ proves it.
+return {
+  changes = {
+    -- rename a metric and add a property (a value, or a function of the event):
+    -- ["Loop Return Created"] = { metric = "Return Started",
+    --   properties = { shopify_order_id = function(ret) return ret.provider_order_id end } },
+
+    -- take properties out, or only for one trigger:
+    -- ["Loop Refund Issued"] = { trigger = "return.closed", remove = { "product_images" } },
+
+    -- send nothing for a metric:
+    -- ["Loop Return Status Updated"] = false,
+  },
+
+  -- anything else, for every event the handlers tracked or scheduled (return false to drop it):
+  -- after = function(event, action)
+  --   action.properties.shop = "acme"
+  -- end,
+}
 ]]
 
 M.files["scripts/50-high-value-returns.lua"] = [[
@@ -117,7 +134,7 @@ end)
 ]]
 
 local ORDER = { ".busted", ".luacheckrc", "scripts/10-loop-defaults.lua", "scripts/50-high-value-returns.lua",
-                "spec/defaults_spec.lua", "spec/high_value_returns_spec.lua" }
+                "scripts/60-my-changes.lua", "spec/defaults_spec.lua", "spec/high_value_returns_spec.lua" }
 
 local USAGE = "usage: returnflow init DIR\n"
 
