@@ -59,7 +59,8 @@ static const char *const top_keys[] = { "listen", "data", "workers", "retention_
     "max_connections", "timeouts", "delivery", "caps", "watch_scripts", "reload_requires_specs", "tenants", "debug", NULL };
 static const char *const debug_keys[] = { "core_dumps", NULL };
 static const char *const timeout_keys[] = { "header", "body", "idle", NULL };
-static const char *const delivery_keys[] = { "max_age_hours", NULL };
+static const char *const delivery_keys[] = { "max_age_hours", "backoff_max_seconds", "timeout_seconds",
+    "bulk_timeout_seconds", "connect_timeout_seconds", NULL };
 static const char *const caps_keys[] = { "memory_mib", "time_ms", NULL };
 static const char *const tenant_keys[] = { "scripts", "webhook_secret", "klaviyo", "segments_property", NULL };
 static const char *const klaviyo_keys[] = { "key_kind", "key", "site_id", "revision", "base_url",
@@ -566,10 +567,15 @@ static int read_all(lua_State *L) {
         lua_pop(L, 1);
     }
     c->max_age_hours = 72;
+    c->backoff_max = 300, c->request_timeout = 30, c->bulk_timeout = 120, c->connect_timeout = 10;
     if (get_table(ld, top, "", "delivery", 0)) {
         int t = lua_gettop(L);
         check_keys(ld, t, "delivery", delivery_keys);
         c->max_age_hours = get_positive(ld, t, "delivery", "max_age_hours", 72);
+        c->backoff_max = get_positive(ld, t, "delivery", "backoff_max_seconds", 300);
+        c->request_timeout = get_positive(ld, t, "delivery", "timeout_seconds", 30);
+        c->bulk_timeout = get_positive(ld, t, "delivery", "bulk_timeout_seconds", 120);
+        c->connect_timeout = get_positive(ld, t, "delivery", "connect_timeout_seconds", 10);
         lua_pop(L, 1);
     }
     c->caps.memory_bytes = SANDBOX_DEFAULT_MEMORY;

@@ -37,6 +37,11 @@ typedef struct config {
     double body_timeout;       /* seconds to receive its body (default 30) */
     double idle_timeout;       /* seconds a keep-alive connection may idle (default 60) */
     double max_age_hours;      /* delivery retries stop after this (default 72) */
+    double backoff_max;        /* delivery.backoff_max_seconds: the longest wait between two tries of a
+                                  request (default 300) */
+    double request_timeout;    /* delivery.timeout_seconds: a request's answer (default 30) */
+    double bulk_timeout;       /* delivery.bulk_timeout_seconds: a bulk job's, up to 5 MB (default 120) */
+    double connect_timeout;    /* delivery.connect_timeout_seconds (default 10) */
     sandbox_caps caps;         /* per tenant state and per event */
     int watch_scripts;         /* serve reloads a tenant's scripts when its folder changes (default 1) */
     int reload_requires_specs; /* ... only if the folder's own busted specs pass (default 0) */

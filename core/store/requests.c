@@ -4,11 +4,13 @@
  *
  * Invariant: a row is REQUEST_SENDING only while one deliverer has it in flight; a deliverer's start
  * puts every such row back in the queue (one deliverer per data folder: DATA/delivery.lock). Every
- * change is one short statement or transaction, so a batch job writing beside delivery waits
- * milliseconds, never a request's round trip.
+ * change is one short transaction, so a batch job writing beside delivery waits milliseconds, never a
+ * request's round trip; and every change says whether it was written, because delivery sends nothing
+ * it could not record (deliver/settle.c).
  */
 #include "store_sqlite.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "log.h"
@@ -31,7 +33,9 @@ store_scan *store_scan_queued(store_db *db, const char *tenant, int limit) {
 
 int store_scan_next(store_scan *s, store_request *r) {
     sqlite3_stmt *st = s->st;
-    if (sqlite3_step(st) != SQLITE_ROW) return 0;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) return 0;
+    if (rc != SQLITE_ROW) return -1;
     r->id = sqlite3_column_int64(st, 0);
     r->profile = (const char *)sqlite3_column_text(st, 1);
     r->method = (const char *)sqlite3_column_text(st, 2);
@@ -64,26 +68,51 @@ int store_queued_at_least(store_db *db, const char *tenant, int n) {
     return yes;
 }
 
-/* BEGIN IMMEDIATE, trying again while the store stays busy (each try waits out the busy timeout). */
-static void begin(store_db *db) {
-    for (int tries = 0; tries < 30; tries++)
-        if (sqlite3_exec(db->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK) return;
-    log_line("error", "cannot update the outbox: the store stays busy", NULL);
+long long store_queued_count(store_db *db, const char *tenant) {
+    sqlite3_stmt *st;
+    long long n = -1;
+    if (sqlite3_prepare_v2(db->db, "SELECT coalesce((SELECT n FROM queue_counts WHERE tenant = ?), 0)", -1, &st,
+                           NULL) != SQLITE_OK) return -1;
+    sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return n;
 }
 
-void store_mark_sending(store_db *db, const long long *ids, int n) {
-    sqlite3_stmt *st;
-    begin(db);
-    if (sqlite3_prepare_v2(db->db, "UPDATE outbox SET state = ? WHERE id = ?", -1, &st, NULL) == SQLITE_OK) {
-        for (int i = 0; i < n; i++) {
-            sqlite3_bind_int(st, 1, REQUEST_SENDING);
-            sqlite3_bind_int64(st, 2, ids[i]);
-            sqlite3_step(st);
-            sqlite3_reset(st);
-        }
-        sqlite3_finalize(st);
+/* Runs `st` over ids[0..n) in one transaction (bind fills one row's parameters). BEGIN IMMEDIATE
+ * waits out the busy timeout: no statement of this connection may be open (a scan's read
+ * transaction on an old snapshot would make it fail at once, SQLite's SQLITE_BUSY_SNAPSHOT, without
+ * waiting: the "stays busy" bursts of before). 0, or -1 with nothing written. */
+static int each_in_one_transaction(store_db *db, const char *sql, int n,
+                                   void (*bind)(sqlite3_stmt *st, int i, const void *ud), const void *ud) {
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_exec(db->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) return -1;
+    int ok = sqlite3_prepare_v2(db->db, sql, -1, &st, NULL) == SQLITE_OK;
+    for (int i = 0; ok && i < n; i++) {
+        bind(st, i, ud);
+        ok = sqlite3_step(st) == SQLITE_DONE;
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
     }
-    sqlite3_exec(db->db, "COMMIT", NULL, NULL, NULL);
+    sqlite3_finalize(st);
+    if (ok && sqlite3_exec(db->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) return 0;
+    /* Keep the failing call's error for store_db_fault: the rollback must not replace it. */
+    int code = sqlite3_extended_errcode(db->db);
+    char msg[256];
+    snprintf(msg, sizeof msg, "%s", sqlite3_errmsg(db->db));
+    sqlite3_exec(db->db, "ROLLBACK", NULL, NULL, NULL);
+    store_sqlite_keep_error(db, code, msg);
+    return -1;
+}
+
+static void bind_sending(sqlite3_stmt *st, int i, const void *ud) {
+    sqlite3_bind_int(st, 1, REQUEST_SENDING);
+    sqlite3_bind_int64(st, 2, ((const long long *)ud)[i]);
+}
+
+int store_mark_sending(store_db *db, const long long *ids, int n) {
+    if (n <= 0) return 0;
+    return each_in_one_transaction(db, "UPDATE outbox SET state = ? WHERE id = ?", n, bind_sending, ids);
 }
 
 void store_requeue_sending(store_db *db) {
@@ -95,47 +124,25 @@ void store_requeue_sending(store_db *db) {
     sqlite3_finalize(st);
 }
 
-static const char settle_sql[] = "UPDATE outbox SET state = ?, last_status = ?, next_at = ?, last_error = ?, "
-                                 "attempts = attempts + ? WHERE id = ?";
+typedef struct settle_args { const long long *ids; const store_outcome *o; } settle_args;
 
-static void bind_outcome(sqlite3_stmt *st, const store_outcome *o, long long id) {
+static void bind_outcome(sqlite3_stmt *st, int i, const void *ud) {
+    const settle_args *a = ud;
+    const store_outcome *o = &a->o[i];
     sqlite3_bind_int(st, 1, (int)o->state);
     sqlite3_bind_int(st, 2, (int)o->status);
     sqlite3_bind_int64(st, 3, o->next_at);
-    if (o->error) sqlite3_bind_text(st, 4, o->error, -1, SQLITE_TRANSIENT);
+    if (o->error) sqlite3_bind_text(st, 4, o->error, -1, SQLITE_STATIC);
     else sqlite3_bind_null(st, 4);
     sqlite3_bind_int(st, 5, o->attempt ? 1 : 0);
-    sqlite3_bind_int64(st, 6, id);
+    sqlite3_bind_int64(st, 6, a->ids[i]);
 }
 
-void store_settle(store_db *db, long long id, const store_outcome *o) {
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db->db, settle_sql, -1, &st, NULL) != SQLITE_OK) {
-        log_line("error", "cannot update the outbox", NULL);
-        return;
-    }
-    bind_outcome(st, o, id);
-    /* A row left marked in flight would never be sent again before a restart: keep trying while the
-     * store is busy (a batch job writing beside us), each try waiting out the busy timeout. */
-    int rc, tries = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_BUSY && ++tries < 30) sqlite3_reset(st);
-    if (rc != SQLITE_DONE) log_line("error", "cannot update the outbox", NULL);
-    sqlite3_finalize(st);
-}
-
-void store_settle_many(store_db *db, const long long *ids, const char *skip, int n, const store_outcome *o) {
-    sqlite3_stmt *st;
-    begin(db);
-    if (sqlite3_prepare_v2(db->db, settle_sql, -1, &st, NULL) == SQLITE_OK) {
-        for (int i = 0; i < n; i++) {
-            if (skip && skip[i]) continue;
-            bind_outcome(st, o, ids[i]);
-            sqlite3_step(st);
-            sqlite3_reset(st);
-        }
-        sqlite3_finalize(st);
-    }
-    sqlite3_exec(db->db, "COMMIT", NULL, NULL, NULL);
+int store_settle(store_db *db, const long long *ids, const store_outcome *outcomes, int n) {
+    if (n <= 0) return 0;
+    settle_args a = { ids, outcomes };
+    return each_in_one_transaction(db, "UPDATE outbox SET state = ?, last_status = ?, next_at = ?, last_error = ?, "
+                                       "attempts = attempts + ? WHERE id = ?", n, bind_outcome, &a);
 }
 
 int store_mark_delivered_upto(store_db *db, const char *tenant, long long last) {

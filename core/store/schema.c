@@ -99,8 +99,37 @@ static int add_column(sqlite3 *db, const char *table, const char *column) {
     return strstr(sqlite3_errmsg(db), "duplicate column") ? 0 : -1;
 }
 
+/* queue_counts: each tenant's requests queued or in flight, kept by triggers in the transactions that
+ * change them, so /metrics reads the true depth in one row instead of counting a backlog. A store made
+ * before it gets it filled from the outbox, once, in the transaction that adds it. */
+static int queue_counts(sqlite3 *db) {
+    if (store_sqlite_count(db, "SELECT count(*) FROM sqlite_master WHERE name = 'outbox_count_delete'", NULL) == 1)
+        return 0;
+    char sql[2400];
+    const char *in_queue = "IN (%d, %d)";
+    char q[32];
+    snprintf(q, sizeof q, in_queue, REQUEST_QUEUED, REQUEST_SENDING);
+    snprintf(sql, sizeof sql,
+             "BEGIN IMMEDIATE;"
+             "CREATE TABLE IF NOT EXISTS queue_counts (tenant TEXT PRIMARY KEY, n INTEGER NOT NULL);"
+             "DELETE FROM queue_counts;"
+             "INSERT INTO queue_counts(tenant, n) SELECT tenant, count(*) FROM outbox WHERE state %s GROUP BY tenant;"
+             "CREATE TRIGGER IF NOT EXISTS outbox_count_insert AFTER INSERT ON outbox WHEN NEW.state %s BEGIN "
+             "  INSERT INTO queue_counts(tenant, n) VALUES (NEW.tenant, 1) ON CONFLICT(tenant) DO UPDATE SET n = n + 1; END;"
+             "CREATE TRIGGER IF NOT EXISTS outbox_count_update AFTER UPDATE OF state ON outbox "
+             "  WHEN (OLD.state %s) <> (NEW.state %s) BEGIN "
+             "  INSERT INTO queue_counts(tenant, n) VALUES (NEW.tenant, CASE WHEN NEW.state %s THEN 1 ELSE -1 END) "
+             "  ON CONFLICT(tenant) DO UPDATE SET n = n + excluded.n; END;"
+             "CREATE TRIGGER IF NOT EXISTS outbox_count_delete AFTER DELETE ON outbox WHEN OLD.state %s BEGIN "
+             "  UPDATE queue_counts SET n = n - 1 WHERE tenant = OLD.tenant; END;"
+             "COMMIT;", q, q, q, q, q, q);
+    if (store_sqlite_exec(db, sql) == 0) return 0;
+    store_sqlite_exec(db, "ROLLBACK");
+    return -1;
+}
+
 int store_sqlite_schema(sqlite3 *db) {
-    return store_sqlite_exec(db, schema) != 0 || add_column(db, "events", "script_version TEXT") != 0 ||
+    return store_sqlite_exec(db, schema) != 0 || queue_counts(db) != 0 || add_column(db, "events", "script_version TEXT") != 0 ||
            add_column(db, "outbox", "job TEXT") != 0 || add_column(db, "schedules", "job TEXT") != 0 ||
            add_column(db, "outbox", "dedup TEXT") != 0 || add_column(db, "schedules", "dedup TEXT") != 0 ||
            store_sqlite_exec(db, "CREATE INDEX IF NOT EXISTS outbox_by_job ON outbox(job, state) WHERE job IS NOT NULL") != 0 ||
@@ -108,10 +137,12 @@ int store_sqlite_schema(sqlite3 *db) {
                ? -1 : 0;
 }
 
-void store_sqlite_log(const char *what, sqlite3 *db) {
+void store_sqlite_log(const char *what, sqlite3 *db) { store_sqlite_log_msg(what, sqlite3_errmsg(db)); }
+
+void store_sqlite_log_msg(const char *what, const char *error) {
     strbuf f = {0};
     strbuf_adds(&f, "\"error\":");
-    json_append_string(&f, sqlite3_errmsg(db), strlen(sqlite3_errmsg(db)));
+    json_append_string(&f, error, strlen(error));
     strbuf_addc(&f, 0);
     log_line("error", what, f.data);
     strbuf_free(&f);

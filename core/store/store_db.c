@@ -55,9 +55,34 @@ void store_db_close(store_db *s) {
     free(s);
 }
 
-const char *store_db_error(store_db *s) { return sqlite3_errmsg(s->db); }
+const char *store_db_error(store_db *s) { return s->kept_code ? s->kept_msg : sqlite3_errmsg(s->db); }
 
-void store_log_error(const char *what, store_db *s) { store_sqlite_log(what, s->db); }
+void store_sqlite_keep_error(store_db *s, int code, const char *msg) {
+    s->kept_code = code ? code : SQLITE_ERROR;
+    snprintf(s->kept_msg, sizeof s->kept_msg, "%s", msg);
+}
+
+store_fault store_sqlite_fault(int code) {
+    switch (code & 0xff) {
+    case SQLITE_OK: case SQLITE_ROW: case SQLITE_DONE: return STORE_FAULT_NONE;
+    case SQLITE_BUSY: case SQLITE_LOCKED: return STORE_FAULT_BUSY;
+    case SQLITE_FULL: return STORE_FAULT_FULL;
+    case SQLITE_IOERR: case SQLITE_READONLY: case SQLITE_CANTOPEN: case SQLITE_PROTOCOL: return STORE_FAULT_IO;
+    case SQLITE_CORRUPT: case SQLITE_NOTADB: return STORE_FAULT_DAMAGED;
+    default: return STORE_FAULT_OTHER;
+    }
+}
+
+/* The kept failure once (then the connection's own last error again). */
+store_fault store_db_fault(store_db *s) {
+    int code = s->kept_code ? s->kept_code : sqlite3_extended_errcode(s->db);
+    s->kept_code = 0;
+    return store_sqlite_fault(code);
+}
+
+void store_log_error(const char *what, store_db *s) {
+    store_sqlite_log_msg(what, store_db_error(s));
+}
 
 int store_begin(store_db *s) { return store_sqlite_exec(s->db, "BEGIN IMMEDIATE"); }
 int store_commit(store_db *s) { return store_sqlite_exec(s->db, "COMMIT"); }

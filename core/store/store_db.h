@@ -47,6 +47,18 @@ const char *store_db_error(store_db *db);
 /* Logs `what` with the connection's last error (log.h), at level error. */
 void store_log_error(const char *what, store_db *db);
 
+/* What kind of failure the connection's last error was, whatever the backend: what the service does
+ * about it depends on the kind (store_health.h), never on a backend's error code. */
+typedef enum store_fault {
+    STORE_FAULT_NONE = 0,
+    STORE_FAULT_BUSY,             /* the lock stayed taken past the busy timeout */
+    STORE_FAULT_FULL,             /* the disk (or a quota) is full: writes are refused */
+    STORE_FAULT_IO,               /* the system refused a read or a write (EIO, a read-only disk) */
+    STORE_FAULT_DAMAGED,          /* the file is not what the store wrote: a damaged page or log */
+    STORE_FAULT_OTHER,
+} store_fault;
+store_fault store_db_fault(store_db *db);
+
 /* A write transaction (BEGIN IMMEDIATE: the write lock now, or after the busy timeout). 0 or -1. */
 int store_begin(store_db *db);
 int store_commit(store_db *db);
@@ -108,7 +120,8 @@ typedef struct store_request {
 } store_request;
 
 /* The queued requests of a tenant in id order, up to limit: store_scan_next fills r (valid until the
- * next call) and returns 1, then 0 at the end. NULL if the store cannot be read. */
+ * next call) and returns 1, then 0 at the end, or -1 if the store could not be read (store_db_fault
+ * says why). NULL if the store cannot be read. End a scan before writing on the same connection. */
 typedef struct store_scan store_scan;
 store_scan *store_scan_queued(store_db *db, const char *tenant, int limit);
 int store_scan_next(store_scan *s, store_request *r);
@@ -117,8 +130,9 @@ void store_scan_end(store_scan *s);
 /* Whether a tenant has at least n requests queued. */
 int store_queued_at_least(store_db *db, const char *tenant, int n);
 
-/* Marks requests in flight (REQUEST_SENDING), so scans look past them: one transaction. */
-void store_mark_sending(store_db *db, const long long *ids, int n);
+/* Marks requests in flight (REQUEST_SENDING), so scans look past them: one transaction, which waits
+ * out a busy store. 0, or -1 when the store refused it (then nothing of them may be sent). */
+int store_mark_sending(store_db *db, const long long *ids, int n);
 
 /* A start of delivery puts back in the queue what a crash left in flight. */
 void store_requeue_sending(store_db *db);
@@ -132,12 +146,12 @@ typedef struct store_outcome {
     int attempt;                  /* 1: it counts as an attempt */
 } store_outcome;
 
-/* One row, as its own statement; waits out a busy store (a row left in flight would not go again
- * before a restart). Logs a failure. */
-void store_settle(store_db *db, long long id, const store_outcome *o);
+/* Rows ids[i] get outcomes[i]: one transaction, which waits out a busy store. 0, or -1 when the store
+ * refused it (nothing of it was written: the caller keeps the outcomes and tries again). */
+int store_settle(store_db *db, const long long *ids, const store_outcome *outcomes, int n);
 
-/* The rows of a bulk job whose skip[i] is 0 (skip may be NULL): one transaction. */
-void store_settle_many(store_db *db, const long long *ids, const char *skip, int n, const store_outcome *o);
+/* The true count of a tenant's queued (or in flight) requests, read from an index (cheap). -1 on error. */
+long long store_queued_count(store_db *db, const char *tenant);
 
 /* Marks a tenant's queued requests up to id `last` delivered (a dry tenant, after its file). 0 or -1. */
 int store_mark_delivered_upto(store_db *db, const char *tenant, long long last);

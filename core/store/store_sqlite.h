@@ -14,7 +14,16 @@ struct store_db {
     sqlite3 *db;
     sqlite3_stmt *journal_held;   /* prepared on first use: a batch job runs them per event */
     sqlite3_stmt *outbox_has;
+    int kept_code;                /* a failure's error kept past its rollback (store_sqlite_keep_error) */
+    char kept_msg[256];
 };
+
+/* Keeps a failure's code and message for store_db_fault and store_db_error, which a ROLLBACK after
+ * it would otherwise replace with "not an error". */
+void store_sqlite_keep_error(store_db *db, int code, const char *msg);
+
+/* The kind of failure an SQLite result code is. */
+store_fault store_sqlite_fault(int code);
 
 /* Creates or upgrades the schema (schema.c). 0 or -1. */
 int store_sqlite_schema(sqlite3 *db);
@@ -22,8 +31,9 @@ int store_sqlite_schema(sqlite3 *db);
 /* sqlite3_exec without results: 0 or -1. */
 int store_sqlite_exec(sqlite3 *db, const char *sql);
 
-/* Logs `what` with db's last error. */
+/* Logs `what` with db's last error, or with an error message. */
 void store_sqlite_log(const char *what, sqlite3 *db);
+void store_sqlite_log_msg(const char *what, const char *error);
 
 /* Binds text, or NULL when s is NULL or empty. */
 void store_sqlite_text_or_null(sqlite3_stmt *st, int i, const char *s);

@@ -40,12 +40,14 @@ static void answers_are_classified_the_same_for_singles_and_bulk_jobs(void **sta
 
 static void backoff_is_full_jitter_doubling_up_to_five_minutes(void **state) {
     (void)state;
-    assert_true(answer_backoff_s(0, 0.0) == 0.2);                 /* never less than 0.2 s */
-    assert_true(answer_backoff_s(0, 1.0) == 1.0);
-    assert_true(answer_backoff_s(3, 1.0) == 8.0);
-    assert_true(answer_backoff_s(3, 0.5) == 4.0);
-    assert_true(answer_backoff_s(20, 1.0) == 300.0);              /* capped */
-    assert_true(answer_backoff_s(1000, 0.5) == 150.0);
+    assert_true(answer_backoff_s(0, 0.0, 300) == 0.2);                 /* never less than 0.2 s */
+    assert_true(answer_backoff_s(0, 1.0, 300) == 1.0);
+    assert_true(answer_backoff_s(3, 1.0, 300) == 8.0);
+    assert_true(answer_backoff_s(3, 0.5, 300) == 4.0);
+    assert_true(answer_backoff_s(20, 1.0, 300) == 300.0);              /* capped */
+    assert_true(answer_backoff_s(1000, 0.5, 300) == 150.0);
+    assert_true(answer_backoff_s(20, 1.0, 2) == 2.0);            /* a configured cap */
+    assert_true(answer_backoff_s(0, 0.0, 0.1) == 0.1);           /* a cap under the floor is the floor */
 }
 
 static void a_429_waits_what_it_asks(void **state) {

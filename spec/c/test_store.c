@@ -177,7 +177,8 @@ static void a_mapping_result_lands_whole_and_is_claimed_once(void **state) {
     strbuf_free(&got);
 
     /* Claimed: in flight rows are not seen by the next scan; a restart puts them back. */
-    store_mark_sending(db, ids, 1);
+    assert_int_equal(store_mark_sending(db, ids, 1), 0);
+    assert_int_equal(store_queued_count(db, "shop"), 2);     /* in flight still counts as queued */
     long long again[4];
     assert_int_equal(scan_ids(db, again, 4), 1);
     assert_int_equal(again[0], ids[1]);
@@ -185,13 +186,14 @@ static void a_mapping_result_lands_whole_and_is_claimed_once(void **state) {
     assert_int_equal(scan_ids(db, again, 4), 2);
 
     /* Answers: delivered, retried later, dead. */
-    store_settle(db, ids[0], &(store_outcome){ REQUEST_DELIVERED, 202, clock_now_ms(), NULL, 1 });
-    store_settle(db, ids[1], &(store_outcome){ REQUEST_DEAD, 400, clock_now_ms(), "HTTP 400: bad", 1 });
+    assert_int_equal(store_settle(db, &ids[0], &(store_outcome){ REQUEST_DELIVERED, 202, clock_now_ms(), NULL, 1 }, 1), 0);
+    assert_int_equal(store_settle(db, &ids[1], &(store_outcome){ REQUEST_DEAD, 400, clock_now_ms(), "HTTP 400: bad", 1 }, 1), 0);
     store_tenant_counts c;
     store_tenant_counts_of(db, "shop", &c);
     assert_int_equal(c.delivered, 1);
     assert_int_equal(c.dead, 1);
     assert_int_equal(c.queued, 0);
+    assert_int_equal(store_queued_count(db, "shop"), 0);     /* the trigger-kept count agrees */
     assert_string_equal(c.last_error, "HTTP 400: bad");
     store_db_close(db);
 }
@@ -205,7 +207,7 @@ static void a_retried_request_keeps_its_place_and_waits_for_next_at(void **state
     long long ids[2];
     assert_int_equal(scan_ids(db, ids, 2), 1);
     long long later = clock_now_ms() + 60000;
-    store_settle_many(db, ids, NULL, 1, &(store_outcome){ REQUEST_QUEUED, 503, later, "HTTP 503", 1 });
+    assert_int_equal(store_settle(db, ids, &(store_outcome){ REQUEST_QUEUED, 503, later, "HTTP 503", 1 }, 1), 0);
     store_scan *s = store_scan_queued(db, "shop", 10);
     store_request row;
     assert_true(store_scan_next(s, &row));
@@ -270,7 +272,7 @@ static void dead_letters_are_listed_replayed_and_purged(void **state) {
     write_result(db, 1, &r, NULL);
     long long id;
     assert_int_equal(scan_ids(db, &id, 1), 1);
-    store_settle(db, id, &(store_outcome){ REQUEST_DEAD, 400, clock_now_ms(), "bad", 1 });
+    assert_int_equal(store_settle(db, &id, &(store_outcome){ REQUEST_DEAD, 400, clock_now_ms(), "bad", 1 }, 1), 0);
     listed l = {0};
     store_dead_letters(db, NULL, list_cb, &l);
     assert_int_equal(l.n, 1);
@@ -280,7 +282,7 @@ static void dead_letters_are_listed_replayed_and_purged(void **state) {
     assert_int_equal(store_replay_dead_requests(db, 0, "other"), 0);   /* another tenant's: none */
     assert_int_equal(store_replay_dead_requests(db, id, "shop"), 1);
     assert_int_equal(scan_ids(db, &id, 1), 1);                         /* queued again */
-    store_settle(db, id, &(store_outcome){ REQUEST_DEAD, 400, clock_now_ms(), "bad", 1 });
+    assert_int_equal(store_settle(db, &id, &(store_outcome){ REQUEST_DEAD, 400, clock_now_ms(), "bad", 1 }, 1), 0);
     assert_int_equal(store_purge_dead_requests(db, 0, NULL), 1);
     listed none = {0};
     store_dead_letters(db, NULL, list_cb, &none);
@@ -301,7 +303,7 @@ static void purge_drops_old_delivered_rows_and_keeps_queued_ones(void **state) {
     write_result(db, 1, &r, NULL);
     long long ids[2];
     assert_int_equal(scan_ids(db, ids, 2), 2);
-    store_settle(db, ids[0], &(store_outcome){ REQUEST_DELIVERED, 202, clock_now_ms(), NULL, 1 });
+    assert_int_equal(store_settle(db, &ids[0], &(store_outcome){ REQUEST_DELIVERED, 202, clock_now_ms(), NULL, 1 }, 1), 0);
     store_purge(db, "shop", clock_now_ms() + 1000);
     store_tenant_counts c;
     store_tenant_counts_of(db, "shop", &c);

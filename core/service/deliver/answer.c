@@ -10,8 +10,6 @@
 #include <string.h>
 #include <strings.h>
 
-#define BACKOFF_CAP_S 300.0
-
 answer_kind answer_classify(int transport_ok, long status, const char *content_type) {
     int challenge = status == 403 && content_type && strncasecmp(content_type, "text/html", 9) == 0;
     int retry = !transport_ok || status == 408 || status == 429 || status >= 500 || challenge;
@@ -20,12 +18,13 @@ answer_kind answer_classify(int transport_ok, long status, const char *content_t
     return retry ? ANSWER_RETRY : ANSWER_REFUSED;
 }
 
-double answer_backoff_s(int attempts, double unit) {
+double answer_backoff_s(int attempts, double unit, double cap_s) {
     double cap = 1.0;
-    for (int i = 0; i < attempts && cap < BACKOFF_CAP_S; i++) cap *= 2;
-    if (cap > BACKOFF_CAP_S) cap = BACKOFF_CAP_S;
+    for (int i = 0; i < attempts && cap < cap_s; i++) cap *= 2;
+    if (cap > cap_s) cap = cap_s;
     double jitter = unit * cap;                           /* full jitter */
-    return jitter < 0.2 ? 0.2 : jitter;
+    double floor = cap_s < 0.2 ? cap_s : 0.2;
+    return jitter < floor ? floor : jitter;
 }
 
 double answer_wait_asked(const char *retry_after, const char *body) {

@@ -17,9 +17,10 @@ typedef enum answer_kind {
 /* transport_ok: the request got an answer (curl's result was OK). */
 answer_kind answer_classify(int transport_ok, long status, const char *content_type);
 
-/* Full-jitter exponential backoff: a wait in [0.2, min(2^attempts, 300)] s; unit is a random number
- * in [0, 1] (the caller's, so a test chooses it). */
-double answer_backoff_s(int attempts, double unit);
+/* Full-jitter exponential backoff, the one wait of every retry (a single request, a bulk job's rows,
+ * a 429's cool-down): a wait in [0.2, min(2^attempts, cap_s)] s, attempts being those the row has
+ * already had; unit is a random number in [0, 1] (the caller's, so a test chooses it). */
+double answer_backoff_s(int attempts, double unit, double cap_s);
 
 /* Seconds a 429 asks to wait: Retry-After, else "Expected available in N second(s)" in the body,
  * else 0. Either may be NULL or empty. */

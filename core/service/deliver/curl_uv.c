@@ -124,9 +124,15 @@ struct curl_slist *deliver_headers(const tenant_config *tc) {
     return h;
 }
 
-/* The request on its way: headers, body, callbacks; the multi handle takes it from here. */
-void deliver_start_request(deliverer *d, sending *s, const char *url) {
+/* The request built (headers, body, callbacks, timeouts), not yet sent: the multi handle takes it in
+ * deliver_start_request, once its rows are marked in flight (settle.c). A bulk job, up to 5 MB that
+ * Klaviyo reads and checks whole, has a longer timeout: a timed-out request counts as an attempt and
+ * goes again, though Klaviyo may have taken it (a bulk job cut at 30 s by an overloaded server was
+ * sent twice). */
+void deliver_prepare_request(deliverer *d, sending *s, const char *url) {
     CURL *easy = curl_easy_init();
+    if (!easy) abort();
+    double timeout = s->bulk ? d->cfg->bulk_timeout : d->cfg->request_timeout;
     curl_easy_setopt(easy, CURLOPT_URL, url);
     curl_easy_setopt(easy, CURLOPT_POST, 1L);
     curl_easy_setopt(easy, CURLOPT_POSTFIELDS, s->body);
@@ -138,17 +144,24 @@ void deliver_start_request(deliverer *d, sending *s, const char *url) {
     curl_easy_setopt(easy, CURLOPT_HEADERDATA, s);
     curl_easy_setopt(easy, CURLOPT_PRIVATE, s);
     curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, s->error);
-    curl_easy_setopt(easy, CURLOPT_TIMEOUT, 30L);
-    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT, 10L);
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)(timeout * 1000));
+    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, (long)(d->cfg->connect_timeout * 1000));
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(easy, CURLOPT_USERAGENT, "returnflow");
-    s->ts->in_flight++;
+    /* TLS is verified (libcurl's default, said here so no one turns it off): a certificate that does
+     * not verify fails the request, which is retried, never sent without the check. */
+    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
     s->easy = easy;
+}
+
+void deliver_start_request(deliverer *d, sending *s) {
     s->next = d->in_flight;
+    s->prev = NULL;
     if (d->in_flight) d->in_flight->prev = s;
     d->in_flight = s;
-    curl_multi_add_handle(d->multi, easy);
+    curl_multi_add_handle(d->multi, s->easy);
 }
 
 static void check_multi_info(deliverer *d) {
@@ -167,8 +180,11 @@ static void check_multi_info(deliverer *d) {
         deliver_finish(d, s, msg->data.result, status);
         deliver_release(d, s);
     }
-    /* Freed slots: look for more work at once rather than at the next tick. */
-    if (done && !d->stopping) deliver_kick(d);
+    if (!done) return;
+    /* The answers go to the store now, together (settle.c keeps them if it refuses); freed slots:
+     * look for more work at once rather than at the next tick. */
+    if (deliver_store_may_try(d, clock_now_ms())) deliver_flush(d);
+    if (!d->stopping) deliver_kick(d);
 }
 
 void deliver_release(deliverer *d, sending *s) {
@@ -176,6 +192,10 @@ void deliver_release(deliverer *d, sending *s) {
     else d->in_flight = s->next;
     if (s->next) s->next->prev = s->prev;
     curl_multi_remove_handle(d->multi, s->easy);
+    deliver_free_sending(s);
+}
+
+void deliver_free_sending(sending *s) {
     curl_easy_cleanup(s->easy);
     curl_slist_free_all(s->headers);
     strbuf_free(&s->response);
@@ -184,6 +204,7 @@ void deliver_release(deliverer *d, sending *s) {
     for (int i = 0; i < s->nprofiles; i++) free(s->profiles[i]);
     free(s->profiles);
     free(s->created);
+    free(s->row_attempts);
     bulk_free(s->bulk);
     free(s);
 }

@@ -50,6 +50,18 @@ static int take_lock(deliverer *d) {
     return 1;
 }
 
+/* The true queue depths, from the store's counts (one row a tenant), for /metrics: each tick (new
+ * rows) and after each commit of answers (settle.c). */
+void deliver_read_depths(deliverer *d) {
+    for (int i = 0; i < d->ntenants; i++) {
+        long long n = store_queued_count(d->db, d->tenants[i].tc->id);
+        if (n < 0) continue;
+        pthread_mutex_lock(&d->mu);
+        d->tenants[i].queued = n;
+        pthread_mutex_unlock(&d->mu);
+    }
+}
+
 static void on_tick(uv_timer_t *t) {
     deliverer *d = t->data;
     long long now = clock_now_ms();
@@ -60,9 +72,19 @@ static void on_tick(uv_timer_t *t) {
         return;
     }
     if (!d->locked && !take_lock(d)) return;      /* another process delivers: wait for the lock */
-    for (int i = 0; i < d->ntenants; i++)
-        if (!d->tenants[i].paused) deliver_scan(d, &d->tenants[i], now);
-    for (int i = 0; i < d->ndry; i++) dry_deliver(d->db, d->cfg->data_dir, d->dry[i]);
+    /* Nothing new goes while the store has not taken every answer we have (settle.c): a down store
+     * is tried again on its backoff, and requests in flight still finish meanwhile. */
+    if (!deliver_store_may_try(d, now) || deliver_flush(d) != 0) { deliver_poll_now(d); return; }
+    int read_ok = 1;
+    for (int i = 0; i < d->ntenants && read_ok; i++)
+        if (!d->tenants[i].paused && deliver_scan(d, &d->tenants[i], now) != 0) read_ok = 0;
+    if (!read_ok) deliver_store_failed(d, 1, "cannot read the outbox");
+    deliver_launch(d);                            /* what the scans chose, once marked in flight */
+    if (read_ok) deliver_store_worked(d, 0);
+    if (!d->store_down) {
+        for (int i = 0; i < d->ndry; i++) dry_deliver(d->db, d->cfg->data_dir, d->dry[i]);
+        deliver_read_depths(d);
+    }
     deliver_poll_now(d);
 }
 
@@ -86,7 +108,9 @@ static void *thread_main(void *arg) {
     /* What the mapping threads' last pass left for a dry tenant reaches its file before the stop. */
     if (d->locked)
         for (int i = 0; i < d->ndry; i++) while (dry_deliver(d->db, d->cfg->data_dir, d->dry[i]) > 0) {}
-    /* Whatever is still in flight stays queued in the store and is sent after the restart. */
+    /* The answers had: one more try to record them (else their rows are sent again after a restart).
+     * Whatever is still in flight stays queued in the store and is sent after the restart. */
+    if (d->nsettles) deliver_flush(d);
     while (d->in_flight) deliver_release(d, d->in_flight);
     uv_walk(&d->loop, close_walk, NULL);
     uv_run(&d->loop, UV_RUN_DEFAULT);
@@ -105,6 +129,7 @@ static void release_deliverer(deliverer *d) {
     store_db_close(d->db);
     if (d->lock_fd >= 0) close(d->lock_fd);       /* the lock goes with it */
     bulk_free(d->packing);
+    deliver_settles_free(d);
     strmap_free(d->busy_profiles);
     pthread_mutex_destroy(&d->mu);
     free_windows(d);

@@ -35,7 +35,7 @@ typedef struct tenant_state {
     int paused;
     char paused_reason[160];
     unsigned long long delivered, retried, dead;
-    long long queued;                 /* queued rows seen by the last scan (SCAN_LIMIT at most) */
+    long long queued;                 /* queued or in flight: the store's count (queue_counts) */
     long long bulk_off_until;
     unsigned long long bulk_jobs;
     int bulk_in_flight;
@@ -60,6 +60,7 @@ typedef struct sending {
     bulk_job *bulk;                   /* a bulk job: its events' ids, profiles and pointers */
     char **profiles;                  /* a bulk job's profiles, busy until it is answered */
     long long *created;               /* a bulk job's rows' queue times */
+    int *row_attempts;                /* a bulk job's rows' attempts so far (each row's own backoff) */
     int nprofiles;
     struct curl_slist *headers;
     strbuf response;
@@ -88,25 +89,45 @@ struct deliverer {
     int lock_fd, locked;              /* DATA/delivery.lock, held while this one delivers */
     int said_waiting;
     bulk_job *packing;                /* the job being filled by a scan */
+    sending *starting;                /* chosen by a scan, not yet sent: sent once marked in flight */
+    struct settle *settles;           /* answers not yet committed to the store (settle.c) */
+    int nsettles, settles_cap;
+    int store_down;                   /* the store refused a write (or a read): nothing new is sent */
+    int down_on_read;                 /* ... and it was a read */
+    int store_tries;
+    long long store_retry_at;
 };
 
 /* The upper bounds (s) of the delivery latency histogram's buckets. */
 extern const double deliver_latency_bounds[LATENCY_BUCKETS];
 
-/* deliver.c: looks for more work at once (an answer freed a slot). */
+/* deliver.c: looks for more work at once (an answer freed a slot); reads the queue depths. */
 void deliver_kick(deliverer *d);
+void deliver_read_depths(deliverer *d);
 
-/* scan.c: starts what may start now for one tenant. */
-void deliver_scan(deliverer *d, tenant_state *ts, long long now);
+/* scan.c: chooses what may start now for one tenant (d->starting; deliver_launch sends it). 0, or -1
+ * when the store could not be read. */
+int deliver_scan(deliverer *d, tenant_state *ts, long long now);
 
 /* finish.c: what an answer (or its absence: rc) does to the rows and the counters. */
 void deliver_finish(deliverer *d, sending *s, CURLcode rc, long status);
 
+/* settle.c: delivery sends nothing it could not record, and forgets no answer it had. */
+void deliver_settle(deliverer *d, long long id, const store_outcome *o);   /* kept until committed */
+int deliver_flush(deliverer *d);                  /* commits what is kept: 0, or -1 (kept; the store is down) */
+void deliver_launch(deliverer *d);                /* marks the chosen requests in flight, then sends them */
+int deliver_store_may_try(deliverer *d, long long now);   /* 0 while a down store's next try is not due */
+void deliver_store_failed(deliverer *d, int on_read, const char *what);
+void deliver_store_worked(deliverer *d, int wrote);
+void deliver_settles_free(deliverer *d);          /* what is still kept, at the end */
+
 /* curl_uv.c: the glue. */
 void deliver_glue_init(deliverer *d);                     /* the multi handle's socket and timer callbacks */
 struct curl_slist *deliver_headers(const tenant_config *tc);   /* with the key, if any */
-void deliver_start_request(deliverer *d, sending *s, const char *url);
+void deliver_prepare_request(deliverer *d, sending *s, const char *url);   /* built, not yet sent */
+void deliver_start_request(deliverer *d, sending *s);     /* into the multi handle: on its way */
 void deliver_release(deliverer *d, sending *s);           /* out of the multi handle, freed */
+void deliver_free_sending(sending *s);                    /* one never sent, freed */
 void deliver_poll_now(deliverer *d);                      /* curl's timeouts now, then the answers */
 
 #endif

@@ -21,7 +21,8 @@ static long long render(store_db *db, const tenant_config *tc, strbuf *out, int 
     if (!scan) return -2;
     store_request r;
     long long last = -1;
-    while (store_scan_next(scan, &r)) {
+    int more;
+    while ((more = store_scan_next(scan, &r)) > 0) {
         last = r.id;
         (*n)++;
         strbuf_adds(out, "{\"method\":");
@@ -37,7 +38,7 @@ static long long render(store_db *db, const tenant_config *tc, strbuf *out, int 
         strbuf_adds(out, "}\n");
     }
     store_scan_end(scan);
-    return last;
+    return more < 0 ? -2 : last;          /* a read that failed half-way writes nothing */
 }
 
 static int write_dry(store_db *db, const char *data_dir, const tenant_config *tc) {

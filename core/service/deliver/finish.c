@@ -4,13 +4,15 @@
  * - delivered: the rows are marked delivered, the latency counted;
  * - key refused (401, a 403 that is not a challenge): the tenant's delivery pauses and says so; its
  *   queue waits instead of burning;
- * - retry (408, 429, 5xx, no answer, a challenge): full-jitter backoff, or what a 429 asks (which
- *   also cools the endpoint class down); a single request older than max_age_hours gives up;
+ * - retry (408, 429, 5xx, no answer, a challenge): each row waits the one backoff (answer.h) of the
+ *   attempts it has had, a bulk job's rows each their own; a 429 waits at least what it asks, and
+ *   cools the endpoint class down as long; a single request older than max_age_hours gives up;
  * - refused (other 4xx): a single request is a dead letter with Klaviyo's answer; a bulk job's
  *   items that the errors point at are, and the rest go again (none blamed: singles for a minute).
  *
- * Invariant: every row of a finished request leaves REQUEST_SENDING, and its profiles are no longer
- * busy, whatever the answer.
+ * Invariant: every row of a finished request gets exactly one outcome, handed to settle.c (which
+ * keeps it until the store has it), and its profiles are no longer busy, whatever the answer.
+ * `retried` counts requests (a bulk job is one), as Klaviyo saw them.
  */
 #include "deliverer.h"
 
@@ -60,18 +62,29 @@ static void pause_tenant(deliverer *d, tenant_state *ts, long status) {
     store_pause_tenant(d->db, ts->tc->id, ts->paused_reason, clock_now_ms());   /* `returnflow status` says it too */
 }
 
-/* How long a retryable answer waits (a 429 also cools its endpoint class down), and why, for the row. */
-static double retry_wait(tenant_state *ts, sending *s, long long now, CURLcode rc, long status, const char *body,
-                         char *why, size_t len) {
-    double wait = answer_backoff_s(s->attempts, (double)rand() / RAND_MAX);
-    if (status == 429) {
-        double asked = answer_wait_asked(s->retry_after, s->response.data);
-        if (asked > 0) wait = asked;
-        rate_cool(&ts->rate, s->cls, now + (long long)(wait * 1000));
-    }
+/* The wait of a retryable answer for a row that had `attempts` (unit: the request's one random
+ * draw), at least what a 429 asked. */
+static double retry_wait(const deliverer *d, int attempts, double unit, double asked) {
+    double wait = answer_backoff_s(attempts, unit, d->cfg->backoff_max);
+    return asked > wait ? asked : wait;
+}
+
+/* What a 429 asked (0: nothing, or not a 429); a 429 also cools the class down for the request's own wait. */
+static double asked_wait(tenant_state *ts, sending *s, long long now, long status, double own_wait) {
+    if (status != 429) return 0;
+    double asked = answer_wait_asked(s->retry_after, s->response.data);
+    rate_cool(&ts->rate, s->cls, now + (long long)((asked > own_wait ? asked : own_wait) * 1000));
+    return asked;
+}
+
+static void why_retry(sending *s, CURLcode rc, long status, const char *body, char *why, size_t len) {
     if (rc != CURLE_OK) snprintf(why, len, "%s", s->error[0] ? s->error : curl_easy_strerror(rc));
     else snprintf(why, len, "HTTP %ld: %.200s", status, body ? body : "");
-    return wait;
+}
+
+static void settle(deliverer *d, long long id, request_state state, long status, long long next_at, const char *error,
+                   int attempt) {
+    deliver_settle(d, id, &(store_outcome){ state, status, next_at, error, attempt });
 }
 
 static void finish_single(deliverer *d, sending *s, CURLcode rc, long status, answer_kind kind) {
@@ -81,15 +94,17 @@ static void finish_single(deliverer *d, sending *s, CURLcode rc, long status, an
     record(d, ts, s->cls, rc == CURLE_OK ? status : 0, kind == ANSWER_DELIVERED ? now - s->created_at : -1);
     int young = now - s->created_at < (long long)(d->cfg->max_age_hours * 3600 * 1000);
     if (kind == ANSWER_DELIVERED) {
-        store_settle(d->db, s->id, &(store_outcome){ REQUEST_DELIVERED, status, now, NULL, 1 });
+        settle(d, s->id, REQUEST_DELIVERED, status, now, NULL, 1);
         add(d, &ts->delivered, 1);
     } else if (kind == ANSWER_KEY_REFUSED) {
         pause_tenant(d, ts, status);
-        store_settle(d->db, s->id, &(store_outcome){ REQUEST_QUEUED, status, now, body, 0 });
+        settle(d, s->id, REQUEST_QUEUED, status, now, body, 0);
     } else if (kind == ANSWER_RETRY && young) {
         char why[CURL_ERROR_SIZE + 64];
-        double wait = retry_wait(ts, s, now, rc, status, body, why, sizeof why);
-        store_settle(d->db, s->id, &(store_outcome){ REQUEST_QUEUED, status, now + (long long)(wait * 1000), why, 1 });
+        why_retry(s, rc, status, body, why, sizeof why);
+        double unit = (double)rand() / RAND_MAX, own = answer_backoff_s(s->attempts, unit, d->cfg->backoff_max);
+        double wait = retry_wait(d, s->attempts, unit, asked_wait(ts, s, now, status, own));
+        settle(d, s->id, REQUEST_QUEUED, status, now + (long long)(wait * 1000), why, 1);
         add(d, &ts->retried, 1);
     } else {
         char why[2600], said[1200];
@@ -98,7 +113,7 @@ static void finish_single(deliverer *d, sending *s, CURLcode rc, long status, an
             snprintf(why, sizeof why, "gave up after %d attempts over %.0f h: HTTP %ld: %s; Klaviyo's answer: %.1200s",
                      s->attempts + 1, d->cfg->max_age_hours, status, said, body ? body : "");
         else snprintf(why, sizeof why, "HTTP %ld: %s; Klaviyo's answer: %.1200s", status, said, body ? body : "");
-        store_settle(d->db, s->id, &(store_outcome){ REQUEST_DEAD, status, now, why, 1 });
+        settle(d, s->id, REQUEST_DEAD, status, now, why, 1);
         add(d, &ts->dead, 1);
         char f[256];
         snprintf(f, sizeof f, "\"tenant\":\"%s\",\"outbox\":%lld,\"status\":%ld", ts->tc->id, s->id, status);
@@ -112,11 +127,8 @@ static void finish_single(deliverer *d, sending *s, CURLcode rc, long status, an
 static void set_rows(deliverer *d, sending *s, const char *keep, request_state state, long status, long long next_at,
                      const char *error, int bump) {
     int n = bulk_count(s->bulk);
-    long long *ids = malloc((size_t)(n ? n : 1) * sizeof *ids);
-    if (!ids) abort();
-    for (int i = 0; i < n; i++) ids[i] = bulk_id(s->bulk, i);
-    store_settle_many(d->db, ids, keep, n, &(store_outcome){ state, status, next_at, error, bump });
-    free(ids);
+    for (int i = 0; i < n; i++)
+        if (!keep || !keep[i]) settle(d, bulk_id(s->bulk, i), state, status, next_at, error, bump);
 }
 
 typedef struct blame { deliverer *d; sending *s; long status; long long now; char *flag; int n; } blame;
@@ -132,7 +144,7 @@ static void blame_items(void *ud, const char *pointer, const char *detail) {
         b->n++;
         char why[1700];
         snprintf(why, sizeof why, "HTTP %ld in a bulk job, for this item (%s): %s", b->status, pointer, detail);
-        store_settle(b->d->db, bulk_id(b->s->bulk, idx[i]), &(store_outcome){ REQUEST_DEAD, b->status, b->now, why, 1 });
+        settle(b->d, bulk_id(b->s->bulk, idx[i]), REQUEST_DEAD, b->status, b->now, why, 1);
     }
 }
 
@@ -153,11 +165,18 @@ static void finish_bulk(deliverer *d, sending *s, CURLcode rc, long status, answ
         pause_tenant(d, ts, status);
         set_rows(d, s, NULL, REQUEST_QUEUED, status, now, body, 0);
     } else if (kind == ANSWER_RETRY) {
+        /* Each row waits the backoff of its own attempts (one draw for the job, so rows alike go
+         * again together); too old rows are not kept forever: they are dead letters on their next
+         * single try. */
         char why[CURL_ERROR_SIZE + 64];
-        double wait = retry_wait(ts, s, now, rc, status, body, why, sizeof why);
-        /* Too old rows are not kept forever: they go to the dead letters on their next single try. */
-        set_rows(d, s, NULL, REQUEST_QUEUED, status, now + (long long)(wait * 1000), why, 1);
-        add(d, &ts->retried, (unsigned long long)n);
+        why_retry(s, rc, status, body, why, sizeof why);
+        double unit = (double)rand() / RAND_MAX;
+        double asked = asked_wait(ts, s, now, status, answer_backoff_s(s->attempts, unit, d->cfg->backoff_max));
+        for (int i = 0; i < n; i++) {
+            double wait = retry_wait(d, s->row_attempts[i], unit, asked);
+            settle(d, bulk_id(s->bulk, i), REQUEST_QUEUED, status, now + (long long)(wait * 1000), why, 1);
+        }
+        add(d, &ts->retried, 1);
     } else {
         /* Klaviyo refused the whole request for what some items say: those items are dead
          * letters with their error; the others go again in the next job. */

@@ -4,7 +4,8 @@
  * profiles' events packed by bulk.c, on the bulk endpoint's own budget.
  *
  * Invariant (per-profile order): only the oldest queued request of a profile may be in flight; the
- * rest of that profile waits behind it, and nothing else does. A bulk job takes each profile's run
+ * rest of that profile waits behind it, and nothing else does. A scan only reads: what it chooses is
+ * sent by deliver_launch (settle.c) once the scan has ended and the store has the rows in flight. A bulk job takes each profile's run
  * of events up to its first request that is not an event, in order, and marks every profile of the
  * job busy until Klaviyo answers.
  */
@@ -88,8 +89,8 @@ static int refuse_foreign(deliverer *d, tenant_state *ts, const store_request *r
     if (klaviyo_endpoint_allowed(row->method, row->path, tc->key_kind, tc->site_id) &&
         strlen(tc->base_url) + strlen(row->path) < 2048)
         return 0;
-    store_settle(d->db, row->id, &(store_outcome){ REQUEST_DEAD, 0, now,
-                 "refused: its method and path are not a Klaviyo endpoint of the tenant's key kind (nothing was sent)", 1 });
+    deliver_settle(d, row->id, &(store_outcome){ REQUEST_DEAD, 0, now,
+                   "refused: its method and path are not a Klaviyo endpoint of the tenant's key kind (nothing was sent)", 1 });
     pthread_mutex_lock(&d->mu);
     ts->dead++;
     pthread_mutex_unlock(&d->mu);
@@ -120,20 +121,23 @@ static void send_row(deliverer *d, tenant_state *ts, const store_request *row, r
     snprintf(url, sizeof url, "%s%s", tc->base_url, row->path);
     s->headers = deliver_headers(tc);
     s->body_len = len;
-    store_mark_sending(d->db, &s->id, 1);
     strmap_put(d->busy_profiles, s->profile, strlen(s->profile), "1", 1);
-    deliver_start_request(d, s, url);
+    ts->in_flight++;
+    deliver_prepare_request(d, s, url);
+    s->next = d->starting;
+    d->starting = s;
 }
 
 /* Sends job to path on the bulk budget, taking the job over (1); -1 when the budget has no room
  * (the job stays the caller's). */
 static int send_job(deliverer *d, tenant_state *ts, bulk_job *job, const char *path, long long now,
-                    const long long *created) {
+                    const long long *created, const int *attempts) {
     int n = bulk_count(job);
     if (ts->in_flight >= MAX_IN_FLIGHT || ts->bulk_in_flight >= MAX_BULK_IN_FLIGHT ||
         !rate_take(&ts->rate, CLASS_BULK, now))
         return -1;
     ts->bulk_in_flight++;
+    ts->in_flight++;
     sending *s = calloc(1, sizeof *s);
     if (!s) abort();
     s->d = d;
@@ -142,16 +146,16 @@ static int send_job(deliverer *d, tenant_state *ts, bulk_job *job, const char *p
     rate_taken(&ts->rate, CLASS_BULK, s->seq);
     s->bulk = job;
     s->created = malloc((size_t)n * sizeof *s->created);
+    s->row_attempts = malloc((size_t)n * sizeof *s->row_attempts);
     s->profiles = calloc((size_t)n, sizeof *s->profiles);
-    long long *ids = calloc((size_t)n, sizeof *ids);
-    if (!s->created || !s->profiles || !ids) abort();
+    if (!s->created || !s->row_attempts || !s->profiles) abort();
     memcpy(s->created, created, (size_t)n * sizeof *s->created);
+    memcpy(s->row_attempts, attempts, (size_t)n * sizeof *s->row_attempts);
     s->created_at = created[0];
-    for (int i = 0; i < n; i++) ids[i] = bulk_id(job, i);
+    s->attempts = attempts[0];
+    for (int i = 1; i < n; i++) if (attempts[i] < s->attempts) s->attempts = attempts[i];   /* the job's cool-down */
     bulk_body(job, &s->body_len);
     s->body = bulk_take_body(job);                /* the job keeps only what blames need */
-    store_mark_sending(d->db, ids, n);
-    free(ids);
     /* Each profile of the job waits for Klaviyo's answer before its next request goes. */
     for (int i = 0; i < n; i++) {
         const char *p = bulk_profile(job, i);
@@ -162,14 +166,16 @@ static int send_job(deliverer *d, tenant_state *ts, bulk_job *job, const char *p
     char url[2048];
     snprintf(url, sizeof url, "%s%s", ts->tc->base_url, path);
     s->headers = deliver_headers(ts->tc);
-    deliver_start_request(d, s, url);
+    deliver_prepare_request(d, s, url);
+    s->next = d->starting;
+    d->starting = s;
     return 1;
 }
 
 /* Sends the job being packed (taking it over), if the bulk budget allows; else drops the packing. */
-static int send_bulk(deliverer *d, tenant_state *ts, long long now, const long long *created) {
+static int send_bulk(deliverer *d, tenant_state *ts, long long now, const long long *created, const int *attempts) {
     if (bulk_count(d->packing) == 0) return 0;
-    if (send_job(d, ts, d->packing, "/api/event-bulk-create-jobs", now, created) < 0) {
+    if (send_job(d, ts, d->packing, "/api/event-bulk-create-jobs", now, created, attempts) < 0) {
         bulk_reset(d->packing);
         return -1;
     }
@@ -185,7 +191,7 @@ static strmap *client_candidates(deliverer *d, const char *tenant, long long *la
     store_scan *scan = store_scan_queued(d->db, tenant, SCAN_LIMIT);
     if (!scan) return m;
     store_request row;
-    while (store_scan_next(scan, &row)) {
+    while (store_scan_next(scan, &row) > 0) {
         size_t vlen, plen = strlen(row.profile);
         *last_id = row.id;
         strmap_put(m, row.profile, plen, strmap_get(m, row.profile, plen, &vlen) ? "2" : "1", 1);
@@ -204,24 +210,26 @@ static int send_client_bulk(deliverer *d, tenant_state *ts, const char *profile,
     if (!scan) return 0;
     bulk_job *job = bulk_new_client();
     long long created[BULK_MAX_EVENTS];
+    int attempts[BULK_MAX_EVENTS];
     store_request row;
-    while (store_scan_next(scan, &row) && row.id <= last_id) {
+    while (store_scan_next(scan, &row) > 0 && row.id <= last_id) {
         if (strcmp(row.profile, profile) != 0) continue;
         if (strncmp(row.path, "/client/events?", 15) != 0 || row.next_at > now ||
             bulk_add(job, row.id, profile, row.body, row.body_len) != BULK_ADDED) break;
         created[bulk_count(job) - 1] = row.created_at;
+        attempts[bulk_count(job) - 1] = row.attempts;
     }
     store_scan_end(scan);
     char path[200];
     snprintf(path, sizeof path, "/client/event-bulk-create?company_id=%s", ts->tc->site_id);
-    if (bulk_count(job) >= 2 && send_job(d, ts, job, path, now, created) > 0) return 1;
+    if (bulk_count(job) >= 2 && send_job(d, ts, job, path, now, created, attempts) > 0) return 1;
     bulk_free(job);
     return 0;
 }
 
-void deliver_scan(deliverer *d, tenant_state *ts, long long now) {
+int deliver_scan(deliverer *d, tenant_state *ts, long long now) {
     store_scan *scan = store_scan_queued(d->db, ts->tc->id, SCAN_LIMIT);
-    if (!scan) return;
+    if (!scan) return -1;
     store_request row;
     int public = strcmp(ts->tc->key_kind, "public") == 0;
     int bulk = !public && now >= ts->bulk_off_until && store_queued_at_least(d->db, ts->tc->id, BULK_THRESHOLD);
@@ -235,10 +243,10 @@ void deliver_scan(deliverer *d, tenant_state *ts, long long now) {
                     ts->bulk_in_flight < MAX_BULK_IN_FLIGHT;
     int bulk_closed = bulk && !bulk_room, job = 0;
     long long created[BULK_MAX_EVENTS];
+    int attempts[BULK_MAX_EVENTS];
     profile_table seen = {0};
-    long long queued = 0;
-    while (store_scan_next(scan, &row)) {
-        queued++;
+    int more;
+    while ((more = store_scan_next(scan, &row)) > 0) {
         const char *profile = row.profile;
         profile_state *state = profile_find(&seen, profile);
         if (state && state->held) continue;
@@ -247,8 +255,12 @@ void deliver_scan(deliverer *d, tenant_state *ts, long long now) {
         if (state) {                   /* a later row of a profile in a job of this scan */
             int added = due && is_event && state->job == job &&
                         bulk_add(d->packing, row.id, profile, row.body, row.body_len) == BULK_ADDED;
-            if (added) created[bulk_count(d->packing) - 1] = row.created_at;
-            else state->held = 1;
+            if (added) {
+                created[bulk_count(d->packing) - 1] = row.created_at;
+                attempts[bulk_count(d->packing) - 1] = row.attempts;
+            } else {
+                state->held = 1;
+            }
             continue;
         }
         if (profile_busy(d, profile) || !due) { profile_hold(&seen, profile); continue; }
@@ -261,13 +273,14 @@ void deliver_scan(deliverer *d, tenant_state *ts, long long now) {
         if (bulk && is_event && !bulk_closed) {
             int rc = bulk_add(d->packing, row.id, profile, row.body, row.body_len);
             if (rc == BULK_FULL) {
-                if (send_bulk(d, ts, now, created) < 0) bulk_closed = 1;
+                if (send_bulk(d, ts, now, created, attempts) < 0) bulk_closed = 1;
                 job++;
                 rc = bulk_closed ? BULK_FULL : bulk_add(d->packing, row.id, profile, row.body, row.body_len);
             }
             if (rc == BULK_ADDED) {
                 profile_meet(&seen, profile)->job = job;
                 created[bulk_count(d->packing) - 1] = row.created_at;
+                attempts[bulk_count(d->packing) - 1] = row.attempts;
                 continue;
             }
             if (rc != BULK_NOT_EVENT) { profile_hold(&seen, profile); continue; }
@@ -276,16 +289,14 @@ void deliver_scan(deliverer *d, tenant_state *ts, long long now) {
             continue;
         }
         profile_hold(&seen, profile);
-        if (ts->in_flight >= MAX_IN_FLIGHT) continue;             /* still counted for the queue depth */
+        if (ts->in_flight >= MAX_IN_FLIGHT) continue;
         rate_class cls = rate_class_of(row.path);
         if (!rate_take(&ts->rate, cls, now)) continue;             /* another class may still go */
         send_row(d, ts, &row, cls, now);
     }
-    if (bulk_count(d->packing)) send_bulk(d, ts, now, created);
-    pthread_mutex_lock(&d->mu);
-    ts->queued = queued;
-    pthread_mutex_unlock(&d->mu);
+    if (bulk_count(d->packing)) send_bulk(d, ts, now, created, attempts);
     profile_table_free(&seen);
     strmap_free(multi);
     store_scan_end(scan);
+    return more < 0 ? -1 : 0;
 }
