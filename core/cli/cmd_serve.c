@@ -31,6 +31,7 @@
 #include "mapworker.h"
 #include "reload.h"
 #include "store.h"
+#include "store_health.h"
 #include "worker.h"
 
 typedef struct server {
@@ -50,13 +51,20 @@ typedef struct server {
     int hup_pending, close_pending;
 } server;
 
-/* /healthz: ready unless draining; paused tenants are named (their key was refused). */
+/* /healthz: ready unless draining, or degraded while the store refuses writes or reads (or is
+ * damaged: store_health.h), with the reason; paused tenants are named (their key was refused). */
 static int health(void *ud, strbuf *body) {
     server *s = ud;
     pthread_mutex_lock(&s->mu);
     char *paused = s->d ? deliver_paused(s->d) : NULL;
     pthread_mutex_unlock(&s->mu);
-    strbuf_adds(body, s->stopping ? "{\"status\":\"draining\"" : "{\"status\":\"ready\"");
+    char why[400];
+    int degraded = store_health_get(why, sizeof why) != STORE_READY;
+    strbuf_adds(body, s->stopping ? "{\"status\":\"draining\"" : degraded ? "{\"status\":\"degraded\"" : "{\"status\":\"ready\"");
+    if (degraded) {
+        strbuf_adds(body, ",\"store\":");
+        json_append_string(body, why, strlen(why));
+    }
     if (paused && *paused) {
         strbuf_adds(body, ",\"paused\":");
         json_append_string(body, paused, strlen(paused));
@@ -64,7 +72,7 @@ static int health(void *ud, strbuf *body) {
     mapworker_health(body);                    /* tenants whose mapping worker was replaced, and why */
     strbuf_addc(body, '}');
     free(paused);
-    return s->stopping ? 503 : 200;
+    return s->stopping || degraded ? 503 : 200;
 }
 
 static void on_store_closed(void *ud) {
@@ -332,6 +340,7 @@ static void serve_metrics(void *ud, strbuf *out) {
     pthread_mutex_unlock(&s->mu);
     reload_metrics(s->reload, out);
     mapworker_metrics(out);
+    store_health_metrics(out);
     if (!s->w) return;
     unsigned long long mapped, failed, dropped, deferred;
     workers_counts(s->w, &mapped, &failed, &dropped, &deferred);
@@ -381,6 +390,9 @@ int cmd_serve(int argc, char **argv) {
     pthread_mutex_init(&s.mu, NULL);
     s.st = store_open(s.loop, s.cfg->data_dir, err, sizeof err);
     if (!s.st) goto fail_config;
+    char health_file[4200];
+    snprintf(health_file, sizeof health_file, "%s/store-health", s.cfg->data_dir);
+    store_health_set_file(health_file);         /* `returnflow status` reads what /healthz says of the store */
     if (reload_freeze(s.cfg, err, sizeof err) != 0) goto fail_store;
     char status_dir[4096];
     snprintf(status_dir, sizeof status_dir, "%s/scripts", s.cfg->data_dir);

@@ -20,6 +20,7 @@
 #include "lauxlib.h"
 #include "lualib.h"
 #include "store_db.h"
+#include "store_health.h"
 
 static char data_dir[1024];                    /* the data folder opened (status reads its scripts/) */
 
@@ -151,6 +152,11 @@ int cmd_status(int argc, char **argv) {
            "queued", "retrying", "delivered", "dead", "paused", "last error");
     store_tenants(db, print_tenant, &(status_ctx){ db, only });
     print_scripts(data_dir, only);
+    /* What serve last found of the store (store_health.h): degraded while it refuses writes. */
+    char path[4200], state[32], reason[400];
+    snprintf(path, sizeof path, "%s/store-health", data_dir);
+    if (store_health_read_file(path, state, sizeof state, reason, sizeof reason))
+        printf("\nstore: %s%s%s\n", state, reason[0] ? ": " : "", reason);
     store_db_close(db);
     return 0;
 }

@@ -29,6 +29,7 @@
 #include "json.h"
 #include "log.h"
 #include "signature.h"
+#include "store_health.h"
 
 enum outcome { OUT_ACCEPTED, OUT_UNAUTHORIZED, OUT_NOT_FOUND, OUT_TOO_LARGE, OUT_MALFORMED,
                OUT_UNSUPPORTED, OUT_METHOD, OUT_UNAVAILABLE, OUT_BAD_REQUEST, OUT_TIMEOUT, OUT_COUNT };
@@ -211,6 +212,13 @@ static void handle_webhook(conn *c, const char *tenant_id, size_t idlen) {
     while (first < c->body.len && strchr(" \t\r\n", c->body.data[first])) first++;
     if (c->body.data[first] != '{') { refuse(c, 400, OUT_MALFORMED, "a webhook body must be a JSON object", NULL, keep); return; }
     if (in->stopping) { refuse(c, 503, OUT_UNAVAILABLE, "shutting down; retry later", "Retry-After: 5\r\n", 0); return; }
+    /* A damaged store is not written to: Loop keeps the webhook and sends it again later. (A store
+     * that refuses writes is tried: its next success is how the journal finds it back.) */
+    char why[8];
+    if (store_health_get(why, sizeof why) == STORE_DAMAGED) {
+        refuse(c, 503, OUT_UNAVAILABLE, "the store is damaged; retry later", "Retry-After: 30\r\n", 0);
+        return;
+    }
     c->waiting = 1;
     store_journal_append(in->st, t->id, c->body.data, c->body.len, on_committed, c);
 }

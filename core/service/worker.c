@@ -36,6 +36,7 @@
 #include "mapworker.h"
 #include "outbox.h"
 #include "store_db.h"
+#include "store_health.h"
 
 #define BATCH 256
 enum { STOP_DRAIN = 1, STOP_NOW = 2 };  /* drain: one more pass; now: after the batch in hand */
@@ -51,6 +52,7 @@ typedef struct thread {
     struct recall_ctx *recall;    /* by tenant index, for out:recall from the store */
     long long last_deferred_try;
     long long last_purge, last_checkpoint;
+    int failing;                  /* the store refused this thread's last write (1) or read (2) */
 } thread;
 
 struct workers {
@@ -169,7 +171,15 @@ static void results_free(results *rs) {
     free(rs->memv);
 }
 
-/* Writes a whole batch's outcomes in one transaction (one lock, one commit). */
+/* The store took this thread's writes (or reads) again. */
+static void store_worked(thread *t) {
+    if (!t->failing) return;
+    t->failing = 0;
+    store_health_ok(STORE_PART_MAPPING);
+}
+
+/* Writes a whole batch's outcomes in one transaction (one lock, one commit); a refusal leaves the
+ * events journaled, to be mapped again on a later pass, and tells store_health.h (once). */
 static int commit_results(thread *t, const char *tenant, const char *version, const results *rs) {
     if (rs->nev == 0) return 0;
     const char *a = rs->arena.data;
@@ -198,10 +208,16 @@ static int commit_results(thread *t, const char *tenant, const char *version, co
     }
     if (ok) ok = store_commit(t->db) == 0;
     if (!ok) {
-        store_log_error("cannot store mapping results; the batch stays journaled and is mapped again", t->db);
+        char why[256];
+        snprintf(why, sizeof why, "%s", store_db_error(t->db));
+        store_fault fault = store_db_fault(t->db);
+        if (!t->failing) store_log_error("cannot store mapping results; the batch stays journaled and is mapped again", t->db);
         store_rollback(t->db);
+        t->failing = 1;
+        store_health_failed(STORE_PART_MAPPING, fault, why);
         return -1;
     }
+    store_worked(t);
     return 0;
 }
 
@@ -216,6 +232,15 @@ static int map_batch(thread *t, int ti, event_state state) {
     char (*labels)[64] = malloc(BATCH * sizeof *labels);
     if (!batch || !events || !labels) abort();
     int n = read_batch(t, tc->id, state, batch);
+    if (n < 0) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", store_db_error(t->db));
+        t->failing = 2;
+        store_health_failed(STORE_PART_MAPPING, store_db_fault(t->db), why);
+        n = 0;
+    } else if (t->failing == 2) {
+        store_worked(t);                          /* a read was what failed, and reads work again */
+    }
     results rs = {0};
     long long now = clock_now_ms();
     for (int i = 0; i < n; i++) {
@@ -298,6 +323,7 @@ static int halted(workers *w) {
 
 static void *thread_main(void *arg) {
     thread *t = arg;
+    pthread_setname_np(pthread_self(), "rf-map");
     workers *w = t->w;
     const config *cfg = w->cfg;
     unsigned long long seen = (unsigned long long)-1;

@@ -11,12 +11,19 @@
  * the callbacks run on the loop. While a commit is in flight the next batch
  * gathers: the busier the server, the more webhooks share an fsync.
  *
+ * A commit the store refuses (a full disk) answers its webhooks 503, so Loop sends them again, and
+ * marks the journal failing (store_health.h: /healthz degraded); while it fails, the writer tries a
+ * one-page write every second when no webhook comes, so the service is ready again by itself once
+ * the disk has room.
+ *
  * Schema: schema.c and docs/store.md. The database is the single source of truth after a
  * restart: what is journaled and not done resumes.
  */
 #include "store.h"
 
 #include "clock.h"
+#include "store_faults.h"
+#include "store_health.h"
 #include "store_sqlite.h"
 
 #include <errno.h>
@@ -25,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 typedef struct append {
     struct append *next;
@@ -50,6 +58,7 @@ struct store {
     append *done, **done_tail;    /* committed (or failed), callbacks to run */
     size_t pending;               /* queued or committing, loop-thread view */
     int stopping;
+    int failing;                  /* writer thread: the last commit was refused */
     void (*closed)(void *ud);
     void *closed_ud;
     void (*committed)(void *ud);  /* writer thread, after each successful commit */
@@ -71,8 +80,16 @@ static void commit_batch(store *s, append *batch) {
     }
     if (ok) ok = store_sqlite_exec(s->db, "COMMIT") == 0;
     if (!ok) {
-        store_sqlite_log("journal commit failed: the webhooks of this batch are answered 503", s->db);
+        int code = sqlite3_extended_errcode(s->db);
+        char why[256];
+        snprintf(why, sizeof why, "%s", sqlite3_errmsg(s->db));
+        if (!s->failing) store_sqlite_log("journal commit failed: the webhooks of this batch are answered 503", s->db);
         store_sqlite_exec(s->db, "ROLLBACK");
+        s->failing = 1;
+        store_health_failed(STORE_PART_JOURNAL, store_sqlite_fault(code), why);
+    } else if (s->failing) {
+        s->failing = 0;
+        store_health_ok(STORE_PART_JOURNAL);
     }
     for (append *a = batch; a; a = a->next) {
         a->status = ok ? 0 : -1;
@@ -80,11 +97,31 @@ static void commit_batch(store *s, append *batch) {
     }
 }
 
+/* While the journal fails and no webhook comes: one page written and committed (the schema's
+ * version, set to what it is), to learn whether the store takes writes again. */
+static void probe(store *s) {
+    int ok = store_sqlite_exec(s->db, "BEGIN IMMEDIATE") == 0 && store_sqlite_exec(s->db, "PRAGMA user_version = 1") == 0 &&
+             store_sqlite_exec(s->db, "COMMIT") == 0;
+    if (!ok) { store_sqlite_exec(s->db, "ROLLBACK"); return; }
+    s->failing = 0;
+    store_health_ok(STORE_PART_JOURNAL);
+}
+
 static void *writer_main(void *arg) {
     store *s = arg;
+    pthread_setname_np(pthread_self(), "rf-journal");
     pthread_mutex_lock(&s->mu);
     for (;;) {
-        while (!s->queue && !s->stopping) pthread_cond_wait(&s->cv, &s->mu);
+        while (!s->queue && !s->stopping) {
+            if (!s->failing) { pthread_cond_wait(&s->cv, &s->mu); continue; }
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += 1;
+            if (pthread_cond_timedwait(&s->cv, &s->mu, &until) == 0 || s->queue || s->stopping) continue;
+            pthread_mutex_unlock(&s->mu);
+            probe(s);
+            pthread_mutex_lock(&s->mu);
+        }
         if (!s->queue && s->stopping) break;
         append *batch = s->queue;
         s->queue = NULL;
@@ -139,6 +176,7 @@ store *store_open(uv_loop_t *loop, const char *data_dir, char *err, size_t errle
     s->done_tail = &s->done;
     char path[1024];
     snprintf(path, sizeof path, "%s/returnflow.db", data_dir);
+    store_faults_init();
     int opened = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (opened == SQLITE_OK) sqlite3_busy_timeout(s->db, 5000);   /* before any statement: wait out a lock */
     if (opened != SQLITE_OK ||

@@ -7,6 +7,8 @@
  */
 #include "store_sqlite.h"
 
+#include "store_faults.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +31,7 @@ store_db *store_db_open(const char *data_dir, int flags, char *err, size_t errle
         snprintf(err, errlen, "cannot create the data directory %s: %s", data_dir, strerror(errno));
         return NULL;
     }
+    store_faults_init();
     store_db *s = calloc(1, sizeof *s);
     if (!s) abort();
     int mode = (flags & STORE_READ_ONLY) ? SQLITE_OPEN_READONLY

@@ -584,10 +584,14 @@ local Server = {}
 Server.__index = Server
 
 --- Starts `returnflow serve` in dir (see serve_dir); returns { dir, pid, address, url(), stop(signal) }.
-function M.start_serve(dir)
+-- env: variables for the server (name -> value), e.g. RETURNFLOW_STORE_FAULTS for the fault suite.
+function M.start_serve(dir, env)
   local err = dir .. "/serve.err"
-  local pid = background(string.format("cd %s && exec %s serve -c returnflow.conf.lua </dev/null >/dev/null 2>%s",
-                                       M.quote(dir), M.quote(M.bin), M.quote(err)))
+  local vars = {}
+  for name, value in pairs(env or {}) do vars[#vars + 1] = name .. "=" .. M.quote(value) end
+  table.sort(vars)
+  local pid = background(string.format("cd %s && exec env %s %s serve -c returnflow.conf.lua </dev/null >/dev/null 2>%s",
+                                       M.quote(dir), table.concat(vars, " "), M.quote(M.bin), M.quote(err)))
   local s = setmetatable({ dir = dir, pid = pid, err = err }, Server)
   s.address = wait_listening(pid, err, '"msg":"listening","address":"([^"]+)"', 60)
   if s.address then return s end

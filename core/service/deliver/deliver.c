@@ -103,6 +103,7 @@ static void close_walk(uv_handle_t *h, void *arg) {
 
 static void *thread_main(void *arg) {
     deliverer *d = arg;
+    pthread_setname_np(pthread_self(), "rf-deliver");
     uv_timer_start(&d->tick, on_tick, 50, 50);
     uv_run(&d->loop, UV_RUN_DEFAULT);
     /* What the mapping threads' last pass left for a dry tenant reaches its file before the stop. */
