@@ -56,7 +56,8 @@ typedef struct loader {
 } loader;
 
 static const char *const top_keys[] = { "listen", "data", "workers", "retention_days", "max_body",
-    "max_connections", "timeouts", "delivery", "caps", "watch_scripts", "reload_requires_specs", "tenants", "debug", NULL };
+    "max_connections", "timeouts", "delivery", "caps", "watch_scripts", "reload_requires_specs", "tenants", "debug", "store", NULL };
+static const char *const store_keys[] = { "check_seconds", NULL };
 static const char *const debug_keys[] = { "core_dumps", NULL };
 static const char *const timeout_keys[] = { "header", "body", "idle", NULL };
 static const char *const delivery_keys[] = { "max_age_hours", "backoff_max_seconds", "timeout_seconds",
@@ -586,6 +587,13 @@ static int read_all(lua_State *L) {
         c->caps.memory_bytes = (size_t)get_int(ld, t, "caps", "memory_mib", SANDBOX_DEFAULT_MEMORY >> 20, 1, 4096) << 20;
         c->caps.seconds = (double)get_int(ld, t, "caps", "time_ms", (long long)(SANDBOX_DEFAULT_SECONDS * 1000),
                                           1, 3600000) / 1000.0;
+        lua_pop(L, 1);
+    }
+    c->store_check_seconds = 10;
+    if (get_table(ld, top, "", "store", 0)) {
+        int t = lua_gettop(L);
+        check_keys(ld, t, "store", store_keys);
+        c->store_check_seconds = get_positive(ld, t, "store", "check_seconds", 10);
         lua_pop(L, 1);
     }
     c->watch_scripts = get_bool(ld, top, "", "watch_scripts", 1);

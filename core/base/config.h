@@ -42,6 +42,8 @@ typedef struct config {
     double request_timeout;    /* delivery.timeout_seconds: a request's answer (default 30) */
     double bulk_timeout;       /* delivery.bulk_timeout_seconds: a bulk job's, up to 5 MB (default 120) */
     double connect_timeout;    /* delivery.connect_timeout_seconds (default 10) */
+    double store_check_seconds; /* store.check_seconds: serve's start check of the store stops after
+                                  this (default 10) */
     sandbox_caps caps;         /* per tenant state and per event */
     int watch_scripts;         /* serve reloads a tenant's scripts when its folder changes (default 1) */
     int reload_requires_specs; /* ... only if the folder's own busted specs pass (default 0) */

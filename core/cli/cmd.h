@@ -10,6 +10,7 @@ int cmd_check(int argc, char **argv);
 int cmd_post(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_store(int argc, char **argv);
 int cmd_dlq(int argc, char **argv);
 int cmd_test(int argc, char **argv);
 int cmd_init(int argc, char **argv);

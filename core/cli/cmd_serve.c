@@ -31,6 +31,7 @@
 #include "mapworker.h"
 #include "reload.h"
 #include "store.h"
+#include "store_db.h"
 #include "store_health.h"
 #include "worker.h"
 
@@ -353,6 +354,31 @@ static void serve_metrics(void *ud, strbuf *out) {
     strbuf_adds(out, text);
 }
 
+static void first_problem(void *ud, const char *what) {
+    char *first = ud;
+    if (!first[0]) snprintf(first, 1200, "%s", what);
+}
+
+/* Before anything opens the store for writing (which would also drop a damaged log's later commits
+ * for good): a bounded check. On damage serve does not start, and says which file and what to do. */
+static int check_store(const config *cfg, char *err, size_t errlen) {
+    char first[1200] = "";
+    int rc = store_check(cfg->data_dir, cfg->store_check_seconds, first_problem, first);
+    if (rc == STORE_CHECK_DAMAGED) {
+        snprintf(err, errlen, "the store is damaged: %s\nStop here: copy what can be read with 'returnflow store "
+                 "recover --into NEW_DATA', then point the config's data at NEW_DATA (docs/operations.md, "
+                 "\"A damaged store\")", first);
+        return -1;
+    }
+    if (rc == STORE_CHECK_CUT_SHORT) {
+        char f[128];
+        snprintf(f, sizeof f, "\"seconds\":%g", cfg->store_check_seconds);
+        log_line("warn", "the start check of the store was cut short (store.check_seconds); run returnflow store check "
+                         "for a whole one", f);
+    }
+    return 0;
+}
+
 int cmd_serve(int argc, char **argv) {
     static const struct option opts[] = {
         { "config", required_argument, 0, 'c' }, { "listen", required_argument, 0, 'l' },
@@ -388,6 +414,7 @@ int cmd_serve(int argc, char **argv) {
     int status = 1;
     s.loop = uv_default_loop();
     pthread_mutex_init(&s.mu, NULL);
+    if (check_store(s.cfg, err, sizeof err) != 0) goto fail_config;
     s.st = store_open(s.loop, s.cfg->data_dir, err, sizeof err);
     if (!s.st) goto fail_config;
     char health_file[4200];

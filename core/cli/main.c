@@ -106,6 +106,21 @@ static const command commands[] = {
       "prints a line per tenant: events journaled and not yet mapped, deferred, failed (dead letters);\n"
       "requests queued, retrying, delivered, dead; whether delivery is paused (Klaviyo refused the key),\n"
       "and the last error. Safe beside a running service.\n" },
+    { "store", cmd_store, "the store file: check it, back it up while serving, recover a damaged one",
+      "usage: returnflow store check|backup FILE|recover --into NEW_DATA [-c CONFIG | --data DIR]\n"
+      "\n"
+      "  check               reads the store (its log, then every page: SQLite's quick_check) and prints\n"
+      "                      each damage found; --seconds N stops after N s (serve's start check does,\n"
+      "                      with store.check_seconds). Exit status 1 when damaged.\n"
+      "  backup FILE         a consistent copy of the store in FILE (which must not exist), made while\n"
+      "                      serve runs (SQLite's online backup); restore: stop serve, put FILE in place\n"
+      "                      as DATA/returnflow.db, start serve (docs/operations.md)\n"
+      "  recover --into NEW_DATA\n"
+      "                      copies what can be read into a new data folder: the journal first, then the\n"
+      "                      outbox, schedules, memory and jobs; each acknowledged webhook that cannot be\n"
+      "                      read is listed by id. Reads the old store only. Exit status 1 when anything\n"
+      "                      was lost.\n"
+      "Run check and recover with serve stopped (recover reads the old store as it is on disk).\n" },
     { "dlq", cmd_dlq, "dead letters: list, show, replay or purge them",
       "usage: returnflow dlq list|show|replay|purge [-c CONFIG | --data DIR] [--tenant T] [ID | --all]\n"
       "\n"

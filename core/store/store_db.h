@@ -225,4 +225,27 @@ int store_replay_dead_requests(store_db *db, long long id, const char *tenant);
 int store_purge_dead_events(store_db *db, long long id, const char *tenant);
 int store_purge_dead_requests(store_db *db, long long id, const char *tenant);
 
+/* ------------------------- maintenance (operator) --------------------------- */
+
+/* Checks DATA's store read-only, within `seconds` (0: no bound): its log (frames that would be
+ * dropped) and every page (a quick check). Each problem goes to problem() ("FILE: what"). */
+enum { STORE_CHECK_SOUND = 0, STORE_CHECK_DAMAGED = 1, STORE_CHECK_CUT_SHORT = 2 };
+int store_check(const char *data_dir, double seconds, void (*problem)(void *ud, const char *what), void *ud);
+
+/* A consistent copy of the store written to path (which must not exist) while others keep using
+ * it (the backend's online backup). 0, or -1 with err filled. */
+int store_backup(store_db *db, const char *path, char *err, size_t errlen);
+
+/* What store_recover copied and could not read. */
+typedef struct store_recovered {
+    long long events, requests, schedules, memory, jobs;     /* rows copied */
+    long long unreadable_rows;                                /* rows of other tables lost to damage */
+} store_recovered;
+
+/* Copies what can be read of from_dir's store into a new store in to_dir (which must have none):
+ * the journal first, then the outbox, schedules, memory and jobs. Each journaled webhook that
+ * cannot be read is given to lost() by id. 0, or -1 with err filled (nothing could be read). */
+int store_recover(const char *from_dir, const char *to_dir, store_recovered *got,
+                  void (*lost)(void *ud, long long event_id), void *ud, char *err, size_t errlen);
+
 #endif

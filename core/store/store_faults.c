@@ -9,6 +9,7 @@
  *     full [journal|map|deliver]...     writes fail as on a full disk (SQLITE_FULL, ENOSPC's code)
  *     ioerr [...]                       writes fail with an I/O error (SQLITE_IOERR_WRITE)
  *     readerr [...]                     reads fail with an I/O error (SQLITE_IOERR_READ)
+ *     garbage [...]                     pages read back as garbage (what a damaged disk returns)
  * A small filesystem would need a privileged mount, which a CI container run as root does not
  * give; this needs nothing. Without the variable nothing here runs: the default VFS is untouched.
  */
@@ -72,7 +73,9 @@ static int f_close(sqlite3_file *f) {
 static int f_read(sqlite3_file *f, void *buf, int n, sqlite3_int64 off) {
     sqlite3_file *r = ((fault_file *)f)->real;
     if (asked("readerr")) return SQLITE_IOERR_READ;
-    return r->pMethods->xRead(r, buf, n, off);
+    int rc = r->pMethods->xRead(r, buf, n, off);
+    if (rc == SQLITE_OK && n >= 512 && off > 0 && asked("garbage")) memset(buf, 0xA5, (size_t)n);
+    return rc;
 }
 static int f_write(sqlite3_file *f, const void *buf, int n, sqlite3_int64 off) {
     sqlite3_file *r = ((fault_file *)f)->real;
