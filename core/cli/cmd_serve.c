@@ -342,9 +342,8 @@ static void serve_metrics(void *ud, strbuf *out) {
     reload_metrics(s->reload, out);
     mapworker_metrics(out);
     store_health_metrics(out);
-    if (!s->w) return;
     unsigned long long mapped, failed, dropped, deferred;
-    workers_counts(s->w, &mapped, &failed, &dropped, &deferred);
+    workers_counts(s->w, &mapped, &failed, &dropped, &deferred);   /* the process's: there during a swap too */
     char text[512];
     snprintf(text, sizeof text,
              "# HELP returnflow_events_total Events mapped, by outcome.\n# TYPE returnflow_events_total counter\n"

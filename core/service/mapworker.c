@@ -73,6 +73,8 @@ struct mapworker {
     int fd, pidfd;                     /* -1 when no worker runs */
     int (*recall)(void *ud, const char *key, size_t klen, strbuf *out);
     void *recall_ud;
+    int (*interrupt)(void *ud);        /* between two results: stop the batch here (a reload) */
+    void *interrupt_ud;
     long long restart_at;              /* ms: no restart before */
     int backoff_ms;
     struct { long long id; int strikes; } strikes[NSTRIKES];
@@ -383,6 +385,11 @@ void mapworker_set_recall(mapworker *w, int (*fallback)(void *ud, const char *ke
     w->recall_ud = ud;
 }
 
+void mapworker_set_interrupt(mapworker *w, int (*interrupt)(void *ud), void *ud) {
+    w->interrupt = interrupt;
+    w->interrupt_ud = ud;
+}
+
 void mapworker_counts(const mapworker *w, int *files, int *handlers) {
     *files = w->files;
     *handlers = w->handlers;
@@ -671,6 +678,9 @@ int mapworker_map_batch(mapworker *w, const mapworker_event *events, int n, int 
                 hard = now_ms() + HARD_FACTOR * budget;
                 cpu_base = w->last_cpu_ms;
                 recalls = 0;
+                /* A reload waits one event, not a batch: the rest of the batch is in this worker's
+                 * hands, so it goes (quietly: nothing went wrong) and a new one maps the rest. */
+                if (w->nev < m && w->interrupt && w->interrupt(w->interrupt_ud)) { stop_worker(w); break; }
                 continue;
             }
             char what[400];

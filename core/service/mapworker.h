@@ -33,6 +33,11 @@ void mapworker_free(mapworker *w);
 /* Where out:recall looks when the worker's own cache misses (the parent's store). */
 void mapworker_set_recall(mapworker *w, int (*fallback)(void *ud, const char *key, size_t klen, strbuf *out), void *ud);
 
+/* Asked after each result of a batch: nonzero stops the batch there (mapworker_map_batch returns the
+ * results so far, k < n, the last of them a good one) and ends the worker, whose channel still holds
+ * the rest; a new one maps them on the next call. A reload takes over within one event so. */
+void mapworker_set_interrupt(mapworker *w, int (*interrupt)(void *ud), void *ud);
+
 typedef struct mapworker_event {
     long long id;                      /* the journal's id (0: none), for the strike count */
     const char *text;
@@ -42,7 +47,8 @@ typedef struct mapworker_event {
 
 /* Maps events[0..n) in order, in as few round trips as fit. Returns k, the events with a result
  * (results 0..k-1, valid until the next call): k < n when a worker died or was killed on event
- * k-1 (its result says why: "worker killed: 500 ms cap exceeded") and the rest were not sent;
+ * k-1 (its result says why: "worker killed: 500 ms cap exceeded"), or the interrupt stopped the
+ * batch after event k-1, and the rest were not mapped;
  * map them in another call once what came before is stored. Returns -1 if no worker runs (its
  * restart waits out a back-off, or the scripts no longer load): try again later. With want_doc,
  * mapworker_doc gives each event's document as mapper_map writes it. */

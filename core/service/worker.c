@@ -8,6 +8,8 @@
  * thread feeds a batch at a time and whose watchdog bounds how long a
  * runaway script holds the thread: cap plus margin per event, then the
  * event is a dead letter and ingest, the journal and other threads went on.
+ * A reload (workers_halt) takes over between two events: the batch in hand stops at the next result,
+ * what was mapped is committed, and the rest is mapped by the new scripts.
  *
  * Invariant: an event's outcome is committed in one transaction with
  * everything it produced (outbox rows, schedules, cancels, memory, its new
@@ -63,8 +65,12 @@ struct workers {
     pthread_cond_t cv;
     unsigned long long wakes;     /* bumped by workers_wake */
     int stopping;                         /* STOP_DRAIN or STOP_NOW once asked */
-    unsigned long long counts[5]; /* by map_status, under mu */
 };
+
+/* Events mapped by outcome (map_status), for the process: a reload replaces the threads, never the
+ * counts (a Prometheus counter only goes up until the process restarts). */
+static pthread_mutex_t totals_mu = PTHREAD_MUTEX_INITIALIZER;
+static unsigned long long totals[5];
 
 static unsigned hash(const char *s) {
     unsigned h = 2166136261u;
@@ -276,9 +282,9 @@ static int map_batch(thread *t, int ti, event_state state) {
     }
     int rc = commit_results(t, tc->id, tc->scripts_version, &rs);
     if (rc == 0) {
-        pthread_mutex_lock(&t->w->mu);
-        for (int e = 0; e < rs.nev; e++) t->w->counts[rs.ev[e].status]++;
-        pthread_mutex_unlock(&t->w->mu);
+        pthread_mutex_lock(&totals_mu);
+        for (int e = 0; e < rs.nev; e++) totals[rs.ev[e].status]++;
+        pthread_mutex_unlock(&totals_mu);
         rc = rs.nev;
     }
     for (int i = 0; i < n; i++) free(batch[i].body);
@@ -301,11 +307,15 @@ static int recall_from_store(void *ud, const char *key, size_t klen, strbuf *out
     return store_memory_recall(rc->t->db, rc->tenant, key, klen, out);
 }
 
+static int halted(workers *w);
+static int halted_cb(void *ud) { return halted(ud); }
+
 static void load_memory(thread *t, int ti) {
     recall_ctx *rc = &t->recall[ti];
     rc->t = t;
     rc->tenant = t->w->cfg->tenants[ti].id;
     mapworker_set_recall(t->mappers[ti], recall_from_store, rc);
+    mapworker_set_interrupt(t->mappers[ti], halted_cb, t->w);    /* a reload takes over between events */
 }
 
 /* The tenant's scripts in their own worker process (mapworker.c): nothing of them runs here. */
@@ -342,10 +352,11 @@ static void *thread_main(void *arg) {
         int busy = 0;
         for (int ti = 0; ti < cfg->ntenants; ti++) {
             if (!t->mappers[ti]) continue;
-            if (ti && halted(w)) break;             /* a reload waits for one batch, not a pass */
+            if (ti && halted(w)) break;             /* a reload waits for one event, not a pass */
             /* One batch per tenant per pass: a tenant with a backlog shares the thread, and
              * schedules, dry files, reloads and a stop are never kept waiting behind it. */
             int mapped = map_batch(t, ti, EVENT_JOURNALED);
+            if (halted(w)) break;                   /* the batch stopped between two events for it */
             if (mapped >= BATCH) busy = 1;
             long long now = clock_now_ms();
             if (mapped || now - t->last_deferred_try > 30000) {
@@ -468,12 +479,13 @@ void workers_wake(workers *w) {
 
 void workers_counts(workers *w, unsigned long long *mapped, unsigned long long *failed,
                     unsigned long long *dropped, unsigned long long *deferred) {
-    pthread_mutex_lock(&w->mu);
-    *mapped = w->counts[MAP_MAPPED];
-    *failed = w->counts[MAP_FAILED];
-    *dropped = w->counts[MAP_DROPPED];
-    *deferred = w->counts[MAP_DEFERRED];
-    pthread_mutex_unlock(&w->mu);
+    (void)w;
+    pthread_mutex_lock(&totals_mu);
+    *mapped = totals[MAP_MAPPED];
+    *failed = totals[MAP_FAILED];
+    *dropped = totals[MAP_DROPPED];
+    *deferred = totals[MAP_DEFERRED];
+    pthread_mutex_unlock(&totals_mu);
 }
 
 void workers_stop(workers *w) { release(w, w->n, STOP_DRAIN); }

@@ -17,7 +17,7 @@ workers *workers_start(const config *cfg, char *err, size_t errlen);
 /* New events were committed: wake the threads (safe from any thread). */
 void workers_wake(workers *w);
 
-/* Events mapped so far, by outcome, for /metrics. */
+/* Events mapped so far by this process (every set of threads it ran), by outcome, for /metrics. */
 void workers_counts(workers *w, unsigned long long *mapped, unsigned long long *failed,
                     unsigned long long *dropped, unsigned long long *deferred);
 
@@ -25,7 +25,8 @@ void workers_counts(workers *w, unsigned long long *mapped, unsigned long long *
  * before the call is mapped (shutdown). */
 void workers_stop(workers *w);
 
-/* Stops and joins every thread as soon as each finishes the batch in hand (a reload). */
+/* Stops and joins every thread as soon as each finishes the event in hand (a reload): the rest of
+ * its batch stays journaled for the next threads. */
 void workers_halt(workers *w);
 
 #endif

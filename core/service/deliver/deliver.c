@@ -123,6 +123,54 @@ static void free_windows(deliverer *d) {
     for (int i = 0; i < d->ntenants; i++) rate_free(&d->tenants[i].rate);
 }
 
+/* A tenant's counters, kept by tenant id when its deliverer stops, so the next one (SIGHUP's) goes on
+ * from them: a Prometheus counter only goes up until the process restarts. */
+typedef struct kept_counts {
+    char id[128];
+    unsigned long long delivered, retried, dead, bulk_jobs, latency[LATENCY_BUCKETS + 1];
+    struct { int cls; long status; unsigned long long n; } answers[32];
+    int nanswers;
+} kept_counts;
+static pthread_mutex_t kept_mu = PTHREAD_MUTEX_INITIALIZER;
+static kept_counts *kept;
+static int nkept;
+
+static kept_counts *kept_of(const char *id, int add) {
+    for (int i = 0; i < nkept; i++) if (strcmp(kept[i].id, id) == 0) return &kept[i];
+    if (!add) return NULL;
+    kept = realloc(kept, (size_t)(nkept + 1) * sizeof *kept);
+    if (!kept) abort();
+    memset(&kept[nkept], 0, sizeof *kept);
+    snprintf(kept[nkept].id, sizeof kept[nkept].id, "%s", id);
+    return &kept[nkept++];
+}
+
+static void keep_counts(const tenant_state *ts) {
+    pthread_mutex_lock(&kept_mu);
+    kept_counts *k = kept_of(ts->tc->id, 1);
+    k->delivered = ts->delivered, k->retried = ts->retried, k->dead = ts->dead, k->bulk_jobs = ts->bulk_jobs;
+    memcpy(k->latency, ts->latency, sizeof k->latency);
+    memcpy(k->answers, ts->answers, sizeof k->answers);
+    k->nanswers = ts->nanswers;
+    pthread_mutex_unlock(&kept_mu);
+}
+
+static void restore_counts(tenant_state *ts) {
+    pthread_mutex_lock(&kept_mu);
+    const kept_counts *k = kept_of(ts->tc->id, 0);
+    if (k) {
+        ts->delivered = k->delivered, ts->retried = k->retried, ts->dead = k->dead, ts->bulk_jobs = k->bulk_jobs;
+        memcpy(ts->latency, k->latency, sizeof ts->latency);
+        memcpy(ts->answers, k->answers, sizeof ts->answers);
+        ts->nanswers = k->nanswers;
+    }
+    pthread_mutex_unlock(&kept_mu);
+}
+
+static void keep_all_counts(deliverer *d) {
+    for (int i = 0; i < d->ntenants; i++) keep_counts(&d->tenants[i]);
+}
+
 /* Frees a deliverer whose thread has ended (or never ran) and whose loop's handles are closed. */
 static void release_deliverer(deliverer *d) {
     curl_multi_cleanup(d->multi);
@@ -151,6 +199,7 @@ deliverer *deliver_start(const config *cfg, char *err, size_t errlen) {
         tenant_state *ts = &d->tenants[d->ntenants++];
         ts->tc = &cfg->tenants[i];
         rate_init(&ts->rate, ts->tc->rate_scale);
+        restore_counts(ts);
     }
     char path[1024], why[1200];
     if (!(d->db = store_db_open(cfg->data_dir, STORE_RELAXED, why, sizeof why))) {
@@ -245,5 +294,6 @@ char *deliver_paused(deliverer *d) {
 void deliver_stop(deliverer *d) {
     uv_async_send(&d->stop_async);
     pthread_join(d->tid, NULL);
+    keep_all_counts(d);
     release_deliverer(d);
 }
