@@ -25,6 +25,17 @@ return {
 
   delivery = {
     max_age_hours = 72,          -- a request is retried (429, 5xx, timeouts) for at most this long
+    backoff_max_seconds = 300,   -- the longest wait between two tries of a request: full-jitter backoff
+                                 -- doubling with the attempts it has had (a bulk job's rows, each its own;
+                                 -- a 429 waits at least what it asks)
+    timeout_seconds = 30,        -- Klaviyo's answer to a request; past it, the try counts and it goes again
+    bulk_timeout_seconds = 120,  -- the same for a bulk job (up to 5 MB and 1,000 events)
+    connect_timeout_seconds = 10,
+  },
+
+  store = {
+    check_seconds = 10,          -- serve's start check of the store (its log, then its pages) stops after
+                                 -- this; `returnflow store check` runs a whole one (docs/operations.md)
   },
 
   caps = {                       -- limits on the mapping scripts, per event
