@@ -399,6 +399,33 @@ describe("a template's handlers in a scripts folder", function()
       if t.metric then assert.is_true(seen[t.metric], t.name .. " never tracks " .. t.metric) end
     end)
   end
+  -- A parcel may go straight to out_for_delivery; one that goes in_transit then out_for_delivery must
+  -- still get one email. Which label updates of one return pass return-in-transit's trigger filter?
+  local function in_transit_passes(statuses)
+    local t = BY_NAME["return-in-transit"]
+    local files = { h.fixture_path("return.created.json") }
+    for _, status in ipairs(statuses) do
+      files[#files + 1] = h.tempfile(json.encode(testing.fixture("label.updated.in_transit.json",
+                                                                 { label_status = status })), ".json")
+    end
+    local docs, run = h.map(files, { scripts = scripts_with(t, false) })
+    assert.equal(0, run.code, run.stderr)
+    local passed = {}
+    for i = 2, #docs do
+      local events = metric_events(docs[i], "Loop Label Updated")
+      assert.equal(1, #events, docs[i].input)
+      if catalogue.triggers_flow(t, events[1]) then passed[#passed + 1] = statuses[i - 1] end
+    end
+    return passed
+  end
+
+  it("return-in-transit: one email per return, on in_transit or out_for_delivery, whichever comes first", function()
+    assert.same({ "out_for_delivery" }, in_transit_passes({ "out_for_delivery", "delivered" }))
+    assert.same({ "in_transit" }, in_transit_passes({ "in_transit", "out_for_delivery", "delivered" }))
+    assert.same({ "out_for_delivery" }, in_transit_passes({ "out_for_delivery", "in_transit" }))   -- out of order
+    assert.same({}, in_transit_passes({ "delivered" }))
+  end)
+
   it("with every template on, each fixture yields each fact once: the defaults' metrics, and a template's "
      .. "own only where it says why", function()
     local files = { ["10-defaults.lua"] = 'return require "returnflow.defaults"\n' }

@@ -6,7 +6,8 @@ return {
   kind = "flow",
   handlers = "62-return-in-transit.lua",
   metric = "Loop Label Updated",
-  fixtures = { "label.updated.in_transit.json" },
+  fixtures = { "label.updated.in_transit.json",   -- and a parcel whose first update is out_for_delivery
+               { "label.updated.in_transit.json", { label_status = "out_for_delivery" } } },
   replaces_loop_email = "Return In Transit",
   email = {
     subject = "Your return for order {{ event.order }} is on its way",
@@ -16,11 +17,17 @@ return {
   },
   flow = {
     name = "returnflow: Return in transit",
-    trigger_filter = {     -- the first move only: out_for_delivery comes later and does not pass
+    trigger_filter = {     -- condition groups are all required (AND); conditions of one group are either (OR)
       condition_groups = {
-        { conditions = {
+        { conditions = {   -- moving: in transit, or out for delivery (a parcel may skip in_transit)
           { type = "metric-property", metric_id = "metric:Loop Label Updated", field = "tracking_status",
             filter = { type = "string", operator = "equals", value = "in_transit" } },
+          { type = "metric-property", metric_id = "metric:Loop Label Updated", field = "tracking_status",
+            filter = { type = "string", operator = "equals", value = "out_for_delivery" } },
+        } },
+        { conditions = {   -- and the return's first move (the handler's first_move): one email per return
+          { type = "metric-property", metric_id = "metric:Loop Label Updated", field = "first_move",
+            filter = { type = "boolean", operator = "equals", value = true } },
         } },
       },
     },
