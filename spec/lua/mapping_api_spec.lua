@@ -465,6 +465,41 @@ return {
                     out)
     end)
 
+    it("reports a later file's rule on a metric an earlier file renamed or dropped: it would never match",
+       function()
+      local mine = 'return { changes = {\n  ["Loop Return Created"] = { metric = "Return Started" },\n'
+                   .. '  ["Loop Return Cancelled"] = false,\n  ["Loop Label Updated"] = { trigger = "label.updated",'
+                   .. ' metric = "Parcel Moved" },\n} }\n'
+      local template = h.read(h.root .. "/templates/first-time-returner/72-first-time-returner.lua")
+      local later = '-- Loop Return Cancelled\nreturn { changes = {\n  ["Loop Return Cancelled"] = { properties = '
+                    .. '{ x = 1 } },\n  ["Return Started"] = { properties = { y = 1 } },\n'
+                    .. '  ["Loop Label Updated"] = { properties = { z = 1 } },\n} }\n'
+      local dir = h.scripts_dir({ ["10-defaults.lua"] = DEFAULTS, ["50-mine.lua"] = mine,
+                                  ["72-first-time-returner.lua"] = template, ["80-later.lua"] = later })
+
+      local stdout, stderr, code = h.run({ "check", dir })
+
+      assert.equal(1, code, stdout .. stderr)
+      local out = stdout .. stderr
+      local line = 0      -- the template's rule is reported at its key, not at the comment naming the metric
+      local n = 0
+      for text in template:gmatch("([^\n]*)\n") do
+        n = n + 1
+        if line == 0 and text:find('["Loop Return Created"]', 1, true) then line = n end
+      end
+      assert.is_true(line > 1)
+      assert.truthy(out:find(('%s/72-first-time-returner.lua:%d: changes["Loop Return Created"]: no earlier file emits '
+                              .. '"Loop Return Created": %s/50-mine.lua:2 renames it to "Return Started", so this rule '
+                              .. 'would never match; key this rule on "Return Started"'):format(dir, line, dir), 1, true),
+                    out)
+      assert.truthy(out:find(('%s/80-later.lua:3: changes["Loop Return Cancelled"]: no earlier file emits "Loop Return '
+                              .. 'Cancelled": %s/50-mine.lua:3 drops it'):format(dir, dir), 1, true), out)
+      -- a rename for some triggers only leaves the name to the others; a renamed-to name is there
+      assert.is_nil(out:find('changes["Loop Label Updated"]', 1, true), out)
+      assert.is_nil(out:find('changes["Return Started"]', 1, true), out)
+      assert.truthy(out:find("2 problems", 1, true), out)
+    end)
+
     it("fails the event at the merchant's line when a change makes it wrong, and sends none of it", function()
       local source = 'return {\n  after = function(ev, action)\n    action.time = "yesterday"\n  end,\n}\n'
 

@@ -102,7 +102,11 @@ function M.compile(changes, lines, triggers)
     return compiled, problems
   end
   for metric, rules in pairs(changes) do
-    local line = type(metric) == "string" and lines(metric) or 1
+    local line = 1
+    if type(metric) == "string" then     -- the key's line, not a comment above it that names the metric
+      line = lines('["' .. metric .. '"]')
+      if line == 1 then line = lines(metric) end
+    end
     if type(metric) ~= "string" or metric == "" then
       problems[#problems + 1] = { line = line, message = format("changes: key %s is not a metric name", tostring(metric)) }
     else
@@ -123,6 +127,57 @@ function M.compile(changes, lines, triggers)
     end
   end
   return compiled, problems
+end
+
+-- What one file's rules do to the metric names that reach it, as far as the rules alone say: a name
+-- renamed to a fixed name or dropped for every trigger is gone (by = { file, line, to }); the fixed
+-- names it renames to exist from then on. A rule with a trigger list leaves the name (other triggers
+-- keep it); a function for `metric` may make any name, so after such a file nothing is known gone.
+local function gone_after(file, gone)
+  local next_gone, revived, unknown = {}, {}, false
+  for name, by in pairs(gone) do next_gone[name] = by end
+  for name, rules in pairs(file.changes or {}) do
+    local final, dropped, line, partial = name, false, nil, false
+    for _, c in ipairs(rules) do
+      if type(c.metric) == "function" then unknown = true end
+      if c.trigger then partial = true
+      elseif not dropped then
+        if c.drop == true then dropped, line = true, c.line
+        elseif type(c.metric) == "string" then final, line = c.metric, c.line end
+      end
+    end
+    if not partial and (dropped or final ~= name) then
+      next_gone[name] = { file = file.name, line = line, to = not dropped and final or nil }
+    end
+    if not dropped and final ~= name then revived[final] = true end
+  end
+  if unknown then return {} end
+  for name in pairs(revived) do next_gone[name] = nil end
+  return next_gone
+end
+
+--- A file's rules that can never match: keyed on a metric that an earlier file renames (to a fixed
+-- name) or drops for every trigger, so that no earlier file emits it any more. Silently matching
+-- nothing is what a template's rule on "Loop Return Created" would do after a merchant's earlier file
+-- renamed that metric. Returns a list of problems { line, message } (earlier: the registered files,
+-- in name order). An `after` hook that renames a metric back is not seen.
+function M.unreachable(earlier, file)
+  local gone = {}
+  for _, f in ipairs(earlier) do gone = gone_after(f, gone) end
+  local problems = {}
+  for name, rules in pairs(file.changes or {}) do
+    local by = gone[name]
+    if by and rules[1] then
+      local what = by.to and format("renames it to %q", by.to) or "drops it"
+      local fix = by.to and format("key this rule on %q (the metric's name from then on)", by.to)
+                  or "remove this rule, or the earlier drop"
+      problems[#problems + 1] = { line = rules[1].line, message = format(
+        "changes[%q]: no earlier file emits %q: %s:%d %s, so this rule would never match; %s",
+        name, name, by.file, by.line, what, fix) }
+    end
+  end
+  table.sort(problems, function(a, b) return a.line < b.line end)
+  return problems
 end
 
 -- A copy of a properties table, marked as the original was (an empty one stays {}).

@@ -62,6 +62,9 @@ function M.register(name, returned, lines)
       handlers[trigger] = fn
     end
   end
+  if file.changes then
+    for _, p in ipairs(changes.unreachable(files, file)) do problems[#problems + 1] = p end
+  end
   files[#files + 1] = file
   if file.changes or file.after then changers[#changers + 1] = file end
   return problems
