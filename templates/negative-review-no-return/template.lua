@@ -1,9 +1,12 @@
 -- Settings: change them here before `returnflow templates install negative-review-no-return`.
--- REVIEW_METRIC is the metric your reviews app publishes in Klaviyo (its name differs by app and
--- version: Klaviyo Reviews, Yotpo, Okendo, ...: look it up under Analytics > Metrics), RATING the
--- property that holds the stars, and MAX_RATING the highest rating that counts as negative.
-local REVIEW_METRIC = "Submitted Review"
-local RATING = "rating"
+-- REVIEW_METRIC is the metric your reviews app publishes in Klaviyo when a customer submits a review,
+-- RATING the property of it that holds the stars (1 to 5), and MAX_RATING the highest rating that
+-- counts as negative. Shipped: Okendo's, "Created Okendo Review" with "Rating" (Okendo's help centre,
+-- "Okendo data sent to Klaviyo"). Klaviyo Reviews, Yotpo and the other apps publish theirs under
+-- names of their own: look yours up in Klaviyo under Analytics > Metrics (and its properties there).
+-- Install finds the metric in the account and never creates it.
+local REVIEW_METRIC = "Created Okendo Review"
+local RATING = "Rating"
 local MAX_RATING = 2
 local DAYS = 60
 

@@ -17,7 +17,14 @@ return {
   },
   flow = {
     name = "returnflow: Store credit issued",
-    trigger_filter = nil,
+    trigger_filter = {     -- credit was issued: Loop may send giftcard.requested for none
+      condition_groups = {
+        { conditions = {
+          { type = "metric-property", metric_id = "metric:Loop Store Credit Issued", field = "credit_issued",
+            filter = { type = "numeric", operator = "greater-than", value = 0 } },
+        } },
+      },
+    },
     delay = nil,
   },
 }

@@ -190,12 +190,26 @@ function M.default_metrics(t)
   return seen
 end
 
+local NUMERIC = {
+  ["equals"] = function(a, b) return a == b end, ["not-equals"] = function(a, b) return a ~= b end,
+  ["greater-than"] = function(a, b) return a > b end, ["greater-than-or-equal"] = function(a, b) return a >= b end,
+  ["less-than"] = function(a, b) return a < b end, ["less-than-or-equal"] = function(a, b) return a <= b end,
+}
+
 -- Does a Klaviyo event pass one metric-property condition? Unknown filters pass (Klaviyo decides).
 local function passes(properties, condition)
   if condition.type ~= "metric-property" then return true end
   local v, f = properties[condition.field], condition.filter or {}
   if f.type == "boolean" or (f.type == "string" and f.operator == "equals") then return v == f.value end
   if f.type == "string" and f.operator == "not-equals" then return v ~= f.value end
+  if f.type == "string" and (f.operator == "in" or f.operator == "not-in") then
+    local found = false
+    for _, x in ipairs(type(f.value) == "table" and f.value or {}) do found = found or x == v end
+    return (f.operator == "in") == found
+  end
+  if f.type == "numeric" and NUMERIC[f.operator] then
+    return type(v) == "number" and type(f.value) == "number" and NUMERIC[f.operator](v, f.value)
+  end
   if f.type == "list" and (f.operator == "contains" or f.operator == "not-contains") then
     local found = false
     for _, x in ipairs(type(v) == "table" and v or {}) do found = found or x == f.value end
