@@ -17,6 +17,6 @@ return {
   flow = {
     name = "returnflow: Return expired",
     trigger_filter = nil,
-    delay = nil,       -- the handler schedules the event at day 28 (out:schedule), so the flow sends at once
+    delay = nil,       -- the defaults schedule the event at day 28 (out:schedule), so the flow sends at once
   },
 }

@@ -17,6 +17,6 @@ return {
   flow = {
     name = "returnflow: Return reminder",
     trigger_filter = nil,
-    delay = nil,       -- the handler schedules the event at day 21 (out:schedule), so the flow sends at once
+    delay = nil,       -- the defaults schedule the event at day 21 (out:schedule), so the flow sends at once
   },
 }
