@@ -311,6 +311,19 @@ describe("the template catalogue", function()
     assert.equal(#NAMES, #FLOWS + #SEGMENTS)
   end)
 
+  it("documents every template: docs/templates/NAME.md, linked from the catalogue, naming its metric", function()
+    local readme = h.read(h.root .. "/docs/templates/README.md")
+    for _, t in ipairs(TEMPLATES) do
+      local page = io.open(h.root .. "/docs/templates/" .. t.name .. ".md", "rb")
+      assert.is_not_nil(page, "docs/templates/" .. t.name .. ".md is missing")
+      local text = page:read("a")
+      page:close()
+      assert.truthy(readme:find(("| [%s](%s.md) |"):format(t.name, t.name), 1, true), t.name .. ": no link in the catalogue")
+      if t.metric then assert.truthy(text:find(t.metric, 1, true), t.name .. ".md does not name " .. t.metric) end
+      if t.handlers then assert.truthy(text:find(t.handlers, 1, true), t.name .. ".md does not name " .. t.handlers) end
+    end
+  end)
+
   it("shows every template in `templates list`, with its kind and metric", function()
     local stdout, stderr, code = h.run({ "templates", "list", "--templates", CATALOGUE })
     assert.equal(0, code, stderr)
