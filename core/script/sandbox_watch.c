@@ -52,7 +52,7 @@ static pthread_mutex_t watch_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t watch_wake;
 static watch_slot *slots;
 static atomic_int watch_idle;
-static int watch_started, watch_error;
+static int watch_started, watch_running, watch_error;
 static pid_t watch_pid;
 static uid_t watch_uid;
 static pthread_key_t slot_key;
@@ -112,6 +112,8 @@ static void *watch_main(void *arg) {
     (void)arg;
     int idle = 0;
     pthread_mutex_lock(&watch_lock);
+    watch_running = 1;                          /* glibc's thread start (rseq, ...) is behind us */
+    pthread_cond_broadcast(&watch_wake);
     for (;;) {
         int64_t sleep = watch_round();
         if (sleep < 0 && ++idle >= WATCH_IDLE_TICKS) {
@@ -174,6 +176,11 @@ static void watch_init(void) {
     pthread_attr_destroy(&ta);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) { watch_error = rc; return; }
+    /* Returns once the thread runs its own code: a seccomp filter installed right after (the
+     * mapping worker) must not meet the system calls of a thread still starting. */
+    pthread_mutex_lock(&watch_lock);
+    while (!watch_running) pthread_cond_wait(&watch_wake, &watch_lock);
+    pthread_mutex_unlock(&watch_lock);
     watch_started = 1;
 }
 
