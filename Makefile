@@ -88,9 +88,11 @@ $(BUILD)/pic/embedded.o: $(BUILD)/embedded.c
 	$(CC) $(PIC_CFLAGS) -c $< -o $@
 
 # Lua's symbols come from the interpreter that loads it (lua5.4 is linked statically), so no -llua here.
+# -z nodelete: the run-time cap's watchdog thread (core/script/sandbox_watch.c) runs this library's
+# code until the process ends, so closing the Lua state that loaded it must not unmap it.
 $(NATIVE_SO): $(NATIVE_OBJ)
 	@mkdir -p $(@D)
-	$(CC) $(OPT) -shared -o $@ $^ -llua5.4-cjson -lcurl -lcrypto -lm
+	$(CC) $(OPT) -shared -Wl,-z,nodelete -o $@ $^ -llua5.4-cjson -lcurl -lcrypto -lm -lpthread
 
 $(BUILD)/returnflow: $(CMD_OBJ) $(CORE_OBJ)
 	$(CC) $(OPT) $(SAN) -o $@ $^ $(LDLIBS_ALL)
