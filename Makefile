@@ -44,7 +44,7 @@ NATIVE_OBJ  = $(NATIVE_SRC:%.c=$(BUILD)/pic/%.o) $(BUILD)/pic/embedded.o
 NATIVE_SO   = $(BUILD)/lib/returnflow/native.so
 C_TESTS    := $(wildcard spec/c/test_*.c)
 
-.PHONY: build deps test check asan run bench install install-share busted clean lint previews fuzz fuzz-smoke
+.PHONY: build deps test check asan run bench bench-instructions install install-share busted clean lint previews fuzz fuzz-smoke
 build: $(BUILD)/returnflow $(NATIVE_SO)
 
 deps:
@@ -148,6 +148,10 @@ bench: build $(BUILD)/bench_transform $(BUILD)/fsync_ceiling
 	@sh bench/run.sh
 	@BUILD=$(BUILD) sh bench/serve.sh
 	@BUILD=$(BUILD) sh bench/backfill.sh
+
+# Instructions per event under callgrind for both mappings and the Lua anchor (bench/instructions.sh).
+bench-instructions: build $(BUILD)/bench_transform
+	@BUILD=$(BUILD) sh bench/instructions.sh
 
 lint:
 	@command -v luacheck >/dev/null || { echo "luacheck missing: apt-get install -y lua-check"; exit 1; }

@@ -34,6 +34,8 @@
 
 static const char array_mt_key = 0, object_mt_key = 0;
 
+#define SCAN_WINDOW 256                 /* a power of two */
+
 /* ---- scratch space, one set per thread (workers decode concurrently) ---- */
 
 static _Thread_local jnode *tape;
@@ -54,6 +56,9 @@ typedef struct scan {
     const unsigned char *s, *end;
     const unsigned char *p;
     size_t n;                       /* nodes written */
+    int keep;                       /* 0: json_value_end, which wants the end alone: the nodes go
+                                       round a window of SCAN_WINDOW (a big array of events was
+                                       a tape the size of the file, built to be thrown away) */
     char *err;
     size_t errlen;
 } scan;
@@ -100,14 +105,17 @@ static int grow_tape(scan *sc) {
 /* Appends a node for the value starting at sc->p; returns its index or -1. (The input's size was
  * checked against 4 GiB before the scan, so every offset fits a node.) */
 static inline long new_node(scan *sc, int type) {
-    if (__builtin_expect(sc->n == tape_cap, 0) && grow_tape(sc)) return -1;
-    jnode *node = &tape[sc->n];
+    size_t i = sc->n;
+    if (!sc->keep) i &= SCAN_WINDOW - 1;          /* validating only: the nodes are never read */
+    else if (__builtin_expect(i == tape_cap, 0) && grow_tape(sc)) return -1;
+    jnode *node = &tape[i];
     node->pos = (uint32_t)(sc->p - sc->s);
     node->len = 0;
     node->type = (uint8_t)type;
     node->escaped = 0;
     node->end = (uint32_t)(sc->n + 1);
-    return (long)sc->n++;
+    sc->n++;
+    return (long)i;
 }
 
 static int hexval(int c) {
@@ -306,6 +314,7 @@ static void scan_start(scan *sc, const char *text, size_t len, char *err, size_t
     sc->s = sc->p = (const unsigned char *)text;
     sc->end = sc->s + len;
     sc->n = 0;
+    sc->keep = 0;
     sc->err = err;
     sc->errlen = errlen;
     skip_ws(sc);
@@ -315,6 +324,8 @@ static void scan_start(scan *sc, const char *text, size_t len, char *err, size_t
 int json_value_end(const char *text, size_t len, size_t *end, char *err, size_t errlen) {
     scan sc;
     scan_start(&sc, text, len, err, errlen);
+    while (tape_cap < SCAN_WINDOW)
+        if (grow_tape(&sc)) return -1;
     if (scan_value(&sc, 0)) return -1;
     *end = (size_t)(sc.p - sc.s);
     return 0;
@@ -323,6 +334,7 @@ int json_value_end(const char *text, size_t len, size_t *end, char *err, size_t 
 int json_tape_scan(const char *text, size_t len, const jnode **nodes, size_t *n, char *err, size_t errlen) {
     scan sc;
     scan_start(&sc, text, len, err, errlen);
+    sc.keep = 1;
     if (len > UINT32_MAX - 8) return scan_fail(&sc, "input over 4 GiB");
     if (scan_value(&sc, 0)) return -1;
     skip_ws(&sc);
