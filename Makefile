@@ -37,14 +37,14 @@ SANDBOX_MODULES := $(filter-out $(HOST_MODULES),$(LUA_MODULES))
 # returnflow.native: the mapper's C as a Lua library for busted (lua_native.c); position-independent objects.
 # Never sanitized: it loads into Debian's lua5.4, which is not built with ASan (the binary carries the
 # same C sanitized).
-NATIVE_SRC := json/json.c json/json_encode.c json/json_event.c script/sandbox.c script/sandbox_realm.c script/sandbox_lib.c script/sandbox_table.c script/lua_pattern.c \
-              script/klaviyo_limits.c script/klaviyo_endpoints.c \
+NATIVE_SRC := json/json.c json/json_encode.c json/json_event.c script/sandbox.c script/sandbox_watch.c script/sandbox_realm.c script/sandbox_lib.c script/sandbox_table.c script/lua_pattern.c \
+              script/klaviyo_limits.c script/klaviyo_endpoints.c script/klaviyo_body.c \
               script/mapper.c base/strmap.c base/signature.c base/share.c tooling/lua_native.c tooling/lua_http.c
 NATIVE_OBJ  = $(NATIVE_SRC:%.c=$(BUILD)/pic/%.o) $(BUILD)/pic/embedded.o
 NATIVE_SO   = $(BUILD)/lib/returnflow/native.so
 C_TESTS    := $(wildcard spec/c/test_*.c)
 
-.PHONY: build deps test check asan run bench install install-share busted clean lint previews fuzz fuzz-smoke
+.PHONY: build deps test check asan run bench bench-instructions install install-share busted clean lint previews fuzz fuzz-smoke
 build: $(BUILD)/returnflow $(NATIVE_SO)
 
 deps:
@@ -88,9 +88,11 @@ $(BUILD)/pic/embedded.o: $(BUILD)/embedded.c
 	$(CC) $(PIC_CFLAGS) -c $< -o $@
 
 # Lua's symbols come from the interpreter that loads it (lua5.4 is linked statically), so no -llua here.
+# -z nodelete: the run-time cap's watchdog thread (core/script/sandbox_watch.c) runs this library's
+# code until the process ends, so closing the Lua state that loaded it must not unmap it.
 $(NATIVE_SO): $(NATIVE_OBJ)
 	@mkdir -p $(@D)
-	$(CC) $(OPT) -shared -o $@ $^ -llua5.4-cjson -lcurl -lcrypto -lm
+	$(CC) $(OPT) -shared -Wl,-z,nodelete -o $@ $^ -llua5.4-cjson -lcurl -lcrypto -lm -lpthread
 
 $(BUILD)/returnflow: $(CMD_OBJ) $(CORE_OBJ)
 	$(CC) $(OPT) $(SAN) -o $@ $^ $(LDLIBS_ALL)
@@ -146,6 +148,10 @@ bench: build $(BUILD)/bench_transform $(BUILD)/fsync_ceiling
 	@sh bench/run.sh
 	@BUILD=$(BUILD) sh bench/serve.sh
 	@BUILD=$(BUILD) sh bench/backfill.sh
+
+# Instructions per event under callgrind for both mappings and the Lua anchor (bench/instructions.sh).
+bench-instructions: build $(BUILD)/bench_transform
+	@BUILD=$(BUILD) sh bench/instructions.sh
 
 lint:
 	@command -v luacheck >/dev/null || { echo "luacheck missing: apt-get install -y lua-check"; exit 1; }

@@ -26,10 +26,15 @@
 #include <string.h>
 
 #include "json_tape.h"
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include "lauxlib.h"
 #include "utf8.h"
 
 static const char array_mt_key = 0, object_mt_key = 0;
+
+#define SCAN_WINDOW 256                 /* a power of two */
 
 /* ---- scratch space, one set per thread (workers decode concurrently) ---- */
 
@@ -51,6 +56,9 @@ typedef struct scan {
     const unsigned char *s, *end;
     const unsigned char *p;
     size_t n;                       /* nodes written */
+    int keep;                       /* 0: json_value_end, which wants the end alone: the nodes go
+                                       round a window of SCAN_WINDOW (a big array of events was
+                                       a tape the size of the file, built to be thrown away) */
     char *err;
     size_t errlen;
 } scan;
@@ -66,28 +74,48 @@ static int scan_fail(scan *sc, const char *what) {
     return -1;
 }
 
+/* Whitespace: a table, and 16 bytes at a time for the indentation of pretty-printed text. */
+static const unsigned char is_ws[256] = { [' '] = 1, ['\n'] = 1, ['\r'] = 1, ['\t'] = 1 };
+
 static inline void skip_ws(scan *sc) {
-    while (sc->p < sc->end && (*sc->p == ' ' || *sc->p == '\n' || *sc->p == '\r' || *sc->p == '\t'))
-        sc->p++;
+    const unsigned char *p = sc->p, *end = sc->end;
+#if defined(__SSE2__)
+    while (end - p >= 16 && is_ws[*p]) {
+        __m128i v = _mm_loadu_si128((const __m128i *)p);
+        __m128i ws = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(' ')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\n'))),
+                                  _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('\r')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\t'))));
+        unsigned other = ~(unsigned)_mm_movemask_epi8(ws) & 0xffffu;
+        if (other) { sc->p = p + __builtin_ctz(other); return; }
+        p += 16;
+    }
+#endif
+    while (p < end && is_ws[*p]) p++;
+    sc->p = p;
 }
 
-/* Appends a node for the value starting at sc->p; returns its index or -1. */
-static long new_node(scan *sc, int type) {
-    if (sc->n == tape_cap) {
-        size_t cap = tape_cap ? tape_cap * 2 : 256;
-        jnode *t = realloc(tape, cap * sizeof *t);
-        if (!t) return scan_fail(sc, "out of memory");
-        tape = t;
-        tape_cap = cap;
-    }
-    if ((size_t)(sc->p - sc->s) > UINT32_MAX - 8) return scan_fail(sc, "input over 4 GiB");
-    jnode *node = &tape[sc->n];
+static int grow_tape(scan *sc) {
+    size_t cap = tape_cap ? tape_cap * 2 : 256;
+    jnode *t = realloc(tape, cap * sizeof *t);
+    if (!t) return scan_fail(sc, "out of memory");
+    tape = t;
+    tape_cap = cap;
+    return 0;
+}
+
+/* Appends a node for the value starting at sc->p; returns its index or -1. (The input's size was
+ * checked against 4 GiB before the scan, so every offset fits a node.) */
+static inline long new_node(scan *sc, int type) {
+    size_t i = sc->n;
+    if (!sc->keep) i &= SCAN_WINDOW - 1;          /* validating only: the nodes are never read */
+    else if (__builtin_expect(i == tape_cap, 0) && grow_tape(sc)) return -1;
+    jnode *node = &tape[i];
     node->pos = (uint32_t)(sc->p - sc->s);
     node->len = 0;
     node->type = (uint8_t)type;
     node->escaped = 0;
     node->end = (uint32_t)(sc->n + 1);
-    return (long)sc->n++;
+    sc->n++;
+    return (long)i;
 }
 
 static int hexval(int c) {
@@ -113,21 +141,14 @@ static const unsigned char string_plain[256] = {
     ['\x20'] = 1, ['!'] = 1, ['#' ... '['] = 1, [']' ... '~'] = 1,
 };
 
-static int scan_string(scan *sc) {
-    long i = new_node(sc, JN_STRING);
-    if (i < 0) return -1;
-    sc->p++; /* opening quote */
-    const unsigned char *content = sc->p;
-    tape[i].pos = (uint32_t)(content - sc->s);
+/* The rest of a string from an escape or a byte over 0x7f on (sc->p): validates it and returns
+ * 0 with sc->p on the closing quote, or -1. Kept apart so the common string stays a tight loop. */
+static __attribute__((noinline)) int scan_string_slow(scan *sc, long i) {
     for (;;) {
         while (sc->p < sc->end && string_plain[*sc->p]) sc->p++;
         if (sc->p >= sc->end) return scan_fail(sc, "unterminated string");
         unsigned c = *sc->p;
-        if (c == '"') {
-            tape[i].len = (uint32_t)(sc->p - content);
-            sc->p++;
-            return 0;
-        }
+        if (c == '"') return 0;
         if (c < 0x20) return scan_fail(sc, "control character in string (escape it)");
         if (c == '\\') {
             tape[i].escaped = 1;
@@ -157,6 +178,39 @@ static int scan_string(scan *sc) {
         if (!n) return scan_fail(sc, "invalid UTF-8 in string");
         sc->p += n;
     }
+}
+
+static inline int scan_string(scan *sc) {
+    long i = new_node(sc, JN_STRING);
+    if (i < 0) return -1;
+    const unsigned char *p = sc->p + 1, *end = sc->end;   /* past the opening quote */
+    const unsigned char *content = p;
+    tape[i].pos = (uint32_t)(content - sc->s);
+#if defined(__SSE2__)
+    /* 16 bytes at a time while they are all plain: no '"', no '\\', nothing under 0x20 and nothing
+     * over 0x7f (signed, those are negative, so one compare takes both). */
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)p);
+        __m128i odd = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                                _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+                                   _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
+        unsigned mask = (unsigned)_mm_movemask_epi8(odd);
+        if (mask) { p += __builtin_ctz(mask); goto found; }
+        p += 16;
+    }
+#endif
+    while (p < end && string_plain[*p]) p++;
+#if defined(__SSE2__)
+found:
+#endif
+    if (__builtin_expect(p >= end || *p != '"', 0)) {
+        sc->p = p;
+        if (scan_string_slow(sc, i)) return -1;
+        p = sc->p;
+    }
+    tape[i].len = (uint32_t)(p - content);
+    sc->p = p + 1;
+    return 0;
 }
 
 static int scan_number(scan *sc) {
@@ -260,6 +314,7 @@ static void scan_start(scan *sc, const char *text, size_t len, char *err, size_t
     sc->s = sc->p = (const unsigned char *)text;
     sc->end = sc->s + len;
     sc->n = 0;
+    sc->keep = 0;
     sc->err = err;
     sc->errlen = errlen;
     skip_ws(sc);
@@ -269,6 +324,8 @@ static void scan_start(scan *sc, const char *text, size_t len, char *err, size_t
 int json_value_end(const char *text, size_t len, size_t *end, char *err, size_t errlen) {
     scan sc;
     scan_start(&sc, text, len, err, errlen);
+    while (tape_cap < SCAN_WINDOW)
+        if (grow_tape(&sc)) return -1;
     if (scan_value(&sc, 0)) return -1;
     *end = (size_t)(sc.p - sc.s);
     return 0;
@@ -277,6 +334,8 @@ int json_value_end(const char *text, size_t len, size_t *end, char *err, size_t 
 int json_tape_scan(const char *text, size_t len, const jnode **nodes, size_t *n, char *err, size_t errlen) {
     scan sc;
     scan_start(&sc, text, len, err, errlen);
+    sc.keep = 1;
+    if (len > UINT32_MAX - 8) return scan_fail(&sc, "input over 4 GiB");
     if (scan_value(&sc, 0)) return -1;
     skip_ws(&sc);
     if (sc.p != sc.end) return scan_fail(&sc, "unexpected data after the JSON value");

@@ -65,6 +65,14 @@ void json_memo_free(json_memo *m);
 int json_encode_with(lua_State *L, int idx, strbuf *out, const json_rules *rules, json_memo *memo,
                      char *err, size_t errlen);
 
+/* One member of a document the caller writes itself (a Klaviyo body built in C): encodes the value
+ * at idx as if it sat at path[0].path[1]...path[depth-1] of one json_encode_with call, so the rules,
+ * the scope (the value of the scope key is scoped), the memo and the error paths are the same.
+ * limit: out->len may not pass it, json_encode_limit(L, the document's start) for the cap. */
+int json_encode_member(lua_State *L, int idx, strbuf *out, const json_rules *rules, json_memo *memo,
+                       const char *const *path, int depth, size_t limit, char *err, size_t errlen);
+size_t json_encode_limit(lua_State *L, size_t mark);
+
 /* Appends s as a JSON string literal; invalid UTF-8 becomes U+FFFD (for
  * messages and labels, which must always print). */
 void json_append_string(strbuf *out, const char *s, size_t n);

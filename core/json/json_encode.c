@@ -61,7 +61,11 @@ typedef struct member {
 static _Thread_local member *members;
 static _Thread_local size_t members_cap, members_used;
 
+static _Thread_local struct encoder *member_encoder;     /* json_encode_member's, reused: 6 KB of path */
+
 void json_encode_thread_done(void) {
+    free(member_encoder);
+    member_encoder = NULL;
     free(members);
     members = NULL;
     members_cap = members_used = 0;
@@ -436,6 +440,34 @@ int json_encode_with(lua_State *L, int idx, strbuf *out, const json_rules *rules
     int rc = enc_value(e, lua_absindex(L, idx));
     if (rc) { out->len = mark; lua_settop(L, top); }
     free(e);
+    return rc;
+}
+
+size_t json_encode_limit(lua_State *L, size_t mark) {
+    size_t budget = json_output_budget ? json_output_budget(L) : SIZE_MAX;
+    return budget > SIZE_MAX - mark ? SIZE_MAX : mark + budget;
+}
+
+int json_encode_member(lua_State *L, int idx, strbuf *out, const json_rules *rules, json_memo *memo,
+                       const char *const *path, int depth, size_t limit, char *err, size_t errlen) {
+    if (!member_encoder && !(member_encoder = malloc(sizeof *member_encoder))) abort();
+    encoder *e = member_encoder;
+    e->L = L; e->out = out; e->rules = rules; e->memo = memo;
+    e->err = err; e->errlen = errlen; e->limit = limit;
+    e->scope_start = 0;
+    for (int i = 0; i < depth; i++) {
+        e->path[i + 1].key = path[i];
+        e->path[i + 1].keylen = strlen(path[i]);
+    }
+    e->depth = depth;
+    idx = lua_absindex(L, idx);
+    /* the value of the scope key is scoped, as enc_object would make it */
+    if (depth && is_scope_key(e, path[depth - 1], e->path[depth].keylen) && lua_type(L, idx) == LUA_TTABLE)
+        e->scope_start = depth;
+    size_t mark = out->len;
+    int top = lua_gettop(L);
+    int rc = enc_value(e, idx);
+    if (rc) { out->len = mark; lua_settop(L, top); }
     return rc;
 }
 

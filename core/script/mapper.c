@@ -24,6 +24,7 @@
 
 #include "json.h"
 #include "lauxlib.h"
+#include "klaviyo_body.h"
 #include "klaviyo_endpoints.h"
 #include "klaviyo_limits.h"
 #include "map_limits.h"
@@ -412,6 +413,7 @@ typedef struct map_call {
     strbuf trigger;               /* JSON string or null */
     strbuf reason;                /* plain text */
     strbuf requests, scheduled, cancelled;   /* JSON array contents */
+    strbuf profile;               /* the profile key of every request */
 } map_call;
 
 static void set_reason(map_call *j, map_status status, const char *reason) {
@@ -443,31 +445,79 @@ static void charge(lua_State *L, size_t n) {
                                             "would not fit the cap)");
 }
 
-/* Appends {"method":..,"path":..,"headers":{..},"body":{..}} for the request table on top,
- * and records it in the structured result (key and due name a scheduled one). Method, path and
- * headers come from the host: the endpoint of the request's action in the fixed table, for the
- * tenant's key kind; the request names nothing but its action, body and profile. */
-static void encode_request(lua_State *L, map_call *j, strbuf *out, const char *key, const char *due) {
+/* The profile a request is about, as one string ("email:maria@example.com"): the first identifier
+ * of the event's profile that is a non-empty string, or "". Requests of one profile are delivered in
+ * order; every request of an event is about the same profile. */
+static void profile_key(lua_State *L, int person, strbuf *out) {
+    static const char *const ids[] = { "email", "phone_number", "external_id" };
+    out->len = 0;
+    for (size_t i = 0; i < sizeof ids / sizeof *ids && lua_istable(L, person); i++) {
+        size_t n;
+        if (lua_getfield(L, person, ids[i]) == LUA_TSTRING && (lua_tolstring(L, -1, &n), n > 0)) {
+            strbuf_adds(out, ids[i]);
+            strbuf_addc(out, ':');
+            strbuf_add(out, lua_tostring(L, -1), n);
+            lua_pop(L, 1);
+            return;
+        }
+        lua_pop(L, 1);
+    }
+}
+
+/* What the event's requests share: its profile (table index), the meta its first track carries
+ * (index, 0 for none) and the profile key. */
+typedef struct request_ctx {
+    int person, meta;
+    int meta_taken;
+    const strbuf *profile;
+} request_ctx;
+
+/* Appends {"method":..,"path":..,"headers":{..},"body":{..}} for the request on top, and records it
+ * in the structured result (key and due name a scheduled one). Method, path and headers come from
+ * the host: the endpoint of the request's action in the fixed table, for the tenant's key kind. A
+ * request is an emitter action ("track", "schedule": its body is written here, klaviyo_body.c) or
+ * names its action ("profile", "subscribe") with a body table. */
+static void encode_request(lua_State *L, map_call *j, request_ctx *rc, strbuf *out, const char *key, const char *due) {
     char err[400], pathbuf[160];
     int r = lua_gettop(L);
     mapper *m = j->m;
     if (!lua_istable(L, r)) luaL_error(L, "a request is not a table");
-    lua_getfield(L, r, "action");
-    const char *action = lua_tostring(L, -1);
-    klaviyo_action a = !action ? KLAVIYO_ACTION_COUNT : strcmp(action, "track") == 0 ? KLAVIYO_TRACK
+    lua_getfield(L, r, "kind");
+    const char *kind = lua_tostring(L, -1);
+    int track = kind && strcmp(kind, "track") == 0, scheduled = kind && strcmp(kind, "schedule") == 0;
+    const char *action = NULL;
+    if (!track && !scheduled) {
+        lua_getfield(L, r, "action");
+        action = lua_tostring(L, -1);
+    }
+    klaviyo_action a = track || scheduled ? KLAVIYO_TRACK : !action ? KLAVIYO_ACTION_COUNT
+                     : strcmp(action, "track") == 0 ? KLAVIYO_TRACK
                      : strcmp(action, "profile") == 0 ? KLAVIYO_PROFILE
                      : strcmp(action, "subscribe") == 0 ? KLAVIYO_SUBSCRIBE : KLAVIYO_ACTION_COUNT;
     const char *path = klaviyo_endpoint_path(a, m->cfg.key_kind, m->cfg.site_id, pathbuf, sizeof pathbuf);
     if (!path)
         luaL_error(L, a == KLAVIYO_ACTION_COUNT ? "a request names no Klaviyo action"
                       : "a public key needs its site id (letters and digits, --site-id) to name the endpoint");
-    lua_getfield(L, r, "body");
     strbuf *body = &m->body;
     body->len = 0;
-    if (json_encode_with(L, -1, body, &klaviyo_rules, m->memo, err, sizeof err)) {
-        char what[200];
-        describe_request(L, r, what, sizeof what);
-        luaL_error(L, "%s: %s", what, err);
+    if (track || scheduled) {
+        if (!lua_istable(L, rc->person)) luaL_error(L, "the event's result has no profile");
+        int meta = track && !rc->meta_taken ? rc->meta : 0;
+        if (track) rc->meta_taken = 1;
+        if (klaviyo_track_body(L, r, rc->person, meta, track, m->cfg.backfill, body, m->memo, err, sizeof err)) {
+            char what[200];
+            lua_getfield(L, r, "metric");
+            if (lua_type(L, -1) == LUA_TSTRING) snprintf(what, sizeof what, "event '%.100s'", lua_tostring(L, -1));
+            else snprintf(what, sizeof what, "request");
+            luaL_error(L, "%s: %s", what, err);
+        }
+    } else {
+        lua_getfield(L, r, "body");
+        if (json_encode_with(L, -1, body, &klaviyo_rules, m->memo, err, sizeof err)) {
+            char what[200];
+            describe_request(L, r, what, sizeof what);
+            luaL_error(L, "%s: %s", what, err);
+        }
     }
     size_t limit = klaviyo_body_limit(path);
     if (body->len > limit)
@@ -487,8 +537,7 @@ static void encode_request(lua_State *L, map_call *j, strbuf *out, const char *k
     at->path = arena_add(m, path, strlen(path));
     at->body = arena_add(m, body->data, body->len);
     at->body_len = body->len;
-    lua_getfield(L, r, "profile_key");
-    at->profile = arena_add(m, lua_tostring(L, -1), lua_type(L, -1) == LUA_TSTRING ? lua_rawlen(L, -1) : 0);
+    at->profile = arena_add(m, rc->profile->data, rc->profile->len);
     at->key = key ? arena_add(m, key, strlen(key)) : (size_t)-1;
     at->due = due ? arena_add(m, due, strlen(due)) : (size_t)-1;
     lua_settop(L, r);
@@ -550,12 +599,19 @@ static int map_protected(lua_State *L) {
     if (nmem < 0 || nmem > MAP_MAX_MEMORY)
         luaL_error(L, "limit: %I memory writes in one event, over the %d a worker may return", nmem, MAP_MAX_MEMORY);
 
+    request_ctx rc = { 0, 0, 0, NULL };
+    lua_getfield(L, res, "person");
+    rc.person = lua_gettop(L);
+    lua_getfield(L, res, "meta");
+    rc.meta = lua_isnil(L, -1) ? 0 : lua_gettop(L);
+    profile_key(L, rc.person, &j->profile);
+    rc.profile = &j->profile;
     if (lua_getfield(L, res, "requests") == LUA_TTABLE) {
         int n = (int)luaL_len(L, -1);
         for (int i = 1; i <= n; i++) {
             if (i > 1) strbuf_addc(&j->requests, ',');
             lua_rawgeti(L, -1, i);
-            encode_request(L, j, &j->requests, NULL, NULL);
+            encode_request(L, j, &rc, &j->requests, NULL, NULL);
             lua_pop(L, 1);
         }
     }
@@ -575,8 +631,8 @@ static int map_protected(lua_State *L) {
             strbuf_adds(&j->scheduled, ",\"at\":");
             json_append_string(&j->scheduled, at, alen);
             strbuf_adds(&j->scheduled, ",\"request\":");
-            lua_getfield(L, s, "request");
-            encode_request(L, j, &j->scheduled, key, at);
+            lua_pushvalue(L, s);                  /* a schedule action is its own request */
+            encode_request(L, j, &rc, &j->scheduled, key, at);
             strbuf_addc(&j->scheduled, '}');
             lua_settop(L, s - 1);
         }
@@ -775,5 +831,6 @@ map_status mapper_map(mapper *m, const char *text, size_t len, const char *label
     strbuf_free(&j.requests);
     strbuf_free(&j.scheduled);
     strbuf_free(&j.cancelled);
+    strbuf_free(&j.profile);
     return j.status;
 }

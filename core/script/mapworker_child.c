@@ -10,9 +10,11 @@
  * files and no ptrace from siblings (RLIMIT_CORE 0, PR_SET_DUMPABLE 0), a bounded address space
  * (RLIMIT_AS; not under AddressSanitizer, whose shadow memory needs terabytes of it), few file
  * descriptors, no new privileges, a Landlock ruleset (where the kernel has one) that leaves only
- * the scripts folder readable, then a seccomp filter that allows only what mapping needs: reading
- * files (opened read-only: `require` and the reload after a cap), memory, time, the CPU-cap timer
- * and its signal, and writing to the socket. Anything else kills the process (SIGSYS), which the
+ * the scripts folder readable, the CPU cap's watchdog thread, no new process or thread
+ * (RLIMIT_NPROC 0), then a seccomp filter that allows only what mapping needs: reading
+ * files (opened read-only: `require` and the reload after a cap), memory, time, the CPU cap's
+ * signal to a thread of this process, and writing to the socket. The filter covers every thread:
+ * the CPU cap's watchdog (sandbox_watch.c) is started after Landlock and before RLIMIT_NPROC 0. Anything else kills the process (SIGSYS), which the
  * parent reports as a crash. The worker holds no secret: the config it gets has none.
  *
  * What it deliberately does not do: validate its own output (the parent does, as it must trust
@@ -112,7 +114,6 @@ static void limits(const sandbox_caps *caps) {
     struct rlimit none = { 0, 0 }, files = { 32, 32 };
     setrlimit(RLIMIT_CORE, &none);
     setrlimit(RLIMIT_NOFILE, &files);
-    setrlimit(RLIMIT_NPROC, &none);
     if (!MW_SANITIZED) {
         /* What the binary maps now, plus the Lua state's cap four times over (the host's own buffers
          * for one event, the state rebuilt after a breach), plus a fixed 256 MiB. */
@@ -155,15 +156,19 @@ static int seccomp_enter(void) {
     static const char *const plain[] = {
         "read", "pread64", "readv", "close", "lseek", "fstat", "newfstatat", "statx", "getdents64",
         "brk", "munmap", "mremap", "madvise", "futex", "clock_gettime", "clock_getres", "gettimeofday",
-        "time", "timer_create", "timer_settime", "timer_gettime", "timer_delete", "rt_sigaction",
-        "rt_sigprocmask", "rt_sigreturn", "sigaltstack", "gettid", "getpid", "getrandom", "exit",
+        "time", "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "sigaltstack", "gettid", "getpid",
+        "getrandom", "exit",
         "exit_group", "restart_syscall", "fcntl",
         /* glibc's qsort (the encoder sorts keys) asks sysinfo for the machine's memory before it
          * picks a merge buffer: without it a big properties object killed the worker. */
         "sysinfo", NULL,
     };
-    int rc = 0;
+    /* Every thread: the run-time cap's watchdog was started before the filter. */
+    int rc = seccomp_attr_set(f, SCMP_FLTATR_CTL_TSYNC, 1);
     for (int i = 0; plain[i]; i++) rc |= allow(f, plain[i]);
+    /* The watchdog's breach signal, to a thread of this process only. */
+    rc |= seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(rt_tgsigqueueinfo), 1,
+                           SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid(), 0));
     /* Writes only to the socket and to stderr: a script's print goes there (escaped and cut by the
      * sandbox), and stderr is /dev/null unless a sanitized build keeps it for its reports. */
     rc |= seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(write), 1, SCMP_A0(SCMP_CMP_EQ, MW_FD, 0));
@@ -300,9 +305,14 @@ int mapworker_child_main(int argc, char **argv) {
     limits(&mc.caps);
     prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
     landlock(mc.scripts_dir);
+    /* The run-time cap's watchdog thread: started now, inside Landlock and no_new_privs, before
+     * RLIMIT_NPROC forbids a new thread; the seccomp filter below covers it too (TSYNC). */
+    int watching = sandbox_watchdog_start() == 0;
+    setrlimit(RLIMIT_NPROC, &none);
     strbuf problems = {0};
-    if (seccomp_enter() != 0) {
-        strbuf_adds(&problems, "the mapping worker cannot enter its seccomp filter\n");
+    if (!watching || seccomp_enter() != 0) {
+        strbuf_adds(&problems, watching ? "the mapping worker cannot enter its seccomp filter\n"
+                                        : "the mapping worker cannot start its run-time cap's watchdog\n");
         size_t at = mw_begin_frame(&out, MW_LOADED);
         mw_put_u32(&out, 0); mw_put_u32(&out, 0); mw_put_u32(&out, 0);
         mw_put_str(&out, problems.data, problems.len);

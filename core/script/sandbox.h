@@ -61,8 +61,12 @@ void sandbox_push_clean_message(lua_State *L, int idx);
  * the error message; returns the lua_pcall status. */
 int sandbox_require(sandbox *sb, const char *name);
 
-/* Deletes this thread's run-time timer; call before a thread that ran
- * sandboxes exits. */
+/* Starts the run-time cap's watchdog thread now (it starts on the first capped call otherwise):
+ * the mapping worker does it before its lock-down forbids new threads. 0, or -1 with errno. */
+int sandbox_watchdog_start(void);
+
+/* Forgets this thread's run-time slot; call before a thread that ran sandboxes exits (a thread
+ * that does not is forgotten as it exits). */
 void sandbox_thread_done(void);
 
 #endif

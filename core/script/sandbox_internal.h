@@ -52,6 +52,12 @@ int sandbox_cap_message(sandbox *sb, lua_State *L);
 void *sandbox_capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
 void sandbox_remember_where(sandbox *sb, lua_State *L);
 
+/* sandbox_watch.c: the run-time cap. enter (fails closed: -1 with errno) and leave bracket the
+ * outermost call; sandbox_calling is the sandbox inside a call on this thread. */
+extern _Thread_local sandbox *sandbox_calling;
+int sandbox_watch_enter(double seconds);
+void sandbox_watch_leave(void);
+
 /* sandbox_realm.c: the surface. */
 void sandbox_push_allowlist(lua_State *L, int realm);
 void sandbox_make_realm(lua_State *L, const void *inner_key, const void *file_key);

@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include <ftw.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -322,6 +323,44 @@ static void run_time_cap_reaches_into_coroutines(void **state) {
                     "cap: 100 ms of run time exceeded");
 }
 
+/* One watchdog watches every thread: a runaway call on one thread breaks its own cap, and the
+ * busy but short calls of another thread, running at the same time, are not touched. */
+typedef struct thread_run { const char *dir; int ok, broke; } thread_run;
+
+static void *runaway_thread(void *arg) {
+    thread_run *r = arg;
+    sandbox *sb = new_sandbox(&small_caps, r->dir);
+    lua_State *L = sandbox_lua(sb);
+    r->broke = run(sb, "while true do end") != LUA_OK && strstr(lua_tostring(L, -1), "cap: 100 ms of run time");
+    sandbox_free(sb);
+    sandbox_thread_done();
+    return NULL;
+}
+
+static void *busy_thread(void *arg) {
+    thread_run *r = arg;
+    sandbox *sb = new_sandbox(&small_caps, r->dir);
+    for (int i = 0; i < 6; i++)
+        r->ok += run(sb, "local t = os.clock() while os.clock() - t < 0.06 do end return 'done'") == LUA_OK;
+    sandbox_free(sb);
+    sandbox_thread_done();
+    return NULL;
+}
+
+static void run_time_caps_of_two_threads_are_apart(void **state) {
+    fixture *f = *state;
+    thread_run a = { f->dir, 0, 0 }, b = { f->dir, 0, 0 };
+    pthread_t ta, tb;
+    assert_int_equal(pthread_create(&ta, NULL, runaway_thread, &a), 0);
+    assert_int_equal(pthread_create(&tb, NULL, busy_thread, &b), 0);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    assert_true(a.broke);
+    assert_int_equal(b.ok, 6);
+    /* and this thread's next calls still have their cap */
+    assert_contains(script_fails(f->sb, "while true do end"), "cap: 100 ms of run time exceeded");
+}
+
 static void endless_allocation_breaks_the_memory_cap_and_spoils_the_state(void **state) {
     fixture *f = *state;
     /* A roomy time cap: under ASan the allocations are slow, and the memory
@@ -583,6 +622,7 @@ int main(void) {
         T(run_time_cap_is_counted_per_call),
         T(pcall_in_the_script_cannot_swallow_a_broken_cap),
         T(run_time_cap_reaches_into_coroutines),
+        T(run_time_caps_of_two_threads_are_apart),
         T(endless_allocation_breaks_the_memory_cap_and_spoils_the_state),
         T(unbounded_recursion_breaks_the_memory_cap_saying_so),
         T(unbounded_recursion_under_roomy_caps_fails_with_a_stack_overflow_message),

@@ -49,44 +49,12 @@ local function has_identifier(person)
   return false
 end
 
--- The metric part of an event body depends on the name alone: one table per name, shared.
-local metric_of = setmetatable({}, { __mode = "v" })
-
-local function metric_ref(name)
-  local m = metric_of[name]
-  if not m then
-    m = { data = { type = "metric", attributes = { name = name } } }
-    metric_of[name] = m
-  end
-  return m
-end
-
-local function event_body(a, attributes, cfg)
-  return { data = { type = "event", attributes = {
-    properties = a.properties,
-    time = a.time,
-    value = a.value,
-    value_currency = a.value ~= nil and a.currency or nil,
-    unique_id = a.unique_id,
-    backfill = (a.backfill or cfg.backfill) and true or nil,
-    metric = metric_ref(a.metric),
-    profile = { data = { type = "profile", attributes = attributes } },
-  } } }
-end
-
--- The profile a request is about, as one string: requests of one profile are delivered in order.
-local function profile_key(person)
-  for _, k in ipairs(IDENTITY) do
-    local v = person[k]
-    if type(v) == "string" and v ~= "" then return k .. ":" .. v end
-  end
-  return ""
-end
-
--- A request names its action; the host turns it into method, path and headers from its fixed table
--- of Klaviyo endpoints (core/script/klaviyo_endpoints.c), so nothing here can name a host.
-local function request(action, body, person)
-  return { action = action, body = body, profile_key = profile_key(person) }
+-- A request the host writes whole from its body table (profile, subscribe); a track or schedule
+-- action is handed to the host as it is, and the host writes its body (core/script/klaviyo_body.c).
+-- The host builds method, path and headers from its fixed table of Klaviyo endpoints
+-- (core/script/klaviyo_endpoints.c), so nothing here can name a host.
+local function request(action, body)
+  return { action = action, body = body }
 end
 
 --- The default unique_id of a track: tenant, Loop id, trigger, state and metric, so a retried or
@@ -121,7 +89,10 @@ local function subscribe_body(a, person, cfg)
 end
 
 --- Turns one event's emitter into requests.
--- Returns requests, scheduled ({key, at, request}), cancelled (keys); raises on a profile with no identifier.
+-- Returns requests, scheduled, cancelled (keys) and the meta the first track carries; raises on a
+-- profile with no identifier. A track or schedule request is the emitter's action itself (the host
+-- writes its body: the profile's identifiers, and on a track its other attributes and the meta);
+-- a profile or subscribe request is { action, body }.
 function M.requests(out, cfg, loop)
   local person = out.person
   local requests, scheduled, cancelled = {}, {}, {}
@@ -135,31 +106,29 @@ function M.requests(out, cfg, loop)
     error("the profile has no identifier: the event has no customer email, and the script set none "
           .. "(use out:identify{ email = ... })", 0)
   end
+  local carried
   for _, a in ipairs(out.actions) do
-    if a.kind == "track" or a.kind == "schedule" then
+    local kind = a.kind
+    if kind == "track" or kind == "schedule" then
       if a.unique_id == nil then a.unique_id = M.unique_id(cfg, out.event, loop, a.metric) end
-      local attrs
-      if a.kind == "track" then
-        attrs = profile_attributes(person, true)
-        if profile_pending then attrs.meta = meta; profile_pending = false end
+      if kind == "track" then
+        requests[#requests + 1] = a
+        if profile_pending then carried = meta; profile_pending = false end
       else
-        attrs = profile_attributes(person, false)
+        scheduled[#scheduled + 1] = a
       end
-      local r = request("track", event_body(a, attrs, cfg), person)
-      if a.kind == "track" then requests[#requests + 1] = r
-      else scheduled[#scheduled + 1] = { key = a.key, at = a.at, request = r } end
-    elseif a.kind == "subscribe" then
-      requests[#requests + 1] = request("subscribe", subscribe_body(a, person, cfg), person)
-    elseif a.kind == "cancel" then
+    elseif kind == "subscribe" then
+      requests[#requests + 1] = request("subscribe", subscribe_body(a, person, cfg))
+    elseif kind == "cancel" then
       cancelled[#cancelled + 1] = a.key
     end
   end
   if profile_pending then
     -- Profile changes with no event to carry them: one upsert, meta beside the attributes.
     local data = { type = "profile", attributes = profile_attributes(person, true), meta = meta }
-    table.insert(requests, 1, request("profile", { data = data }, person))
+    table.insert(requests, 1, request("profile", { data = data }))
   end
-  return requests, scheduled, cancelled
+  return requests, scheduled, cancelled, carried
 end
 
 return M

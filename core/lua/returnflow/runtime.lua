@@ -90,8 +90,10 @@ end
 
 --- Maps one event. Returns a result table: status ("mapped", "dropped", "failed" via error),
 -- requests, scheduled, cancelled, memory writes. Errors propagate to the host, which fails the event;
--- drop/fail/defer arrive as emitter.Stop values. A request names its action ("track", "profile",
--- "subscribe"), never a method, path or header: the host builds those from its fixed table.
+-- drop/fail/defer arrive as emitter.Stop values. A request is a track or schedule action, whose
+-- body the host writes for `person` (the first track carrying `meta`), or names its action
+-- ("profile", "subscribe") with a body; never a method, path or header: the host builds those
+-- from its fixed table.
 function M.map(event, cfg)
   local trigger = event.trigger
   if type(trigger) ~= "string" then
@@ -108,14 +110,14 @@ function M.map(event, cfg)
     return { status = "dropped", reason = format("no handler for trigger '%s'", trigger) }
   end
   if #changers > 0 then changes.apply(changers, event, out, st) end
-  local requests, scheduled, cancelled = klaviyo.requests(st, cfg, loop)
+  local requests, scheduled, cancelled, meta = klaviyo.requests(st, cfg, loop)
   emitter.close()
   local status, reason = "mapped", nil
   if #requests == 0 and #scheduled == 0 and #cancelled == 0 and #st.memory_writes == 0 then
     status, reason = "dropped", format("the handlers for '%s' produced no action", trigger)
   end
   return { status = status, reason = reason, requests = requests, scheduled = scheduled,
-           cancelled = cancelled, memory = st.memory_writes }
+           cancelled = cancelled, memory = st.memory_writes, person = st.person, meta = meta }
 end
 
 --- The metatable of drop/fail/defer values (the host compares it raw; scripts see a guard).

@@ -1,0 +1,47 @@
+#!/bin/sh
+# `make bench-instructions`: instructions per event, counted by callgrind, which machine noise does not
+# move (the rates of `make bench` do). For each program: the instructions of a run of 3000 events minus
+# those of a run of 1000, over 2000, so start-up and loading cancel out.
+#
+#   returnflow, default scripts:  build/bench_transform N FIXTURE scripts
+#   returnflow, anchors' mapping: build/bench_transform N FIXTURE bench/anchor-mapping (equal work)
+#   bare Lua+cjson anchor:        lua5.4 bench/anchors/bare_transform.lua FIXTURE N
+#
+# The Node.js anchor is not counted: V8 compiles the mapping to machine code as it runs, so its
+# instruction count under callgrind is not its count outside it. Run from the repository root after
+# `make build build/bench_transform`. Installs nothing.
+set -u
+
+BUILD=${BUILD:-build}
+FIXTURE=${FIXTURE:-fixtures/loop/return.created.json}
+BENCH=$BUILD/bench_transform
+
+command -v valgrind >/dev/null 2>&1 || { echo "bench-instructions: valgrind not found (apt-get install -y valgrind)" >&2; exit 2; }
+[ -x "$BENCH" ] || { echo "bench-instructions: $BENCH missing: run 'make build $BENCH' first" >&2; exit 2; }
+
+tmp=$(mktemp -d) || exit 2
+trap 'rm -rf "$tmp"' EXIT INT TERM
+
+# Instructions callgrind collected for one run of the command.
+collected() {
+  valgrind --tool=callgrind --callgrind-out-file="$tmp/cg" "$@" >"$tmp/out" 2>"$tmp/err" ||
+    { echo "bench-instructions: failed: $*" >&2; cat "$tmp/err" >&2; exit 1; }
+  sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$tmp/err"
+}
+
+per_event() {   # label, then the command with N in place of the count
+  label=$1; shift
+  a=$(collected $(echo "$@" | sed 's/\bN\b/1000/'))
+  b=$(collected $(echo "$@" | sed 's/\bN\b/3000/'))
+  printf '  %-30s %8d instructions/event\n' "$label" $(( (b - a) / 2000 ))
+}
+
+echo "instructions per event (callgrind, (3000 events - 1000 events) / 2000), $FIXTURE"
+per_event "returnflow, default scripts" "$BENCH N $FIXTURE scripts"
+per_event "returnflow, anchors' mapping" "$BENCH N $FIXTURE bench/anchor-mapping"
+if command -v lua5.4 >/dev/null 2>&1; then
+  per_event "bare Lua+cjson anchor" "lua5.4 bench/anchors/bare_transform.lua $FIXTURE N"
+else
+  echo "  bare Lua+cjson anchor: skipped: lua5.4 not found"
+fi
+echo "  Node.js anchor: not counted (JIT-compiled: callgrind's count is not its own)"
