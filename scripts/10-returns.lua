@@ -11,6 +11,7 @@ local DAY = 86400
 -- first_return is true for the first. Read on every return event, so the count is on all of them.
 local function count_returns(ret, out, props)
   local email, id = loop.email(ret), loop.return_id(ret)
+  props.returns_count, props.first_return = loop.null, loop.null   -- unknown without a customer
   if not email or not id then return end
   local key = "customer:" .. email:lower()
   local returns = out:recall(key) or {}
@@ -74,7 +75,7 @@ local function closed_outcomes(ret, out, props)
       local p = {}
       for k, v in pairs(props) do p[k] = v end
       p.exchange_order_name = exchange.exchange_order_name
-      p.exchange_order_id = loop.id(exchange.exchange_order_id)
+      p.exchange_order_id = loop.value(loop.id(exchange.exchange_order_id), loop.null)
       out:track("Loop Exchange Order Created", p, { unique_id = "exchange-order:" .. id })
       break
     end

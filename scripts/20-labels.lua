@@ -4,6 +4,8 @@
 -- carrier, tracking, label); a label that arrives before its return waits for it (out:defer).
 local loop = require "returnflow.loop"
 
+local null = loop.null
+
 -- Once the parcel moves, the day-21 reminder and day-28 expiry must not go out.
 local MOVING = { in_transit = true, out_for_delivery = true, delivered = true }
 
@@ -17,11 +19,11 @@ local function label_event(metric)
     end
     out:profile(ret.profile)
     local props = loop.label_properties(label, ret.properties)
-    props.status_page_url = ret.status_page_url
-    props.order = ret.order
-    props.return_by = loop.return_by(ret.created_at)
-    props.labels_enabled = ret.labels_enabled
-    props.keep_item = ret.keep_item
+    props.status_page_url = loop.value(ret.status_page_url, null)   -- present, null when unknown
+    props.order = loop.value(ret.order, null)
+    props.return_by = loop.value(loop.return_by(ret.created_at), null)
+    props.labels_enabled = loop.value(ret.labels_enabled, null)
+    props.keep_item = loop.value(ret.keep_item, null)
     out:track(metric, props)
     if MOVING[label.label_status] then
       out:cancel("expiring:" .. id)

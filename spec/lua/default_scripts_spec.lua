@@ -316,6 +316,58 @@ describe("default scripts", function()
       assert.equal("5839210093001", credit.properties.provider_order_id)
     end)
 
+    it("sends every property the defaults set whether or not Loop sent its value: null when it did not", function()
+      -- Each fixture as Loop sent it, then with every optional value gone: the same metrics must carry the
+      -- same property names (a flow author filters on a property that is always there).
+      local function sparse(ev)
+        for _, k in ipairs({ "order_name", "provider_order_id", "status_page_url", "destination", "carrier",
+                             "tracking_number", "tracking_url", "label_url", "shipment_id", "currency",
+                             "external_order_name", "external_order_id", "gift_card_subtotal", "gift_card_tax",
+                             "gift_card_bonus_credit", "total_credit_issued", "labels", "label_status" }) do
+          ev[k] = nil
+        end
+        if ev.topic == "giftcard" then ev.id = h.null end
+        for _, x in ipairs(ev.exchanges or {}) do x.exchange_order_id = nil end
+        return ev
+      end
+      local names = { "return.created.json", "label.created.json", "label.updated.in_transit.json",
+                      "return.updated.closed.json", "giftcard.requested.json" }
+      local full, bare = {}, {}
+      for i, name in ipairs(names) do full[i], bare[i] = h.fixture(name), sparse(h.fixture(name)) end
+      local function property_names(events)
+        local docs, run = h.map(h.ndjson_file(events))
+        assert.equal(0, run.code, run.stderr)
+        local by_metric = {}
+        for _, doc in ipairs(docs) do
+          assert.equal("mapped", doc.status, doc.reason)
+          for _, r in ipairs(doc.requests) do
+            local a = r.body.data.attributes
+            local list = {}
+            for k in pairs(a.properties) do list[#list + 1] = k end
+            table.sort(list)
+            by_metric[a.metric.data.attributes.name] = table.concat(list, " ")
+          end
+        end
+        return by_metric, docs
+      end
+
+      local want = property_names(full)
+      local got, docs = property_names(bare)
+
+      local metrics = {}
+      for m in pairs(want) do metrics[#metrics + 1] = m end
+      table.sort(metrics)
+      assert.same({ "Loop Exchange Order Created", "Loop Label Created", "Loop Label Updated", "Loop Refund Issued",
+                    "Loop Return Created", "Loop Return Status Updated", "Loop Store Credit Issued" }, metrics)
+      assert.same(want, got)
+      local credit = event_of(docs[5], "Loop Store Credit Issued").properties
+      assert.equal(h.null, credit.currency)
+      assert.equal(h.null, credit.order)
+      local label = event_of(docs[2], "Loop Label Created").properties
+      assert.equal(h.null, label.status_page_url)
+      assert.equal(h.null, label.order)
+    end)
+
     it("tracks 'Loop Out Of Stock Resolved' once Loop sends the resolution", function()
       local ev = h.fixture("return.updated.review_out_of_stock.json")
       ev.state = "open"
@@ -444,6 +496,23 @@ return { changes = {
       end
       assert.equal(first.requests[1].body.data.attributes.unique_id, second.requests[1].body.data.attributes.unique_id)
       assert.truthy(ids[1]:find("8813001", 1, true))
+    end)
+
+    it("is one per store credit, not per return: the gift card id, else (Loop's automatic out-of-stock gift card, "
+       .. "id null) the return and amount; a retry repeats it", function()
+      local outcome = h.fixture("giftcard.requested.json")
+      local other = h.fixture("giftcard.requested.json")
+      other.id = 552302
+      local automatic = h.fixture("giftcard.requested.json")
+      automatic.id = h.null
+      automatic.total_credit_issued = "3200"
+      local docs = h.map(h.ndjson_file({ outcome, other, automatic, outcome, automatic }))
+
+      local ids = {}
+      for i, doc in ipairs(docs) do ids[i] = first_event(doc).unique_id end
+      assert.same({ "store-credit:552301", "store-credit:552302", "store-credit:8812990:out-of-stock:3200",
+                    "store-credit:552301", "store-credit:8812990:out-of-stock:3200" }, ids)
+      assert.equal(h.null, first_event(docs[3]).properties.giftcard_id)
     end)
 
     it("names the tenant", function()

@@ -16,7 +16,7 @@ return {
 
   changes = {
     ["Loop Store Credit Issued"] = { properties = {
-      credit_amount = function(gc) return loop.money(gc.total_credit_issued) end,
+      credit_amount = function(gc) return loop.value(loop.money(gc.total_credit_issued), loop.null) end,
       bonus_credit = function(gc) return loop.money(gc.gift_card_bonus_credit) or 0 end,
       currency_decimals = function(gc) return loop.currency_decimals(loop.value(gc.currency)) end,
       items = function(gc, _, out)

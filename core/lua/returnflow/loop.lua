@@ -358,24 +358,24 @@ function M.properties(ret)
   return p
 end
 
---- The properties of a label event (label.created / label.updated): what the label says. Given the
--- return's properties (`loop.properties` of its return event, as remembered), they are the base and
--- the label's own values replace theirs, so a label event carries everything a return event does.
+--- The properties of a label event (label.created / label.updated): what the label says, each
+-- present, null where Loop's label has no value. Given the return's properties (`loop.properties` of
+-- its return event, as remembered), they are the base and the label's own values replace theirs, so a
+-- label event carries everything a return event does.
 function M.label_properties(ev, return_properties)
-  local p, v = {}, M.value
+  local p = {}
   if type(return_properties) == "table" then
     for k, x in pairs(return_properties) do p[k] = x end
-    v = native                     -- beside the return's properties, a value Loop has not is null
   end
   p.event_id = ev.trigger
-  p.return_id = M.return_id(ev)
-  p.label = v(ev.label_url)
-  p.carrier = v(ev.carrier)
-  p.tracking_number = v(ev.tracking_number)
-  p.tracking_url = v(ev.tracking_url)
-  p.tracking_status = v(ev.label_status)
-  p.shipment_id = v(ev.shipment_id)
-  if not missing(ev.provider_order_id) then p.provider_order_id = M.id(ev.provider_order_id) end
+  p.return_id = native(M.return_id(ev))
+  p.label = native(ev.label_url)
+  p.carrier = native(ev.carrier)
+  p.tracking_number = native(ev.tracking_number)
+  p.tracking_url = native(ev.tracking_url)
+  p.tracking_status = native(ev.label_status)
+  p.shipment_id = native(ev.shipment_id)
+  p.provider_order_id = native(M.id(ev.provider_order_id) or M.value(p.provider_order_id))
   return p
 end
 
