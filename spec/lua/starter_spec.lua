@@ -160,7 +160,16 @@ describe("returnflow test in a starter folder", function()
     for block in section:gmatch("```lua\n(.-)```") do blocks[#blocks + 1] = block end
     local five_lines, assertions = blocks[1], blocks[2]
     assert.is_true(select(2, five_lines:gsub("\n", "")) <= 5, five_lines)     -- at most five lines
-    h.write(dir .. "/scripts/60-my-changes.lua", five_lines)
+    -- the file the docs name is the one `returnflow init` wrote, with its commented example
+    local file = section:match("`(scripts/[%w-]+%.lua)`")
+    assert.is_string(file, "the section names no file")
+    assert.is_true(exists(dir .. "/" .. file), file .. " is not a file returnflow init writes")
+    for _, doc in ipairs({ "/docs/mapping-api.md", "/README.md" }) do
+      for named in h.read(h.root .. doc):gmatch("scripts/[%w]+%-my%-changes%.lua") do
+        assert.equal(file, named, doc .. " names " .. named)
+      end
+    end
+    h.write(dir .. "/" .. file, five_lines)
     h.write(dir .. "/spec/my_changes_spec.lua", 'describe("my changes", function()\n  it("rename and add", function()\n'
                                                   .. assertions .. "  end)\nend)\n")
     -- the defaults' own spec expects Loop Return Created: the merchant renamed it, as the docs say
