@@ -170,9 +170,11 @@ describe("returnflow test in a starter folder", function()
       end
     end
     h.write(dir .. "/" .. file, five_lines)
-    h.write(dir .. "/spec/my_changes_spec.lua", 'describe("my changes", function()\n  it("rename and add", function()\n'
-                                                  .. assertions .. "  end)\nend)\n")
+    local spec_file = section:match("`(spec/[%w_]+_spec%.lua)`")
+    assert.is_string(spec_file, "the section names no spec file")
+    h.write(dir .. "/" .. spec_file, assertions)
     -- the defaults' own spec expects Loop Return Created: the merchant renamed it, as the docs say
+    assert.truthy(section:find("`spec/defaults_spec.lua` expects \"Loop Return Created\"", 1, true))
     h.write(dir .. "/spec/defaults_spec.lua", (h.read(dir .. "/spec/defaults_spec.lua"):gsub('"Loop Return Created"',
                                                                                              '"Return Started"')))
 
