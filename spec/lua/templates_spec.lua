@@ -568,6 +568,11 @@ describe("templates install, dry", function()
       expected[#expected + 1] = t.kind == "flow" and "/api/flows" or "/api/segments"
       assert.same(expected, paths)     -- no metric-creating event: no profile is made without --setup-email
       assert.matches("No profile was created in the Klaviyo account", run.stdout, 1, true)
+      if t.kind == "flow" then         -- Loop's email to switch off, named only where there is one
+        local switch_off = t.replaces_loop_email and "switch off Loop's \"" .. t.replaces_loop_email .. "\" email"
+                           or "Loop has no email of its own for it"
+        assert.matches(switch_off, run.stdout, 1, true)
+      end
 
       local last = posts[#posts].body.data.attributes
       if t.kind == "flow" then

@@ -204,9 +204,11 @@ function commands.install(folder, name, opts)
           .. "it create a missing one with an event on that profile).")
   end
   if flow_created then
+    local loop_email = t.replaces_loop_email
+      and "Once live, switch off Loop's \"" .. t.replaces_loop_email .. "\" email, or customers get two."
+      or "Loop has no email of its own for it: nothing to switch off in Loop."
     print("The flow is a draft. Its email is transactional: Klaviyo must approve transactional sends for the account "
-          .. "before it goes live. Once live, switch off Loop's \"" .. (t.replaces_loop_email or t.title)
-          .. "\" email, or customers get two.")
+          .. "before it goes live. " .. loop_email)
   end
   return 0
 end
