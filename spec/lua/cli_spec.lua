@@ -57,6 +57,13 @@ describe("help", function()
     assert.truthy(out:find("^usage: returnflow help"), out)
   end)
 
+  it("says install creates a metric only with --setup-email, as it does", function()
+    local text = h.run({ "help", "templates" })
+    assert.truthy(text:find("install NAME --tenant T [-c CONFIG] [--setup-email ADDRESS]", 1, true), text)
+    assert.truthy(text:find("no\n%s+profile is created without it"), text)
+    assert.falsy(text:find("the trigger metric if missing", 1, true), text)
+  end)
+
   -- The developers' reading folder beside the clone (spelt in two parts, so no scan of the repository
   -- for paths outside it takes this check for a read of one).
   local OUTSIDE = ".." .. "/shared"
