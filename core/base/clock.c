@@ -17,29 +17,20 @@ static long long ms_of(clockid_t id) {
 long long clock_mono_ms(void) { return ms_of(CLOCK_MONOTONIC); }
 
 static pthread_once_t offset_once = PTHREAD_ONCE_INIT;
-static pthread_mutex_t offset_mu = PTHREAD_MUTEX_INITIALIZER;
 static const char *offset_file;                /* RETURNFLOW_CLOCK_OFFSET, or NULL: no offset */
-static long long offset_ms, offset_read_at = -1000;
 
 static void offset_look(void) { offset_file = getenv("RETURNFLOW_CLOCK_OFFSET"); }
 
-/* The seconds offset_file holds, in ms, read again after 20 ms (the fault suite steps them). */
+/* The seconds offset_file holds, in ms, read at each call: a spec that steps the clock knows every
+ * reading after its write sees the step (a test's cost only: without the variable, nothing is read). */
 static long long test_offset_ms(void) {
     pthread_once(&offset_once, offset_look);
     if (!offset_file) return 0;
-    pthread_mutex_lock(&offset_mu);
-    long long mono = clock_mono_ms();
-    if (mono - offset_read_at >= 20) {
-        FILE *f = fopen(offset_file, "r");
-        double seconds = 0;
-        if (!f || fscanf(f, "%lf", &seconds) != 1) seconds = 0;
-        if (f) fclose(f);
-        offset_ms = (long long)(seconds * 1000);
-        offset_read_at = mono;
-    }
-    long long o = offset_ms;
-    pthread_mutex_unlock(&offset_mu);
-    return o;
+    FILE *f = fopen(offset_file, "r");
+    double seconds = 0;
+    if (!f || fscanf(f, "%lf", &seconds) != 1) seconds = 0;
+    if (f) fclose(f);
+    return (long long)(seconds * 1000);
 }
 
 long long clock_now_ms(void) { return ms_of(CLOCK_REALTIME) + test_offset_ms(); }

@@ -6,7 +6,7 @@
  *
  * The fault suite steps the wall clock of one process without touching the machine's: with
  * RETURNFLOW_CLOCK_OFFSET=FILE in the environment, clock_now_ms adds the seconds FILE holds (a signed
- * number, read at most every 20 ms; no FILE or no number: 0). Never set it in production.
+ * number, read at each reading; no FILE or no number: 0). Never set it in production.
  */
 #ifndef RF_CLOCK_H
 #define RF_CLOCK_H
