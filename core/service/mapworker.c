@@ -254,12 +254,17 @@ static int next_frame(mapworker *w, long long deadline, uint32_t *type, mw_reade
                 return 0;
             }
         }
+        /* Past the deadline, what the worker already sent is still read (one poll that does not
+         * wait): a parent that was not running (SIGSTOP, a starved machine) finds the worker's
+         * result waiting, and that is not the worker's overrun. */
         long long left = deadline - now_ms();
-        if (left <= 0) return -2;
         struct pollfd p = { .fd = w->fd, .events = POLLIN | (w->out_off < w->out.len ? POLLOUT : 0) };
-        int n = poll(&p, 1, left > 1000 ? 1000 : (int)left);
+        int n = poll(&p, 1, left <= 0 ? 0 : left > 1000 ? 1000 : (int)left);
         if (n < 0 && errno != EINTR) return -1;
-        if (n <= 0) continue;
+        if (n <= 0) {
+            if (left <= 0) return -2;
+            continue;
+        }
         if (p.revents & POLLOUT) {
             /* send, not write: a worker that closed its end must not SIGPIPE the service. */
             ssize_t k = send(w->fd, w->out.data + w->out_off, w->out.len - w->out_off, MSG_NOSIGNAL);

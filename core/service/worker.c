@@ -52,8 +52,8 @@ typedef struct thread {
     outbox_writer *writer;        /* prepared statements on db */
     mapworker **mappers;          /* by tenant index; NULL for tenants of other threads */
     struct recall_ctx *recall;    /* by tenant index, for out:recall from the store */
-    long long last_deferred_try;
-    long long last_purge, last_checkpoint;
+    long long last_deferred_try;      /* these three: monotonic ms (a step of the wall clock */
+    long long last_purge, last_checkpoint;  /* must not stop the chores for an hour) */
     int failing;                  /* the store refused this thread's last write (1) or read (2) */
 } thread;
 
@@ -341,7 +341,7 @@ static void *thread_main(void *arg) {
         pthread_mutex_lock(&w->mu);
         if (seen == w->wakes && !w->stopping) {
             struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
+            clock_gettime(CLOCK_MONOTONIC, &until);   /* the cv waits on it (worker_start) */
             until.tv_sec += 1;                    /* schedules and deferred events need a clock too */
             pthread_cond_timedwait(&w->cv, &w->mu, &until);
         }
@@ -358,21 +358,21 @@ static void *thread_main(void *arg) {
             int mapped = map_batch(t, ti, EVENT_JOURNALED);
             if (halted(w)) break;                   /* the batch stopped between two events for it */
             if (mapped >= BATCH) busy = 1;
-            long long now = clock_now_ms();
-            if (mapped || now - t->last_deferred_try > 30000) {
+            long long mono = clock_mono_ms();
+            if (mapped || mono - t->last_deferred_try > 30000) {
                 map_batch(t, ti, EVENT_DEFERRED);   /* what they waited for may have come */
-                t->last_deferred_try = now;
+                t->last_deferred_try = mono;
             }
             store_fire_schedules(t->db, cfg->tenants[ti].id);
-            if (now - t->last_purge > 3600 * 1000)
-                store_purge(t->db, cfg->tenants[ti].id, now - (long long)cfg->retention_days * 86400 * 1000);
+            if (!t->last_purge || mono - t->last_purge > 3600 * 1000)
+                store_purge(t->db, cfg->tenants[ti].id, clock_now_ms() - (long long)cfg->retention_days * 86400 * 1000);
         }
-        if (clock_now_ms() - t->last_purge > 3600 * 1000) t->last_purge = clock_now_ms();
-        if (t->index == 0 && clock_now_ms() - t->last_checkpoint > 1000) {
+        if (!t->last_purge || clock_mono_ms() - t->last_purge > 3600 * 1000) t->last_purge = clock_mono_ms();
+        if (t->index == 0 && clock_mono_ms() - t->last_checkpoint > 1000) {
             /* The journal writer does not checkpoint (a checkpoint inside its commit stalls the
              * acks); this thread copies the WAL back into the database instead, passively. */
             store_checkpoint(t->db);
-            t->last_checkpoint = clock_now_ms();
+            t->last_checkpoint = clock_mono_ms();
         }
         if (stopping) break;
         if (busy) {                                  /* more is waiting: go on without sleeping */
@@ -424,7 +424,11 @@ workers *workers_start(const config *cfg, char *err, size_t errlen) {
     w->threads = calloc((size_t)(w->n ? w->n : 1), sizeof *w->threads);
     if (!w->threads) abort();
     pthread_mutex_init(&w->mu, NULL);
-    pthread_cond_init(&w->cv, NULL);
+    pthread_condattr_t cv_attr;                   /* its timed waits on the monotonic clock */
+    pthread_condattr_init(&cv_attr);
+    pthread_condattr_setclock(&cv_attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->cv, &cv_attr);
+    pthread_condattr_destroy(&cv_attr);
     int started = 0;
     for (int i = 0; i < w->n; i++) {
         thread *t = &w->threads[i];

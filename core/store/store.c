@@ -115,7 +115,7 @@ static void *writer_main(void *arg) {
         while (!s->queue && !s->stopping) {
             if (!s->failing) { pthread_cond_wait(&s->cv, &s->mu); continue; }
             struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
+            clock_gettime(CLOCK_MONOTONIC, &until);      /* the cv's clock: a step cannot stretch it */
             until.tv_sec += 1;
             if (pthread_cond_timedwait(&s->cv, &s->mu, &until) == 0 || s->queue || s->stopping) continue;
             pthread_mutex_unlock(&s->mu);
@@ -191,7 +191,11 @@ store *store_open(uv_loop_t *loop, const char *data_dir, char *err, size_t errle
         return NULL;
     }
     pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->cv, NULL);
+    pthread_condattr_t cv_attr;
+    pthread_condattr_init(&cv_attr);
+    pthread_condattr_setclock(&cv_attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->cv, &cv_attr);
+    pthread_condattr_destroy(&cv_attr);
     uv_async_init(loop, &s->done_async, on_done);
     s->done_async.data = s;
     if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {

@@ -119,6 +119,7 @@ static void a_window_lets_cap_through_per_span_and_no_more(void **state) {
     for (int i = 0; i < 3; i++) {
         assert_true(rate_window_room(&w, t + i));
         rate_window_take(&w, t + i);
+        rate_window_answered(&w, i, t + i);                       /* answered at once */
     }
     assert_false(rate_window_room(&w, t + 3));
     assert_false(rate_window_room(&w, t + 1099));                 /* the window is 1 s plus the slack */
@@ -129,13 +130,35 @@ static void a_window_lets_cap_through_per_span_and_no_more(void **state) {
     free(w.sent);
 }
 
+/* Klaviyo counts a request somewhere between its send and its answer: until the answer, it holds
+ * its place however old it is, and then it counts from the answer. */
+static void a_request_counts_until_its_answer_then_from_it(void **state) {
+    (void)state;
+    rate_window w;
+    rate_window_init(&w, 2, 1000, 100);
+    long long t = 2000000;
+    rate_window_take(&w, t);                                      /* take 0: slow, answered late */
+    rate_window_take(&w, t + 10);                                 /* take 1 */
+    rate_window_answered(&w, 1, t + 20);
+    assert_false(rate_window_room(&w, t + 5000));                 /* take 0 may not have arrived yet */
+    rate_window_answered(&w, 0, t + 5000);
+    assert_false(rate_window_room(&w, t + 5000 + 1099));          /* it may have arrived at t + 5000 */
+    assert_true(rate_window_room(&w, t + 5000 + 1100));
+    free(w.sent);
+}
+
 static void a_tenants_limits_hold_per_class_and_a_429_cools_the_class(void **state) {
     (void)state;
     rate_limits r;
     rate_init(&r, 0.1);                                           /* 35 events a second, 1 bulk job */
     long long t = 5000000;
     int sent = 0;
-    while (rate_take(&r, CLASS_EVENTS, t)) sent++;
+    while (rate_take(&r, CLASS_EVENTS, t)) {
+        long long seq[2];
+        rate_taken(&r, CLASS_EVENTS, seq);
+        rate_answered(&r, CLASS_EVENTS, seq, t);                  /* each answered at once */
+        sent++;
+    }
     assert_int_equal(sent, 35);
     assert_true(rate_take(&r, CLASS_PROFILES, t));               /* another class has its own budget */
     assert_true(rate_bulk_room(&r, t));
@@ -168,6 +191,7 @@ int main(void) {
         cmocka_unit_test(each_pointer_comes_with_the_detail_written_before_it),
         cmocka_unit_test(endpoints_fall_in_klaviyos_rate_classes),
         cmocka_unit_test(a_window_lets_cap_through_per_span_and_no_more),
+        cmocka_unit_test(a_request_counts_until_its_answer_then_from_it),
         cmocka_unit_test(a_tenants_limits_hold_per_class_and_a_429_cools_the_class),
         cmocka_unit_test(bulk_jobs_leave_evenly_spaced),
     };

@@ -176,14 +176,14 @@ static void check_multi_info(deliverer *d) {
         curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&s);
         (void)easy;
         curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
-        rate_answered(&s->ts->rate, s->cls, s->seq, clock_now_ms());   /* counted by Klaviyo by now */
+        rate_answered(&s->ts->rate, s->cls, s->seq, clock_mono_ms());   /* counted by Klaviyo by now */
         deliver_finish(d, s, msg->data.result, status);
         deliver_release(d, s);
     }
     if (!done) return;
     /* The answers go to the store now, together (settle.c keeps them if it refuses); freed slots:
      * look for more work at once rather than at the next tick. */
-    if (deliver_store_may_try(d, clock_now_ms())) deliver_flush(d);
+    if (deliver_store_may_try(d, clock_mono_ms())) deliver_flush(d);
     if (!d->stopping) deliver_kick(d);
 }
 

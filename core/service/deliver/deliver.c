@@ -64,20 +64,20 @@ void deliver_read_depths(deliverer *d) {
 
 static void on_tick(uv_timer_t *t) {
     deliverer *d = t->data;
-    long long now = clock_now_ms();
+    long long now = clock_now_ms(), mono = clock_mono_ms();
     if (d->stopping) {
         int busy = 0;
         for (int i = 0; i < d->ntenants; i++) busy += d->tenants[i].in_flight;
-        if (!busy || now > d->stop_deadline) uv_stop(&d->loop);
+        if (!busy || mono > d->stop_deadline) uv_stop(&d->loop);
         return;
     }
     if (!d->locked && !take_lock(d)) return;      /* another process delivers: wait for the lock */
     /* Nothing new goes while the store has not taken every answer we have (settle.c): a down store
      * is tried again on its backoff, and requests in flight still finish meanwhile. */
-    if (!deliver_store_may_try(d, now) || deliver_flush(d) != 0) { deliver_poll_now(d); return; }
+    if (!deliver_store_may_try(d, mono) || deliver_flush(d) != 0) { deliver_poll_now(d); return; }
     int read_ok = 1;
     for (int i = 0; i < d->ntenants && read_ok; i++)
-        if (!d->tenants[i].paused && deliver_scan(d, &d->tenants[i], now) != 0) read_ok = 0;
+        if (!d->tenants[i].paused && deliver_scan(d, &d->tenants[i], now, mono) != 0) read_ok = 0;
     if (!read_ok) deliver_store_failed(d, 1, "cannot read the outbox");
     deliver_launch(d);                            /* what the scans chose, once marked in flight */
     if (read_ok) deliver_store_worked(d, 0);
@@ -93,7 +93,7 @@ void deliver_kick(deliverer *d) { uv_timer_start(&d->tick, on_tick, 1, 50); }
 static void on_stop(uv_async_t *a) {
     deliverer *d = a->data;
     d->stopping = 1;
-    d->stop_deadline = clock_now_ms() + 5000;
+    d->stop_deadline = clock_mono_ms() + 5000;
 }
 
 static void close_walk(uv_handle_t *h, void *arg) {

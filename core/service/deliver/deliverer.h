@@ -36,7 +36,7 @@ typedef struct tenant_state {
     char paused_reason[160];
     unsigned long long delivered, retried, dead;
     long long queued;                 /* queued or in flight: the store's count (queue_counts) */
-    long long bulk_off_until;
+    long long bulk_off_until;         /* monotonic ms, as every timer of this process */
     unsigned long long bulk_jobs;
     int bulk_in_flight;
     struct { int cls; long status; unsigned long long n; } answers[32];   /* by endpoint and status */
@@ -105,9 +105,10 @@ extern const double deliver_latency_bounds[LATENCY_BUCKETS];
 void deliver_kick(deliverer *d);
 void deliver_read_depths(deliverer *d);
 
-/* scan.c: chooses what may start now for one tenant (d->starting; deliver_launch sends it). 0, or -1
- * when the store could not be read. */
-int deliver_scan(deliverer *d, tenant_state *ts, long long now);
+/* scan.c: chooses what may start now for one tenant (d->starting; deliver_launch sends it). now is
+ * the wall clock (rows' next_at), mono the monotonic one (rate windows). 0, or -1 when the store
+ * could not be read. */
+int deliver_scan(deliverer *d, tenant_state *ts, long long now, long long mono);
 
 /* finish.c: what an answer (or its absence: rc) does to the rows and the counters. */
 void deliver_finish(deliverer *d, sending *s, CURLcode rc, long status);
@@ -116,7 +117,7 @@ void deliver_finish(deliverer *d, sending *s, CURLcode rc, long status);
 void deliver_settle(deliverer *d, long long id, const store_outcome *o);   /* kept until committed */
 int deliver_flush(deliverer *d);                  /* commits what is kept: 0, or -1 (kept; the store is down) */
 void deliver_launch(deliverer *d);                /* marks the chosen requests in flight, then sends them */
-int deliver_store_may_try(deliverer *d, long long now);   /* 0 while a down store's next try is not due */
+int deliver_store_may_try(deliverer *d, long long mono);  /* 0 while a down store's next try is not due */
 void deliver_store_failed(deliverer *d, int on_read, const char *what);
 void deliver_store_worked(deliverer *d, int wrote);
 void deliver_settles_free(deliverer *d);          /* what is still kept, at the end */

@@ -70,10 +70,10 @@ static double retry_wait(const deliverer *d, int attempts, double unit, double a
 }
 
 /* What a 429 asked (0: nothing, or not a 429); a 429 also cools the class down for the request's own wait. */
-static double asked_wait(tenant_state *ts, sending *s, long long now, long status, double own_wait) {
+static double asked_wait(tenant_state *ts, sending *s, long status, double own_wait) {
     if (status != 429) return 0;
     double asked = answer_wait_asked(s->retry_after, s->response.data);
-    rate_cool(&ts->rate, s->cls, now + (long long)((asked > own_wait ? asked : own_wait) * 1000));
+    rate_cool(&ts->rate, s->cls, clock_mono_ms() + (long long)((asked > own_wait ? asked : own_wait) * 1000));
     return asked;
 }
 
@@ -103,7 +103,7 @@ static void finish_single(deliverer *d, sending *s, CURLcode rc, long status, an
         char why[CURL_ERROR_SIZE + 64];
         why_retry(s, rc, status, body, why, sizeof why);
         double unit = (double)rand() / RAND_MAX, own = answer_backoff_s(s->attempts, unit, d->cfg->backoff_max);
-        double wait = retry_wait(d, s->attempts, unit, asked_wait(ts, s, now, status, own));
+        double wait = retry_wait(d, s->attempts, unit, asked_wait(ts, s, status, own));
         settle(d, s->id, REQUEST_QUEUED, status, now + (long long)(wait * 1000), why, 1);
         add(d, &ts->retried, 1);
     } else {
@@ -171,7 +171,7 @@ static void finish_bulk(deliverer *d, sending *s, CURLcode rc, long status, answ
         char why[CURL_ERROR_SIZE + 64];
         why_retry(s, rc, status, body, why, sizeof why);
         double unit = (double)rand() / RAND_MAX;
-        double asked = asked_wait(ts, s, now, status, answer_backoff_s(s->attempts, unit, d->cfg->backoff_max));
+        double asked = asked_wait(ts, s, status, answer_backoff_s(s->attempts, unit, d->cfg->backoff_max));
         for (int i = 0; i < n; i++) {
             double wait = retry_wait(d, s->row_attempts[i], unit, asked);
             settle(d, bulk_id(s->bulk, i), REQUEST_QUEUED, status, now + (long long)(wait * 1000), why, 1);
@@ -192,7 +192,7 @@ static void finish_bulk(deliverer *d, sending *s, CURLcode rc, long status, answ
             log_line("warn", "a bulk job was refused for some items: those are dead letters, the rest go again", f);
         } else {
             /* Nothing to blame: send these one by one for a while, where each answer is its own. */
-            ts->bulk_off_until = now + BULK_OFF_MS;
+            ts->bulk_off_until = clock_mono_ms() + BULK_OFF_MS;
             set_rows(d, s, NULL, REQUEST_QUEUED, status, now, NULL, 0);
             char f[256];
             snprintf(f, sizeof f, "\"tenant\":\"%s\",\"status\":%ld", ts->tc->id, status);

@@ -8,15 +8,23 @@
  * our send and its answer; network and server queues vary that instant, so a request sent a window
  * after another's send can arrive within a second of it (a burst that waited in Klaviyo's queue,
  * then one that did not: 11 429s in 1,000 /client/events before). So a request counts from its
- * send until it is answered, then from its answer (rate_answered). The windows are a little longer
- * than Klaviyo's too (WINDOW_SLACK_MS). Invariant: nothing is taken unless both windows of its
- * class have room, so a healthy run sees no 429.
+ * answer (rate_answered), and until then it is pending: it holds its place in the window however
+ * old it is, since Klaviyo may count it at any moment before it answers. Then for any two requests
+ * a and b, b's arrival minus a's >= b's send minus a's answer >= the span, whatever the queues and
+ * the network did, and whatever the time of the tick that chose b (a scan and the transaction that
+ * marks rows in flight may take a while before the send). The windows are a little longer than
+ * Klaviyo's too (WINDOW_SLACK_MS): Klaviyo's clock and its way of cutting windows are not ours.
+ * Times are the monotonic clock's (clock_mono_ms): a step of the wall clock neither stalls the
+ * windows for an hour nor opens them. Invariant: nothing is taken unless both windows of its class
+ * have room, and every take is answered or released, so a healthy run sees no 429.
  */
 #include "rate.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
+#define PENDING LLONG_MAX             /* taken, not answered: Klaviyo may count it any moment */
 #define WINDOW_SLACK_MS 100
 #define BULK_SLACK_MS 250             /* a 5 MB job arrives later, and its lateness varies more */
 
@@ -43,26 +51,28 @@ void rate_window_init(rate_window *w, double capacity, long long span_ms, long l
 }
 
 int rate_window_room(const rate_window *w, long long now) {
-    return w->count < w->cap || now - w->sent[w->head] >= w->span_ms;
+    return w->count < w->cap || (w->sent[w->head] != PENDING && now - w->sent[w->head] >= w->span_ms);
 }
 
 void rate_window_take(rate_window *w, long long now) {
     if (w->count < w->cap) {
-        w->sent[(w->head + w->count++) % w->cap] = now;
+        w->sent[(w->head + w->count++) % w->cap] = PENDING;
     } else {
-        w->sent[w->head] = now;                   /* the oldest goes, this one is the newest */
+        w->sent[w->head] = PENDING;               /* the oldest goes, this one is the newest */
         w->head = (w->head + 1) % w->cap;
     }
     w->last_sent = now;
     w->takes++;
 }
 
-/* Take number t was answered at now, unless its slot went to a later request meanwhile. */
+/* Take number t was answered at now (a pending slot is never given to a later request). */
 static void window_answered(rate_window *w, long long t, long long now) {
     if (t < 0 || w->takes - t > w->cap) return;
     int slot = (int)((w->head + w->count - (w->takes - t)) % w->cap);
-    if (w->sent[slot] < now) w->sent[slot] = now;
+    if (w->sent[slot] == PENDING || w->sent[slot] < now) w->sent[slot] = now;
 }
+
+void rate_window_answered(rate_window *w, long long t, long long now) { window_answered(w, t, now); }
 
 void rate_taken(const rate_limits *r, rate_class c, long long seq[2]) {
     seq[0] = r->burst[c].takes - 1;

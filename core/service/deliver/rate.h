@@ -8,8 +8,8 @@
 /* Klaviyo's endpoint classes, each with its own burst and steady limit. */
 typedef enum rate_class { CLASS_EVENTS, CLASS_BULK, CLASS_PROFILES, CLASS_OTHER, CLASSES } rate_class;
 
-/* The last `cap` requests' times (their send time, then their answer time); one more may go when
- * the oldest was counted over span_ms ago. */
+/* The last `cap` requests: pending until answered, then their answer time (monotonic ms); one
+ * more may go when the oldest was answered over span_ms ago. */
 typedef struct rate_window {
     long long *sent;
     int cap, head, count;
@@ -40,7 +40,9 @@ int rate_take(rate_limits *r, rate_class c, long long now);
 void rate_taken(const rate_limits *r, rate_class c, long long seq[2]);
 
 /* The request with those take numbers was answered at now: Klaviyo counted it at some instant
- * between its send and now, so from now on it counts from its answer. */
+ * between its send and now, so from now on it counts from its answer. Until then it holds its
+ * place in both windows, so every take must come here: a request chosen but never sent too (its
+ * release, at the moment it was dropped). */
 void rate_answered(rate_limits *r, rate_class c, const long long seq[2], long long now);
 
 /* Whether a bulk job could leave now (nothing taken). */
@@ -53,5 +55,6 @@ void rate_cool(rate_limits *r, rate_class c, long long until);
 void rate_window_init(rate_window *w, double capacity, long long span_ms, long long slack_ms);
 int rate_window_room(const rate_window *w, long long now);
 void rate_window_take(rate_window *w, long long now);
+void rate_window_answered(rate_window *w, long long take, long long now);   /* take: 0 for the first */
 
 #endif

@@ -100,15 +100,21 @@ static int refuse_foreign(deliverer *d, tenant_state *ts, const store_request *r
     return 1;
 }
 
-static void send_row(deliverer *d, tenant_state *ts, const store_request *row, rate_class cls, long long now) {
+static void send_row(deliverer *d, tenant_state *ts, const store_request *row, rate_class cls, long long now,
+                     long long mono) {
     const tenant_config *tc = ts->tc;
-    if (refuse_foreign(d, ts, row, now)) return;
+    long long seq[2];
+    rate_taken(&ts->rate, cls, seq);
+    if (refuse_foreign(d, ts, row, now)) {
+        rate_answered(&ts->rate, cls, seq, mono);           /* nothing went: its place is given back */
+        return;
+    }
     sending *s = calloc(1, sizeof *s);
     if (!s) abort();
     s->d = d;
     s->ts = ts;
     s->cls = cls;
-    rate_taken(&ts->rate, cls, s->seq);
+    memcpy(s->seq, seq, sizeof seq);
     s->id = row->id;
     s->profile = strdup(row->profile);
     size_t len = row->body_len;
@@ -130,11 +136,11 @@ static void send_row(deliverer *d, tenant_state *ts, const store_request *row, r
 
 /* Sends job to path on the bulk budget, taking the job over (1); -1 when the budget has no room
  * (the job stays the caller's). */
-static int send_job(deliverer *d, tenant_state *ts, bulk_job *job, const char *path, long long now,
+static int send_job(deliverer *d, tenant_state *ts, bulk_job *job, const char *path, long long mono,
                     const long long *created, const int *attempts) {
     int n = bulk_count(job);
     if (ts->in_flight >= MAX_IN_FLIGHT || ts->bulk_in_flight >= MAX_BULK_IN_FLIGHT ||
-        !rate_take(&ts->rate, CLASS_BULK, now))
+        !rate_take(&ts->rate, CLASS_BULK, mono))
         return -1;
     ts->bulk_in_flight++;
     ts->in_flight++;
@@ -173,9 +179,9 @@ static int send_job(deliverer *d, tenant_state *ts, bulk_job *job, const char *p
 }
 
 /* Sends the job being packed (taking it over), if the bulk budget allows; else drops the packing. */
-static int send_bulk(deliverer *d, tenant_state *ts, long long now, const long long *created, const int *attempts) {
+static int send_bulk(deliverer *d, tenant_state *ts, long long mono, const long long *created, const int *attempts) {
     if (bulk_count(d->packing) == 0) return 0;
-    if (send_job(d, ts, d->packing, "/api/event-bulk-create-jobs", now, created, attempts) < 0) {
+    if (send_job(d, ts, d->packing, "/api/event-bulk-create-jobs", mono, created, attempts) < 0) {
         bulk_reset(d->packing);
         return -1;
     }
@@ -205,7 +211,8 @@ static strmap *client_candidates(deliverer *d, const char *tenant, long long *la
  * has a backlog, a profile's run of two or more due events (up to the first that is not an event,
  * not due or not packable, and up to last_id) leaves as one request. 1 when it left, 0 when the
  * profile's first request is to go on its own. */
-static int send_client_bulk(deliverer *d, tenant_state *ts, const char *profile, long long last_id, long long now) {
+static int send_client_bulk(deliverer *d, tenant_state *ts, const char *profile, long long last_id, long long now,
+                            long long mono) {
     store_scan *scan = store_scan_queued(d->db, ts->tc->id, SCAN_LIMIT);
     if (!scan) return 0;
     bulk_job *job = bulk_new_client();
@@ -222,24 +229,24 @@ static int send_client_bulk(deliverer *d, tenant_state *ts, const char *profile,
     store_scan_end(scan);
     char path[200];
     snprintf(path, sizeof path, "/client/event-bulk-create?company_id=%s", ts->tc->site_id);
-    if (bulk_count(job) >= 2 && send_job(d, ts, job, path, now, created, attempts) > 0) return 1;
+    if (bulk_count(job) >= 2 && send_job(d, ts, job, path, mono, created, attempts) > 0) return 1;
     bulk_free(job);
     return 0;
 }
 
-int deliver_scan(deliverer *d, tenant_state *ts, long long now) {
+int deliver_scan(deliverer *d, tenant_state *ts, long long now, long long mono) {
     store_scan *scan = store_scan_queued(d->db, ts->tc->id, SCAN_LIMIT);
     if (!scan) return -1;
     store_request row;
     int public = strcmp(ts->tc->key_kind, "public") == 0;
-    int bulk = !public && now >= ts->bulk_off_until && store_queued_at_least(d->db, ts->tc->id, BULK_THRESHOLD);
+    int bulk = !public && mono >= ts->bulk_off_until && store_queued_at_least(d->db, ts->tc->id, BULK_THRESHOLD);
     long long last_id = 0;
-    strmap *multi = public && now >= ts->bulk_off_until && rate_bulk_room(&ts->rate, now) &&
+    strmap *multi = public && mono >= ts->bulk_off_until && rate_bulk_room(&ts->rate, mono) &&
                     store_queued_at_least(d->db, ts->tc->id, BULK_THRESHOLD)
                     ? client_candidates(d, ts->tc->id, &last_id) : NULL;
     /* With a backlog, events wait for the bulk budget rather than spend the single-event one, which
      * live webhooks need; nothing is packed while no job could leave. */
-    int bulk_room = rate_bulk_room(&ts->rate, now) && ts->in_flight < MAX_IN_FLIGHT &&
+    int bulk_room = rate_bulk_room(&ts->rate, mono) && ts->in_flight < MAX_IN_FLIGHT &&
                     ts->bulk_in_flight < MAX_BULK_IN_FLIGHT;
     int bulk_closed = bulk && !bulk_room, job = 0;
     long long created[BULK_MAX_EVENTS];
@@ -266,14 +273,14 @@ int deliver_scan(deliverer *d, tenant_state *ts, long long now) {
         if (profile_busy(d, profile) || !due) { profile_hold(&seen, profile); continue; }
         size_t vlen;
         const char *n = multi ? strmap_get(multi, profile, strlen(profile), &vlen) : NULL;
-        if (n && *n == '2' && rate_bulk_room(&ts->rate, now) && send_client_bulk(d, ts, profile, last_id, now)) {
+        if (n && *n == '2' && rate_bulk_room(&ts->rate, mono) && send_client_bulk(d, ts, profile, last_id, now, mono)) {
             profile_hold(&seen, profile);
             continue;
         }
         if (bulk && is_event && !bulk_closed) {
             int rc = bulk_add(d->packing, row.id, profile, row.body, row.body_len);
             if (rc == BULK_FULL) {
-                if (send_bulk(d, ts, now, created, attempts) < 0) bulk_closed = 1;
+                if (send_bulk(d, ts, mono, created, attempts) < 0) bulk_closed = 1;
                 job++;
                 rc = bulk_closed ? BULK_FULL : bulk_add(d->packing, row.id, profile, row.body, row.body_len);
             }
@@ -291,10 +298,10 @@ int deliver_scan(deliverer *d, tenant_state *ts, long long now) {
         profile_hold(&seen, profile);
         if (ts->in_flight >= MAX_IN_FLIGHT) continue;
         rate_class cls = rate_class_of(row.path);
-        if (!rate_take(&ts->rate, cls, now)) continue;             /* another class may still go */
-        send_row(d, ts, &row, cls, now);
+        if (!rate_take(&ts->rate, cls, mono)) continue;            /* another class may still go */
+        send_row(d, ts, &row, cls, now, mono);
     }
-    if (bulk_count(d->packing)) send_bulk(d, ts, now, created, attempts);
+    if (bulk_count(d->packing)) send_bulk(d, ts, mono, created, attempts);
     profile_table_free(&seen);
     strmap_free(multi);
     store_scan_end(scan);

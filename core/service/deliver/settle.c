@@ -67,8 +67,10 @@ int deliver_flush(deliverer *d) {
     return 0;
 }
 
-/* A request chosen but never sent: everything it took is given back. */
+/* A request chosen but never sent: everything it took is given back (its place in the rate
+ * windows from now, as if answered: the window stays conservative). */
 static void discard(deliverer *d, sending *s) {
+    rate_answered(&s->ts->rate, s->cls, s->seq, clock_mono_ms());
     s->ts->in_flight--;
     if (s->bulk) {
         s->ts->bulk_in_flight--;
@@ -108,7 +110,7 @@ void deliver_launch(deliverer *d) {
     }
 }
 
-int deliver_store_may_try(deliverer *d, long long now) { return !d->store_down || now >= d->store_retry_at; }
+int deliver_store_may_try(deliverer *d, long long mono) { return !d->store_down || mono >= d->store_retry_at; }
 
 void deliver_store_failed(deliverer *d, int on_read, const char *what) {
     store_fault fault = store_db_fault(d->db);
@@ -120,7 +122,7 @@ void deliver_store_failed(deliverer *d, int on_read, const char *what) {
     d->store_down = 1;
     d->down_on_read = on_read;
     d->store_tries++;
-    d->store_retry_at = clock_now_ms() + wait;
+    d->store_retry_at = clock_mono_ms() + wait;
     store_health_failed(STORE_PART_DELIVERY, fault == STORE_FAULT_NONE ? STORE_FAULT_OTHER : fault, why);
 }
 
