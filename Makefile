@@ -12,13 +12,22 @@ BUILD      ?= build
 # `make install` builds here: the install folders are compiled in, so it never rebuilds build/.
 INSTALL_BUILD ?= build-install
 
-CC         ?= gcc
+# ccache (installed by `make deps`) when present: the suite builds the same sources again in a clone
+# (spec/repo/clone_spec.lua) and in luarocks' folder (rockspec_spec.lua); identical inputs then cost a
+# cache look-up. Debug paths are made relative (-ffile-prefix-map), so the folder is not part of the key.
+CCACHE     := $(shell command -v ccache 2>/dev/null)
+ifeq ($(origin CC),default)
+CC         := $(if $(CCACHE),ccache gcc,gcc)
+endif
+export CCACHE_NOHASHDIR := 1
 OPT        ?= -O2 -g
 SAN        ?=
 WARN       := -Wall -Wextra -Werror
 CFLAGS_ALL  = -std=c11 -D_GNU_SOURCE $(OPT) $(SAN) $(WARN) $(shell pkg-config --cflags lua5.4) \
-              $(addprefix -I,$(CORE_DIRS)) -I$(BUILD) -MMD -MP -DRETURNFLOW_SHARE='"$(SHAREDIR)"' -DRETURNFLOW_LUADIR='"$(LUADIR)"' \
-              -DRETURNFLOW_LIBDIR='"$(LIBDIR)"'
+              $(addprefix -I,$(CORE_DIRS)) -I$(BUILD) -MMD -MP -ffile-prefix-map=$(CURDIR)=.
+# The install folders, compiled into the two files that look there (a change of folders rebuilds them).
+PATHS_CFLAGS = -DRETURNFLOW_SHARE='"$(SHAREDIR)"' -DRETURNFLOW_LUADIR='"$(LUADIR)"' -DRETURNFLOW_LIBDIR='"$(LIBDIR)"'
+PATHS_FILES  = base/share.c cli/cmd_test.c
 LDLIBS_ALL  = -llua5.4-cjson $(shell pkg-config --libs lua5.4) -luv -lhttp_parser -lsqlite3 -lcrypto -lcurl \
               -lseccomp -lpthread -lm
 
@@ -70,18 +79,20 @@ $(PATHS_STAMP):
 	@rm -f $(BUILD)/paths-*
 	@touch $@
 
-$(BUILD)/obj/%.o: core/%.c $(PATHS_STAMP)
+$(BUILD)/obj/%.o: core/%.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_ALL) -c $< -o $@
+	$(CC) $(CFLAGS_ALL) $(if $(filter $(PATHS_FILES),$*.c),$(PATHS_CFLAGS)) -c $< -o $@
 
 $(BUILD)/embedded.o: $(BUILD)/embedded.c
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 
 PIC_CFLAGS  = $(filter-out -fsanitize% -fno-sanitize%,$(CFLAGS_ALL)) -fPIC
 
-$(BUILD)/pic/%.o: core/%.c $(PATHS_STAMP)
+$(BUILD)/pic/%.o: core/%.c
 	@mkdir -p $(@D)
-	$(CC) $(PIC_CFLAGS) -c $< -o $@
+	$(CC) $(PIC_CFLAGS) $(if $(filter $(PATHS_FILES),$*.c),$(PATHS_CFLAGS)) -c $< -o $@
+
+$(addprefix $(BUILD)/obj/,$(PATHS_FILES:.c=.o)) $(addprefix $(BUILD)/pic/,$(PATHS_FILES:.c=.o)): $(PATHS_STAMP)
 
 $(BUILD)/pic/embedded.o: $(BUILD)/embedded.c
 	@mkdir -p $(@D)
@@ -99,8 +110,15 @@ $(BUILD)/returnflow: $(CMD_OBJ) $(CORE_OBJ)
 
 # The C tests read the repository's own Loop fixtures, wherever they run from.
 # $(filter): the headers -MMD records as the binary's prerequisites are not to be compiled again.
-$(BUILD)/test_%: spec/c/test_%.c $(CORE_OBJ)
-	$(CC) $(CFLAGS_ALL) -DSPEC_FIXTURES='"$(CURDIR)/fixtures/loop"' -o $@ $(filter %.c %.o,$^) $(LDLIBS_ALL) -lcmocka
+# Compiled apart from the link, so that ccache can answer the compile. The C tests read the repository's
+# own Loop fixtures wherever they run from (an absolute path, given only to the tests that read them).
+SPEC_FIXTURE_TESTS := test_json test_json_encode
+$(BUILD)/obj/spec/test_%.o: spec/c/test_%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) $(if $(filter $(SPEC_FIXTURE_TESTS),test_$*),-DSPEC_FIXTURES='"$(CURDIR)/fixtures/loop"') -c $< -o $@
+
+$(BUILD)/test_%: $(BUILD)/obj/spec/test_%.o $(CORE_OBJ)
+	$(CC) $(OPT) $(SAN) -o $@ $^ $(LDLIBS_ALL) -lcmocka
 
 $(BUILD)/bench_transform: bench/bench_transform.c $(CORE_OBJ)
 	$(CC) $(CFLAGS_ALL) -o $@ $(filter %.c %.o,$^) $(LDLIBS_ALL)

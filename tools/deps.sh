@@ -4,19 +4,19 @@
 # in the tests (and in the Klaviyo stand-in); lua-sql-sqlite3 (LuaSQL) reads the store in-process from
 # the specs; git clones the repository in spec/repo/clone_spec.lua; curl checks keep-alive in the
 # stand-in's spec. nodejs runs the Node.js anchor in `make bench`, wrk posts the webhooks of
-# bench/serve.sh, and GNU time measures bench/backfill.sh's peak RSS; chromium and fonts-noto-cjk
-# render `make previews`. lua-check is luacheck:
+# bench/serve.sh, and GNU time measures bench/backfill.sh's peak RSS and a hostile map run's CPU; chromium and the fonts render the
+# email previews (`make previews` and spec/lua/previews_spec.lua: a missing font fails it, never skips it);
+# ccache makes the suite's second and third builds of the same sources (a clone, luarocks) a look-up. lua-check is luacheck:
 # `make lint`, and the suite checks that the project and a starter from `returnflow init` lint clean.
 # clang and libclang-rt-dev (its sanitizer and libFuzzer runtimes) build the fuzz targets (tools/fuzz.sh).
 set -u
 PKGS="gcc make pkg-config lua5.4 liblua5.4-dev lua-cjson lua-cjson-dev lua-busted luarocks libcmocka-dev
       libuv1-dev libhttp-parser-dev libsqlite3-dev libssl-dev libcurl4-openssl-dev libseccomp-dev curl
-      sqlite3 python3 python3-jsonschema lua-check lua-sql-sqlite3 git clang libclang-rt-dev"
+      sqlite3 python3 python3-jsonschema lua-check lua-sql-sqlite3 git clang libclang-rt-dev ccache time
+      chromium fonts-noto-cjk fonts-dejavu-core"
 # The Node.js anchor needs some node; Debian's only when there is none on PATH.
 [ "${1:-}" = "bench" ] && ! command -v node >/dev/null 2>&1 && PKGS="$PKGS nodejs"
-[ "${1:-}" = "bench" ] && PKGS="$PKGS wrk time"
-# `make previews`: headless Chromium, and fonts that cover the fixtures' names (CJK ones too).
-[ "${1:-}" = "previews" ] && PKGS="$PKGS chromium fonts-noto-cjk"
+[ "${1:-}" = "bench" ] && PKGS="$PKGS wrk"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -1,6 +1,6 @@
 -- Containment, seen from outside (docs/security.md): serve's mapping workers hold no secret and are
 -- locked in, a dead worker is on record in `returnflow status`, and a config error never prints a
--- secret. The hostile scripts themselves are spec/lua/hostile_serve_spec.lua's.
+-- secret. The hostile scripts themselves are spec/lua/hostile_serve.lua (the hostile_serve_N_spec.lua shards)'s.
 local h = require "helpers"
 
 local KEY = "pk_isolation_SECRET_0123456789"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # run_map.sh: runs hostile cases (spec/hostile/*.lua, HOSTILE.md format) through `returnflow map`
 # against any build and prints one line per case. A diagnostic tool: the official runner is
-# spec/lua/hostile_map_spec.lua. Usage:
+# spec/lua/hostile_map.lua (the hostile_map_N_spec.lua shards). Usage:
 #   RETURNFLOW_BIN=build/returnflow spec/hostile/redteam/run_map.sh [case.lua ...]   (default: every case)
 # Env: RT_HANG (s, kill after, default 20), RT_MARGIN (s, watchdog margin, default 2),
 #      RT_ULIMIT_KB (address space per run, default 4194304; "unlimited" for ASan), RT_TSV (file).
