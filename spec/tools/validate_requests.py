@@ -47,6 +47,13 @@ except ImportError:  # pragma: no cover - an environment problem, said plainly
                      "(apt-get install python3-jsonschema)\n")
     sys.exit(2)
 
+try:
+    # fastjsonschema compiles a schema into Python code: ~20x faster than jsonschema on a valid body,
+    # which is nearly every body the stand-in sees. jsonschema still says why a body is invalid.
+    import fastjsonschema
+except ImportError:  # pragma: no cover - optional: every body then goes through jsonschema alone
+    fastjsonschema = None
+
 SPEC_NAME = "openapi-2026-07-15.json"
 BODY_TYPE = "application/vnd.api+json"
 REDACTED_AUTHORIZATION = "Klaviyo-API-Key ***"
@@ -155,27 +162,62 @@ DATE_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
+def is_date_time(value):
+    if not isinstance(value, str):
+        return True
+    if not DATE_TIME_RE.match(value):
+        return False
+    try:
+        datetime.datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return False
+    return True
+
+
+def is_date(value):
+    if not isinstance(value, str):
+        return True
+    if not DATE_RE.match(value):
+        return False
+    try:
+        datetime.date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+class BodyValidator:
+    """A body schema's jsonschema validator, with a compiled fastjsonschema check in front of it: a body
+    the compiled check passes has no errors, so jsonschema walks only the bodies that fail it (and if
+    jsonschema then finds nothing, the two disagree: that is reported, never taken as valid)."""
+
+    def __init__(self, schema, root, checker):
+        self.slow = jsonschema.Draft7Validator(schema, resolver=jsonschema.RefResolver.from_schema(root),
+                                               format_checker=checker)
+        self.fast = None
+        if fastjsonschema is not None:
+            whole = dict(schema, components=root["components"])      # its $refs point into the root
+            self.fast = fastjsonschema.compile(whole, formats={"date-time": is_date_time, "date": is_date})
+
+    def iter_errors(self, body):
+        if self.fast is not None:
+            try:
+                self.fast(body)
+                return iter(())
+            except fastjsonschema.JsonSchemaException as e:
+                errors = list(self.slow.iter_errors(body))
+                if not errors:
+                    errors = [jsonschema.ValidationError("the two schema validators disagree: fastjsonschema "
+                                                         "refuses it (%s), jsonschema does not" % e.message,
+                                                         validator="disagree")]
+                return iter(errors)
+        return self.slow.iter_errors(body)
+
+
 def format_checker():
     checker = jsonschema.FormatChecker(formats=())
-
-    @checker.checks("date-time", raises=ValueError)
-    def is_date_time(value):
-        if not isinstance(value, str):
-            return True
-        if not DATE_TIME_RE.match(value):
-            return False
-        datetime.datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-        return True
-
-    @checker.checks("date", raises=ValueError)
-    def is_date(value):
-        if not isinstance(value, str):
-            return True
-        if not DATE_RE.match(value):
-            return False
-        datetime.date.fromisoformat(value)
-        return True
-
+    checker.checks("date-time")(is_date_time)
+    checker.checks("date")(is_date)
     return checker
 
 
@@ -216,9 +258,8 @@ class Operations:
             schema = None
             content = (op.get("requestBody") or {}).get("content") or {}
             if BODY_TYPE in content and "schema" in content[BODY_TYPE]:
-                schema = self.conv.schema_for(content[BODY_TYPE]["schema"])
-                resolver = jsonschema.RefResolver.from_schema(self.conv.root)
-                schema = jsonschema.Draft7Validator(schema, resolver=resolver, format_checker=self.checker)
+                schema = BodyValidator(self.conv.schema_for(content[BODY_TYPE]["schema"]), self.conv.root,
+                                       self.checker)
             self.validators[key] = schema
         return self.validators[key]
 
