@@ -198,9 +198,9 @@ asan() {
 }
 
 # The libFuzzer targets (tools/fuzz.sh), once whatever the build: their build is ASan+UBSan already.
-# They run side by side for FUZZ_SECONDS (30 here; 0 skips them), one line per target.
+# They run side by side for FUZZ_SECONDS (20 here; 0 skips them), one line per target.
 fuzz_suite() {
-  secs=${FUZZ_SECONDS:-30}
+  secs=${FUZZ_SECONDS:-20}
   [ "$secs" = 0 ] && return
   echo "== fuzz: $secs s a target, side by side"
   out=$(FUZZ_SECONDS=$secs sh tools/fuzz.sh 2>&1); rc=$?
@@ -231,8 +231,10 @@ case $mode in
       lint >"$results/lint.log" 2>&1 &
       (suite "normal build" build 1; extra_suites) >"$results/plain.log" 2>&1 &
       asan >"$results/asan.log" 2>&1 &
+      # The fuzz targets' build and run overlap the suites' waits on servers.
+      fuzz_suite >"$results/fuzz.log" 2>&1 &
       wait
-      cat "$results/lint.log" "$results/plain.log" "$results/asan.log"
+      cat "$results/lint.log" "$results/plain.log" "$results/asan.log" "$results/fuzz.log"
     else
       # CI: one build after the other, so the specs that time the service under load (durability,
       # volume, reload) are not timing a machine the other build's suite keeps busy as well.
@@ -241,8 +243,8 @@ case $mode in
       suite "normal build" build 1
       extra_suites
       asan
+      fuzz_suite
     fi
-    fuzz_suite
     ;;
   *)
     echo "usage: sh tools/test.sh all|plain|asan|check" >&2; exit 2
