@@ -118,7 +118,7 @@ $(BUILD)/obj/spec/test_%.o: spec/c/test_%.c
 	$(CC) $(CFLAGS_ALL) $(if $(filter $(SPEC_FIXTURE_TESTS),test_$*),-DSPEC_FIXTURES='"$(CURDIR)/fixtures/loop"') -c $< -o $@
 
 $(BUILD)/test_%: $(BUILD)/obj/spec/test_%.o $(CORE_OBJ)
-	$(CC) $(OPT) $(SAN) -o $@ $^ $(LDLIBS_ALL) -lcmocka
+	$(CC) $(OPT) $(SAN) -o $@ $(filter %.o,$^) $(LDLIBS_ALL) -lcmocka
 
 $(BUILD)/bench_transform: bench/bench_transform.c $(CORE_OBJ)
 	$(CC) $(CFLAGS_ALL) -o $@ $(filter %.c %.o,$^) $(LDLIBS_ALL)

@@ -91,12 +91,15 @@ spec_files() {
     return
   fi
   [ "$1" = 1 ] && for f in $ONCE_SPECS; do echo "$f"; done
-  for s in $SLOW_FIRST; do [ -f "spec/lua/${s}_spec.lua" ] && echo "spec/lua/${s}_spec.lua"; done
-  for f in spec/lua/*_spec.lua; do
-    s=$(basename "$f" _spec.lua)
-    case " $SLOW_FIRST " in *" $s "*) ;; *) echo "$f" ;; esac
-  done | while read -r f; do
-    case " $SKIP_SPECS " in *" $(basename "$f" _spec.lua) "*) ;; *) echo "$f" ;; esac
+  slow=$(echo $SLOW_FIRST) skip=$(echo $SKIP_SPECS)       # one line each, one space between names
+  {
+    for s in $slow; do [ -f "spec/lua/${s}_spec.lua" ] && echo "spec/lua/${s}_spec.lua"; done
+    for f in spec/lua/*_spec.lua; do
+      s=$(basename "$f" _spec.lua)
+      case " $slow " in *" $s "*) ;; *) echo "$f" ;; esac
+    done
+  } | while read -r f; do
+    case " $skip " in *" $(basename "$f" _spec.lua) "*) ;; *) echo "$f" ;; esac
   done
 }
 SKIP_SPECS=""
