@@ -5,6 +5,7 @@
 -- reason are what the header says; the next events' output is byte-identical to the output with
 -- the benign file alone, so nothing of the attack leaked into a later event.
 local h = require "helpers"
+local hostile_cases = require "hostile_cases"
 
 local HOSTILE = h.root .. "/spec/hostile"
 local FIXTURES = h.root .. "/fixtures/loop"
@@ -27,25 +28,6 @@ local function header(text)
   end
   hd.cap = tonumber(hd.cap) or 0.5
   return hd
-end
-
--- The standing cases, then the red team's (spec/hostile/redteam/, spec/hostile/redteam/REDTEAM.md).
-local function cases(shard, shards)
-  local list = {}
-  for _, glob in ipairs({ h.quote(HOSTILE) .. "/*.lua", h.quote(HOSTILE) .. "/redteam/*.lua" }) do
-    local p = io.popen("ls " .. glob .. " 2>/dev/null")
-    local part = {}
-    for path in p:lines() do part[#part + 1] = path end
-    p:close()
-    table.sort(part)
-    for _, path in ipairs(part) do list[#list + 1] = path end
-  end
-  -- Shard `shard` of `shards`: every shards-th case, so each shard gets its share of the slow ones.
-  local mine = {}
-  for k, path in ipairs(list) do
-    if (k - 1) % shards + 1 == shard then mine[#mine + 1] = path end
-  end
-  return mine
 end
 
 local function now()
@@ -82,7 +64,7 @@ return function(shard, shards)
       assert(#baseline == 3, stdout)
     end)
 
-    for _, path in ipairs(cases(shard, shards)) do
+    for _, path in ipairs(hostile_cases.list(HOSTILE, shard, shards)) do
       local name = path:match("([^/]+)%.lua$")
       local hd = header(h.read(path))
       it(name .. " (" .. tostring(hd.expect) .. "): " .. tostring(hd.hostile), function()

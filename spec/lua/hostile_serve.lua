@@ -16,6 +16,7 @@
 -- process once it is busy with the attack (simulating a memory fault in the worker's C); the event
 -- must then fail with "worker crashed: signal N".
 local h = require "helpers"
+local hostile_cases = require "hostile_cases"
 local lfs = require "lfs"
 
 local HOSTILE = os.getenv("HOSTILE_DIR") or (h.root .. "/spec/hostile")   -- HOSTILE_DIR: another set of cases
@@ -38,28 +39,6 @@ local function header(text)
   return hd
 end
 
--- The standing cases, then the red team's (spec/hostile/redteam/): every one runs under map in both
--- builds; under serve, the red team's run in the normal build's suite only (HOSTILE_REDTEAM=0 in the
--- sanitized one: a serve per case there would double the suite's time for cases the parent never runs).
-local function cases(shard, shards)
-  local list = {}
-  local globs = { h.quote(HOSTILE) .. "/*.lua" }
-  if os.getenv("HOSTILE_REDTEAM") ~= "0" then globs[2] = h.quote(HOSTILE) .. "/redteam/*.lua" end
-  for _, glob in ipairs(globs) do
-    local p = io.popen("ls " .. glob .. " 2>/dev/null")
-    local part = {}
-    for path in p:lines() do part[#part + 1] = path end
-    p:close()
-    table.sort(part)
-    for _, path in ipairs(part) do list[#list + 1] = path end
-  end
-  -- Shard `shard` of `shards`: every shards-th case, so each shard gets its share of the slow ones.
-  local mine = {}
-  for k, path in ipairs(list) do
-    if (k - 1) % shards + 1 == shard then mine[#mine + 1] = path end
-  end
-  return mine
-end
 
 local function body_of(name) return h.read(FIXTURES .. "/" .. name) end
 
@@ -174,7 +153,9 @@ return function(shard, shards)
       if attacker then attacker.stop() end
     end)
 
-    for _, path in ipairs(cases(shard, shards)) do
+    -- The red team's cases run under serve in the normal build's suite only (HOSTILE_REDTEAM=0 in the
+    -- sanitized one: a serve per case there would double the suite's time for cases map runs there too).
+    for _, path in ipairs(hostile_cases.list(HOSTILE, shard, shards, os.getenv("HOSTILE_REDTEAM") ~= "0")) do
       local name = path:match("([^/]+)%.lua$")
       local hd = header(h.read(path))
       it(name .. " (" .. tostring(hd.expect) .. "): " .. tostring(hd.hostile), function()
