@@ -54,6 +54,7 @@ size_t (*json_output_budget)(lua_State *L);
 typedef struct member {
     const char *key;
     size_t keylen;
+    uint64_t prefix;            /* the key's first 8 bytes, big-endian, zero-padded: sorts most keys */
     int value_slot;
     lua_Integer ikey;
 } member;
@@ -232,14 +233,25 @@ static int enc_number(encoder *e, int idx) {
 
 static int member_cmp(const void *a, const void *b) {
     const member *x = a, *y = b;
+    if (x->prefix != y->prefix) return x->prefix < y->prefix ? -1 : 1;
     size_t n = x->keylen < y->keylen ? x->keylen : y->keylen;
     int c = memcmp(x->key, y->key, n);
     if (c) return c;
     return (x->keylen > y->keylen) - (x->keylen < y->keylen);
 }
 
+/* Orders like the bytes themselves: where two prefixes differ, so do the keys, the same way (a
+ * shorter key's padding is a 0 that only a longer key with a real byte there can pass). Equal
+ * prefixes fall back to the whole keys. */
+static uint64_t key_prefix(const char *key, size_t len) {
+    uint64_t v = 0;
+    for (size_t i = 0; i < 8; i++) v = v << 8 | (i < len ? (unsigned char)key[i] : 0);
+    return v;
+}
+
 static void sort_members(member *m, int n) {
-    if (n > 16) { qsort(m, (size_t)n, sizeof *m, member_cmp); return; }
+    for (int i = 0; i < n; i++) m[i].prefix = key_prefix(m[i].key, m[i].keylen);
+    if (n > 64) { qsort(m, (size_t)n, sizeof *m, member_cmp); return; }
     for (int i = 1; i < n; i++) {                /* insertion sort: objects are small */
         member x = m[i];
         int j = i - 1;

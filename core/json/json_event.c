@@ -15,7 +15,10 @@
  * it on the tape, builds it (scalars as values, containers as new proxies) and
  * stores it in D. Arrays are filled whole on first reach (ipairs walks them
  * anyway). pairs, and the encoder, complete an object first, after which D
- * loses its fallback. Duplicate keys: the last one wins, as in json.c.
+ * loses its fallback. Duplicate keys: the last one wins, as in json.c. An
+ * object of more than INDEX_FROM members gets a hash index of its keys on its
+ * first read (built so a later duplicate takes the slot), so a read costs the
+ * same whatever the object's size, not a scan of every key.
  *
  * Invariants: P stays empty, so every write reaches __newindex and is refused
  * with the field's path; M is protected (__metatable), so a script can neither
@@ -32,13 +35,22 @@
 static const char readonly_tag[] = "read-only";
 static const char event_root_key = 0;
 
-/* The tape and the text, copied into memory the state owns. */
+/* Objects of more members than this get a hash index on their first read; smaller ones are
+ * searched member by member (as fast for a few). */
+#define INDEX_FROM 8
+
+/* The tape and the text, copied into memory the state owns, and the objects' key indexes. */
 typedef struct doc {
     size_t n;
-    jnode nodes[];                 /* then the text, NUL-terminated */
+    uint32_t *index_at;            /* per node: where its object's index starts in `index`, 0 none */
+    uint32_t *index;               /* the indexes: 2 slots a member, a key node's number or 0 */
+    uint32_t index_used;
+    jnode nodes[];                 /* then index_at[n], index[n + 1], the text NUL-terminated */
 } doc;
 
-static inline const char *doc_text(const doc *d) { return (const char *)(d->nodes + d->n); }
+static inline const char *doc_text(const doc *d) {
+    return (const char *)(d->index + d->n + 1);
+}
 
 static int ro_newindex(lua_State *L);
 static int ro_len(lua_State *L);
@@ -64,19 +76,65 @@ static int key_is(lua_State *L, const doc *d, const jnode *key, const char *k, s
     return same;
 }
 
+/* A key's slot hash: its length and three of its bytes, so a read costs the same for any length
+ * (keys of one object rarely agree on all four; a probe compares the whole key anyway). */
+static inline uint32_t key_hash(const char *k, size_t len) {
+    if (!len) return 0;
+    const unsigned char *u = (const unsigned char *)k;
+    return (uint32_t)len * 2654435761u ^ ((uint32_t)u[0] * 31u + (uint32_t)u[len / 2] * 131u + u[len - 1]);
+}
+
+/* Builds the index of object node i: 2 slots a member, open addressing; a duplicate key keeps its
+ * slot and takes the later member's node, so the last one wins, as in json.c. */
+static void build_index(lua_State *L, doc *d, uint32_t i) {
+    uint32_t cap = 2 * d->nodes[i].len, *slots = d->index + d->index_used;
+    d->index_at[i] = d->index_used + 1;
+    d->index_used += cap;
+    memset(slots, 0, cap * sizeof *slots);
+    uint32_t j = i + 1;
+    for (uint32_t m = 0; m < d->nodes[i].len; m++) {
+        const jnode *key = &d->nodes[j];
+        size_t klen = key->len;
+        const char *k = doc_text(d) + key->pos;
+        if (key->escaped) {
+            json_tape_push_scalar(L, doc_text(d), key);
+            k = lua_tolstring(L, -1, &klen);
+        }
+        uint32_t s = key_hash(k, klen) % cap;
+        while (slots[s] && !key_is(L, d, &d->nodes[slots[s]], k, klen)) s = s + 1 == cap ? 0 : s + 1;
+        slots[s] = j;
+        if (key->escaped) lua_pop(L, 1);
+        j = d->nodes[j + 1].end;
+    }
+}
+
+/* The value node of member k of object node i, or 0. */
+static uint32_t find_member(lua_State *L, doc *d, uint32_t i, const char *k, size_t klen) {
+    const jnode *obj = &d->nodes[i];
+    if (obj->len > INDEX_FROM) {
+        if (!d->index_at[i]) build_index(L, d, i);
+        uint32_t cap = 2 * obj->len, *slots = d->index + d->index_at[i] - 1;
+        for (uint32_t s = key_hash(k, klen) % cap; slots[s]; s = s + 1 == cap ? 0 : s + 1)
+            if (key_is(L, d, &d->nodes[slots[s]], k, klen)) return slots[s] + 1;
+        return 0;
+    }
+    uint32_t j = i + 1, found = 0;
+    for (uint32_t m = 0; m < obj->len; m++) {
+        if (key_is(L, d, &d->nodes[j], k, klen)) found = j + 1;   /* keep looking: the last one wins */
+        j = d->nodes[j + 1].end;
+    }
+    return found;
+}
+
 /* D's __index: builds the field `key` of object node i (upvalues: doc, i). */
 static int fill(lua_State *L) {
     if (lua_type(L, 1) != LUA_TTABLE || lua_type(L, 2) != LUA_TSTRING) return 0;
     int docidx = lua_upvalueindex(1);
-    const doc *d = lua_touserdata(L, docidx);
+    doc *d = lua_touserdata(L, docidx);
     uint32_t i = (uint32_t)lua_tointeger(L, lua_upvalueindex(2));
     size_t klen;
     const char *k = lua_tolstring(L, 2, &klen);
-    uint32_t j = i + 1, found = 0;
-    for (uint32_t m = 0; m < d->nodes[i].len; m++) {
-        if (key_is(L, d, &d->nodes[j], k, klen)) found = j + 1;   /* keep looking: the last one wins */
-        j = d->nodes[j + 1].end;
-    }
+    uint32_t found = find_member(L, d, i, k, klen);
     if (!found) return 0;
     push_value(L, docidx, found);
     lua_pushvalue(L, 2);
@@ -126,10 +184,14 @@ void json_event_push(lua_State *L, const char *text, size_t len, const jnode *no
         json_tape_push_scalar(L, text, &nodes[0]);
         return;
     }
-    doc *d = lua_newuserdatauv(L, sizeof *d + n * sizeof *nodes + len + 1, 0);
+    doc *d = lua_newuserdatauv(L, sizeof *d + n * sizeof *nodes + (2 * n + 1) * sizeof(uint32_t) + len + 1, 0);
     d->n = n;
     memcpy(d->nodes, nodes, n * sizeof *nodes);
-    char *copy = (char *)(d->nodes + n);
+    d->index_at = (uint32_t *)(d->nodes + n);
+    d->index = d->index_at + n;
+    d->index_used = 0;
+    memset(d->index_at, 0, n * sizeof *d->index_at);
+    char *copy = (char *)doc_text(d);
     memcpy(copy, text, len);
     copy[len] = 0;
     push_proxy(L, lua_gettop(L), 0);

@@ -237,6 +237,27 @@ static void encoder_prints_integer_keys_of_an_object_as_strings(void **state) {
     lua_pop(L, 1);
 }
 
+/* Keys sort by their bytes: a key and its extensions (a NUL byte too), keys alike in their first 8
+ * bytes, more keys than the insertion sort takes (the rest sort the same way). */
+static void keys_sort_by_their_bytes_whatever_their_prefix(void **state) {
+    lua_State *L = *state;
+    push_lua(L, "return { b = 6, abcdefghX = 3, ['a\\0'] = 2, abcdefgh = 5, a = 1, abcdefghA = 4, ['\\u{e9}'] = 7 }");
+    char *s = encode_ok(L, -1);
+    assert_string_equal(s, "{\"a\":1,\"a\\u0000\":2,\"abcdefgh\":5,\"abcdefghA\":4,\"abcdefghX\":3,\"b\":6,\"\xc3\xa9\":7}");
+    free(s);
+    lua_pop(L, 1);
+    push_lua(L, "local t = {} for i = 100, 1, -1 do t[string.format('key%03d', i)] = i end "
+                "local keys = {} for k in pairs(t) do keys[#keys + 1] = k end table.sort(keys) "
+                "local parts = {} for i, k in ipairs(keys) do parts[i] = string.format('\"%s\":%d', k, t[k]) end "
+                "return { t, '{' .. table.concat(parts, ',') .. '}' }");
+    lua_rawgeti(L, -1, 1);
+    s = encode_ok(L, -1);
+    lua_rawgeti(L, -2, 2);
+    assert_string_equal(s, lua_tostring(L, -1));
+    free(s);
+    lua_pop(L, 3);
+}
+
 static void encoder_refuses_a_self_referencing_table_instead_of_crashing(void **state) {
     lua_State *L = *state;
     push_lua(L, "local t = {} t.self = t return t");
@@ -374,6 +395,7 @@ int main(void) {
         T(encoder_refuses_boolean_and_float_keys),
         T(encoder_refuses_functions_naming_the_path),
         T(encoder_prints_integer_keys_of_an_object_as_strings),
+        T(keys_sort_by_their_bytes_whatever_their_prefix),
         T(encoder_refuses_a_self_referencing_table_instead_of_crashing),
         T(array_and_object_markers_force_brackets_for_empty_tables),
         T(object_marker_prints_integer_keys_as_strings),

@@ -98,6 +98,22 @@ static void the_last_duplicate_wins_whether_read_first_or_listed_by_pairs(void *
     assert_lua(L, "local got for k, v in pairs(ev) do if k == 'k' then got = v end end return got == 2");
 }
 
+/* Objects of more than 8 members are read through a hash index of their keys: the same answers.
+ * The keys share length, first, middle and last byte in pairs (so their slots collide), one is
+ * written with an escape, and one comes three times. */
+static void a_large_object_reads_the_same_through_its_key_index(void **state) {
+    lua_State *L = *state;
+    const char *big = "{\"abxa\":1,\"acxa\":2,\"k\":\"first\",\"b\":3,\"c\":4,\"d\":5,\"e\":6,"
+                      "\"f\":7,\"g\":8,\"k\":\"second\",\"caf\\u00e9\":9,\"adxa\":10,\"k\":\"third\"}";
+    event_from(L, big);
+    assert_lua(L, "return ev.k == 'third' and ev.abxa == 1 and ev.acxa == 2 and ev.adxa == 10 "
+                  "and ev['caf\\u{e9}'] == 9 and ev.g == 8 and ev.missing == nil and ev.aqxa == nil "
+                  "and ev[''] == nil and ev[1] == nil");
+    event_from(L, big);
+    assert_lua(L, "local n, got = 0 for k, v in pairs(ev) do n = n + 1 if k == 'k' then got = v end end "
+                  "return n == 11 and got == 'third' and ev.k == 'third'");
+}
+
 static void keys_written_with_escapes_are_found_by_their_text(void **state) {
     lua_State *L = *state;
     event_from(L, "{\"caf\\u00e9\":\"yes\",\"a\\/b\":1}");
@@ -140,6 +156,7 @@ int main(void) {
         T(absent_fields_read_as_nil_every_time),
         T(pairs_sees_every_member_once_after_some_were_read),
         T(the_last_duplicate_wins_whether_read_first_or_listed_by_pairs),
+        T(a_large_object_reads_the_same_through_its_key_index),
         T(keys_written_with_escapes_are_found_by_their_text),
         T(encoding_a_partly_read_event_gives_the_whole_value),
         T(length_and_ipairs_of_an_array_need_no_reads_first),

@@ -124,7 +124,7 @@ local function civil_from_days(z)
   return m <= 2 and y + 1 or y, m, d
 end
 
-local parse_epoch
+local parse_epoch, format_iso
 
 -- Parsed times, by text: one event asks for the same few times several times over.
 local epoch_cache, epoch_cached = {}, 0
@@ -161,9 +161,21 @@ function parse_epoch(iso)
   return days_from_civil(y, mo, d) * DAY + h * 3600 + mi * 60 + s - offset
 end
 
+-- Formatted times, by whole second: an event's schedules and return_by ask for the same few.
+local iso_cache, iso_cached = {}, 0
+
 --- An epoch as ISO 8601 UTC ("2026-10-30T14:21:07+00:00").
 function M.iso(epoch)
   epoch = floor(epoch)
+  local s = iso_cache[epoch]
+  if s then return s end
+  s = format_iso(epoch)
+  if iso_cached >= 4096 then iso_cache, iso_cached = {}, 0 end
+  iso_cache[epoch], iso_cached = s, iso_cached + 1
+  return s
+end
+
+function format_iso(epoch)
   local days, secs = epoch // DAY, epoch % DAY
   local y, m, d = civil_from_days(days)
   return format("%04d-%02d-%02dT%02d:%02d:%02d+00:00", y, m, d, secs // 3600, secs % 3600 // 60, secs % 60)
@@ -202,11 +214,18 @@ local function text(v)
   return v
 end
 
+-- The list properties product_lists fills, by prefix (names built once, not per event).
+local LIST_KEYS = {}
+for _, prefix in ipairs({ "product_", "returned_product_" }) do
+  LIST_KEYS[prefix] = { prefix .. "names", prefix .. "images", prefix .. "skus", prefix .. "variant_titles",
+                        prefix .. "types" }
+end
+
 -- Appends to the lists in `into` one entry per item: names, images, skus, variant titles, types.
 local function product_lists(into, prefix, items)
+  local keys = LIST_KEYS[prefix]
   local names, images, skus, variants, types =
-    into[prefix .. "names"], into[prefix .. "images"], into[prefix .. "skus"],
-    into[prefix .. "variant_titles"], into[prefix .. "types"]
+    into[keys[1]], into[keys[2]], into[keys[3]], into[keys[4]], into[keys[5]]
   for _, item in ipairs(items) do
     local n = #names + 1
     names[n] = text(item.title)
