@@ -108,14 +108,16 @@ make_store() {
 }
 
 # prefill DIR N TENANT_SQL: journals N events (state 0) as webhooks would, each the fixture with its
-# own return id and customer email (so each is its own return of its own profile). TENANT_SQL is an
-# SQL expression of i (1..N) naming the tenant.
+# own return id and customer email (so each is its own return of its own profile), and the scripts
+# version serve froze at its start (every tenant here has the same scripts) as ingest records it.
+# TENANT_SQL is an SQL expression of i (1..N) naming the tenant.
 prefill() {
+  version=$(ls "$1/data/scripts/$(ls "$1/data/scripts" | head -n 1)" | grep -v '\.' | head -n 1)
   sqlite3 "$1/data/returnflow.db" "PRAGMA synchronous=OFF; BEGIN;
     WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $2),
       f(body) AS (SELECT CAST(readfile('$fixture_abs') AS TEXT))
-    INSERT INTO events(tenant, received_at, body)
-      SELECT $3, CAST(strftime('%s', 'now') AS INTEGER) * 1000,
+    INSERT INTO events(tenant, received_at, script_version, body)
+      SELECT $3, CAST(strftime('%s', 'now') AS INTEGER) * 1000, '$version',
              CAST(replace(replace(f.body, '\"$return_id\"', '\"' || ($return_id * 10 + i) || '\"'),
                           '$email_user@', '$email_user+' || i || '@') AS BLOB)
       FROM n, f;

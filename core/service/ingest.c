@@ -220,7 +220,7 @@ static void handle_webhook(conn *c, const char *tenant_id, size_t idlen) {
         return;
     }
     c->waiting = 1;
-    store_journal_append(in->st, t->id, c->body.data, c->body.len, on_committed, c);
+    store_journal_append(in->st, t->id, t->scripts_version, c->body.data, c->body.len, on_committed, c);
 }
 
 static void handle_request(conn *c) {

@@ -16,8 +16,9 @@
  * state). A crash before that commit leaves the event journaled, and the next
  * start maps it again; after it, nothing is mapped twice.
  *
- * Each pass also moves a tenant's due schedules to the outbox, purges what
- * the retention window let go, and (the first thread) checkpoints the WAL.
+ * Each pass also moves a tenant's due schedules to the outbox and purges what
+ * the retention window let go; the WAL is checkpointed by the store's own
+ * thread (store.c), never here.
  * The mapping never touches the network; delivery (deliver/) takes the
  * outbox from here. Event states: states.h.
  */
@@ -52,8 +53,8 @@ typedef struct thread {
     outbox_writer *writer;        /* prepared statements on db */
     mapworker **mappers;          /* by tenant index; NULL for tenants of other threads */
     struct recall_ctx *recall;    /* by tenant index, for out:recall from the store */
-    long long last_deferred_try;      /* these three: monotonic ms (a step of the wall clock */
-    long long last_purge, last_checkpoint;  /* must not stop the chores for an hour) */
+    long long last_deferred_try;      /* these two: monotonic ms (a step of the wall clock */
+    long long last_purge;             /* must not stop the chores for an hour) */
     int failing;                  /* the store refused this thread's last write (1) or read (2) */
 } thread;
 
@@ -368,12 +369,6 @@ static void *thread_main(void *arg) {
                 store_purge(t->db, cfg->tenants[ti].id, clock_now_ms() - (long long)cfg->retention_days * 86400 * 1000);
         }
         if (!t->last_purge || clock_mono_ms() - t->last_purge > 3600 * 1000) t->last_purge = clock_mono_ms();
-        if (t->index == 0 && clock_mono_ms() - t->last_checkpoint > 1000) {
-            /* The journal writer does not checkpoint (a checkpoint inside its commit stalls the
-             * acks); this thread copies the WAL back into the database instead, passively. */
-            store_checkpoint(t->db);
-            t->last_checkpoint = clock_mono_ms();
-        }
         if (stopping) break;
         if (busy) {                                  /* more is waiting: go on without sleeping */
             pthread_mutex_lock(&w->mu);
@@ -443,6 +438,7 @@ workers *workers_start(const config *cfg, char *err, size_t errlen) {
             snprintf(err, errlen, "worker %d: %s", i, why);
             goto fail;
         }
+        store_checkpoint_every(t->db, 0);    /* never on this thread: the store's checkpointer does it */
         t->writer = outbox_writer_new(t->db);
         if (!t->writer) {
             snprintf(err, errlen, "worker %d: cannot prepare its statements on %s/returnflow.db", i, cfg->data_dir);

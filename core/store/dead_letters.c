@@ -79,8 +79,8 @@ int store_dead_letter(store_db *db, int is_event, long long id,
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db->db, is_event ? "SELECT tenant, reason, body FROM events WHERE id = ?1 AND state = ?2"
                                             : "SELECT tenant, coalesce(last_status, '') || ' ' || coalesce(last_error, "
-                                              "''), method || ' ' || path || char(10) || body FROM outbox WHERE id = ?1 "
-                                              "AND state = ?2", -1, &st, NULL) != SQLITE_OK) return 0;
+                                              "''), method || ' ' || path || char(10) || " STORE_SQLITE_BODY " FROM outbox o "
+                                              "WHERE id = ?1 AND state = ?2", -1, &st, NULL) != SQLITE_OK) return 0;
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_int(st, 2, is_event ? (int)EVENT_FAILED : (int)REQUEST_DEAD);
     int found = sqlite3_step(st) == SQLITE_ROW;

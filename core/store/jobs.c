@@ -80,7 +80,7 @@ void store_job_counts(store_db *db, const char *id, long long *queued, long long
 
 void store_job_delivered(store_db *db, const char *id, void (*cb)(void *ud, const char *body, size_t len), void *ud) {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db->db, "SELECT body FROM outbox WHERE job = ? AND state = ? ORDER BY id", -1, &st, NULL)
+    if (sqlite3_prepare_v2(db->db, "SELECT " STORE_SQLITE_BODY " FROM outbox o WHERE job = ? AND state = ? ORDER BY id", -1, &st, NULL)
         != SQLITE_OK) return;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 2, REQUEST_DELIVERED);

@@ -146,13 +146,17 @@ int store_recover(const char *from_dir, const char *to_dir, store_recovered *got
     long long by_outbox = max_id(from, "SELECT max(event_id) FROM outbox");
     if (by_outbox > max_event) max_event = by_outbox;
     static const struct { const char *table, *max_sql; } tables[] = {
-        { "events", NULL }, { "outbox", "SELECT max(rowid) FROM outbox" }, { "schedules", "SELECT max(rowid) FROM schedules" },
+        { "events", NULL }, { "body_parts", "SELECT max(rowid) FROM body_parts" },
+        { "outbox", "SELECT max(rowid) FROM outbox" }, { "schedules", "SELECT max(rowid) FROM schedules" },
         { "memory", "SELECT max(rowid) FROM memory" }, { "jobs", "SELECT max(rowid) FROM jobs" },
     };
-    long long *counts[] = { &got->events, &got->requests, &got->schedules, &got->memory, &got->jobs };
+    long long parts = 0;
+    long long *counts[] = { &got->events, &parts, &got->requests, &got->schedules, &got->memory, &got->jobs };
     store_sqlite_exec(to->db, "BEGIN");
     int ok = 1;
     for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++) {
+        if (t && store_sqlite_count(from, "SELECT count(*) FROM sqlite_master WHERE name = ?", tables[t].table) == 0)
+            continue;                           /* a store older than the table */
         copier c = { .from = from, .to = to->db, .table = tables[t].table, .lost_cb = t == 0 ? lost : NULL, .ud = ud };
         if (prepare(&c) != 0) {
             if (t == 0) { snprintf(err, errlen, "%s: the journal cannot be read: %s", from_path, sqlite3_errmsg(from)); ok = 0; }

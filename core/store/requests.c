@@ -19,8 +19,9 @@ struct store_scan { sqlite3_stmt *st; };
 
 store_scan *store_scan_queued(store_db *db, const char *tenant, int limit) {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db->db, "SELECT id, profile, method, path, body, attempts, next_at, created_at "
-                                   "FROM outbox WHERE tenant = ? AND state = ? ORDER BY id LIMIT ?", -1, &st,
+    if (sqlite3_prepare_v2(db->db, "SELECT o.id, o.profile, o.method, o.path, " STORE_SQLITE_BODY ", o.attempts, "
+                                   "o.next_at, o.created_at FROM outbox o WHERE o.tenant = ? AND o.state = ? "
+                                   "ORDER BY o.id LIMIT ?", -1, &st,
                            NULL) != SQLITE_OK) return NULL;
     sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 2, REQUEST_QUEUED);

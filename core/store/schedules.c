@@ -30,7 +30,8 @@ int store_fire_schedules(store_db *conn, const char *tenant) {
         sqlite3_finalize(st);
     }
     ok = ok && sqlite3_prepare_v2(db, "INSERT INTO outbox(event_id, tenant, profile, method, path, body, created_at, job, "
-                                      "dedup) SELECT event_id, tenant, profile, method, path, body, ?, job, dedup FROM "
+                                      "dedup, part, part_at) SELECT event_id, tenant, profile, method, path, body, ?, "
+                                      "job, dedup, part, part_at FROM "
                                       "schedules WHERE tenant = ? AND key IN (SELECT key FROM firing) ORDER BY due_at",
                                   -1, &st, NULL) == SQLITE_OK;
     if (ok) {

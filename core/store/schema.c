@@ -79,6 +79,11 @@ static const char schema[] =
     "  value TEXT NOT NULL,"
     "  PRIMARY KEY (tenant, key)"
     ");"
+    "CREATE TABLE IF NOT EXISTS body_parts ("  /* what the requests of one event share (outbox.c) */
+    "  id INTEGER PRIMARY KEY,"
+    "  event_id INTEGER NOT NULL,"
+    "  text BLOB NOT NULL"
+    ");"
     "CREATE TABLE IF NOT EXISTS tenant_status ("
     "  tenant TEXT PRIMARY KEY,"
     "  paused INTEGER NOT NULL DEFAULT 0,"
@@ -128,12 +133,20 @@ static int queue_counts(sqlite3 *db) {
     return -1;
 }
 
+/* Every request's body as it is sent, for an operator's (or a spec's) SQL: rows keep only what their
+ * event does not share (outbox.c). */
+static const char bodies_view[] =
+    "CREATE VIEW IF NOT EXISTS outbox_bodies(id, body) AS SELECT o.id, " STORE_SQLITE_BODY " FROM outbox o";
+
 int store_sqlite_schema(sqlite3 *db) {
     return store_sqlite_exec(db, schema) != 0 || queue_counts(db) != 0 || add_column(db, "events", "script_version TEXT") != 0 ||
            add_column(db, "outbox", "job TEXT") != 0 || add_column(db, "schedules", "job TEXT") != 0 ||
            add_column(db, "outbox", "dedup TEXT") != 0 || add_column(db, "schedules", "dedup TEXT") != 0 ||
+           add_column(db, "outbox", "part INTEGER") != 0 || add_column(db, "outbox", "part_at INTEGER") != 0 ||
+           add_column(db, "schedules", "part INTEGER") != 0 || add_column(db, "schedules", "part_at INTEGER") != 0 ||
            store_sqlite_exec(db, "CREATE INDEX IF NOT EXISTS outbox_by_job ON outbox(job, state) WHERE job IS NOT NULL") != 0 ||
-           store_sqlite_exec(db, "CREATE INDEX IF NOT EXISTS outbox_by_dedup ON outbox(tenant, dedup) WHERE dedup IS NOT NULL") != 0
+           store_sqlite_exec(db, "CREATE INDEX IF NOT EXISTS outbox_by_dedup ON outbox(tenant, dedup) WHERE dedup IS NOT NULL") != 0 ||
+           store_sqlite_exec(db, bodies_view) != 0
                ? -1 : 0;
 }
 

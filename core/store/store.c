@@ -16,6 +16,10 @@
  * one-page write every second when no webhook comes, so the service is ready again by itself once
  * the disk has room.
  *
+ * Checkpoints run on a thread of their own (a connection of their own, passive, once a second): not
+ * inside the journal's commits, where they would stall the acknowledgements, and not on a mapping
+ * thread, whose time is the pipeline's rate.
+ *
  * Schema: schema.c and docs/store.md. The database is the single source of truth after a
  * restart: what is journaled and not done resumes.
  */
@@ -37,6 +41,7 @@
 typedef struct append {
     struct append *next;
     char *tenant;
+    char version[24];             /* "" when none */
     char *body;
     size_t len;
     int64_t received_at;          /* ms since the epoch */
@@ -51,7 +56,9 @@ struct store {
     uv_async_t done_async;
     sqlite3 *db;
     sqlite3_stmt *insert;
-    pthread_t writer;
+    pthread_t writer, checkpointer;
+    sqlite3 *checkpoint_db;       /* the checkpointer's own connection */
+    pthread_cond_t checkpoint_cv; /* wakes the checkpointer only when stopping (cv is the writer's) */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     append *queue, **queue_tail;  /* waiting for a commit */
@@ -74,6 +81,7 @@ static void commit_batch(store *s, append *batch) {
         sqlite3_bind_text(s->insert, 1, a->tenant, -1, SQLITE_STATIC);
         sqlite3_bind_int64(s->insert, 2, a->received_at);
         sqlite3_bind_blob(s->insert, 3, a->body, (int)a->len, SQLITE_STATIC);
+        store_sqlite_text_or_null(s->insert, 4, a->version);
         ok = sqlite3_step(s->insert) == SQLITE_DONE;
         a->id = sqlite3_last_insert_rowid(s->db);
         sqlite3_reset(s->insert);
@@ -140,6 +148,24 @@ static void *writer_main(void *arg) {
     return NULL;
 }
 
+/* Copies the WAL back into the database once a second, passively (never waiting on a writer). */
+static void *checkpointer_main(void *arg) {
+    store *s = arg;
+    pthread_setname_np(pthread_self(), "rf-checkpoint");
+    pthread_mutex_lock(&s->mu);
+    while (!s->stopping) {
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);      /* checkpoint_cv's clock, as cv's */
+        until.tv_sec += 1;
+        if (pthread_cond_timedwait(&s->checkpoint_cv, &s->mu, &until) == 0 || s->stopping) continue;
+        pthread_mutex_unlock(&s->mu);
+        sqlite3_wal_checkpoint_v2(s->checkpoint_db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        pthread_mutex_lock(&s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
 /* Loop thread: runs the callbacks of every committed batch. */
 static void on_done(uv_async_t *handle) {
     store *s = handle->data;
@@ -182,7 +208,7 @@ store *store_open(uv_loop_t *loop, const char *data_dir, char *err, size_t errle
     if (opened != SQLITE_OK ||
         store_sqlite_schema(s->db) != 0 ||
         store_sqlite_exec(s->db, "DELETE FROM tenant_status") != 0 ||   /* a start unpauses: the key may have been fixed */
-        sqlite3_prepare_v2(s->db, "INSERT INTO events(tenant, received_at, body) VALUES (?, ?, ?)", -1,
+        sqlite3_prepare_v2(s->db, "INSERT INTO events(tenant, received_at, body, script_version) VALUES (?, ?, ?, ?)", -1,
                            &s->insert, NULL) != SQLITE_OK) {
         snprintf(err, errlen, "cannot open the store %s: %s", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
         sqlite3_finalize(s->insert);
@@ -190,27 +216,55 @@ store *store_open(uv_loop_t *loop, const char *data_dir, char *err, size_t errle
         free(s);
         return NULL;
     }
+    if (sqlite3_open_v2(path, &s->checkpoint_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot open the store %s: %s", path,
+                 s->checkpoint_db ? sqlite3_errmsg(s->checkpoint_db) : "out of memory");
+        goto fail_db;
+    }
+    sqlite3_busy_timeout(s->checkpoint_db, 5000);
+    store_sqlite_exec(s->checkpoint_db, "SELECT 1 FROM sqlite_master LIMIT 1");   /* opens the WAL: a checkpoint needs it */
     pthread_mutex_init(&s->mu, NULL);
     pthread_condattr_t cv_attr;
     pthread_condattr_init(&cv_attr);
     pthread_condattr_setclock(&cv_attr, CLOCK_MONOTONIC);
     pthread_cond_init(&s->cv, &cv_attr);
+    pthread_cond_init(&s->checkpoint_cv, &cv_attr);
     pthread_condattr_destroy(&cv_attr);
     uv_async_init(loop, &s->done_async, on_done);
     s->done_async.data = s;
     if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
         snprintf(err, errlen, "cannot start the journal writer: %s", strerror(errno));
-        sqlite3_finalize(s->insert);
-        sqlite3_close(s->db);
-        uv_close((uv_handle_t *)&s->done_async, on_async_closed);   /* frees s */
-        return NULL;
+        goto fail_async;
+    }
+    if (pthread_create(&s->checkpointer, NULL, checkpointer_main, s) != 0) {
+        snprintf(err, errlen, "cannot start the checkpointer: %s", strerror(errno));
+        pthread_mutex_lock(&s->mu);
+        s->stopping = 1;
+        pthread_cond_signal(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->writer, NULL);
+        goto fail_async;
     }
     return s;
+fail_async:
+    sqlite3_finalize(s->insert);
+    sqlite3_close(s->checkpoint_db);
+    sqlite3_close(s->db);
+    uv_close((uv_handle_t *)&s->done_async, on_async_closed);   /* frees s */
+    return NULL;
+fail_db:
+    sqlite3_close(s->checkpoint_db);
+    sqlite3_finalize(s->insert);
+    sqlite3_close(s->db);
+    free(s);
+    return NULL;
 }
 
-void store_journal_append(store *s, const char *tenant, const char *body, size_t len, store_journal_cb cb, void *ud) {
+void store_journal_append(store *s, const char *tenant, const char *version, const char *body, size_t len,
+                          store_journal_cb cb, void *ud) {
     append *a = calloc(1, sizeof *a);
     if (!a) abort();
+    snprintf(a->version, sizeof a->version, "%s", version ? version : "");
     a->tenant = strdup(tenant);
     a->body = malloc(len ? len : 1);
     if (!a->tenant || !a->body) abort();
@@ -240,6 +294,7 @@ static void on_async_closed(uv_handle_t *handle) {
     void *ud = s->closed_ud;
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
+    pthread_cond_destroy(&s->checkpoint_cv);
     free(s);
     if (closed) closed(ud);
 }
@@ -248,8 +303,11 @@ void store_close(store *s, void (*closed)(void *ud), void *ud) {
     pthread_mutex_lock(&s->mu);
     s->stopping = 1;
     pthread_cond_signal(&s->cv);
+    pthread_cond_signal(&s->checkpoint_cv);
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->writer, NULL);      /* the writer commits what was queued before it stops */
+    pthread_join(s->checkpointer, NULL);
+    sqlite3_close(s->checkpoint_db);
     on_done(&s->done_async);            /* and those callbacks run now */
     sqlite3_finalize(s->insert);
     sqlite3_close(s->db);

@@ -22,8 +22,11 @@ store *store_open(uv_loop_t *loop, const char *data_dir, char *err, size_t errle
 
 /* Queues a raw webhook for the journal. Appends queued while a commit is in
  * flight share the next commit (one fsync for all of them). cb runs on the
- * loop thread; the body is copied. */
-void store_journal_append(store *s, const char *tenant, const char *body, size_t len, store_journal_cb cb, void *ud);
+ * loop thread; the body is copied. version: the tenant's scripts version now
+ * (NULL: none), the row's script_version until a mapping records its own: of
+ * the same length, so recording it rewrites a few bytes, not the body. */
+void store_journal_append(store *s, const char *tenant, const char *version, const char *body, size_t len,
+                          store_journal_cb cb, void *ud);
 
 /* Calls committed(ud) on the writer thread after each successful commit
  * (the mapping threads wake on it). Set before the first append. */

@@ -54,6 +54,7 @@ void store_db_close(store_db *s) {
     if (!s) return;
     sqlite3_finalize(s->journal_held);
     sqlite3_finalize(s->outbox_has);
+    sqlite3_finalize(s->memory_recall);
     sqlite3_close(s->db);
     free(s);
 }
@@ -91,7 +92,6 @@ int store_begin(store_db *s) { return store_sqlite_exec(s->db, "BEGIN IMMEDIATE"
 int store_commit(store_db *s) { return store_sqlite_exec(s->db, "COMMIT"); }
 void store_rollback(store_db *s) { store_sqlite_exec(s->db, "ROLLBACK"); }
 
-void store_checkpoint(store_db *s) { sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL); }
 
 void store_checkpoint_every(store_db *s, int pages) {
     char sql[64];

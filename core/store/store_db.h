@@ -64,10 +64,8 @@ int store_begin(store_db *db);
 int store_commit(store_db *db);
 void store_rollback(store_db *db);
 
-/* Copies the WAL back into the database if no reader is in the way (passive). */
-void store_checkpoint(store_db *db);
-
-/* Checkpoints automatically every `pages` WAL pages on this connection (a batch job writes a lot). */
+/* Checkpoints automatically every `pages` WAL pages on this connection (a batch job writes a lot);
+ * 0: never (serve's mapping threads: the journal's checkpointer thread does it, store.c). */
 void store_checkpoint_every(store_db *db, int pages);
 
 /* --------------------------- journal (events) ------------------------------ */

@@ -10,10 +10,18 @@
 
 #include "store_db.h"
 
+/* The body of an outbox or schedules row aliased `o`, as the mapping wrote it: the row's own bytes,
+ * with its event's shared part (body_parts, outbox.c) put back at part_at, in place of the null
+ * there, when it has one. */
+#define STORE_SQLITE_BODY                                                                              \
+    "CASE WHEN o.part IS NULL THEN o.body ELSE substr(o.body, 1, o.part_at) || "                      \
+    "(SELECT text FROM body_parts WHERE id = o.part) || substr(o.body, o.part_at + 5) END"
+
 struct store_db {
     sqlite3 *db;
     sqlite3_stmt *journal_held;   /* prepared on first use: a batch job runs them per event */
     sqlite3_stmt *outbox_has;
+    sqlite3_stmt *memory_recall;  /* a mapping thread's out:recall that missed the mapper's cache */
     int kept_code;                /* a failure's error kept past its rollback (store_sqlite_keep_error) */
     char kept_msg[256];
 };

@@ -84,9 +84,9 @@ static void journal_append_acks_after_commit_and_reads_back_in_order(void **stat
     store *s = store_open(&loop, dir, err, sizeof err);
     assert_non_null(s);
     acks a = {0};
-    store_journal_append(s, "shop", "{\"n\":1}", 7, on_ack, &a);
-    store_journal_append(s, "other", "{\"n\":2}", 7, on_ack, &a);
-    store_journal_append(s, "shop", "{\"n\":3}", 7, on_ack, &a);
+    store_journal_append(s, "shop", NULL, "{\"n\":1}", 7, on_ack, &a);
+    store_journal_append(s, "other", NULL, "{\"n\":2}", 7, on_ack, &a);
+    store_journal_append(s, "shop", NULL, "{\"n\":3}", 7, on_ack, &a);
     while (a.n < 3) uv_run(&loop, UV_RUN_ONCE);
     assert_int_equal(a.failed, 0);
     assert_true(a.ids[0] < a.ids[1] && a.ids[1] < a.ids[2]);

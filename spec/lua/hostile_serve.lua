@@ -58,8 +58,8 @@ end
 
 -- What an event left in the outbox: its requests' method, path and body, in order, as one string.
 local function outbox_of(dir, event_id)
-  return table.concat(sql_rows(dir, "SELECT method || ' ' || path || ' ' || hex(body) FROM outbox WHERE event_id = "
-                                    .. event_id .. " ORDER BY id"), "\n")
+  return table.concat(sql_rows(dir, "SELECT method || ' ' || path || ' ' || hex(b.body) FROM outbox o JOIN outbox_bodies b "
+                                    .. "USING (id) WHERE event_id = " .. event_id .. " ORDER BY id"), "\n")
 end
 
 -- The pid of the victim's mapping worker (a child of serve: `returnflow __mapworker victim`).

@@ -329,7 +329,8 @@ return {
 
     -- The store: exactly the two chosen returns' requests are dead, with the item's error.
     local dead = h.sql_rows(dir,
-      "SELECT json_extract(body, '$.data.attributes.properties.return_id') FROM outbox WHERE state = 2 ORDER BY 1")
+      "SELECT json_extract(b.body, '$.data.attributes.properties.return_id') FROM outbox o JOIN outbox_bodies b "
+      .. "USING (id) WHERE o.state = 2 ORDER BY 1")
     assert.same({ "5200060", "5200120" }, dead)
     assert.equal(expected - 2, h.sql_count(dir, "SELECT count(*) FROM outbox WHERE state = 1"))
     local list = rf(dir, { "dlq", "list", "-c", "returnflow.conf.lua" })

@@ -210,6 +210,9 @@ deliverer *deliver_start(const config *cfg, char *err, size_t errlen) {
         free(d);
         return NULL;
     }
+    /* Delivery's writes are small; the WAL is copied back by serve's checkpointer (store.c) or by
+     * the batch job's own connection, which writes the bulk of it (store_checkpoint_every). */
+    store_checkpoint_every(d->db, 0);
     snprintf(path, sizeof path, "%s/delivery.lock", cfg->data_dir);
     d->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     d->packing = bulk_new(0, 0);
