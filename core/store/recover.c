@@ -29,10 +29,11 @@ int store_backup(store_db *db, const char *path, char *err, size_t errlen) {
     }
     sqlite3_backup *b = sqlite3_backup_init(to, "main", db->db, "main");
     int rc = b ? SQLITE_OK : sqlite3_errcode(to);
-    /* A few hundred pages a step, the lock let go in between, so serve's writers wait milliseconds;
-     * a write meanwhile makes the copy start again from a consistent point (SQLite does it). */
-    while (b && ((rc = sqlite3_backup_step(b, 256)) == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED))
-        if (rc != SQLITE_OK) sqlite3_sleep(20);
+    /* Every page in one step, in one read transaction: in WAL mode serve's writers go on meanwhile,
+     * and the copy is the store as of the step's start. Steps of a few pages would let go of the
+     * snapshot in between, and any write by serve (another connection) restarts the copy from page
+     * one: a large store under steady webhooks would never finish. */
+    while (b && ((rc = sqlite3_backup_step(b, -1)) == SQLITE_BUSY || rc == SQLITE_LOCKED)) sqlite3_sleep(20);
     if (b) sqlite3_backup_finish(b);
     if (rc == SQLITE_DONE) rc = sqlite3_exec(to, "PRAGMA journal_mode=DELETE", NULL, NULL, NULL);   /* one file */
     if (rc != SQLITE_OK) {

@@ -171,6 +171,35 @@ static void a_tenants_limits_hold_per_class_and_a_429_cools_the_class(void **sta
     rate_free(&r);
 }
 
+/* A new deliverer counts what the old one sent (rate_keep.c): its history replayed, no room until a
+ * window after the old answers; an unanswered one counts from the replay. */
+static void a_replayed_history_keeps_the_old_windows_full(void **state) {
+    (void)state;
+    rate_limits old, next;
+    rate_init(&old, 0.1);                                         /* 35 events a second */
+    long long t = 7000000, seq[2];
+    for (int i = 0; i < 35; i++) {
+        assert_true(rate_take(&old, CLASS_EVENTS, t));
+        rate_taken(&old, CLASS_EVENTS, seq);
+        if (i < 34) rate_answered(&old, CLASS_EVENTS, seq, t);    /* the last one never answered */
+    }
+    long long times[400];
+    int n = rate_history(&old, CLASS_EVENTS, t + 500, times);
+    assert_int_equal(n, 35);
+    assert_int_equal(times[34], RATE_PENDING);
+    rate_init(&next, 0.1);
+    rate_replay(&next, CLASS_EVENTS, times, n, t + 500);
+    assert_false(rate_take(&next, CLASS_EVENTS, t + 500));
+    int again = 0;
+    while (rate_take(&next, CLASS_EVENTS, t + 1100)) again++;    /* the 34 answered a window ago */
+    assert_int_equal(again, 34);
+    assert_false(rate_take(&next, CLASS_EVENTS, t + 1599));      /* the unanswered one counts from the replay */
+    assert_true(rate_take(&next, CLASS_EVENTS, t + 1600));
+    assert_int_equal(rate_history(&old, CLASS_EVENTS, t + 60100, times), 1);   /* past the minute: only it */
+    rate_free(&old);
+    rate_free(&next);
+}
+
 static void bulk_jobs_leave_evenly_spaced(void **state) {
     (void)state;
     rate_limits r;
@@ -193,6 +222,7 @@ int main(void) {
         cmocka_unit_test(a_window_lets_cap_through_per_span_and_no_more),
         cmocka_unit_test(a_request_counts_until_its_answer_then_from_it),
         cmocka_unit_test(a_tenants_limits_hold_per_class_and_a_429_cools_the_class),
+        cmocka_unit_test(a_replayed_history_keeps_the_old_windows_full),
         cmocka_unit_test(bulk_jobs_leave_evenly_spaced),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

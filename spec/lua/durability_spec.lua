@@ -224,8 +224,18 @@ describe("returnflow serve under stress", function()
              and h.sql_count(dir, "SELECT count(*) FROM outbox WHERE state <> 1") == 0   -- queued or in flight
     end, 60, 0.25)
     local log = server:stop("TERM")
+    local logs = {}
     for i = 1, lives - 1 do                     -- killed lives: no sanitizer report before the kill
-      h.assert_no_sanitizer_report(h.read(string.format("%s/serve.%d.err", dir, i)), "returnflow serve, life " .. i)
+      logs[i] = h.read(string.format("%s/serve.%d.err", dir, i))
+      h.assert_no_sanitizer_report(logs[i], "returnflow serve, life " .. i)
+    end
+    logs[lives] = log
+    -- Every writer waits on the store's lock (issue 11): no life says the store stayed busy or locked.
+    for i, text in ipairs(logs) do
+      for line in text:gmatch("[^\n]+") do
+        assert.falsy(line:find("stays busy", 1, true) or line:find("stayed locked", 1, true),
+                     "life " .. i .. " " .. run .. ": " .. line)
+      end
     end
     assert.truthy(log:find('"msg":"stopped"', 1, true), log)
     assert.truthy(delivered, "not everything was mapped and sent within 60 s " .. run .. ": "

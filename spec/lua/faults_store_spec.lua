@@ -30,7 +30,7 @@ local function webhook(i)
 end
 
 -- serve with the probe script, keyed to the stand-in, small backoffs, the fault file `faults`.
-local function start(standin)
+local function start(standin, before)
   local dir = h.tempdir()
   h.sh_ok("mkdir " .. h.quote(dir .. "/scripts"))
   h.write(dir .. "/scripts/10-probe.lua", PROBE)
@@ -42,8 +42,18 @@ return {
                        klaviyo = { key = "pk_spec_fault_key", base_url = %q } } },
 }]], standin.url))
   local faults = h.write(dir .. "/faults", "")
+  if before then before(dir) end
   return h.start_serve(dir, { RETURNFLOW_STORE_FAULTS = faults }), dir, faults
 end
+
+-- Holds DATA/delivery.lock, as a `returnflow send` delivering the folder does, until stopped.
+local LOCK_PY = [[
+import fcntl, sys, time
+f = open(sys.argv[1], "a")
+fcntl.flock(f, fcntl.LOCK_EX)
+print("locked", flush=True)
+time.sleep(300)
+]]
 
 local function post(server, i) return (h.post_signed(server:url(), webhook(i))) end
 
@@ -75,9 +85,31 @@ local function sends(standin)
   return by, total
 end
 
--- Every acknowledged webhook delivered, its unique_id sent at most once per attempt of its row.
-local function assert_each_once(dir, standin, acked)
+-- Every unique_id inside a bulk job's body, wherever it sits.
+local function unique_ids(value, into)
+  if type(value) ~= "table" then return into end
+  for k, v in pairs(value) do
+    if k == "unique_id" and type(v) == "string" then into[#into + 1] = v else unique_ids(v, into) end
+  end
+  return into
+end
+
+-- Requests the stand-in got for /api/events and in bulk jobs, by unique_id; and the bulk jobs.
+local function all_sends(standin)
   local by, total = sends(standin)
+  local j = h.curl(standin.url .. "/_standin/requests?path=/api/event-bulk-create-jobs").json
+  local jobs = 0
+  for _, r in ipairs(j.requests or j) do
+    jobs = jobs + 1
+    local body = type(r.body) == "string" and h.decode(r.body) or r.body
+    for _, uid in ipairs(unique_ids(body, {})) do by[uid] = (by[uid] or 0) + 1; total = total + 1 end
+  end
+  return by, total, jobs
+end
+
+-- Every acknowledged webhook delivered, its unique_id sent at most once per attempt of its row.
+local function assert_each_once(dir, standin, acked, bulk)
+  local by, total = (bulk and all_sends or sends)(standin)
   local rows = h.sql_rows(dir, "SELECT json_extract(body, '$.data.attributes.unique_id'), attempts, state FROM outbox")
   assert.equal(#acked, #rows)
   for _, row in ipairs(rows) do
@@ -177,5 +209,55 @@ describe("a store that refuses writes", function()
     assert.equal(2, changes, log)
     report("ENOSPC during delivery", { acked = #acked, delivered = count(dir, "state = 1"), sends = total,
                                        sent_while_full = during, healthz = body.status })
+  end)
+
+  it("during a bulk job: the job's rows are sent once, its answer kept and recorded once the disk has room", function()
+    standin = h.start_standin()
+    local dir, faults, holder
+    -- Delivery waits behind a holder of DATA/delivery.lock (as beside `returnflow send`) until 200 rows
+    -- are queued: a backlog, so they go as bulk jobs.
+    server, dir, faults = start(standin, function(d)
+      h.sh_ok("mkdir -p " .. h.quote(d .. "/data"))
+      holder = h.spawn(h.quote(h.python) .. " -c " .. h.quote(LOCK_PY) .. " " .. h.quote(d .. "/data/delivery.lock"))
+      assert.truthy(h.wait_for(function() return holder.output():find("locked", 1, true) end))
+    end)
+    local ok, err = pcall(function()
+      local acked = {}
+      for i = 1, 200 do assert.equal(202, post(server, i)); acked[#acked + 1] = i end
+      assert.truthy(h.wait_for(function() return count(dir, "state = 0") == 200 end), server:log())
+      -- Every bulk job is held at the stand-in for a second and a half: the disk fills while it is out.
+      local r = h.curl(standin.url .. "/_standin/faults", { body = { kind = "slow", delay_ms = 1500, count = 10,
+                                                                      path = "/api/event-bulk-create-jobs" } })
+      assert.equal(201, r.status, r.body)
+      holder.stop()
+      assert.truthy(h.wait_for(function() return count(dir, "state = 3") >= 150 end), server:log())
+      h.write(faults, "full deliver")
+      local body = degraded(server)
+      assert.truthy(tostring(body.store):find("delivery: the disk is full", 1, true), h.encode(body))
+      -- The job's answer comes back while the disk is full (counted, not recorded: the rows stay in flight).
+      assert.truthy(h.wait_for(function()
+        local metrics = h.curl("http://" .. server.address .. "/metrics").body
+        return metrics:find('returnflow_klaviyo_answers_total{tenant="shop",endpoint="bulk",status="202"}', 1, true)
+      end), server:log())
+      assert.equal(200, count(dir, "state = 3"))
+      local _, during, jobs_during = all_sends(standin)
+
+      h.write(faults, "")
+      assert.truthy(h.wait_for(function() return count(dir, "state = 1") == 200 end, 30), server:log())
+      assert.truthy(h.wait_for(function() return healthz(server) == 200 end, 20), server:log())
+      local total = assert_each_once(dir, standin, acked, true)
+      assert.equal(200, total)
+      local _, _, jobs = all_sends(standin)
+      assert.truthy(jobs >= 1, "no bulk job")
+      assert.equal(0, h.sql_count(dir, "SELECT count(*) FROM outbox WHERE attempts > 1"))
+      local log = server:log()
+      local _, changes = log:gsub('"part":"delivery"', "")
+      assert.equal(2, changes, log)
+      report("ENOSPC during a bulk job", { acked = #acked, delivered = count(dir, "state = 1"), sends = total,
+                                           bulk_jobs = jobs, sent_while_full = during, jobs_while_full = jobs_during,
+                                           healthz = body.status })
+    end)
+    holder.stop()
+    assert(ok, err)
   end)
 end)

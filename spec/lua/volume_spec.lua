@@ -303,6 +303,7 @@ describe("volume", function()
     assert.equal(50, triples)
     local log = server:stop()
     assert.truthy(log:find("another process delivers this data folder", 1, true), log)
+    assert.falsy(log:find("stays busy", 1, true) or log:find("stayed locked", 1, true), log)   -- issue 11
   end)
 
   it("dead-letters exactly the two items a bulk job's 400 names, and delivers the rest once", function()

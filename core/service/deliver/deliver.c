@@ -2,6 +2,7 @@
  * deliver.c: the outbox to Klaviyo, on its own thread's libuv loop with libcurl's multi interface;
  * this file is the deliverer's lifecycle (start, tick, stop) and its metrics. The parts:
  *   scan.c      what may start now (per-profile order, bulk packing), on the rate limits of rate.c;
+ *   rate_keep.c the rate windows carried to SIGHUP's next deliverer and to the next process;
  *   curl_uv.c   libcurl <-> libuv (curl's multi-uv.c example), and the request's headers (the key);
  *   finish.c    what an answer does (answer.c classifies it: delivered, key refused, retry, refused);
  *   dry.c       a tenant without a key: its requests go to DATA/dry/TENANT.ndjson instead.
@@ -45,6 +46,7 @@ static int take_lock(deliverer *d) {
         return 0;
     }
     d->locked = 1;
+    rate_keep_restore(d);                         /* what the last deliverer spent still counts */
     store_requeue_sending(d->db);
     store_unpause_all(d->db);                     /* this deliverer starts with no tenant paused */
     return 1;
@@ -79,6 +81,7 @@ static void on_tick(uv_timer_t *t) {
     for (int i = 0; i < d->ntenants && read_ok; i++)
         if (!d->tenants[i].paused && deliver_scan(d, &d->tenants[i], now, mono) != 0) read_ok = 0;
     if (!read_ok) deliver_store_failed(d, 1, "cannot read the outbox");
+    if (d->starting) rate_keep_save(d);           /* on file before they leave: a kill -9 forgets none */
     deliver_launch(d);                            /* what the scans chose, once marked in flight */
     if (read_ok) deliver_store_worked(d, 0);
     if (!d->store_down) {
@@ -113,6 +116,7 @@ static void *thread_main(void *arg) {
      * Whatever is still in flight stays queued in the store and is sent after the restart. */
     if (d->nsettles) deliver_flush(d);
     while (d->in_flight) deliver_release(d, d->in_flight);
+    rate_keep_stop(d);                            /* after the releases: what never answered counts from the next start */
     uv_walk(&d->loop, close_walk, NULL);
     uv_run(&d->loop, UV_RUN_DEFAULT);
     json_thread_done();                          /* bulk.c read bodies on this thread */

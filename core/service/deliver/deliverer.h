@@ -96,6 +96,7 @@ struct deliverer {
     int down_on_read;                 /* ... and it was a read */
     int store_tries;
     long long store_retry_at;
+    int rate_save_failed;             /* DATA/delivery.rate could not be written (logged once) */
 };
 
 /* The upper bounds (s) of the delivery latency histogram's buckets. */
@@ -121,6 +122,11 @@ int deliver_store_may_try(deliverer *d, long long mono);  /* 0 while a down stor
 void deliver_store_failed(deliverer *d, int on_read, const char *what);
 void deliver_store_worked(deliverer *d, int wrote);
 void deliver_settles_free(deliverer *d);          /* what is still kept, at the end */
+
+/* rate_keep.c: the rate windows outlive the deliverer (SIGHUP's next one, the next process). */
+void rate_keep_save(deliverer *d);                /* to DATA/delivery.rate, before requests leave */
+void rate_keep_restore(deliverer *d);             /* on taking the lock: what the last deliverer spent */
+void rate_keep_stop(deliverer *d);                /* at the end of the thread: on file, and in the process */
 
 /* curl_uv.c: the glue. */
 void deliver_glue_init(deliverer *d);                     /* the multi handle's socket and timer callbacks */

@@ -124,3 +124,26 @@ int rate_take(rate_limits *r, rate_class c, long long now) {
 }
 
 void rate_cool(rate_limits *r, rate_class c, long long until) { r->cooldown_until[c] = until; }
+
+int rate_history(const rate_limits *r, rate_class c, long long now, long long *times) {
+    const rate_window *w = &r->steady[c];
+    int n = 0;
+    for (int i = 0; i < w->count; i++) {
+        long long t = w->sent[(w->head + i) % w->cap];
+        if (t == PENDING) times[n++] = RATE_PENDING;
+        else if (now - t < w->span_ms) times[n++] = t;   /* older ones no longer count anywhere */
+    }
+    return n;
+}
+
+static void replay_one(rate_window *w, long long t, long long now) {
+    rate_window_take(w, now);
+    window_answered(w, w->takes - 1, t == RATE_PENDING || t > now ? now : t);
+}
+
+void rate_replay(rate_limits *r, rate_class c, const long long *times, int n, long long now) {
+    for (int i = 0; i < n; i++) {
+        replay_one(&r->burst[c], times[i], now);
+        replay_one(&r->steady[c], times[i], now);
+    }
+}

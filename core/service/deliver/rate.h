@@ -51,6 +51,16 @@ int rate_bulk_room(const rate_limits *r, long long now);
 /* A 429: the class waits until then. */
 void rate_cool(rate_limits *r, rate_class c, long long until);
 
+/* What outlives a deliverer (rate_keep.c): the requests of class c still counted at now, in take
+ * order, each its answer time or RATE_PENDING (into `times`, room for the steady window's cap);
+ * returns how many. The steady window holds the burst window's requests too. */
+#define RATE_PENDING (-1)
+int rate_history(const rate_limits *r, rate_class c, long long now, long long *times);
+
+/* Counts those requests again, in order, in both windows of c (an earlier deliverer's, maybe of
+ * another process): one pending, or answered after now, counts from now. */
+void rate_replay(rate_limits *r, rate_class c, const long long *times, int n, long long now);
+
 /* A single window, for tests: capacity per span_ms (plus slack_ms). */
 void rate_window_init(rate_window *w, double capacity, long long span_ms, long long slack_ms);
 int rate_window_room(const rate_window *w, long long now);
