@@ -37,6 +37,7 @@ build = {
     lib = { ["returnflow.native"] = "build-rock/lib/returnflow/native.so" },
     lua = {
       ["returnflow"] = "core/lua/returnflow/init.lua",
+      ["returnflow.changes"] = "core/lua/returnflow/changes.lua",
       ["returnflow.defaults"] = "core/lua/returnflow/defaults.lua",
       ["returnflow.emitter"] = "core/lua/returnflow/emitter.lua",
       ["returnflow.klaviyo"] = "core/lua/returnflow/klaviyo.lua",
