@@ -115,7 +115,7 @@ describe("a damaged store", function()
         h.post_signed(server:url(), webhook(n))
         local r = h.curl("http://" .. server.address .. "/healthz")
         return r.status == 503 and r.json and r.json.status == "degraded"
-      end, 20), server:log())
+      end, 60), server:log())                    -- a deadline for a loaded machine, not a wait
       h.write(faults, "")
       assert.equal(503, (h.post_signed(server:url(), webhook(3))))       -- damage stays until a restart
       local r = h.curl("http://" .. server.address .. "/healthz")
