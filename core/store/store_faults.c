@@ -2,8 +2,9 @@
  * store_faults.c: a store that refuses on purpose, for the fault suite (spec/lua/faults_*_spec.lua).
  *
  * With RETURNFLOW_STORE_FAULTS=FILE in the environment, every connection of the process goes through
- * a SQLite VFS shim over the default one, which reads FILE (at most every 20 ms) before each read,
- * write and sync of the database and its WAL. FILE holds a kind and, optionally, which threads it
+ * a SQLite VFS shim over the default one, which reads FILE before each read, write and sync of the
+ * database and its WAL (every time: a spec that writes FILE and then posts must find the fault on,
+ * which a cached reading raced). FILE holds a kind and, optionally, which threads it
  * hits (by the names the service gives them: journal, map, deliver); no FILE, or an empty one, is
  * a healthy disk:
  *     full [journal|map|deliver]...     writes fail as on a full disk (SQLITE_FULL, ENOSPC's code)
@@ -20,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 typedef struct fault_file {
     sqlite3_file base;
@@ -32,30 +32,13 @@ static sqlite3_vfs faults_vfs;
 static sqlite3_io_methods faults_methods;
 static const char *trigger;
 
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static char said[256];
-static long long said_at = -1000;
-
-static long long mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Whether FILE asks for `kind` on this thread now. */
 static int asked(const char *kind) {
     char text[256], name[32] = "";
-    pthread_mutex_lock(&mu);
-    long long now = mono_ms();
-    if (now - said_at >= 20) {
-        FILE *f = fopen(trigger, "rb");
-        size_t n = f ? fread(said, 1, sizeof said - 1, f) : 0;
-        if (f) fclose(f);
-        said[n] = 0;
-        said_at = now;
-    }
-    memcpy(text, said, sizeof text);
-    pthread_mutex_unlock(&mu);
+    FILE *f = fopen(trigger, "rb");
+    size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+    if (f) fclose(f);
+    text[n] = 0;
     char *save, *word = strtok_r(text, " \t\r\n", &save);
     if (!word || strcmp(word, kind) != 0) return 0;
     char *who = strtok_r(NULL, " \t\r\n", &save);
