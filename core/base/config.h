@@ -71,6 +71,9 @@ enum { CONFIG_WEBHOOK_SECRETS = 1, CONFIG_KLAVIYO_KEYS = 2 };
 config *config_load_secrets(const char *path, int secrets, char *err, size_t errlen);
 void config_free(config *c);
 
+/* Where the store is (store_db.h): the data folder (SQLite), or the store's URL when one is set. */
+static inline const char *config_store_location(const config *c) { return c->data_dir; }
+
 const tenant_config *config_tenant(const config *c, const char *id, size_t idlen);
 
 #endif

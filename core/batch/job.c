@@ -123,7 +123,7 @@ job *job_open(const job_options *o, char *err, size_t errlen) {
     if (snapshot_version(o->tenant->scripts, j->version, err, errlen) != 0) { free(j); return NULL; }
     if (!o->dry || store_db_exists(o->cfg->data_dir)) {       /* a dry job reads the store if there is one */
         char why[1200];
-        j->db = store_db_open(o->cfg->data_dir, (o->dry ? STORE_READ_ONLY : STORE_CREATE) | STORE_RELAXED, why,
+        j->db = store_db_open(config_store_location(o->cfg), (o->dry ? STORE_READ_ONLY : STORE_CREATE) | STORE_RELAXED, why,
                               sizeof why);
         if (!j->db) {
             snprintf(err, errlen, "%s", why);

@@ -250,7 +250,7 @@ int cmd_replay(int argc, char **argv) {
     catch_signals();
     /* The journal's events in order, read before the job writes (its own connection). */
     char why[1200];
-    store_db *db = store_db_open(c.cfg->data_dir, STORE_READ_ONLY, why, sizeof why);
+    store_db *db = store_db_open(config_store_location(c.cfg), STORE_READ_ONLY, why, sizeof why);
     if (!db) {
         fprintf(stderr, "returnflow replay: %s\n", why);
         config_free(c.cfg);

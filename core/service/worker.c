@@ -434,7 +434,7 @@ workers *workers_start(const config *cfg, char *err, size_t errlen) {
         if (!t->mappers || !t->recall) abort();
         /* Relaxed: a mapping lost to a power cut leaves its event journaled, and it is mapped again. */
         char why[1200];
-        if (!(t->db = store_db_open(cfg->data_dir, STORE_RELAXED, why, sizeof why))) {
+        if (!(t->db = store_db_open(config_store_location(cfg), STORE_RELAXED, why, sizeof why))) {
             snprintf(err, errlen, "worker %d: %s", i, why);
             goto fail;
         }

@@ -86,7 +86,7 @@ static int past_deadline(void *ud) {
     return (double)now.tv_sec + now.tv_nsec / 1e9 > *(double *)ud;
 }
 
-int store_check(const char *data_dir, double seconds, void (*problem)(void *ud, const char *what), void *ud) {
+int sqlite_check(const char *data_dir, double seconds, void (*problem)(void *ud, const char *what), void *ud) {
     char db_path[1100], wal[1200], what[1600];
     snprintf(db_path, sizeof db_path, "%s/returnflow.db", data_dir);
     snprintf(wal, sizeof wal, "%s-wal", db_path);

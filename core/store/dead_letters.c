@@ -11,7 +11,7 @@
 
 #include <stdio.h>
 
-void store_tenants(store_db *db, void (*cb)(void *ud, const char *tenant), void *ud) {
+void sqlite_tenants(store_db *db, void (*cb)(void *ud, const char *tenant), void *ud) {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db->db, "SELECT tenant FROM events UNION SELECT tenant FROM outbox ORDER BY 1", -1, &st,
                            NULL) != SQLITE_OK) return;
@@ -32,7 +32,7 @@ static long long count(store_db *db, const char *sql, const char *tenant, int a,
     return v;
 }
 
-void store_tenant_counts_of(store_db *db, const char *t, store_tenant_counts *c) {
+void sqlite_tenant_counts_of(store_db *db, const char *t, store_tenant_counts *c) {
     static const char events[] = "SELECT count(*) FROM events WHERE tenant = ?1 AND state = ?2";
     static const char outbox[] = "SELECT count(*) FROM outbox WHERE tenant = ?1 AND state IN (?2, ?3)";
     c->journaled = count(db, events, t, EVENT_JOURNALED, 0);
@@ -57,7 +57,7 @@ void store_tenant_counts_of(store_db *db, const char *t, store_tenant_counts *c)
     }
 }
 
-void store_dead_letters(store_db *db, const char *tenant,
+void sqlite_dead_letters(store_db *db, const char *tenant,
                         void (*cb)(void *ud, const char *id, const char *tenant, const char *what, const char *why),
                         void *ud) {
     sqlite3_stmt *st;
@@ -74,7 +74,7 @@ void store_dead_letters(store_db *db, const char *tenant,
     sqlite3_finalize(st);
 }
 
-int store_dead_letter(store_db *db, int is_event, long long id,
+int sqlite_dead_letter(store_db *db, int is_event, long long id,
                       void (*cb)(void *ud, const char *tenant, const char *reason, const char *text), void *ud) {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db->db, is_event ? "SELECT tenant, reason, body FROM events WHERE id = ?1 AND state = ?2"
@@ -106,23 +106,23 @@ static int change(store_db *db, const char *sql, long long id, const char *tenan
     return ok ? sqlite3_changes(db->db) : -1;
 }
 
-int store_replay_dead_events(store_db *db, long long id, const char *tenant) {
+int sqlite_replay_dead_events(store_db *db, long long id, const char *tenant) {
     return change(db, "UPDATE events SET state = ?4, reason = NULL WHERE state = ?3 AND (?1 = 0 OR id = ?1) AND "
                       "(?2 IS NULL OR tenant = ?2)", id, tenant, EVENT_FAILED, EVENT_JOURNALED);
 }
 
-int store_purge_dead_events(store_db *db, long long id, const char *tenant) {
+int sqlite_purge_dead_events(store_db *db, long long id, const char *tenant) {
     return change(db, "UPDATE events SET state = ?4, reason = 'purged from the dead letters: ' || coalesce(reason, '') "
                       "WHERE state = ?3 AND (?1 = 0 OR id = ?1) AND (?2 IS NULL OR tenant = ?2)", id, tenant,
                   EVENT_FAILED, EVENT_DROPPED);
 }
 
-int store_replay_dead_requests(store_db *db, long long id, const char *tenant) {
+int sqlite_replay_dead_requests(store_db *db, long long id, const char *tenant) {
     return change(db, "UPDATE outbox SET state = ?4, attempts = 0, next_at = 0, created_at = "
                       "CAST(strftime('%s','now') AS INTEGER) * 1000 WHERE state = ?3 AND (?1 = 0 OR id = ?1) AND "
                       "(?2 IS NULL OR tenant = ?2)", id, tenant, REQUEST_DEAD, REQUEST_QUEUED);
 }
 
-int store_purge_dead_requests(store_db *db, long long id, const char *tenant) {
+int sqlite_purge_dead_requests(store_db *db, long long id, const char *tenant) {
     return change(db, "DELETE FROM outbox WHERE state = ?3 AND (?1 = 0 OR id = ?1) AND (?2 IS NULL OR tenant = ?2)", id, tenant, REQUEST_DEAD, REQUEST_DEAD);
 }

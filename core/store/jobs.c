@@ -8,7 +8,7 @@
  */
 #include "store_sqlite.h"
 
-int store_job_find(store_db *db, const char *id, long long *next_input, int *finished) {
+int sqlite_job_find(store_db *db, const char *id, long long *next_input, int *finished) {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db->db, "SELECT next_input, finished_at IS NOT NULL FROM jobs WHERE id = ?", -1, &st,
                            NULL) != SQLITE_OK) return -1;
@@ -20,7 +20,7 @@ int store_job_find(store_db *db, const char *id, long long *next_input, int *fin
     return existed;
 }
 
-int store_job_start(store_db *db, const char *id, const char *tenant, const char *kind, const char *input,
+int sqlite_job_start(store_db *db, const char *id, const char *tenant, const char *kind, const char *input,
                     long long next_input, long long now) {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db->db, "INSERT INTO jobs(id, tenant, kind, input, next_input, reading, started_at, "
@@ -50,19 +50,19 @@ static int update(store_db *db, const char *sql, long long a, long long b, const
     return ok ? 0 : -1;
 }
 
-int store_job_progress(store_db *db, const char *id, long long next_input, long long now) {
+int sqlite_job_progress(store_db *db, const char *id, long long next_input, long long now) {
     return update(db, "UPDATE jobs SET next_input = ?1, updated_at = ?2 WHERE id = ?3", next_input, now, id);
 }
 
-void store_job_read_all(store_db *db, const char *id, long long next_input) {
+void sqlite_job_read_all(store_db *db, const char *id, long long next_input) {
     update(db, "UPDATE jobs SET reading = 0, next_input = ?1 WHERE id = ?3", next_input, 0, id);
 }
 
-void store_job_finished(store_db *db, const char *id, long long now) {
+void sqlite_job_finished(store_db *db, const char *id, long long now) {
     update(db, "UPDATE jobs SET finished_at = ?1 WHERE id = ?3", now, 0, id);
 }
 
-void store_job_counts(store_db *db, const char *id, long long *queued, long long *delivered, long long *dead) {
+void sqlite_job_counts(store_db *db, const char *id, long long *queued, long long *delivered, long long *dead) {
     *queued = *delivered = *dead = 0;
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db->db, "SELECT state, count(*) FROM outbox WHERE job = ? GROUP BY state", -1, &st, NULL)
@@ -78,7 +78,7 @@ void store_job_counts(store_db *db, const char *id, long long *queued, long long
     sqlite3_finalize(st);
 }
 
-void store_job_delivered(store_db *db, const char *id, void (*cb)(void *ud, const char *body, size_t len), void *ud) {
+void sqlite_job_delivered(store_db *db, const char *id, void (*cb)(void *ud, const char *body, size_t len), void *ud) {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db->db, "SELECT " STORE_SQLITE_BODY " FROM outbox o WHERE job = ? AND state = ? ORDER BY id", -1, &st, NULL)
         != SQLITE_OK) return;
@@ -91,7 +91,7 @@ void store_job_delivered(store_db *db, const char *id, void (*cb)(void *ud, cons
     sqlite3_finalize(st);
 }
 
-void store_job_dead_reasons(store_db *db, const char *id, int limit,
+void sqlite_job_dead_reasons(store_db *db, const char *id, int limit,
                             void (*cb)(void *ud, long long n, const char *reason), void *ud) {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db->db, "SELECT count(*), substr(last_error, 1, 200) FROM outbox WHERE job = ? AND "

@@ -24,7 +24,7 @@ static int each_row(sqlite3_stmt *st, store_event_cb cb, void *ud, int with_rece
     return n;
 }
 
-int store_journal_each(store_db *db, const char *tenant, event_state state, int limit, store_event_cb cb, void *ud) {
+int sqlite_journal_each(store_db *db, const char *tenant, event_state state, int limit, store_event_cb cb, void *ud) {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db->db, "SELECT id, body, received_at FROM events WHERE tenant = ? AND state = ? "
                                    "ORDER BY id LIMIT ?", -1, &st, NULL) != SQLITE_OK) {
@@ -37,7 +37,7 @@ int store_journal_each(store_db *db, const char *tenant, event_state state, int 
     return each_row(st, cb, ud, 1);
 }
 
-int store_journal_replay(store_db *db, const char *tenant, long long since, long long until, const char *trigger,
+int sqlite_journal_replay(store_db *db, const char *tenant, long long since, long long until, const char *trigger,
                          store_event_cb cb, void *ud) {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db->db, "SELECT id, body FROM events WHERE tenant = ?1 AND received_at >= ?2 AND "
@@ -52,7 +52,7 @@ int store_journal_replay(store_db *db, const char *tenant, long long since, long
     return each_row(st, cb, ud, 0);
 }
 
-int store_journal_held(store_db *db, const char *tenant, long long received_at, const char *body, size_t len,
+int sqlite_journal_held(store_db *db, const char *tenant, long long received_at, const char *body, size_t len,
                        long long *id) {
     if (!db->journal_held &&
         sqlite3_prepare_v2(db->db, "INSERT INTO events(tenant, received_at, body, state) VALUES (?, ?, ?, ?)", -1,
@@ -72,7 +72,7 @@ int store_journal_held(store_db *db, const char *tenant, long long received_at, 
 
 /* Raw events and delivered requests older than the retention window go; dead letters stay until
  * purged, and an event stays while anything of it is queued or scheduled. */
-void store_purge(store_db *db, const char *tenant, long long cutoff) {
+void sqlite_purge(store_db *db, const char *tenant, long long cutoff) {
     static const char *const sql[] = {
         "DELETE FROM outbox WHERE tenant = ?1 AND state = ?3 AND created_at < ?2",
         "DELETE FROM events WHERE tenant = ?1 AND state IN (?4, ?5) AND received_at < ?2 "

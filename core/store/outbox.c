@@ -38,15 +38,17 @@
 static const event_state state_of[] = { EVENT_MAPPED, EVENT_DROPPED, EVENT_FAILED, EVENT_DEFERRED };
 
 struct outbox_writer {
+    const store_backend *backend;
     sqlite3 *db;
     sqlite3_stmt *schedule, *request, *cancel, *remember, *outcome, *part;
     strbuf rest;                  /* a body without its shared part */
 };
 
-outbox_writer *outbox_writer_new(store_db *conn) {
+outbox_writer *sqlite_outbox_writer_new(store_db *conn) {
     sqlite3 *db = conn->db;
     outbox_writer *w = calloc(1, sizeof *w);
     if (!w) abort();
+    w->backend = &store_sqlite_backend;
     w->db = db;
     int ok =
         sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO schedules(tenant, key, due_at, event_id, profile, method, path, "
@@ -61,13 +63,13 @@ outbox_writer *outbox_writer_new(store_db *conn) {
         sqlite3_prepare_v2(db, "INSERT INTO body_parts(event_id, text) VALUES (?, ?)", -1, &w->part, NULL) == SQLITE_OK;
     if (!ok) {
         store_sqlite_log("cannot prepare the outbox statements", db);
-        outbox_writer_free(w);
+        sqlite_outbox_writer_free(w);
         return NULL;
     }
     return w;
 }
 
-void outbox_writer_free(outbox_writer *w) {
+void sqlite_outbox_writer_free(outbox_writer *w) {
     if (!w) return;
     sqlite3_finalize(w->schedule);
     sqlite3_finalize(w->request);
@@ -148,7 +150,7 @@ static void bind_body(outbox_writer *w, sqlite3_stmt *st, int at, int part_at, c
     sqlite3_bind_int64(st, part_at + 1, (long long)before);
 }
 
-int outbox_write(outbox_writer *w, const outbox_target *t, long long event_id, const map_result *r) {
+int sqlite_outbox_write(outbox_writer *w, const outbox_target *t, long long event_id, const map_result *r) {
     int ok = 1;
     long long now = clock_now_ms();
     body_facts facts[r->nrequests ? r->nrequests : 1];
@@ -222,7 +224,7 @@ int outbox_dedup_key(const char *profile, const char *body, size_t len, char *ou
     return n > 0 && (size_t)n < outlen ? 0 : -1;
 }
 
-int store_outbox_has(store_db *db, const char *tenant, const char *dedup) {
+int sqlite_outbox_has(store_db *db, const char *tenant, const char *dedup) {
     if (!db->outbox_has &&
         sqlite3_prepare_v2(db->db, "SELECT 1 FROM outbox WHERE tenant = ? AND dedup = ? AND state IN (?, ?, ?) LIMIT 1",
                            -1, &db->outbox_has, NULL) != SQLITE_OK)
@@ -238,7 +240,7 @@ int store_outbox_has(store_db *db, const char *tenant, const char *dedup) {
     return present;
 }
 
-int store_memory_recall(store_db *conn, const char *tenant, const char *key, size_t klen, strbuf *out) {
+int sqlite_memory_recall(store_db *conn, const char *tenant, const char *key, size_t klen, strbuf *out) {
     int found = 0;
     if (!conn->memory_recall &&
         sqlite3_prepare_v2(conn->db, "SELECT value FROM memory WHERE tenant = ? AND key = ?", -1, &conn->memory_recall,

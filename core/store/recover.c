@@ -18,7 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int store_backup(store_db *db, const char *path, char *err, size_t errlen) {
+int sqlite_backup(store_db *db, const char *path, char *err, size_t errlen) {
     struct stat st;
     if (stat(path, &st) == 0) { snprintf(err, errlen, "%s exists: give a new file", path); return -1; }
     sqlite3 *to = NULL;
@@ -127,12 +127,12 @@ static long long max_id(sqlite3 *db, const char *sql) {
     return v > 0 ? v : 0;
 }
 
-int store_recover(const char *from_dir, const char *to_dir, store_recovered *got,
+int sqlite_recover(const char *from_dir, const char *to_dir, store_recovered *got,
                   void (*lost)(void *ud, long long event_id), void *ud, char *err, size_t errlen) {
     memset(got, 0, sizeof *got);
     char from_path[1100];
     snprintf(from_path, sizeof from_path, "%s/returnflow.db", from_dir);
-    if (store_db_exists(to_dir)) { snprintf(err, errlen, "%s/returnflow.db exists: give a new folder", to_dir); return -1; }
+    if (sqlite_db_exists(to_dir)) { snprintf(err, errlen, "%s/returnflow.db exists: give a new folder", to_dir); return -1; }
     sqlite3 *from = NULL;
     if (sqlite3_open_v2(from_path, &from, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
         snprintf(err, errlen, "cannot open %s: %s", from_path, from ? sqlite3_errmsg(from) : "out of memory");
@@ -140,7 +140,7 @@ int store_recover(const char *from_dir, const char *to_dir, store_recovered *got
         return -1;
     }
     sqlite3_busy_timeout(from, 10000);
-    store_db *to = store_db_open(to_dir, STORE_CREATE, err, errlen);
+    store_db *to = sqlite_db_open(to_dir, STORE_CREATE, err, errlen);
     if (!to) { sqlite3_close(from); return -1; }
     /* Ids past a damaged page: the highest any readable table names (events by the outbox too). */
     long long max_event = max_id(from, "SELECT max(id) FROM events");
@@ -177,7 +177,7 @@ int store_recover(const char *from_dir, const char *to_dir, store_recovered *got
         ok = 0;
     }
     if (!ok) store_sqlite_exec(to->db, "ROLLBACK");
-    store_db_close(to);
+    sqlite_db_close(to);
     sqlite3_close(from);
     return ok ? 0 : -1;
 }

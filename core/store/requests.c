@@ -15,9 +15,9 @@
 
 #include "log.h"
 
-struct store_scan { sqlite3_stmt *st; };
+struct store_scan { const store_backend *backend; sqlite3_stmt *st; };
 
-store_scan *store_scan_queued(store_db *db, const char *tenant, int limit) {
+store_scan *sqlite_scan_queued(store_db *db, const char *tenant, int limit) {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db->db, "SELECT o.id, o.profile, o.method, o.path, " STORE_SQLITE_BODY ", o.attempts, "
                                    "o.next_at, o.created_at FROM outbox o WHERE o.tenant = ? AND o.state = ? "
@@ -28,11 +28,12 @@ store_scan *store_scan_queued(store_db *db, const char *tenant, int limit) {
     sqlite3_bind_int(st, 3, limit);
     store_scan *s = malloc(sizeof *s);
     if (!s) abort();
+    s->backend = &store_sqlite_backend;
     s->st = st;
     return s;
 }
 
-int store_scan_next(store_scan *s, store_request *r) {
+int sqlite_scan_next(store_scan *s, store_request *r) {
     sqlite3_stmt *st = s->st;
     int rc = sqlite3_step(st);
     if (rc == SQLITE_DONE) return 0;
@@ -50,13 +51,13 @@ int store_scan_next(store_scan *s, store_request *r) {
     return 1;
 }
 
-void store_scan_end(store_scan *s) {
+void sqlite_scan_end(store_scan *s) {
     if (!s) return;
     sqlite3_finalize(s->st);
     free(s);
 }
 
-int store_queued_at_least(store_db *db, const char *tenant, int n) {
+int sqlite_queued_at_least(store_db *db, const char *tenant, int n) {
     sqlite3_stmt *st;
     int yes = 0;
     if (sqlite3_prepare_v2(db->db, "SELECT count(*) FROM (SELECT 1 FROM outbox WHERE tenant = ? AND state = ? LIMIT ?)",
@@ -69,7 +70,7 @@ int store_queued_at_least(store_db *db, const char *tenant, int n) {
     return yes;
 }
 
-long long store_queued_count(store_db *db, const char *tenant) {
+long long sqlite_queued_count(store_db *db, const char *tenant) {
     sqlite3_stmt *st;
     long long n = -1;
     if (sqlite3_prepare_v2(db->db, "SELECT coalesce((SELECT n FROM queue_counts WHERE tenant = ?), 0)", -1, &st,
@@ -111,12 +112,12 @@ static void bind_sending(sqlite3_stmt *st, int i, const void *ud) {
     sqlite3_bind_int64(st, 2, ((const long long *)ud)[i]);
 }
 
-int store_mark_sending(store_db *db, const long long *ids, int n) {
+int sqlite_mark_sending(store_db *db, const long long *ids, int n) {
     if (n <= 0) return 0;
     return each_in_one_transaction(db, "UPDATE outbox SET state = ? WHERE id = ?", n, bind_sending, ids);
 }
 
-void store_requeue_sending(store_db *db) {
+void sqlite_requeue_sending(store_db *db) {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db->db, "UPDATE outbox SET state = ? WHERE state = ?", -1, &st, NULL) != SQLITE_OK) return;
     sqlite3_bind_int(st, 1, REQUEST_QUEUED);
@@ -139,14 +140,14 @@ static void bind_outcome(sqlite3_stmt *st, int i, const void *ud) {
     sqlite3_bind_int64(st, 6, a->ids[i]);
 }
 
-int store_settle(store_db *db, const long long *ids, const store_outcome *outcomes, int n) {
+int sqlite_settle(store_db *db, const long long *ids, const store_outcome *outcomes, int n) {
     if (n <= 0) return 0;
     settle_args a = { ids, outcomes };
     return each_in_one_transaction(db, "UPDATE outbox SET state = ?, last_status = ?, next_at = ?, last_error = ?, "
                                        "attempts = attempts + ? WHERE id = ?", n, bind_outcome, &a);
 }
 
-int store_mark_delivered_upto(store_db *db, const char *tenant, long long last) {
+int sqlite_mark_delivered_upto(store_db *db, const char *tenant, long long last) {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db->db, "UPDATE outbox SET state = ?1 WHERE tenant = ?2 AND state = ?3 AND id <= ?4", -1,
                            &st, NULL) != SQLITE_OK) return 0;
@@ -159,7 +160,7 @@ int store_mark_delivered_upto(store_db *db, const char *tenant, long long last) 
     return ok ? 0 : -1;
 }
 
-void store_pause_tenant(store_db *db, const char *tenant, const char *reason, long long at) {
+void sqlite_pause_tenant(store_db *db, const char *tenant, const char *reason, long long at) {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db->db, "INSERT OR REPLACE INTO tenant_status(tenant, paused, reason, at) "
                                    "VALUES (?, 1, ?, ?)", -1, &st, NULL) != SQLITE_OK) return;
@@ -170,8 +171,8 @@ void store_pause_tenant(store_db *db, const char *tenant, const char *reason, lo
     sqlite3_finalize(st);
 }
 
-void store_unpause_all(store_db *db) { sqlite3_exec(db->db, "DELETE FROM tenant_status", NULL, NULL, NULL); }
+void sqlite_unpause_all(store_db *db) { sqlite3_exec(db->db, "DELETE FROM tenant_status", NULL, NULL, NULL); }
 
-int store_tenant_paused(store_db *db, const char *tenant) {
+int sqlite_tenant_paused(store_db *db, const char *tenant) {
     return store_sqlite_count(db->db, "SELECT count(*) FROM tenant_status WHERE tenant = ? AND paused = 1", tenant) > 0;
 }

@@ -13,7 +13,7 @@
 /* A job's schedules are held while it reads its input (jobs.reading). */
 #define NOT_HELD "(job IS NULL OR job NOT IN (SELECT id FROM jobs WHERE reading = 1))"
 
-int store_fire_schedules(store_db *conn, const char *tenant) {
+int sqlite_fire_schedules(store_db *conn, const char *tenant) {
     sqlite3 *db = conn->db;
     sqlite3_stmt *st;
     long long now = clock_now_ms();

@@ -16,26 +16,25 @@
  * one-page write every second when no webhook comes, so the service is ready again by itself once
  * the disk has room.
  *
- * Checkpoints run on a thread of their own (a connection of their own, passive, once a second): not
- * inside the journal's commits, where they would stall the acknowledgements, and not on a mapping
- * thread, whose time is the pipeline's rate.
+ * Upkeep (SQLite's checkpoints: store_maintain) runs on a thread of its own, a connection of its own,
+ * once a second: not inside the journal's commits, where it would stall the acknowledgements, and not
+ * on a mapping thread, whose time is the pipeline's rate.
  *
- * Schema: schema.c and docs/store.md. The database is the single source of truth after a
+ * The thread and its queue are the same for every backend; the append itself is the backend's
+ * (store_journal_commit). Schema: docs/store.md. The store is the single source of truth after a
  * restart: what is journaled and not done resumes.
  */
 #include "store.h"
 
 #include "clock.h"
-#include "store_faults.h"
+#include "store_db.h"
 #include "store_health.h"
-#include "store_sqlite.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 typedef struct append {
@@ -54,10 +53,9 @@ typedef struct append {
 struct store {
     uv_loop_t *loop;
     uv_async_t done_async;
-    sqlite3 *db;
-    sqlite3_stmt *insert;
+    store_db *db;                 /* the writer thread's */
     pthread_t writer, checkpointer;
-    sqlite3 *checkpoint_db;       /* the checkpointer's own connection */
+    store_db *checkpoint_db;      /* the checkpointer's own connection */
     pthread_cond_t checkpoint_cv; /* wakes the checkpointer only when stopping (cv is the writer's) */
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -76,41 +74,37 @@ struct store {
 
 /* Commits one batch as one transaction; sets each append's status and id. */
 static void commit_batch(store *s, append *batch) {
-    int ok = store_sqlite_exec(s->db, "BEGIN IMMEDIATE") == 0;
-    for (append *a = batch; a && ok; a = a->next) {
-        sqlite3_bind_text(s->insert, 1, a->tenant, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s->insert, 2, a->received_at);
-        sqlite3_bind_blob(s->insert, 3, a->body, (int)a->len, SQLITE_STATIC);
-        store_sqlite_text_or_null(s->insert, 4, a->version);
-        ok = sqlite3_step(s->insert) == SQLITE_DONE;
-        a->id = sqlite3_last_insert_rowid(s->db);
-        sqlite3_reset(s->insert);
-    }
-    if (ok) ok = store_sqlite_exec(s->db, "COMMIT") == 0;
+    int n = 0;
+    for (append *a = batch; a; a = a->next) n++;
+    store_journal_row *rows = calloc((size_t)n, sizeof *rows);
+    if (!rows) abort();
+    int i = 0;
+    for (append *a = batch; a; a = a->next, i++)
+        rows[i] = (store_journal_row){ .tenant = a->tenant, .version = a->version[0] ? a->version : NULL,
+                                       .body = a->body, .len = a->len, .received_at = a->received_at };
+    int ok = store_journal_commit(s->db, rows, n) == 0;
     if (!ok) {
-        int code = sqlite3_extended_errcode(s->db);
         char why[256];
-        snprintf(why, sizeof why, "%s", sqlite3_errmsg(s->db));
-        if (!s->failing) store_sqlite_log("journal commit failed: the webhooks of this batch are answered 503", s->db);
-        store_sqlite_exec(s->db, "ROLLBACK");
+        snprintf(why, sizeof why, "%s", store_db_error(s->db));
+        if (!s->failing) store_log_error("journal commit failed: the webhooks of this batch are answered 503", s->db);
         s->failing = 1;
-        store_health_failed(STORE_PART_JOURNAL, store_sqlite_fault(code), why);
+        store_health_failed(STORE_PART_JOURNAL, store_db_fault(s->db), why);
     } else if (s->failing) {
         s->failing = 0;
         store_health_ok(STORE_PART_JOURNAL);
     }
-    for (append *a = batch; a; a = a->next) {
+    i = 0;
+    for (append *a = batch; a; a = a->next, i++) {
         a->status = ok ? 0 : -1;
-        if (!ok) a->id = 0;
+        a->id = ok ? rows[i].id : 0;
     }
+    free(rows);
 }
 
-/* While the journal fails and no webhook comes: one page written and committed (the schema's
- * version, set to what it is), to learn whether the store takes writes again. */
+/* While the journal fails and no webhook comes: a tiny write, to learn whether the store takes
+ * writes again. */
 static void probe(store *s) {
-    int ok = store_sqlite_exec(s->db, "BEGIN IMMEDIATE") == 0 && store_sqlite_exec(s->db, "PRAGMA user_version = 1") == 0 &&
-             store_sqlite_exec(s->db, "COMMIT") == 0;
-    if (!ok) { store_sqlite_exec(s->db, "ROLLBACK"); return; }
+    if (store_journal_probe(s->db) != 0) return;
     s->failing = 0;
     store_health_ok(STORE_PART_JOURNAL);
 }
@@ -148,7 +142,7 @@ static void *writer_main(void *arg) {
     return NULL;
 }
 
-/* Copies the WAL back into the database once a second, passively (never waiting on a writer). */
+/* The store's upkeep once a second (SQLite: a passive checkpoint, never waiting on a writer). */
 static void *checkpointer_main(void *arg) {
     store *s = arg;
     pthread_setname_np(pthread_self(), "rf-checkpoint");
@@ -159,7 +153,7 @@ static void *checkpointer_main(void *arg) {
         until.tv_sec += 1;
         if (pthread_cond_timedwait(&s->checkpoint_cv, &s->mu, &until) == 0 || s->stopping) continue;
         pthread_mutex_unlock(&s->mu);
-        sqlite3_wal_checkpoint_v2(s->checkpoint_db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        store_maintain(s->checkpoint_db);
         pthread_mutex_lock(&s->mu);
     }
     pthread_mutex_unlock(&s->mu);
@@ -187,42 +181,14 @@ static void on_done(uv_async_t *handle) {
 
 static void on_async_closed(uv_handle_t *handle);
 
-static int make_dir(const char *dir, char *err, size_t errlen) {
-    if (mkdir(dir, 0750) == 0 || errno == EEXIST) return 0;
-    snprintf(err, errlen, "cannot create the data directory %s: %s", dir, strerror(errno));
-    return -1;
-}
-
-store *store_open(uv_loop_t *loop, const char *data_dir, char *err, size_t errlen) {
-    if (make_dir(data_dir, err, errlen)) return NULL;
+store *store_open(uv_loop_t *loop, const char *location, char *err, size_t errlen) {
     store *s = calloc(1, sizeof *s);
     if (!s) abort();
     s->loop = loop;
     s->queue_tail = &s->queue;
     s->done_tail = &s->done;
-    char path[1024];
-    snprintf(path, sizeof path, "%s/returnflow.db", data_dir);
-    store_faults_init();
-    int opened = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
-    if (opened == SQLITE_OK) sqlite3_busy_timeout(s->db, 5000);   /* before any statement: wait out a lock */
-    if (opened != SQLITE_OK ||
-        store_sqlite_schema(s->db) != 0 ||
-        store_sqlite_exec(s->db, "DELETE FROM tenant_status") != 0 ||   /* a start unpauses: the key may have been fixed */
-        sqlite3_prepare_v2(s->db, "INSERT INTO events(tenant, received_at, body, script_version) VALUES (?, ?, ?, ?)", -1,
-                           &s->insert, NULL) != SQLITE_OK) {
-        snprintf(err, errlen, "cannot open the store %s: %s", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
-        sqlite3_finalize(s->insert);
-        sqlite3_close(s->db);
-        free(s);
-        return NULL;
-    }
-    if (sqlite3_open_v2(path, &s->checkpoint_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-        snprintf(err, errlen, "cannot open the store %s: %s", path,
-                 s->checkpoint_db ? sqlite3_errmsg(s->checkpoint_db) : "out of memory");
-        goto fail_db;
-    }
-    sqlite3_busy_timeout(s->checkpoint_db, 5000);
-    store_sqlite_exec(s->checkpoint_db, "SELECT 1 FROM sqlite_master LIMIT 1");   /* opens the WAL: a checkpoint needs it */
+    if (!(s->db = store_db_open(location, STORE_CREATE | STORE_JOURNAL, err, errlen))) goto fail_store;
+    if (!(s->checkpoint_db = store_db_open(location, 0, err, errlen))) goto fail_db;
     pthread_mutex_init(&s->mu, NULL);
     pthread_condattr_t cv_attr;
     pthread_condattr_init(&cv_attr);
@@ -237,7 +203,7 @@ store *store_open(uv_loop_t *loop, const char *data_dir, char *err, size_t errle
         goto fail_async;
     }
     if (pthread_create(&s->checkpointer, NULL, checkpointer_main, s) != 0) {
-        snprintf(err, errlen, "cannot start the checkpointer: %s", strerror(errno));
+        snprintf(err, errlen, "cannot start the store's upkeep thread: %s", strerror(errno));
         pthread_mutex_lock(&s->mu);
         s->stopping = 1;
         pthread_cond_signal(&s->cv);
@@ -247,15 +213,13 @@ store *store_open(uv_loop_t *loop, const char *data_dir, char *err, size_t errle
     }
     return s;
 fail_async:
-    sqlite3_finalize(s->insert);
-    sqlite3_close(s->checkpoint_db);
-    sqlite3_close(s->db);
+    store_db_close(s->checkpoint_db);
+    store_db_close(s->db);
     uv_close((uv_handle_t *)&s->done_async, on_async_closed);   /* frees s */
     return NULL;
 fail_db:
-    sqlite3_close(s->checkpoint_db);
-    sqlite3_finalize(s->insert);
-    sqlite3_close(s->db);
+    store_db_close(s->db);
+fail_store:
     free(s);
     return NULL;
 }
@@ -307,10 +271,9 @@ void store_close(store *s, void (*closed)(void *ud), void *ud) {
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->writer, NULL);      /* the writer commits what was queued before it stops */
     pthread_join(s->checkpointer, NULL);
-    sqlite3_close(s->checkpoint_db);
+    store_db_close(s->checkpoint_db);
     on_done(&s->done_async);            /* and those callbacks run now */
-    sqlite3_finalize(s->insert);
-    sqlite3_close(s->db);
+    store_db_close(s->db);
     s->closed = closed;
     s->closed_ud = ud;
     uv_close((uv_handle_t *)&s->done_async, on_async_closed);

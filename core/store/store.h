@@ -15,10 +15,11 @@ typedef struct store store;
  * event's id) or has failed (status -1, id 0). */
 typedef void (*store_journal_cb)(void *ud, int status, int64_t id);
 
-/* Opens (creating if needed) DIR/returnflow.db in WAL mode with full fsync,
- * creates the schema, and starts the writer thread, which reports back on
- * loop. Returns NULL with err filled on failure. */
-store *store_open(uv_loop_t *loop, const char *data_dir, char *err, size_t errlen);
+/* Opens the store at location (store_db.h: a data folder, created if needed,
+ * or a postgresql:// URL) for durable appends, creates or upgrades the schema,
+ * and starts the writer thread, which reports back on loop. Returns NULL with
+ * err filled on failure. */
+store *store_open(uv_loop_t *loop, const char *location, char *err, size_t errlen);
 
 /* Queues a raw webhook for the journal. Appends queued while a commit is in
  * flight share the next commit (one fsync for all of them). cb runs on the

@@ -1,9 +1,11 @@
 /*
- * store_db.c: a connection to the store (store_db.h) and its transactions.
+ * store_db.c: SQLite's connection to the store (store_db.h), its transactions and the journal
+ * writer's appends.
  *
  * Every connection waits out a lock for 10 s (the journal writer, a mapping thread, delivery and a
- * batch job share one database in WAL mode); only the journal writer (store.c) commits with a full
- * fsync, the others may be relaxed, since what they lose to a power cut is done again.
+ * batch job share one database in WAL mode; the journal writer 5 s, so a webhook's answer is never
+ * later than that); only the journal writer (store.c) commits with a full fsync, the others may be
+ * relaxed, since what they lose to a power cut is done again.
  */
 #include "store_sqlite.h"
 
@@ -17,14 +19,14 @@
 
 static void db_path(const char *data_dir, char *out, size_t len) { snprintf(out, len, "%s/returnflow.db", data_dir); }
 
-int store_db_exists(const char *data_dir) {
+int sqlite_db_exists(const char *data_dir) {
     char path[1100];
     struct stat st;
     db_path(data_dir, path, sizeof path);
     return stat(path, &st) == 0;
 }
 
-store_db *store_db_open(const char *data_dir, int flags, char *err, size_t errlen) {
+store_db *sqlite_db_open(const char *data_dir, int flags, char *err, size_t errlen) {
     char path[1100];
     db_path(data_dir, path, sizeof path);
     if ((flags & STORE_CREATE) && mkdir(data_dir, 0750) != 0 && errno != EEXIST) {
@@ -34,11 +36,13 @@ store_db *store_db_open(const char *data_dir, int flags, char *err, size_t errle
     store_faults_init();
     store_db *s = calloc(1, sizeof *s);
     if (!s) abort();
+    s->backend = &store_sqlite_backend;
     int mode = (flags & STORE_READ_ONLY) ? SQLITE_OPEN_READONLY
                                          : SQLITE_OPEN_READWRITE | ((flags & STORE_CREATE) ? SQLITE_OPEN_CREATE : 0);
     if (sqlite3_open_v2(path, &s->db, mode | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK ||
-        sqlite3_busy_timeout(s->db, 10000) != SQLITE_OK ||
-        ((flags & STORE_CREATE) && !(flags & STORE_READ_ONLY) && store_sqlite_schema(s->db) != 0)) {
+        sqlite3_busy_timeout(s->db, (flags & STORE_JOURNAL) ? 5000 : 10000) != SQLITE_OK ||
+        ((flags & STORE_CREATE) && !(flags & STORE_READ_ONLY) && store_sqlite_schema(s->db) != 0) ||
+        ((flags & STORE_JOURNAL) && store_sqlite_exec(s->db, "DELETE FROM tenant_status") != 0)) {
         snprintf(err, errlen, "cannot open %s: %s", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
         sqlite3_close(s->db);
         free(s);
@@ -50,16 +54,17 @@ store_db *store_db_open(const char *data_dir, int flags, char *err, size_t errle
     return s;
 }
 
-void store_db_close(store_db *s) {
+void sqlite_db_close(store_db *s) {
     if (!s) return;
     sqlite3_finalize(s->journal_held);
     sqlite3_finalize(s->outbox_has);
     sqlite3_finalize(s->memory_recall);
+    sqlite3_finalize(s->journal_insert);
     sqlite3_close(s->db);
     free(s);
 }
 
-const char *store_db_error(store_db *s) { return s->kept_code ? s->kept_msg : sqlite3_errmsg(s->db); }
+const char *sqlite_db_error(store_db *s) { return s->kept_code ? s->kept_msg : sqlite3_errmsg(s->db); }
 
 void store_sqlite_keep_error(store_db *s, int code, const char *msg) {
     s->kept_code = code ? code : SQLITE_ERROR;
@@ -78,23 +83,58 @@ store_fault store_sqlite_fault(int code) {
 }
 
 /* The kept failure once (then the connection's own last error again). */
-store_fault store_db_fault(store_db *s) {
+store_fault sqlite_db_fault(store_db *s) {
     int code = s->kept_code ? s->kept_code : sqlite3_extended_errcode(s->db);
     s->kept_code = 0;
     return store_sqlite_fault(code);
 }
 
-void store_log_error(const char *what, store_db *s) {
-    store_sqlite_log_msg(what, store_db_error(s));
-}
 
-int store_begin(store_db *s) { return store_sqlite_exec(s->db, "BEGIN IMMEDIATE"); }
-int store_commit(store_db *s) { return store_sqlite_exec(s->db, "COMMIT"); }
-void store_rollback(store_db *s) { store_sqlite_exec(s->db, "ROLLBACK"); }
+int sqlite_begin(store_db *s) { return store_sqlite_exec(s->db, "BEGIN IMMEDIATE"); }
+int sqlite_commit(store_db *s) { return store_sqlite_exec(s->db, "COMMIT"); }
+void sqlite_rollback(store_db *s) { store_sqlite_exec(s->db, "ROLLBACK"); }
 
 
-void store_checkpoint_every(store_db *s, int pages) {
+void sqlite_checkpoint_every(store_db *s, int pages) {
     char sql[64];
     snprintf(sql, sizeof sql, "PRAGMA wal_autocheckpoint=%d", pages);
     store_sqlite_exec(s->db, sql);
+}
+
+int sqlite_journal_commit(store_db *s, store_journal_row *rows, int n) {
+    if (!s->journal_insert &&
+        sqlite3_prepare_v2(s->db, "INSERT INTO events(tenant, received_at, body, script_version) VALUES (?, ?, ?, ?)",
+                           -1, &s->journal_insert, NULL) != SQLITE_OK)
+        return -1;
+    int ok = store_sqlite_exec(s->db, "BEGIN IMMEDIATE") == 0;
+    for (int i = 0; i < n && ok; i++) {
+        store_journal_row *r = &rows[i];
+        sqlite3_bind_text(s->journal_insert, 1, r->tenant, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s->journal_insert, 2, r->received_at);
+        sqlite3_bind_blob(s->journal_insert, 3, r->body, (int)r->len, SQLITE_STATIC);
+        store_sqlite_text_or_null(s->journal_insert, 4, r->version);
+        ok = sqlite3_step(s->journal_insert) == SQLITE_DONE;
+        r->id = sqlite3_last_insert_rowid(s->db);
+        sqlite3_reset(s->journal_insert);
+    }
+    if (ok) ok = store_sqlite_exec(s->db, "COMMIT") == 0;
+    if (ok) return 0;
+    store_sqlite_keep_error(s, sqlite3_extended_errcode(s->db), sqlite3_errmsg(s->db));
+    store_sqlite_exec(s->db, "ROLLBACK");
+    return -1;
+}
+
+/* One page written and committed (the schema's version, set to what it is). */
+int sqlite_journal_probe(store_db *s) {
+    int ok = store_sqlite_exec(s->db, "BEGIN IMMEDIATE") == 0 && store_sqlite_exec(s->db, "PRAGMA user_version = 1") == 0 &&
+             store_sqlite_exec(s->db, "COMMIT") == 0;
+    if (!ok) store_sqlite_exec(s->db, "ROLLBACK");
+    return ok ? 0 : -1;
+}
+
+/* Copies the WAL back into the database, passively (never waiting on a writer). The first call opens
+ * the WAL on this connection: a checkpoint needs it. */
+void sqlite_maintain(store_db *s) {
+    store_sqlite_exec(s->db, "SELECT 1 FROM sqlite_master LIMIT 1");
+    sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 }

@@ -1,13 +1,16 @@
 /*
- * store_db.h: the store's interface for everything but the journal writer (store.h): one connection
- * to the data folder's database, and the few operations the service, delivery, the batch jobs and
- * the operator's commands do on it, each named for what it does.
+ * store_db.h: the store's interface: one connection to the store, and the few operations the
+ * service, delivery, the batch jobs and the operator's commands do on it, each named for what it does
+ * (store.h, the journal writer's thread, is built on it).
  *
  * Why one interface: every SQL statement and every state number of the project is in core/store/,
- * so the rest of the code reads as the event's path, and a second backend (PostgreSQL) implements
- * this header and nothing else. So it stays small and free of SQLite's types: a connection is an
- * opaque handle, rows come back as plain structs (valid until the next row), states are the enums of
+ * so the rest of the code reads as the event's path, and each backend (SQLite in the data folder, the
+ * default; PostgreSQL shared by several nodes) implements this header and nothing else
+ * (store_backend.h). So it stays small and free of any backend's types: a connection is an opaque
+ * handle, rows come back as plain structs (valid until the next row), states are the enums of
  * states.h.
+ *
+ * A store's location is a data folder (SQLite: FOLDER/returnflow.db) or a postgresql:// URL.
  *
  * Rules a changer keeps:
  * - A connection belongs to one thread.
@@ -32,14 +35,20 @@ enum {
     STORE_READ_ONLY = 1,          /* reads only (a dry batch job, replay's journal reader) */
     STORE_CREATE = 2,             /* create the data folder and the database, upgrade the schema */
     STORE_RELAXED = 4,            /* synchronous=NORMAL: what is lost to a power cut is done again */
+    STORE_JOURNAL = 8,            /* the journal writer's: every commit durable, and a start of serve
+                                     (paused tenants are cleared: a key may have been fixed) */
 };
 
-/* Opens DATA/returnflow.db (busy timeout 10 s). NULL with err filled ("cannot open PATH: why"). */
-store_db *store_db_open(const char *data_dir, int flags, char *err, size_t errlen);
+/* Opens the store at location (a lock is waited out for 10 s). NULL with err filled ("cannot open
+ * PATH: why"; a URL is named without its password). */
+store_db *store_db_open(const char *location, int flags, char *err, size_t errlen);
 void store_db_close(store_db *db);
 
-/* Whether DATA/returnflow.db exists (a dry job reads it only if it does). */
-int store_db_exists(const char *data_dir);
+/* Whether the store exists (a dry job reads it only if it does). */
+int store_db_exists(const char *location);
+
+/* The backend's name: "sqlite" or "postgresql". */
+const char *store_db_backend(store_db *db);
 
 /* The last error of this connection, for a message. */
 const char *store_db_error(store_db *db);
@@ -67,6 +76,30 @@ void store_rollback(store_db *db);
 /* Checkpoints automatically every `pages` WAL pages on this connection (a batch job writes a lot);
  * 0: never (serve's mapping threads: the journal's checkpointer thread does it, store.c). */
 void store_checkpoint_every(store_db *db, int pages);
+
+/* ---------------------- the journal writer (store.c) ----------------------- */
+
+typedef struct store_journal_row {
+    const char *tenant;
+    const char *version;          /* the tenant's scripts version at arrival, NULL: none */
+    const char *body;
+    size_t len;
+    long long received_at;        /* ms since the epoch */
+    long long id;                 /* set by store_journal_commit */
+} store_journal_row;
+
+/* Appends rows as one transaction that is durable when this returns (fsync'd, or acknowledged by
+ * the database server with synchronous commit). 0 with every id set, or -1: nothing of it was
+ * kept (store_db_fault and store_db_error say why). */
+int store_journal_commit(store_db *db, store_journal_row *rows, int n);
+
+/* While the journal fails and no webhook comes: a one-row write, to learn whether the store takes
+ * writes again. 0 or -1. */
+int store_journal_probe(store_db *db);
+
+/* Background upkeep, called about once a second on a connection of its own (SQLite copies its log
+ * back into the database: a passive checkpoint). */
+void store_maintain(store_db *db);
 
 /* --------------------------- journal (events) ------------------------------ */
 
@@ -225,10 +258,13 @@ int store_purge_dead_requests(store_db *db, long long id, const char *tenant);
 
 /* ------------------------- maintenance (operator) --------------------------- */
 
+/* The next three are the SQLite backend's (PostgreSQL has its own tools: docs/scale-out.md); on
+ * another backend they fail with a message that says so. */
+
 /* Checks DATA's store read-only, within `seconds` (0: no bound): its log (frames that would be
  * dropped) and every page (a quick check). Each problem goes to problem() ("FILE: what"). */
 enum { STORE_CHECK_SOUND = 0, STORE_CHECK_DAMAGED = 1, STORE_CHECK_CUT_SHORT = 2 };
-int store_check(const char *data_dir, double seconds, void (*problem)(void *ud, const char *what), void *ud);
+int store_check(const char *location, double seconds, void (*problem)(void *ud, const char *what), void *ud);
 
 /* A consistent copy of the store written to path (which must not exist) while others keep using
  * it (the backend's online backup). 0, or -1 with err filled. */

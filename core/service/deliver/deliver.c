@@ -206,7 +206,7 @@ deliverer *deliver_start(const config *cfg, char *err, size_t errlen) {
         restore_counts(ts);
     }
     char path[1024], why[1200];
-    if (!(d->db = store_db_open(cfg->data_dir, STORE_RELAXED, why, sizeof why))) {
+    if (!(d->db = store_db_open(config_store_location(cfg), STORE_RELAXED, why, sizeof why))) {
         snprintf(err, errlen, "delivery: %s", why);
         free_windows(d);
         free(d->tenants);
