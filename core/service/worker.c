@@ -185,13 +185,28 @@ static void store_worked(thread *t) {
     store_health_ok(STORE_PART_MAPPING);
 }
 
-/* Writes a whole batch's outcomes in one transaction (one lock, one commit); a refusal leaves the
- * events journaled, to be mapped again on a later pass, and tells store_health.h (once). */
-static int commit_results(thread *t, const char *tenant, const char *version, const results *rs) {
-    if (rs->nev == 0) return 0;
+/* Writes a batch's outcomes, COMMIT_CHUNK events a transaction, in journal order; a refusal leaves
+ * that chunk's events and the rest journaled, to be mapped again on a later pass, and tells
+ * store_health.h (once). *committed: how many of rs's events are stored. Why chunks: the store's
+ * write lock is taken in turns (the journal's commits between two chunks: store_db.h), and a
+ * webhook's acknowledgement waits for the transaction in hand; 32 events keep that wait near a
+ * millisecond while the commit's fixed cost stays spread. */
+#define COMMIT_CHUNK 32
+static int commit_chunk(thread *t, const char *tenant, const char *version, const results *rs, int from, int to);
+static int commit_results(thread *t, const char *tenant, const char *version, const results *rs, int *committed) {
+    *committed = 0;
+    while (*committed < rs->nev) {
+        int to = *committed + COMMIT_CHUNK < rs->nev ? *committed + COMMIT_CHUNK : rs->nev;
+        if (commit_chunk(t, tenant, version, rs, *committed, to) != 0) return -1;
+        *committed = to;
+    }
+    return 0;
+}
+
+static int commit_chunk(thread *t, const char *tenant, const char *version, const results *rs, int from, int to) {
     const char *a = rs->arena.data;
     int ok = store_begin(t->db) == 0;
-    for (int e = 0; ok && e < rs->nev; e++) {
+    for (int e = from; ok && e < to; e++) {
         map_request reqs[rs->ev[e].nreq ? rs->ev[e].nreq : 1];
         const char *cans[rs->ev[e].ncan ? rs->ev[e].ncan : 1];
         const char *mk[rs->ev[e].nmem ? rs->ev[e].nmem : 1], *mv[rs->ev[e].nmem ? rs->ev[e].nmem : 1];
@@ -281,13 +296,12 @@ static int map_batch(thread *t, int ti, event_state state) {
             strbuf_free(&f);
         }
     }
-    int rc = commit_results(t, tc->id, tc->scripts_version, &rs);
-    if (rc == 0) {
-        pthread_mutex_lock(&totals_mu);
-        for (int e = 0; e < rs.nev; e++) totals[rs.ev[e].status]++;
-        pthread_mutex_unlock(&totals_mu);
-        rc = rs.nev;
-    }
+    int committed;
+    int rc = commit_results(t, tc->id, tc->scripts_version, &rs, &committed);
+    pthread_mutex_lock(&totals_mu);
+    for (int e = 0; e < committed; e++) totals[rs.ev[e].status]++;
+    pthread_mutex_unlock(&totals_mu);
+    if (rc == 0) rc = rs.nev;
     for (int i = 0; i < n; i++) free(batch[i].body);
     free(batch);
     free(events);

@@ -88,7 +88,7 @@ long long sqlite_queued_count(store_db *db, const char *tenant) {
 static int each_in_one_transaction(store_db *db, const char *sql, int n,
                                    void (*bind)(sqlite3_stmt *st, int i, const void *ud), const void *ud) {
     sqlite3_stmt *st = NULL;
-    if (sqlite3_exec(db->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) return -1;
+    if (store_sqlite_write_begin(db) != 0) return -1;
     int ok = sqlite3_prepare_v2(db->db, sql, -1, &st, NULL) == SQLITE_OK;
     for (int i = 0; ok && i < n; i++) {
         bind(st, i, ud);
@@ -97,12 +97,12 @@ static int each_in_one_transaction(store_db *db, const char *sql, int n,
         sqlite3_clear_bindings(st);
     }
     sqlite3_finalize(st);
-    if (ok && sqlite3_exec(db->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) return 0;
+    if (ok && store_sqlite_write_commit(db) == 0) return 0;
     /* Keep the failing call's error for store_db_fault: the rollback must not replace it. */
     int code = sqlite3_extended_errcode(db->db);
     char msg[256];
     snprintf(msg, sizeof msg, "%s", sqlite3_errmsg(db->db));
-    sqlite3_exec(db->db, "ROLLBACK", NULL, NULL, NULL);
+    store_sqlite_write_rollback(db);
     store_sqlite_keep_error(db, code, msg);
     return -1;
 }

@@ -17,7 +17,18 @@ int sqlite_fire_schedules(store_db *conn, const char *tenant) {
     sqlite3 *db = conn->db;
     sqlite3_stmt *st;
     long long now = clock_now_ms();
-    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) return -1;
+    /* Most passes find nothing due: a read says so without taking the write lock. */
+    if (!conn->due_check &&
+        sqlite3_prepare_v2(db, "SELECT 1 FROM schedules WHERE tenant = ? AND due_at <= ? LIMIT 1", -1, &conn->due_check,
+                           NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_text(conn->due_check, 1, tenant, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(conn->due_check, 2, now);
+    int due = sqlite3_step(conn->due_check);
+    sqlite3_reset(conn->due_check);
+    if (due == SQLITE_DONE) return 0;
+    if (due != SQLITE_ROW) return -1;
+    if (store_sqlite_write_begin(conn) != 0) return -1;
     /* A chunk at a time: a backfill can release 100,000s at once, and the write lock is shared. */
     int ok = sqlite3_exec(db, "CREATE TEMP TABLE IF NOT EXISTS firing(key TEXT PRIMARY KEY); DELETE FROM firing",
                           NULL, NULL, NULL) == SQLITE_OK;
@@ -48,9 +59,9 @@ int sqlite_fire_schedules(store_db *conn, const char *tenant) {
         ok = sqlite3_step(st) == SQLITE_DONE;
         sqlite3_finalize(st);
     }
-    if (!ok || sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+    if (!ok || store_sqlite_write_commit(conn) != 0) {
         store_sqlite_log("cannot fire schedules", db);
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        store_sqlite_write_rollback(conn);
         return -1;
     }
     return fired;

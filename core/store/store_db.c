@@ -37,6 +37,7 @@ store_db *sqlite_db_open(const char *data_dir, int flags, char *err, size_t errl
     store_db *s = calloc(1, sizeof *s);
     if (!s) abort();
     s->backend = &store_sqlite_backend;
+    s->journal = (flags & STORE_JOURNAL) != 0;
     int mode = (flags & STORE_READ_ONLY) ? SQLITE_OPEN_READONLY
                                          : SQLITE_OPEN_READWRITE | ((flags & STORE_CREATE) ? SQLITE_OPEN_CREATE : 0);
     if (sqlite3_open_v2(path, &s->db, mode | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK ||
@@ -56,10 +57,12 @@ store_db *sqlite_db_open(const char *data_dir, int flags, char *err, size_t errl
 
 void sqlite_db_close(store_db *s) {
     if (!s) return;
+    if (s->holds_turn) store_sqlite_write_rollback(s);   /* closed inside a transaction: nothing of it kept */
     sqlite3_finalize(s->journal_held);
     sqlite3_finalize(s->outbox_has);
     sqlite3_finalize(s->memory_recall);
     sqlite3_finalize(s->journal_insert);
+    sqlite3_finalize(s->due_check);
     sqlite3_close(s->db);
     free(s);
 }
@@ -90,9 +93,9 @@ store_fault sqlite_db_fault(store_db *s) {
 }
 
 
-int sqlite_begin(store_db *s) { return store_sqlite_exec(s->db, "BEGIN IMMEDIATE"); }
-int sqlite_commit(store_db *s) { return store_sqlite_exec(s->db, "COMMIT"); }
-void sqlite_rollback(store_db *s) { store_sqlite_exec(s->db, "ROLLBACK"); }
+int sqlite_begin(store_db *s) { return store_sqlite_write_begin(s); }
+int sqlite_commit(store_db *s) { return store_sqlite_write_commit(s); }
+void sqlite_rollback(store_db *s) { store_sqlite_write_rollback(s); }
 
 
 void sqlite_checkpoint_every(store_db *s, int pages) {
@@ -106,7 +109,7 @@ int sqlite_journal_commit(store_db *s, store_journal_row *rows, int n) {
         sqlite3_prepare_v2(s->db, "INSERT INTO events(tenant, received_at, body, script_version) VALUES (?, ?, ?, ?)",
                            -1, &s->journal_insert, NULL) != SQLITE_OK)
         return -1;
-    int ok = store_sqlite_exec(s->db, "BEGIN IMMEDIATE") == 0;
+    int ok = store_sqlite_write_begin(s) == 0;
     for (int i = 0; i < n && ok; i++) {
         store_journal_row *r = &rows[i];
         sqlite3_bind_text(s->journal_insert, 1, r->tenant, -1, SQLITE_STATIC);
@@ -117,18 +120,18 @@ int sqlite_journal_commit(store_db *s, store_journal_row *rows, int n) {
         r->id = sqlite3_last_insert_rowid(s->db);
         sqlite3_reset(s->journal_insert);
     }
-    if (ok) ok = store_sqlite_exec(s->db, "COMMIT") == 0;
+    if (ok) ok = store_sqlite_write_commit(s) == 0;
     if (ok) return 0;
-    store_sqlite_keep_error(s, sqlite3_extended_errcode(s->db), sqlite3_errmsg(s->db));
-    store_sqlite_exec(s->db, "ROLLBACK");
+    if (s->holds_turn) store_sqlite_keep_error(s, sqlite3_extended_errcode(s->db), sqlite3_errmsg(s->db));
+    store_sqlite_write_rollback(s);
     return -1;
 }
 
 /* One page written and committed (the schema's version, set to what it is). */
 int sqlite_journal_probe(store_db *s) {
-    int ok = store_sqlite_exec(s->db, "BEGIN IMMEDIATE") == 0 && store_sqlite_exec(s->db, "PRAGMA user_version = 1") == 0 &&
-             store_sqlite_exec(s->db, "COMMIT") == 0;
-    if (!ok) store_sqlite_exec(s->db, "ROLLBACK");
+    int ok = store_sqlite_write_begin(s) == 0 && store_sqlite_exec(s->db, "PRAGMA user_version = 1") == 0 &&
+             store_sqlite_write_commit(s) == 0;
+    if (!ok) store_sqlite_write_rollback(s);
     return ok ? 0 : -1;
 }
 

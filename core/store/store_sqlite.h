@@ -24,10 +24,20 @@ struct store_db {
     sqlite3_stmt *journal_held;   /* prepared on first use: a batch job runs them per event */
     sqlite3_stmt *outbox_has;
     sqlite3_stmt *memory_recall;
-    sqlite3_stmt *journal_insert; /* the journal writer's append */  /* a mapping thread's out:recall that missed the mapper's cache */
+    sqlite3_stmt *journal_insert; /* the journal writer's append */
+    sqlite3_stmt *due_check;      /* whether a tenant has a schedule due */  /* a mapping thread's out:recall that missed the mapper's cache */
+    int holds_turn;               /* inside a write transaction begun by store_sqlite_write_begin */
+    int journal;                  /* the journal writer's connection: first in line (sqlite_turn.c) */
     int kept_code;                /* a failure's error kept past its rollback (store_sqlite_keep_error) */
     char kept_msg[256];
 };
+
+/* A write transaction, when this process's earlier writers are done (sqlite_turn.c). begin: 0, or -1
+ * with the error kept (no transaction). commit: 0, or -1 with the transaction still open (the caller
+ * rolls back, which also ends the turn). */
+int store_sqlite_write_begin(store_db *db);
+int store_sqlite_write_commit(store_db *db);
+void store_sqlite_write_rollback(store_db *db);
 
 /* Keeps a failure's code and message for store_db_fault and store_db_error, which a ROLLBACK after
  * it would otherwise replace with "not an error". */
