@@ -102,6 +102,13 @@ function M.tempdir()
   return dir
 end
 
+--- A new empty folder under /tmp kept until the run ends (a template a run's specs share).
+function M.run_tempdir()
+  local dir = mkdtemp()
+  run_temps[dir] = true
+  return dir
+end
+
 --- Writes text into a new temporary file (name ends with `suffix`) and returns its path.
 function M.tempfile(text, suffix)
   local dir = M.tempdir()
