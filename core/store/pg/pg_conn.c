@@ -148,6 +148,7 @@ int pg_exec(pg_db *p, const char *sql) {
 pg_db *pg_connect(const char *url, int flags, char *err, size_t errlen) {
     pg_db *p = calloc(1, sizeof *p);
     if (!p) abort();
+    p->backend = &store_pg_backend;
     p->flags = flags;
     p->url = strdup(url);
     if (!p->url) abort();
@@ -156,26 +157,27 @@ pg_db *pg_connect(const char *url, int flags, char *err, size_t errlen) {
     const char *const keys[] = { "connect_timeout", "application_name", "keepalives_idle", "keepalives_interval",
                                  "keepalives_count", "dbname", NULL };
     const char *const values[] = { "5", "returnflow", "10", "3", "3", url, NULL };
-    p->conn = PQconnectdbParams(keys, values, 1);
     char safe[256];
     pg_location_safe(url, safe, sizeof safe);
+    p->conn = PQconnectdbParams(keys, values, 1);
     if (!p->conn || PQstatus(p->conn) != CONNECTION_OK) {
         snprintf(err, errlen, "cannot connect to %s: %s", safe, p->conn ? PQerrorMessage(p->conn) : "out of memory");
         size_t n = strlen(err);
         while (n && err[n - 1] == '\n') err[--n] = 0;
-        PQfinish(p->conn);
-        free(p->url);
-        free(p);
-        return NULL;
+        goto fail;
     }
-    if (configure(p) != 0 || ((flags & STORE_CREATE) && !(flags & STORE_READ_ONLY) && pg_migrate(p, err, errlen) != 0)) {
-        if (p->err[0]) snprintf(err, errlen, "cannot open %s: %s", safe, p->err);
-        PQfinish(p->conn);
-        free(p->url);
-        free(p);
-        return NULL;
-    }
+    if (configure(p) != 0) goto fail_err;
+    if ((flags & STORE_CREATE) && !(flags & STORE_READ_ONLY) && pg_migrate(p, err, errlen) != 0) goto fail;
+    /* A start of serve unpauses: the key may have been fixed (as SQLite's journal writer's open). */
+    if ((flags & STORE_JOURNAL) && pg_exec(p, "DELETE FROM tenant_status") != 0) goto fail_err;
     return p;
+fail_err:
+    snprintf(err, errlen, "cannot open %s: %s", safe, p->err);
+fail:
+    PQfinish(p->conn);
+    free(p->url);
+    free(p);
+    return NULL;
 }
 
 /* ------------------------------ store_db.h -------------------------------- */

@@ -16,20 +16,18 @@
 static const pg_stmt append_stmt = {
     "journal_append", "INSERT INTO events(tenant, received_at, body, script_version) VALUES ($1, $2, $3, $4) RETURNING id" };
 
-int pg_journal_append_rows(store_db *db, const char *const *tenants, const char *const *versions,
-                           const char *const *bodies, const size_t *lens, const long long *received_at,
-                           long long *ids, int n) {
+int pg_journal_commit(store_db *db, store_journal_row *rows, int n) {
     pg_db *p = pg_of(db);
     if (pg_begin(db) != 0) return -1;
     for (int i = 0; i < n; i++) {
         pg_params pp = { 0 };
-        pg_text(&pp, tenants[i]);
-        pg_int(&pp, received_at[i]);
-        pg_bytes(&pp, bodies[i], lens[i]);
-        pg_text_or_null(&pp, versions[i]);
+        pg_text(&pp, rows[i].tenant);
+        pg_int(&pp, rows[i].received_at);
+        pg_bytes(&pp, rows[i].body, rows[i].len);
+        pg_text_or_null(&pp, rows[i].version);
         PGresult *r = pg_run(p, &append_stmt, &pp);
         if (!r) goto fail;
-        ids[i] = pg_ll(r, 0, 0);
+        rows[i].id = pg_ll(r, 0, 0);
         PQclear(r);
     }
     if (pg_commit(db) == 0) return 0;

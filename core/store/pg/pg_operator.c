@@ -4,16 +4,14 @@
  *
  * The same statements as SQLite's dead_letters.c and jobs.c, in PostgreSQL's SQL; names sort
  * bytewise (COLLATE "C"), as SQLite's BINARY does, whatever the database's collation. SQLite's file
- * tools (store check, recover, backup) have no meaning here: PostgreSQL has pg_dump, pg_basebackup
- * and its own recovery.
+ * tools (store check, recover, backup) are not here: PostgreSQL has pg_dump, pg_basebackup and its own
+ * recovery (pg_backend.c).
  */
 #include "pg_store.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static const char file_tools[] = "PostgreSQL: use pg_dump / pg_basebackup (docs/scale-out.md)";
 
 void pg_tenants(store_db *db, void (*cb)(void *ud, const char *tenant), void *ud) {
     static const pg_stmt st = { "tenants", "SELECT tenant FROM (SELECT tenant FROM events UNION SELECT tenant FROM outbox) q "
@@ -233,25 +231,4 @@ void pg_job_dead_reasons(store_db *db, const char *id, int limit,
     for (int i = 0; r && i < PQntuples(r); i++)
         cb(ud, pg_ll(r, i, 0), PQgetisnull(r, i, 1) ? NULL : PQgetvalue(r, i, 1));
     PQclear(r);
-}
-
-/* ------------------------- SQLite's file tools ---------------------------- */
-
-int pg_check(const char *url, double seconds, void (*problem)(void *ud, const char *what), void *ud) {
-    (void)url; (void)seconds;
-    problem(ud, file_tools);
-    return STORE_CHECK_DAMAGED;
-}
-
-int pg_backup(store_db *db, const char *path, char *err, size_t errlen) {
-    (void)db; (void)path;
-    snprintf(err, errlen, "%s", file_tools);
-    return -1;
-}
-
-int pg_recover(const char *from, const char *to, store_recovered *got, void (*lost)(void *ud, long long event_id),
-               void *ud, char *err, size_t errlen) {
-    (void)from; (void)to; (void)got; (void)lost; (void)ud;
-    snprintf(err, errlen, "%s", file_tools);
-    return -1;
 }

@@ -20,7 +20,7 @@
 static const event_state state_of[] = { EVENT_MAPPED, EVENT_DROPPED, EVENT_FAILED, EVENT_DEFERRED };
 
 typedef struct pg_writer {
-    const void *backend;          /* first, as every backend's writer (store_backend.h) */
+    const store_backend *backend; /* first, as every backend's writer (store_backend.h) */
     pg_db *db;
 } pg_writer;
 
@@ -43,6 +43,7 @@ static const pg_stmt outcome_stmt = {
 outbox_writer *pg_outbox_writer_new(store_db *db) {
     pg_writer *w = calloc(1, sizeof *w);
     if (!w) abort();
+    w->backend = &store_pg_backend;
     w->db = pg_of(db);
     return (outbox_writer *)w;
 }

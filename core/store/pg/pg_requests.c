@@ -11,7 +11,7 @@
 #include <stdlib.h>
 
 typedef struct pg_scan {
-    const void *backend;          /* first, as every backend's scan (store_backend.h) */
+    const store_backend *backend; /* first, as every backend's scan (store_backend.h) */
     PGresult *rows;
     int next, count;
 } pg_scan;
@@ -27,6 +27,7 @@ store_scan *pg_scan_queued(store_db *db, const char *tenant, int limit) {
     if (!r) return NULL;
     pg_scan *s = calloc(1, sizeof *s);
     if (!s) abort();
+    s->backend = &store_pg_backend;
     s->rows = r;
     s->count = PQntuples(r);
     return (store_scan *)s;

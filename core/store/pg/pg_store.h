@@ -21,6 +21,7 @@
 #include <libpq-fe.h>
 #include <stddef.h>
 
+#include "store_backend.h"
 #include "store_db.h"
 
 #define PG_MAX_STATEMENTS 64
@@ -30,7 +31,7 @@
 #define PG_MIGRATE_LOCK 1919314039LL
 
 typedef struct pg_db {
-    const void *backend;          /* first, as every backend's connection (store_backend.h) */
+    const store_backend *backend; /* first, as every backend's connection (store_backend.h) */
     PGconn *conn;
     char *url;                    /* a secret: may hold a password; never logged */
     int flags;                    /* STORE_* of store_db_open */
@@ -87,9 +88,6 @@ void pg_location_safe(const char *url, char *out, size_t outlen);
 
 /* ------------- the backend's functions (store_db.h, outbox.h, the journal ops) ------------- */
 
-struct outbox_writer;
-struct outbox_target;
-struct map_result;
 
 store_db *pg_db_open(const char *url, int flags, char *err, size_t errlen);
 void pg_db_close(store_db *db);
@@ -104,9 +102,7 @@ void pg_checkpoint_every(store_db *db, int pages);
 int pg_schema_version(store_db *db);
 int pg_schema_latest(void);
 
-int pg_journal_append_rows(store_db *db, const char *const *tenants, const char *const *versions,
-                           const char *const *bodies, const size_t *lens, const long long *received_at,
-                           long long *ids, int n);
+int pg_journal_commit(store_db *db, store_journal_row *rows, int n);
 int pg_journal_probe(store_db *db);
 void pg_maintain(store_db *db);
 int pg_journal_each(store_db *db, const char *tenant, event_state state, int limit, store_event_cb cb, void *ud);
@@ -118,10 +114,9 @@ void pg_purge(store_db *db, const char *tenant, long long cutoff);
 
 int pg_fire_schedules(store_db *db, const char *tenant);
 int pg_memory_recall(store_db *db, const char *tenant, const char *key, size_t klen, strbuf *out);
-struct outbox_writer *pg_outbox_writer_new(store_db *db);
-void pg_outbox_writer_free(struct outbox_writer *w);
-int pg_outbox_write(struct outbox_writer *w, const struct outbox_target *t, long long event_id,
-                    const struct map_result *r);
+outbox_writer *pg_outbox_writer_new(store_db *db);
+void pg_outbox_writer_free(outbox_writer *w);
+int pg_outbox_write(outbox_writer *w, const outbox_target *t, long long event_id, const map_result *r);
 int pg_outbox_has(store_db *db, const char *tenant, const char *dedup);
 
 store_scan *pg_scan_queued(store_db *db, const char *tenant, int limit);
@@ -160,9 +155,5 @@ int pg_replay_dead_requests(store_db *db, long long id, const char *tenant);
 int pg_purge_dead_events(store_db *db, long long id, const char *tenant);
 int pg_purge_dead_requests(store_db *db, long long id, const char *tenant);
 
-int pg_check(const char *url, double seconds, void (*problem)(void *ud, const char *what), void *ud);
-int pg_backup(store_db *db, const char *path, char *err, size_t errlen);
-int pg_recover(const char *from, const char *to, store_recovered *got, void (*lost)(void *ud, long long event_id),
-               void *ud, char *err, size_t errlen);
 
 #endif
