@@ -47,16 +47,19 @@ static int open_store(const char *cmd, int argc, char **argv, store_db **db, con
         }
     }
     config *cfg = NULL;
+    const char *location = data;
     if (!data) {
         char err[4096];
-        cfg = config_load_secrets(config_path ? config_path : "returnflow.conf.lua", 0, err, sizeof err);   /* reads no secret */
+        cfg = config_load_secrets(config_path ? config_path : "returnflow.conf.lua", 0, err, sizeof err);   /* reads no key */
         if (!cfg) { fprintf(stderr, "%sreturnflow %s: give --data DIR or a config that loads\n", err, cmd); return 2; }
         data = cfg->data_dir;
+        location = config_store_location(cfg);      /* the shared PostgreSQL store, from any machine */
     }
     snprintf(data_dir, sizeof data_dir, "%s", data);
-    config_free(cfg);
     char why[1200];
-    if (!(*db = store_db_open(data_dir, 0, why, sizeof why))) {
+    *db = store_db_open(location, 0, why, sizeof why);
+    config_free(cfg);
+    if (!*db) {
         fprintf(stderr, "returnflow %s: %s\n", cmd, why);
         return 2;
     }

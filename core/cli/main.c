@@ -106,9 +106,14 @@ static const command commands[] = {
       "prints a line per tenant: events journaled and not yet mapped, deferred, failed (dead letters);\n"
       "requests queued, retrying, delivered, dead; whether delivery is paused (Klaviyo refused the key),\n"
       "and the last error. Safe beside a running service.\n" },
-    { "store", cmd_store, "the store file: check it, back it up while serving, recover a damaged one",
-      "usage: returnflow store check|backup FILE|recover --into NEW_DATA [-c CONFIG | --data DIR]\n"
+    { "store", cmd_store, "the store: migrate its schema; the SQLite file: check it, back it up, recover it",
+      "usage: returnflow store migrate|check|backup FILE|recover --into NEW_DATA [-c CONFIG | --data DIR]\n"
       "\n"
+      "  migrate             creates or upgrades the store's schema (the config's store.url on PostgreSQL,\n"
+      "                      else DATA/returnflow.db); serve does it too at start, under a lock, so nodes\n"
+      "                      that start together do not race. --data takes a postgresql:// URL too.\n"
+      "                      check, backup and recover are SQLite's: on PostgreSQL use pg_dump,\n"
+      "                      pg_basebackup and PostgreSQL's own recovery (docs/scale-out.md).\n"
       "  check               reads the store (its log, then every page: SQLite's quick_check) and prints\n"
       "                      each damage found; --seconds N stops after N s (serve's start check does,\n"
       "                      with store.check_seconds). Exit status 1 when damaged.\n"

@@ -62,11 +62,12 @@ Cluster.__index = Cluster
 
 --- Starts a cluster; returns { dir, socket_dir, port, url, pid, stop(), restart(mode), sql(...) }.
 -- opts: fsync (default false), tcp (default false: unix socket only), db (default "returnflow"),
--- settings (extra "name=value" server settings).
+-- settings (extra "name=value" server settings), for_run (its folder lives until the run ends, not only
+-- until the spec's helpers.cleanup(): helpers' PostgreSQL backend).
 function M.start(opts)
   opts = opts or {}
   local tmpl = template_folder()
-  local dir = owned_folder()
+  local dir = owned_folder(opts.for_run)
   local data = dir .. "/data"
   run_ok(string.format("cp -a %s %s", helpers.quote(tmpl), helpers.quote(data)), "copying the template cluster")
   local c = setmetatable({ dir = dir, data = data, db = opts.db or "returnflow", user = user }, Cluster)
@@ -88,7 +89,7 @@ function M.start(opts)
   c.log = dir .. "/server.log"
   c:start_server()
   run_ok(string.format("%s/createdb -h %s -p %d %s", M.bin, helpers.quote(dir), c.port, c.db), "createdb")
-  c.url = string.format("postgresql://%s@/%s?host=%s&port=%d", user, c.db, dir, c.port)
+  c.url = c:url_of()
   if opts.tcp then c.tcp_url = string.format("postgresql://%s@127.0.0.1:%d/%s", user, c.port, c.db) end
   return c
 end
@@ -125,11 +126,17 @@ function Cluster:stop()
   self.dir = nil
 end
 
+--- The URL of one of the cluster's databases (default: its own).
+function Cluster:url_of(db)
+  return string.format("postgresql://%s@/%s?host=%s&port=%d", self.user, db or self.db, self.dir, self.port)
+end
+
 local env
---- A LuaSQL connection to the cluster's database (close it after use).
-function Cluster:connect()
+--- A LuaSQL connection to one of the cluster's databases (default: its own); close it after use.
+function Cluster:connect(db)
   env = env or require("luasql.postgres").postgres()
-  return assert(env:connect(string.format("dbname=%s user=%s host=%s port=%d", self.db, self.user, self.dir, self.port)))
+  return assert(env:connect(string.format("dbname=%s user=%s host=%s port=%d", db or self.db, self.user, self.dir,
+                                          self.port)))
 end
 
 --- The server's log so far (for a failing spec's message).

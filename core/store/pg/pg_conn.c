@@ -158,7 +158,7 @@ pg_db *pg_connect(const char *url, int flags, char *err, size_t errlen) {
                                  "keepalives_count", "dbname", NULL };
     const char *const values[] = { "5", "returnflow", "10", "3", "3", url, NULL };
     char safe[256];
-    pg_location_safe(url, safe, sizeof safe);
+    store_location_safe(url, safe, sizeof safe);
     p->conn = PQconnectdbParams(keys, values, 1);
     if (!p->conn || PQstatus(p->conn) != CONNECTION_OK) {
         snprintf(err, errlen, "cannot connect to %s: %s", safe, p->conn ? PQerrorMessage(p->conn) : "out of memory");
@@ -256,16 +256,3 @@ void pg_rollback(store_db *db) {
 
 /* PostgreSQL checkpoints by itself. */
 void pg_checkpoint_every(store_db *db, int pages) { (void)db; (void)pages; }
-
-void pg_location_safe(const char *url, char *out, size_t outlen) {
-    const char *rest = strstr(url, "://");
-    const char *scheme_end = rest;
-    rest = rest ? rest + 3 : url;
-    const char *at = strpbrk(rest, "@/?");
-    if (at && *at == '@') rest = at + 1;                 /* user and password go */
-    size_t host = strcspn(rest, "/?");
-    const char *db = rest[host] == '/' ? rest + host + 1 : "";
-    size_t dbn = strcspn(db, "?");
-    snprintf(out, outlen, "%.*s://%.*s/%.*s", scheme_end ? (int)(scheme_end - url) : 10,
-             scheme_end ? url : "postgresql", (int)host, rest, (int)dbn, db);
-}

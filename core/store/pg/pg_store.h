@@ -83,9 +83,6 @@ void pg_fail(pg_db *p, const PGresult *r);
 /* Creates or upgrades the schema, under PG_MIGRATE_LOCK. 0, or -1 with err filled. */
 int pg_migrate(pg_db *p, char *err, size_t errlen);
 
-/* url's form safe to log: postgresql://HOST[:PORT]/DB, without user, password or options. */
-void pg_location_safe(const char *url, char *out, size_t outlen);
-
 /* ------------- the backend's functions (store_db.h, outbox.h, the journal ops) ------------- */
 
 
