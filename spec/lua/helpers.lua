@@ -516,6 +516,13 @@ store_setting = function(dir, text)
   end, 1))
 end
 
+--- The arguments that point an operator's command (status, dlq) at the store of the config folder dir:
+-- its data folder on SQLite, its config (whose store.url names the database) on PostgreSQL.
+function M.store_args(dir)
+  if pg_stores[dir] then return { "-c", dir .. "/returnflow.conf.lua" } end
+  return { "--data", dir .. "/data" }
+end
+
 -- SQLite's dialect, as the specs write it, in PostgreSQL's: json_extract(X, '$.a.b') and char(N).
 local function pg_dialect(sql)
   sql = sql:gsub("json_extract%(([%w_%.]+),%s*'%$%.([^']*)'%)", function(expr, path)
