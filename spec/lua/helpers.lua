@@ -503,8 +503,14 @@ function M.pg_store(dir)
   local conn = cluster:connect()
   assert(conn:execute("CREATE DATABASE " .. db))
   conn:close()
-  pg_stores[dir] = { url = cluster:url_of(db), db = db }
+  pg_stores[dir] = { url = cluster:url_of(db), db = db, cluster = cluster }
   return pg_stores[dir]
+end
+
+--- Records that the config folder dir names a database of a cluster of the spec's own (pg.lua), so
+-- M.sql_rows reads it there.
+function M.pg_register(dir, cluster, db)
+  pg_stores[dir] = { url = cluster:url_of(db), db = db or cluster.db, cluster = cluster }
 end
 
 -- A config's text with its store on the run's backend: on PostgreSQL, store.url added (a config that
@@ -536,7 +542,7 @@ local luasql_env
 -- it. A SQLite store must exist: opening a missing one would create an empty file under the service.
 local function store(dir, sql)
   if pg_stores[dir] then
-    return M.pg_cluster():connect(pg_stores[dir].db), pg_stores[dir].db, pg_dialect(sql)
+    return pg_stores[dir].cluster:connect(pg_stores[dir].db), pg_stores[dir].db, pg_dialect(sql)
   end
   local path = dir .. "/data/returnflow.db"
   if not lfs.attributes(path) then error("no store at " .. path, 3) end

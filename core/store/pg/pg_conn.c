@@ -9,10 +9,12 @@
  * caller's rollback ends it. Failures map onto store_fault kinds by SQLSTATE class, so the service
  * decides from the kind, never from PostgreSQL's codes.
  *
- * Session settings: synchronous_commit on for every connection that does not ask STORE_RELAXED
- * (the journal writer's commit is the ack's promise); relaxed ones (mapping, delivery) commit
- * without waiting for the WAL flush, as SQLite's synchronous=NORMAL: what a crash loses is done
- * again. lock_timeout 10 s is SQLite's busy timeout.
+ * Session settings: synchronous_commit on for every connection, STORE_RELAXED ones too. SQLite's
+ * synchronous=NORMAL loses nothing to a crash of the process, only to a power cut; PostgreSQL's
+ * synchronous_commit=off loses the last commits to a crash of the server, which a failover is: a
+ * lost settle would leave its rows in flight for good (delivery believes them answered), a lost
+ * mapping would send its requests twice. The pg_restart spec caught the first. lock_timeout 10 s is
+ * SQLite's busy timeout.
  */
 #include "pg_store.h"
 
@@ -76,8 +78,7 @@ void pg_fail(pg_db *p, const PGresult *r) {
 /* The session's settings, on a new or reset connection. */
 static int configure(pg_db *p) {
     char sql[256];
-    snprintf(sql, sizeof sql, "SET synchronous_commit = %s; SET lock_timeout = '10s'; SET client_encoding = 'UTF8';%s",
-             (p->flags & STORE_RELAXED) ? "off" : "on",
+    snprintf(sql, sizeof sql, "SET synchronous_commit = on; SET lock_timeout = '10s'; SET client_encoding = 'UTF8';%s",
              (p->flags & STORE_READ_ONLY) ? " SET default_transaction_read_only = on;" : "");
     PGresult *r = PQexec(p->conn, sql);
     int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
@@ -87,9 +88,43 @@ static int configure(pg_db *p) {
     return ok ? 0 : -1;
 }
 
+void pg_unsure_sending(pg_db *p, const long long *ids, int n) {
+    long long *more = realloc(p->unsure, (size_t)(p->nunsure + n) * sizeof *more);
+    if (!more) abort();
+    p->unsure = more;
+    memcpy(p->unsure + p->nunsure, ids, (size_t)n * sizeof *ids);
+    p->nunsure += n;
+}
+
+/* Puts back in the queue the rows a lost commit may have marked in flight (nothing of them was sent:
+ * delivery sends nothing it could not mark). Kept for the next reconnection if this fails. */
+static void requeue_unsure(pg_db *p) {
+    strbuf ids = {0};
+    strbuf_addc(&ids, '{');
+    for (int i = 0; i < p->nunsure; i++) {
+        char n[24];
+        snprintf(n, sizeof n, "%s%lld", i ? "," : "", p->unsure[i]);
+        strbuf_adds(&ids, n);
+    }
+    strbuf_adds(&ids, "}");
+    strbuf_addc(&ids, 0);
+    char queued[8], sending[8];
+    snprintf(queued, sizeof queued, "%d", REQUEST_QUEUED);
+    snprintf(sending, sizeof sending, "%d", REQUEST_SENDING);
+    const char *values[] = { queued, ids.data, sending };
+    PGresult *r = PQexecParams(p->conn, "UPDATE outbox SET state = $1 WHERE id = ANY($2::bigint[]) AND state = $3", 3,
+                               NULL, values, NULL, NULL, 0);
+    if (PQresultStatus(r) == PGRES_COMMAND_OK) p->nunsure = 0;
+    PQclear(r);
+    strbuf_free(&ids);
+}
+
 /* A lost connection outside a transaction is reset: 0 when the connection is usable. */
 static int ready(pg_db *p) {
-    if (PQstatus(p->conn) == CONNECTION_OK) return 0;
+    if (PQstatus(p->conn) == CONNECTION_OK) {
+        if (p->nunsure && !p->in_tx) requeue_unsure(p);
+        return 0;
+    }
     if (p->in_tx) {
         pg_fail(p, NULL);
         return -1;
@@ -99,7 +134,9 @@ static int ready(pg_db *p) {
         pg_fail(p, NULL);
         return -1;
     }
-    return configure(p);
+    if (configure(p) != 0) return -1;
+    if (p->nunsure) requeue_unsure(p);
+    return 0;
 }
 
 static int prepared(pg_db *p, const pg_stmt *st) {
@@ -190,6 +227,7 @@ void pg_db_close(store_db *db) {
     pg_db *p = pg_of(db);
     if (!p) return;
     PQfinish(p->conn);
+    free(p->unsure);
     if (p->url) {
         memset(p->url, 0, strlen(p->url));      /* it may hold a password */
         free(p->url);

@@ -3,7 +3,7 @@
  * the mapping threads' reads, a replay's window, a batch job's own events and the purge.
  *
  * Invariants, as SQLite's (journal.c, store.c): a batch of appends is one transaction, committed with
- * synchronous_commit on (the journal writer's connection is never STORE_RELAXED) before any of its
+ * synchronous_commit on (every connection of this backend has it) before any of its
  * webhooks is acknowledged; events are read in id order, which is arrival order, because one writer
  * thread per node takes ids from the sequence in the order the webhooks arrived.
  */

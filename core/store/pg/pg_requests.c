@@ -106,7 +106,9 @@ static void bind_sending(pg_params *pp, int i, const void *ud) {
 int pg_mark_sending(store_db *db, const long long *ids, int n) {
     static const pg_stmt st = { "mark_sending", "UPDATE outbox SET state = $1 WHERE id = $2" };
     if (n <= 0) return 0;
-    return each_in_one_transaction(db, &st, n, bind_sending, ids);
+    if (each_in_one_transaction(db, &st, n, bind_sending, ids) == 0) return 0;
+    if (PQstatus(pg_of(db)->conn) != CONNECTION_OK) pg_unsure_sending(pg_of(db), ids, n);
+    return -1;
 }
 
 void pg_requeue_sending(store_db *db) {

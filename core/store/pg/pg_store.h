@@ -38,6 +38,8 @@ typedef struct pg_db {
     int in_tx;                    /* a transaction of the caller's is open */
     const char *prepared[PG_MAX_STATEMENTS];   /* the statements this session has prepared */
     int nprepared;
+    long long *unsure;            /* requests whose mark_sending's commit may have happened unseen */
+    int nunsure;
     store_fault fault;            /* the last failure's kind, until store_db_fault reads it */
     char err[512];
 } pg_db;
@@ -79,6 +81,11 @@ long long pg_ll(const PGresult *r, int row, int col);
 
 /* Records a failure (message and kind) from a result, or from the connection when r is NULL. */
 void pg_fail(pg_db *p, const PGresult *r);
+
+/* A failed mark_sending whose connection was lost may have committed unseen (its COMMIT reached the
+ * server, the answer did not): those rows would stay REQUEST_SENDING, never sent. Kept here, they are
+ * put back in the queue as soon as the connection is back (pg_conn.c). */
+void pg_unsure_sending(pg_db *p, const long long *ids, int n);
 
 /* Creates or upgrades the schema, under PG_MIGRATE_LOCK. 0, or -1 with err filled. */
 int pg_migrate(pg_db *p, char *err, size_t errlen);
