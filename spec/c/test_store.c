@@ -344,6 +344,20 @@ static void opening_a_missing_store_read_only_fails_with_its_path(void **state) 
     assert_non_null(strstr(err, "nothing/returnflow.db"));
 }
 
+/* A store's URL may carry a password: messages name it without user, password or options. */
+static void a_url_is_named_without_its_password(void **state) {
+    (void)state;
+    char safe[256];
+    store_location_safe("postgresql://rf:s3cr%40t-9f@db.internal:5433/returnflow?sslmode=require&password=x9",
+                        safe, sizeof safe);
+    assert_string_equal(safe, "postgresql://db.internal:5433/returnflow");
+    store_location_safe("postgres:///returnflow?host=/run/pg&user=rf&password=p4ss", safe, sizeof safe);
+    assert_string_equal(safe, "postgresql:///run/pg/returnflow");
+    assert_null(strstr(safe, "p4ss"));
+    store_location_safe("/var/lib/returnflow/data", safe, sizeof safe);
+    assert_string_equal(safe, "/var/lib/returnflow/data");
+}
+
 int main(void) {
     url = getenv("RETURNFLOW_TEST_STORE_URL");
     if (url && !*url) url = NULL;
@@ -356,6 +370,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(dead_letters_are_listed_replayed_and_purged, setup, teardown),
         cmocka_unit_test_setup_teardown(purge_drops_old_delivered_rows_and_keeps_queued_ones, setup, teardown),
         cmocka_unit_test_setup_teardown(opening_a_missing_store_read_only_fails_with_its_path, setup, teardown),
+        cmocka_unit_test(a_url_is_named_without_its_password),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
