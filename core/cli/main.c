@@ -100,9 +100,10 @@ static const command commands[] = {
       "and says why: 1 the machine refused (the port is taken, the data folder cannot be written), 2 the\n"
       "config or a tenant's scripts do not load.\n" },
     { "status", cmd_status, "per tenant: journaled, deferred, failed, queued, retrying, delivered, dead, paused",
-      "usage: returnflow status [-c CONFIG | --data DIR] [--tenant T]\n"
+      "usage: returnflow status [-c CONFIG | --data DIR [--store URL]] [--tenant T]\n"
       "\n"
-      "Reads the store of the data directory (from CONFIG, default ./returnflow.conf.lua, or --data) and\n"
+      "Reads the store of the data directory (from CONFIG, default ./returnflow.conf.lua, or --data; on\n"
+      "PostgreSQL the config's store.url, or --store URL: mind that a password in it shows in ps) and\n"
       "prints a line per tenant: events journaled and not yet mapped, deferred, failed (dead letters);\n"
       "requests queued, retrying, delivered, dead; whether delivery is paused (Klaviyo refused the key),\n"
       "and the last error. Safe beside a running service.\n" },
@@ -127,7 +128,7 @@ static const command commands[] = {
       "                      was lost.\n"
       "Run check and recover with serve stopped (recover reads the old store as it is on disk).\n" },
     { "dlq", cmd_dlq, "dead letters: list, show, replay or purge them",
-      "usage: returnflow dlq list|show|replay|purge [-c CONFIG | --data DIR] [--tenant T] [ID | --all]\n"
+      "usage: returnflow dlq list|show|replay|purge [-c CONFIG | --data DIR [--store URL]] [--tenant T] [ID | --all]\n"
       "\n"
       "Dead letters are events whose mapping failed (ids event:N) and requests Klaviyo refused for good\n"
       "(ids request:N).\n"

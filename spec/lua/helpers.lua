@@ -523,9 +523,9 @@ store_setting = function(dir, text)
 end
 
 --- The arguments that point an operator's command (status, dlq) at the store of the config folder dir:
--- its data folder on SQLite, its config (whose store.url names the database) on PostgreSQL.
+-- its data folder, and on PostgreSQL the database's URL (--store) beside it.
 function M.store_args(dir)
-  if pg_stores[dir] then return { "-c", dir .. "/returnflow.conf.lua" } end
+  if pg_stores[dir] then return { "--data", dir .. "/data", "--store", pg_stores[dir].url } end
   return { "--data", dir .. "/data" }
 end
 
