@@ -239,6 +239,23 @@ static void a_retried_request_keeps_its_place_and_waits_for_next_at(void **state
     store_db_close(db);
 }
 
+/* Klaviyo's error, cut inside a character, is still recorded: a refused settle would stall delivery. */
+static void an_error_cut_inside_a_character_is_recorded(void **state) {
+    (void)state;
+    store_db *db = open_db();
+    map_request q = { .method = "POST", .path = "/api/events", .body = "{}", .body_len = 2, .profile = "p" };
+    map_result r = { .status = MAP_MAPPED, .reason = "", .requests = &q, .nrequests = 1 };
+    write_result(db, 1, &r, NULL);
+    long long id;
+    assert_int_equal(scan_ids(db, &id, 1), 1);
+    assert_int_equal(store_settle(db, &id, &(store_outcome){ REQUEST_DEAD, 400, clock_now_ms(), "HTTP 400: caf\xc3", 1 }, 1), 0);
+    store_tenant_counts c;
+    store_tenant_counts_of(db, "shop", &c);
+    assert_int_equal(c.dead, 1);
+    assert_memory_equal(c.last_error, "HTTP 400: caf", 13);
+    store_db_close(db);
+}
+
 /* ------------------------------- schedules --------------------------------- */
 
 static void a_jobs_schedules_wait_until_it_has_read_all_its_input(void **state) {
@@ -366,6 +383,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(a_batch_jobs_events_are_held_from_the_mapping_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(a_mapping_result_lands_whole_and_is_claimed_once, setup, teardown),
         cmocka_unit_test_setup_teardown(a_retried_request_keeps_its_place_and_waits_for_next_at, setup, teardown),
+        cmocka_unit_test_setup_teardown(an_error_cut_inside_a_character_is_recorded, setup, teardown),
         cmocka_unit_test_setup_teardown(a_jobs_schedules_wait_until_it_has_read_all_its_input, setup, teardown),
         cmocka_unit_test_setup_teardown(dead_letters_are_listed_replayed_and_purged, setup, teardown),
         cmocka_unit_test_setup_teardown(purge_drops_old_delivered_rows_and_keeps_queued_ones, setup, teardown),

@@ -25,6 +25,7 @@
 #include "json.h"
 #include "log.h"
 #include "strbuf.h"
+#include "utf8.h"
 
 void pg_text(pg_params *p, const char *s) {
     p->values[p->n] = s;
@@ -33,6 +34,33 @@ void pg_text(pg_params *p, const char *s) {
 }
 
 void pg_text_or_null(pg_params *p, const char *s) { pg_text(p, s && *s ? s : NULL); }
+
+void pg_text_clean(pg_params *p, const char *s) {
+    const unsigned char *u = (const unsigned char *)s, *end = u + (s ? strlen(s) : 0);
+    const unsigned char *bad = u;
+    while (bad < end) {
+        int n = utf8_len(bad, end);
+        if (!n) break;
+        bad += n;
+    }
+    if (!s || bad == end) { pg_text(p, s); return; }
+    char *copy = strdup(s);
+    if (!copy) abort();
+    for (unsigned char *c = (unsigned char *)copy + (bad - u), *e = (unsigned char *)copy + (end - u); c < e;) {
+        int n = utf8_len(c, e);
+        if (n) c += n;
+        else *c++ = '?';
+    }
+    p->owned[p->n] = copy;
+    pg_text(p, copy);
+}
+
+static void params_free(pg_params *p) {
+    for (int i = 0; i < p->n; i++) {
+        free(p->owned[i]);
+        p->owned[i] = NULL;
+    }
+}
 
 void pg_bytes(pg_params *p, const char *s, size_t len) {
     p->values[p->n] = s ? s : "";
@@ -145,7 +173,7 @@ static int prepared(pg_db *p, const pg_stmt *st) {
     return 0;
 }
 
-PGresult *pg_run(pg_db *p, const pg_stmt *st, const pg_params *params) {
+static PGresult *run(pg_db *p, const pg_stmt *st, const pg_params *params) {
     static const pg_params none;
     if (!params) params = &none;
     if (ready(p) != 0) return NULL;
@@ -166,7 +194,13 @@ PGresult *pg_run(pg_db *p, const pg_stmt *st, const pg_params *params) {
     return NULL;
 }
 
-int pg_do(pg_db *p, const pg_stmt *st, const pg_params *params) {
+PGresult *pg_run(pg_db *p, const pg_stmt *st, pg_params *params) {
+    PGresult *r = run(p, st, params);
+    if (params) params_free(params);
+    return r;
+}
+
+int pg_do(pg_db *p, const pg_stmt *st, pg_params *params) {
     PGresult *r = pg_run(p, st, params);
     PQclear(r);
     return r ? 0 : -1;

@@ -164,7 +164,7 @@ int pg_job_start(store_db *db, const char *id, const char *tenant, const char *k
     pg_text(&pp, id);
     pg_text(&pp, tenant);
     pg_text(&pp, kind);
-    pg_text(&pp, input);
+    pg_text_clean(&pp, input);
     pg_int(&pp, next_input);
     pg_int(&pp, now);
     return pg_do(pg_of(db), &st, &pp);

@@ -101,7 +101,7 @@ int pg_outbox_write(outbox_writer *ow, const outbox_target *t, long long event_i
     if (t->record_outcome) {
         pg_params pp = { 0 };
         pg_int(&pp, state_of[r->status]);
-        pg_text_or_null(&pp, r->reason);
+        pg_text_clean(&pp, r->reason && *r->reason ? r->reason : NULL);
         pg_text_or_null(&pp, t->version);
         pg_int(&pp, event_id);
         if (pg_do(p, &outcome_stmt, &pp) != 0) return -1;

@@ -127,7 +127,7 @@ static void bind_outcome(pg_params *pp, int i, const void *ud) {
     pg_int(pp, o->state);
     pg_int(pp, o->status);
     pg_int(pp, o->next_at);
-    pg_text(pp, o->error);
+    pg_text_clean(pp, o->error);
     pg_int(pp, o->attempt ? 1 : 0);
     pg_int(pp, a->ids[i]);
 }
@@ -156,7 +156,7 @@ void pg_pause_tenant(store_db *db, const char *tenant, const char *reason, long 
                                                 "at = excluded.at" };
     pg_params pp = { 0 };
     pg_text(&pp, tenant);
-    pg_text(&pp, reason);
+    pg_text_clean(&pp, reason);
     pg_int(&pp, at);
     pg_do(pg_of(db), &st, &pp);
 }

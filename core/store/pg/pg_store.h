@@ -49,15 +49,21 @@ static inline pg_db *pg_of(store_db *db) { return (pg_db *)db; }
 /* A statement: its name on the server and its text. Static storage: the name is its identity. */
 typedef struct pg_stmt { const char *name, *sql; } pg_stmt;
 
-/* The parameters of one statement, built in order. */
+/* The parameters of one statement, built in order, then given to pg_run (or pg_do), which frees
+ * what pg_text_clean copied. */
 typedef struct pg_params {
     int n;
     const char *values[PG_MAX_PARAMS];
     int lengths[PG_MAX_PARAMS], formats[PG_MAX_PARAMS];
     char numbers[PG_MAX_PARAMS][24];
+    char *owned[PG_MAX_PARAMS];   /* cleaned copies (pg_text_clean) */
 } pg_params;
 
 void pg_text(pg_params *p, const char *s);                    /* NULL: SQL NULL */
+/* Free text (an error message, a reason, a file name) that may not be valid UTF-8 (cut inside a
+ * character, a file name's bytes): PostgreSQL refuses such text, and a refused settle would stall
+ * delivery for good. Each byte of an invalid sequence becomes '?'; valid text is bound as it is. */
+void pg_text_clean(pg_params *p, const char *s);
 void pg_text_or_null(pg_params *p, const char *s);            /* NULL or "": SQL NULL */
 void pg_bytes(pg_params *p, const char *s, size_t len);       /* a text parameter, exact bytes */
 void pg_int(pg_params *p, long long v);
@@ -68,10 +74,10 @@ pg_db *pg_connect(const char *url, int flags, char *err, size_t errlen);
 /* Runs a prepared statement; the result (COMMAND_OK or TUPLES_OK) to PQclear, or NULL with the
  * connection's error and fault set. Reconnects first when the connection is lost outside a
  * transaction. */
-PGresult *pg_run(pg_db *p, const pg_stmt *st, const pg_params *params);
+PGresult *pg_run(pg_db *p, const pg_stmt *st, pg_params *params);
 
 /* pg_run for a statement without a result: 0, or -1. */
-int pg_do(pg_db *p, const pg_stmt *st, const pg_params *params);
+int pg_do(pg_db *p, const pg_stmt *st, pg_params *params);
 
 /* Runs SQL text without parameters (BEGIN, COMMIT, a schema): 0, or -1 with the error kept. */
 int pg_exec(pg_db *p, const char *sql);
