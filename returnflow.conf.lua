@@ -36,7 +36,12 @@ return {
   store = {
     check_seconds = 10,          -- serve's start check of the store (its log, then its pages) stops after
                                  -- this; `returnflow store check` runs a whole one (docs/operations.md)
+    -- url: a PostgreSQL database instead of the SQLite file in `data`, shared by several nodes
+    -- (docs/store.md). A secret, as it may hold a password: inline, { env = "NAME" } or
+    -- { file = "PATH" }; logged only as postgresql://HOST:PORT/DB. Absent (the default): SQLite.
+    -- url = { env = "RETURNFLOW_STORE_URL" },   -- e.g. postgresql://returnflow:PASSWORD@db.internal/returnflow
   },
+  -- node = "NAME",              -- this node's name in a cluster (letters, digits, . _ -); default the host name
 
   caps = {                       -- limits on the mapping scripts, per event
     memory_mib = 32,             -- memory of a tenant's Lua state, in MiB

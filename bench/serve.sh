@@ -10,13 +10,16 @@
 #   4. end to end: journaled events mapped and delivered to the Klaviyo stand-in, limits lifted
 #      (--no-limits, rate_scale 1000), beside what the stand-in answers alone (wrk, same connections);
 #   5. peak RSS (VmHWM) of serve working on a large queue for RSS_SECONDS (BIG=1: 1,000,000 journaled
-#      events), with VmRSS every 5 s and its growth per event mapped meanwhile.
+#      events), with VmRSS every 5 s and its growth per event mapped meanwhile;
+#   6. (ack_pg) 1 again with the store on PostgreSQL: a private cluster initdb'd in the scratch folder
+#      (fsync on, synchronous_commit on, a unix socket: Debian's postgresql-15), acked webhooks/s and
+#      p99 beside phase 1's, and the CPU seconds serve and PostgreSQL spent per 1,000 webhooks acked.
 # The goals of the issue are printed beside the figures; nothing here says whether one is met unless
 # it printed the figure that shows it.
 #
 # Every server runs from a temporary folder under $BUILD (the repository's disk), removed at exit with
 # every process started here. Servers are stopped with SIGKILL: their data is thrown away, and SIGTERM
-# would first map every journaled event. PHASES picks some (default: "ack map e2e rss"; e.g.
+# would first map every journaled event. PHASES picks some (default: "ack ack_pg map e2e rss"; e.g.
 # `BIG=1 PHASES=rss sh bench/serve.sh`); the sizes below are environment variables too.
 # Run from the repository root after `make build build/fsync_ceiling` (build/bench_transform, when
 # built, is run beside the mapping figures). Installs nothing; needs wrk, sqlite3, curl, lua5.4 and
@@ -36,7 +39,8 @@ STANDIN_SECONDS=${STANDIN_SECONDS:-5}
 if [ "$BIG" = 1 ]; then RSS_N=${RSS_N:-1000000}; else RSS_N=${RSS_N:-100000}; fi
 RSS_SECONDS=${RSS_SECONDS:-20}
 TIMEOUT=${TIMEOUT:-180}               # the longest wait for one phase to finish its work, in seconds
-PHASES=${PHASES:-ack map e2e rss}
+PHASES=${PHASES:-ack ack_pg map e2e rss}
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 
 PYTHON=/usr/bin/python3               # Debian's: python3-jsonschema is there, for the stand-in
 STANDIN=spec/standin/klaviyo_standin.py
@@ -396,9 +400,71 @@ phase_rss() {
   rm -rf "$d"
 }
 
+# --------------------------------------------------------------------------------------------------
+# 6: acked webhooks/s on PostgreSQL. The cluster runs as nobody when this runs as root (PostgreSQL
+# refuses root), in the scratch folder, on a unix socket there; stopped (immediate) at the phase's end.
+pg_cpu() {            # CPU seconds of every process of the cluster (postmaster, backends, walwriter...)
+  total=0
+  for p in $(pgrep -u "$pg_user" -f "postgres" 2>/dev/null); do
+    total=$(calc 'a + b' "$total" "$(cpu_of "$p")")
+  done
+  echo "$total"
+}
+phase_ack_pg() {
+  [ -x "$PG_BIN/initdb" ] || { echo "acked webhooks on PostgreSQL: skipped, $PG_BIN/initdb missing (make deps)"; return 0; }
+  d=$tmp/ack_pg
+  mkdir -p "$d/pg"
+  as=""
+  pg_user=$(id -un)
+  if [ "$(id -u)" = 0 ]; then
+    as="runuser -u nobody --"
+    pg_user=nobody
+    chmod o+x "$tmp"
+    chown nobody: "$d/pg"
+  fi
+  $as "$PG_BIN/initdb" -A trust -U "$pg_user" -E UTF8 --locale=C -D "$d/pg/data" >"$d/initdb.log" 2>&1 \
+    || { cat "$d/initdb.log" >&2; fail "initdb failed"; }
+  printf "unix_socket_directories='%s'\nlisten_addresses=''\nfsync=on\nsynchronous_commit=on\nshared_buffers=128MB\n" \
+    "$d/pg" >>"$d/pg/data/postgresql.auto.conf"
+  $as "$PG_BIN/pg_ctl" -w -D "$d/pg/data" -l "$d/pg/server.log" start >/dev/null || fail "PostgreSQL did not start"
+  pids="$pids $(head -n 1 "$d/pg/data/postmaster.pid")"
+  $as "$PG_BIN/createdb" -h "$d/pg" returnflow || fail "createdb failed"
+  store="postgresql://$pg_user@/returnflow?host=$d/pg"
+  printf 'return {\n  listen = "127.0.0.1:0", data = "%s/data", workers = 0, store = { url = "%s" },\n  tenants = { %s },\n}\n' \
+    "$d" "$store" "$(dry_tenant bench)" >"$d/returnflow.conf.lua"
+  start_serve "$d"
+  url="http://$serve_addr/v1/webhooks/bench"
+  first=$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
+               -H "X-Loop-Signature: $signature" --data-binary "@$FIXTURE" "$url")
+  [ "$first" = 202 ] || fail "a signed $FIXTURE got $first, not 202, from $url: $(cat "$d/serve.err")"
+  echo "acked webhooks on PostgreSQL $("$PG_BIN/postgres" --version | awk '{ print $3 }') (fsync on, synchronous_commit on," \
+       "unix socket): the same wrk command, serve with store.url"
+  cpu0=$(cpu_of "$serve_pid"); pcpu0=$(pg_cpu)
+  BODY=$FIXTURE SIGNATURE=$signature wrk -t"$WRK_THREADS" -c"$WRK_CONNECTIONS" -d"${WRK_SECONDS}s" \
+    -s bench/wrk_post.lua "$url" >"$d/wrk" 2>&1
+  cpu1=$(cpu_of "$serve_pid"); pcpu1=$(pg_cpu)
+  pg_mapped=$($as "$PG_BIN/psql" -h "$d/pg" -d returnflow -Atc "SELECT count(*) FROM events WHERE state > 0")
+  stop "$serve_pid"
+  grep -q '^wrk-summary' "$d/wrk" || { cat "$d/wrk" >&2; fail "wrk printed no summary"; }
+  requests=$(field requests "$d/wrk"); seconds=$(field seconds "$d/wrk"); non2xx=$(field non2xx "$d/wrk")
+  acked=$((requests - non2xx))
+  pg_rate=$(calc 'int(a / b)' "$acked" "$seconds")
+  printf '  %s answers in %s s: %s acked webhooks/s; p50 %s ms, p99 %s ms, max %s ms; non-2xx: %s\n' "$requests" \
+         "$seconds" "$pg_rate" "$(calc 'a / 1000' "$(field p50_us "$d/wrk")")" \
+         "$(calc 'a / 1000' "$(field p99_us "$d/wrk")")" "$(calc 'a / 1000' "$(field max_us "$d/wrk")")" "$non2xx"
+  echo "  $pg_mapped of them mapped meanwhile; CPU per 1,000 acked: serve" \
+       "$(calc 'sprintf("%.3f", (a - b) * 1000 / c)' "$cpu1" "$cpu0" "$acked") s, PostgreSQL" \
+       "$(calc 'sprintf("%.3f", (a - b) * 1000 / c)' "$pcpu1" "$pcpu0" "$acked") s (its processes running at the end)"
+  if [ -n "${ack_rate:-}" ]; then
+    echo "  vs SQLite (phase ack, this run): $(calc 'sprintf("%.2fx", a / b)' "$pg_rate" "$ack_rate") ($pg_rate / $ack_rate acked webhooks/s)"
+  fi
+  $as "$PG_BIN/pg_ctl" -D "$d/pg/data" stop -m immediate >/dev/null 2>&1
+  rm -rf "$d"
+}
+
 for phase in $PHASES; do
   case $phase in
-    ack|map|e2e|rss) "phase_$phase" ;;
-    *) fail "unknown phase '$phase' in PHASES (ack map e2e rss)" ;;
+    ack|ack_pg|map|e2e|rss) "phase_$phase" ;;
+    *) fail "unknown phase '$phase' in PHASES (ack ack_pg map e2e rss)" ;;
   esac
 done

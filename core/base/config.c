@@ -11,7 +11,7 @@
  * never starts half-configured and an operator fixes everything in one round. Unknown keys are
  * errors so a typo ("webhook_secert") cannot silently fall back to a default.
  *
- * Secrets (the Loop webhook secret, the Klaviyo key) may be written inline, or as { env = "NAME" }
+ * Secrets (the Loop webhook secret, the Klaviyo key, the store's URL, which may hold a password) may be written inline, or as { env = "NAME" }
  * or { file = "PATH" } (read with the trailing newline stripped). A secret's value never appears in
  * a message, and config_free wipes it; one with a control character (CR, LF, ...) is refused, as it
  * could split the header it is sent in. Lua's own messages about the file ("unfinished string near
@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "lauxlib.h"
 #include "lua.h"
@@ -56,8 +57,8 @@ typedef struct loader {
 } loader;
 
 static const char *const top_keys[] = { "listen", "data", "workers", "retention_days", "max_body",
-    "max_connections", "timeouts", "delivery", "caps", "watch_scripts", "reload_requires_specs", "tenants", "debug", "store", NULL };
-static const char *const store_keys[] = { "check_seconds", NULL };
+    "max_connections", "timeouts", "delivery", "caps", "watch_scripts", "reload_requires_specs", "tenants", "debug", "store", "node", NULL };
+static const char *const store_keys[] = { "check_seconds", "url", NULL };
 static const char *const debug_keys[] = { "core_dumps", NULL };
 static const char *const timeout_keys[] = { "header", "body", "idle", NULL };
 static const char *const delivery_keys[] = { "max_age_hours", "backoff_max_seconds", "timeout_seconds",
@@ -538,6 +539,15 @@ static void read_tenants(loader *ld, int top) {
     lua_pop(L, 1);
 }
 
+/* A node's name: it names the node in the store's leases and in /metrics. */
+static int valid_node(const char *s) {
+    size_t n = strlen(s);
+    if (n == 0 || n > 63) return 0;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && !strchr("._-", *s)) return 0;
+    return 1;
+}
+
 /* ------------------------------- the file -------------------------------- */
 
 /* Copies the table at index 1 into ld->c; run under lua_pcall, so a memory error cannot escape. */
@@ -594,7 +604,18 @@ static int read_all(lua_State *L) {
         int t = lua_gettop(L);
         check_keys(ld, t, "store", store_keys);
         c->store_check_seconds = get_positive(ld, t, "store", "check_seconds", 10);
+        get_secret(ld, t, "store", "url", 0, CONFIG_STORE_URL, &c->store_url);
+        if (c->store_url && strncmp(c->store_url, "postgresql://", 13) != 0 && strncmp(c->store_url, "postgres://", 11) != 0)
+            problem(ld, "store.url", "must be a postgresql:// URL (absent: the SQLite store in data)");
         lua_pop(L, 1);
+    }
+    get_string(ld, top, "", "node", NULL, &c->node);
+    if (c->node && !valid_node(c->node))
+        problem(ld, "node", "'%s' is not a node name (letters, digits, '.', '_' and '-', at most 63)", c->node);
+    if (!c->node) {
+        char host[256] = "";
+        if (gethostname(host, sizeof host - 1) != 0 || !valid_node(host)) snprintf(host, sizeof host, "node");
+        c->node = dupstr(host);
     }
     c->watch_scripts = get_bool(ld, top, "", "watch_scripts", 1);
     c->reload_requires_specs = get_bool(ld, top, "", "reload_requires_specs", 0);
@@ -662,7 +683,7 @@ config *config_load(const char *path, char *err, size_t errlen) {
 
 config *config_load_secrets(const char *path, int secrets, char *err, size_t errlen) {
     if (err && errlen) err[0] = 0;
-    loader ld = { .path = path, .secrets = secrets };
+    loader ld = { .path = path, .secrets = secrets | CONFIG_STORE_URL };   /* every command reads the store */
     ld.c = calloc(1, sizeof *ld.c);
     ld.L = luaL_newstate();
     if (!ld.c || !ld.L) {
@@ -707,6 +728,8 @@ void config_free(config *c) {
     free(c->path);
     free(c->listen);
     free(c->data_dir);
+    wipe_free(c->store_url);
+    free(c->node);
     free(c);
 }
 

@@ -44,6 +44,9 @@ typedef struct config {
     double connect_timeout;    /* delivery.connect_timeout_seconds (default 10) */
     double store_check_seconds; /* store.check_seconds: serve's start check of the store stops after
                                   this (default 10) */
+    char *store_url;           /* store.url: a postgresql:// URL (a secret: it may hold a password; never
+                                  logged, see store_location_safe); NULL: SQLite in data_dir */
+    char *node;                /* node: this node's name in a cluster (default: the host name) */
     sandbox_caps caps;         /* per tenant state and per event */
     int watch_scripts;         /* serve reloads a tenant's scripts when its folder changes (default 1) */
     int reload_requires_specs; /* ... only if the folder's own busted specs pass (default 0) */
@@ -67,12 +70,13 @@ config *config_load(const char *path, char *err, size_t errlen);
 /* The same, resolving only the secrets a command uses (a read-only command must run with a key's
  * environment variable unset): the others are checked for form and left NULL, so a tenant whose
  * key was not resolved looks dry. Never hand such a config to delivery. */
-enum { CONFIG_WEBHOOK_SECRETS = 1, CONFIG_KLAVIYO_KEYS = 2 };
+enum { CONFIG_WEBHOOK_SECRETS = 1, CONFIG_KLAVIYO_KEYS = 2,
+       CONFIG_STORE_URL = 4 /* always resolved: every command that reads the store needs it */ };
 config *config_load_secrets(const char *path, int secrets, char *err, size_t errlen);
 void config_free(config *c);
 
 /* Where the store is (store_db.h): the data folder (SQLite), or the store's URL when one is set. */
-static inline const char *config_store_location(const config *c) { return c->data_dir; }
+static inline const char *config_store_location(const config *c) { return c->store_url ? c->store_url : c->data_dir; }
 
 const tenant_config *config_tenant(const config *c, const char *id, size_t idlen);
 

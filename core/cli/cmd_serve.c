@@ -271,12 +271,21 @@ static void on_sighup(uv_signal_t *h, int signum) {
         strbuf_free(&f);
         return;
     }
-    if (strcmp(next->listen, s->cfg->listen) != 0 || strcmp(next->data_dir, s->cfg->data_dir) != 0)
-        log_line("warn", "SIGHUP: a new listen address or data folder takes effect at the next restart", NULL);
+    if (strcmp(next->listen, s->cfg->listen) != 0 || strcmp(next->data_dir, s->cfg->data_dir) != 0 ||
+        strcmp(config_store_location(next), config_store_location(s->cfg)) != 0 || strcmp(next->node, s->cfg->node) != 0)
+        log_line("warn", "SIGHUP: a new listen address, data folder, store or node name takes effect at the next restart",
+                 NULL);
     free(next->listen);
     free(next->data_dir);
+    free(next->node);
+    if (next->store_url) {
+        explicit_bzero(next->store_url, strlen(next->store_url));
+        free(next->store_url);
+    }
     next->listen = strdup(s->cfg->listen);
     next->data_dir = strdup(s->cfg->data_dir);
+    next->node = strdup(s->cfg->node);
+    next->store_url = s->cfg->store_url ? strdup(s->cfg->store_url) : NULL;
     if (reload_freeze(next, err, sizeof err) != 0) {
         strbuf f = {0};
         strbuf_adds(&f, "\"error\":");
@@ -361,6 +370,7 @@ static void first_problem(void *ud, const char *what) {
 /* Before anything opens the store for writing (which would also drop a damaged log's later commits
  * for good): a bounded check. On damage serve does not start, and says which file and what to do. */
 static int check_store(const config *cfg, char *err, size_t errlen) {
+    if (cfg->store_url) return 0;               /* PostgreSQL checks its own pages (and has its own recovery) */
     char first[1200] = "";
     int rc = store_check(cfg->data_dir, cfg->store_check_seconds, first_problem, first);
     if (rc == STORE_CHECK_DAMAGED) {
@@ -448,6 +458,12 @@ int cmd_serve(int argc, char **argv) {
     json_append_string(&fields, ingest_address(s.in), strlen(ingest_address(s.in)));
     strbuf_adds(&fields, ",\"data\":");
     json_append_string(&fields, s.cfg->data_dir, strlen(s.cfg->data_dir));
+    char store_safe[1200];
+    store_location_safe(config_store_location(s.cfg), store_safe, sizeof store_safe);    /* never its password */
+    strbuf_adds(&fields, ",\"store\":");
+    json_append_string(&fields, store_safe, strlen(store_safe));
+    strbuf_adds(&fields, ",\"node\":");
+    json_append_string(&fields, s.cfg->node, strlen(s.cfg->node));
     strbuf_adds(&fields, ",\"tenants\":[");
     for (int i = 0; i < s.cfg->ntenants; i++) {
         if (i) strbuf_addc(&fields, ',');

@@ -28,16 +28,17 @@ static int open_store(const char *cmd, int argc, char **argv, store_db **db, con
     static const struct option opts[] = {
         { "config", required_argument, 0, 'c' }, { "data", required_argument, 0, 'd' },
         { "tenant", required_argument, 0, 't' }, { "all", no_argument, 0, 'a' },
-        { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
+        { "store", required_argument, 0, 's' }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
     };
-    const char *config_path = NULL, *data = NULL;
+    const char *config_path = NULL, *data = NULL, *store_url = NULL;
     optind = 1;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "c:d:t:ah", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:d:t:s:ah", opts, NULL)) != -1) {
         switch (c) {
         case 'c': config_path = optarg; break;
         case 'd': data = optarg; break;
+        case 's': store_url = optarg; break;
         case 't': *tenant = optarg; break;
         case 'a': if (all) { *all = 1; break; } /* fallthrough */
         case 'h': cmd_help(cmd); exit(0);
@@ -47,16 +48,20 @@ static int open_store(const char *cmd, int argc, char **argv, store_db **db, con
         }
     }
     config *cfg = NULL;
+    const char *location = data;
     if (!data) {
         char err[4096];
-        cfg = config_load_secrets(config_path ? config_path : "returnflow.conf.lua", 0, err, sizeof err);   /* reads no secret */
+        cfg = config_load_secrets(config_path ? config_path : "returnflow.conf.lua", 0, err, sizeof err);   /* reads no key */
         if (!cfg) { fprintf(stderr, "%sreturnflow %s: give --data DIR or a config that loads\n", err, cmd); return 2; }
         data = cfg->data_dir;
+        location = config_store_location(cfg);      /* the shared PostgreSQL store, from any machine */
     }
     snprintf(data_dir, sizeof data_dir, "%s", data);
-    config_free(cfg);
+    if (store_url) location = store_url;            /* --store: a PostgreSQL store beside --data's folder */
     char why[1200];
-    if (!(*db = store_db_open(data_dir, 0, why, sizeof why))) {
+    *db = store_db_open(location, 0, why, sizeof why);
+    config_free(cfg);
+    if (!*db) {
         fprintf(stderr, "returnflow %s: %s\n", cmd, why);
         return 2;
     }

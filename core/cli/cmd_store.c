@@ -1,7 +1,9 @@
 /*
- * cmd_store.c: `returnflow store check|backup|recover`: the operator's tools for the store file
- * (docs/operations.md has the runbooks). check and recover read the store without changing it;
- * backup copies it while serve runs.
+ * cmd_store.c: `returnflow store migrate|check|backup|recover`: the operator's tools for the store
+ * (docs/operations.md has the runbooks). migrate creates or upgrades the schema (SQLite or
+ * PostgreSQL; serve does it too at start); check and recover read a SQLite store without changing
+ * it; backup copies it while serve runs. A PostgreSQL store has its own tools for those three
+ * (pg_dump, pg_basebackup, docs/scale-out.md).
  */
 #include "cmd.h"
 
@@ -47,18 +49,33 @@ int cmd_store(int argc, char **argv) {
         }
     }
     const char *what = optind < argc ? argv[optind] : NULL;
-    if (!what || (strcmp(what, "check") && strcmp(what, "backup") && strcmp(what, "recover"))) {
-        fprintf(stderr, "returnflow store: say check, backup FILE or recover --into NEW_DATA\n");
+    if (!what || (strcmp(what, "check") && strcmp(what, "backup") && strcmp(what, "recover") && strcmp(what, "migrate"))) {
+        fprintf(stderr, "returnflow store: say migrate, check, backup FILE or recover --into NEW_DATA\n");
         return 2;
     }
-    char err[4096], dir[1024];
+    char err[4096], dir[4096], safe[1200];
     if (!data) {
         config *cfg = config_load_secrets(config_path, 0, err, sizeof err);
         if (!cfg) { fprintf(stderr, "%sreturnflow store: give --data DIR or a config that loads\n", err); return 2; }
-        snprintf(dir, sizeof dir, "%s", cfg->data_dir);
+        snprintf(dir, sizeof dir, "%s", config_store_location(cfg));
         config_free(cfg);
     } else {
         snprintf(dir, sizeof dir, "%s", data);
+    }
+    store_location_safe(dir, safe, sizeof safe);
+    int is_url = strstr(dir, "://") != NULL;
+    if (strcmp(what, "migrate") == 0) {
+        store_db *db = store_db_open(dir, STORE_CREATE, err, sizeof err);
+        explicit_bzero(dir, sizeof dir);
+        if (!db) { fprintf(stderr, "returnflow store migrate: %s\n", err); return 1; }
+        store_db_close(db);
+        printf("%s: the schema is up to date\n", safe);
+        return 0;
+    }
+    if (is_url) {
+        fprintf(stderr, "returnflow store %s: %s is a PostgreSQL store: use pg_dump / pg_basebackup and PostgreSQL's "
+                        "own checks (docs/scale-out.md)\n", what, safe);
+        return 2;
     }
     if (!store_db_exists(dir)) { fprintf(stderr, "returnflow store: no store in %s\n", dir); return 2; }
     if (strcmp(what, "check") == 0) {

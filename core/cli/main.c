@@ -100,15 +100,21 @@ static const command commands[] = {
       "and says why: 1 the machine refused (the port is taken, the data folder cannot be written), 2 the\n"
       "config or a tenant's scripts do not load.\n" },
     { "status", cmd_status, "per tenant: journaled, deferred, failed, queued, retrying, delivered, dead, paused",
-      "usage: returnflow status [-c CONFIG | --data DIR] [--tenant T]\n"
+      "usage: returnflow status [-c CONFIG | --data DIR [--store URL]] [--tenant T]\n"
       "\n"
-      "Reads the store of the data directory (from CONFIG, default ./returnflow.conf.lua, or --data) and\n"
+      "Reads the store of the data directory (from CONFIG, default ./returnflow.conf.lua, or --data; on\n"
+      "PostgreSQL the config's store.url, or --store URL: mind that a password in it shows in ps) and\n"
       "prints a line per tenant: events journaled and not yet mapped, deferred, failed (dead letters);\n"
       "requests queued, retrying, delivered, dead; whether delivery is paused (Klaviyo refused the key),\n"
       "and the last error. Safe beside a running service.\n" },
-    { "store", cmd_store, "the store file: check it, back it up while serving, recover a damaged one",
-      "usage: returnflow store check|backup FILE|recover --into NEW_DATA [-c CONFIG | --data DIR]\n"
+    { "store", cmd_store, "the store: migrate its schema; the SQLite file: check it, back it up, recover it",
+      "usage: returnflow store migrate|check|backup FILE|recover --into NEW_DATA [-c CONFIG | --data DIR]\n"
       "\n"
+      "  migrate             creates or upgrades the store's schema (the config's store.url on PostgreSQL,\n"
+      "                      else DATA/returnflow.db); serve does it too at start, under a lock, so nodes\n"
+      "                      that start together do not race. --data takes a postgresql:// URL too.\n"
+      "                      check, backup and recover are SQLite's: on PostgreSQL use pg_dump,\n"
+      "                      pg_basebackup and PostgreSQL's own recovery (docs/scale-out.md).\n"
       "  check               reads the store (its log, then every page: SQLite's quick_check) and prints\n"
       "                      each damage found; --seconds N stops after N s (serve's start check does,\n"
       "                      with store.check_seconds). Exit status 1 when damaged.\n"
@@ -122,7 +128,7 @@ static const command commands[] = {
       "                      was lost.\n"
       "Run check and recover with serve stopped (recover reads the old store as it is on disk).\n" },
     { "dlq", cmd_dlq, "dead letters: list, show, replay or purge them",
-      "usage: returnflow dlq list|show|replay|purge [-c CONFIG | --data DIR] [--tenant T] [ID | --all]\n"
+      "usage: returnflow dlq list|show|replay|purge [-c CONFIG | --data DIR [--store URL]] [--tenant T] [ID | --all]\n"
       "\n"
       "Dead letters are events whose mapping failed (ids event:N) and requests Klaviyo refused for good\n"
       "(ids request:N).\n"

@@ -108,6 +108,10 @@ struct store_backend {
 
 extern const store_backend store_sqlite_backend;
 
+/* PostgreSQL (core/store/pg/): libpq is a dependency of every build (tools/deps.sh). */
+#define RF_STORE_PG 1
+extern const store_backend store_pg_backend;
+
 /* The backend a location names: a postgresql:// or postgres:// URL, else a data folder (SQLite).
  * NULL, with err filled, when this build has no backend for it. */
 const store_backend *store_backend_for(const char *location, char *err, size_t errlen);

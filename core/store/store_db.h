@@ -47,6 +47,10 @@ void store_db_close(store_db *db);
 /* Whether the store exists (a dry job reads it only if it does). */
 int store_db_exists(const char *location);
 
+/* A location's form safe to log or show: a data folder as it is; a URL as SCHEME://HOST[:PORT]/DB,
+ * without its user, password or options (it may hold a password: store.url is a secret). */
+void store_location_safe(const char *location, char *out, size_t outlen);
+
 /* The backend's name: "sqlite" or "postgresql". */
 const char *store_db_backend(store_db *db);
 

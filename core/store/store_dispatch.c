@@ -20,6 +20,7 @@ static int is_url(const char *location) {
 const store_backend *store_backend_for(const char *location, char *err, size_t errlen) {
     if (!is_url(location)) return &store_sqlite_backend;
 #ifdef RF_STORE_PG
+    (void)err; (void)errlen;
     return &store_pg_backend;
 #else
     snprintf(err, errlen, "this build has no PostgreSQL backend");

@@ -415,6 +415,39 @@ static void no_secret_value_ever_appears_in_a_message(void **state) {
     assert_null(strstr(f->err, "123456789"));
 }
 
+/* store.url: SQLite when absent; a secret (env, file, inline) that must be a postgresql:// URL and is
+ * resolved whatever secrets the command asked for (every command reads the store); node: the host
+ * name by default. */
+static void the_store_url_is_a_secret_and_the_node_has_a_name(void **state) {
+    fixture *f = *state;
+    config *c = load_ok(f, "return { tenants = { demo = { webhook_secret = 'shh' } } }");
+    assert_null(c->store_url);
+    assert_string_equal(config_store_location(c), c->data_dir);
+    assert_true(c->node && c->node[0]);
+    config_free(c);
+    f->c = NULL;
+
+    setenv("RF_TEST_SECRET", "postgresql://rf:pw-4e1d@db.internal:5433/returnflow", 1);
+    c = load_ok(f, "return { node = 'node-1.eu', store = { url = { env = 'RF_TEST_SECRET' } },"
+                   " tenants = { demo = { webhook_secret = 'shh' } } }");
+    assert_string_equal(c->store_url, "postgresql://rf:pw-4e1d@db.internal:5433/returnflow");
+    assert_string_equal(config_store_location(c), c->store_url);
+    assert_string_equal(c->node, "node-1.eu");
+    config_free(c);
+    f->c = config_load_secrets(f->path, 0, f->err, sizeof f->err);      /* a read-only command's load */
+    assert_non_null(f->c);
+    assert_string_equal(f->c->store_url, "postgresql://rf:pw-4e1d@db.internal:5433/returnflow");
+    config_free(f->c);
+    f->c = NULL;
+
+    setenv("RF_TEST_SECRET", "mysql://rf:pw-77c0@db/returnflow", 1);
+    load_fails(f, "return { node = 'bad name!', store = { url = { env = 'RF_TEST_SECRET' } },"
+                  " tenants = { demo = { webhook_secret = 'shh' } } }");
+    assert_problem(f, "store.url: must be a postgresql:// URL");
+    assert_problem(f, "node: 'bad name!' is not a node name");
+    assert_null(strstr(f->err, "pw-77c0"));
+}
+
 static void a_syntax_error_is_reported_as_lua_says_it(void **state) {
     fixture *f = *state;
     load_fails(f, "return {\n  listen = '127.0.0.1:8787'\n  data = 'data',\n}\n");
@@ -470,6 +503,7 @@ int main(void) {
         T(a_missing_scripts_folder_is_reported),
         T(secret_problems_are_reported),
         T(no_secret_value_ever_appears_in_a_message),
+        T(the_store_url_is_a_secret_and_the_node_has_a_name),
         T(a_syntax_error_is_reported_as_lua_says_it),
         T(a_file_that_fails_or_returns_no_table_is_reported),
         T(a_small_error_buffer_gets_whole_lines_and_a_count),

@@ -103,7 +103,7 @@ describe("delivery to Klaviyo", function()
     queue_faults(standin, { { kind = "400", path = "/api/events", pointer = "/data/attributes/value" } })
     post_fixture(server, "giftcard.requested.json")
     assert.truthy(h.wait_for(function() return outbox(dir, "state = 2") == 1 end), server:log())
-    local data = { "--data", dir .. "/data" }
+    local data = h.store_args(dir)
     local status = h.run({ "status", table.unpack(data) })
     assert.truthy(status:find("shop%s+0%s+0%s+0%s+0%s+0%s+0%s+1%s+no"), status)
     local list = h.run({ "dlq", "list", table.unpack(data) })
@@ -130,7 +130,7 @@ describe("delivery to Klaviyo", function()
     post_fixture(server, "return.created.json")
     h.sleep(0.5)
     assert.equal(0, outbox(dir, "state = 1"))             -- nothing more is sent while paused
-    local status = h.run({ "status", "--data", dir .. "/data" })
+    local status = h.run({ "status", table.unpack(h.store_args(dir)) })
     assert.truthy(status:find("shop.-yes"), status)
     local log = server:stop()
     server = nil

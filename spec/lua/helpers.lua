@@ -6,7 +6,7 @@
 --
 -- Waiting and talking happen in-process, never a process per call: HTTP through the host's own libcurl
 -- client (returnflow.native's http, from the build under test), webhook signatures through the host's
--- signature.c (native.sign), SQL through LuaSQL (Debian's lua-sql-sqlite3), sleeps and the clock
+-- signature.c (native.sign), SQL through LuaSQL (Debian's lua-sql-sqlite3, lua-sql-postgres), sleeps and the clock
 -- through lua-system (a dependency of lua-busted). Request bodies are checked by one long-lived
 -- validator process per run (spec/tools/validate_requests.py --serve).
 --
@@ -65,7 +65,10 @@ local function read(path)
 end
 M.read = read
 
+local store_setting        -- below: a config's store on the run's backend
+
 local function write(path, text)
+  if path:match("/returnflow%.conf%.lua$") then text = store_setting(path:gsub("/[^/]*$", ""), text) end
   local f = assert(io.open(path, "wb"))
   f:write(text)
   f:close()
@@ -99,6 +102,13 @@ end
 function M.tempdir()
   local dir = mkdtemp()
   temps[#temps + 1] = dir
+  return dir
+end
+
+--- A new empty folder under /tmp kept until the run ends (a template a run's specs share).
+function M.run_tempdir()
+  local dir = mkdtemp()
+  run_temps[dir] = true
   return dir
 end
 
@@ -457,22 +467,96 @@ function M.curl_burst(n, url, opts)
   return list
 end
 
+------------------------------------------------------------------------------------------------------
+-- the store's backend: SQLite in each data folder (the default), or PostgreSQL
+--
+-- RETURNFLOW_SPEC_BACKEND=pg (or M.use_backend("pg") before anything is written: the *_pg_spec.lua
+-- files run a spec file so) gives every config this run writes (a returnflow.conf.lua written through
+-- M.write, serve_dir's among them) a store of its own: a database of one private PostgreSQL cluster
+-- a run (spec/lua/pg.lua), named in the config's store.url. The spec files stay the same: M.sql_rows
+-- reads a folder's store wherever it is, SQLite's SQL dialect translated where the two differ.
+
+M.backend = os.getenv("RETURNFLOW_SPEC_BACKEND") == "pg" and "pg" or "sqlite"
+
+--- Runs the rest of this process's specs against the PostgreSQL store ("pg") or SQLite ("sqlite").
+function M.use_backend(name)
+  assert(name == "pg" or name == "sqlite", "M.use_backend: pg or sqlite")
+  M.backend = name
+end
+
+local pg_cluster             -- the run's cluster, started on first use, stopped by M.finish
+local pg_stores = {}         -- config folder -> { url, db }
+local pg_made = 0
+
+--- The run's PostgreSQL cluster (started on first use; spec/lua/pg.lua).
+function M.pg_cluster()
+  if not pg_cluster then pg_cluster = require("pg").start({ for_run = true }) end
+  return pg_cluster
+end
+
+--- The PostgreSQL store of a config folder (a new database the first time): { url, db }.
+function M.pg_store(dir)
+  if pg_stores[dir] then return pg_stores[dir] end
+  local cluster = M.pg_cluster()
+  pg_made = pg_made + 1
+  local db = string.format("rf_%s_%d", own_pid(), pg_made)
+  local conn = cluster:connect()
+  assert(conn:execute("CREATE DATABASE " .. db))
+  conn:close()
+  pg_stores[dir] = { url = cluster:url_of(db), db = db, cluster = cluster }
+  return pg_stores[dir]
+end
+
+--- Records that the config folder dir names a database of a cluster of the spec's own (pg.lua), so
+-- M.sql_rows reads it there.
+function M.pg_register(dir, cluster, db)
+  pg_stores[dir] = { url = cluster:url_of(db), db = db or cluster.db, cluster = cluster }
+end
+
+-- A config's text with its store on the run's backend: on PostgreSQL, store.url added (a config that
+-- names its own store, or is not a table constructor, stays as it is).
+store_setting = function(dir, text)
+  if M.backend ~= "pg" or text:find("store%s*=") or not text:find("^%s*return%s*{") then return text end
+  return (text:gsub("^(%s*return%s*{)", function(head)
+    return head .. string.format(" store = { url = %q },", M.pg_store(dir).url)
+  end, 1))
+end
+
+--- The arguments that point an operator's command (status, dlq) at the store of the config folder dir:
+-- its data folder, and on PostgreSQL the database's URL (--store) beside it.
+function M.store_args(dir)
+  if pg_stores[dir] then return { "--data", dir .. "/data", "--store", pg_stores[dir].url } end
+  return { "--data", dir .. "/data" }
+end
+
+-- SQLite's dialect, as the specs write it, in PostgreSQL's: json_extract(X, '$.a.b') and char(N).
+local function pg_dialect(sql)
+  sql = sql:gsub("json_extract%(([%w_%.]+),%s*'%$%.([^']*)'%)", function(expr, path)
+    return "((" .. expr .. ")::json #>> '{" .. path:gsub("%.", ",") .. "}')"
+  end)
+  return (sql:gsub("char%((%d+)%)", "chr(%1)"))
+end
+
 local luasql_env
--- An open connection to the store of the serve folder dir (LuaSQL, in-process). The store must exist:
--- opening a missing one would create an empty file under the service.
-local function store(dir)
+-- An open connection to the store of the serve folder dir (LuaSQL, in-process), and the SQL to run on
+-- it. A SQLite store must exist: opening a missing one would create an empty file under the service.
+local function store(dir, sql)
+  if pg_stores[dir] then
+    return pg_stores[dir].cluster:connect(pg_stores[dir].db), pg_stores[dir].db, pg_dialect(sql)
+  end
   local path = dir .. "/data/returnflow.db"
   if not lfs.attributes(path) then error("no store at " .. path, 3) end
   luasql_env = luasql_env or require("luasql.sqlite3").sqlite3()
   local conn = assert(luasql_env:connect(path))
   local cur = conn:execute("PRAGMA busy_timeout = 10000")  -- the service may hold the write lock a moment
   if type(cur) == "userdata" then cur:close() end
-  return conn, path
+  return conn, path, sql
 end
 
 --- The rows of a query of the store in dir, each as sqlite3's command line prints it ("a|b|c").
 function M.sql_rows(dir, sql)
-  local conn, path = store(dir)
+  local conn, path
+  conn, path, sql = store(dir, sql)
   local cur, err = conn:execute(sql)
   if not cur then conn:close(); error(path .. ": " .. tostring(err) .. "\n" .. sql, 2) end
   local rows = {}
@@ -594,6 +678,10 @@ function M.start_serve(dir, env)
                                        M.quote(dir), table.concat(vars, " "), M.quote(M.bin), M.quote(err)))
   local s = setmetatable({ dir = dir, pid = pid, err = err }, Server)
   s.address = wait_listening(pid, err, '"msg":"listening","address":"([^"]+)"', 60)
+  if s.address and pg_stores[dir] then          -- the PostgreSQL run: the server says which store it took
+    local listening = read(err):match('"msg":"listening"[^\n]*')
+    assert(listening:find('"store":"postgresql://', 1, true), "serve did not take the PostgreSQL store: " .. listening)
+  end
   if s.address then return s end
   terminate(pid)
   local f = io.open(err, "rb")
@@ -693,6 +781,8 @@ end
 --- Stops every process started here that still runs and removes every folder made here. Runs when
 -- the busted process ends (its Lua state closes, also after failures); a spec may call it too.
 function M.finish()
+  if pg_cluster then pg_cluster:stop() end
+  pg_cluster, pg_stores = nil, {}
   for pid in pairs(running) do os.execute("kill -TERM " .. pid .. " 2>/dev/null") end
   for pid in pairs(running) do terminate(pid, "TERM", 5) end
   validator = nil

@@ -269,7 +269,7 @@ describe("hot reload in returnflow serve", function()
     assert.equal(running, status.version)
     assert.equal(refused.version, status.refused.version)
     assert.equal(refused.error, status.refused.error)
-    local out = h.run({ "status", "--data", dir .. "/data" })
+    local out = h.run({ "status", table.unpack(h.store_args(dir)) })
     assert.truthy(out:find("refused " .. refused.version .. " at [%dT:Z-]+, the running version stays: "
                            .. h.literal(refused.error)), out)
     -- Meanwhile events still map, with the running version.
@@ -305,7 +305,7 @@ return {
     status = h.decode(h.read(dir .. "/data/scripts/shop/status.json"))
     assert.equal(loaded.version, status.version)
     assert.is_nil(status.refused)
-    out = h.run({ "status", "--data", dir .. "/data" })
+    out = h.run({ "status", table.unpack(h.store_args(dir)) })
     assert.truthy(out:find("shop%s+" .. loaded.version), out)
     assert.falsy(out:find("refused", 1, true), out)
     assert.equal(202, (h.post_signed(s:url(), webhook(2003))))
@@ -403,7 +403,7 @@ return {
     assert.equal(n, h.sql_count(dir, "SELECT count(*) FROM events"))
     assert.equal(n, h.sql_count(dir, "SELECT count(*) FROM events WHERE state = 1 AND attempts = 1"))
     assert.equal(0, h.sql_count(dir, "SELECT count(*) FROM (SELECT event_id FROM outbox GROUP BY event_id "
-                                     .. "HAVING count(*) <> 4)"))
+                                     .. "HAVING count(*) <> 4) per_event"))
     local version = {}
     for _, row in ipairs(sql_rows(dir, "SELECT json_extract(body, '$.id'), script_version FROM events")) do
       assert.truthy(acked[row[1]], "journaled but never acked: " .. row[1])
@@ -466,7 +466,7 @@ return {
     local text = metrics(s)
     assert.equal(1, reloads(text, "refused"))
     assert.equal(0, reloads(text, "loaded"))
-    local out = h.run({ "status", "--data", dir .. "/data" })
+    local out = h.run({ "status", table.unpack(h.store_args(dir)) })
     assert.truthy(out:find("refused " .. refused.version .. " at [^\n]*the running version stays: its specs failed"), out)
     assert.equal(202, (h.post_signed(s:url(), webhook(4002, "250.00"))))
     await_mapped(dir, 8)
@@ -655,7 +655,7 @@ end)
     assert.truthy(swapped_at, "the whole backlog was mapped by the old version: the swap waited for the batch")
     assert.same(want, got)
     assert.equal(0, h.sql_count(dir, "SELECT count(*) FROM (SELECT event_id FROM outbox GROUP BY event_id "
-                                     .. "HAVING count(*) <> 3)"))
+                                     .. "HAVING count(*) <> 3) per_event"))
   end)
 
   it("with reload_requires_specs loads a refused version once its spec alone is fixed, data and scripts apart", function()
@@ -724,7 +724,7 @@ return {
     local refused = await_entry(s, REFUSED, 1)
     assert.equal("missing", refused.version)
     assert.truthy(refused.error:find("^" .. h.literal(scripts) .. ": No such file or directory"), refused.error)
-    local out = h.run({ "status", "--data", dir .. "/data" })
+    local out = h.run({ "status", table.unpack(h.store_args(dir)) })
     assert.truthy(out:find("refused missing at [^\n]*the running version stays: " .. h.literal(scripts)), out)
 
     -- Put back (a new folder: nothing watches it) after more than a second, with a change.
@@ -758,7 +758,7 @@ return {
     assert.truthy(problems[2]:find("^" .. h.literal(scripts .. "/41-typo.lua:1: unknown trigger 'return.craeted'")),
                   problems[2])
 
-    local out, err, code = h.run({ "status", "--data", dir .. "/data" })
+    local out, err, code = h.run({ "status", table.unpack(h.store_args(dir)) })
     assert.equal(0, code, err)
     assert.equal(0, h.sql_count(dir, "SELECT count(*) FROM events"))
     local lines = h.lines(out)
@@ -789,7 +789,7 @@ return {
     local reason = sql_rows(dir, "SELECT reason FROM events WHERE state = 2")[1][1]
     assert.truthy(reason:find("^" .. h.literal(scripts .. "/45-boom.lua:2: boom")), reason)
     assert.falsy(reason:find("data/scripts", 1, true), reason)
-    local out = h.run({ "dlq", "list", "--data", dir .. "/data" })
+    local out = h.run({ "dlq", "list", table.unpack(h.store_args(dir)) })
     assert.truthy(out:find("event:%d+%s+shop%s+" .. h.literal(scripts .. "/45-boom.lua:2: boom")), out)
     local log = s:stop()
     assert.truthy(log:find('"reason":' .. h.encode(scripts .. "/45-boom.lua:2: boom"):sub(1, -2), 1, true), log)

@@ -23,11 +23,13 @@
  */
 #include "deliverer.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -217,6 +219,10 @@ deliverer *deliver_start(const config *cfg, char *err, size_t errlen) {
     /* Delivery's writes are small; the WAL is copied back by serve's checkpointer (store.c) or by
      * the batch job's own connection, which writes the bulk of it (store_checkpoint_every). */
     store_checkpoint_every(d->db, 0);
+    /* The data folder holds the lock (and delivery.rate, the dry files): a SQLite store made it, a
+     * PostgreSQL one does not. Without it the lock could never be taken. */
+    if (mkdir(cfg->data_dir, 0750) != 0 && errno != EEXIST)
+        log_line("error", "delivery: cannot create the data folder: its lock cannot be taken", NULL);
     snprintf(path, sizeof path, "%s/delivery.lock", cfg->data_dir);
     d->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     d->packing = bulk_new(0, 0);

@@ -1,0 +1,2 @@
+build-dbg/obj/base/clock.o: core/base/clock.c core/base/clock.h
+core/base/clock.h:

@@ -1,0 +1,2 @@
+build-dbg/obj/base/share.o: core/base/share.c core/base/share.h
+core/base/share.h:

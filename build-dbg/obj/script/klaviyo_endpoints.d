@@ -1,0 +1,3 @@
+build-dbg/obj/script/klaviyo_endpoints.o: core/script/klaviyo_endpoints.c \
+ core/script/klaviyo_endpoints.h
+core/script/klaviyo_endpoints.h:

@@ -1,0 +1,22 @@
+build-dbg/obj/store/pg/pg_operator.o: core/store/pg/pg_operator.c \
+ core/store/pg/pg_store.h /usr/include/postgresql/libpq-fe.h \
+ /usr/include/postgresql/postgres_ext.h \
+ /usr/include/postgresql/pg_config_ext.h core/store/store_backend.h \
+ core/store/outbox.h core/script/mapper.h core/script/sandbox.h \
+ /usr/include/lua5.4/lua.h /usr/include/lua5.4/luaconf.h \
+ core/base/strbuf.h core/store/store_db.h core/store/states.h \
+ core/store/store_db.h
+core/store/pg/pg_store.h:
+/usr/include/postgresql/libpq-fe.h:
+/usr/include/postgresql/postgres_ext.h:
+/usr/include/postgresql/pg_config_ext.h:
+core/store/store_backend.h:
+core/store/outbox.h:
+core/script/mapper.h:
+core/script/sandbox.h:
+/usr/include/lua5.4/lua.h:
+/usr/include/lua5.4/luaconf.h:
+core/base/strbuf.h:
+core/store/store_db.h:
+core/store/states.h:
+core/store/store_db.h:

@@ -1,0 +1,16 @@
+build-dbg/obj/store/store_db.o: core/store/store_db.c \
+ core/store/store_sqlite.h core/store/store_backend.h core/store/outbox.h \
+ core/script/mapper.h core/script/sandbox.h /usr/include/lua5.4/lua.h \
+ /usr/include/lua5.4/luaconf.h core/base/strbuf.h core/store/store_db.h \
+ core/store/states.h core/store/store_faults.h
+core/store/store_sqlite.h:
+core/store/store_backend.h:
+core/store/outbox.h:
+core/script/mapper.h:
+core/script/sandbox.h:
+/usr/include/lua5.4/lua.h:
+/usr/include/lua5.4/luaconf.h:
+core/base/strbuf.h:
+core/store/store_db.h:
+core/store/states.h:
+core/store/store_faults.h:

@@ -1,0 +1,16 @@
+build-dbg/obj/store/store_dispatch.o: core/store/store_dispatch.c \
+ core/store/store_backend.h core/store/outbox.h core/script/mapper.h \
+ core/script/sandbox.h /usr/include/lua5.4/lua.h \
+ /usr/include/lua5.4/luaconf.h core/base/strbuf.h core/store/store_db.h \
+ core/store/states.h core/json/json.h core/base/log.h
+core/store/store_backend.h:
+core/store/outbox.h:
+core/script/mapper.h:
+core/script/sandbox.h:
+/usr/include/lua5.4/lua.h:
+/usr/include/lua5.4/luaconf.h:
+core/base/strbuf.h:
+core/store/store_db.h:
+core/store/states.h:
+core/json/json.h:
+core/base/log.h:
