@@ -167,7 +167,7 @@ local function outbox_events(dir, where)
   local sql = "SELECT lower(json_extract(body, '$.data.attributes.profile.data.attributes.email')) || char(9) || "
               .. "json_extract(body, '$.data.attributes.metric.data.attributes.name') || char(9) || "
               .. "json_extract(body, '$.data.attributes.unique_id') || char(9) || state FROM outbox WHERE "
-              .. (where or "1") .. " ORDER BY event_id, id"
+              .. (where or "1 = 1") .. " ORDER BY event_id, id"
   local list = {}
   for _, line in ipairs(h.sql_rows(dir, sql)) do
     local e, metric, uid, state = line:match("^([^\t]*)\t([^\t]*)\t([^\t]*)\t(%d+)$")
