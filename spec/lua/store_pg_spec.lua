@@ -6,6 +6,7 @@ local helpers = require "helpers"
 local pg = require "pg"
 
 local test_store = helpers.bin:gsub("/[^/]*$", "") .. "/test_store"
+local h_quote = helpers.quote
 
 describe("the PostgreSQL store", function()
   local cluster
@@ -24,5 +25,32 @@ describe("the PostgreSQL store", function()
     assert.equal(0, code, report)
     assert.truthy(report:match("%[  PASSED  %] 9 test%(s%)"), report)
     assert.truthy(report:match("%[  SKIPPED %] 1 test"), report)       -- the missing file's: SQLite's only
+  end)
+
+  it("store migrate creates the schema once, from three processes at once, and names the store safely", function()
+    local url = cluster:url_of() .. "&password=pw-0c41"               -- trust auth: the password is ignored
+    local cmd = {}
+    for i = 1, 3 do
+      cmd[i] = string.format("%s store migrate --data %s >%s 2>&1; echo $? >>%s", h_quote(helpers.bin), h_quote(url),
+                             h_quote(cluster.dir .. "/migrate." .. i), h_quote(cluster.dir .. "/codes"))
+    end
+    helpers.sh_ok("(" .. table.concat(cmd, ") & (") .. ") & wait")
+    assert.equal("0\n0\n0\n", helpers.read(cluster.dir .. "/codes"))
+    for i = 1, 3 do
+      local out = helpers.read(cluster.dir .. "/migrate." .. i)
+      assert.truthy(out:find("the schema is up to date", 1, true), out)
+      assert.falsy(out:find("pw-0c41", 1, true), out)
+    end
+    local conn = cluster:connect()
+    local cur = assert(conn:execute("SELECT count(*), max(version) FROM schema_version"))
+    local n, version = cur:fetch()
+    cur:close()
+    conn:close()
+    assert.same({ "1", "1" }, { n, version })
+    -- SQLite's file tools say what to use instead.
+    local _, err, code = helpers.run({ "store", "check", "--data", url })
+    assert.equal(2, code)
+    assert.truthy(err:find("pg_dump", 1, true), err)
+    assert.falsy(err:find("pw-0c41", 1, true), err)
   end)
 end)
