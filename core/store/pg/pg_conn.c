@@ -167,25 +167,35 @@ static int ready(pg_db *p) {
     return 0;
 }
 
+void pg_drop(pg_db *p) {
+    PQreset(p->conn);                     /* a new session: out of any pipeline, statements gone */
+    p->nprepared = 0;
+    if (PQstatus(p->conn) == CONNECTION_OK) configure(p);
+}
+
 static int prepared(pg_db *p, const pg_stmt *st) {
     for (int i = 0; i < p->nprepared; i++)
         if (p->prepared[i] == st->name) return 1;
     return 0;
 }
 
+int pg_prepare(pg_db *p, const pg_stmt *st) {
+    if (ready(p) != 0) return -1;
+    if (prepared(p, st)) return 0;
+    PGresult *r = PQprepare(p->conn, st->name, st->sql, 0, NULL);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok) pg_fail(p, r);
+    PQclear(r);
+    if (!ok) return -1;
+    if (p->nprepared == PG_MAX_STATEMENTS) abort();          /* a fixed set: grow PG_MAX_STATEMENTS */
+    p->prepared[p->nprepared++] = st->name;
+    return 0;
+}
+
 static PGresult *run(pg_db *p, const pg_stmt *st, const pg_params *params) {
     static const pg_params none;
     if (!params) params = &none;
-    if (ready(p) != 0) return NULL;
-    if (!prepared(p, st)) {
-        PGresult *r = PQprepare(p->conn, st->name, st->sql, 0, NULL);
-        int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-        if (!ok) pg_fail(p, r);
-        PQclear(r);
-        if (!ok) return NULL;
-        if (p->nprepared == PG_MAX_STATEMENTS) abort();          /* a fixed set: grow PG_MAX_STATEMENTS */
-        p->prepared[p->nprepared++] = st->name;
-    }
+    if (pg_prepare(p, st) != 0) return NULL;
     PGresult *r = PQexecPrepared(p->conn, st->name, params->n, params->values, params->lengths, params->formats, 0);
     ExecStatusType s = PQresultStatus(r);
     if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK) return r;

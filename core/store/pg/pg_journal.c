@@ -16,24 +16,65 @@
 static const pg_stmt append_stmt = {
     "journal_append", "INSERT INTO events(tenant, received_at, body, script_version) VALUES ($1, $2, $3, $4) RETURNING id" };
 
+/* One query's result in a pipeline (NULL when the connection is gone), the NULL after it consumed. */
+static PGresult *next_result(PGconn *c) {
+    PGresult *r = PQgetResult(c);
+    if (r) {
+        PGresult *extra;
+        while ((extra = PQgetResult(c)) != NULL) PQclear(extra);
+    }
+    return r;
+}
+
+/* The batch in one round trip (libpq's pipeline mode): BEGIN, an INSERT a row, COMMIT, then one sync.
+ * Each INSERT takes its id from the sequence in row order, as one statement after the other would.
+ * 0 with every id set, or -1 with the first failure kept and nothing of the batch committed. */
 int pg_journal_commit(store_db *db, store_journal_row *rows, int n) {
     pg_db *p = pg_of(db);
-    if (pg_begin(db) != 0) return -1;
-    for (int i = 0; i < n; i++) {
+    if (pg_prepare(p, &append_stmt) != 0) return -1;
+    PGconn *c = p->conn;
+    if (!PQenterPipelineMode(c)) {
+        pg_fail(p, NULL);
+        return -1;
+    }
+    int sent = PQsendQueryParams(c, "BEGIN", 0, NULL, NULL, NULL, NULL, 0);
+    for (int i = 0; sent && i < n; i++) {
         pg_params pp = { 0 };
         pg_text(&pp, rows[i].tenant);
         pg_int(&pp, rows[i].received_at);
         pg_bytes(&pp, rows[i].body, rows[i].len);
         pg_text_or_null(&pp, rows[i].version);
-        PGresult *r = pg_run(p, &append_stmt, &pp);
-        if (!r) goto fail;
-        rows[i].id = pg_ll(r, 0, 0);
+        sent = PQsendQueryPrepared(c, append_stmt.name, pp.n, pp.values, pp.lengths, pp.formats, 0);
+    }
+    sent = sent && PQsendQueryParams(c, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) && PQpipelineSync(c);
+    int ok = sent, failed = !sent;
+    if (!sent) pg_fail(p, NULL);
+    /* Read what was sent: BEGIN, the rows, COMMIT, the sync (a lost connection ends it early). */
+    for (int q = 0; sent && q < n + 2 && PQstatus(c) == CONNECTION_OK; q++) {
+        PGresult *r = next_result(c);
+        ExecStatusType st = PQresultStatus(r);
+        int good = q == 0 || q == n + 1 ? st == PGRES_COMMAND_OK : st == PGRES_TUPLES_OK;
+        if (good && q > 0 && q <= n) rows[q - 1].id = pg_ll(r, 0, 0);
+        if (good && q == n + 1 && strcmp(PQcmdStatus(r), "COMMIT") != 0) good = 0;   /* rolled back */
+        if (!good) {
+            ok = 0;
+            if (!failed && st != PGRES_PIPELINE_ABORTED) { pg_fail(p, r); failed = 1; }
+        }
+        PQclear(r);
+        if (!r) break;
+    }
+    if (sent && PQstatus(c) == CONNECTION_OK) {
+        PGresult *r = PQgetResult(c);                     /* PGRES_PIPELINE_SYNC */
         PQclear(r);
     }
-    if (pg_commit(db) == 0) return 0;
-fail:
-    pg_rollback(db);
-    return -1;
+    if (ok && PQstatus(c) != CONNECTION_OK) ok = 0;
+    if (!ok && !failed) pg_fail(p, NULL);
+    /* Out of pipeline mode: what a broken exchange left unread goes first; a session that still will
+     * not leave it is replaced (the next call reconnects). */
+    for (int guard = 0; !PQexitPipelineMode(c) && guard < 2 * n + 8; guard++) PQclear(PQgetResult(c));
+    if (PQpipelineStatus(c) != PQ_PIPELINE_OFF) pg_drop(p);
+    else if (!ok && PQstatus(c) == CONNECTION_OK) PQclear(PQexec(c, "ROLLBACK"));   /* a failed BEGIN block ends */
+    return ok ? 0 : -1;
 }
 
 /* A write that commits: the store takes writes again when it succeeds. */

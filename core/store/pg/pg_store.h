@@ -24,7 +24,7 @@
 #include "store_backend.h"
 #include "store_db.h"
 
-#define PG_MAX_STATEMENTS 64
+#define PG_MAX_STATEMENTS 128
 #define PG_MAX_PARAMS 16
 
 /* The advisory lock migrations run under: two nodes starting together do not race. ('rflw') */
@@ -75,6 +75,12 @@ pg_db *pg_connect(const char *url, int flags, char *err, size_t errlen);
  * connection's error and fault set. Reconnects first when the connection is lost outside a
  * transaction. */
 PGresult *pg_run(pg_db *p, const pg_stmt *st, pg_params *params);
+
+/* Prepares st on this session unless it is (reconnecting first when the connection is lost). 0 or -1. */
+int pg_prepare(pg_db *p, const pg_stmt *st);
+
+/* Replaces the session (a new connection, configured): what a broken exchange left behind goes. */
+void pg_drop(pg_db *p);
 
 /* pg_run for a statement without a result: 0, or -1. */
 int pg_do(pg_db *p, const pg_stmt *st, pg_params *params);
