@@ -326,6 +326,60 @@ static void dead_letters_are_listed_replayed_and_purged(void **state) {
     store_db_close(db);
 }
 
+typedef struct shown { int n; char tenant[16], reason[64], text[64]; } shown;
+
+static void show_cb(void *ud, const char *tenant, const char *reason, const char *text) {
+    shown *s = ud;
+    s->n++;
+    snprintf(s->tenant, sizeof s->tenant, "%s", tenant);
+    snprintf(s->reason, sizeof s->reason, "%s", reason);
+    snprintf(s->text, sizeof s->text, "%s", text);
+}
+
+static void tenant_cb(void *ud, const char *tenant) {
+    listed *l = ud;
+    if (!l->n++) snprintf(l->first, sizeof l->first, "%s", tenant);
+}
+
+/* A failed event: listed, shown whole, mapped again on replay, dropped with its reason on purge; a
+ * replay's window reads the journal by trigger. */
+static void failed_events_are_shown_replayed_and_purged_and_the_journal_replayed_by_trigger(void **state) {
+    (void)state;
+    store_db *db = open_db();
+    long long ev, other;
+    const char *body = "{\"trigger\":\"return.created\",\"id\":\"7\"}";
+    assert_int_equal(store_journal_held(db, "shop", clock_now_ms() - 1000, body, strlen(body), &ev), 0);
+    assert_int_equal(store_journal_held(db, "shop", clock_now_ms() - 1000, "{\"trigger\":\"label.created\"}", 27, &other), 0);
+    map_result r = { .status = MAP_FAILED, .reason = "scripts/10.lua:3: boom" };
+    write_result(db, ev, &r, NULL);
+
+    listed tenants = {0};
+    store_tenants(db, tenant_cb, &tenants);
+    assert_int_equal(tenants.n, 1);
+    assert_string_equal(tenants.first, "shop");
+    shown s = {0};
+    assert_int_equal(store_dead_letter(db, 1, ev, show_cb, &s), 1);
+    assert_string_equal(s.reason, "scripts/10.lua:3: boom");
+    assert_string_equal(s.text, body);
+    assert_int_equal(store_dead_letter(db, 1, other, show_cb, &s), 0);       /* not a dead letter */
+
+    assert_int_equal(store_replay_dead_events(db, 0, "shop"), 1);
+    collected c = {0};
+    assert_int_equal(store_journal_each(db, "shop", EVENT_JOURNALED, 10, collect, &c), 1);
+    assert_int_equal(c.ids[0], ev);
+    write_result(db, ev, &r, NULL);
+    assert_int_equal(store_purge_dead_events(db, ev, NULL), 1);
+    collected dropped = {0};
+    assert_int_equal(store_journal_each(db, "shop", EVENT_DROPPED, 10, collect, &dropped), 1);
+
+    collected window = {0};
+    assert_int_equal(store_journal_replay(db, "shop", 0, clock_now_ms() + 1, "return.created", collect, &window), 1);
+    assert_int_equal(window.ids[0], ev);
+    collected all = {0};
+    assert_int_equal(store_journal_replay(db, "shop", 0, clock_now_ms() + 1, NULL, collect, &all), 2);
+    store_db_close(db);
+}
+
 /* ------------------------------- purge, pause ------------------------------ */
 
 static void purge_drops_old_delivered_rows_and_keeps_queued_ones(void **state) {
@@ -386,6 +440,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(an_error_cut_inside_a_character_is_recorded, setup, teardown),
         cmocka_unit_test_setup_teardown(a_jobs_schedules_wait_until_it_has_read_all_its_input, setup, teardown),
         cmocka_unit_test_setup_teardown(dead_letters_are_listed_replayed_and_purged, setup, teardown),
+        cmocka_unit_test_setup_teardown(failed_events_are_shown_replayed_and_purged_and_the_journal_replayed_by_trigger,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(purge_drops_old_delivered_rows_and_keeps_queued_ones, setup, teardown),
         cmocka_unit_test_setup_teardown(opening_a_missing_store_read_only_fails_with_its_path, setup, teardown),
         cmocka_unit_test(a_url_is_named_without_its_password),
