@@ -159,7 +159,7 @@ job *job_open(const job_options *o, char *err, size_t errlen) {
      * and has no other checkpointer, so its connection checkpoints as SQLite does by default. */
     store_checkpoint_every(j->db, 4000);
     if (!tenant_is_dry(o->tenant)) {
-        j->d = deliver_start(o->cfg, err, errlen);   /* waits for serve's lock if serve delivers */
+        j->d = deliver_start(o->cfg, NULL, err, errlen);   /* waits for serve's lock if serve delivers */
         if (!j->d) fprintf(stderr, "%s: %s; the requests stay queued for serve\n", o->kind, err);
         err[0] = 0;
     }
