@@ -55,7 +55,6 @@ typedef struct tenant_lease {
 struct ownership {
     int clustered;
     char node[128];
-    char *location;
     store_db *db;                 /* the thread's own connection */
     pthread_t tid;
     pthread_mutex_t mu;           /* guards what follows */
@@ -71,7 +70,6 @@ static void node_name(const config *cfg, char *out, size_t len) {
     out[len - 1] = 0;
 }
 
-static const char *store_location(const config *cfg) { return cfg->data_dir; }
 
 static int location_is_shared(const char *location) {
     return strncmp(location, "postgresql://", 13) == 0 || strncmp(location, "postgres://", 11) == 0;
@@ -400,14 +398,17 @@ ownership *ownership_start(const config *cfg, char *err, size_t errlen) {
     pthread_cond_init(&o->cv, &cv_attr);
     pthread_condattr_destroy(&cv_attr);
     ownership_set_config(o, cfg);
-    const char *location = store_location(cfg);
+    const char *location = config_store_location(cfg);
     if (!location_is_shared(location)) return o;  /* one node: it owns everything, no thread */
     o->clustered = 1;
     char why[1200];
-    if (!(o->location = strdup(location))) abort();
     if (!(o->db = store_db_open(location, STORE_RELAXED, why, sizeof why))) {
         snprintf(err, errlen, "ownership: %s", why);
         goto fail;
+    }
+    if (!store_clustered(o->db)) {                /* several nodes without leases would double work */
+        snprintf(err, errlen, "ownership: the %s store of this build keeps no leases", store_db_backend(o->db));
+        goto fail_db;
     }
     if (pthread_create(&o->tid, NULL, thread_main, o) != 0) {
         snprintf(err, errlen, "cannot start the ownership thread");
@@ -417,7 +418,6 @@ ownership *ownership_start(const config *cfg, char *err, size_t errlen) {
 fail_db:
     store_db_close(o->db);
 fail:
-    free(o->location);
     pthread_mutex_destroy(&o->mu);
     pthread_cond_destroy(&o->cv);
     for (int i = 0; i < o->ntenants; i++) free(o->tenants[i]);
@@ -443,7 +443,6 @@ void ownership_stop(ownership *o) {
         store_node_heartbeat(o->db, o->node, 1);
         store_db_close(o->db);
     }
-    free(o->location);
     pthread_mutex_destroy(&o->mu);
     pthread_cond_destroy(&o->cv);
     for (int i = 0; i < o->ntenants; i++) free(o->tenants[i]);
