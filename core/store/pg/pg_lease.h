@@ -26,4 +26,19 @@ int pg_lease_fence(PGconn *c, const char *tenant, const char *node, long long ep
 int pg_lease_mark_sending(PGconn *c, const char *tenant, const char *node, long long epoch, const long long *ids,
                           int n);
 
+/* The backend table's entries (pg_cluster.c): the same on a store_db of the PostgreSQL backend. */
+int pg_cluster_prepare(store_db *db);
+int pg_cluster_heartbeat(store_db *db, const char *node, int gone);
+int pg_cluster_live_nodes(store_db *db, void (*cb)(void *ud, const char *node), void *ud);
+int pg_cluster_leases(store_db *db, void (*cb)(void *ud, const store_lease *l), void *ud);
+long long pg_cluster_take(store_db *db, const char *tenant, const char *node, const char *version);
+int pg_cluster_renew(store_db *db, const char *node, const char *const *tenants, const long long *epochs, int n,
+                     int *kept);
+int pg_cluster_release(store_db *db, const char *tenant, const char *node, long long epoch);
+int pg_cluster_want(store_db *db, const char *tenant, const char *node);
+int pg_cluster_publish(store_db *db, const char *tenant, const char *version, const char *node);
+int pg_cluster_fence(store_db *db, const char *tenant, const char *node, long long epoch);
+int pg_cluster_mark_sending(store_db *db, const char *tenant, const char *node, long long epoch, const long long *ids,
+                            int n);
+
 #endif
