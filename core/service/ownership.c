@@ -210,7 +210,7 @@ static void add_lease(void *ud, const store_lease *l) {
     snprintf(x->wanted_by, sizeof x->wanted_by, "%s", l->wanted_by ? l->wanted_by : "");
     snprintf(x->version, sizeof x->version, "%s", l->version ? l->version : "");
     x->epoch = l->epoch;
-    x->expires_in_ms = l->node ? l->expires_in_ms : -(1LL << 40);   /* no lease: free for ever */
+    x->expires_in_ms = l->expires_in_ms;
 }
 
 static const seen_lease *seen_of(const seen *s, const char *tenant) {
@@ -319,8 +319,8 @@ static void balance(ownership *o) {
         }
         if (!t->configured || !current) continue;
         int mine_left = s && s->node[0] && strcmp(s->node, o->node) == 0;   /* an earlier run of this node */
-        int is_free = !s || !s->node[0] || s->expires_in_ms <= 0;
-        if (mine_left || (is_free && (ours || !s || s->expires_in_ms <= -ORPHAN_MS))) {
+        int is_free = !s->node[0] || s->expires_in_ms <= 0;
+        if (mine_left || (is_free && (ours || s->expires_in_ms <= -ORPHAN_MS))) {
             char id[128], version[16];
             memcpy(id, t->id, sizeof id);
             memcpy(version, t->version, sizeof version);

@@ -284,13 +284,13 @@ int store_node_heartbeat(store_db *db, const char *node, int gone);
 /* The nodes seen within STORE_NODE_LIVE_MS, in name order. Returns how many, or -1. */
 int store_live_nodes(store_db *db, void (*cb)(void *ud, const char *node), void *ud);
 
-/* One tenant as the cluster sees it: its lease (node NULL: none; live 0: expired, free to take),
- * the node that asked for it (wanted_by, NULL: none), and the scripts version published for it
- * (version NULL: none yet). */
+/* One tenant as the cluster sees it: its lease (node NULL: nobody holds it), the node that asked
+ * for it (wanted_by, NULL: none), and the scripts version published for it (version NULL: none). */
 typedef struct store_lease {
     const char *tenant, *node, *wanted_by, *version;
     long long epoch;
-    long long expires_in_ms;      /* by the store's clock; <= 0: expired */
+    long long expires_in_ms;      /* by the store's clock; <= 0: free for that long (expired, released,
+                                     or published and never held) */
 } store_lease;
 
 /* Every tenant with a lease or a published version. Returns how many, or -1. */

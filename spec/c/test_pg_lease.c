@@ -174,6 +174,7 @@ static void handover_and_restart(void **state) {
     memset(&s, 0, sizeof s);
     pg_lease_all(a, see, &s);
     assert_string_equal("(none)", s.node);
+    assert_true(s.expires <= 0 && s.expires > -2000);     /* free since now: not an orphan yet */
     assert_int_equal(4, pg_lease_take(b, "shop", "node-b", "v1"));   /* free: taken at once */
     /* node-b is killed and starts again: its earlier run's lease is taken back without waiting. */
     assert_int_equal(5, pg_lease_take(b, "shop", "node-b", "v1"));

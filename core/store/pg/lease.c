@@ -4,6 +4,7 @@
  * Tables (created here, beside the backend's schema, under a transaction-scoped advisory lock):
  *   nodes(name, started_at, seen_at)                 a heartbeat a node
  *   leases(tenant, node, epoch, expires_at, wanted_by) who maps and delivers a tenant; node NULL: free
+ *                                                    since expires_at (released then)
  *   scripts_versions(tenant, version, published_at, node)  the version every owner must run
  * Every time is the store's clock (ms since the epoch), never a node's: nodes' clocks may disagree,
  * and the store is the one judge of whether a lease expired. A node's own bound on a lease is its
@@ -127,7 +128,7 @@ static const char *or_null(PGresult *r, int row, int col) {
 int pg_lease_all(PGconn *c, void (*cb)(void *ud, const store_lease *l), void *ud) {
     PGresult *r = run(c,
                       "SELECT coalesce(l.tenant, v.tenant), l.node, coalesce(l.epoch, 0), "
-                      "coalesce(l.expires_at - " NOW_MS ", 0), l.wanted_by, v.version "
+                      "coalesce(l.expires_at, v.published_at) - " NOW_MS ", l.wanted_by, v.version "
                       "FROM leases l FULL JOIN scripts_versions v ON v.tenant = l.tenant ORDER BY 1",
                       0, NULL, PGRES_TUPLES_OK);
     if (!r) return -1;
@@ -203,7 +204,7 @@ int pg_lease_release(PGconn *c, const char *tenant, const char *node, long long 
     text_of(e, sizeof e, epoch);
     const char *p[] = { tenant, node, e };
     return command(c,
-                   "UPDATE leases SET node = NULL, expires_at = 0, wanted_by = NULL "
+                   "UPDATE leases SET node = NULL, expires_at = " NOW_MS ", wanted_by = NULL "
                    "WHERE tenant = $1 AND node = $2 AND epoch = $3::bigint",
                    3, p);
 }
