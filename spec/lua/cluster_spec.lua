@@ -230,4 +230,40 @@ describe("a cluster of three nodes on one PostgreSQL", function()
     end
     for _, s in pairs(servers) do s:stop() end
   end)
+
+  it("maps a tenant only on nodes running its published scripts, and hands everything over at a stop", function()
+    db = db or pg.start()
+    standin = standin or h.start_standin({ "--quiet" })
+    for _, s in pairs(servers) do if s:alive() then s:stop("KILL") end end
+    servers = {}
+    local url = db.url:gsub("/returnflow%?", "/versions?")
+    h.sh_ok(string.format("%s/createdb -h %s -p %d -U %s versions", pg.bin, h.quote(db.dir), db.port, db.user))
+    local dirs = {}
+    for i = 1, 2 do
+      dirs[i] = node_dir(NODES[i], url, standin)
+      servers[i] = h.start_serve(dirs[i])
+    end
+    local function owns(i) return healthz(servers[i]).owns or {} end
+    assert.truthy(h.wait_for(function() return each_owned_once(servers) end, 30), h.encode(owners(servers)))
+
+    -- node-a gets new scripts (its hot reload publishes them): node-b, still on the old ones, lets go.
+    h.write(dirs[1] .. "/scripts/20-more.lua", "return {}\n")
+    assert.truthy(h.wait_for(function() return #owns(1) == #TENANTS and #owns(2) == 0 end, 30),
+                  "node-a alone maps the new version " .. h.encode(owners(servers)) .. servers[1]:log())
+    -- node-b gets them too: the tenants spread again, each on one node.
+    h.write(dirs[2] .. "/scripts/20-more.lua", "return {}\n")
+    assert.truthy(h.wait_for(function()
+      local once = each_owned_once(servers)
+      return once and #owns(2) > 0
+    end, 30), "spread again " .. h.encode(owners(servers)) .. servers[2]:log())
+
+    -- A stop gives every lease up: node-b takes node-a's tenants at once, not after the lease's 10 s.
+    local t0 = h.now()
+    servers[1]:stop()
+    assert.truthy(h.wait_for(function() return #owns(2) == #TENANTS end, 10), h.encode(owns(2)))
+    local took = h.now() - t0
+    io.stderr:write(string.format("[cluster] a stopped node's tenants taken over in %.2f s\n", took))
+    assert.truthy(took < 4, "taken over after " .. took .. " s")
+    servers[2]:stop()
+  end)
 end)
