@@ -47,10 +47,10 @@ CHECK_SPECS=${CHECK_SPECS:-"bad_input conformance default_scripts mapping_api po
                             testing leftovers"}
 # The slowest first, so that the pool is not left waiting on one long file at the end.
 SLOW_FIRST="hostile_serve_1 hostile_serve_2 hostile_serve_3 hostile_serve_4 volume hostile_map_1 hostile_map_2
-            reload durability templates conformance cli standin deliver serve"
+            reload durability cluster templates conformance cli standin deliver serve"
 # The stress specs load the CPU on purpose and time what the service does under it: one at a time per
 # suite, so two of them never share a suite's half of the machine; the other specs run beside them.
-HEAVY=${HEAVY:-"volume reload durability"}
+HEAVY=${HEAVY:-"volume reload durability cluster"}
 # Spec files run once per `all`/`plain`, against the normal build (first: they are the slowest).
 ONCE_SPECS=${ONCE_SPECS:-"spec/repo/clone_spec.lua spec/repo/rockspec_spec.lua"}
 # Suites run once, not per build: "label|command" a line.
