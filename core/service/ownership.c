@@ -60,6 +60,7 @@ struct ownership {
     pthread_mutex_t mu;           /* guards what follows */
     pthread_cond_t cv;
     int stopping;
+    int failing;                  /* the store refused the last pass (logged once); the thread's own */
     tenant_lease **tenants;       /* by pointer: the thread keeps one across an unlocked store call */
     int ntenants;
 };
@@ -227,9 +228,9 @@ static void log_lease(const char *msg, const char *tenant, long long epoch, cons
 
 /* Heartbeat and renewal: what the store confirmed counts until the start of the call plus the
  * lease's time less the margin; what it did not confirm is dropped at once. */
-static void renew(ownership *o) {
+static int renew(ownership *o) {
     long long started = clock_mono_ms();
-    if (store_node_heartbeat(o->db, o->node, 0) != 0) return;
+    if (store_node_heartbeat(o->db, o->node, 0) != 0) return -1;
     pthread_mutex_lock(&o->mu);
     int n = 0;
     const char **ids = malloc((size_t)(o->ntenants + 1) * sizeof *ids);
@@ -258,6 +259,7 @@ static void renew(ownership *o) {
     }
     pthread_mutex_unlock(&o->mu);
     free(ids), free(epochs), free(held), free(kept), free(copies);
+    return rc;
 }
 
 static void publish(ownership *o) {
@@ -291,10 +293,12 @@ static void give_up(ownership *o, tenant_lease *t, const char *why, const char *
 }
 
 /* One decision pass over the configured tenants (see the header). */
-static void balance(ownership *o) {
+static int balance(ownership *o) {
     names live = {0};
     seen leases = {0};
+    int rc = -1;
     if (store_live_nodes(o->db, add_name, &live) < 0 || store_leases_of(o->db, add_lease, &leases) < 0) goto done;
+    rc = 0;
     if (!is_live(&live, o->node)) goto done;      /* our heartbeat is not in yet: decide nothing */
     pthread_mutex_lock(&o->mu);
     for (int i = 0; i < o->ntenants; i++) {
@@ -354,26 +358,38 @@ static void balance(ownership *o) {
 done:
     free(live.v);
     free(leases.v);
+    return rc;
+}
+
+/* The store refused the leases' statements (ok 0) or took them again (1): said once each way, since
+ * a node that cannot renew stops its tenants within the lease's time (self-fencing). */
+static void note_store(ownership *o, int ok) {
+    if (ok == !o->failing) return;
+    o->failing = !ok;
+    if (ok) { log_line("info", "leases kept again: the store answers", NULL); return; }
+    store_log_error("cannot keep this node's leases; its tenants stop within seconds and others take them", o->db);
 }
 
 static void *thread_main(void *arg) {
     ownership *o = arg;
     pthread_setname_np(pthread_self(), "rf-ownership");
     long long next_renew = 0;
-    int prepared = 0;
+    int prepared = 0, ok;
     pthread_mutex_lock(&o->mu);
     while (!o->stopping) {
         pthread_mutex_unlock(&o->mu);
         if (!prepared) prepared = store_cluster_prepare(o->db) == 0;
+        ok = prepared;
         if (prepared) {
             long long mono = clock_mono_ms();
             if (mono >= next_renew) {
-                renew(o);
+                ok = renew(o) == 0;
                 next_renew = mono + RENEW_MS;
             }
             publish(o);
-            balance(o);
+            ok = balance(o) == 0 && ok;
         }
+        note_store(o, ok);
         pthread_mutex_lock(&o->mu);
         if (o->stopping) break;
         struct timespec until;
