@@ -367,7 +367,7 @@ static void note_store(ownership *o, int ok) {
     if (ok == !o->failing) return;
     o->failing = !ok;
     if (ok) { log_line("info", "leases kept again: the store answers", NULL); return; }
-    store_log_error("cannot keep this node's leases; its tenants stop within seconds and others take them", o->db);
+    store_log_error("cannot renew this node's leases: it stops mapping and delivering their tenants within 7 s", o->db);
 }
 
 static void *thread_main(void *arg) {
