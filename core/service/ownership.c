@@ -29,7 +29,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "clock.h"
 #include "json.h"
@@ -65,10 +64,9 @@ struct ownership {
     int ntenants;
 };
 
+/* The config's `node` (config.c makes it the host name when the config gives none). */
 static void node_name(const config *cfg, char *out, size_t len) {
-    (void)cfg;
-    if (gethostname(out, len) != 0 || !out[0]) snprintf(out, len, "node");
-    out[len - 1] = 0;
+    snprintf(out, len, "%s", cfg->node && cfg->node[0] ? cfg->node : "node");
 }
 
 
