@@ -257,6 +257,18 @@ describe("a cluster of three nodes on one PostgreSQL", function()
       return once and #owns(2) > 0
     end, 30), "spread again " .. h.encode(owners(servers)) .. servers[2]:log())
 
+    -- `returnflow status` from the shared store: the live nodes, and each tenant's owner.
+    local status
+    assert.truthy(h.wait_for(function()                -- /healthz and the store agree (no move under way)
+      status = h.run({ "status", "-c", dirs[1] .. "/returnflow.conf.lua" })
+      local once, by = each_owned_once(servers)
+      if not once or not status:find("nodes live: node-a, node-b\n", 1, true) then return false end
+      for _, t in ipairs(TENANTS) do
+        if not status:find("\n" .. t .. " +" .. h.literal(by[t][1]) .. " +%d+ +[%d.]+ s left") then return false end
+      end
+      return true
+    end, 15), status)
+
     -- A stop gives every lease up: node-b takes node-a's tenants at once, not after the lease's 10 s.
     local t0 = h.now()
     servers[1]:stop()
