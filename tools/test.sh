@@ -46,12 +46,12 @@ ASAN_SKIP=${ASAN_SKIP:-"conformance templates previews starter testing render st
 CHECK_SPECS=${CHECK_SPECS:-"bad_input conformance default_scripts mapping_api post render starter
                             testing leftovers"}
 # The slowest first, so that the pool is not left waiting on one long file at the end.
-SLOW_FIRST="hostile_serve_1 hostile_serve_2 hostile_serve_3 hostile_serve_4 volume volume_pg hostile_map_1 hostile_map_2
-            reload reload_pg durability durability_pg pg_restart templates conformance cli standin deliver deliver_pg
-            serve serve_pg"
+SLOW_FIRST="hostile_serve_1 hostile_serve_2 hostile_serve_3 hostile_serve_4 volume volume_pg cluster hostile_map_1
+            hostile_map_2 reload reload_pg durability durability_pg pg_restart templates conformance cli standin
+            deliver deliver_pg serve serve_pg"
 # The stress specs load the CPU on purpose and time what the service does under it: one at a time per
 # suite, so two of them never share a suite's half of the machine; the other specs run beside them.
-HEAVY=${HEAVY:-"volume reload durability volume_pg reload_pg durability_pg"}
+HEAVY=${HEAVY:-"volume reload durability volume_pg reload_pg durability_pg cluster"}
 # Spec files run once per `all`/`plain`, against the normal build (first: they are the slowest).
 ONCE_SPECS=${ONCE_SPECS:-"spec/repo/clone_spec.lua spec/repo/rockspec_spec.lua"}
 # Suites run once, not per build: "label|command" a line.

@@ -113,6 +113,19 @@ static int register_job(job *j, char *err, size_t errlen) {
 static void job_counts(job *j, long long since, long long *queued, long long *delivered, long long *dead);
 static void sleep_ms(long ms);
 
+static void count_node(void *ud, const char *node) {
+    (void)node;
+    ++*(int *)ud;
+}
+
+/* On a shared store with live nodes, the owner of the tenant delivers the job's requests (ownership.c):
+ * a deliverer of the job's own would send the tenant's queue beside it, out of order and over its
+ * rate limits. With no node live, the job delivers them itself, as beside no serve on SQLite. */
+static int cluster_delivers(store_db *db) {
+    int live = 0;
+    return store_clustered(db) && store_live_nodes(db, count_node, &live) > 0;
+}
+
 job *job_open(const job_options *o, char *err, size_t errlen) {
     job *j = calloc(1, sizeof *j);
     if (!j) abort();
@@ -158,8 +171,11 @@ job *job_open(const job_options *o, char *err, size_t errlen) {
     /* The store turns automatic checkpoints off for serve's journal writer; a job writes a lot
      * and has no other checkpointer, so its connection checkpoints as SQLite does by default. */
     store_checkpoint_every(j->db, 4000);
-    if (!tenant_is_dry(o->tenant)) {
-        j->d = deliver_start(o->cfg, err, errlen);   /* waits for serve's lock if serve delivers */
+    if (!tenant_is_dry(o->tenant) && cluster_delivers(j->db)) {
+        fprintf(stderr, "%s: the cluster's nodes deliver the requests (the tenant's owner: returnflow status)\n",
+                o->kind);
+    } else if (!tenant_is_dry(o->tenant)) {
+        j->d = deliver_start(o->cfg, NULL, err, errlen);   /* waits for serve's lock if serve delivers */
         if (!j->d) fprintf(stderr, "%s: %s; the requests stay queued for serve\n", o->kind, err);
         err[0] = 0;
     }

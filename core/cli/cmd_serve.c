@@ -29,6 +29,7 @@
 #include "mapper.h"
 #include "mapper_settings.h"
 #include "mapworker.h"
+#include "ownership.h"
 #include "reload.h"
 #include "store.h"
 #include "store_db.h"
@@ -40,6 +41,7 @@ typedef struct server {
     config *cfg;
     store *st;
     ingest *in;
+    ownership *own;                            /* which tenants this node maps and delivers */
     workers *w;
     deliverer *d;
     reloader *reload;
@@ -53,7 +55,8 @@ typedef struct server {
 } server;
 
 /* /healthz: ready unless draining, or degraded while the store refuses writes or reads (or is
- * damaged: store_health.h), with the reason; paused tenants are named (their key was refused). */
+ * damaged: store_health.h), with the reason; paused tenants are named (their key was refused). On a
+ * shared store it names this node and the tenants it owns (ownership.h). */
 static int health(void *ud, strbuf *body) {
     server *s = ud;
     pthread_mutex_lock(&s->mu);
@@ -69,6 +72,13 @@ static int health(void *ud, strbuf *body) {
     if (paused && *paused) {
         strbuf_adds(body, ",\"paused\":");
         json_append_string(body, paused, strlen(paused));
+    }
+    if (ownership_clustered(s->own)) {
+        const char *node = ownership_node(s->own);
+        strbuf_adds(body, ",\"node\":");
+        json_append_string(body, node, strlen(node));
+        strbuf_adds(body, ",\"owns\":");
+        ownership_owned_json(s->own, body);
     }
     mapworker_health(body);                    /* tenants whose mapping worker was replaced, and why */
     strbuf_addc(body, '}');
@@ -87,6 +97,8 @@ static void on_store_closed(void *ud) {
     pthread_mutex_unlock(&s->mu);
     if (w) workers_stop(w);                    /* after the journal: its last events get mapped */
     if (d) deliver_stop(d);                    /* what is in flight stays queued for the next start */
+    ownership_stop(s->own);                    /* then the leases go: other nodes take over at once */
+    s->own = NULL;
     log_line("info", "stopped", NULL);
     uv_close((uv_handle_t *)&s->sigterm, NULL);
     uv_close((uv_handle_t *)&s->sigint, NULL);
@@ -132,8 +144,8 @@ static void replace_work(uv_work_t *req) {
         return;
     }
     const config *run = r->next ? r->next : r->s->cfg;
-    r->new_w = workers_start(run, r->err, sizeof r->err);
-    if (r->new_w && r->with_delivery) r->new_d = deliver_start(run, r->err, sizeof r->err);
+    r->new_w = workers_start(run, r->s->own, r->err, sizeof r->err);
+    if (r->new_w && r->with_delivery) r->new_d = deliver_start(run, r->s->own, r->err, sizeof r->err);
 }
 
 static void replace_begin(server *s, replacement *r) {
@@ -193,6 +205,7 @@ static void replace_done(uv_work_t *req, int status) {
     if (!r->new_w || (r->with_delivery && !r->new_d))
         log_line("error", "mapping or delivery could not restart; restart the service", NULL);
     if (r->new_w) workers_wake(r->new_w);
+    ownership_set_config(s->own, r->next ? r->next : s->cfg);   /* the versions that run now */
     if (r->next) {
         /* A SIGTERM during the swap: ingest may be gone already and nothing new is watched. */
         if (s->in) ingest_set_config(s->in, r->next);
@@ -351,6 +364,12 @@ static void serve_metrics(void *ud, strbuf *out) {
     reload_metrics(s->reload, out);
     mapworker_metrics(out);
     store_health_metrics(out);
+    /* The node as an info gauge (Prometheus' convention): join on it, or add it as a target label. */
+    const char *node = ownership_node(s->own);
+    strbuf_adds(out, "# HELP returnflow_node_info This node's name (config `node`).\n# TYPE returnflow_node_info gauge\n"
+                     "returnflow_node_info{node=");
+    json_append_string(out, node, strlen(node));
+    strbuf_adds(out, "} 1\n");
     unsigned long long mapped, failed, dropped, deferred;
     workers_counts(s->w, &mapped, &failed, &dropped, &deferred);   /* the process's: there during a swap too */
     char text[512];
@@ -433,14 +452,16 @@ int cmd_serve(int argc, char **argv) {
     char status_dir[4096];
     snprintf(status_dir, sizeof status_dir, "%s/scripts", s.cfg->data_dir);
     mapworker_set_status_dir(status_dir);       /* worker deaths, for `returnflow status` */
-    s.w = workers_start(s.cfg, err, sizeof err);   /* loads every tenant's scripts, or nothing starts */
+    s.own = ownership_start(s.cfg, err, sizeof err);   /* after the freeze: it publishes the versions */
+    if (!s.own) goto fail_freeze;
+    s.w = workers_start(s.cfg, s.own, err, sizeof err);   /* loads every tenant's scripts, or nothing starts */
     if (!s.w) {
         if (strstr(err, "the scripts do not load")) status = 2;
-        goto fail_freeze;
+        goto fail_ownership;
     }
     store_on_commit(s.st, wake_workers, &s);
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    s.d = deliver_start(s.cfg, err, sizeof err);
+    s.d = deliver_start(s.cfg, s.own, err, sizeof err);
     if (!s.d) goto fail_workers;
     s.in = ingest_start(s.loop, s.cfg, s.st, health, serve_metrics, &s, err, sizeof err);
     if (!s.in) goto fail_deliver;
@@ -503,6 +524,8 @@ fail_workers:
     s.w = NULL;                                /* the journal writer's hook wakes nothing now */
     pthread_mutex_unlock(&s.mu);
     workers_halt(w);
+fail_ownership:
+    ownership_stop(s.own);
 fail_freeze:
     reload_unfreeze(s.cfg);                    /* a version that never ran leaves no frozen copy */
 fail_store:

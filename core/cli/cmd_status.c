@@ -134,6 +134,37 @@ static void print_scripts(const char *dir, const char *only) {
     lua_close(L);
 }
 
+/* On a shared store (PostgreSQL): the live nodes, and each tenant's owner, the lease's epoch and time
+ * left, who asked for it, and the scripts version the cluster maps it with (ownership.c). */
+typedef struct owners_ctx { const char *only; int n; } owners_ctx;
+
+static void print_node(void *ud, const char *node) {
+    int *n = ud;
+    printf("%s%s", (*n)++ ? ", " : "", node);
+}
+
+static void print_owner(void *ud, const store_lease *l) {
+    owners_ctx *oc = ud;
+    if (oc->only && strcmp(oc->only, l->tenant) != 0) return;
+    if (!oc->n++)
+        printf("\n%-16s %-20s %7s %-12s %-16s %s\n", "tenant", "owner", "epoch", "lease", "scripts", "asked by");
+    char lease[32];
+    if (!l->node) snprintf(lease, sizeof lease, "free");
+    else if (l->expires_in_ms <= 0) snprintf(lease, sizeof lease, "expired");
+    else snprintf(lease, sizeof lease, "%.1f s left", (double)l->expires_in_ms / 1000);
+    printf("%-16s %-20s %7lld %-12s %-16s %s\n", l->tenant, l->node && l->expires_in_ms > 0 ? l->node : "(none)",
+           l->epoch, lease, l->version ? l->version : "-", l->wanted_by ? l->wanted_by : "");
+}
+
+static void print_owners(store_db *db, const char *only) {
+    if (!store_clustered(db)) return;             /* one node owns everything: nothing to say */
+    int n = 0;
+    printf("\nnodes live: ");
+    if (store_live_nodes(db, print_node, &n) <= 0) printf("none");
+    printf("\n");
+    store_leases_of(db, print_owner, &(owners_ctx){ only, 0 });
+}
+
 typedef struct status_ctx { store_db *db; const char *only; } status_ctx;
 
 static void print_tenant(void *ud, const char *t) {
@@ -156,6 +187,7 @@ int cmd_status(int argc, char **argv) {
     printf("%-16s %9s %9s %8s %7s %9s %9s %6s %6s  %s\n", "tenant", "journaled", "deferred", "failed",
            "queued", "retrying", "delivered", "dead", "paused", "last error");
     store_tenants(db, print_tenant, &(status_ctx){ db, only });
+    print_owners(db, only);
     print_scripts(data_dir, only);
     /* What serve last found of the store (store_health.h): degraded while it refuses writes. */
     char path[4200], state[32], reason[400];

@@ -21,6 +21,11 @@
  * thread (store.c), never here.
  * The mapping never touches the network; delivery (deliver/) takes the
  * outbox from here. Event states: states.h.
+ *
+ * Several nodes on one store: a thread maps only the tenants this node holds (ownership.h), and each
+ * batch's transaction is fenced by the lease's epoch (store_fence), so a node that lost a tenant
+ * writes none of its outcomes: they stay journaled for the new owner. A tenant taken again after
+ * another node mapped it gets a new mapping worker (its cached memory may be stale).
  */
 #include "worker.h"
 
@@ -38,6 +43,7 @@
 #include "mapper_settings.h"
 #include "mapworker.h"
 #include "outbox.h"
+#include "ownership.h"
 #include "store_db.h"
 #include "store_health.h"
 
@@ -53,6 +59,7 @@ typedef struct thread {
     outbox_writer *writer;        /* prepared statements on db */
     mapworker **mappers;          /* by tenant index; NULL for tenants of other threads */
     struct recall_ctx *recall;    /* by tenant index, for out:recall from the store */
+    long long *epochs;            /* by tenant index: the lease's epoch of the last batch (0: none yet) */
     long long last_deferred_try;      /* these two: monotonic ms (a step of the wall clock */
     long long last_purge;             /* must not stop the chores for an hour) */
     int failing;                  /* the store refused this thread's last write (1) or read (2) */
@@ -60,6 +67,7 @@ typedef struct thread {
 
 struct workers {
     const config *cfg;
+    ownership *own;               /* which tenants this node maps (NULL: all) */
     thread *threads;
     int n;
     pthread_mutex_t mu;
@@ -192,20 +200,34 @@ static void store_worked(thread *t) {
  * webhook's acknowledgement waits for the transaction in hand; 32 events keep that wait near a
  * millisecond while the commit's fixed cost stays spread. */
 #define COMMIT_CHUNK 32
-static int commit_chunk(thread *t, const char *tenant, const char *version, const results *rs, int from, int to);
-static int commit_results(thread *t, const char *tenant, const char *version, const results *rs, int *committed) {
+static int commit_chunk(thread *t, const char *tenant, const char *version, long long epoch, const results *rs,
+                        int from, int to);
+static int commit_results(thread *t, const char *tenant, const char *version, long long epoch, const results *rs,
+                          int *committed) {
     *committed = 0;
     while (*committed < rs->nev) {
         int to = *committed + COMMIT_CHUNK < rs->nev ? *committed + COMMIT_CHUNK : rs->nev;
-        if (commit_chunk(t, tenant, version, rs, *committed, to) != 0) return -1;
+        if (commit_chunk(t, tenant, version, epoch, rs, *committed, to) != 0) return -1;
         *committed = to;
     }
     return 0;
 }
 
-static int commit_chunk(thread *t, const char *tenant, const char *version, const results *rs, int from, int to) {
+/* Each chunk's transaction is fenced by the tenant's lease (store_fence): a node that lost the tenant
+ * stores none of it, and what is left stays journaled for the new owner. */
+static int commit_chunk(thread *t, const char *tenant, const char *version, long long epoch, const results *rs,
+                        int from, int to) {
     const char *a = rs->arena.data;
     int ok = store_begin(t->db) == 0;
+    int fence = ok ? store_fence(t->db, tenant, ownership_node(t->w->own), epoch) : 1;
+    if (fence == 0) {                             /* another node holds the tenant now: it maps them */
+        store_rollback(t->db);
+        char f[200];
+        snprintf(f, sizeof f, "\"tenant\":\"%s\",\"events\":%d", tenant, rs->nev - from);
+        log_line("info", "lease lost during a batch: its outcomes are not stored, the next owner maps them", f);
+        return -1;
+    }
+    ok = ok && fence > 0;
     for (int e = from; ok && e < to; e++) {
         map_request reqs[rs->ev[e].nreq ? rs->ev[e].nreq : 1];
         const char *cans[rs->ev[e].ncan ? rs->ev[e].ncan : 1];
@@ -246,7 +268,7 @@ static int commit_chunk(thread *t, const char *tenant, const char *version, cons
 /* Maps one batch of one tenant's events in one state and commits their
  * outcomes together: the write lock is held only for the writes, never while
  * scripts run. Returns events whose state changed, or -1. */
-static int map_batch(thread *t, int ti, event_state state) {
+static int map_batch(thread *t, int ti, event_state state, long long epoch) {
     const tenant_config *tc = &t->w->cfg->tenants[ti];
     mapworker *m = t->mappers[ti];
     pending_event *batch = malloc(BATCH * sizeof *batch);
@@ -297,7 +319,7 @@ static int map_batch(thread *t, int ti, event_state state) {
         }
     }
     int committed;
-    int rc = commit_results(t, tc->id, tc->scripts_version, &rs, &committed);
+    int rc = commit_results(t, tc->id, tc->scripts_version, epoch, &rs, &committed);
     pthread_mutex_lock(&totals_mu);
     for (int e = 0; e < committed; e++) totals[rs.ev[e].status]++;
     pthread_mutex_unlock(&totals_mu);
@@ -339,6 +361,24 @@ static mapworker *new_mapper(const config *cfg, const tenant_config *tc, strbuf 
     return mapworker_new(&mc, problems);
 }
 
+/* Whether this node maps the tenant now. A tenant taken again at another epoch gets a new worker:
+ * another node may have changed its memory meanwhile, which the old worker's cache would hide. */
+static int owned(thread *t, int ti, long long *epoch) {
+    if (!ownership_holds(t->w->own, t->w->cfg->tenants[ti].id, epoch)) return 0;
+    if (t->epochs[ti] && t->epochs[ti] != *epoch) {
+        strbuf problems = {0};
+        mapworker *m = new_mapper(t->w->cfg, &t->w->cfg->tenants[ti], &problems);
+        strbuf_free(&problems);
+        if (m) {
+            mapworker_free(t->mappers[ti]);
+            t->mappers[ti] = m;
+            load_memory(t, ti);
+        }
+    }
+    t->epochs[ti] = *epoch;
+    return 1;
+}
+
 static int halted(workers *w) {
     pthread_mutex_lock(&w->mu);
     int now = w->stopping == STOP_NOW;
@@ -368,14 +408,16 @@ static void *thread_main(void *arg) {
         for (int ti = 0; ti < cfg->ntenants; ti++) {
             if (!t->mappers[ti]) continue;
             if (ti && halted(w)) break;             /* a reload waits for one event, not a pass */
+            long long epoch;
+            if (!owned(t, ti, &epoch)) continue;    /* another node maps it (ownership.h) */
             /* One batch per tenant per pass: a tenant with a backlog shares the thread, and
              * schedules, dry files, reloads and a stop are never kept waiting behind it. */
-            int mapped = map_batch(t, ti, EVENT_JOURNALED);
+            int mapped = map_batch(t, ti, EVENT_JOURNALED, epoch);
             if (halted(w)) break;                   /* the batch stopped between two events for it */
             if (mapped >= BATCH) busy = 1;
             long long mono = clock_mono_ms();
             if (mapped || mono - t->last_deferred_try > 30000) {
-                map_batch(t, ti, EVENT_DEFERRED);   /* what they waited for may have come */
+                map_batch(t, ti, EVENT_DEFERRED, epoch);   /* what they waited for may have come */
                 t->last_deferred_try = mono;
             }
             store_fire_schedules(t->db, cfg->tenants[ti].id);
@@ -414,6 +456,7 @@ static void release(workers *w, int started, int how) {
             for (int ti = 0; ti < w->cfg->ntenants; ti++) mapworker_free(t->mappers[ti]);
         free(t->mappers);
         free(t->recall);
+        free(t->epochs);
         outbox_writer_free(t->writer);
         store_db_close(t->db);
     }
@@ -423,10 +466,11 @@ static void release(workers *w, int started, int how) {
     free(w);
 }
 
-workers *workers_start(const config *cfg, char *err, size_t errlen) {
+workers *workers_start(const config *cfg, ownership *own, char *err, size_t errlen) {
     workers *w = calloc(1, sizeof *w);
     if (!w) abort();
     w->cfg = cfg;
+    w->own = own;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     w->n = cfg->workers > 0 ? cfg->workers : (int)(cores > 0 ? cores : 1);
     if (w->n > cfg->ntenants) w->n = cfg->ntenants;   /* a thread per tenant at most: tenants are its unit */
@@ -445,7 +489,8 @@ workers *workers_start(const config *cfg, char *err, size_t errlen) {
         t->index = i;
         t->mappers = calloc((size_t)cfg->ntenants, sizeof *t->mappers);
         t->recall = calloc((size_t)cfg->ntenants, sizeof *t->recall);
-        if (!t->mappers || !t->recall) abort();
+        t->epochs = calloc((size_t)(cfg->ntenants ? cfg->ntenants : 1), sizeof *t->epochs);
+        if (!t->mappers || !t->recall || !t->epochs) abort();
         /* Relaxed: a mapping lost to a power cut leaves its event journaled, and it is mapped again. */
         char why[1200];
         if (!(t->db = store_db_open(config_store_location(cfg), STORE_RELAXED, why, sizeof why))) {

@@ -5,14 +5,16 @@
 #define RF_WORKER_H
 
 #include "config.h"
+#include "ownership.h"
 
 typedef struct workers workers;
 
 /* Starts cfg->workers threads (0: one per core), each owning the tenants
  * whose id hashes to it, with its own database connection and Lua states.
  * Everything journaled and not yet mapped is picked up at once, so a restart
- * resumes where the last run stopped. Returns NULL with err filled. */
-workers *workers_start(const config *cfg, char *err, size_t errlen);
+ * resumes where the last run stopped. Only the tenants `own` says this node holds are mapped (NULL:
+ * every tenant). Returns NULL with err filled. */
+workers *workers_start(const config *cfg, ownership *own, char *err, size_t errlen);
 
 /* New events were committed: wake the threads (safe from any thread). */
 void workers_wake(workers *w);

@@ -99,6 +99,22 @@ struct store_backend {
     int (*purge_dead_events)(store_db *db, long long id, const char *tenant);
     int (*purge_dead_requests)(store_db *db, long long id, const char *tenant);
 
+    /* cluster (store_db.h): a single-node backend (SQLite's) leaves them NULL: its one node owns
+     * every tenant (lease.c answers for it) */
+    int (*cluster_prepare)(store_db *db);
+    int (*node_heartbeat)(store_db *db, const char *node, int gone);
+    int (*live_nodes)(store_db *db, void (*cb)(void *ud, const char *node), void *ud);
+    int (*leases_of)(store_db *db, void (*cb)(void *ud, const store_lease *l), void *ud);
+    long long (*lease_take)(store_db *db, const char *tenant, const char *node, const char *version);
+    int (*lease_renew)(store_db *db, const char *node, const char *const *tenants, const long long *epochs, int n,
+                       int *kept);
+    int (*lease_release)(store_db *db, const char *tenant, const char *node, long long epoch);
+    int (*lease_want)(store_db *db, const char *tenant, const char *node);
+    int (*publish_version)(store_db *db, const char *tenant, const char *version, const char *node);
+    int (*fence)(store_db *db, const char *tenant, const char *node, long long epoch);
+    int (*mark_sending_fenced)(store_db *db, const char *tenant, const char *node, long long epoch,
+                               const long long *ids, int n);
+
     /* maintenance: a backend whose operator tools do these (PostgreSQL's) leaves them NULL */
     int (*check)(const char *location, double seconds, void (*problem)(void *ud, const char *what), void *ud);
     int (*backup)(store_db *db, const char *path, char *err, size_t errlen);

@@ -260,6 +260,70 @@ int store_replay_dead_requests(store_db *db, long long id, const char *tenant);
 int store_purge_dead_events(store_db *db, long long id, const char *tenant);
 int store_purge_dead_requests(store_db *db, long long id, const char *tenant);
 
+/* -------------------------------- cluster ----------------------------------- */
+
+/* Several nodes on one store (PostgreSQL) share the tenants' mapping and delivery through leases
+ * (docs/scale-out.md, core/service/ownership.c); ingest needs none. A lease is a row (tenant, node,
+ * epoch, expiry on the store's clock) renewed by its holder; whoever takes it bumps the epoch, and
+ * every write that must come from the owner runs store_fence first, in its transaction, so a node
+ * that lost a lease cannot write as its owner (its transaction sees another epoch and rolls back).
+ * On a single-node store (SQLite) this node owns every tenant: these are no-ops that say so. */
+
+#define STORE_LEASE_TTL_MS 10000          /* a lease not renewed for this long is free */
+#define STORE_NODE_LIVE_MS 6000           /* a node not seen for this long is not counted live */
+
+/* Whether several nodes may share this store (1: leases matter), 0 for a single-node store. */
+int store_clustered(store_db *db);
+
+/* Creates the cluster's tables if missing (under a lock: nodes starting together do not race). 0 or -1. */
+int store_cluster_prepare(store_db *db);
+
+/* This node is alive (seen now); gone = 1 says it stops: others need not wait for it. 0 or -1. */
+int store_node_heartbeat(store_db *db, const char *node, int gone);
+
+/* The nodes seen within STORE_NODE_LIVE_MS, in name order. Returns how many, or -1. */
+int store_live_nodes(store_db *db, void (*cb)(void *ud, const char *node), void *ud);
+
+/* One tenant as the cluster sees it: its lease (node NULL: nobody holds it), the node that asked
+ * for it (wanted_by, NULL: none), and the scripts version published for it (version NULL: none). */
+typedef struct store_lease {
+    const char *tenant, *node, *wanted_by, *version;
+    long long epoch;
+    long long expires_in_ms;      /* by the store's clock; <= 0: free for that long (expired, released,
+                                     or published and never held) */
+} store_lease;
+
+/* Every tenant with a lease or a published version. Returns how many, or -1. */
+int store_leases_of(store_db *db, void (*cb)(void *ud, const store_lease *l), void *ud);
+
+/* Takes a tenant's lease for node when it is free, expired, or left by an earlier run of the same
+ * node, and only if version is the one published for it; in the same transaction the tenant's
+ * requests left in flight go back to queued. Returns the new epoch (> 0), 0 when not taken, -1. */
+long long store_lease_take(store_db *db, const char *tenant, const char *node, const char *version);
+
+/* Renews the leases node holds: epochs[i] of tenants[i]; kept[i] = 1 when still held. 0 or -1
+ * (then nothing is known of them). */
+int store_lease_renew(store_db *db, const char *node, const char *const *tenants, const long long *epochs, int n,
+                      int *kept);
+
+/* Gives a held lease up (free at once). 0 or -1. */
+int store_lease_release(store_db *db, const char *tenant, const char *node, long long epoch);
+
+/* Asks the holder of a tenant's lease to hand it to node (rendezvous says it is node's). 0 or -1. */
+int store_lease_want(store_db *db, const char *tenant, const char *node);
+
+/* Publishes node's scripts version of a tenant (the latest publication wins). 0 or -1. */
+int store_publish_version(store_db *db, const char *tenant, const char *version, const char *node);
+
+/* In the caller's transaction: whether node still holds the tenant's lease at epoch (1), not (0), or
+ * -1; holding it keeps a taker waiting until the transaction ends. */
+int store_fence(store_db *db, const char *tenant, const char *node, long long epoch);
+
+/* store_mark_sending for one tenant's requests, fenced (one transaction): 0; 1 when the lease is
+ * lost (nothing marked, nothing may be sent); -1 when the store refused it. */
+int store_mark_sending_fenced(store_db *db, const char *tenant, const char *node, long long epoch,
+                              const long long *ids, int n);
+
 /* ------------------------- maintenance (operator) --------------------------- */
 
 /* The next three are the SQLite backend's (PostgreSQL has its own tools: docs/scale-out.md); on

@@ -76,7 +76,13 @@ describe("returnflow serve", function()
     local health = h.curl("http://" .. s.address .. "/healthz")
     local metrics = h.curl("http://" .. s.address .. "/metrics").body
     s:stop()
-    assert.equal('{"status":"ready"} 200', health.body .. " " .. health.status)
+    if h.backend == "pg" then                 -- a shared store: the node, and the tenants it owns
+      assert.truthy(health.body:match('^{"status":"ready","node":"[^"]+","owns":%[[^%]]*%]}$'), health.body)
+      assert.truthy(metrics:find('returnflow_node_info{node="', 1, true), metrics)
+    else
+      assert.equal('{"status":"ready"} 200', health.body .. " " .. health.status)
+    end
+    assert.equal(200, health.status)
     assert.truthy(metrics:find('returnflow_webhooks_total{outcome="unauthorized"} 1', 1, true), metrics)
   end)
 

@@ -20,6 +20,11 @@
  * send` beside a running serve leaves delivery to it, and delivers itself when serve is not running.
  * Delivery is the only code that holds a key: it is added to the request headers only (curl_uv.c),
  * never to the store, the log or an error message. The store connection is this thread's own.
+ *
+ * Several nodes on one store: each tick delivers only the tenants this node holds (ownership.h), and
+ * marks a tenant's requests in flight fenced by its lease (settle.c); a crash's rows in flight go back
+ * to the queue when the next owner takes the lease, not at this deliverer's start, which would take
+ * back the rows other nodes have in flight.
  */
 #include "deliverer.h"
 
@@ -49,8 +54,10 @@ static int take_lock(deliverer *d) {
     }
     d->locked = 1;
     rate_keep_restore(d);                         /* what the last deliverer spent still counts */
-    store_requeue_sending(d->db);
-    store_unpause_all(d->db);                     /* this deliverer starts with no tenant paused */
+    if (!ownership_clustered(d->own)) {          /* on a shared store, taking a lease does these */
+        store_requeue_sending(d->db);
+        store_unpause_all(d->db);                 /* this deliverer starts with no tenant paused */
+    }
     return 1;
 }
 
@@ -80,14 +87,19 @@ static void on_tick(uv_timer_t *t) {
      * is tried again on its backoff, and requests in flight still finish meanwhile. */
     if (!deliver_store_may_try(d, mono) || deliver_flush(d) != 0) { deliver_poll_now(d); return; }
     int read_ok = 1;
-    for (int i = 0; i < d->ntenants && read_ok; i++)
-        if (!d->tenants[i].paused && deliver_scan(d, &d->tenants[i], now, mono) != 0) read_ok = 0;
+    for (int i = 0; i < d->ntenants && read_ok; i++) {
+        tenant_state *ts = &d->tenants[i];
+        ownership_in_flight(d->own, ts->tc->id, ts->in_flight);   /* a handover waits for them */
+        if (!ownership_holds(d->own, ts->tc->id, &ts->epoch)) continue;   /* another node delivers it */
+        if (!ts->paused && deliver_scan(d, ts, now, mono) != 0) read_ok = 0;
+    }
     if (!read_ok) deliver_store_failed(d, 1, "cannot read the outbox");
     if (d->starting) rate_keep_save(d);           /* on file before they leave: a kill -9 forgets none */
     deliver_launch(d);                            /* what the scans chose, once marked in flight */
     if (read_ok) deliver_store_worked(d, 0);
     if (!d->store_down) {
-        for (int i = 0; i < d->ndry; i++) dry_deliver(d->db, d->cfg->data_dir, d->dry[i]);
+        for (int i = 0; i < d->ndry; i++)
+            if (ownership_holds(d->own, d->dry[i]->id, NULL)) dry_deliver(d->db, d->cfg->data_dir, d->dry[i]);
         deliver_read_depths(d);
     }
     deliver_poll_now(d);
@@ -113,7 +125,8 @@ static void *thread_main(void *arg) {
     uv_run(&d->loop, UV_RUN_DEFAULT);
     /* What the mapping threads' last pass left for a dry tenant reaches its file before the stop. */
     if (d->locked)
-        for (int i = 0; i < d->ndry; i++) while (dry_deliver(d->db, d->cfg->data_dir, d->dry[i]) > 0) {}
+        for (int i = 0; i < d->ndry; i++)
+            while (ownership_holds(d->own, d->dry[i]->id, NULL) && dry_deliver(d->db, d->cfg->data_dir, d->dry[i]) > 0) {}
     /* The answers had: one more try to record them (else their rows are sent again after a restart).
      * Whatever is still in flight stays queued in the store and is sent after the restart. */
     if (d->nsettles) deliver_flush(d);
@@ -193,10 +206,11 @@ static void release_deliverer(deliverer *d) {
     free(d);
 }
 
-deliverer *deliver_start(const config *cfg, char *err, size_t errlen) {
+deliverer *deliver_start(const config *cfg, ownership *own, char *err, size_t errlen) {
     deliverer *d = calloc(1, sizeof *d);
     if (!d) abort();
     d->cfg = cfg;
+    d->own = own;
     d->tenants = calloc((size_t)(cfg->ntenants ? cfg->ntenants : 1), sizeof *d->tenants);
     d->dry = calloc((size_t)(cfg->ntenants ? cfg->ntenants : 1), sizeof *d->dry);
     if (!d->tenants || !d->dry) abort();

@@ -5,13 +5,15 @@
 #define RF_DELIVER_H
 
 #include "config.h"
+#include "ownership.h"
 #include "strbuf.h"
 
 typedef struct deliverer deliverer;
 
 /* Starts the delivery thread: to Klaviyo for the tenants that have a key, to
- * DATA/dry/TENANT.ndjson for the others (dry.c). Returns NULL with err filled. */
-deliverer *deliver_start(const config *cfg, char *err, size_t errlen);
+ * DATA/dry/TENANT.ndjson for the others (dry.c); only the tenants `own` says this node holds (NULL:
+ * every tenant). Returns NULL with err filled. */
+deliverer *deliver_start(const config *cfg, ownership *own, char *err, size_t errlen);
 
 /* Appends Prometheus text: requests delivered, retried, dead, by tenant and
  * status; paused tenants. Safe from any thread. */

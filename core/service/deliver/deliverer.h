@@ -16,6 +16,7 @@
 #include "bulk.h"
 #include "config.h"
 #include "deliver.h"
+#include "ownership.h"
 #include "strmap.h"
 #include "rate.h"
 #include "store_db.h"
@@ -32,6 +33,7 @@ typedef struct tenant_state {
     const tenant_config *tc;
     rate_limits rate;
     int in_flight;
+    long long epoch;                  /* the lease's, as of this tick's scan (ownership.h) */
     int paused;
     char paused_reason[160];
     unsigned long long delivered, retried, dead;
@@ -71,6 +73,7 @@ typedef struct sending {
 
 struct deliverer {
     const config *cfg;
+    ownership *own;                   /* which tenants this node delivers (NULL: all) */
     pthread_t tid;
     uv_loop_t loop;
     uv_timer_t curl_timer, tick;

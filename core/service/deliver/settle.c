@@ -12,7 +12,9 @@
  *   for any tenant and tries the store again with a backoff (STORE_RETRY_MIN_MS doubling up to
  *   STORE_RETRY_MAX_MS); requests already in flight finish, and their answers are kept too.
  * So a row is sent at most once per attempt whatever the store does. The state goes to
- * store_health.h (/healthz, /metrics, `returnflow status`), which logs each change once.
+ * store_health.h (/healthz, /metrics, `returnflow status`), which logs each change once. On a shared
+ * store each tenant's marks are fenced by its lease (store_mark_sending_fenced): a node that lost
+ * the tenant sends none of them.
  *
  * A crash while answers are kept loses them: their rows are in flight in the store, and a start puts
  * them back in the queue, so they are sent again (at least once; Klaviyo keeps one per unique_id).
@@ -81,33 +83,68 @@ static void discard(deliverer *d, sending *s) {
     deliver_free_sending(s);
 }
 
-void deliver_launch(deliverer *d) {
-    sending *list = d->starting;
-    d->starting = NULL;
-    if (!list) return;
-    int n = 0, cap = 64;
-    long long *ids = malloc((size_t)cap * sizeof *ids);
-    if (!ids) abort();
+/* The rows of the requests in list (of one tenant when only is set), in ids (grown as needed). */
+static int ids_of(sending *list, const tenant_state *only, long long **ids, int *cap) {
+    int n = 0;
     for (sending *s = list; s; s = s->next) {
+        if (only && s->ts != only) continue;
         int k = s->bulk ? bulk_count(s->bulk) : 1;
-        while (n + k > cap) {
-            cap *= 2;
-            ids = realloc(ids, (size_t)cap * sizeof *ids);
-            if (!ids) abort();
+        while (n + k > *cap) {
+            *cap *= 2;
+            *ids = realloc(*ids, (size_t)*cap * sizeof **ids);
+            if (!*ids) abort();
         }
-        for (int i = 0; i < k; i++) ids[n++] = s->bulk ? bulk_id(s->bulk, i) : s->id;
+        for (int i = 0; i < k; i++) (*ids)[n++] = s->bulk ? bulk_id(s->bulk, i) : s->id;
     }
-    int ok = store_mark_sending(d->db, ids, n) == 0;
-    free(ids);
-    if (!ok) deliver_store_failed(d, 0, "cannot mark requests in flight: none of them is sent");
-    else deliver_store_worked(d, 1);
+    return n;
+}
+
+/* Sends (or discards) the requests of list that are of tenant `of` (every one when NULL); the rest
+ * stay in list. */
+static sending *launch_or_discard(deliverer *d, sending *list, const tenant_state *of, int send) {
+    sending *rest = NULL, **tail = &rest;
     while (list) {
         sending *s = list;
         list = s->next;
         s->next = NULL;
-        if (ok) deliver_start_request(d, s);
+        if (of && s->ts != of) { *tail = s; tail = &s->next; continue; }
+        if (send) deliver_start_request(d, s);
         else discard(d, s);
     }
+    return rest;
+}
+
+void deliver_launch(deliverer *d) {
+    sending *list = d->starting;
+    d->starting = NULL;
+    if (!list) return;
+    int cap = 64;
+    long long *ids = malloc((size_t)cap * sizeof *ids);
+    if (!ids) abort();
+    if (!ownership_clustered(d->own)) {           /* one node: the lot in one transaction */
+        int n = ids_of(list, NULL, &ids, &cap);
+        int ok = store_mark_sending(d->db, ids, n) == 0;
+        free(ids);
+        if (!ok) deliver_store_failed(d, 0, "cannot mark requests in flight: none of them is sent");
+        else deliver_store_worked(d, 1);
+        launch_or_discard(d, list, NULL, ok);
+        return;
+    }
+    /* Several nodes: each tenant's requests in a transaction fenced by its lease, so a node that lost
+     * the tenant sends none of them (the new owner does). */
+    while (list) {
+        tenant_state *ts = list->ts;
+        int n = ids_of(list, ts, &ids, &cap);
+        int rc = store_mark_sending_fenced(d->db, ts->tc->id, ownership_node(d->own), ts->epoch, ids, n);
+        if (rc < 0) {
+            deliver_store_failed(d, 0, "cannot mark requests in flight: none of them is sent");
+            launch_or_discard(d, list, NULL, 0);
+            break;
+        }
+        deliver_store_worked(d, 1);
+        list = launch_or_discard(d, list, ts, rc == 0);
+    }
+    free(ids);
 }
 
 int deliver_store_may_try(deliverer *d, long long mono) { return !d->store_down || mono >= d->store_retry_at; }

@@ -4,6 +4,7 @@
  * recover) are PostgreSQL's own here (pg_dump, pg_basebackup): those entries are NULL, and the public
  * calls say so.
  */
+#include "pg_lease.h"
 #include "pg_store.h"
 
 const store_backend store_pg_backend = {
@@ -58,6 +59,17 @@ const store_backend store_pg_backend = {
     .replay_dead_requests = pg_replay_dead_requests,
     .purge_dead_events = pg_purge_dead_events,
     .purge_dead_requests = pg_purge_dead_requests,
+    .cluster_prepare = pg_cluster_prepare,
+    .node_heartbeat = pg_cluster_heartbeat,
+    .live_nodes = pg_cluster_live_nodes,
+    .leases_of = pg_cluster_leases,
+    .lease_take = pg_cluster_take,
+    .lease_renew = pg_cluster_renew,
+    .lease_release = pg_cluster_release,
+    .lease_want = pg_cluster_want,
+    .publish_version = pg_cluster_publish,
+    .fence = pg_cluster_fence,
+    .mark_sending_fenced = pg_cluster_mark_sending,
     .check = NULL,
     .backup = NULL,
     .recover = NULL,
