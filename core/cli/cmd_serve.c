@@ -23,12 +23,14 @@
 
 #include "config.h"
 #include "deliver.h"
+#include "event_counts.h"
 #include "ingest.h"
 #include "json.h"
 #include "log.h"
 #include "mapper.h"
 #include "mapper_settings.h"
 #include "mapworker.h"
+#include "process_metrics.h"
 #include "reload.h"
 #include "store.h"
 #include "store_db.h"
@@ -351,15 +353,8 @@ static void serve_metrics(void *ud, strbuf *out) {
     reload_metrics(s->reload, out);
     mapworker_metrics(out);
     store_health_metrics(out);
-    unsigned long long mapped, failed, dropped, deferred;
-    workers_counts(s->w, &mapped, &failed, &dropped, &deferred);   /* the process's: there during a swap too */
-    char text[512];
-    snprintf(text, sizeof text,
-             "# HELP returnflow_events_total Events mapped, by outcome.\n# TYPE returnflow_events_total counter\n"
-             "returnflow_events_total{outcome=\"mapped\"} %llu\nreturnflow_events_total{outcome=\"failed\"} %llu\n"
-             "returnflow_events_total{outcome=\"dropped\"} %llu\nreturnflow_events_total{outcome=\"deferred\"} %llu\n",
-             mapped, failed, dropped, deferred);
-    strbuf_adds(out, text);
+    event_counts_metrics(out);
+    process_metrics(out);
 }
 
 static void first_problem(void *ud, const char *what) {

@@ -540,8 +540,10 @@ static void ingest_metrics(const ingest *in, strbuf *out) {
         snprintf(line, sizeof line, "returnflow_webhooks_total{outcome=\"%s\"} %llu\n", outcome_names[i], in->outcomes[i]);
         strbuf_adds(out, line);
     }
-    char line[160];
-    snprintf(line, sizeof line, "# TYPE returnflow_connections gauge\nreturnflow_connections %d\n"
+    char line[320];
+    snprintf(line, sizeof line, "# HELP returnflow_connections Client connections open.\n"
+                                "# TYPE returnflow_connections gauge\nreturnflow_connections %d\n"
+                                "# HELP returnflow_journal_pending Webhooks waiting for their commit.\n"
                                 "# TYPE returnflow_journal_pending gauge\nreturnflow_journal_pending %zu\n",
              in->nconns, store_pending(in->st));
     strbuf_adds(out, line);

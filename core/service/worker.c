@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "event_counts.h"
 #include "json.h"
 #include "log.h"
 #include "mapper.h"
@@ -67,11 +68,6 @@ struct workers {
     unsigned long long wakes;     /* bumped by workers_wake */
     int stopping;                         /* STOP_DRAIN or STOP_NOW once asked */
 };
-
-/* Events mapped by outcome (map_status), for the process: a reload replaces the threads, never the
- * counts (a Prometheus counter only goes up until the process restarts). */
-static pthread_mutex_t totals_mu = PTHREAD_MUTEX_INITIALIZER;
-static unsigned long long totals[5];
 
 static unsigned hash(const char *s) {
     unsigned h = 2166136261u;
@@ -298,9 +294,9 @@ static int map_batch(thread *t, int ti, event_state state) {
     }
     int committed;
     int rc = commit_results(t, tc->id, tc->scripts_version, &rs, &committed);
-    pthread_mutex_lock(&totals_mu);
-    for (int e = 0; e < committed; e++) totals[rs.ev[e].status]++;
-    pthread_mutex_unlock(&totals_mu);
+    unsigned long long by_outcome[MAP_DEFERRED + 1] = {0};
+    for (int e = 0; e < committed; e++) by_outcome[rs.ev[e].status]++;
+    for (int o = 0; o <= MAP_DEFERRED; o++) event_counts_add(tc->id, (map_status)o, by_outcome[o]);
     if (rc == 0) rc = rs.nev;
     for (int i = 0; i < n; i++) free(batch[i].body);
     free(batch);
@@ -489,17 +485,6 @@ void workers_wake(workers *w) {
     w->wakes++;
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
-}
-
-void workers_counts(workers *w, unsigned long long *mapped, unsigned long long *failed,
-                    unsigned long long *dropped, unsigned long long *deferred) {
-    (void)w;
-    pthread_mutex_lock(&totals_mu);
-    *mapped = totals[MAP_MAPPED];
-    *failed = totals[MAP_FAILED];
-    *dropped = totals[MAP_DROPPED];
-    *deferred = totals[MAP_DEFERRED];
-    pthread_mutex_unlock(&totals_mu);
 }
 
 void workers_stop(workers *w) { release(w, w->n, STOP_DRAIN); }
