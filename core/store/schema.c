@@ -84,6 +84,15 @@ static const char schema[] =
     "  event_id INTEGER NOT NULL,"
     "  text BLOB NOT NULL"
     ");"
+    "CREATE TABLE IF NOT EXISTS schedule_cancels ("   /* what out:cancel removed, for `returnflow trace` */
+    "  tenant TEXT NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  event_id INTEGER NOT NULL,"            /* the event that scheduled it */
+    "  due_at INTEGER NOT NULL,"
+    "  by_event INTEGER NOT NULL,"            /* the event whose mapping cancelled it */
+    "  at INTEGER NOT NULL"
+    ");"
+    "CREATE INDEX IF NOT EXISTS schedule_cancels_by_event ON schedule_cancels(event_id);"
     "CREATE TABLE IF NOT EXISTS tenant_status ("
     "  tenant TEXT PRIMARY KEY,"
     "  paused INTEGER NOT NULL DEFAULT 0,"
@@ -143,8 +152,9 @@ int store_sqlite_schema(sqlite3 *db) {
            add_column(db, "outbox", "job TEXT") != 0 || add_column(db, "schedules", "job TEXT") != 0 ||
            add_column(db, "outbox", "dedup TEXT") != 0 || add_column(db, "schedules", "dedup TEXT") != 0 ||
            add_column(db, "outbox", "part INTEGER") != 0 || add_column(db, "outbox", "part_at INTEGER") != 0 ||
-           add_column(db, "schedules", "part INTEGER") != 0 || add_column(db, "schedules", "part_at INTEGER") != 0 ||
+           add_column(db, "schedules", "part INTEGER") != 0 || add_column(db, "outbox", "schedule_key TEXT") != 0 || add_column(db, "schedules", "part_at INTEGER") != 0 ||
            store_sqlite_exec(db, "CREATE INDEX IF NOT EXISTS outbox_by_job ON outbox(job, state) WHERE job IS NOT NULL") != 0 ||
+           store_sqlite_exec(db, "CREATE INDEX IF NOT EXISTS outbox_by_event ON outbox(event_id)") != 0 ||
            store_sqlite_exec(db, "CREATE INDEX IF NOT EXISTS outbox_by_dedup ON outbox(tenant, dedup) WHERE dedup IS NOT NULL") != 0 ||
            store_sqlite_exec(db, bodies_view) != 0
                ? -1 : 0;
