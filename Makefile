@@ -36,7 +36,7 @@ LDLIBS_ALL  = -llua5.4-cjson $(shell pkg-config --libs lua5.4) -luv -lhttp_parse
 CORE_DIRS  := $(sort $(dir $(wildcard core/*/*.c core/*/*/*.c)))
 CMD_SRC    := $(wildcard core/cli/*.c)
 CORE_SRC   := $(filter-out $(CMD_SRC),$(wildcard core/*/*.c core/*/*/*.c))
-CORE_OBJ    = $(CORE_SRC:core/%.c=$(BUILD)/obj/%.o) $(BUILD)/embedded.o
+CORE_OBJ    = $(CORE_SRC:core/%.c=$(BUILD)/obj/%.o) $(BUILD)/embedded.o $(BUILD)/console_assets.o
 CMD_OBJ     = $(CMD_SRC:core/%.c=$(BUILD)/obj/%.o)
 LUA_MODULES := $(sort $(wildcard core/lua/returnflow/*.lua core/lua/returnflow/cli/*.lua))
 # Host-only Lua (tools, the busted kit): embedded apart, where no sandbox's require looks.
@@ -84,6 +84,15 @@ $(BUILD)/obj/%.o: core/%.c
 	$(CC) $(CFLAGS_ALL) $(if $(filter $(PATHS_FILES),$*.c),$(PATHS_CFLAGS)) -c $< -o $@
 
 $(BUILD)/embedded.o: $(BUILD)/embedded.c
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+# The console's page, script and style (core/ops/assets/), compiled in: served by serve, no files to install.
+CONSOLE_ASSETS := $(sort $(wildcard core/ops/assets/*))
+$(BUILD)/console_assets.c: $(CONSOLE_ASSETS) tools/embed_assets.lua
+	@mkdir -p $(@D)
+	lua5.4 tools/embed_assets.lua $@ $(CONSOLE_ASSETS)
+
+$(BUILD)/console_assets.o: $(BUILD)/console_assets.c
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 
 PIC_CFLAGS  = $(filter-out -fsanitize% -fno-sanitize%,$(CFLAGS_ALL)) -fPIC

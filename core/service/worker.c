@@ -41,6 +41,7 @@
 #include "outbox.h"
 #include "store_db.h"
 #include "store_health.h"
+#include "tail.h"
 
 #define BATCH 256
 enum { STOP_DRAIN = 1, STOP_NOW = 2 };  /* drain: one more pass; now: after the batch in hand */
@@ -239,6 +240,18 @@ static int commit_chunk(thread *t, const char *tenant, const char *version, cons
     return 0;
 }
 
+/* The console's live tail (tail.h): each committed event's outcome, with its webhook's trigger and
+ * customer. */
+static void publish_tail(const char *tenant, const results *rs, int committed, const pending_event *batch, int n) {
+    static const char *const outcome[] = { "mapped", "dropped", "failed", "deferred" };
+    for (int e = 0, i = 0; e < committed; e++) {
+        while (i < n && batch[i].id != rs->ev[e].id) i++;
+        if (i == n) break;
+        const char *reason = rs->arena.data + rs->ev[e].reason;
+        tail_publish(tenant, rs->ev[e].id, outcome[rs->ev[e].status & 3], reason, batch[i].body, (size_t)batch[i].len);
+    }
+}
+
 /* Maps one batch of one tenant's events in one state and commits their
  * outcomes together: the write lock is held only for the writes, never while
  * scripts run. Returns events whose state changed, or -1. */
@@ -297,6 +310,7 @@ static int map_batch(thread *t, int ti, event_state state) {
     unsigned long long by_outcome[MAP_DEFERRED + 1] = {0};
     for (int e = 0; e < committed; e++) by_outcome[rs.ev[e].status]++;
     for (int o = 0; o <= MAP_DEFERRED; o++) event_counts_add(tc->id, (map_status)o, by_outcome[o]);
+    publish_tail(tc->id, &rs, committed, batch, n);
     if (rc == 0) rc = rs.nev;
     for (int i = 0; i < n; i++) free(batch[i].body);
     free(batch);
