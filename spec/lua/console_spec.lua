@@ -53,7 +53,8 @@ describe("the console (HTTP)", function()
     assert.truthy(err:find("console.token", 1, true) and err:find("RF_CONSOLE_TOKEN", 1, true), err)
     server = nil
     local out
-    out, err, code = h.sh("cd " .. h.quote(dir) .. " && RF_CONSOLE_TOKEN=short " .. h.quote(h.bin) .. " serve -c returnflow.conf.lua")
+    out, err, code = h.sh("cd " .. h.quote(dir) .. " && RF_CONSOLE_TOKEN=short " .. h.quote(h.bin)
+                          .. " serve -c returnflow.conf.lua")
     assert.equal(2, code, out)
     assert.truthy(err:find("console.token: must be 16 bytes or more", 1, true), err)
   end)
@@ -71,10 +72,12 @@ describe("the console (HTTP)", function()
     assert.equal("DENY", page.headers["x-frame-options"])
     assert.equal("nosniff", page.headers["x-content-type-options"])
     assert.equal(200, h.curl(base .. "/console.js").status)
-    for _, path in ipairs({ "/api/tenants", "/api/trace?q=1", "/api/dead", "/api/counters", "/api/tail", "/api/scripts?tenant=shop" }) do
+    for _, path in ipairs({ "/api/tenants", "/api/trace?q=1", "/api/dead", "/api/counters", "/api/tail",
+                            "/api/scripts?tenant=shop" }) do
       assert.equal(401, h.curl(base .. path).status, path)
     end
-    local wrong = h.curl(base .. "/api/login", { body = { token = TOKEN .. "x" }, headers = { ["Content-Type"] = "application/json" } })
+    local wrong = h.curl(base .. "/api/login", { body = { token = TOKEN .. "x" },
+                                                 headers = { ["Content-Type"] = "application/json" } })
     assert.equal(401, wrong.status)
     assert.falsy(wrong.headers["set-cookie"])
     -- a login posted as a plain form (what another site's page could send) is refused
@@ -113,12 +116,15 @@ describe("the console (HTTP)", function()
     local cookie, csrf = login(base)
     local get = function(path) return h.curl(base .. path, { headers = { Cookie = cookie } }) end
     -- the live tail, opened before the webhook: curl reads the stream for 3 s
-    local stream = h.spawn("curl -sN --max-time 5 -H " .. h.quote("Cookie: " .. cookie) .. " " .. h.quote(base .. "/api/tail"))
+    local stream = h.spawn("curl -sN --max-time 5 -H " .. h.quote("Cookie: " .. cookie) .. " "
+                           .. h.quote(base .. "/api/tail"))
     assert.truthy(h.wait_for(function() return stream.output():find("retry: ", 1, true) ~= nil end, 10))
     local r = h.curl(standin.url .. "/_standin/faults", { body = { { kind = "400", path = "/api/events", pointer = "/data/x" } } })
     assert.truthy(r.status < 300, r.body)
     assert.equal(202, (h.post_signed(server:url(), h.read(h.fixture_path("giftcard.requested.json")))))
-    assert.truthy(h.wait_for(function() return h.sql_count(server.dir, "SELECT count(*) FROM outbox WHERE state = 2") == 1 end, 20))
+    assert.truthy(h.wait_for(function()
+      return h.sql_count(server.dir, "SELECT count(*) FROM outbox WHERE state = 2") == 1
+    end, 20))
     local tenants = get("/api/tenants").json
     assert.equal("shop", tenants[1].tenant)
     assert.equal(1, tenants[1].dead)
