@@ -53,7 +53,7 @@ NATIVE_OBJ  = $(NATIVE_SRC:%.c=$(BUILD)/pic/%.o) $(BUILD)/pic/embedded.o
 NATIVE_SO   = $(BUILD)/lib/returnflow/native.so
 C_TESTS    := $(wildcard spec/c/test_*.c)
 
-.PHONY: build deps test check asan run bench bench-instructions install install-share busted clean lint previews fuzz fuzz-smoke
+.PHONY: build deps test check asan run bench bench-instructions install install-share busted clean lint previews fuzz fuzz-smoke screenshots
 build: $(BUILD)/returnflow $(NATIVE_SO)
 
 deps:
@@ -206,6 +206,11 @@ install-share:
 # docs/templates/previews/*.png: each flow email rendered by headless Chromium (tools/previews.sh).
 previews: build
 	@sh tools/previews.sh $(BUILD)
+
+# docs/console/*.png: each page of the console, as the browser spec drives it (docs/console.md).
+screenshots: build
+	RETURNFLOW_SCREENSHOTS=$(CURDIR)/docs/console RETURNFLOW_BIN=$(CURDIR)/$(BUILD)/returnflow \
+		lua5.4 /usr/bin/busted --lpath="$(CURDIR)/spec/lua/?.lua" spec/lua/console_browser_spec.lua
 
 # The busted suite alone, on the normal build (what `luarocks test` runs).
 busted: build

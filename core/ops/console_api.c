@@ -297,7 +297,7 @@ static void script_versions(console_state *s, const console_request *rq, console
         if (e->d_name[0] == '.' || stat(sub, &st) != 0 || !S_ISDIR(st.st_mode) || !plain_name(e->d_name)) continue;
         char item[400];
         snprintf(item, sizeof item, "%s{\"version\":\"%s\",\"frozen_at\":%lld}", n++ ? "," : "", e->d_name,
-                 (long long)st.st_mtime * 1000);
+                 (long long)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000);
         strbuf_adds(&rs->body, item);
     }
     if (d) closedir(d);

@@ -8,21 +8,11 @@ local TOKEN = "spec-console-token-0123456789"
 
 -- A folder whose config has a console (and a keyed tenant on the stand-in, when given one).
 local function console_dir(standin)
-  local dir = h.serve_dir({ klaviyo = standin and string.format('{ key = "pk_spec_secret_key", base_url = %q }', standin.url) })
-  local conf = h.read(dir .. "/returnflow.conf.lua")
-  h.write(dir .. "/returnflow.conf.lua", (conf:gsub('listen = "127.0.0.1:0",',
-    'listen = "127.0.0.1:0", console = { listen = "127.0.0.1:0", token = { env = "RF_CONSOLE_TOKEN" } },', 1)))
-  return dir
+  return h.serve_dir({ console = true,
+                       klaviyo = standin and string.format('{ key = "pk_spec_secret_key", base_url = %q }', standin.url) })
 end
 
-local function console_address(server)
-  local address
-  assert(h.wait_for(function()
-    address = server:log():match('"msg":"console listening","address":"([^"]+)"')
-    return address ~= nil
-  end, 10), server:log())
-  return "http://" .. address
-end
+local console_address = h.console_url
 
 local function login(base)
   local r = h.curl(base .. "/api/login", { body = { token = TOKEN }, headers = { ["Content-Type"] = "application/json" } })
@@ -119,7 +109,8 @@ describe("the console (HTTP)", function()
     local stream = h.spawn("curl -sN --max-time 5 -H " .. h.quote("Cookie: " .. cookie) .. " "
                            .. h.quote(base .. "/api/tail"))
     assert.truthy(h.wait_for(function() return stream.output():find("retry: ", 1, true) ~= nil end, 10))
-    local r = h.curl(standin.url .. "/_standin/faults", { body = { { kind = "400", path = "/api/events", pointer = "/data/x" } } })
+    local faults = { { kind = "400", path = "/api/events", pointer = "/data/x" } }
+    local r = h.curl(standin.url .. "/_standin/faults", { body = faults })
     assert.truthy(r.status < 300, r.body)
     assert.equal(202, (h.post_signed(server:url(), h.read(h.fixture_path("giftcard.requested.json")))))
     assert.truthy(h.wait_for(function()

@@ -155,6 +155,8 @@ loaders.tenants = async () => {
   }
 };
 
+setInterval(() => { if (csrf && !$('tenants').hidden) loaders.tenants().catch(() => {}); }, 3000);
+
 // ---------------------------------------------------------------- search -> trace
 
 function when(iso) { return iso ? iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '-'; }
@@ -275,13 +277,16 @@ async function loadVersions() {
   const list = $('scripts-list');
   clear(list);
   for (const sel of [$('scripts-a'), $('scripts-b')]) clear(sel);
-  v.versions.forEach((x, i) => {
+  for (const x of v.versions) {
     list.appendChild(el('li', {}, x.version, ` frozen ${new Date(x.frozen_at).toISOString()}`, x.version === v.running ? ' (running)' : ''));
     $('scripts-a').appendChild(el('option', { value: x.version }, x.version));
     $('scripts-b').appendChild(el('option', { value: x.version }, x.version));
-    if (i === 1) $('scripts-a').value = x.version;
-  });
-  if (v.versions.length) $('scripts-b').value = v.versions[0].version;
+  }
+  // By default: the running version against the newest other one (what the last change did).
+  const b = v.versions.find((x) => x.version === v.running) || v.versions[0];
+  const a = v.versions.find((x) => x !== b);
+  if (b) $('scripts-b').value = b.version;
+  if (a) $('scripts-a').value = a.version;
 }
 
 loaders.scripts = async () => {
@@ -330,7 +335,8 @@ function drawChart(name) {
   const w = 400, h = 120, max = Math.max(1e-9, ...points.map((p) => p.v));
   const s = svg('svg', { viewBox: `0 0 ${w} ${h + 14}`, preserveAspectRatio: 'none', class: 'chart-svg', 'data-chart': name });
   for (let k = 0; k <= 4; k++) s.appendChild(svg('line', { x1: 0, x2: w, y1: (h * k) / 4, y2: (h * k) / 4 }));
-  const coords = points.map((p, i) => `${(i * w) / 59},${h - (p.v / max) * h}`).join(' ');
+  const step = w / Math.max(1, points.length - 1);
+  const coords = points.map((p, i) => `${(i * step).toFixed(1)},${(h - (p.v / max) * h).toFixed(1)}`).join(' ');
   s.appendChild(svg('polyline', { points: coords }));
   const label = svg('text', { x: 2, y: h + 12 });
   label.textContent = `max ${max.toFixed(2)}, now ${points.length ? points[points.length - 1].v.toFixed(2) : '-'}`;
