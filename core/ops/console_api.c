@@ -60,8 +60,8 @@ console_state *console_state_new(const char *token, const char *data_dir, void (
 void console_state_free(console_state *s) {
     if (!s) return;
     if (s->db) store_db_close(s->db);
-    OPENSSL_cleanse(s, sizeof *s - sizeof s->data_dir);
     free(s->data_dir);
+    OPENSSL_cleanse(s, sizeof *s);                /* the token's hash and the sessions */
     free(s);
 }
 
