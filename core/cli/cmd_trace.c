@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "json.h"
 #include "store_db.h"
 #include "trace.h"
 
@@ -69,5 +70,6 @@ int cmd_trace(int argc, char **argv) {
     }
     int found = trace_events(t) > 0;
     trace_free(t);
+    json_thread_done();                           /* the scratch the bodies were read with */
     return found ? 0 : 1;
 }

@@ -18,6 +18,7 @@
 #include <uv.h>
 
 #include "console_http.h"
+#include "json.h"
 #include "log.h"
 #include "tail.h"
 
@@ -296,6 +297,7 @@ static void on_stop(uv_async_t *a) {
 static void *thread_main(void *arg) {
     console *c = arg;
     uv_run(&c->loop, UV_RUN_DEFAULT);
+    json_thread_done();                           /* the scratch json_member read bodies with */
     return NULL;
 }
 

@@ -267,7 +267,7 @@ trace *trace_read(store_db *db, const char *tenant, trace_kind kind, const char 
         rc = find_events(db, t, TRACE_RETURN, id);
         free(id);
     }
-    qsort(t->events, (size_t)t->nevents, sizeof *t->events, by_id);
+    if (t->nevents > 1) qsort(t->events, (size_t)t->nevents, sizeof *t->events, by_id);
     for (int i = 0; rc == 0 && i < t->nevents; i++) {
         trace_event *e = &t->events[i];
         if (store_trace_requests(db, e->id, on_request, e) < 0 || store_trace_schedules(db, e->tenant, e->id, on_schedule, e) < 0)
