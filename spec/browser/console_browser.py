@@ -16,7 +16,6 @@ import hmac
 import json
 import os
 import sys
-import time
 import urllib.request
 
 from selenium import webdriver

@@ -28,7 +28,8 @@ describe("the console in Chromium", function()
 
   it("logs in, traces a return by email, shows a <script> name as text, tails, replays a dead letter, diffs, charts", function()
     standin = h.start_standin()
-    local dir = h.serve_dir({ console = true, klaviyo = string.format('{ key = "pk_spec_secret_key", base_url = %q }', standin.url) })
+    local dir = h.serve_dir({ console = true,
+                              klaviyo = string.format('{ key = "pk_spec_secret_key", base_url = %q }', standin.url) })
     server = h.start_serve(dir, { RF_CONSOLE_TOKEN = TOKEN })
     local base = h.console_url(server)
     local faults = { { kind = "400", path = "/api/events", pointer = "/data/attributes/properties/console_spec" } }
