@@ -94,16 +94,30 @@ describe("/metrics", function()
     assert.truthy(text:find('returnflow_build_info{version="', 1, true))
   end)
 
-  it("lists every family it exports in the README with its type", function()
-    server = h.start_serve(h.serve_dir())
+  it("lists every family it exports in the README with its type and labels", function()
+    standin = h.start_standin()
+    server = h.start_serve(h.serve_dir({ klaviyo = string.format('{ key = "pk_spec_secret_key", base_url = %q }', standin.url) }))
     local text = h.curl("http://" .. server.address .. "/metrics").body
     local readme = h.read(h.root .. "/README.md")
+    local checked = 0
     for name, f in pairs(families(text)) do
-      if name:find("^returnflow_") or name:find("^process_") then
-        local row = readme:match("\n%s*| `" .. name:gsub("_", "%%_") .. "[{`][^\n]*")
-        assert.truthy(row, name .. " is not in the README's table")
-        assert.truthy(row:find("| " .. f.type .. " |", 1, true), name .. ": " .. row)
+      local row = readme:match("\n%s*| `" .. name:gsub("_", "%%_") .. "[{`][^\n]*")
+      assert.truthy(row, name .. " is not in the README's table")
+      assert.truthy(row:find("| " .. f.type .. " |", 1, true), name .. ": " .. row)
+      -- the labels its samples carry (le is the histogram's own) are the ones the README names
+      local labels, seen = {}, {}
+      for _, sample in ipairs(f.samples) do
+        for label in (sample:match("{(.-)}") or ""):gmatch('([%w_]+)="') do
+          if label ~= "le" and not seen[label] then seen[label] = true; labels[#labels + 1] = label end
+        end
       end
+      table.sort(labels)
+      local documented = {}
+      for label in (row:match("^[^`]*`[%w_]+{([^}]*)}") or ""):gmatch("[%w_]+") do documented[#documented + 1] = label end
+      table.sort(documented)
+      if #f.samples > 0 then assert.same(documented, labels, name .. ": " .. row) end
+      checked = checked + 1
     end
+    assert.truthy(checked >= 20, checked)
   end)
 end)
