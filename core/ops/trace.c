@@ -29,7 +29,11 @@ typedef struct trace_schedule {
     int cancelled;
 } trace_schedule;
 
+typedef struct trace_attempt { long long at; long status; char *error; } trace_attempt;
+
 typedef struct trace_request {
+    trace_attempt *failed;        /* the tries Klaviyo did not take, in time order */
+    int nfailed;
     long long id, created_at, next_at;
     request_state state;
     int attempts;
@@ -204,6 +208,18 @@ static int on_request(void *ud, const store_trace_request *r) {
     return 0;
 }
 
+static int on_attempt(void *ud, const store_trace_attempt *a) {
+    trace_event *e = ud;
+    for (int r = 0; r < e->nrequests; r++) {
+        trace_request *q = &e->requests[r];
+        if (q->id != a->request_id) continue;
+        q->failed = grow(q->failed, q->nfailed, sizeof *q->failed);
+        q->failed[q->nfailed++] = (trace_attempt){ a->at, a->status, dup_or_null(a->error) };
+        break;
+    }
+    return 0;
+}
+
 static int on_schedule(void *ud, const store_trace_schedule *s) {
     trace_event *e = ud;
     e->schedules = grow(e->schedules, e->nschedules, sizeof *e->schedules);
@@ -270,7 +286,8 @@ trace *trace_read(store_db *db, const char *tenant, trace_kind kind, const char 
     if (t->nevents > 1) qsort(t->events, (size_t)t->nevents, sizeof *t->events, by_id);
     for (int i = 0; rc == 0 && i < t->nevents; i++) {
         trace_event *e = &t->events[i];
-        if (store_trace_requests(db, e->id, on_request, e) < 0 || store_trace_schedules(db, e->tenant, e->id, on_schedule, e) < 0)
+        if (store_trace_requests(db, e->id, on_request, e) < 0 || store_trace_attempts(db, e->id, on_attempt, e) < 0 ||
+            store_trace_schedules(db, e->tenant, e->id, on_schedule, e) < 0)
             rc = -1;
     }
     /* Memory keys that name a return or a customer, in each tenant seen. */
@@ -299,6 +316,8 @@ void trace_free(trace *t) {
             trace_request *q = &e->requests[r];
             free(q->profile), free(q->method), free(q->path), free(q->last_error), free(q->job), free(q->schedule_key);
             free(q->metric);
+            for (int a = 0; a < q->nfailed; a++) free(q->failed[a].error);
+            free(q->failed);
         }
         free(e->requests);
         for (int s = 0; s < e->nschedules; s++) free(e->schedules[s].key), free(e->schedules[s].method), free(e->schedules[s].path);
@@ -415,7 +434,16 @@ void trace_json(const trace *t, strbuf *out) {
             add_time(out, "next_at", q->state == REQUEST_QUEUED ? q->next_at : 0), strbuf_addc(out, ',');
             add_str(out, "batch_job", q->job), strbuf_addc(out, ',');
             add_str(out, "schedule", q->schedule_key);
-            strbuf_addc(out, '}');
+            strbuf_adds(out, ",\"failed_attempts\":[");
+            for (int a = 0; a < q->nfailed; a++) {
+                if (a) strbuf_addc(out, ',');
+                strbuf_addc(out, '{');
+                add_time(out, "at", q->failed[a].at), strbuf_addc(out, ',');
+                add_num(out, "status", q->failed[a].status), strbuf_addc(out, ',');
+                add_str(out, "error", q->failed[a].error);
+                strbuf_addc(out, '}');
+            }
+            strbuf_adds(out, "]}");
         }
         strbuf_adds(out, "],\"schedules\":[");
         for (int s = 0; s < e->nschedules; s++) {
@@ -485,6 +513,11 @@ void trace_print(const trace *t, FILE *f) {
             if (q->schedule_key) fprintf(f, "; fired from schedule %s", q->schedule_key);
             if (q->job) fprintf(f, "; batch job %s", q->job);
             fputc('\n', f);
+            for (int a = 0; a < q->nfailed; a++) {
+                iso_time(q->failed[a].at, when, sizeof when);
+                if (q->failed[a].status) fprintf(f, "      try at %s: Klaviyo answered %ld\n", when, q->failed[a].status);
+                else fprintf(f, "      try at %s: no answer (%s)\n", when, q->failed[a].error ? q->failed[a].error : "?");
+            }
             if (q->last_error) fprintf(f, "      %s: %s\n", q->state == REQUEST_DEAD ? "why" : "last error", q->last_error);
             if (q->state == REQUEST_DEAD) fprintf(f, "      -> a dead letter: returnflow dlq replay request:%lld\n", q->id);
         }

@@ -142,13 +142,32 @@ static int queue_counts(sqlite3 *db) {
     return -1;
 }
 
+/* request_attempts: each try Klaviyo did not take (retried or dead), with its time and answer, for
+ * `returnflow trace`. A trigger on the answer's UPDATE writes it, in the same transaction; a delivered
+ * try is the row itself (state, last_status), so the happy path writes nothing more. A request's
+ * attempts go with it. */
+static int attempts_log(sqlite3 *db) {
+    char sql[1400];
+    snprintf(sql, sizeof sql,
+             "CREATE TABLE IF NOT EXISTS request_attempts (request_id INTEGER NOT NULL, at INTEGER NOT NULL, "
+             "status INTEGER, error TEXT);"
+             "CREATE INDEX IF NOT EXISTS request_attempts_by_request ON request_attempts(request_id);"
+             "CREATE TRIGGER IF NOT EXISTS outbox_attempt AFTER UPDATE OF attempts ON outbox "
+             "  WHEN NEW.attempts > OLD.attempts AND NEW.state <> %d BEGIN "
+             "  INSERT INTO request_attempts(request_id, at, status, error) VALUES (NEW.id, "
+             "  CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER), NEW.last_status, NEW.last_error); END;"
+             "CREATE TRIGGER IF NOT EXISTS outbox_attempts_delete AFTER DELETE ON outbox WHEN OLD.attempts > 0 BEGIN "
+             "  DELETE FROM request_attempts WHERE request_id = OLD.id; END;", REQUEST_DELIVERED);
+    return store_sqlite_exec(db, sql);
+}
+
 /* Every request's body as it is sent, for an operator's (or a spec's) SQL: rows keep only what their
  * event does not share (outbox.c). */
 static const char bodies_view[] =
     "CREATE VIEW IF NOT EXISTS outbox_bodies(id, body) AS SELECT o.id, " STORE_SQLITE_BODY " FROM outbox o";
 
 int store_sqlite_schema(sqlite3 *db) {
-    return store_sqlite_exec(db, schema) != 0 || queue_counts(db) != 0 || add_column(db, "events", "script_version TEXT") != 0 ||
+    return store_sqlite_exec(db, schema) != 0 || queue_counts(db) != 0 || attempts_log(db) != 0 || add_column(db, "events", "script_version TEXT") != 0 ||
            add_column(db, "outbox", "job TEXT") != 0 || add_column(db, "schedules", "job TEXT") != 0 ||
            add_column(db, "outbox", "dedup TEXT") != 0 || add_column(db, "schedules", "dedup TEXT") != 0 ||
            add_column(db, "outbox", "part INTEGER") != 0 || add_column(db, "outbox", "part_at INTEGER") != 0 ||

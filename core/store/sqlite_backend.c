@@ -55,6 +55,7 @@ const store_backend store_sqlite_backend = {
     .trace_events = sqlite_trace_events,
     .trace_event_by_id = sqlite_trace_event_by_id,
     .trace_requests = sqlite_trace_requests,
+    .trace_attempts = sqlite_trace_attempts,
     .trace_schedules = sqlite_trace_schedules,
     .trace_memory = sqlite_trace_memory,
     .replay_dead_events = sqlite_replay_dead_events,

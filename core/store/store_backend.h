@@ -104,6 +104,7 @@ struct store_backend {
                         int (*cb)(void *ud, const store_trace_event *e), void *ud);
     int (*trace_event_by_id)(store_db *db, long long id, int (*cb)(void *ud, const store_trace_event *e), void *ud);
     int (*trace_requests)(store_db *db, long long event_id, int (*cb)(void *ud, const store_trace_request *r), void *ud);
+    int (*trace_attempts)(store_db *db, long long event_id, int (*cb)(void *ud, const store_trace_attempt *a), void *ud);
     int (*trace_schedules)(store_db *db, const char *tenant, long long event_id,
                            int (*cb)(void *ud, const store_trace_schedule *s), void *ud);
     int (*trace_memory)(store_db *db, const char *tenant, const char *needle,

@@ -303,6 +303,17 @@ typedef struct store_trace_request {
 
 int store_trace_requests(store_db *db, long long event_id, int (*cb)(void *ud, const store_trace_request *r), void *ud);
 
+/* The tries of an event's requests that Klaviyo did not take (retried, or the one that made it dead),
+ * in time order: which request, when (ms), Klaviyo's status (0: no answer) and error. A delivered try
+ * is the request's own state and last_status. */
+typedef struct store_trace_attempt {
+    long long request_id, at;
+    long status;
+    const char *error;
+} store_trace_attempt;
+
+int store_trace_attempts(store_db *db, long long event_id, int (*cb)(void *ud, const store_trace_attempt *a), void *ud);
+
 /* A schedule an event made: pending (due_at ahead or not yet fired) or cancelled by a later event.
  * One that fired is a request with its schedule_key. */
 typedef struct store_trace_schedule {

@@ -198,6 +198,9 @@ int store_trace_event_by_id(store_db *db, long long id, int (*cb)(void *ud, cons
 int store_trace_requests(store_db *db, long long event_id, int (*cb)(void *ud, const store_trace_request *r), void *ud) {
     return B(db)->trace_requests(db, event_id, cb, ud);
 }
+int store_trace_attempts(store_db *db, long long event_id, int (*cb)(void *ud, const store_trace_attempt *a), void *ud) {
+    return B(db)->trace_attempts(db, event_id, cb, ud);
+}
 int store_trace_schedules(store_db *db, const char *tenant, long long event_id,
                           int (*cb)(void *ud, const store_trace_schedule *s), void *ud) {
     return B(db)->trace_schedules(db, tenant, event_id, cb, ud);

@@ -91,6 +91,24 @@ int sqlite_trace_requests(store_db *db, long long event_id, int (*cb)(void *ud, 
     return rc == SQLITE_DONE ? n : -1;
 }
 
+int sqlite_trace_attempts(store_db *db, long long event_id, int (*cb)(void *ud, const store_trace_attempt *a), void *ud) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db->db, "SELECT a.request_id, a.at, a.status, a.error FROM request_attempts a "
+                                   "JOIN outbox o ON o.id = a.request_id WHERE o.event_id = ? ORDER BY a.at, a.rowid",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_int64(st, 1, event_id);
+    int n = 0, rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        store_trace_attempt a = { sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
+                                  (long)sqlite3_column_int64(st, 2), text_or_null(st, 3) };
+        n++;
+        if (cb(ud, &a)) { rc = SQLITE_DONE; break; }
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? n : -1;
+}
+
 int sqlite_trace_schedules(store_db *db, const char *tenant, long long event_id,
                            int (*cb)(void *ud, const store_trace_schedule *s), void *ud) {
     sqlite3_stmt *st;

@@ -25,7 +25,9 @@ describe("returnflow trace", function()
     dir = h.serve_dir({ klaviyo = string.format('{ key = "pk_spec_secret_key", base_url = %q }', standin.url) })
     data = { "--data", dir .. "/data" }
     server = h.start_serve(dir)
-    queue_faults(standin, { { kind = "400", path = "/api/events", pointer = "/data/attributes/properties/spec_field" } })
+    -- the first event request is refused for good; the next one is answered 503 once, then taken
+    queue_faults(standin, { { kind = "400", path = "/api/events", pointer = "/data/attributes/properties/spec_field" },
+                            { kind = "503", path = "/api/events" } })
     local status, answer = h.post_signed(server:url(), created_now())
     assert.equal(202, status, answer)
     ids.created = tonumber(answer:match('"id":(%d+)'))
@@ -60,6 +62,14 @@ describe("returnflow trace", function()
     assert.truthy(created.script_version and #created.script_version > 0, out)
     assert.truthy(created.received_at:find("^%d%d%d%d%-%d%d%-%d%dT"), created.received_at)
     assert.equal("return.updated", cancelled.trigger)
+    -- the retried request: its 503 try, with its time, then delivered
+    local retried = cancelled.requests[1]
+    assert.equal("delivered", retried.state, out)
+    assert.equal(2, retried.attempts)
+    assert.equal(202, retried.last_status)
+    assert.equal(1, #retried.failed_attempts, out)
+    assert.equal(503, retried.failed_attempts[1].status)
+    assert.truthy(retried.failed_attempts[1].at >= cancelled.received_at, out)
     -- the dead letter: Klaviyo's 400 and its pointer
     local dead
     for _, r in ipairs(created.requests) do if r.state == "dead" then dead = r end end
@@ -69,6 +79,7 @@ describe("returnflow trace", function()
     assert.equal("/api/events", dead.path:match("^[^?]*"))
     assert.truthy(dead.last_error:find("/data/attributes/properties/spec_field", 1, true), dead.last_error)
     assert.equal(1, dead.attempts)
+    assert.equal(400, dead.failed_attempts[1].status)
     -- the expiry schedules the cancelling webhook removed, and by which event
     assert.equal(2, #created.schedules, out)
     for _, s in ipairs(created.schedules) do
@@ -91,6 +102,8 @@ describe("returnflow trace", function()
     assert.truthy(out:find("dead after 1 attempt; Klaviyo answered 400", 1, true), out)
     assert.truthy(out:find("why: [^\n]*/data/attributes/properties/spec_field"), out)
     assert.truthy(out:find("returnflow dlq replay request:%d+"), out)
+    assert.truthy(out:find("try at %d[^\n]*: Klaviyo answered 503\n"), out)
+    assert.truthy(out:find("delivered after 2 attempts; Klaviyo answered 202", 1, true), out)
     assert.truthy(out:find("cancelled by event:" .. ids.cancelled, 1, true), out)
     -- the created webhook comes before the cancelling one
     assert.truthy(out:find("return.created", 1, true) < out:find("return.updated", 1, true), out)

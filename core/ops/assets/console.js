@@ -177,6 +177,9 @@ function renderTrace(t) {
         el('span', { class: 'state ' + r.state }, r.state),
         ` after ${r.attempts} attempt(s)`, r.last_status ? `; Klaviyo answered ${r.last_status}` : '',
         r.next_at ? `; next try ${when(r.next_at)}` : '', r.schedule ? `; fired from schedule ${r.schedule}` : ''));
+      for (const a of r.failed_attempts || []) {
+        box.appendChild(el('div', { class: 'try' }, `try at ${when(a.at)}: `, a.status ? `Klaviyo answered ${a.status}` : `no answer (${a.error || '?'})`));
+      }
       if (r.last_error) box.appendChild(el('div', { class: 'why' }, r.last_error));
     }
     for (const s of e.schedules) {
