@@ -298,7 +298,7 @@ trace *trace_read(store_db *db, const char *tenant, trace_kind kind, const char 
         for (int r = 0; rc == 0 && r < t->nemails; r++) rc = store_trace_memory(db, m.tenant, t->emails[r], on_memory, &m) < 0;
     }
     if (rc != 0) {
-        snprintf(err, errlen, "cannot read the store: %s", store_db_error(db));
+        snprintf(err, errlen, "cannot read the store (%s): %s", store_db_backend(db), store_db_error(db));
         trace_free(t);
         return NULL;
     }
