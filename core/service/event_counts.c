@@ -12,10 +12,17 @@
 #include <string.h>
 
 #define OUTCOMES 4
+#define BUCKETS 9
+
+/* The upper bounds (s) of the mapping latency's buckets: a healthy service maps in milliseconds; a
+ * backlog (a slow script, a store that refused writes) shows in the upper ones. */
+static const double bounds[BUCKETS] = { 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 300, 3600 };
 
 typedef struct tenant_counts {
     char tenant[128];
     unsigned long long n[OUTCOMES];   /* by map_status */
+    unsigned long long latency[BUCKETS + 1];
+    double latency_sum;
 } tenant_counts;
 
 static pthread_mutex_t counts_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -26,9 +33,8 @@ static int ncounts;
 static const char *const outcome_names[OUTCOMES] = { "mapped", "dropped", "failed", "deferred" };
 _Static_assert(MAP_MAPPED == 0 && MAP_DROPPED == 1 && MAP_FAILED == 2 && MAP_DEFERRED == 3, "outcome_names order");
 
-void event_counts_add(const char *tenant, map_status outcome, unsigned long long n) {
-    if ((int)outcome < 0 || outcome >= OUTCOMES || n == 0) return;
-    pthread_mutex_lock(&counts_mu);
+/* The tenant's counts, added on first use; the caller holds counts_mu. */
+static tenant_counts *counts_of(const char *tenant) {
     int i = 0;
     while (i < ncounts && strcmp(counts[i].tenant, tenant) != 0) i++;
     if (i == ncounts) {
@@ -39,7 +45,27 @@ void event_counts_add(const char *tenant, map_status outcome, unsigned long long
         snprintf(counts[i].tenant, sizeof counts[i].tenant, "%s", tenant);
         ncounts++;
     }
-    counts[i].n[outcome] += n;
+    return &counts[i];
+}
+
+void event_counts_add(const char *tenant, map_status outcome, unsigned long long n) {
+    if ((int)outcome < 0 || outcome >= OUTCOMES || n == 0) return;
+    pthread_mutex_lock(&counts_mu);
+    counts_of(tenant)->n[outcome] += n;
+    pthread_mutex_unlock(&counts_mu);
+}
+
+void event_counts_observe(const char *tenant, const double *seconds, int n) {
+    if (n <= 0) return;
+    pthread_mutex_lock(&counts_mu);
+    tenant_counts *c = counts_of(tenant);
+    for (int i = 0; i < n; i++) {
+        double s = seconds[i] > 0 ? seconds[i] : 0;
+        int b = 0;
+        while (b < BUCKETS && s > bounds[b]) b++;
+        c->latency[b]++;
+        c->latency_sum += s;
+    }
     pthread_mutex_unlock(&counts_mu);
 }
 
@@ -54,5 +80,22 @@ void event_counts_metrics(strbuf *out) {
                      counts[i].tenant, outcome_names[o], counts[i].n[o]);
             strbuf_adds(out, line);
         }
+    strbuf_adds(out, "# HELP returnflow_mapping_seconds Time from a webhook's journaling to its mapping's commit, by tenant.\n"
+                     "# TYPE returnflow_mapping_seconds histogram\n");
+    for (int i = 0; i < ncounts; i++) {
+        char line[640];
+        unsigned long long cum = 0;
+        for (int b = 0; b < BUCKETS; b++) {
+            cum += counts[i].latency[b];
+            snprintf(line, sizeof line, "returnflow_mapping_seconds_bucket{tenant=\"%s\",le=\"%g\"} %llu\n",
+                     counts[i].tenant, bounds[b], cum);
+            strbuf_adds(out, line);
+        }
+        cum += counts[i].latency[BUCKETS];
+        snprintf(line, sizeof line, "returnflow_mapping_seconds_bucket{tenant=\"%s\",le=\"+Inf\"} %llu\n"
+                 "returnflow_mapping_seconds_sum{tenant=\"%s\"} %.3f\nreturnflow_mapping_seconds_count{tenant=\"%s\"} %llu\n",
+                 counts[i].tenant, cum, counts[i].tenant, counts[i].latency_sum, counts[i].tenant, cum);
+        strbuf_adds(out, line);
+    }
     pthread_mutex_unlock(&counts_mu);
 }

@@ -252,6 +252,20 @@ static void publish_tail(const char *tenant, const results *rs, int committed, c
     }
 }
 
+/* returnflow_mapping_seconds: from each committed event's journaling to now (a first mapping only: a
+ * deferred event's later passes would count the deferral). */
+static void observe_latency(const char *tenant, const results *rs, int committed, const pending_event *batch, int n) {
+    double seconds[BATCH];
+    int k = 0;
+    long long now = clock_now_ms();
+    for (int e = 0, i = 0; e < committed && k < BATCH; e++) {
+        while (i < n && batch[i].id != rs->ev[e].id) i++;
+        if (i == n) break;
+        if (rs->ev[e].status != MAP_DEFERRED) seconds[k++] = (double)(now - batch[i].received) / 1000.0;
+    }
+    event_counts_observe(tenant, seconds, k);
+}
+
 /* Maps one batch of one tenant's events in one state and commits their
  * outcomes together: the write lock is held only for the writes, never while
  * scripts run. Returns events whose state changed, or -1. */
@@ -311,6 +325,7 @@ static int map_batch(thread *t, int ti, event_state state) {
     for (int e = 0; e < committed; e++) by_outcome[rs.ev[e].status]++;
     for (int o = 0; o <= MAP_DEFERRED; o++) event_counts_add(tc->id, (map_status)o, by_outcome[o]);
     publish_tail(tc->id, &rs, committed, batch, n);
+    if (state == EVENT_JOURNALED) observe_latency(tc->id, &rs, committed, batch, n);
     if (rc == 0) rc = rs.nev;
     for (int i = 0; i < n; i++) free(batch[i].body);
     free(batch);

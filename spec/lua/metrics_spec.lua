@@ -75,7 +75,7 @@ describe("/metrics", function()
       assert.truthy(f.type, name .. " has no TYPE")
     end
     for _, name in ipairs({ "returnflow_events_total", "returnflow_requests_total", "returnflow_queue_depth",
-                            "returnflow_delivery_seconds", "returnflow_bulk_jobs_total" }) do
+                            "returnflow_delivery_seconds", "returnflow_bulk_jobs_total", "returnflow_mapping_seconds" }) do
       assert.truthy(#got[name].samples > 0, name)
       for _, sample in ipairs(got[name].samples) do
         assert.truthy(sample:find('tenant="shop"', 1, true), sample)
@@ -86,6 +86,9 @@ describe("/metrics", function()
                              process_start_time_seconds = "gauge", returnflow_build_info = "gauge" }) do
       assert.equal(typ, got[name] and got[name].type, name)
     end
+    -- the mapped event's wait, in the mapping histogram
+    assert.truthy(text:find('returnflow_mapping_seconds_count{tenant="shop"} 1\n', 1, true), text)
+    assert.truthy(tonumber(text:match('returnflow_mapping_seconds_sum{tenant="shop"} (%S+)')) < 60, text)
     local rss = tonumber(text:match("\nprocess_resident_memory_bytes (%S+)"))
     assert.truthy(rss > 1e6 and rss < 4e9, tostring(rss))
     local started = tonumber(text:match("\nprocess_start_time_seconds (%S+)"))

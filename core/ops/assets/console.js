@@ -323,8 +323,11 @@ $('scripts-form').addEventListener('submit', async (ev) => {
 // ---------------------------------------------------------------- charts (SVG drawn here)
 
 const SVG = 'http://www.w3.org/2000/svg';
-const series = { ingest: [], mapped: [], delivered: [], latency: [] };
-const titles = { ingest: 'webhooks accepted / s', mapped: 'events mapped / s', delivered: 'requests delivered / s', latency: 'mean delivery latency (s)' };
+const series = { ingest: [], mapped: [], delivered: [], mapping: [], latency: [] };
+const titles = {
+  ingest: 'webhooks accepted / s', mapped: 'events mapped / s', delivered: 'requests delivered / s',
+  mapping: 'mean mapping latency (s): journaled to mapped', latency: 'mean delivery latency (s): queued to delivered',
+};
 let chartTimer = null;
 
 function svg(tag, attrs) {
@@ -354,9 +357,13 @@ async function sampleCharts() {
   push('ingest', rate(c, 'returnflow_webhooks_total', { outcome: 'accepted' }));
   push('mapped', rate(c, 'returnflow_events_total'));
   push('delivered', rate(c, 'returnflow_requests_total', { outcome: 'delivered' }));
-  const dn = sum(c.now.samples, 'returnflow_delivery_seconds_count') - sum(c.before.samples, 'returnflow_delivery_seconds_count');
-  const ds = sum(c.now.samples, 'returnflow_delivery_seconds_sum') - sum(c.before.samples, 'returnflow_delivery_seconds_sum');
-  push('latency', dn > 0 ? ds / dn : 0);
+  const mean = (name) => {
+    const n = sum(c.now.samples, name + '_count') - sum(c.before.samples, name + '_count');
+    const s = sum(c.now.samples, name + '_sum') - sum(c.before.samples, name + '_sum');
+    return n > 0 ? s / n : 0;
+  };
+  push('mapping', mean('returnflow_mapping_seconds'));
+  push('latency', mean('returnflow_delivery_seconds'));
   if ($('charts').hidden) return;
   const grid = $('chart-grid');
   clear(grid);
