@@ -64,7 +64,14 @@ def main():
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=o)
     wait = WebDriverWait(driver, 20)
     try:
-        run(driver, wait)
+        try:
+            run(driver, wait)
+        except Exception:
+            # what the page saw, for the spec's failure message
+            print("console_browser: at", driver.current_url, file=sys.stderr)
+            for e in driver.get_log("browser"):
+                print("console_browser: browser log:", e["level"], e["message"], file=sys.stderr)
+            raise
         # Nothing the page did broke its Content-Security-Policy or threw.
         severe = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"
                   and "favicon" not in e["message"] and "401" not in e["message"]]
@@ -166,5 +173,7 @@ if __name__ == "__main__":
     try:
         main()
     except Exception as e:  # the spec prints this
+        import traceback
+        traceback.print_exc(limit=3)
         print("console_browser: FAILED:", type(e).__name__, e, file=sys.stderr, flush=True)
         sys.exit(1)
