@@ -62,7 +62,7 @@ def main():
     o.binary_location = "/usr/bin/chromium"
     o.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=o)
-    wait = WebDriverWait(driver, 20)
+    wait = WebDriverWait(driver, 30)        # a loaded machine (the suite runs 3 spec files at once)
     try:
         try:
             run(driver, wait)
