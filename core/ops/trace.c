@@ -8,8 +8,9 @@
  * return's (return, label, restock); the customer's email is "customer", "customer_detail.email" or
  * "email". Nothing here writes.
  *
- * What the store does not keep is not made up: each request's attempts are a count with Klaviyo's
- * last answer (not every answer), and a request sent in a Klaviyo bulk job is not marked as such.
+ * What the store does not keep is not made up: a request's failed tries are kept with their time and
+ * answer (request_attempts), its delivered try only as its state and last status; a request sent in a
+ * Klaviyo bulk job is not marked as such (docs/trace.md, "What it cannot show").
  */
 #include "trace.h"
 
