@@ -376,7 +376,8 @@ static void console_counters(void *ud, strbuf *out) {
 static int start_console(server *s, char *err, size_t errlen) {
     if (!s->cfg->console_listen) return 0;
     console_options o = { .listen = s->cfg->console_listen, .token = s->cfg->console_token,
-                          .data_dir = config_store_location(s->cfg), .counters = console_counters, .ud = s };
+                          .store = config_store_location(s->cfg), .data_dir = s->cfg->data_dir,
+                          .counters = console_counters, .ud = s };
     s->console = console_start(&o, err, errlen);
     if (!s->console) return -1;
     strbuf f = {0};

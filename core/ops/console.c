@@ -349,7 +349,7 @@ console *console_start(const console_options *o, char *err, size_t errlen) {
     uv_timer_init(&c->loop, &c->tick);
     c->tick.data = c;
     uv_timer_start(&c->tick, on_tick, 250, 250);
-    c->state = console_state_new(o->token, o->data_dir, o->counters, o->ud);
+    c->state = console_state_new(o->token, o->store, o->data_dir, o->counters, o->ud);
     tail_enable();
     if (pthread_create(&c->tid, NULL, thread_main, c) != 0) {
         snprintf(err, errlen, "console: cannot start its thread");

@@ -18,7 +18,8 @@ typedef struct console console;
 typedef struct console_options {
     const char *listen;           /* HOST:PORT (port 0: any free one) */
     const char *token;            /* the admin token (copied) */
-    const char *data_dir;         /* the store's location (copied) */
+    const char *store;            /* the store's location: a data folder or a postgresql:// URL (copied) */
+    const char *data_dir;         /* the data folder: DATA/scripts/TENANT/ holds the frozen versions (copied) */
     /* The service's counters as Prometheus text, callable from the console's thread. */
     void (*counters)(void *ud, strbuf *out);
     void *ud;

@@ -40,19 +40,22 @@ typedef struct session {
 
 struct console_state {
     unsigned char token_hash[SHA256_DIGEST_LENGTH];
-    char *data_dir;
+    char *store;                  /* the store's location */
+    char *data_dir;               /* DATA/scripts/ */
     store_db *db;                 /* opened on first use, on the console's thread */
     session sessions[MAX_SESSIONS];
     void (*counters)(void *ud, strbuf *out);
     void *ud;
 };
 
-console_state *console_state_new(const char *token, const char *data_dir, void (*counters)(void *ud, strbuf *out), void *ud) {
+console_state *console_state_new(const char *token, const char *store, const char *data_dir,
+                                  void (*counters)(void *ud, strbuf *out), void *ud) {
     console_state *s = calloc(1, sizeof *s);
     if (!s) abort();
     SHA256((const unsigned char *)token, strlen(token), s->token_hash);
+    s->store = strdup(store);
     s->data_dir = strdup(data_dir);
-    if (!s->data_dir) abort();
+    if (!s->store || !s->data_dir) abort();
     s->counters = counters, s->ud = ud;
     return s;
 }
@@ -60,6 +63,7 @@ console_state *console_state_new(const char *token, const char *data_dir, void (
 void console_state_free(console_state *s) {
     if (!s) return;
     if (s->db) store_db_close(s->db);
+    free(s->store);
     free(s->data_dir);
     OPENSSL_cleanse(s, sizeof *s);                /* the token's hash and the sessions */
     free(s);
@@ -67,7 +71,7 @@ void console_state_free(console_state *s) {
 
 static store_db *db_of(console_state *s) {
     char err[512];
-    if (!s->db) s->db = store_db_open(s->data_dir, 0, err, sizeof err);
+    if (!s->db) s->db = store_db_open(s->store, 0, err, sizeof err);
     return s->db;
 }
 

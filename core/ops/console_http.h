@@ -27,7 +27,8 @@ typedef struct console_response {
 
 typedef struct console_state console_state;   /* sessions, the store connection: console_api.c */
 
-console_state *console_state_new(const char *token, const char *data_dir, void (*counters)(void *ud, strbuf *out), void *ud);
+console_state *console_state_new(const char *token, const char *store, const char *data_dir,
+                                  void (*counters)(void *ud, strbuf *out), void *ud);
 void console_state_free(console_state *s);
 
 /* Answers one request. */
