@@ -19,17 +19,18 @@ int cmd_trace(int argc, char **argv) {
         { "config", required_argument, 0, 'c' }, { "data", required_argument, 0, 'd' },
         { "tenant", required_argument, 0, 't' }, { "json", no_argument, 0, 'j' },
         { "return", required_argument, 0, 'r' }, { "event", required_argument, 0, 'e' },
-        { "email", required_argument, 0, 'm' }, { 0, 0, 0, 0 },
+        { "email", required_argument, 0, 'm' }, { "store", required_argument, 0, 's' }, { 0, 0, 0, 0 },
     };
-    const char *config_path = NULL, *data = NULL, *tenant = NULL, *value = NULL;
+    const char *config_path = NULL, *data = NULL, *tenant = NULL, *value = NULL, *store_url = NULL;
     trace_kind kind = TRACE_GUESS;
     int json = 0, c;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "c:d:t:j", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:d:t:s:j", opts, NULL)) != -1) {
         switch (c) {
         case 'c': config_path = optarg; break;
         case 'd': data = optarg; break;
+        case 's': store_url = optarg; break;
         case 't': tenant = optarg; break;
         case 'j': json = 1; break;
         case 'r': kind = TRACE_RETURN, value = optarg; break;
@@ -46,14 +47,15 @@ int cmd_trace(int argc, char **argv) {
         return 2;
     }
     config *cfg = NULL;
-    if (!data) {
+    const char *location = store_url ? store_url : data;   /* --store: a PostgreSQL store, from any machine */
+    if (!location) {
         char err[4096];
-        cfg = config_load_secrets(config_path ? config_path : "returnflow.conf.lua", 0, err, sizeof err);   /* reads no secret */
-        if (!cfg) { fprintf(stderr, "%sreturnflow trace: give --data DIR or a config that loads\n", err); return 2; }
-        data = cfg->data_dir;
+        cfg = config_load_secrets(config_path ? config_path : "returnflow.conf.lua", 0, err, sizeof err);   /* reads no key */
+        if (!cfg) { fprintf(stderr, "%sreturnflow trace: give --data DIR, --store URL or a config that loads\n", err); return 2; }
+        location = config_store_location(cfg);
     }
     char why[1200];
-    store_db *db = store_db_open(data, STORE_READ_ONLY, why, sizeof why);
+    store_db *db = store_db_open(location, STORE_READ_ONLY, why, sizeof why);
     config_free(cfg);
     if (!db) { fprintf(stderr, "returnflow trace: %s\n", why); return 2; }
     trace *t = trace_read(db, tenant, kind, value, why, sizeof why);

@@ -144,8 +144,8 @@ static int queue_counts(sqlite3 *db) {
 
 /* request_attempts: each try Klaviyo did not take (retried or dead), with its time and answer, for
  * `returnflow trace`. A trigger on the answer's UPDATE writes it, in the same transaction; a delivered
- * try is the row itself (state, last_status), so the happy path writes nothing more. A request's
- * attempts go with it. */
+ * try is the row itself (state, last_status), so the happy path writes nothing more. The retention
+ * purge removes those whose request is gone (journal.c). */
 static int attempts_log(sqlite3 *db) {
     char sql[1400];
     snprintf(sql, sizeof sql,
@@ -155,9 +155,8 @@ static int attempts_log(sqlite3 *db) {
              "CREATE TRIGGER IF NOT EXISTS outbox_attempt AFTER UPDATE OF attempts ON outbox "
              "  WHEN NEW.attempts > OLD.attempts AND NEW.state <> %d BEGIN "
              "  INSERT INTO request_attempts(request_id, at, status, error) VALUES (NEW.id, "
-             "  CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER), NEW.last_status, NEW.last_error); END;"
-             "CREATE TRIGGER IF NOT EXISTS outbox_attempts_delete AFTER DELETE ON outbox WHEN OLD.attempts > 0 BEGIN "
-             "  DELETE FROM request_attempts WHERE request_id = OLD.id; END;", REQUEST_DELIVERED);
+             "  CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER), NEW.last_status, NEW.last_error); END;",
+             REQUEST_DELIVERED);
     return store_sqlite_exec(db, sql);
 }
 

@@ -23,8 +23,8 @@ describe("returnflow trace", function()
   setup(function()
     standin = h.start_standin()
     dir = h.serve_dir({ klaviyo = string.format('{ key = "pk_spec_secret_key", base_url = %q }', standin.url) })
-    data = { "--data", dir .. "/data" }
     server = h.start_serve(dir)
+    data = h.store_args(dir)          -- the folder's store, SQLite's or PostgreSQL's (trace_pg_spec.lua)
     -- the first event request is refused for good; the next one is answered 503 once, then taken
     queue_faults(standin, { { kind = "400", path = "/api/events", pointer = "/data/attributes/properties/spec_field" },
                             { kind = "503", path = "/api/events" } })
