@@ -36,7 +36,7 @@ LDLIBS_ALL  = -llua5.4-cjson $(shell pkg-config --libs lua5.4) -luv -lhttp_parse
 CORE_DIRS  := $(sort $(dir $(wildcard core/*/*.c core/*/*/*.c)))
 CMD_SRC    := $(wildcard core/cli/*.c)
 CORE_SRC   := $(filter-out $(CMD_SRC),$(wildcard core/*/*.c core/*/*/*.c))
-CORE_OBJ    = $(CORE_SRC:core/%.c=$(BUILD)/obj/%.o) $(BUILD)/embedded.o
+CORE_OBJ    = $(CORE_SRC:core/%.c=$(BUILD)/obj/%.o) $(BUILD)/embedded.o $(BUILD)/console_assets.o
 CMD_OBJ     = $(CMD_SRC:core/%.c=$(BUILD)/obj/%.o)
 LUA_MODULES := $(sort $(wildcard core/lua/returnflow/*.lua core/lua/returnflow/cli/*.lua))
 # Host-only Lua (tools, the busted kit): embedded apart, where no sandbox's require looks.
@@ -53,7 +53,7 @@ NATIVE_OBJ  = $(NATIVE_SRC:%.c=$(BUILD)/pic/%.o) $(BUILD)/pic/embedded.o
 NATIVE_SO   = $(BUILD)/lib/returnflow/native.so
 C_TESTS    := $(wildcard spec/c/test_*.c)
 
-.PHONY: build deps test check asan run bench bench-instructions install install-share busted clean lint previews fuzz fuzz-smoke
+.PHONY: build deps test check asan run bench bench-instructions install install-share busted clean lint previews fuzz fuzz-smoke screenshots
 build: $(BUILD)/returnflow $(NATIVE_SO)
 
 deps:
@@ -84,6 +84,15 @@ $(BUILD)/obj/%.o: core/%.c
 	$(CC) $(CFLAGS_ALL) $(if $(filter $(PATHS_FILES),$*.c),$(PATHS_CFLAGS)) -c $< -o $@
 
 $(BUILD)/embedded.o: $(BUILD)/embedded.c
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+# The console's page, script and style (core/ops/assets/), compiled in: served by serve, no files to install.
+CONSOLE_ASSETS := $(sort $(wildcard core/ops/assets/*))
+$(BUILD)/console_assets.c: $(CONSOLE_ASSETS) tools/embed_assets.lua
+	@mkdir -p $(@D)
+	lua5.4 tools/embed_assets.lua $@ $(CONSOLE_ASSETS)
+
+$(BUILD)/console_assets.o: $(BUILD)/console_assets.c
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 
 PIC_CFLAGS  = $(filter-out -fsanitize% -fno-sanitize%,$(CFLAGS_ALL)) -fPIC
@@ -197,6 +206,11 @@ install-share:
 # docs/templates/previews/*.png: each flow email rendered by headless Chromium (tools/previews.sh).
 previews: build
 	@sh tools/previews.sh $(BUILD)
+
+# docs/console/*.png: each page of the console, as the browser spec drives it (docs/console.md).
+screenshots: build
+	RETURNFLOW_SCREENSHOTS=$(CURDIR)/docs/console RETURNFLOW_BIN=$(CURDIR)/$(BUILD)/returnflow \
+		lua5.4 /usr/bin/busted --lpath="$(CURDIR)/spec/lua/?.lua" spec/lua/console_browser_spec.lua
 
 # The busted suite alone, on the normal build (what `luarocks test` runs).
 busted: build

@@ -43,6 +43,13 @@ return {
   },
   -- node = "NAME",              -- this node's name in a cluster (letters, digits, . _ -); default the host name
 
+  -- The operator's console in a browser (docs/console.md): off unless this table is here. Loopback
+  -- by default: reach it over an SSH tunnel or a TLS proxy of your own, never bare on the Internet.
+  -- console = {
+  --   listen = "127.0.0.1:8788",
+  --   token = { env = "RETURNFLOW_CONSOLE_TOKEN" },   -- 16 bytes or more: openssl rand -hex 24
+  -- },
+
   caps = {                       -- limits on the mapping scripts, per event
     memory_mib = 32,             -- memory of a tenant's Lua state, in MiB
     time_ms = 500,               -- CPU time one event may take, in milliseconds

@@ -10,6 +10,9 @@
 # email previews (`make previews` and spec/lua/previews_spec.lua: a missing font fails it, never skips it);
 # ccache makes the suite's second and third builds of the same sources (a clone, luarocks) a look-up. lua-check is luacheck:
 # `make lint`, and the suite checks that the project and a starter from `returnflow init` lint clean.
+# prometheus ships promtool (the only Debian package that does; ~96 MB with its web assets, never
+# started here): spec/lua/metrics_spec.lua runs `promtool check metrics` on a live serve's /metrics.
+# chromium-driver and python3-selenium drive the console's browser specs (spec/browser/).
 # clang and libclang-rt-dev (its sanitizer and libFuzzer runtimes) build the fuzz targets (tools/fuzz.sh).
 # libpq-dev is the PostgreSQL backend's client (store.url); postgresql-15 gives the specs a private
 # cluster of their own (spec/lua/pg.lua: initdb into a temporary folder, nothing system-wide is started)
@@ -18,7 +21,7 @@ set -u
 PKGS="gcc make pkg-config lua5.4 liblua5.4-dev lua-cjson lua-cjson-dev lua-busted luarocks libcmocka-dev
       libuv1-dev libhttp-parser-dev libsqlite3-dev libssl-dev libcurl4-openssl-dev libseccomp-dev curl
       sqlite3 python3 python3-jsonschema python3-fastjsonschema lua-check lua-sql-sqlite3 libpq-dev postgresql-15 lua-sql-postgres git clang libclang-rt-dev ccache time
-      chromium fonts-noto-cjk fonts-dejavu-core"
+      chromium fonts-noto-cjk fonts-dejavu-core prometheus chromium-driver python3-selenium"
 # The Node.js anchor needs some node; Debian's only when there is none on PATH.
 [ "${1:-}" = "bench" ] && ! command -v node >/dev/null 2>&1 && PKGS="$PKGS nodejs"
 [ "${1:-}" = "bench" ] && PKGS="$PKGS wrk"

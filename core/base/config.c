@@ -40,6 +40,7 @@
 #include "strbuf.h"
 
 #define DEFAULT_LISTEN "127.0.0.1:8787"
+#define DEFAULT_CONSOLE_LISTEN "127.0.0.1:8788"
 #define DEFAULT_DATA "data"
 #define DEFAULT_SCRIPTS "scripts"
 #define DEFAULT_BASE_URL "https://a.klaviyo.com"
@@ -57,8 +58,10 @@ typedef struct loader {
 } loader;
 
 static const char *const top_keys[] = { "listen", "data", "workers", "retention_days", "max_body",
-    "max_connections", "timeouts", "delivery", "caps", "watch_scripts", "reload_requires_specs", "tenants", "debug", "store", "node", NULL };
+    "max_connections", "timeouts", "delivery", "caps", "watch_scripts", "reload_requires_specs", "tenants", "debug", "store", "node",
+    "console", NULL };
 static const char *const store_keys[] = { "check_seconds", "url", NULL };
+static const char *const console_keys[] = { "listen", "token", NULL };
 static const char *const debug_keys[] = { "core_dumps", NULL };
 static const char *const timeout_keys[] = { "header", "body", "idle", NULL };
 static const char *const delivery_keys[] = { "max_age_hours", "backoff_max_seconds", "timeout_seconds",
@@ -625,6 +628,17 @@ static int read_all(lua_State *L) {
         c->core_dumps = get_bool(ld, t, "debug", "core_dumps", 0);
         lua_pop(L, 1);
     }
+    if (get_table(ld, top, "", "console", 0)) {    /* docs/console.md: off unless configured */
+        int t = lua_gettop(L);
+        check_keys(ld, t, "console", console_keys);
+        get_string(ld, t, "console", "listen", DEFAULT_CONSOLE_LISTEN, &c->console_listen);
+        if (c->console_listen && !valid_listen(c->console_listen))
+            problem(ld, "console.listen", "'%s' is not HOST:PORT (for example %s)", c->console_listen, DEFAULT_CONSOLE_LISTEN);
+        get_secret(ld, t, "console", "token", 1, CONFIG_CONSOLE_TOKEN, &c->console_token);
+        if (c->console_token && strlen(c->console_token) < 16)
+            problem(ld, "console.token", "must be 16 bytes or more (for example: openssl rand -hex 24)");
+        lua_pop(L, 1);
+    }
     read_tenants(ld, top);
     return 0;
 }
@@ -678,7 +692,7 @@ static void give_problems(const loader *ld, char *err, size_t errlen) {
 }
 
 config *config_load(const char *path, char *err, size_t errlen) {
-    return config_load_secrets(path, CONFIG_WEBHOOK_SECRETS | CONFIG_KLAVIYO_KEYS, err, errlen);
+    return config_load_secrets(path, CONFIG_WEBHOOK_SECRETS | CONFIG_KLAVIYO_KEYS | CONFIG_CONSOLE_TOKEN, err, errlen);
 }
 
 config *config_load_secrets(const char *path, int secrets, char *err, size_t errlen) {
@@ -730,6 +744,8 @@ void config_free(config *c) {
     free(c->data_dir);
     wipe_free(c->store_url);
     free(c->node);
+    free(c->console_listen);
+    wipe_free(c->console_token);
     free(c);
 }
 

@@ -51,6 +51,8 @@ typedef struct config {
     int watch_scripts;         /* serve reloads a tenant's scripts when its folder changes (default 1) */
     int reload_requires_specs; /* ... only if the folder's own busted specs pass (default 0) */
     int core_dumps;            /* debug.core_dumps: serve may dump core (default 0: it holds secrets) */
+    char *console_listen;      /* console.listen: the browser console's HOST:PORT; NULL: no console */
+    char *console_token;       /* console.token: the admin token (a secret, 16 bytes or more) */
     tenant_config *tenants;
     int ntenants;
 } config;
@@ -71,7 +73,8 @@ config *config_load(const char *path, char *err, size_t errlen);
  * environment variable unset): the others are checked for form and left NULL, so a tenant whose
  * key was not resolved looks dry. Never hand such a config to delivery. */
 enum { CONFIG_WEBHOOK_SECRETS = 1, CONFIG_KLAVIYO_KEYS = 2,
-       CONFIG_STORE_URL = 4 /* always resolved: every command that reads the store needs it */ };
+       CONFIG_STORE_URL = 4 /* always resolved: every command that reads the store needs it */,
+       CONFIG_CONSOLE_TOKEN = 8 };
 config *config_load_secrets(const char *path, int secrets, char *err, size_t errlen);
 void config_free(config *c);
 

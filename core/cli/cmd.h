@@ -12,6 +12,7 @@ int cmd_serve(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_store(int argc, char **argv);
 int cmd_dlq(int argc, char **argv);
+int cmd_trace(int argc, char **argv);
 int cmd_test(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_templates(int argc, char **argv);

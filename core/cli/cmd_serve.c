@@ -22,7 +22,9 @@
 #include <uv.h>
 
 #include "config.h"
+#include "console.h"
 #include "deliver.h"
+#include "event_counts.h"
 #include "ingest.h"
 #include "json.h"
 #include "log.h"
@@ -30,6 +32,7 @@
 #include "mapper_settings.h"
 #include "mapworker.h"
 #include "ownership.h"
+#include "process_metrics.h"
 #include "reload.h"
 #include "store.h"
 #include "store_db.h"
@@ -45,6 +48,7 @@ typedef struct server {
     workers *w;
     deliverer *d;
     reloader *reload;
+    console *console;                          /* NULL: not configured */
     pthread_mutex_t mu;                        /* guards w and d: the journal writer wakes w, a
                                                   replacement swaps both off the loop's thread */
     uv_signal_t sigterm, sigint, sighup;
@@ -343,6 +347,8 @@ static void on_signal(uv_signal_t *h, int signum) {
     char fields[64];
     snprintf(fields, sizeof fields, "\"signal\":\"%s\"", signum == SIGTERM ? "SIGTERM" : "SIGINT");
     log_line("info", "draining: answering the webhooks in flight, then stopping", fields);
+    console_stop(s->console);                  /* before what its counters read goes */
+    s->console = NULL;
     reload_stop(s->reload);
     s->reload = NULL;
     ingest_stop(s->in, on_ingest_stopped, s);
@@ -370,15 +376,36 @@ static void serve_metrics(void *ud, strbuf *out) {
                      "returnflow_node_info{node=");
     json_append_string(out, node, strlen(node));
     strbuf_adds(out, "} 1\n");
-    unsigned long long mapped, failed, dropped, deferred;
-    workers_counts(s->w, &mapped, &failed, &dropped, &deferred);   /* the process's: there during a swap too */
-    char text[512];
-    snprintf(text, sizeof text,
-             "# HELP returnflow_events_total Events mapped, by outcome.\n# TYPE returnflow_events_total counter\n"
-             "returnflow_events_total{outcome=\"mapped\"} %llu\nreturnflow_events_total{outcome=\"failed\"} %llu\n"
-             "returnflow_events_total{outcome=\"dropped\"} %llu\nreturnflow_events_total{outcome=\"deferred\"} %llu\n",
-             mapped, failed, dropped, deferred);
-    strbuf_adds(out, text);
+    event_counts_metrics(out);
+    process_metrics(out);
+}
+
+/* The console's charts and rates, from its own thread: only what is safe there (counters behind a
+ * lock or atomic), never the reloader's state, which belongs to the loop's thread. */
+static void console_counters(void *ud, strbuf *out) {
+    server *s = ud;
+    ingest_counters(s->in, out);
+    pthread_mutex_lock(&s->mu);
+    if (s->d) deliver_metrics(s->d, out);
+    pthread_mutex_unlock(&s->mu);
+    event_counts_metrics(out);
+}
+
+/* The console (docs/console.md) when the config has one; a failure to listen stops the start. */
+static int start_console(server *s, char *err, size_t errlen) {
+    if (!s->cfg->console_listen) return 0;
+    console_options o = { .listen = s->cfg->console_listen, .token = s->cfg->console_token,
+                          .store = config_store_location(s->cfg), .data_dir = s->cfg->data_dir,
+                          .counters = console_counters, .ud = s };
+    s->console = console_start(&o, err, errlen);
+    if (!s->console) return -1;
+    strbuf f = {0};
+    strbuf_adds(&f, "\"address\":");
+    json_append_string(&f, console_address(s->console), strlen(console_address(s->console)));
+    strbuf_addc(&f, 0);
+    log_line("info", "console listening", f.data);
+    strbuf_free(&f);
+    return 0;
 }
 
 static void first_problem(void *ud, const char *what) {
@@ -465,6 +492,7 @@ int cmd_serve(int argc, char **argv) {
     if (!s.d) goto fail_workers;
     s.in = ingest_start(s.loop, s.cfg, s.st, health, serve_metrics, &s, err, sizeof err);
     if (!s.in) goto fail_deliver;
+    if (start_console(&s, err, sizeof err) != 0) goto fail_ingest;
     uv_signal_init(s.loop, &s.sigterm);
     uv_signal_init(s.loop, &s.sigint);
     uv_signal_init(s.loop, &s.sighup);
@@ -515,6 +543,8 @@ int cmd_serve(int argc, char **argv) {
     curl_global_cleanup();
     return 0;
 
+fail_ingest:
+    ingest_stop(s.in, NULL, NULL);
 fail_deliver:
     deliver_stop(s.d);
 fail_workers:

@@ -138,6 +138,23 @@ static const command commands[] = {
       "                again; --all (with --tenant, only that tenant's) replays every one\n"
       "  purge ID      forget it (an event is kept in the journal as dropped); --all as above\n"
       "A running service takes replayed ones up within a second.\n" },
+    { "trace", cmd_trace, "one return end to end: its webhooks, mappings, Klaviyo requests, schedules, memory",
+      "usage: returnflow trace [-c CONFIG | --data DIR | --store URL] [--tenant T] [--json] RETURN_ID | event:N | EMAIL\n"
+      "       returnflow trace [...] --return ID | --event N | --email EMAIL\n"
+      "\n"
+      "Answers \"did this customer's email go out, and if not, why?\" from the store, without SQL. Given a\n"
+      "return id, a webhook's event id (the 202's \"id\") or a customer's email (all of that customer's\n"
+      "returns), prints in time order every webhook received for it (time, trigger, tenant), what its\n"
+      "mapping did (the scripts version, mapped, dropped, deferred or failed, with the reason), every\n"
+      "Klaviyo request it produced (method, path, metric, attempts, Klaviyo's last answer, queued with its\n"
+      "next try, delivered or dead with Klaviyo's error), its schedules (pending, cancelled by which event;\n"
+      "one that fired is a request marked with its schedule) and the memory keys naming the return or the\n"
+      "customer. --json prints the same as one JSON object (docs/trace.md). Safe beside a running service.\n"
+      "The store: the config's (store.url, else its data folder), --data's folder, or --store's PostgreSQL URL.\n"
+      "\n"
+      "exit status: 0 found, 1 no webhook matched, 2 bad usage or the store cannot be read.\n"
+      "example: returnflow trace maria.gonzalez@example.com\n"
+      "         returnflow trace --tenant acme --json 8812745\n" },
     { "send", cmd_send, "backfill: map events from files with a tenant's scripts and deliver them (backfill: true)",
       "usage: returnflow send --tenant T [-c CONFIG] [--live] [--dry] [--resume] [-q] FILE...\n"
       "\n"

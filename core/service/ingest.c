@@ -141,7 +141,7 @@ static void respond(conn *c, int status, const char *content_type, const char *b
 
 /* Answers {"error": message} and counts the outcome. */
 static void refuse(conn *c, int status, enum outcome why, const char *message, const char *extra, int keep_alive) {
-    c->in->outcomes[why]++;
+    __atomic_fetch_add(&c->in->outcomes[why], 1, __ATOMIC_RELAXED);   /* the console reads them from its thread */
     strbuf body = {0};
     strbuf_adds(&body, "{\"error\":");
     json_append_string(&body, message, strlen(message));
@@ -164,7 +164,7 @@ static void on_committed(void *ud, int status, int64_t id) {
         refuse(c, 503, OUT_UNAVAILABLE, "the journal could not store the webhook; retry later", "Retry-After: 5\r\n", 0);
         return;
     }
-    c->in->outcomes[OUT_ACCEPTED]++;
+    __atomic_fetch_add(&c->in->outcomes[OUT_ACCEPTED], 1, __ATOMIC_RELAXED);
     char body[96];
     int n = snprintf(body, sizeof body, "{\"status\":\"accepted\",\"id\":%lld}", (long long)id);
     respond(c, 202, "application/json", body, (size_t)n, NULL, http_should_keep_alive(&c->parser));
@@ -379,7 +379,7 @@ static void resume(conn *c) {
 static void on_timeout(uv_timer_t *t) {
     conn *c = t->data;
     if (c->waiting) return;
-    c->in->outcomes[OUT_TIMEOUT]++;
+    __atomic_fetch_add(&c->in->outcomes[OUT_TIMEOUT], 1, __ATOMIC_RELAXED);
     conn_close(c);
 }
 
@@ -532,16 +532,23 @@ const char *ingest_address(const ingest *in) { return in->address; }
 
 void ingest_set_config(ingest *in, const config *cfg) { in->cfg = cfg; }
 
-static void ingest_metrics(const ingest *in, strbuf *out) {
+void ingest_counters(const ingest *in, strbuf *out) {
     strbuf_adds(out, "# HELP returnflow_webhooks_total Webhooks answered, by outcome.\n"
                      "# TYPE returnflow_webhooks_total counter\n");
     for (int i = 0; i < OUT_COUNT; i++) {
         char line[128];
-        snprintf(line, sizeof line, "returnflow_webhooks_total{outcome=\"%s\"} %llu\n", outcome_names[i], in->outcomes[i]);
+        snprintf(line, sizeof line, "returnflow_webhooks_total{outcome=\"%s\"} %llu\n", outcome_names[i],
+                 __atomic_load_n(&in->outcomes[i], __ATOMIC_RELAXED));
         strbuf_adds(out, line);
     }
-    char line[160];
-    snprintf(line, sizeof line, "# TYPE returnflow_connections gauge\nreturnflow_connections %d\n"
+}
+
+static void ingest_metrics(const ingest *in, strbuf *out) {
+    ingest_counters(in, out);
+    char line[320];
+    snprintf(line, sizeof line, "# HELP returnflow_connections Client connections open.\n"
+                                "# TYPE returnflow_connections gauge\nreturnflow_connections %d\n"
+                                "# HELP returnflow_journal_pending Webhooks waiting for their commit.\n"
                                 "# TYPE returnflow_journal_pending gauge\nreturnflow_journal_pending %zu\n",
              in->nconns, store_pending(in->st));
     strbuf_adds(out, line);

@@ -23,6 +23,9 @@ ingest *ingest_start(uv_loop_t *loop, const config *cfg, store *st,
 /* The address actually bound ("127.0.0.1:40123"; useful with port 0). */
 const char *ingest_address(const ingest *in);
 
+/* The returnflow_webhooks_total family (Prometheus text), safe from any thread (the console's). */
+void ingest_counters(const ingest *in, strbuf *out);
+
 /* Uses cfg from the next request on (call on the loop's thread; the listen
  * address stays as bound). */
 void ingest_set_config(ingest *in, const config *cfg);

@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "event_counts.h"
 #include "json.h"
 #include "log.h"
 #include "mapper.h"
@@ -46,6 +47,7 @@
 #include "ownership.h"
 #include "store_db.h"
 #include "store_health.h"
+#include "tail.h"
 
 #define BATCH 256
 enum { STOP_DRAIN = 1, STOP_NOW = 2 };  /* drain: one more pass; now: after the batch in hand */
@@ -75,11 +77,6 @@ struct workers {
     unsigned long long wakes;     /* bumped by workers_wake */
     int stopping;                         /* STOP_DRAIN or STOP_NOW once asked */
 };
-
-/* Events mapped by outcome (map_status), for the process: a reload replaces the threads, never the
- * counts (a Prometheus counter only goes up until the process restarts). */
-static pthread_mutex_t totals_mu = PTHREAD_MUTEX_INITIALIZER;
-static unsigned long long totals[5];
 
 static unsigned hash(const char *s) {
     unsigned h = 2166136261u;
@@ -265,6 +262,32 @@ static int commit_chunk(thread *t, const char *tenant, const char *version, long
     return 0;
 }
 
+/* The console's live tail (tail.h): each committed event's outcome, with its webhook's trigger and
+ * customer. */
+static void publish_tail(const char *tenant, const results *rs, int committed, const pending_event *batch, int n) {
+    static const char *const outcome[] = { "mapped", "dropped", "failed", "deferred" };
+    for (int e = 0, i = 0; e < committed; e++) {
+        while (i < n && batch[i].id != rs->ev[e].id) i++;
+        if (i == n) break;
+        const char *reason = rs->arena.data + rs->ev[e].reason;
+        tail_publish(tenant, rs->ev[e].id, outcome[rs->ev[e].status & 3], reason, batch[i].body, (size_t)batch[i].len);
+    }
+}
+
+/* returnflow_mapping_seconds: from each committed event's journaling to now (a first mapping only: a
+ * deferred event's later passes would count the deferral). */
+static void observe_latency(const char *tenant, const results *rs, int committed, const pending_event *batch, int n) {
+    double seconds[BATCH];
+    int k = 0;
+    long long now = clock_now_ms();
+    for (int e = 0, i = 0; e < committed && k < BATCH; e++) {
+        while (i < n && batch[i].id != rs->ev[e].id) i++;
+        if (i == n) break;
+        if (rs->ev[e].status != MAP_DEFERRED) seconds[k++] = (double)(now - batch[i].received) / 1000.0;
+    }
+    event_counts_observe(tenant, seconds, k);
+}
+
 /* Maps one batch of one tenant's events in one state and commits their
  * outcomes together: the write lock is held only for the writes, never while
  * scripts run. Returns events whose state changed, or -1. */
@@ -320,9 +343,11 @@ static int map_batch(thread *t, int ti, event_state state, long long epoch) {
     }
     int committed;
     int rc = commit_results(t, tc->id, tc->scripts_version, epoch, &rs, &committed);
-    pthread_mutex_lock(&totals_mu);
-    for (int e = 0; e < committed; e++) totals[rs.ev[e].status]++;
-    pthread_mutex_unlock(&totals_mu);
+    unsigned long long by_outcome[MAP_DEFERRED + 1] = {0};
+    for (int e = 0; e < committed; e++) by_outcome[rs.ev[e].status]++;
+    for (int o = 0; o <= MAP_DEFERRED; o++) event_counts_add(tc->id, (map_status)o, by_outcome[o]);
+    publish_tail(tc->id, &rs, committed, batch, n);
+    if (state == EVENT_JOURNALED) observe_latency(tc->id, &rs, committed, batch, n);
     if (rc == 0) rc = rs.nev;
     for (int i = 0; i < n; i++) free(batch[i].body);
     free(batch);
@@ -534,17 +559,6 @@ void workers_wake(workers *w) {
     w->wakes++;
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
-}
-
-void workers_counts(workers *w, unsigned long long *mapped, unsigned long long *failed,
-                    unsigned long long *dropped, unsigned long long *deferred) {
-    (void)w;
-    pthread_mutex_lock(&totals_mu);
-    *mapped = totals[MAP_MAPPED];
-    *failed = totals[MAP_FAILED];
-    *dropped = totals[MAP_DROPPED];
-    *deferred = totals[MAP_DEFERRED];
-    pthread_mutex_unlock(&totals_mu);
 }
 
 void workers_stop(workers *w) { release(w, w->n, STOP_DRAIN); }

@@ -19,10 +19,6 @@ workers *workers_start(const config *cfg, ownership *own, char *err, size_t errl
 /* New events were committed: wake the threads (safe from any thread). */
 void workers_wake(workers *w);
 
-/* Events mapped so far by this process (every set of threads it ran), by outcome, for /metrics. */
-void workers_counts(workers *w, unsigned long long *mapped, unsigned long long *failed,
-                    unsigned long long *dropped, unsigned long long *deferred);
-
 /* Stops and joins every thread after one more pass over the tenants, so what was journaled
  * before the call is mapped (shutdown). */
 void workers_stop(workers *w);

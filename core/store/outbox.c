@@ -40,7 +40,7 @@ static const event_state state_of[] = { EVENT_MAPPED, EVENT_DROPPED, EVENT_FAILE
 struct outbox_writer {
     const store_backend *backend;
     sqlite3 *db;
-    sqlite3_stmt *schedule, *request, *cancel, *remember, *outcome, *part;
+    sqlite3_stmt *schedule, *request, *cancel, *cancelled, *remember, *outcome, *part;
     strbuf rest;                  /* a body without its shared part */
 };
 
@@ -56,6 +56,9 @@ outbox_writer *sqlite_outbox_writer_new(store_db *conn) {
         sqlite3_prepare_v2(db, "INSERT INTO outbox(event_id, tenant, profile, method, path, body, created_at, job, dedup, "
                                "part, part_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)", -1, &w->request, NULL) == SQLITE_OK &&
         sqlite3_prepare_v2(db, "DELETE FROM schedules WHERE tenant = ? AND key = ?", -1, &w->cancel, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, "INSERT INTO schedule_cancels(tenant, key, event_id, due_at, by_event, at) SELECT tenant, "
+                               "key, event_id, due_at, ?3, ?4 FROM schedules WHERE tenant = ?1 AND key = ?2", -1,
+                           &w->cancelled, NULL) == SQLITE_OK &&
         sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO memory(tenant, key, value) VALUES (?,?,?)", -1, &w->remember,
                            NULL) == SQLITE_OK &&
         sqlite3_prepare_v2(db, "UPDATE events SET state = ?, reason = ?, attempts = attempts + 1, script_version = ? "
@@ -74,6 +77,7 @@ void sqlite_outbox_writer_free(outbox_writer *w) {
     sqlite3_finalize(w->schedule);
     sqlite3_finalize(w->request);
     sqlite3_finalize(w->cancel);
+    sqlite3_finalize(w->cancelled);
     sqlite3_finalize(w->remember);
     sqlite3_finalize(w->outcome);
     sqlite3_finalize(w->part);
@@ -197,6 +201,12 @@ int sqlite_outbox_write(outbox_writer *w, const outbox_target *t, long long even
         ok = store_sqlite_run(st);
     }
     for (int i = 0; ok && i < r->ncancels; i++) {
+        sqlite3_bind_text(w->cancelled, 1, t->tenant, -1, SQLITE_STATIC);
+        sqlite3_bind_text(w->cancelled, 2, r->cancels[i], -1, SQLITE_STATIC);
+        sqlite3_bind_int64(w->cancelled, 3, event_id);
+        sqlite3_bind_int64(w->cancelled, 4, now);
+        ok = store_sqlite_run(w->cancelled);
+        if (!ok) break;
         sqlite3_bind_text(w->cancel, 1, t->tenant, -1, SQLITE_STATIC);
         sqlite3_bind_text(w->cancel, 2, r->cancels[i], -1, SQLITE_STATIC);
         ok = store_sqlite_run(w->cancel);

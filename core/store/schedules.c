@@ -41,8 +41,8 @@ int sqlite_fire_schedules(store_db *conn, const char *tenant) {
         sqlite3_finalize(st);
     }
     ok = ok && sqlite3_prepare_v2(db, "INSERT INTO outbox(event_id, tenant, profile, method, path, body, created_at, job, "
-                                      "dedup, part, part_at) SELECT event_id, tenant, profile, method, path, body, ?, "
-                                      "job, dedup, part, part_at FROM "
+                                      "dedup, part, part_at, schedule_key) SELECT event_id, tenant, profile, method, path, "
+                                      "body, ?, job, dedup, part, part_at, key FROM "
                                       "schedules WHERE tenant = ? AND key IN (SELECT key FROM firing) ORDER BY due_at",
                                   -1, &st, NULL) == SQLITE_OK;
     if (ok) {

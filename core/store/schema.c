@@ -84,6 +84,15 @@ static const char schema[] =
     "  event_id INTEGER NOT NULL,"
     "  text BLOB NOT NULL"
     ");"
+    "CREATE TABLE IF NOT EXISTS schedule_cancels ("   /* what out:cancel removed, for `returnflow trace` */
+    "  tenant TEXT NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  event_id INTEGER NOT NULL,"            /* the event that scheduled it */
+    "  due_at INTEGER NOT NULL,"
+    "  by_event INTEGER NOT NULL,"            /* the event whose mapping cancelled it */
+    "  at INTEGER NOT NULL"
+    ");"
+    "CREATE INDEX IF NOT EXISTS schedule_cancels_by_event ON schedule_cancels(event_id);"
     "CREATE TABLE IF NOT EXISTS tenant_status ("
     "  tenant TEXT PRIMARY KEY,"
     "  paused INTEGER NOT NULL DEFAULT 0,"
@@ -133,18 +142,37 @@ static int queue_counts(sqlite3 *db) {
     return -1;
 }
 
+/* request_attempts: each try Klaviyo did not take (retried or dead), with its time and answer, for
+ * `returnflow trace`. A trigger on the answer's UPDATE writes it, in the same transaction; a delivered
+ * try is the row itself (state, last_status), so the happy path writes nothing more. The retention
+ * purge removes those whose request is gone (journal.c). */
+static int attempts_log(sqlite3 *db) {
+    char sql[1400];
+    snprintf(sql, sizeof sql,
+             "CREATE TABLE IF NOT EXISTS request_attempts (request_id INTEGER NOT NULL, at INTEGER NOT NULL, "
+             "status INTEGER, error TEXT);"
+             "CREATE INDEX IF NOT EXISTS request_attempts_by_request ON request_attempts(request_id);"
+             "CREATE TRIGGER IF NOT EXISTS outbox_attempt AFTER UPDATE OF attempts ON outbox "
+             "  WHEN NEW.attempts > OLD.attempts AND NEW.state <> %d BEGIN "
+             "  INSERT INTO request_attempts(request_id, at, status, error) VALUES (NEW.id, "
+             "  CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER), NEW.last_status, NEW.last_error); END;",
+             REQUEST_DELIVERED);
+    return store_sqlite_exec(db, sql);
+}
+
 /* Every request's body as it is sent, for an operator's (or a spec's) SQL: rows keep only what their
  * event does not share (outbox.c). */
 static const char bodies_view[] =
     "CREATE VIEW IF NOT EXISTS outbox_bodies(id, body) AS SELECT o.id, " STORE_SQLITE_BODY " FROM outbox o";
 
 int store_sqlite_schema(sqlite3 *db) {
-    return store_sqlite_exec(db, schema) != 0 || queue_counts(db) != 0 || add_column(db, "events", "script_version TEXT") != 0 ||
+    return store_sqlite_exec(db, schema) != 0 || queue_counts(db) != 0 || attempts_log(db) != 0 || add_column(db, "events", "script_version TEXT") != 0 ||
            add_column(db, "outbox", "job TEXT") != 0 || add_column(db, "schedules", "job TEXT") != 0 ||
            add_column(db, "outbox", "dedup TEXT") != 0 || add_column(db, "schedules", "dedup TEXT") != 0 ||
            add_column(db, "outbox", "part INTEGER") != 0 || add_column(db, "outbox", "part_at INTEGER") != 0 ||
-           add_column(db, "schedules", "part INTEGER") != 0 || add_column(db, "schedules", "part_at INTEGER") != 0 ||
+           add_column(db, "schedules", "part INTEGER") != 0 || add_column(db, "outbox", "schedule_key TEXT") != 0 || add_column(db, "schedules", "part_at INTEGER") != 0 ||
            store_sqlite_exec(db, "CREATE INDEX IF NOT EXISTS outbox_by_job ON outbox(job, state) WHERE job IS NOT NULL") != 0 ||
+           store_sqlite_exec(db, "CREATE INDEX IF NOT EXISTS outbox_by_event ON outbox(event_id)") != 0 ||
            store_sqlite_exec(db, "CREATE INDEX IF NOT EXISTS outbox_by_dedup ON outbox(tenant, dedup) WHERE dedup IS NOT NULL") != 0 ||
            store_sqlite_exec(db, bodies_view) != 0
                ? -1 : 0;

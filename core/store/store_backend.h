@@ -114,6 +114,16 @@ struct store_backend {
     int (*fence)(store_db *db, const char *tenant, const char *node, long long epoch);
     int (*mark_sending_fenced)(store_db *db, const char *tenant, const char *node, long long epoch,
                                const long long *ids, int n);
+    /* trace */
+    int (*trace_events)(store_db *db, const char *tenant, const char *needle, int limit,
+                        int (*cb)(void *ud, const store_trace_event *e), void *ud);
+    int (*trace_event_by_id)(store_db *db, long long id, int (*cb)(void *ud, const store_trace_event *e), void *ud);
+    int (*trace_requests)(store_db *db, long long event_id, int (*cb)(void *ud, const store_trace_request *r), void *ud);
+    int (*trace_attempts)(store_db *db, long long event_id, int (*cb)(void *ud, const store_trace_attempt *a), void *ud);
+    int (*trace_schedules)(store_db *db, const char *tenant, long long event_id,
+                           int (*cb)(void *ud, const store_trace_schedule *s), void *ud);
+    int (*trace_memory)(store_db *db, const char *tenant, const char *needle,
+                        int (*cb)(void *ud, const char *key, const char *value), void *ud);
 
     /* maintenance: a backend whose operator tools do these (PostgreSQL's) leaves them NULL */
     int (*check)(const char *location, double seconds, void (*problem)(void *ud, const char *what), void *ud);

@@ -323,6 +323,75 @@ int store_fence(store_db *db, const char *tenant, const char *node, long long ep
  * lost (nothing marked, nothing may be sent); -1 when the store refused it. */
 int store_mark_sending_fenced(store_db *db, const char *tenant, const char *node, long long epoch,
                               const long long *ids, int n);
+/* ------------------------------ trace (operator) ---------------------------- */
+
+/* What `returnflow trace` and the console read to follow one return from its webhooks to Klaviyo's
+ * answers (core/cli/trace.c puts them together). Each reader calls cb once a row, in time order;
+ * the row is valid until cb returns; cb returns nonzero to stop. Each returns the rows given, or -1. */
+
+/* A journaled webhook and what its mapping did. */
+typedef struct store_trace_event {
+    long long id, received_at;
+    const char *tenant;
+    event_state state;
+    const char *reason;           /* why it failed, was dropped or deferred; NULL: none */
+    const char *script_version;   /* the scripts version that mapped it; NULL: not mapped yet */
+    int attempts;                 /* mappings tried */
+    const char *body;             /* the raw webhook */
+    size_t len;
+} store_trace_event;
+
+/* Events whose body contains `needle` (a return id, an email: trace.c reads each body to keep only
+ * the true matches), of one tenant (NULL: every tenant), the newest `limit`. */
+int store_trace_events(store_db *db, const char *tenant, const char *needle, int limit,
+                       int (*cb)(void *ud, const store_trace_event *e), void *ud);
+
+/* One event by its journal id (0 or 1 rows). */
+int store_trace_event_by_id(store_db *db, long long id, int (*cb)(void *ud, const store_trace_event *e), void *ud);
+
+/* A request to Klaviyo an event produced, as it stands: the store keeps its attempts' count, the last
+ * answer and when it goes again, not each attempt. */
+typedef struct store_trace_request {
+    long long id, event_id, created_at, next_at;
+    request_state state;
+    int attempts;
+    long last_status;             /* Klaviyo's last HTTP status, 0: none yet */
+    const char *profile, *method, *path;
+    const char *last_error;       /* Klaviyo's last error (a dead letter's reason), NULL: none */
+    const char *job;              /* the batch job that queued it (send, replay), NULL: serve */
+    const char *schedule_key;     /* the schedule it fired from, NULL: sent at once */
+    const char *body;
+    size_t body_len;
+} store_trace_request;
+
+int store_trace_requests(store_db *db, long long event_id, int (*cb)(void *ud, const store_trace_request *r), void *ud);
+
+/* The tries of an event's requests that Klaviyo did not take (retried, or the one that made it dead),
+ * in time order: which request, when (ms), Klaviyo's status (0: no answer) and error. A delivered try
+ * is the request's own state and last_status. */
+typedef struct store_trace_attempt {
+    long long request_id, at;
+    long status;
+    const char *error;
+} store_trace_attempt;
+
+int store_trace_attempts(store_db *db, long long event_id, int (*cb)(void *ud, const store_trace_attempt *a), void *ud);
+
+/* A schedule an event made: pending (due_at ahead or not yet fired) or cancelled by a later event.
+ * One that fired is a request with its schedule_key. */
+typedef struct store_trace_schedule {
+    const char *key, *method, *path;
+    long long event_id, due_at;
+    int cancelled;
+    long long cancelled_by, cancelled_at;     /* the event whose mapping cancelled it, and when */
+} store_trace_schedule;
+
+int store_trace_schedules(store_db *db, const char *tenant, long long event_id,
+                          int (*cb)(void *ud, const store_trace_schedule *s), void *ud);
+
+/* The tenant's memory keys (out:remember) that contain `needle`, with their values. */
+int store_trace_memory(store_db *db, const char *tenant, const char *needle,
+                       int (*cb)(void *ud, const char *key, const char *value), void *ud);
 
 /* ------------------------- maintenance (operator) --------------------------- */
 

@@ -187,3 +187,26 @@ int store_recover(const char *from, const char *to, store_recovered *got, void (
     if (b->recover) return b->recover(from, to, got, lost, ud, err, errlen);
     return unsupported(b, "store recover", err, errlen);
 }
+
+/* The trace readers: a backend that has none yet (a NULL entry) reads as an error. */
+int store_trace_events(store_db *db, const char *tenant, const char *needle, int limit,
+                       int (*cb)(void *ud, const store_trace_event *e), void *ud) {
+    return B(db)->trace_events ? B(db)->trace_events(db, tenant, needle, limit, cb, ud) : -1;
+}
+int store_trace_event_by_id(store_db *db, long long id, int (*cb)(void *ud, const store_trace_event *e), void *ud) {
+    return B(db)->trace_event_by_id ? B(db)->trace_event_by_id(db, id, cb, ud) : -1;
+}
+int store_trace_requests(store_db *db, long long event_id, int (*cb)(void *ud, const store_trace_request *r), void *ud) {
+    return B(db)->trace_requests ? B(db)->trace_requests(db, event_id, cb, ud) : -1;
+}
+int store_trace_attempts(store_db *db, long long event_id, int (*cb)(void *ud, const store_trace_attempt *a), void *ud) {
+    return B(db)->trace_attempts ? B(db)->trace_attempts(db, event_id, cb, ud) : -1;
+}
+int store_trace_schedules(store_db *db, const char *tenant, long long event_id,
+                          int (*cb)(void *ud, const store_trace_schedule *s), void *ud) {
+    return B(db)->trace_schedules ? B(db)->trace_schedules(db, tenant, event_id, cb, ud) : -1;
+}
+int store_trace_memory(store_db *db, const char *tenant, const char *needle,
+                       int (*cb)(void *ud, const char *key, const char *value), void *ud) {
+    return B(db)->trace_memory ? B(db)->trace_memory(db, tenant, needle, cb, ud) : -1;
+}

@@ -111,6 +111,15 @@ void sqlite_job_dead_reasons(store_db *db, const char *id, int limit, void (*cb)
 void sqlite_tenants(store_db *db, void (*cb)(void *ud, const char *tenant), void *ud);
 void sqlite_tenant_counts_of(store_db *db, const char *tenant, store_tenant_counts *c);
 void sqlite_dead_letters(store_db *db, const char *tenant, void (*cb)(void *ud, const char *id, const char *tenant, const char *what, const char *why), void *ud);
+int sqlite_trace_events(store_db *db, const char *tenant, const char *needle, int limit,
+                        int (*cb)(void *ud, const store_trace_event *e), void *ud);
+int sqlite_trace_event_by_id(store_db *db, long long id, int (*cb)(void *ud, const store_trace_event *e), void *ud);
+int sqlite_trace_requests(store_db *db, long long event_id, int (*cb)(void *ud, const store_trace_request *r), void *ud);
+int sqlite_trace_attempts(store_db *db, long long event_id, int (*cb)(void *ud, const store_trace_attempt *a), void *ud);
+int sqlite_trace_schedules(store_db *db, const char *tenant, long long event_id,
+                           int (*cb)(void *ud, const store_trace_schedule *s), void *ud);
+int sqlite_trace_memory(store_db *db, const char *tenant, const char *needle,
+                        int (*cb)(void *ud, const char *key, const char *value), void *ud);
 int sqlite_dead_letter(store_db *db, int is_event, long long id, void (*cb)(void *ud, const char *tenant, const char *reason, const char *text), void *ud);
 int sqlite_replay_dead_events(store_db *db, long long id, const char *tenant);
 int sqlite_replay_dead_requests(store_db *db, long long id, const char *tenant);

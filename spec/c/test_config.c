@@ -211,6 +211,30 @@ static void secrets_come_from_the_environment(void **state) {
     assert_string_equal(c->tenants[0].key, "pk_from_env");
 }
 
+static void the_console_is_off_unless_configured_and_on_loopback_by_default(void **state) {
+    fixture *f = *state;
+    config *c = load_ok(f, "return { tenants = { demo = { webhook_secret = 'shh' } } }");
+    assert_null(c->console_listen);
+    assert_null(c->console_token);
+    config_free(c);
+    setenv("RF_TEST_SECRET", "a-console-token-of-32-bytes-xxxx", 1);
+    c = f->c = load_ok(f, "return { console = { token = { env = 'RF_TEST_SECRET' } },"
+                          " tenants = { demo = { webhook_secret = 'shh' } } }");
+    assert_string_equal(c->console_listen, "127.0.0.1:8788");
+    assert_string_equal(c->console_token, "a-console-token-of-32-bytes-xxxx");
+}
+
+static void console_problems_are_reported(void **state) {
+    fixture *f = *state;
+    load_fails(f, "return { console = { listen = 'nowhere' }, tenants = { demo = { webhook_secret = 'shh' } } }");
+    assert_problem(f, "console.listen: 'nowhere' is not HOST:PORT");
+    assert_problem(f, "console.token: missing");
+    load_fails(f, "return { console = { token = 'too-short', port = 1 }, tenants = { demo = { webhook_secret = 'shh' } } }");
+    assert_problem(f, "console.token: must be 16 bytes or more");
+    assert_problem(f, "console.port: unknown");
+    assert_null(strstr(f->err, "too-short"));                /* never the value */
+}
+
 static void secrets_come_from_files_without_their_trailing_newline(void **state) {
     fixture *f = *state;
     write_file(f, "loop.secret", "line-secret\n");
@@ -492,6 +516,8 @@ int main(void) {
         T(relative_paths_are_taken_from_the_configs_folder),
         T(secrets_come_from_the_environment),
         T(secrets_come_from_files_without_their_trailing_newline),
+        T(the_console_is_off_unless_configured_and_on_loopback_by_default),
+        T(console_problems_are_reported),
         T(tenants_are_found_by_id_slice),
         T(the_shipped_config_loads),
         T(a_missing_webhook_secret_is_reported),

@@ -650,7 +650,8 @@ function M.sh_ok(cmd)
 end
 
 --- A folder with the default scripts and a config for one tenant "shop" on a free port.
--- opts: secret, max_body, klaviyo (a Lua table constructor text for the tenant's klaviyo settings).
+-- opts: secret, max_body, klaviyo (a Lua table constructor text for the tenant's klaviyo settings),
+-- console (true: a console on a free loopback port, its token from the variable RF_CONSOLE_TOKEN).
 function M.serve_dir(opts)
   opts = opts or {}
   local dir = M.tempdir()
@@ -658,10 +659,22 @@ function M.serve_dir(opts)
   write(dir .. "/returnflow.conf.lua", string.format([[
 return {
   listen = "127.0.0.1:0", data = "data", max_body = %d,
-  timeouts = { header = 2, body = 2, idle = 5 },
+  timeouts = { header = 2, body = 2, idle = 5 },%s
   tenants = { shop = { scripts = "scripts", webhook_secret = %q, klaviyo = %s } },
-}]], opts.max_body or 1048576, opts.secret or "spec-secret", opts.klaviyo or "{}"))
+}]], opts.max_body or 1048576,
+     opts.console and '\n  console = { listen = "127.0.0.1:0", token = { env = "RF_CONSOLE_TOKEN" } },' or "",
+     opts.secret or "spec-secret", opts.klaviyo or "{}"))
   return dir
+end
+
+--- The console's base URL ("http://127.0.0.1:PORT") of a serve started with opts.console, from its log.
+function M.console_url(server)
+  local address
+  assert(M.wait_for(function()
+    address = server:log():match('"msg":"console listening","address":"([^"]+)"')
+    return address ~= nil
+  end, 10), server:log())
+  return "http://" .. address
 end
 
 local Server = {}

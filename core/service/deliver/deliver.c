@@ -146,7 +146,7 @@ static void free_windows(deliverer *d) {
  * from them: a Prometheus counter only goes up until the process restarts. */
 typedef struct kept_counts {
     char id[128];
-    unsigned long long delivered, retried, dead, bulk_jobs, latency[LATENCY_BUCKETS + 1];
+    unsigned long long delivered, retried, dead, bulk_jobs, latency[LATENCY_BUCKETS + 1], latency_sum_ms;
     struct { int cls; long status; unsigned long long n; } answers[32];
     int nanswers;
 } kept_counts;
@@ -169,6 +169,7 @@ static void keep_counts(const tenant_state *ts) {
     kept_counts *k = kept_of(ts->tc->id, 1);
     k->delivered = ts->delivered, k->retried = ts->retried, k->dead = ts->dead, k->bulk_jobs = ts->bulk_jobs;
     memcpy(k->latency, ts->latency, sizeof k->latency);
+    k->latency_sum_ms = ts->latency_sum_ms;
     memcpy(k->answers, ts->answers, sizeof k->answers);
     k->nanswers = ts->nanswers;
     pthread_mutex_unlock(&kept_mu);
@@ -180,6 +181,7 @@ static void restore_counts(tenant_state *ts) {
     if (k) {
         ts->delivered = k->delivered, ts->retried = k->retried, ts->dead = k->dead, ts->bulk_jobs = k->bulk_jobs;
         memcpy(ts->latency, k->latency, sizeof ts->latency);
+        ts->latency_sum_ms = k->latency_sum_ms;
         memcpy(ts->answers, k->answers, sizeof ts->answers);
         ts->nanswers = k->nanswers;
     }
@@ -268,9 +270,15 @@ void deliver_metrics(deliverer *d, strbuf *out) {
         snprintf(line, sizeof line,
                  "returnflow_requests_total{tenant=\"%s\",outcome=\"delivered\"} %llu\n"
                  "returnflow_requests_total{tenant=\"%s\",outcome=\"retried\"} %llu\n"
-                 "returnflow_requests_total{tenant=\"%s\",outcome=\"dead\"} %llu\n"
-                 "returnflow_bulk_jobs_total{tenant=\"%s\"} %llu\n",
-                 ts->tc->id, ts->delivered, ts->tc->id, ts->retried, ts->tc->id, ts->dead, ts->tc->id, ts->bulk_jobs);
+                 "returnflow_requests_total{tenant=\"%s\",outcome=\"dead\"} %llu\n",
+                 ts->tc->id, ts->delivered, ts->tc->id, ts->retried, ts->tc->id, ts->dead);
+        strbuf_adds(out, line);
+    }
+    strbuf_adds(out, "# HELP returnflow_bulk_jobs_total Bulk jobs Klaviyo took, by tenant.\n"
+                     "# TYPE returnflow_bulk_jobs_total counter\n");
+    for (int i = 0; i < d->ntenants; i++) {
+        snprintf(line, sizeof line, "returnflow_bulk_jobs_total{tenant=\"%s\"} %llu\n", d->tenants[i].tc->id,
+                 d->tenants[i].bulk_jobs);
         strbuf_adds(out, line);
     }
     strbuf_adds(out, "# HELP returnflow_klaviyo_answers_total Klaviyo's answers by endpoint and status (0: none).\n"
@@ -282,10 +290,16 @@ void deliver_metrics(deliverer *d, strbuf *out) {
                      d->tenants[i].answers[a].n);
             strbuf_adds(out, line);
         }
-    strbuf_adds(out, "# TYPE returnflow_queue_depth gauge\n# TYPE returnflow_tenant_paused gauge\n");
+    strbuf_adds(out, "# HELP returnflow_queue_depth Requests queued or in flight, by tenant (the store's count).\n"
+                     "# TYPE returnflow_queue_depth gauge\n");
     for (int i = 0; i < d->ntenants; i++) {
-        snprintf(line, sizeof line, "returnflow_queue_depth{tenant=\"%s\"} %lld\nreturnflow_tenant_paused{tenant=\"%s\"} %d\n",
-                 d->tenants[i].tc->id, d->tenants[i].queued, d->tenants[i].tc->id, d->tenants[i].paused);
+        snprintf(line, sizeof line, "returnflow_queue_depth{tenant=\"%s\"} %lld\n", d->tenants[i].tc->id, d->tenants[i].queued);
+        strbuf_adds(out, line);
+    }
+    strbuf_adds(out, "# HELP returnflow_tenant_paused 1 while Klaviyo refuses the tenant's key.\n"
+                     "# TYPE returnflow_tenant_paused gauge\n");
+    for (int i = 0; i < d->ntenants; i++) {
+        snprintf(line, sizeof line, "returnflow_tenant_paused{tenant=\"%s\"} %d\n", d->tenants[i].tc->id, d->tenants[i].paused);
         strbuf_adds(out, line);
     }
     strbuf_adds(out, "# HELP returnflow_delivery_seconds Time from queued to delivered.\n"
@@ -297,8 +311,10 @@ void deliver_metrics(deliverer *d, strbuf *out) {
             if (b < LATENCY_BUCKETS) snprintf(line, sizeof line, "returnflow_delivery_seconds_bucket{tenant=\"%s\",le=\"%g\"} %llu\n",
                                 d->tenants[i].tc->id, deliver_latency_bounds[b], cum);
             else snprintf(line, sizeof line, "returnflow_delivery_seconds_bucket{tenant=\"%s\",le=\"+Inf\"} %llu\n"
+                                             "returnflow_delivery_seconds_sum{tenant=\"%s\"} %.3f\n"
                                              "returnflow_delivery_seconds_count{tenant=\"%s\"} %llu\n",
-                          d->tenants[i].tc->id, cum, d->tenants[i].tc->id, cum);
+                          d->tenants[i].tc->id, cum, d->tenants[i].tc->id, (double)d->tenants[i].latency_sum_ms / 1000.0,
+                          d->tenants[i].tc->id, cum);
             strbuf_adds(out, line);
         }
     }

@@ -44,6 +44,7 @@ typedef struct tenant_state {
     struct { int cls; long status; unsigned long long n; } answers[32];   /* by endpoint and status */
     int nanswers;
     unsigned long long latency[LATENCY_BUCKETS + 1];   /* delivered requests, by seconds queued */
+    unsigned long long latency_sum_ms;                 /* their time queued, summed (the histogram's _sum) */
 } tenant_state;
 
 /* One request in flight: a single row, or a bulk job of many. */

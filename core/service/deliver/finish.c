@@ -30,6 +30,7 @@ static void count_latency(tenant_state *ts, long long latency_ms) {
     int b = 0;
     while (b < LATENCY_BUCKETS && (double)latency_ms / 1000.0 > deliver_latency_bounds[b]) b++;
     ts->latency[b]++;
+    ts->latency_sum_ms += (unsigned long long)(latency_ms > 0 ? latency_ms : 0);
 }
 
 /* Counts one answer by endpoint class and status (0: no answer), and a delivery's latency. */

@@ -188,5 +188,14 @@ void pg_purge(store_db *db, const char *tenant, long long cutoff) {
     pg_int(&b, cutoff);
     pg_int(&b, EVENT_MAPPED);
     pg_int(&b, EVENT_DROPPED);
-    if (pg_do(pg_of(db), &requests, &a) != 0 || pg_do(pg_of(db), &events, &b) != 0) pg_log_error("cannot purge", db);
+    /* what `returnflow trace` keeps: cancels past the window, the failed tries of requests gone */
+    static const pg_stmt cancels = { "purge_cancels", "DELETE FROM schedule_cancels WHERE tenant = $1 AND at < $2" };
+    static const pg_stmt attempts = {
+        "purge_attempts", "DELETE FROM request_attempts a WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.id = a.request_id)" };
+    pg_params c = { 0 };
+    pg_text(&c, tenant);
+    pg_int(&c, cutoff);
+    if (pg_do(pg_of(db), &requests, &a) != 0 || pg_do(pg_of(db), &events, &b) != 0 || pg_do(pg_of(db), &cancels, &c) != 0 ||
+        pg_do(pg_of(db), &attempts, NULL) != 0)
+        pg_log_error("cannot purge", db);
 }

@@ -33,7 +33,11 @@ static const pg_stmt schedule_stmt = {
 static const pg_stmt request_stmt = {
     "outbox_request", "INSERT INTO outbox(event_id, tenant, profile, method, path, body, created_at, job, dedup) "
                       "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)" };
-static const pg_stmt cancel_stmt = { "outbox_cancel", "DELETE FROM schedules WHERE tenant = $1 AND key = $2" };
+/* A cancel is recorded as it deletes (schedule_cancels, for `returnflow trace`): one statement. */
+static const pg_stmt cancel_stmt = {
+    "outbox_cancel", "WITH gone AS (DELETE FROM schedules WHERE tenant = $1 AND key = $2 RETURNING tenant, key, event_id, "
+                     "due_at) INSERT INTO schedule_cancels(tenant, key, event_id, due_at, by_event, at) "
+                     "SELECT tenant, key, event_id, due_at, $3, $4 FROM gone" };
 static const pg_stmt remember_stmt = {
     "outbox_remember", "INSERT INTO memory(tenant, key, value) VALUES ($1, $2, $3) "
                        "ON CONFLICT (tenant, key) DO UPDATE SET value = excluded.value" };
@@ -89,6 +93,8 @@ int pg_outbox_write(outbox_writer *ow, const outbox_target *t, long long event_i
         pg_params pp = { 0 };
         pg_text(&pp, t->tenant);
         pg_text(&pp, r->cancels[i]);
+        pg_int(&pp, event_id);
+        pg_int(&pp, now);
         if (pg_do(p, &cancel_stmt, &pp) != 0) return -1;
     }
     for (int i = 0; i < r->nmemory; i++) {
@@ -144,8 +150,8 @@ int pg_fire_schedules(store_db *db, const char *tenant) {
         "WITH due AS (SELECT key FROM schedules WHERE tenant = $1 AND due_at <= $2 AND " NOT_HELD
         " ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED), "
         "fired AS (DELETE FROM schedules s USING due WHERE s.tenant = $1 AND s.key = due.key RETURNING s.*) "
-        "INSERT INTO outbox(event_id, tenant, profile, method, path, body, created_at, job, dedup) "
-        "SELECT event_id, tenant, profile, method, path, body, $2, job, dedup FROM fired ORDER BY due_at, key" };
+        "INSERT INTO outbox(event_id, tenant, profile, method, path, body, created_at, job, dedup, schedule_key) "
+        "SELECT event_id, tenant, profile, method, path, body, $2, job, dedup, key FROM fired ORDER BY due_at, key" };
     pg_params pp = { 0 };
     pg_text(&pp, tenant);
     pg_int(&pp, clock_now_ms());

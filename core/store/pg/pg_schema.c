@@ -121,8 +121,34 @@ static const char v1[] =
     "  FOR EACH ROW EXECUTE FUNCTION returnflow_queue_count();"
     "CREATE OR REPLACE VIEW outbox_bodies(id, body) AS SELECT id, body FROM outbox;";
 
+/* Version 2: what `returnflow trace` reads (SQLite's schema.c has the same): the schedule a request
+ * fired from, the schedules out:cancel removed, and each try Klaviyo did not take (written by a trigger
+ * on the answer's update, in its transaction; a delivered try writes nothing more). */
+static const char v2[] =
+    "ALTER TABLE outbox ADD COLUMN IF NOT EXISTS schedule_key text;"
+    "CREATE TABLE IF NOT EXISTS schedule_cancels ("
+    "  tenant text NOT NULL,"
+    "  key text NOT NULL,"
+    "  event_id bigint NOT NULL,"
+    "  due_at bigint NOT NULL,"
+    "  by_event bigint NOT NULL,"
+    "  at bigint NOT NULL"
+    ");"
+    "CREATE INDEX IF NOT EXISTS schedule_cancels_by_event ON schedule_cancels(event_id);"
+    "CREATE TABLE IF NOT EXISTS request_attempts (request_id bigint NOT NULL, at bigint NOT NULL, status integer, error text);"
+    "CREATE INDEX IF NOT EXISTS request_attempts_by_request ON request_attempts(request_id);"
+    "CREATE OR REPLACE FUNCTION returnflow_request_attempt() RETURNS trigger LANGUAGE plpgsql AS $$ "
+    "BEGIN "
+    "  INSERT INTO request_attempts(request_id, at, status, error) "
+    "  VALUES (NEW.id, (extract(epoch FROM clock_timestamp()) * 1000)::bigint, NEW.last_status, NEW.last_error); "
+    "  RETURN NULL; "
+    "END $$;"
+    "CREATE OR REPLACE TRIGGER outbox_attempt AFTER UPDATE OF attempts ON outbox FOR EACH ROW "
+    "  WHEN (NEW.attempts > OLD.attempts AND NEW.state <> 1) EXECUTE FUNCTION returnflow_request_attempt();";
+_Static_assert(REQUEST_DELIVERED == 1, "the attempts trigger skips state 1");
+
 /* The steps, in order: schema_version counts those that ran. Append only. */
-static const char *const steps[] = { v1 };
+static const char *const steps[] = { v1, v2 };
 #define NSTEPS ((int)(sizeof steps / sizeof *steps))
 
 static int run_steps(pg_db *p, char *err, size_t errlen) {

@@ -24,7 +24,7 @@
 #include "store_backend.h"
 #include "store_db.h"
 
-#define PG_MAX_STATEMENTS 128
+#define PG_MAX_STATEMENTS 192
 #define PG_MAX_PARAMS 16
 
 /* The advisory lock migrations run under: two nodes starting together do not race. ('rflw') */
@@ -129,6 +129,17 @@ int pg_journal_held(store_db *db, const char *tenant, long long received_at, con
 void pg_purge(store_db *db, const char *tenant, long long cutoff);
 
 int pg_fire_schedules(store_db *db, const char *tenant);
+
+/* trace (pg_trace.c) */
+int pg_trace_events(store_db *db, const char *tenant, const char *needle, int limit,
+                    int (*cb)(void *ud, const store_trace_event *e), void *ud);
+int pg_trace_event_by_id(store_db *db, long long id, int (*cb)(void *ud, const store_trace_event *e), void *ud);
+int pg_trace_requests(store_db *db, long long event_id, int (*cb)(void *ud, const store_trace_request *r), void *ud);
+int pg_trace_attempts(store_db *db, long long event_id, int (*cb)(void *ud, const store_trace_attempt *a), void *ud);
+int pg_trace_schedules(store_db *db, const char *tenant, long long event_id,
+                       int (*cb)(void *ud, const store_trace_schedule *s), void *ud);
+int pg_trace_memory(store_db *db, const char *tenant, const char *needle,
+                    int (*cb)(void *ud, const char *key, const char *value), void *ud);
 int pg_memory_recall(store_db *db, const char *tenant, const char *key, size_t klen, strbuf *out);
 outbox_writer *pg_outbox_writer_new(store_db *db);
 void pg_outbox_writer_free(outbox_writer *w);

@@ -1,0 +1,5 @@
+--- spec/lua/trace_spec.lua again, the store on PostgreSQL (a database of a private cluster a run:
+-- helpers' PostgreSQL backend, spec/lua/pg.lua): the same timeline from either store.
+local h = require "helpers"
+h.use_backend("pg")
+assert(loadfile(h.root .. "/spec/lua/trace_spec.lua", "t", _ENV))()   -- in this file's busted environment
