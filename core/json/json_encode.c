@@ -15,8 +15,11 @@
  *
  * A memo (optional) keeps the bytes of each scoped table it encoded, keyed by
  * the table's address: a properties table shared by several requests of one
- * event is encoded once. The owner resets the memo between events, before any
- * table it saw could be collected and its address reused.
+ * event is encoded once, and a memory write holding it copies those bytes
+ * (json_encode_reusing: rules only refuse, they never change a byte written,
+ * so a table encoded under them reads the same without them). The owner
+ * resets the memo between events, before any table it saw could be collected
+ * and its address reused.
  */
 #include "json.h"
 
@@ -40,6 +43,7 @@ typedef struct encoder {
     strbuf *out;
     const json_rules *rules;
     json_memo *memo;
+    int memo_any;               /* json_encode_reusing: look every table up in the memo, add none */
     int depth;
     int scope_start;            /* path step of the scope key, 0 when outside a scope */
     path_step path[JSON_MAX_DEPTH + 2];
@@ -77,6 +81,7 @@ void json_encode_thread_done(void) {
 typedef struct memo_entry {
     const void *table;
     size_t off, len;
+    int depth;                  /* where it was encoded: a copy no deeper cannot pass JSON_MAX_DEPTH */
 } memo_entry;
 
 struct json_memo {
@@ -110,13 +115,13 @@ static const memo_entry *memo_find(const json_memo *m, const void *table) {
     return NULL;
 }
 
-static void memo_add(json_memo *m, const void *table, const char *bytes, size_t len) {
+static void memo_add(json_memo *m, const void *table, const char *bytes, size_t len, int depth) {
     if (m->n == m->cap) {
         m->cap = m->cap ? m->cap * 2 : 8;
         m->entries = realloc(m->entries, m->cap * sizeof *m->entries);
         if (!m->entries) abort();
     }
-    m->entries[m->n++] = (memo_entry){ table, m->bytes.len, len };
+    m->entries[m->n++] = (memo_entry){ table, m->bytes.len, len, depth };
     strbuf_add(&m->bytes, bytes, len);
 }
 
@@ -382,11 +387,11 @@ static int enc_table(encoder *e, int idx) {
         return enc_fail(e, "nested %d levels deep, over %s limit of %d", e->depth - e->scope_start + 1,
                         limit_owner(e), e->rules->max_scope_depth);
     /* A scoped table seen before in this memo: its bytes, not a second encoding. */
-    int memoize = e->memo && e->scope_start && e->scope_start == e->depth;
-    const void *address = memoize ? lua_topointer(L, idx) : NULL;
-    if (memoize) {
+    int memoize = e->memo && !e->memo_any && e->scope_start && e->scope_start == e->depth;
+    const void *address = memoize || e->memo_any ? lua_topointer(L, idx) : NULL;
+    if (address) {
         const memo_entry *hit = memo_find(e->memo, address);
-        if (hit) { strbuf_add(e->out, e->memo->bytes.data + hit->off, hit->len); return 0; }
+        if (hit && e->depth <= hit->depth) { strbuf_add(e->out, e->memo->bytes.data + hit->off, hit->len); return 0; }
     }
     size_t start = e->out->len;
     luaL_checkstack(L, 4, "JSON encode");
@@ -407,7 +412,7 @@ static int enc_table(encoder *e, int idx) {
         }
     }
     lua_settop(L, t - 1);
-    if (rc == 0 && memoize) memo_add(e->memo, address, e->out->data + start, e->out->len - start);
+    if (rc == 0 && memoize) memo_add(e->memo, address, e->out->data + start, e->out->len - start, e->depth);
     return rc;
 }
 
@@ -443,7 +448,7 @@ int json_encode_with(lua_State *L, int idx, strbuf *out, const json_rules *rules
                      char *err, size_t errlen) {
     encoder *e = malloc(sizeof *e);
     if (!e) abort();
-    e->L = L; e->out = out; e->rules = rules; e->memo = memo;
+    e->L = L; e->out = out; e->rules = rules; e->memo = memo; e->memo_any = 0;
     e->depth = 0; e->scope_start = 0; e->err = err; e->errlen = errlen;
     size_t mark = out->len;
     size_t budget = json_output_budget ? json_output_budget(L) : SIZE_MAX;
@@ -464,7 +469,7 @@ int json_encode_member(lua_State *L, int idx, strbuf *out, const json_rules *rul
                        const char *const *path, int depth, size_t limit, char *err, size_t errlen) {
     if (!member_encoder && !(member_encoder = malloc(sizeof *member_encoder))) abort();
     encoder *e = member_encoder;
-    e->L = L; e->out = out; e->rules = rules; e->memo = memo;
+    e->L = L; e->out = out; e->rules = rules; e->memo = memo; e->memo_any = 0;
     e->err = err; e->errlen = errlen; e->limit = limit;
     e->scope_start = 0;
     for (int i = 0; i < depth; i++) {
@@ -485,6 +490,21 @@ int json_encode_member(lua_State *L, int idx, strbuf *out, const json_rules *rul
 
 int json_encode(lua_State *L, int idx, strbuf *out, char *err, size_t errlen) {
     return json_encode_with(L, idx, out, NULL, NULL, err, errlen);
+}
+
+int json_encode_reusing(lua_State *L, int idx, strbuf *out, const json_memo *memo, char *err, size_t errlen) {
+    if (!memo) return json_encode(L, idx, out, err, errlen);
+    encoder *e = malloc(sizeof *e);
+    if (!e) abort();
+    e->L = L; e->out = out; e->rules = NULL; e->memo = (json_memo *)memo; e->memo_any = 1;
+    e->depth = 0; e->scope_start = 0; e->err = err; e->errlen = errlen;
+    size_t mark = out->len;
+    e->limit = json_encode_limit(L, mark);
+    int top = lua_gettop(L);
+    int rc = enc_value(e, lua_absindex(L, idx));
+    if (rc) { out->len = mark; lua_settop(L, top); }
+    free(e);
+    return rc;
 }
 
 /* ------------------------------- for people ------------------------------- */
