@@ -391,7 +391,14 @@ static int enc_table(encoder *e, int idx) {
     const void *address = memoize || e->memo_any ? lua_topointer(L, idx) : NULL;
     if (address) {
         const memo_entry *hit = memo_find(e->memo, address);
-        if (hit && e->depth <= hit->depth) { strbuf_add(e->out, e->memo->bytes.data + hit->off, hit->len); return 0; }
+        if (hit && e->depth <= hit->depth) {
+            strbuf_add(e->out, e->memo->bytes.data + hit->off, hit->len);
+            /* a copy skips the per-value check of enc_value: the cap is checked on the whole */
+            if (e->memo_any && e->out->len > e->limit)
+                return enc_fail(e, "cap: memory exceeded (the JSON text would be over the %zu KiB the cap leaves)",
+                                e->limit >> 10);
+            return 0;
+        }
     }
     size_t start = e->out->len;
     luaL_checkstack(L, 4, "JSON encode");

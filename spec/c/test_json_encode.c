@@ -381,6 +381,43 @@ static void an_empty_object_encodes_first_on_a_fresh_thread(void **state) {
     lua_pop(L, 1);
 }
 
+/* A memory write holding the properties table of a body copies the body's bytes (the mapper's
+ * json_encode_reusing): they must be the bytes a fresh encoding gives, wherever the table sits, and
+ * a table deeper than where the body met it (where the depth limit could differ) is encoded anew. */
+static void reusing_a_memo_gives_the_bytes_of_a_fresh_encoding(void **state) {
+    lua_State *L = *state;
+    static const json_rules rules = { "Klaviyo's", 0, 0, "properties", 400, 10 };
+    assert_int_equal(luaL_loadstring(L, "local p = { b = 2, a = json.array(), s = 'x\\u{e9}', n = { 1.5, json.null } }\n"
+                                        "return { data = { attributes = { properties = p } } }, p"), LUA_OK);
+    assert_int_equal(lua_pcall(L, 0, 2, 0), LUA_OK);
+    int body = lua_gettop(L) - 1, props = lua_gettop(L);
+    json_memo *memo = json_memo_new();
+    strbuf out = {0}, fresh = {0}, reused = {0};
+    char err[256] = "";
+    assert_int_equal(json_encode_with(L, body, &out, &rules, memo, err, sizeof err), 0);
+    const char *shapes[] = {
+        "local p = ... return { key = 'k', properties = p, other = { p, 3 } }",   /* shallower: copied */
+        "local p = ... return { a = { b = { c = { d = { properties = p } } } } }", /* deeper: encoded */
+        "local p = ... return p",
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+        assert_int_equal(luaL_loadstring(L, shapes[i]), LUA_OK);
+        lua_pushvalue(L, props);
+        assert_int_equal(lua_pcall(L, 1, 1, 0), LUA_OK);
+        fresh.len = reused.len = 0;
+        assert_int_equal(json_encode(L, -1, &fresh, err, sizeof err), 0);
+        assert_int_equal(json_encode_reusing(L, -1, &reused, memo, err, sizeof err), 0);
+        assert_int_equal(reused.len, fresh.len);
+        assert_memory_equal(reused.data, fresh.data, fresh.len);
+        lua_pop(L, 1);
+    }
+    json_memo_free(memo);
+    strbuf_free(&out);
+    strbuf_free(&fresh);
+    strbuf_free(&reused);
+    lua_pop(L, 2);
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
@@ -403,6 +440,7 @@ int main(void) {
         T(append_string_escapes_and_replaces_invalid_utf8),
         T(pretty_output_indents_by_two_spaces_and_reparses_to_the_same_value),
         T(a_key_printed_twice_is_refused),
+        T(reusing_a_memo_gives_the_bytes_of_a_fresh_encoding),
         /* Last: while core/json/json_encode.c reuses a moved members list, this one can crash. */
         T(encoder_keeps_earlier_members_when_a_later_child_is_large),
     };
