@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_simd.h"
 #include "lauxlib.h"
 #include "utf8.h"
 
@@ -165,6 +166,35 @@ static const unsigned char plain_byte[256] = {
     ['\x20'] = 1, ['!'] = 1, ['#' ... '['] = 1, [']' ... '~'] = 1,
 };
 
+/* The end of the run of plain bytes from p: 16 bytes a step while they are all plain (no '"',
+ * '\\', DEL, nothing under 0x20 and nothing over 0x7f: signed, those are negative, so one compare
+ * takes both), then byte by byte. Strings are most of every body's bytes. */
+#if defined(__SSE2__)
+static inline unsigned not_plain_mask(const unsigned char *p) {
+    __m128i v = _mm_loadu_si128((const __m128i *)p);
+    __m128i odd = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                            _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+                               _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
+                                            _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7f))));
+    return (unsigned)_mm_movemask_epi8(odd);
+}
+#endif
+
+static inline const unsigned char *plain_run_end(const unsigned char *p, const unsigned char *end) {
+#if defined(__SSE2__)
+    while (end - p >= 16) {
+        unsigned mask = not_plain_mask(p);
+        if (mask) return p + __builtin_ctz(mask);
+        p += 16;
+    }
+#endif
+#if JSON_TAIL_LOADS
+    if (p < end && json_tail_fits(p)) return p + __builtin_ctz(not_plain_mask(p) | json_past_end(p, end));
+#endif
+    while (p < end && plain_byte[*p]) p++;
+    return p;
+}
+
 static int enc_string(encoder *e, const char *s, size_t n) {
     if (e->rules && e->rules->max_string && n > e->rules->max_string)
         return enc_fail(e, "string of %zu bytes, over %s limit of %zu", n, limit_owner(e), e->rules->max_string);
@@ -174,7 +204,7 @@ static int enc_string(encoder *e, const char *s, size_t n) {
     const unsigned char *p = (const unsigned char *)s, *end = p + n;
     while (p < end) {
         const unsigned char *run = p;
-        while (p < end && plain_byte[*p]) p++;
+        p = plain_run_end(p, end);
         if (p > run) strbuf_add(o, (const char *)run, (size_t)(p - run));
         if (p == end) break;
         unsigned char c = *p;
@@ -250,6 +280,13 @@ static int member_cmp(const void *a, const void *b) {
  * prefixes fall back to the whole keys. */
 static uint64_t key_prefix(const char *key, size_t len) {
     uint64_t v = 0;
+    if (len >= 8) {                              /* one load; big-endian, so bytes order as numbers */
+        memcpy(&v, key, 8);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        v = __builtin_bswap64(v);
+#endif
+        return v;
+    }
     for (size_t i = 0; i < 8; i++) v = v << 8 | (i < len ? (unsigned char)key[i] : 0);
     return v;
 }
@@ -517,16 +554,23 @@ int json_encode_reusing(lua_State *L, int idx, strbuf *out, const json_memo *mem
 /* ------------------------------- for people ------------------------------- */
 
 void json_append_string(strbuf *out, const char *s, size_t n) {
-    strbuf clean = {0};
+    encoder e;
+    char err[8];
+    e.out = out; e.rules = NULL; e.depth = 0; e.scope_start = 0; e.err = err; e.errlen = sizeof err;
     const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    int step;
+    while (p < end && (step = utf8_len(p, end)) > 0) p += step;
+    if (p == end) {                            /* valid UTF-8 (nearly always): as it is */
+        enc_string(&e, n ? s : "", n);
+        return;
+    }
+    strbuf clean = {0};
+    p = (const unsigned char *)s;
     while (p < end) {                          /* invalid UTF-8 becomes U+FFFD */
         int len = utf8_len(p, end);
         if (len) { strbuf_add(&clean, (const char *)p, (size_t)len); p += len; }
         else { strbuf_add(&clean, "\xef\xbf\xbd", 3); p++; }
     }
-    encoder e;
-    char err[8];
-    e.out = out; e.rules = NULL; e.depth = 0; e.scope_start = 0; e.err = err; e.errlen = sizeof err;
     enc_string(&e, clean.data ? clean.data : "", clean.len);
     strbuf_free(&clean);
 }
