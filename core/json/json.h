@@ -98,6 +98,9 @@ enum {
 };
 int json_kind(lua_State *L, int idx);
 
+/* Pushes a new table marked as an array (returnflow.array), room for narr items. */
+void json_push_array(lua_State *L, int narr);
+
 /* 1 if the value at idx is an array (a decoded one, or marked, or a table
  * whose keys are exactly 1..n with n >= 1), else 0. */
 int json_is_array(lua_State *L, int idx);

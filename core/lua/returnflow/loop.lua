@@ -14,6 +14,12 @@ local format, match, find, sub = string.format, string.match, string.find, strin
 
 local DAY = 86400
 
+-- The host's reading of M.properties for a read-only event of the common shape, in place from its
+-- tape (core/script/loop_properties.c): the same table, return_by aside, or nothing (then the code
+-- below builds it). Absent outside the host (the tools), where require fails.
+local native_ok, native_loop = pcall(require, "returnflow.loop_native")
+local fast_properties = native_ok and type(native_loop) == "table" and native_loop.properties or nil
+
 --- True when v is absent: nil or JSON null.
 function M.missing(v) return v == nil or v == null end
 
@@ -342,6 +348,13 @@ end
 -- `product_*` lists every product the return touches (returned items, then exchange items);
 -- `returned_product_*` only the returned line items. Lists stay index-aligned ("" where Loop has no value).
 function M.properties(ret)
+  if fast_properties then
+    local p = fast_properties(ret)
+    if p then
+      p.return_by = native(M.return_by(ret.created_at))
+      return p
+    end
+  end
   local labels = ret.labels
   local last_label = not missing(labels) and #labels > 0 and labels[#labels] or nil
   local p = {

@@ -1,0 +1,145 @@
+-- loop.properties read in place from the event's tape (core/script/loop_properties.c) against
+-- loop.lua's own code for it: for every fixture and hundreds of variants of their shape (fields
+-- absent, null, false, numbers, tables, escaped text, odd titles, labels and items of every kind),
+-- the same result (status, reason, every request body byte for byte). The read-only event takes
+-- the C reading; the same event as plain tables (json.decode of its encoding) takes loop.lua's.
+local h = require "helpers"
+
+local IN_PLACE = [[
+local loop = require "returnflow.loop"
+local _ = require "returnflow.json"
+return { ["*"] = function(ret, out)
+  out:identify { email = "maria@example.com" }
+  out:track("Properties", loop.properties(ret), { unique_id = "u", time = "2026-10-02T14:21:07+00:00" })
+end }
+]]
+
+local IN_LUA = [[
+local loop = require "returnflow.loop"
+local json = require "returnflow.json"
+return { ["*"] = function(ret, out)
+  out:identify { email = "maria@example.com" }
+  out:track("Properties", loop.properties(json.decode(json.encode(ret))), { unique_id = "u", time = "2026-10-02T14:21:07+00:00" })
+end }
+]]
+
+-- Values a field may hold in a variant: every JSON kind, and text the C side must read as Lua does.
+local VALUES = {
+  h.null, false, true, 0, 7, 12.5, -3.0, 1e3, "", "N/A", "return", "label", "x\u{e9}\t\"q\"",
+  "Tee - Black / M", "a - b - c", " - ", "a - - b", h.object(), h.array(), h.object { url = "u" },
+  h.array { 1, "x" }, h.array { h.object { url = "https://l/1", carrier = "UPS", tracking_url = "https://t/1" } },
+}
+
+local TOP_FIELDS = {
+  "labels", "line_items", "exchanges", "trigger", "topic", "id", "return_id", "state", "order_name",
+  "provider_order_id", "status_page_url", "destination", "return_destination", "labels_enabled",
+  "label_status", "keep_item", "carrier", "tracking_number", "tracking_url", "created_at",
+}
+
+local ITEM_FIELDS = {
+  "title", "image", "product_image", "sku", "variant_title", "product_type", "return_reason",
+  "parent_return_reason", "outcome",
+}
+
+local function copy(v)
+  if type(v) ~= "table" then return v end
+  local c = setmetatable({}, getmetatable(v))
+  for k, x in pairs(v) do c[k] = copy(x) end
+  return c
+end
+
+-- Variants of a fixture: each top-level field removed or set to each value; each field of the
+-- first line item (and of the first exchange) likewise; and the last label of several kinds.
+local function variants(ev)
+  local out = {}
+  local function add(v) out[#out + 1] = h.encode(v) end
+  add(ev)
+  for _, field in ipairs(TOP_FIELDS) do
+    local gone = copy(ev)
+    gone[field] = nil
+    add(gone)
+    for _, value in ipairs(VALUES) do
+      local v = copy(ev)
+      v[field] = copy(value)
+      add(v)
+    end
+  end
+  for _, list in ipairs({ "line_items", "exchanges" }) do
+    if type(ev[list]) == "table" and type(ev[list][1]) == "table" then
+      for _, field in ipairs(ITEM_FIELDS) do
+        local gone = copy(ev)
+        gone[list][1][field] = nil
+        add(gone)
+        for _, value in ipairs(VALUES) do
+          local v = copy(ev)
+          v[list][1][field] = copy(value)
+          add(v)
+        end
+      end
+      local mixed = copy(ev)                  -- a list with something other than an object in it
+      mixed[list][#mixed[list] + 1] = "not an item"
+      add(mixed)
+    end
+  end
+  for _, last in ipairs({ h.object(), h.object { url = h.null, carrier = false, tracking_url = 5 }, h.null, "x" }) do
+    local v = copy(ev)
+    v.labels = h.array { h.object { url = "first" }, last }
+    add(v)
+  end
+  return out
+end
+
+local function outcome(result)
+  local bodies = {}
+  for i, r in ipairs(result.requests) do bodies[i] = r.body end
+  -- the reason names the file of its folder (each side has one); the folders differ
+  -- the reason names the file of its folder (each side has one; the folders differ), and a table
+  -- in a message by its address
+  local reason = result.reason:gsub("^[^ ]*/10%-p%.lua:", "10-p.lua:"):gsub("0x%x+", "0x?")
+  return { status = result.status, reason = reason, bodies = bodies }
+end
+
+describe("loop.properties read in place", function()
+  teardown(h.cleanup)
+
+  it("builds what loop.lua builds for every fixture and variants of its fields", function()
+    local native = h.native()
+    local fast = assert(native.mapper { scripts = h.scripts_dir({ ["10-p.lua"] = IN_PLACE }) })
+    local lua = assert(native.mapper { scripts = h.scripts_dir({ ["10-p.lua"] = IN_LUA }) })
+    local compared, mapped, failed = 0, 0, 0
+    for _, name in ipairs(h.fixture_names()) do
+      for i, text in ipairs(variants(h.fixture(name))) do
+        local got, want = outcome(fast:map(text, name)), outcome(lua:map(text, name))
+        assert.same(want, got, name .. " variant " .. i .. ": " .. text:sub(1, 300))
+        compared = compared + 1
+        if got.status == "mapped" then mapped = mapped + 1 else failed = failed + 1 end
+      end
+    end
+    fast:close()
+    lua:close()
+    -- the variants reach both sides: most map, and some make loop.lua raise (a number's length...)
+    assert.is_true(compared > 3000, "variants compared: " .. compared)
+    assert.is_true(mapped > compared / 2, "mapped: " .. mapped)
+    assert.is_true(failed > 0, "failed: " .. failed)
+  end)
+
+  it("is taken for a read-only event, and not for plain tables", function()
+    local native = h.native()
+    local probe = [[
+local loop = require "returnflow.loop"
+local json = require "returnflow.json"
+return { ["*"] = function(ret, out)
+  local a, b = loop.properties(ret), loop.properties(json.decode(json.encode(ret)))
+  out:identify { email = "maria@example.com" }
+  out:track("Same", { same = json.encode(a) == json.encode(b), lists = json.is_array(a.product_names) })
+end }
+]]
+    local m = assert(native.mapper { scripts = h.scripts_dir({ ["10-p.lua"] = probe }) })
+    local result = m:map(assert(io.open(h.fixture_path("return.created.json"))):read("a"))
+    m:close()
+    assert.equal("mapped", result.status, result.reason)
+    local props = h.decode(result.requests[1].body).data.attributes.properties
+    assert.is_true(props.same)
+    assert.is_true(props.lists)
+  end)
+end)
