@@ -1,5 +1,6 @@
 /*
- * loop_properties.c: loop.properties for the common shape of a Loop return, read in place.
+ * loop_properties.c: loop.properties (and loop.profile, loop.email) for the common shape of a Loop
+ * event, read in place.
  *
  * Why: loop.properties (core/lua/returnflow/loop.lua) reads some forty fields of the event, about
  * half of them absent from any one return, and builds nine lists over its items. Through the
@@ -250,7 +251,10 @@ static int build(reader *r, int p) {
         "returned_product_variant_titles", "returned_product_types",
     };
     int base = lua_gettop(L);
-    for (size_t k = 0; k < sizeof names / sizeof *names; k++) json_push_array(L, 0);
+    int n_items = missing(r, items) ? 0 : (int)r->v.nodes[items].len;
+    int n_exchanges = missing(r, exchanges) ? 0 : (int)r->v.nodes[exchanges].len;
+    for (size_t k = 0; k < sizeof names / sizeof *names; k++)  /* sized: product_* take both lists */
+        json_push_array(L, k < 4 ? n_items + n_exchanges : n_items);
     int product[5] = { base + 1, base + 2, base + 3, base + 4, 0 };
     int returned[5] = { base + 5, base + 6, base + 7, base + 8, base + 9 };
     if (product_lists(r, product, items) || product_lists(r, returned, items) ||
@@ -276,9 +280,111 @@ static int fast_properties(lua_State *L) {
     return 1;
 }
 
+/* ------------------------------- the profile ------------------------------ */
+
+/* M.value(v) for a scalar member: pushes it and returns 1; absent or null: returns 0; -1 for a table. */
+static int push_value_of(reader *r, uint32_t n) {
+    if (missing(r, n)) return 0;
+    if (container(r, n)) return -1;
+    json_view_push(r->L, &r->v, n);
+    return 1;
+}
+
+/* Is node n the empty string? */
+static int empty_string(const reader *r, uint32_t n) {
+    return n && type_of(r, n) == JN_STRING && r->v.nodes[n].len == 0;
+}
+
+/* M.email(ev): the customer_detail's email, else customer, else email, each taken when neither
+ * missing nor ""; 0 for none. (detail.email false reads as none, as `detail.email or nil` does.) */
+static uint32_t email_node(reader *r, uint32_t ev, uint32_t detail) {
+    uint32_t email = missing(r, detail) ? 0 : member(r, detail, "email");
+    if (email && type_of(r, email) == JN_FALSE) email = 0;
+    if (missing(r, email) || empty_string(r, email)) email = member(r, ev, "customer");
+    if (missing(r, email) || empty_string(r, email)) email = member(r, ev, "email");
+    if (missing(r, email) || empty_string(r, email)) return 0;
+    return email;
+}
+
+/* first_name or last_name: the detail's (M.value), else the event's; then dropped when "" or
+ * false (`x ~= "" and x or nil`). Sets t[key] or leaves it absent; -1 for a table. */
+static int set_name(reader *r, int t, const char *key, uint32_t ev, uint32_t detail) {
+    uint32_t v = missing(r, detail) ? 0 : member(r, detail, key);
+    if (missing(r, v) || type_of(r, v) == JN_FALSE) v = member(r, ev, key);   /* first or M.value(ev.x) */
+    if (missing(r, v) || type_of(r, v) == JN_FALSE || empty_string(r, v)) return 0;
+    if (container(r, v)) return -1;
+    json_view_push(r->L, &r->v, v);
+    set(r->L, t, key);
+    return 0;
+}
+
+/* M.location(address): its six fields but "" ones, or nothing (pushes nil) when none is left. */
+static int push_location(reader *r, uint32_t address) {
+    lua_State *L = r->L;
+    if (missing(r, address)) { lua_pushnil(L); return 0; }
+    static const char *const fields[][2] = {
+        { "address1", "address1" }, { "address2", "address2" }, { "city", "city" },
+        { "region", "state" }, { "zip", "zip" }, { "country", "country" },
+    };
+    lua_createtable(L, 0, 6);
+    int loc = lua_gettop(L), kept = 0;
+    for (size_t k = 0; k < sizeof fields / sizeof *fields; k++) {
+        uint32_t v = member(r, address, fields[k][1]);
+        if (empty_string(r, v)) continue;
+        int pushed = push_value_of(r, v);
+        if (pushed < 0) return -1;
+        if (pushed) { set(L, loc, fields[k][0]); kept++; }
+    }
+    if (!kept) { lua_pop(L, 1); lua_pushnil(L); }
+    return 0;
+}
+
+/* profile(ev) -> M.profile's table, or nothing. */
+static int fast_profile(lua_State *L) {
+    reader r = { L, { 0 } };
+    if (json_event_view(L, 1, &r.v)) return 0;
+    luaL_checkstack(L, 8, "loop.profile");
+    lua_settop(L, 1);
+    uint32_t ev = r.v.node;
+    uint32_t detail = member(&r, ev, "customer_detail"), address = member(&r, ev, "address");
+    if ((!missing(&r, detail) && type_of(&r, detail) != JN_OBJECT) ||
+        (!missing(&r, address) && type_of(&r, address) != JN_OBJECT))
+        return 0;
+    lua_createtable(L, 0, 4);
+    uint32_t email = email_node(&r, ev, detail);
+    if (email) {
+        if (container(&r, email)) return 0;
+        json_view_push(L, &r.v, email);
+        set(L, 2, "email");
+    }
+    if (set_name(&r, 2, "first_name", ev, detail) || set_name(&r, 2, "last_name", ev, detail)) return 0;
+    if (push_location(&r, address)) return 0;
+    set(L, 2, "location");
+    lua_settop(L, 2);
+    return 1;
+}
+
+/* email(ev) -> true and M.email's answer (nil for none), or nothing. */
+static int fast_email(lua_State *L) {
+    reader r = { L, { 0 } };
+    if (json_event_view(L, 1, &r.v)) return 0;
+    uint32_t detail = member(&r, r.v.node, "customer_detail");
+    if (!missing(&r, detail) && type_of(&r, detail) != JN_OBJECT) return 0;
+    uint32_t email = email_node(&r, r.v.node, detail);
+    if (container(&r, email)) return 0;
+    lua_pushboolean(L, 1);
+    if (email) json_view_push(L, &r.v, email);
+    else lua_pushnil(L);
+    return 2;
+}
+
 int loop_properties_luaopen(lua_State *L) {
-    lua_createtable(L, 0, 1);
+    lua_createtable(L, 0, 3);
+    lua_pushcfunction(L, fast_email);
+    lua_setfield(L, -2, "email");
     lua_pushcfunction(L, fast_properties);
     lua_setfield(L, -2, "properties");
+    lua_pushcfunction(L, fast_profile);
+    lua_setfield(L, -2, "profile");
     return 1;
 }

@@ -6,9 +6,10 @@
 
 #include "lua.h"
 
-/* Pushes the module `returnflow.loop_native` ({ properties = fn }): fn(ret) returns the table
- * returnflow.loop's M.properties builds, but for return_by, or nothing when ret is not a read-only
- * event of the common shape (loop.lua then builds it itself). */
+/* Pushes the module `returnflow.loop_native`: properties(ev) and profile(ev) return the table
+ * returnflow.loop's M.properties (but for return_by) and M.profile build, email(ev) true and what
+ * M.email returns; each returns nothing when ev is not a read-only event of the common shape
+ * (loop.lua then does the work itself). */
 int loop_properties_luaopen(lua_State *L);
 
 #endif

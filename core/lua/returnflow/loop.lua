@@ -14,11 +14,13 @@ local format, match, find, sub = string.format, string.match, string.find, strin
 
 local DAY = 86400
 
--- The host's reading of M.properties for a read-only event of the common shape, in place from its
--- tape (core/script/loop_properties.c): the same table, return_by aside, or nothing (then the code
--- below builds it). Absent outside the host (the tools), where require fails.
+-- The host's reading of M.properties, M.profile and M.email for a read-only event of the common
+-- shape, in place from its tape (core/script/loop_properties.c): the same answer (return_by aside,
+-- added below), or nothing, and then the Lua code below does the work. Absent outside the host (the
+-- tools), where require fails.
 local native_ok, native_loop = pcall(require, "returnflow.loop_native")
-local fast_properties = native_ok and type(native_loop) == "table" and native_loop.properties or nil
+if not native_ok or type(native_loop) ~= "table" then native_loop = {} end
+local fast_properties, fast_profile, fast_email = native_loop.properties, native_loop.profile, native_loop.email
 
 --- True when v is absent: nil or JSON null.
 function M.missing(v) return v == nil or v == null end
@@ -56,6 +58,10 @@ end
 
 --- The customer's email: `customer_detail.email`, else `customer`, else `email`.
 function M.email(ev)
+  if fast_email then
+    local known, email = fast_email(ev)
+    if known then return email end
+  end
   local detail = ev.customer_detail
   local email = not missing(detail) and detail.email or nil
   if missing(email) or email == "" then email = ev.customer end
@@ -83,6 +89,8 @@ end
 -- Phone numbers are left out on purpose: Loop's are free text ("+1 206 555 0142") and Klaviyo
 -- rejects a profile whose phone_number is not E.164.
 function M.profile(ev)
+  local p = fast_profile and fast_profile(ev)
+  if p then return p end
   local detail = ev.customer_detail
   local first, last
   if not missing(detail) then first, last = M.value(detail.first_name), M.value(detail.last_name) end
