@@ -66,15 +66,22 @@ static void push_value(lua_State *L, int docidx, uint32_t i) {
     else json_tape_push_scalar(L, doc_text(d), node);
 }
 
-/* Does the key node hold exactly these bytes (escapes decoded)? */
-static int key_is(lua_State *L, const doc *d, const jnode *key, const char *k, size_t klen) {
-    if (!key->escaped) return key->len == klen && memcmp(doc_text(d) + key->pos, k, klen) == 0;
+/* key_is for a key written with escapes: decoded, then compared. */
+static __attribute__((noinline)) int escaped_key_is(lua_State *L, const doc *d, const jnode *key, const char *k,
+                                                    size_t klen) {
     json_tape_push_scalar(L, doc_text(d), key);
     size_t n;
     const char *s = lua_tolstring(L, -1, &n);
     int same = n == klen && memcmp(s, k, klen) == 0;
     lua_pop(L, 1);
     return same;
+}
+
+/* Does the key node hold exactly these bytes (escapes decoded)? Inline: a probe of the key index
+ * mostly meets keys of another length. */
+static inline int key_is(lua_State *L, const doc *d, const jnode *key, const char *k, size_t klen) {
+    if (__builtin_expect(key->escaped, 0)) return escaped_key_is(L, d, key, k, klen);
+    return key->len == klen && memcmp(doc_text(d) + key->pos, k, klen) == 0;
 }
 
 /* A key's slot hash: its length and three of its bytes, so a read costs the same for any length
