@@ -592,6 +592,12 @@ static int mark(lua_State *L, const void *key) {
     return 1;
 }
 static int l_array(lua_State *L) { return mark(L, &array_mt_key); }
+
+void json_push_array(lua_State *L, int narr) {
+    lua_createtable(L, narr, 0);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &array_mt_key);
+    lua_setmetatable(L, -2);
+}
 static int l_object(lua_State *L) { return mark(L, &object_mt_key); }
 
 static int l_is_array(lua_State *L) {

@@ -65,6 +65,13 @@ void json_memo_free(json_memo *m);
 int json_encode_with(lua_State *L, int idx, strbuf *out, const json_rules *rules, json_memo *memo,
                      char *err, size_t errlen);
 
+/* json_encode, but a table the memo holds (encoded by json_encode_with since the memo's reset, at
+ * this depth or deeper) is copied from it instead of encoded again: the same bytes, since rules
+ * only refuse, never change, what is written. Adds nothing to the memo. The caller guarantees no
+ * table the memo saw changed since (no Lua ran between: the mapper encodes an event's requests
+ * and then its memory writes in one C call). */
+int json_encode_reusing(lua_State *L, int idx, strbuf *out, const json_memo *memo, char *err, size_t errlen);
+
 /* One member of a document the caller writes itself (a Klaviyo body built in C): encodes the value
  * at idx as if it sat at path[0].path[1]...path[depth-1] of one json_encode_with call, so the rules,
  * the scope (the value of the scope key is scoped), the memo and the error paths are the same.
@@ -90,6 +97,9 @@ enum {
     JSON_KIND_READONLY_OBJECT,
 };
 int json_kind(lua_State *L, int idx);
+
+/* Pushes a new table marked as an array (returnflow.array), room for narr items. */
+void json_push_array(lua_State *L, int narr);
 
 /* 1 if the value at idx is an array (a decoded one, or marked, or a table
  * whose keys are exactly 1..n with n >= 1), else 0. */

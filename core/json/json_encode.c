@@ -15,8 +15,11 @@
  *
  * A memo (optional) keeps the bytes of each scoped table it encoded, keyed by
  * the table's address: a properties table shared by several requests of one
- * event is encoded once. The owner resets the memo between events, before any
- * table it saw could be collected and its address reused.
+ * event is encoded once, and a memory write holding it copies those bytes
+ * (json_encode_reusing: rules only refuse, they never change a byte written,
+ * so a table encoded under them reads the same without them). The owner
+ * resets the memo between events, before any table it saw could be collected
+ * and its address reused.
  */
 #include "json.h"
 
@@ -26,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_simd.h"
 #include "lauxlib.h"
 #include "utf8.h"
 
@@ -40,6 +44,7 @@ typedef struct encoder {
     strbuf *out;
     const json_rules *rules;
     json_memo *memo;
+    int memo_any;               /* json_encode_reusing: look every table up in the memo, add none */
     int depth;
     int scope_start;            /* path step of the scope key, 0 when outside a scope */
     path_step path[JSON_MAX_DEPTH + 2];
@@ -77,6 +82,7 @@ void json_encode_thread_done(void) {
 typedef struct memo_entry {
     const void *table;
     size_t off, len;
+    int depth;                  /* where it was encoded: a copy no deeper cannot pass JSON_MAX_DEPTH */
 } memo_entry;
 
 struct json_memo {
@@ -110,13 +116,13 @@ static const memo_entry *memo_find(const json_memo *m, const void *table) {
     return NULL;
 }
 
-static void memo_add(json_memo *m, const void *table, const char *bytes, size_t len) {
+static void memo_add(json_memo *m, const void *table, const char *bytes, size_t len, int depth) {
     if (m->n == m->cap) {
         m->cap = m->cap ? m->cap * 2 : 8;
         m->entries = realloc(m->entries, m->cap * sizeof *m->entries);
         if (!m->entries) abort();
     }
-    m->entries[m->n++] = (memo_entry){ table, m->bytes.len, len };
+    m->entries[m->n++] = (memo_entry){ table, m->bytes.len, len, depth };
     strbuf_add(&m->bytes, bytes, len);
 }
 
@@ -160,6 +166,35 @@ static const unsigned char plain_byte[256] = {
     ['\x20'] = 1, ['!'] = 1, ['#' ... '['] = 1, [']' ... '~'] = 1,
 };
 
+/* The end of the run of plain bytes from p: 16 bytes a step while they are all plain (no '"',
+ * '\\', DEL, nothing under 0x20 and nothing over 0x7f: signed, those are negative, so one compare
+ * takes both), then byte by byte. Strings are most of every body's bytes. */
+#if defined(__SSE2__)
+static inline unsigned not_plain_mask(const unsigned char *p) {
+    __m128i v = _mm_loadu_si128((const __m128i *)p);
+    __m128i odd = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                            _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+                               _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
+                                            _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7f))));
+    return (unsigned)_mm_movemask_epi8(odd);
+}
+#endif
+
+static inline const unsigned char *plain_run_end(const unsigned char *p, const unsigned char *end) {
+#if defined(__SSE2__)
+    while (end - p >= 16) {
+        unsigned mask = not_plain_mask(p);
+        if (mask) return p + __builtin_ctz(mask);
+        p += 16;
+    }
+#endif
+#if JSON_TAIL_LOADS
+    if (p < end && json_tail_fits(p)) return p + __builtin_ctz(not_plain_mask(p) | json_past_end(p, end));
+#endif
+    while (p < end && plain_byte[*p]) p++;
+    return p;
+}
+
 static int enc_string(encoder *e, const char *s, size_t n) {
     if (e->rules && e->rules->max_string && n > e->rules->max_string)
         return enc_fail(e, "string of %zu bytes, over %s limit of %zu", n, limit_owner(e), e->rules->max_string);
@@ -169,7 +204,7 @@ static int enc_string(encoder *e, const char *s, size_t n) {
     const unsigned char *p = (const unsigned char *)s, *end = p + n;
     while (p < end) {
         const unsigned char *run = p;
-        while (p < end && plain_byte[*p]) p++;
+        p = plain_run_end(p, end);
         if (p > run) strbuf_add(o, (const char *)run, (size_t)(p - run));
         if (p == end) break;
         unsigned char c = *p;
@@ -245,6 +280,13 @@ static int member_cmp(const void *a, const void *b) {
  * prefixes fall back to the whole keys. */
 static uint64_t key_prefix(const char *key, size_t len) {
     uint64_t v = 0;
+    if (len >= 8) {                              /* one load; big-endian, so bytes order as numbers */
+        memcpy(&v, key, 8);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        v = __builtin_bswap64(v);
+#endif
+        return v;
+    }
     for (size_t i = 0; i < 8; i++) v = v << 8 | (i < len ? (unsigned char)key[i] : 0);
     return v;
 }
@@ -382,11 +424,18 @@ static int enc_table(encoder *e, int idx) {
         return enc_fail(e, "nested %d levels deep, over %s limit of %d", e->depth - e->scope_start + 1,
                         limit_owner(e), e->rules->max_scope_depth);
     /* A scoped table seen before in this memo: its bytes, not a second encoding. */
-    int memoize = e->memo && e->scope_start && e->scope_start == e->depth;
-    const void *address = memoize ? lua_topointer(L, idx) : NULL;
-    if (memoize) {
+    int memoize = e->memo && !e->memo_any && e->scope_start && e->scope_start == e->depth;
+    const void *address = memoize || e->memo_any ? lua_topointer(L, idx) : NULL;
+    if (address) {
         const memo_entry *hit = memo_find(e->memo, address);
-        if (hit) { strbuf_add(e->out, e->memo->bytes.data + hit->off, hit->len); return 0; }
+        if (hit && e->depth <= hit->depth) {
+            strbuf_add(e->out, e->memo->bytes.data + hit->off, hit->len);
+            /* a copy skips the per-value check of enc_value: the cap is checked on the whole */
+            if (e->memo_any && e->out->len > e->limit)
+                return enc_fail(e, "cap: memory exceeded (the JSON text would be over the %zu KiB the cap leaves)",
+                                e->limit >> 10);
+            return 0;
+        }
     }
     size_t start = e->out->len;
     luaL_checkstack(L, 4, "JSON encode");
@@ -407,7 +456,7 @@ static int enc_table(encoder *e, int idx) {
         }
     }
     lua_settop(L, t - 1);
-    if (rc == 0 && memoize) memo_add(e->memo, address, e->out->data + start, e->out->len - start);
+    if (rc == 0 && memoize) memo_add(e->memo, address, e->out->data + start, e->out->len - start, e->depth);
     return rc;
 }
 
@@ -443,7 +492,7 @@ int json_encode_with(lua_State *L, int idx, strbuf *out, const json_rules *rules
                      char *err, size_t errlen) {
     encoder *e = malloc(sizeof *e);
     if (!e) abort();
-    e->L = L; e->out = out; e->rules = rules; e->memo = memo;
+    e->L = L; e->out = out; e->rules = rules; e->memo = memo; e->memo_any = 0;
     e->depth = 0; e->scope_start = 0; e->err = err; e->errlen = errlen;
     size_t mark = out->len;
     size_t budget = json_output_budget ? json_output_budget(L) : SIZE_MAX;
@@ -464,7 +513,7 @@ int json_encode_member(lua_State *L, int idx, strbuf *out, const json_rules *rul
                        const char *const *path, int depth, size_t limit, char *err, size_t errlen) {
     if (!member_encoder && !(member_encoder = malloc(sizeof *member_encoder))) abort();
     encoder *e = member_encoder;
-    e->L = L; e->out = out; e->rules = rules; e->memo = memo;
+    e->L = L; e->out = out; e->rules = rules; e->memo = memo; e->memo_any = 0;
     e->err = err; e->errlen = errlen; e->limit = limit;
     e->scope_start = 0;
     for (int i = 0; i < depth; i++) {
@@ -487,19 +536,41 @@ int json_encode(lua_State *L, int idx, strbuf *out, char *err, size_t errlen) {
     return json_encode_with(L, idx, out, NULL, NULL, err, errlen);
 }
 
+int json_encode_reusing(lua_State *L, int idx, strbuf *out, const json_memo *memo, char *err, size_t errlen) {
+    if (!memo) return json_encode(L, idx, out, err, errlen);
+    encoder *e = malloc(sizeof *e);
+    if (!e) abort();
+    e->L = L; e->out = out; e->rules = NULL; e->memo = (json_memo *)memo; e->memo_any = 1;
+    e->depth = 0; e->scope_start = 0; e->err = err; e->errlen = errlen;
+    size_t mark = out->len;
+    e->limit = json_encode_limit(L, mark);
+    int top = lua_gettop(L);
+    int rc = enc_value(e, lua_absindex(L, idx));
+    if (rc) { out->len = mark; lua_settop(L, top); }
+    free(e);
+    return rc;
+}
+
 /* ------------------------------- for people ------------------------------- */
 
 void json_append_string(strbuf *out, const char *s, size_t n) {
-    strbuf clean = {0};
+    encoder e;
+    char err[8];
+    e.out = out; e.rules = NULL; e.depth = 0; e.scope_start = 0; e.err = err; e.errlen = sizeof err;
     const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    int step;
+    while (p < end && (step = utf8_len(p, end)) > 0) p += step;
+    if (p == end) {                            /* valid UTF-8 (nearly always): as it is */
+        enc_string(&e, n ? s : "", n);
+        return;
+    }
+    strbuf clean = {0};
+    p = (const unsigned char *)s;
     while (p < end) {                          /* invalid UTF-8 becomes U+FFFD */
         int len = utf8_len(p, end);
         if (len) { strbuf_add(&clean, (const char *)p, (size_t)len); p += len; }
         else { strbuf_add(&clean, "\xef\xbf\xbd", 3); p++; }
     }
-    encoder e;
-    char err[8];
-    e.out = out; e.rules = NULL; e.depth = 0; e.scope_start = 0; e.err = err; e.errlen = sizeof err;
     enc_string(&e, clean.data ? clean.data : "", clean.len);
     strbuf_free(&clean);
 }

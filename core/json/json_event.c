@@ -56,6 +56,7 @@ static int ro_newindex(lua_State *L);
 static int ro_len(lua_State *L);
 static int ro_pairs(lua_State *L);
 static void push_proxy(lua_State *L, int docidx, uint32_t i);
+static int push_data(lua_State *L, int idx);
 
 /* Pushes the value of nodes[i]: a scalar, or a proxy for a container. */
 static void push_value(lua_State *L, int docidx, uint32_t i) {
@@ -65,15 +66,22 @@ static void push_value(lua_State *L, int docidx, uint32_t i) {
     else json_tape_push_scalar(L, doc_text(d), node);
 }
 
-/* Does the key node hold exactly these bytes (escapes decoded)? */
-static int key_is(lua_State *L, const doc *d, const jnode *key, const char *k, size_t klen) {
-    if (!key->escaped) return key->len == klen && memcmp(doc_text(d) + key->pos, k, klen) == 0;
+/* key_is for a key written with escapes: decoded, then compared. */
+static __attribute__((noinline)) int escaped_key_is(lua_State *L, const doc *d, const jnode *key, const char *k,
+                                                    size_t klen) {
     json_tape_push_scalar(L, doc_text(d), key);
     size_t n;
     const char *s = lua_tolstring(L, -1, &n);
     int same = n == klen && memcmp(s, k, klen) == 0;
     lua_pop(L, 1);
     return same;
+}
+
+/* Does the key node hold exactly these bytes (escapes decoded)? Inline: a probe of the key index
+ * mostly meets keys of another length. */
+static inline int key_is(lua_State *L, const doc *d, const jnode *key, const char *k, size_t klen) {
+    if (__builtin_expect(key->escaped, 0)) return escaped_key_is(L, d, key, k, klen);
+    return key->len == klen && memcmp(doc_text(d) + key->pos, k, klen) == 0;
 }
 
 /* A key's slot hash: its length and three of its bytes, so a read costs the same for any length
@@ -196,6 +204,39 @@ void json_event_push(lua_State *L, const char *text, size_t len, const jnode *no
     copy[len] = 0;
     push_proxy(L, lua_gettop(L), 0);
     lua_remove(L, -2);
+}
+
+/* ---------------------------- bulk reading (view) ------------------------- */
+
+int json_event_view(lua_State *L, int idx, json_view *v) {
+    int top = lua_gettop(L);
+    idx = lua_absindex(L, idx);
+    int ok = 0;
+    if (push_data(L, idx) && lua_getmetatable(L, -1)) {          /* D Dmt: an object not complete */
+        lua_pushliteral(L, "__index");
+        lua_rawget(L, -2);
+        if (lua_tocfunction(L, -1) == fill && lua_getupvalue(L, -1, 1) && lua_getupvalue(L, -2, 2)) {
+            const doc *d = lua_touserdata(L, -2);
+            lua_Integer i = lua_tointeger(L, -1);
+            if (d && i >= 0 && (size_t)i < d->n && d->nodes[i].type == JN_OBJECT) {
+                v->doc = d;
+                v->nodes = d->nodes;
+                v->node = (uint32_t)i;
+                ok = 1;
+            }
+        }
+    }
+    lua_settop(L, top);
+    return ok ? 0 : -1;
+}
+
+uint32_t json_view_member(lua_State *L, const json_view *v, uint32_t obj, const char *key) {
+    if (v->nodes[obj].type != JN_OBJECT) return 0;
+    return find_member(L, (doc *)v->doc, obj, key, strlen(key));
+}
+
+void json_view_push(lua_State *L, const json_view *v, uint32_t i) {
+    json_tape_push_scalar(L, doc_text(v->doc), &v->nodes[i]);
 }
 
 /* ------------------------------ data tables ------------------------------- */

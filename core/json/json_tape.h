@@ -41,4 +41,24 @@ void json_event_push(lua_State *L, const char *text, size_t len, const jnode *no
  * _OBJECT. For anything else returns -1 and pushes nothing. */
 int json_event_kind(lua_State *L, int idx, int whole);
 
+/* Bulk reading of a read-only event by host code (loop_properties.c): the tape of the object
+ * behind a proxy, read in place, with no proxy built and nothing cached. Valid while the proxy is
+ * on the stack (it keeps the document alive). */
+typedef struct json_view {
+    const void *doc;
+    const jnode *nodes;
+    uint32_t node;          /* the object's node */
+} json_view;
+
+/* Fills v for the read-only object proxy at idx and returns 0; returns -1 for anything else (a
+ * plain table, an array, an object already completed, which no longer knows its node). */
+int json_event_view(lua_State *L, int idx, json_view *v);
+
+/* The value node of member key of object node obj (as a read of the event finds it: the last of
+ * duplicates), or 0. */
+uint32_t json_view_member(lua_State *L, const json_view *v, uint32_t obj, const char *key);
+
+/* Pushes the scalar at node i (null, boolean, number or string, as a read gives it). */
+void json_view_push(lua_State *L, const json_view *v, uint32_t i);
+
 #endif

@@ -681,7 +681,7 @@ static int map_protected(lua_State *L) {
             }
             lua_getfield(L, w, "value");
             value.len = 0;
-            if (json_encode(L, -1, &value, err, sizeof err)) {
+            if (json_encode_reusing(L, -1, &value, m->memo, err, sizeof err)) {   /* props: the bodies' bytes */
                 strbuf_free(&value);
                 luaL_error(L, "remember: %s", err);
             }

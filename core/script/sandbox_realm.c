@@ -15,6 +15,7 @@
 
 #include "embedded.h"
 #include "json.h"
+#include "loop_properties.h"
 #include "lauxlib.h"
 #include "lualib.h"
 #include "sandbox.h"
@@ -403,6 +404,8 @@ static int realm_require(lua_State *L) {
         sandbox_push_cjson(L);
     } else if (strcmp(name, "returnflow.json") == 0) {
         json_luaopen(L);
+    } else if (strcmp(name, "returnflow.loop_native") == 0) {
+        loop_properties_luaopen(L);               /* returnflow.loop's reader of the tape */
     } else if (ours) {
         const embedded_file *f = embedded_find(name);
         if (!f) return luaL_error(L, "require: no module '%s' in returnflow", name);

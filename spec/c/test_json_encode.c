@@ -381,6 +381,98 @@ static void an_empty_object_encodes_first_on_a_fresh_thread(void **state) {
     lua_pop(L, 1);
 }
 
+/* The reference: what enc_string writes, byte by byte (the encoder steps 16 bytes at a time and
+ * reads a short tail within its page: every length and every place of the byte must agree). */
+static void escape_reference(strbuf *out, const char *s, size_t n) {
+    strbuf_addc(out, '"');
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char u[8];
+        if (c == '"' || c == '\\') { strbuf_addc(out, '\\'); strbuf_addc(out, (char)c); }
+        else if (c == '\n') strbuf_adds(out, "\\n");
+        else if (c == '\r') strbuf_adds(out, "\\r");
+        else if (c == '\t') strbuf_adds(out, "\\t");
+        else if (c == '\b') strbuf_adds(out, "\\b");
+        else if (c == '\f') strbuf_adds(out, "\\f");
+        else if (c < 0x20 || c == 0x7f) { snprintf(u, sizeof u, "\\u%04x", c); strbuf_adds(out, u); }
+        else strbuf_addc(out, (char)c);
+    }
+    strbuf_addc(out, '"');
+}
+
+static void strings_escape_the_same_at_every_length_and_place(void **state) {
+    lua_State *L = *state;
+    static const char *const odd[] = { "\"", "\\", "\n", "\x01", "\x7f", "\x1f", "\xc3\xa9", "\xe2\x82\xac" };
+    char text[64];
+    strbuf out = {0}, want = {0};
+    char err[256];
+    for (size_t n = 0; n <= 48; n++) {
+        for (size_t k = 0; k < sizeof odd / sizeof *odd; k++) {
+            size_t olen = strlen(odd[k]);
+            for (size_t at = 0; at <= n; at++) {     /* at == n: no odd byte at all */
+                if (at < n && at + olen > n) continue;
+                memset(text, 'a', n);
+                if (at < n) memcpy(text + at, odd[k], olen);
+                lua_pushlstring(L, text, n);
+                out.len = want.len = 0;
+                assert_int_equal(json_encode(L, -1, &out, err, sizeof err), 0);
+                escape_reference(&want, text, n);
+                if (out.len != want.len || memcmp(out.data, want.data, want.len) != 0)
+                    fail_msg("length %zu, byte %zu at %zu: %.*s, want %.*s", n, k, at, (int)out.len, out.data,
+                             (int)want.len, want.data);
+                lua_pop(L, 1);
+                /* json_append_string takes any bytes: no NUL after them here, plain and odd bytes */
+                text[n] = (char)(k & 1 ? '"' : 'a');
+                memset(text + n + 1, 'a', sizeof text - n - 1);
+                out.len = 0;
+                json_append_string(&out, text, n);
+                if (out.len != want.len || memcmp(out.data, want.data, want.len) != 0)
+                    fail_msg("append, length %zu, byte %zu at %zu: %.*s, want %.*s", n, k, at, (int)out.len,
+                             out.data, (int)want.len, want.data);
+            }
+        }
+    }
+    strbuf_free(&out);
+    strbuf_free(&want);
+}
+
+/* A memory write holding the properties table of a body copies the body's bytes (the mapper's
+ * json_encode_reusing): they must be the bytes a fresh encoding gives, wherever the table sits, and
+ * a table deeper than where the body met it (where the depth limit could differ) is encoded anew. */
+static void reusing_a_memo_gives_the_bytes_of_a_fresh_encoding(void **state) {
+    lua_State *L = *state;
+    static const json_rules rules = { "Klaviyo's", 0, 0, "properties", 400, 10 };
+    assert_int_equal(luaL_loadstring(L, "local p = { b = 2, a = json.array(), s = 'x\\u{e9}', n = { 1.5, json.null } }\n"
+                                        "return { data = { attributes = { properties = p } } }, p"), LUA_OK);
+    assert_int_equal(lua_pcall(L, 0, 2, 0), LUA_OK);
+    int body = lua_gettop(L) - 1, props = lua_gettop(L);
+    json_memo *memo = json_memo_new();
+    strbuf out = {0}, fresh = {0}, reused = {0};
+    char err[256] = "";
+    assert_int_equal(json_encode_with(L, body, &out, &rules, memo, err, sizeof err), 0);
+    const char *shapes[] = {
+        "local p = ... return { key = 'k', properties = p, other = { p, 3 } }",   /* shallower: copied */
+        "local p = ... return { a = { b = { c = { d = { properties = p } } } } }", /* deeper: encoded */
+        "local p = ... return p",
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+        assert_int_equal(luaL_loadstring(L, shapes[i]), LUA_OK);
+        lua_pushvalue(L, props);
+        assert_int_equal(lua_pcall(L, 1, 1, 0), LUA_OK);
+        fresh.len = reused.len = 0;
+        assert_int_equal(json_encode(L, -1, &fresh, err, sizeof err), 0);
+        assert_int_equal(json_encode_reusing(L, -1, &reused, memo, err, sizeof err), 0);
+        assert_int_equal(reused.len, fresh.len);
+        assert_memory_equal(reused.data, fresh.data, fresh.len);
+        lua_pop(L, 1);
+    }
+    json_memo_free(memo);
+    strbuf_free(&out);
+    strbuf_free(&fresh);
+    strbuf_free(&reused);
+    lua_pop(L, 2);
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
@@ -403,6 +495,8 @@ int main(void) {
         T(append_string_escapes_and_replaces_invalid_utf8),
         T(pretty_output_indents_by_two_spaces_and_reparses_to_the_same_value),
         T(a_key_printed_twice_is_refused),
+        T(reusing_a_memo_gives_the_bytes_of_a_fresh_encoding),
+        T(strings_escape_the_same_at_every_length_and_place),
         /* Last: while core/json/json_encode.c reuses a moved members list, this one can crash. */
         T(encoder_keeps_earlier_members_when_a_later_child_is_large),
     };

@@ -14,6 +14,14 @@ local format, match, find, sub = string.format, string.match, string.find, strin
 
 local DAY = 86400
 
+-- The host's reading of M.properties, M.profile and M.email for a read-only event of the common
+-- shape, in place from its tape (core/script/loop_properties.c): the same answer (return_by aside,
+-- added below), or nothing, and then the Lua code below does the work. Absent outside the host (the
+-- tools), where require fails.
+local native_ok, native_loop = pcall(require, "returnflow.loop_native")
+if not native_ok or type(native_loop) ~= "table" then native_loop = {} end
+local fast_properties, fast_profile, fast_email = native_loop.properties, native_loop.profile, native_loop.email
+
 --- True when v is absent: nil or JSON null.
 function M.missing(v) return v == nil or v == null end
 
@@ -50,6 +58,10 @@ end
 
 --- The customer's email: `customer_detail.email`, else `customer`, else `email`.
 function M.email(ev)
+  if fast_email then
+    local known, email = fast_email(ev)
+    if known then return email end
+  end
   local detail = ev.customer_detail
   local email = not missing(detail) and detail.email or nil
   if missing(email) or email == "" then email = ev.customer end
@@ -77,6 +89,8 @@ end
 -- Phone numbers are left out on purpose: Loop's are free text ("+1 206 555 0142") and Klaviyo
 -- rejects a profile whose phone_number is not E.164.
 function M.profile(ev)
+  local p = fast_profile and fast_profile(ev)
+  if p then return p end
   local detail = ev.customer_detail
   local first, last
   if not missing(detail) then first, last = M.value(detail.first_name), M.value(detail.last_name) end
@@ -342,6 +356,13 @@ end
 -- `product_*` lists every product the return touches (returned items, then exchange items);
 -- `returned_product_*` only the returned line items. Lists stay index-aligned ("" where Loop has no value).
 function M.properties(ret)
+  if fast_properties then
+    local p = fast_properties(ret)
+    if p then
+      p.return_by = native(M.return_by(ret.created_at))
+      return p
+    end
+  end
   local labels = ret.labels
   local last_label = not missing(labels) and #labels > 0 and labels[#labels] or nil
   local p = {

@@ -1,0 +1,390 @@
+/*
+ * loop_properties.c: loop.properties (and loop.profile, loop.email) for the common shape of a Loop
+ * event, read in place.
+ *
+ * Why: loop.properties (core/lua/returnflow/loop.lua) reads some forty fields of the event, about
+ * half of them absent from any one return, and builds nine lists over its items. Through the
+ * read-only event each first read and each miss is a metamethod call into json_event.c, and every
+ * object reached is a proxy: a third of the default scripts' instructions. Here the same fields
+ * are read from the event's tape (json_event_view): no proxy, no metamethod, nothing cached.
+ *
+ * Invariant: the table built is the one loop.lua's own code builds, value for value (return_by
+ * aside: loop.lua adds it, so its date arithmetic lives in one place), or there is none. Wherever
+ * the event leaves the common shape (a list that is not a list of objects, a table where loop.lua
+ * would pass one on, a hole it would leave in a list, a destination, a last label that is not an
+ * object) this returns nothing and loop.lua's code runs, with whatever it does there (errors
+ * included). spec/lua/loop_properties_spec.lua compares the two over every fixture and variants.
+ */
+#include "loop_properties.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "json.h"
+#include "json_tape.h"
+#include "lauxlib.h"
+
+typedef struct reader {
+    lua_State *L;
+    json_view v;
+} reader;
+
+/* No object (the last label of a return without labels); a value node is never 0 (the root's). */
+#define NO_OBJECT UINT32_MAX
+
+/* The value node of member key of object node obj, or 0 (absent). */
+static uint32_t member(reader *r, uint32_t obj, const char *key) {
+    return obj == NO_OBJECT ? 0 : json_view_member(r->L, &r->v, obj, key);
+}
+
+static int type_of(const reader *r, uint32_t n) { return r->v.nodes[n].type; }
+
+/* loop.missing: absent or null. */
+static int missing(const reader *r, uint32_t n) { return !n || type_of(r, n) == JN_NULL; }
+
+static int container(const reader *r, uint32_t n) {
+    return n && (type_of(r, n) == JN_ARRAY || type_of(r, n) == JN_OBJECT);
+}
+
+/* Absent or false: where loop.lua's `a or b` takes b. */
+static int falsy(const reader *r, uint32_t n) { return !n || type_of(r, n) == JN_FALSE; }
+
+static void push_null(lua_State *L) { lua_pushlightuserdata(L, NULL); }
+
+/* native(v): null for absent or null, else the scalar. -1 for a table (loop.lua passes it on). */
+static int push_native(reader *r, uint32_t n) {
+    if (missing(r, n)) { push_null(r->L); return 0; }
+    if (container(r, n)) return -1;
+    json_view_push(r->L, &r->v, n);
+    return 0;
+}
+
+/* text(v): "" for absent or null, else the scalar; -1 for a table. */
+static int push_text(reader *r, uint32_t n) {
+    if (missing(r, n)) { lua_pushliteral(r->L, ""); return 0; }
+    if (container(r, n)) return -1;
+    json_view_push(r->L, &r->v, n);
+    return 0;
+}
+
+/* Is node n the string lit (escapes decoded)? */
+static int string_is(reader *r, uint32_t n, const char *lit) {
+    if (!n || type_of(r, n) != JN_STRING) return 0;
+    json_view_push(r->L, &r->v, n);
+    size_t len;
+    const char *s = lua_tolstring(r->L, -1, &len);
+    int same = len == strlen(lit) && memcmp(s, lit, len) == 0;
+    lua_pop(r->L, 1);
+    return same;
+}
+
+/* M.id(v): pushes a string id and returns 1, or pushes nothing and returns 0 (not an id). */
+static int push_id(reader *r, uint32_t n) {
+    if (!n) return 0;
+    int t = type_of(r, n);
+    if (t == JN_STRING) { json_view_push(r->L, &r->v, n); return 1; }
+    if (t != JN_NUMBER) return 0;
+    json_view_push(r->L, &r->v, n);
+    char buf[64];
+    if (lua_isinteger(r->L, -1)) snprintf(buf, sizeof buf, LUA_INTEGER_FMT, (LUAI_UACINT)lua_tointeger(r->L, -1));
+    else snprintf(buf, sizeof buf, "%.0f", (double)lua_tonumber(r->L, -1));   /* string.format's %.0f */
+    lua_pop(r->L, 1);
+    lua_pushstring(r->L, buf);
+    return 1;
+}
+
+/* M.return_id(ret), through native: null when there is none. */
+static void push_return_id(reader *r, uint32_t ret) {
+    uint32_t topic = member(r, ret, "topic");
+    if (string_is(r, topic, "return") || string_is(r, topic, "label")) {
+        if (!push_id(r, member(r, ret, "id"))) push_null(r->L);
+        return;
+    }
+    if (!push_id(r, member(r, ret, "return_id")) && !push_id(r, member(r, ret, "id"))) push_null(r->L);
+}
+
+/* The k-th (0-based) item node of array node a. */
+static uint32_t item_at(const reader *r, uint32_t a, uint32_t k) {
+    uint32_t j = a + 1;
+    while (k--) j = r->v.nodes[j].end;
+    return j;
+}
+
+/* Is node n absent, null, or an array of objects only? (the lists loop.lua walks with ipairs) */
+static int list_of_objects(const reader *r, uint32_t n) {
+    if (missing(r, n)) return 1;
+    if (type_of(r, n) != JN_ARRAY) return 0;
+    uint32_t j = n + 1;
+    for (uint32_t k = 0; k < r->v.nodes[n].len; k++, j = r->v.nodes[j].end)
+        if (type_of(r, j) != JN_OBJECT) return 0;
+    return 1;
+}
+
+/* t[key] = the value on top (popped); t is an absolute index. */
+static void set(lua_State *L, int t, const char *key) { lua_setfield(L, t, key); }
+
+/* Sets t[key] = native(member name of obj); -1 for a table. */
+static int set_native(reader *r, int t, const char *key, uint32_t obj, const char *name) {
+    if (push_native(r, member(r, obj, name))) return -1;
+    set(r->L, t, key);
+    return 0;
+}
+
+/* variant_title(item): its variant_title, else what follows the last " - " of its title. */
+static int push_variant_title(reader *r, uint32_t item) {
+    uint32_t v = member(r, item, "variant_title");
+    if (!missing(r, v)) {
+        if (container(r, v)) return -1;
+        json_view_push(r->L, &r->v, v);
+        return 0;
+    }
+    uint32_t title = member(r, item, "title");
+    if (!title || type_of(r, title) != JN_STRING) { lua_pushliteral(r->L, ""); return 0; }
+    json_view_push(r->L, &r->v, title);
+    size_t len;
+    const char *s = lua_tolstring(r->L, -1, &len);
+    const char *last = NULL;
+    for (const char *p = s; len >= 3 && p <= s + len - 3; p++)
+        if (p[0] == ' ' && p[1] == '-' && p[2] == ' ') last = p;
+    if (last) lua_pushlstring(r->L, last + 3, len - (size_t)(last + 3 - s));
+    else lua_pushliteral(r->L, "");
+    lua_remove(r->L, -2);
+    return 0;
+}
+
+/* product_lists(into, prefix, items): appends each item's name, image, sku, variant title (and
+ * type) to the lists at lists[0..4] (types 0: none). */
+static int product_lists(reader *r, const int lists[5], uint32_t items) {
+    lua_State *L = r->L;
+    if (missing(r, items)) return 0;
+    uint32_t j = items + 1;
+    for (uint32_t k = 0; k < r->v.nodes[items].len; k++, j = r->v.nodes[j].end) {
+        lua_Integer n = (lua_Integer)lua_rawlen(L, lists[0]) + 1;
+        if (push_text(r, member(r, j, "title"))) return -1;
+        lua_rawseti(L, lists[0], n);
+        uint32_t image = member(r, j, "image");
+        if (falsy(r, image)) image = member(r, j, "product_image");
+        if (push_text(r, image)) return -1;
+        lua_rawseti(L, lists[1], n);
+        if (push_text(r, member(r, j, "sku"))) return -1;
+        lua_rawseti(L, lists[2], n);
+        if (push_variant_title(r, j)) return -1;
+        lua_rawseti(L, lists[3], n);
+        if (lists[4]) {
+            if (push_text(r, member(r, j, "product_type"))) return -1;
+            lua_rawseti(L, lists[4], n);
+        }
+    }
+    return 0;
+}
+
+/* M.reasons, M.reason_parents, M.outcomes: the field of every item, as a list; -1 where one would
+ * be a hole (absent) or a table. */
+static int field_list(reader *r, int p, const char *key, uint32_t items, const char *field) {
+    lua_State *L = r->L;
+    uint32_t count = missing(r, items) ? 0 : r->v.nodes[items].len;
+    json_push_array(L, (int)count);
+    for (uint32_t k = 0; k < count; k++) {
+        uint32_t v = member(r, item_at(r, items, k), field);
+        if (!v || container(r, v)) return -1;
+        json_view_push(L, &r->v, v);
+        lua_rawseti(L, -2, (lua_Integer)k + 1);
+    }
+    set(L, p, key);
+    return 0;
+}
+
+static int build(reader *r, int p) {
+    lua_State *L = r->L;
+    uint32_t ret = r->v.node;
+    uint32_t labels = member(r, ret, "labels"), last = NO_OBJECT;
+    if (!list_of_objects(r, labels)) return -1;
+    if (!missing(r, labels) && r->v.nodes[labels].len > 0) last = item_at(r, labels, r->v.nodes[labels].len - 1);
+    uint32_t items = member(r, ret, "line_items"), exchanges = member(r, ret, "exchanges");
+    if (!list_of_objects(r, items) || !list_of_objects(r, exchanges)) return -1;
+
+    uint32_t trigger = member(r, ret, "trigger");
+    if (container(r, trigger)) return -1;
+    if (trigger) { json_view_push(L, &r->v, trigger); set(L, p, "event_id"); }
+    push_return_id(r, ret);
+    set(L, p, "return_id");
+    if (set_native(r, p, "return_status", ret, "state") || set_native(r, p, "order", ret, "order_name")) return -1;
+    if (!push_id(r, member(r, ret, "provider_order_id"))) push_null(L);
+    set(L, p, "provider_order_id");
+    if (set_native(r, p, "status_page_url", ret, "status_page_url")) return -1;
+    if (field_list(r, p, "return_reasons", items, "return_reason") ||
+        field_list(r, p, "return_reason_parents", items, "parent_return_reason") ||
+        field_list(r, p, "return_outcome", items, "outcome"))
+        return -1;
+
+    uint32_t destination = member(r, ret, "destination");     /* ret.destination or ret.return_destination */
+    if (falsy(r, destination)) destination = member(r, ret, "return_destination");
+    if (!missing(r, destination)) return -1;                  /* loop.lua builds the table */
+    push_null(L);
+    set(L, p, "return_destination");
+
+    uint32_t enabled = member(r, ret, "labels_enabled"), status = member(r, ret, "label_status");
+    if (!missing(r, enabled)) lua_pushboolean(L, type_of(r, enabled) == JN_TRUE);
+    else if (missing(r, status)) lua_pushboolean(L, !missing(r, labels) && r->v.nodes[labels].len > 0);
+    else lua_pushboolean(L, !string_is(r, status, "N/A"));
+    set(L, p, "labels_enabled");
+    uint32_t keep = member(r, ret, "keep_item");
+    lua_pushboolean(L, keep && type_of(r, keep) == JN_TRUE);
+    set(L, p, "keep_item");
+
+    if (set_native(r, p, "label", last, "url")) return -1;    /* no last label: absent, so null */
+    static const char *const from_label[][2] = { { "carrier", "carrier" }, { "tracking_url", "tracking_url" } };
+    for (size_t k = 0; k < 2; k++) {                          /* ret.x or (last_label and last_label.x) */
+        uint32_t v = member(r, ret, from_label[k][0]);
+        if (falsy(r, v)) v = member(r, last, from_label[k][1]);
+        if (push_native(r, v)) return -1;
+        set(L, p, from_label[k][0]);
+    }
+    if (set_native(r, p, "tracking_number", ret, "tracking_number") ||
+        set_native(r, p, "tracking_status", ret, "label_status"))
+        return -1;
+
+    static const char *const names[] = {
+        "product_names", "product_images", "product_skus", "product_variant_titles",
+        "returned_product_names", "returned_product_images", "returned_product_skus",
+        "returned_product_variant_titles", "returned_product_types",
+    };
+    int base = lua_gettop(L);
+    int n_items = missing(r, items) ? 0 : (int)r->v.nodes[items].len;
+    int n_exchanges = missing(r, exchanges) ? 0 : (int)r->v.nodes[exchanges].len;
+    for (size_t k = 0; k < sizeof names / sizeof *names; k++)  /* sized: product_* take both lists */
+        json_push_array(L, k < 4 ? n_items + n_exchanges : n_items);
+    int product[5] = { base + 1, base + 2, base + 3, base + 4, 0 };
+    int returned[5] = { base + 5, base + 6, base + 7, base + 8, base + 9 };
+    if (product_lists(r, product, items) || product_lists(r, returned, items) ||
+        product_lists(r, product, exchanges))
+        return -1;
+    for (size_t k = 0; k < sizeof names / sizeof *names; k++) {
+        lua_pushvalue(L, base + 1 + (int)k);
+        set(L, p, names[k]);
+    }
+    lua_settop(L, base);
+    return 0;
+}
+
+/* properties(ret) -> the table, or nothing. */
+static int fast_properties(lua_State *L) {
+    reader r = { L, { 0 } };
+    if (json_event_view(L, 1, &r.v)) return 0;
+    luaL_checkstack(L, 24, "loop.properties");
+    lua_settop(L, 1);
+    lua_createtable(L, 0, 28);
+    if (build(&r, 2)) return 0;
+    lua_settop(L, 2);
+    return 1;
+}
+
+/* ------------------------------- the profile ------------------------------ */
+
+/* M.value(v) for a scalar member: pushes it and returns 1; absent or null: returns 0; -1 for a table. */
+static int push_value_of(reader *r, uint32_t n) {
+    if (missing(r, n)) return 0;
+    if (container(r, n)) return -1;
+    json_view_push(r->L, &r->v, n);
+    return 1;
+}
+
+/* Is node n the empty string? */
+static int empty_string(const reader *r, uint32_t n) {
+    return n && type_of(r, n) == JN_STRING && r->v.nodes[n].len == 0;
+}
+
+/* M.email(ev): the customer_detail's email, else customer, else email, each taken when neither
+ * missing nor ""; 0 for none. (detail.email false reads as none, as `detail.email or nil` does.) */
+static uint32_t email_node(reader *r, uint32_t ev, uint32_t detail) {
+    uint32_t email = missing(r, detail) ? 0 : member(r, detail, "email");
+    if (email && type_of(r, email) == JN_FALSE) email = 0;
+    if (missing(r, email) || empty_string(r, email)) email = member(r, ev, "customer");
+    if (missing(r, email) || empty_string(r, email)) email = member(r, ev, "email");
+    if (missing(r, email) || empty_string(r, email)) return 0;
+    return email;
+}
+
+/* first_name or last_name: the detail's (M.value), else the event's; then dropped when "" or
+ * false (`x ~= "" and x or nil`). Sets t[key] or leaves it absent; -1 for a table. */
+static int set_name(reader *r, int t, const char *key, uint32_t ev, uint32_t detail) {
+    uint32_t v = missing(r, detail) ? 0 : member(r, detail, key);
+    if (missing(r, v) || type_of(r, v) == JN_FALSE) v = member(r, ev, key);   /* first or M.value(ev.x) */
+    if (missing(r, v) || type_of(r, v) == JN_FALSE || empty_string(r, v)) return 0;
+    if (container(r, v)) return -1;
+    json_view_push(r->L, &r->v, v);
+    set(r->L, t, key);
+    return 0;
+}
+
+/* M.location(address): its six fields but "" ones, or nothing (pushes nil) when none is left. */
+static int push_location(reader *r, uint32_t address) {
+    lua_State *L = r->L;
+    if (missing(r, address)) { lua_pushnil(L); return 0; }
+    static const char *const fields[][2] = {
+        { "address1", "address1" }, { "address2", "address2" }, { "city", "city" },
+        { "region", "state" }, { "zip", "zip" }, { "country", "country" },
+    };
+    lua_createtable(L, 0, 6);
+    int loc = lua_gettop(L), kept = 0;
+    for (size_t k = 0; k < sizeof fields / sizeof *fields; k++) {
+        uint32_t v = member(r, address, fields[k][1]);
+        if (empty_string(r, v)) continue;
+        int pushed = push_value_of(r, v);
+        if (pushed < 0) return -1;
+        if (pushed) { set(L, loc, fields[k][0]); kept++; }
+    }
+    if (!kept) { lua_pop(L, 1); lua_pushnil(L); }
+    return 0;
+}
+
+/* profile(ev) -> M.profile's table, or nothing. */
+static int fast_profile(lua_State *L) {
+    reader r = { L, { 0 } };
+    if (json_event_view(L, 1, &r.v)) return 0;
+    luaL_checkstack(L, 8, "loop.profile");
+    lua_settop(L, 1);
+    uint32_t ev = r.v.node;
+    uint32_t detail = member(&r, ev, "customer_detail"), address = member(&r, ev, "address");
+    if ((!missing(&r, detail) && type_of(&r, detail) != JN_OBJECT) ||
+        (!missing(&r, address) && type_of(&r, address) != JN_OBJECT))
+        return 0;
+    lua_createtable(L, 0, 4);
+    uint32_t email = email_node(&r, ev, detail);
+    if (email) {
+        if (container(&r, email)) return 0;
+        json_view_push(L, &r.v, email);
+        set(L, 2, "email");
+    }
+    if (set_name(&r, 2, "first_name", ev, detail) || set_name(&r, 2, "last_name", ev, detail)) return 0;
+    if (push_location(&r, address)) return 0;
+    set(L, 2, "location");
+    lua_settop(L, 2);
+    return 1;
+}
+
+/* email(ev) -> true and M.email's answer (nil for none), or nothing. */
+static int fast_email(lua_State *L) {
+    reader r = { L, { 0 } };
+    if (json_event_view(L, 1, &r.v)) return 0;
+    uint32_t detail = member(&r, r.v.node, "customer_detail");
+    if (!missing(&r, detail) && type_of(&r, detail) != JN_OBJECT) return 0;
+    uint32_t email = email_node(&r, r.v.node, detail);
+    if (container(&r, email)) return 0;
+    lua_pushboolean(L, 1);
+    if (email) json_view_push(L, &r.v, email);
+    else lua_pushnil(L);
+    return 2;
+}
+
+int loop_properties_luaopen(lua_State *L) {
+    lua_createtable(L, 0, 3);
+    lua_pushcfunction(L, fast_email);
+    lua_setfield(L, -2, "email");
+    lua_pushcfunction(L, fast_properties);
+    lua_setfield(L, -2, "properties");
+    lua_pushcfunction(L, fast_profile);
+    lua_setfield(L, -2, "profile");
+    return 1;
+}
