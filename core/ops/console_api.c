@@ -4,7 +4,7 @@
  *
  * Security, in one place:
  * - the admin token is compared in constant time (SHA-256 of both, then CRYPTO_memcmp: neither the
- *   bytes nor the length leak through timing);
+ *   bytes nor the length leak through timing); 5 wrong ones in a row make logins wait 10 s;
  * - a login gives a session cookie (HttpOnly, SameSite=Strict, 32 random bytes) and a CSRF token the
  *   page keeps in memory; every action (POST) must carry it in X-CSRF-Token, and a request whose
  *   Origin is not this host is refused;
@@ -30,6 +30,8 @@
 #include "trace.h"
 
 #define MAX_SESSIONS 32
+#define LOGIN_TRIES 5                 /* wrong tokens in a row before logins wait */
+#define LOGIN_WAIT_MS 10000
 #define SESSION_MS (12LL * 3600 * 1000)
 #define ID_HEX 64
 
@@ -44,6 +46,8 @@ struct console_state {
     char *data_dir;               /* DATA/scripts/ */
     store_db *db;                 /* opened on first use, on the console's thread */
     session sessions[MAX_SESSIONS];
+    int wrong_logins;             /* in a row; LOGIN_TRIES of them make logins wait LOGIN_WAIT_MS */
+    long long logins_wait_until;
     void (*counters)(void *ud, strbuf *out);
     void *ud;
 };
@@ -156,11 +160,17 @@ static void login(console_state *s, const console_request *rq, console_response 
     char token[512];
     if (strncmp(rq->content_type, "application/json", 16) != 0 || !same_origin(rq))
         return error_json(rs, 403, "a login comes from the console's page");
+    long long now = clock_now_ms();
+    if (now < s->logins_wait_until) return error_json(rs, 429, "too many wrong tokens: wait a few seconds");
     unsigned char h[SHA256_DIGEST_LENGTH];
     if (!body_string(rq, "token", token, sizeof token)) token[0] = 0;
     SHA256((const unsigned char *)token, strlen(token), h);
     OPENSSL_cleanse(token, sizeof token);
-    if (CRYPTO_memcmp(h, s->token_hash, sizeof h) != 0) return error_json(rs, 401, "wrong token");
+    if (CRYPTO_memcmp(h, s->token_hash, sizeof h) != 0) {
+        if (++s->wrong_logins >= LOGIN_TRIES) s->wrong_logins = 0, s->logins_wait_until = now + LOGIN_WAIT_MS;
+        return error_json(rs, 401, "wrong token");
+    }
+    s->wrong_logins = 0;
     int slot = 0;
     for (int i = 1; i < MAX_SESSIONS; i++)                     /* a free slot, else the oldest */
         if (s->sessions[i].expires < s->sessions[slot].expires) slot = i;

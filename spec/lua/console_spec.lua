@@ -72,6 +72,14 @@ describe("the console (HTTP)", function()
     assert.falsy(wrong.headers["set-cookie"])
     -- a login posted as a plain form (what another site's page could send) is refused
     assert.equal(403, h.curl(base .. "/api/login", { body = "token=" .. TOKEN }).status)
+    -- five wrong tokens in a row: logins wait, the right token too
+    for _ = 1, 4 do
+      assert.equal(401, h.curl(base .. "/api/login", { body = { token = "guess-guess-guess" },
+                                                      headers = { ["Content-Type"] = "application/json" } }).status)
+    end
+    local waiting = h.curl(base .. "/api/login", { body = { token = TOKEN },
+                                                   headers = { ["Content-Type"] = "application/json" } })
+    assert.equal(429, waiting.status, waiting.body)
     local log = server:stop()
     server = nil
     assert.falsy(log:find(TOKEN, 1, true), "the token is never logged")
