@@ -1,2 +1,0 @@
-build-dbg/obj/base/clock.o: core/base/clock.c core/base/clock.h
-core/base/clock.h:

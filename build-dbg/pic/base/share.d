@@ -1,2 +1,0 @@
-build-dbg/pic/base/share.o: core/base/share.c core/base/share.h
-core/base/share.h:
