@@ -39,6 +39,9 @@ static const char event_root_key = 0;
  * searched member by member (as fast for a few). */
 #define INDEX_FROM 8
 
+/* Fields an object's data table has room for at first (see push_proxy). */
+#define DATA_ROOM 16
+
 /* The tape and the text, copied into memory the state owns, and the objects' key indexes. */
 typedef struct doc {
     size_t n;
@@ -169,7 +172,9 @@ static void push_proxy(lua_State *L, int docidx, uint32_t i) {
         lua_pushcfunction(L, ro_len);
         lua_setfield(L, -3, "__len");                          /* __len marks an array proxy */
     } else {
-        lua_createtable(L, 0, (int)node->len);                 /* P M D, filled on demand */
+        /* P M D, filled on demand: room for the fields a handler reads, not for every member (a
+         * 41-member return was a 64-slot table of which reads fill a dozen); more grow it once */
+        lua_createtable(L, 0, node->len < DATA_ROOM ? (int)node->len : DATA_ROOM);
         lua_createtable(L, 0, 1);
         lua_pushvalue(L, docidx);
         lua_pushinteger(L, (lua_Integer)i);
