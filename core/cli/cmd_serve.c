@@ -470,7 +470,7 @@ int cmd_serve(int argc, char **argv) {
     s.loop = uv_default_loop();
     pthread_mutex_init(&s.mu, NULL);
     if (check_store(s.cfg, err, sizeof err) != 0) goto fail_config;
-    s.st = store_open(s.loop, config_store_location(s.cfg), err, sizeof err);
+    s.st = store_open(s.loop, config_store_location(s.cfg), s.cfg->node, err, sizeof err);
     if (!s.st) goto fail_config;
     char health_file[4200];
     snprintf(health_file, sizeof health_file, "%s/store-health", s.cfg->data_dir);

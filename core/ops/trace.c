@@ -10,7 +10,8 @@
  *
  * What the store does not keep is not made up: a request's failed tries are kept with their time and
  * answer (request_attempts), its delivered try only as its state and last status; a request sent in a
- * Klaviyo bulk job is not marked as such (docs/trace.md, "What it cannot show").
+ * Klaviyo bulk job carries the job of its last send (named by the job's first request, with its size),
+ * not Klaviyo's own job id (docs/trace.md, "What it cannot show").
  */
 #include "trace.h"
 
@@ -40,11 +41,12 @@ typedef struct trace_request {
     int attempts;
     long last_status;
     char *profile, *method, *path, *last_error, *job, *schedule_key, *metric;
+    store_bulk_mark bulk;         /* the Klaviyo bulk job of its last send; size 0: alone */
 } trace_request;
 
 typedef struct trace_event {
     long long id, received_at;
-    char *tenant, *trigger, *return_id, *email, *reason, *script_version;
+    char *tenant, *trigger, *return_id, *email, *reason, *script_version, *node;
     event_state state;
     int attempts;
     trace_request *requests;
@@ -160,6 +162,7 @@ static void add_event(trace *t, const store_trace_event *e, char *return_id, cha
     te->email = email;
     te->reason = dup_or_null(e->reason);
     te->script_version = dup_or_null(e->script_version);
+    te->node = dup_or_null(e->node);
     te->state = e->state;
     te->attempts = e->attempts;
     if (return_id) add_unique(&t->returns, &t->nreturns, return_id, 0);
@@ -204,7 +207,7 @@ static int on_request(void *ud, const store_trace_request *r) {
         .id = r->id, .created_at = r->created_at, .next_at = r->next_at, .state = r->state, .attempts = r->attempts,
         .last_status = r->last_status, .profile = dup_or_null(r->profile), .method = dup_or_null(r->method),
         .path = dup_or_null(r->path), .last_error = dup_or_null(r->last_error), .job = dup_or_null(r->job),
-        .schedule_key = dup_or_null(r->schedule_key), .metric = metric_of(r->body, r->body_len),
+        .schedule_key = dup_or_null(r->schedule_key), .metric = metric_of(r->body, r->body_len), .bulk = r->bulk,
     };
     return 0;
 }
@@ -313,6 +316,7 @@ void trace_free(trace *t) {
     for (int i = 0; i < t->nevents; i++) {
         trace_event *e = &t->events[i];
         free(e->tenant), free(e->trigger), free(e->return_id), free(e->email), free(e->reason), free(e->script_version);
+        free(e->node);
         for (int r = 0; r < e->nrequests; r++) {
             trace_request *q = &e->requests[r];
             free(q->profile), free(q->method), free(q->path), free(q->last_error), free(q->job), free(q->schedule_key);
@@ -407,6 +411,7 @@ void trace_json(const trace *t, strbuf *out) {
         add_num(out, "id", e->id), strbuf_addc(out, ',');
         add_str(out, "tenant", e->tenant), strbuf_addc(out, ',');
         add_time(out, "received_at", e->received_at), strbuf_addc(out, ',');
+        add_str(out, "node", e->node), strbuf_addc(out, ',');
         add_str(out, "trigger", e->trigger), strbuf_addc(out, ',');
         add_str(out, "return_id", e->return_id), strbuf_addc(out, ',');
         add_str(out, "email", e->email), strbuf_addc(out, ',');
@@ -434,7 +439,14 @@ void trace_json(const trace *t, strbuf *out) {
             add_time(out, "queued_at", q->created_at), strbuf_addc(out, ',');
             add_time(out, "next_at", q->state == REQUEST_QUEUED ? q->next_at : 0), strbuf_addc(out, ',');
             add_str(out, "batch_job", q->job), strbuf_addc(out, ',');
-            add_str(out, "schedule", q->schedule_key);
+            add_str(out, "schedule", q->schedule_key), strbuf_adds(out, ",\"bulk_job\":");
+            if (q->bulk.size > 0) {
+                char b[96];
+                snprintf(b, sizeof b, "{\"first_request\":%lld,\"size\":%d}", q->bulk.first, q->bulk.size);
+                strbuf_adds(out, b);
+            } else {
+                strbuf_adds(out, "null");
+            }
             strbuf_adds(out, ",\"failed_attempts\":[");
             for (int a = 0; a < q->nfailed; a++) {
                 if (a) strbuf_addc(out, ',');
@@ -491,8 +503,8 @@ void trace_print(const trace *t, FILE *f) {
     for (int i = 0; i < t->nevents; i++) {
         const trace_event *e = &t->events[i];
         iso_time(e->received_at, when, sizeof when);
-        fprintf(f, "\n%s  webhook event:%lld %s (tenant %s, return %s)\n", when, e->id, e->trigger ? e->trigger : "?",
-                e->tenant, e->return_id ? e->return_id : "-");
+        fprintf(f, "\n%s  webhook event:%lld %s (tenant %s, return %s, acked by %s)\n", when, e->id,
+                e->trigger ? e->trigger : "?", e->tenant, e->return_id ? e->return_id : "-", e->node ? e->node : "?");
         fprintf(f, "    mapping: %s", event_state_name(e->state));
         if (e->script_version) fprintf(f, " by scripts %s", e->script_version);
         if (e->attempts > 1) fprintf(f, " (%d tries)", e->attempts);
@@ -513,6 +525,9 @@ void trace_print(const trace *t, FILE *f) {
             }
             if (q->schedule_key) fprintf(f, "; fired from schedule %s", q->schedule_key);
             if (q->job) fprintf(f, "; batch job %s", q->job);
+            if (q->bulk.size > 0)
+                fprintf(f, "; in a Klaviyo bulk job of %d request%s (first request:%lld)", q->bulk.size,
+                        q->bulk.size == 1 ? "" : "s", q->bulk.first);
             fputc('\n', f);
             for (int a = 0; a < q->nfailed; a++) {
                 iso_time(q->failed[a].at, when, sizeof when);

@@ -56,7 +56,7 @@ int store_fence(store_db *db, const char *tenant, const char *node, long long ep
 }
 
 int store_mark_sending_fenced(store_db *db, const char *tenant, const char *node, long long epoch,
-                              const long long *ids, int n) {
-    if (B(db)->mark_sending_fenced) return B(db)->mark_sending_fenced(db, tenant, node, epoch, ids, n);
-    return store_mark_sending(db, ids, n) == 0 ? 0 : -1;
+                              const long long *ids, const store_bulk_mark *bulk, int n) {
+    if (B(db)->mark_sending_fenced) return B(db)->mark_sending_fenced(db, tenant, node, epoch, ids, bulk, n);
+    return store_mark_sending(db, ids, bulk, n) == 0 ? 0 : -1;
 }

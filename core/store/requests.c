@@ -107,14 +107,26 @@ static int each_in_one_transaction(store_db *db, const char *sql, int n,
     return -1;
 }
 
+typedef struct sending_args { const long long *ids; const store_bulk_mark *bulk; } sending_args;
+
 static void bind_sending(sqlite3_stmt *st, int i, const void *ud) {
+    const sending_args *a = ud;
     sqlite3_bind_int(st, 1, REQUEST_SENDING);
-    sqlite3_bind_int64(st, 2, ((const long long *)ud)[i]);
+    if (a->bulk && a->bulk[i].size > 0) {
+        sqlite3_bind_int64(st, 2, a->bulk[i].first);
+        sqlite3_bind_int(st, 3, a->bulk[i].size);
+    } else {                                      /* alone: no bulk job of an earlier send stays */
+        sqlite3_bind_null(st, 2);
+        sqlite3_bind_null(st, 3);
+    }
+    sqlite3_bind_int64(st, 4, a->ids[i]);
 }
 
-int sqlite_mark_sending(store_db *db, const long long *ids, int n) {
+int sqlite_mark_sending(store_db *db, const long long *ids, const store_bulk_mark *bulk, int n) {
     if (n <= 0) return 0;
-    return each_in_one_transaction(db, "UPDATE outbox SET state = ? WHERE id = ?", n, bind_sending, ids);
+    sending_args a = { ids, bulk };
+    return each_in_one_transaction(db, "UPDATE outbox SET state = ?, bulk_job = ?, bulk_size = ? WHERE id = ?", n,
+                                   bind_sending, &a);
 }
 
 void sqlite_requeue_sending(store_db *db) {

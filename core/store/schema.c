@@ -171,6 +171,10 @@ int store_sqlite_schema(sqlite3 *db) {
            add_column(db, "outbox", "dedup TEXT") != 0 || add_column(db, "schedules", "dedup TEXT") != 0 ||
            add_column(db, "outbox", "part INTEGER") != 0 || add_column(db, "outbox", "part_at INTEGER") != 0 ||
            add_column(db, "schedules", "part INTEGER") != 0 || add_column(db, "outbox", "schedule_key TEXT") != 0 || add_column(db, "schedules", "part_at INTEGER") != 0 ||
+           /* for `returnflow trace`: the node that acked a webhook; the Klaviyo bulk job a request went in
+            * (its first row id and its rows). NULL in rows written before. */
+           add_column(db, "events", "node TEXT") != 0 || add_column(db, "outbox", "bulk_job INTEGER") != 0 ||
+           add_column(db, "outbox", "bulk_size INTEGER") != 0 ||
            store_sqlite_exec(db, "CREATE INDEX IF NOT EXISTS outbox_by_job ON outbox(job, state) WHERE job IS NOT NULL") != 0 ||
            store_sqlite_exec(db, "CREATE INDEX IF NOT EXISTS outbox_by_event ON outbox(event_id)") != 0 ||
            store_sqlite_exec(db, "CREATE INDEX IF NOT EXISTS outbox_by_dedup ON outbox(tenant, dedup) WHERE dedup IS NOT NULL") != 0 ||

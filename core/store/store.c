@@ -52,6 +52,7 @@ typedef struct append {
 
 struct store {
     uv_loop_t *loop;
+    char node[64];                /* kept with every row journaled ("": none); config.c caps it at 63 */
     uv_async_t done_async;
     store_db *db;                 /* the writer thread's */
     pthread_t writer, checkpointer;
@@ -81,7 +82,8 @@ static void commit_batch(store *s, append *batch) {
     int i = 0;
     for (append *a = batch; a; a = a->next, i++)
         rows[i] = (store_journal_row){ .tenant = a->tenant, .version = a->version[0] ? a->version : NULL,
-                                       .body = a->body, .len = a->len, .received_at = a->received_at };
+                                       .node = s->node[0] ? s->node : NULL, .body = a->body, .len = a->len,
+                                       .received_at = a->received_at };
     int ok = store_journal_commit(s->db, rows, n) == 0;
     if (!ok) {
         char why[256];
@@ -181,10 +183,11 @@ static void on_done(uv_async_t *handle) {
 
 static void on_async_closed(uv_handle_t *handle);
 
-store *store_open(uv_loop_t *loop, const char *location, char *err, size_t errlen) {
+store *store_open(uv_loop_t *loop, const char *location, const char *node, char *err, size_t errlen) {
     store *s = calloc(1, sizeof *s);
     if (!s) abort();
     s->loop = loop;
+    snprintf(s->node, sizeof s->node, "%s", node ? node : "");
     s->queue_tail = &s->queue;
     s->done_tail = &s->done;
     if (!(s->db = store_db_open(location, STORE_CREATE | STORE_JOURNAL, err, errlen))) goto fail_store;

@@ -17,9 +17,11 @@ typedef void (*store_journal_cb)(void *ud, int status, int64_t id);
 
 /* Opens the store at location (store_db.h: a data folder, created if needed,
  * or a postgresql:// URL) for durable appends, creates or upgrades the schema,
- * and starts the writer thread, which reports back on loop. Returns NULL with
- * err filled on failure. */
-store *store_open(uv_loop_t *loop, const char *location, char *err, size_t errlen);
+ * and starts the writer thread, which reports back on loop. node: this node's
+ * name (the config's `node`), kept with every row it journals, so `returnflow
+ * trace` says which node acknowledged a webhook (NULL: none). Returns NULL
+ * with err filled on failure. */
+store *store_open(uv_loop_t *loop, const char *location, const char *node, char *err, size_t errlen);
 
 /* Queues a raw webhook for the journal. Appends queued while a commit is in
  * flight share the next commit (one fsync for all of them). cb runs on the

@@ -64,7 +64,7 @@ struct store_backend {
     int (*scan_next)(store_scan *s, store_request *r);
     void (*scan_end)(store_scan *s);
     int (*queued_at_least)(store_db *db, const char *tenant, int n);
-    int (*mark_sending)(store_db *db, const long long *ids, int n);
+    int (*mark_sending)(store_db *db, const long long *ids, const store_bulk_mark *bulk, int n);
     void (*requeue_sending)(store_db *db);
     int (*settle)(store_db *db, const long long *ids, const store_outcome *outcomes, int n);
     long long (*queued_count)(store_db *db, const char *tenant);
@@ -113,7 +113,7 @@ struct store_backend {
     int (*publish_version)(store_db *db, const char *tenant, const char *version, const char *node);
     int (*fence)(store_db *db, const char *tenant, const char *node, long long epoch);
     int (*mark_sending_fenced)(store_db *db, const char *tenant, const char *node, long long epoch,
-                               const long long *ids, int n);
+                               const long long *ids, const store_bulk_mark *bulk, int n);
     /* trace */
     int (*trace_events)(store_db *db, const char *tenant, const char *needle, int limit,
                         int (*cb)(void *ud, const store_trace_event *e), void *ud);

@@ -106,7 +106,7 @@ void sqlite_checkpoint_every(store_db *s, int pages) {
 
 int sqlite_journal_commit(store_db *s, store_journal_row *rows, int n) {
     if (!s->journal_insert &&
-        sqlite3_prepare_v2(s->db, "INSERT INTO events(tenant, received_at, body, script_version) VALUES (?, ?, ?, ?)",
+        sqlite3_prepare_v2(s->db, "INSERT INTO events(tenant, received_at, body, script_version, node) VALUES (?, ?, ?, ?, ?)",
                            -1, &s->journal_insert, NULL) != SQLITE_OK)
         return -1;
     int ok = store_sqlite_write_begin(s) == 0;
@@ -116,6 +116,7 @@ int sqlite_journal_commit(store_db *s, store_journal_row *rows, int n) {
         sqlite3_bind_int64(s->journal_insert, 2, r->received_at);
         sqlite3_bind_blob(s->journal_insert, 3, r->body, (int)r->len, SQLITE_STATIC);
         store_sqlite_text_or_null(s->journal_insert, 4, r->version);
+        store_sqlite_text_or_null(s->journal_insert, 5, r->node);
         ok = sqlite3_step(s->journal_insert) == SQLITE_DONE;
         r->id = sqlite3_last_insert_rowid(s->db);
         sqlite3_reset(s->journal_insert);

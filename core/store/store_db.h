@@ -86,6 +86,7 @@ void store_checkpoint_every(store_db *db, int pages);
 typedef struct store_journal_row {
     const char *tenant;
     const char *version;          /* the tenant's scripts version at arrival, NULL: none */
+    const char *node;             /* the node that acknowledged it (config `node`), NULL: unknown */
     const char *body;
     size_t len;
     long long received_at;        /* ms since the epoch */
@@ -165,9 +166,14 @@ void store_scan_end(store_scan *s);
 /* Whether a tenant has at least n requests queued. */
 int store_queued_at_least(store_db *db, const char *tenant, int n);
 
+/* The Klaviyo bulk job a request is sent in (`returnflow trace` shows it): the job's first row id
+ * names it, size is its rows. size 0: the request goes alone. */
+typedef struct store_bulk_mark { long long first; int size; } store_bulk_mark;
+
 /* Marks requests in flight (REQUEST_SENDING), so scans look past them: one transaction, which waits
- * out a busy store. 0, or -1 when the store refused it (then nothing of them may be sent). */
-int store_mark_sending(store_db *db, const long long *ids, int n);
+ * out a busy store. bulk[i] (bulk NULL: every one alone) is kept with row ids[i], in the same UPDATE.
+ * 0, or -1 when the store refused it (then nothing of them may be sent). */
+int store_mark_sending(store_db *db, const long long *ids, const store_bulk_mark *bulk, int n);
 
 /* A start of delivery puts back in the queue what a crash left in flight. */
 void store_requeue_sending(store_db *db);
@@ -322,7 +328,7 @@ int store_fence(store_db *db, const char *tenant, const char *node, long long ep
 /* store_mark_sending for one tenant's requests, fenced (one transaction): 0; 1 when the lease is
  * lost (nothing marked, nothing may be sent); -1 when the store refused it. */
 int store_mark_sending_fenced(store_db *db, const char *tenant, const char *node, long long epoch,
-                              const long long *ids, int n);
+                              const long long *ids, const store_bulk_mark *bulk, int n);
 /* ------------------------------ trace (operator) ---------------------------- */
 
 /* What `returnflow trace` and the console read to follow one return from its webhooks to Klaviyo's
@@ -336,6 +342,7 @@ typedef struct store_trace_event {
     event_state state;
     const char *reason;           /* why it failed, was dropped or deferred; NULL: none */
     const char *script_version;   /* the scripts version that mapped it; NULL: not mapped yet */
+    const char *node;             /* the node that acknowledged it; NULL: journaled before nodes were kept */
     int attempts;                 /* mappings tried */
     const char *body;             /* the raw webhook */
     size_t len;
@@ -360,6 +367,7 @@ typedef struct store_trace_request {
     const char *last_error;       /* Klaviyo's last error (a dead letter's reason), NULL: none */
     const char *job;              /* the batch job that queued it (send, replay), NULL: serve */
     const char *schedule_key;     /* the schedule it fired from, NULL: sent at once */
+    store_bulk_mark bulk;         /* the Klaviyo bulk job of its last send; size 0: sent alone (or not yet) */
     const char *body;
     size_t body_len;
 } store_trace_request;

@@ -85,7 +85,9 @@ store_scan *store_scan_queued(store_db *db, const char *tenant, int limit) {
     return B(db)->scan_queued(db, tenant, limit);
 }
 int store_queued_at_least(store_db *db, const char *tenant, int n) { return B(db)->queued_at_least(db, tenant, n); }
-int store_mark_sending(store_db *db, const long long *ids, int n) { return B(db)->mark_sending(db, ids, n); }
+int store_mark_sending(store_db *db, const long long *ids, const store_bulk_mark *bulk, int n) {
+    return B(db)->mark_sending(db, ids, bulk, n);
+}
 void store_requeue_sending(store_db *db) { B(db)->requeue_sending(db); }
 int store_settle(store_db *db, const long long *ids, const store_outcome *outcomes, int n) {
     return B(db)->settle(db, ids, outcomes, n);

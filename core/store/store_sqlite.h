@@ -91,7 +91,7 @@ store_scan *sqlite_scan_queued(store_db *db, const char *tenant, int limit);
 int sqlite_scan_next(store_scan *s, store_request *r);
 void sqlite_scan_end(store_scan *s);
 int sqlite_queued_at_least(store_db *db, const char *tenant, int n);
-int sqlite_mark_sending(store_db *db, const long long *ids, int n);
+int sqlite_mark_sending(store_db *db, const long long *ids, const store_bulk_mark *bulk, int n);
 void sqlite_requeue_sending(store_db *db);
 int sqlite_settle(store_db *db, const long long *ids, const store_outcome *outcomes, int n);
 long long sqlite_queued_count(store_db *db, const char *tenant);

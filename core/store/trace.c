@@ -9,10 +9,28 @@
  */
 #include "store_sqlite.h"
 
-#define EVENT_COLUMNS "id, received_at, tenant, state, reason, script_version, attempts, body"
+#include <stdio.h>
+
+/* The columns an event's row gives; node is NULL in a store no writer has upgraded yet (trace opens
+ * it read-only, so the columns schema.c adds since may be missing: see column_or_null). */
+#define EVENT_COLUMNS "id, received_at, tenant, state, reason, script_version, attempts, body, %s"
 
 static const char *text_or_null(sqlite3_stmt *st, int i) {
     return sqlite3_column_type(st, i) == SQLITE_NULL ? NULL : (const char *)sqlite3_column_text(st, i);
+}
+
+/* `column`, or NULL when the table has no such column yet (an older store, read before a writer
+ * upgraded it). */
+static const char *column_or_null(store_db *db, const char *table, const char *column) {
+    sqlite3_stmt *st;
+    int there = 0;
+    if (sqlite3_prepare_v2(db->db, "SELECT 1 FROM pragma_table_info(?) WHERE name = ?", -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, column, -1, SQLITE_STATIC);
+        there = sqlite3_step(st) == SQLITE_ROW;
+        sqlite3_finalize(st);
+    }
+    return there ? column : "NULL";
 }
 
 static int each_event(sqlite3_stmt *st, int (*cb)(void *ud, const store_trace_event *e), void *ud) {
@@ -27,6 +45,7 @@ static int each_event(sqlite3_stmt *st, int (*cb)(void *ud, const store_trace_ev
             .script_version = text_or_null(st, 5),
             .attempts = sqlite3_column_int(st, 6),
             .body = (const char *)sqlite3_column_blob(st, 7),
+            .node = text_or_null(st, 8),
         };
         e.len = (size_t)sqlite3_column_bytes(st, 7);
         if (!e.body) e.body = "";
@@ -40,10 +59,11 @@ static int each_event(sqlite3_stmt *st, int (*cb)(void *ud, const store_trace_ev
 int sqlite_trace_events(store_db *db, const char *tenant, const char *needle, int limit,
                         int (*cb)(void *ud, const store_trace_event *e), void *ud) {
     sqlite3_stmt *st;
+    char sql[400];
     /* Newest first for the limit, given oldest first (the timeline's order). */
-    if (sqlite3_prepare_v2(db->db, "SELECT * FROM (SELECT " EVENT_COLUMNS " FROM events WHERE (?1 IS NULL OR tenant = ?1) "
-                                   "AND instr(body, ?2) > 0 ORDER BY id DESC LIMIT ?3) ORDER BY id", -1, &st, NULL) != SQLITE_OK)
-        return -1;
+    snprintf(sql, sizeof sql, "SELECT * FROM (SELECT " EVENT_COLUMNS " FROM events WHERE (?1 IS NULL OR tenant = ?1) "
+             "AND instr(body, ?2) > 0 ORDER BY id DESC LIMIT ?3) ORDER BY id", column_or_null(db, "events", "node"));
+    if (sqlite3_prepare_v2(db->db, sql, -1, &st, NULL) != SQLITE_OK) return -1;
     store_sqlite_text_or_null(st, 1, tenant);
     sqlite3_bind_blob(st, 2, needle, (int)strlen(needle), SQLITE_STATIC);   /* a blob: instr on the raw bytes */
     sqlite3_bind_int(st, 3, limit);
@@ -52,17 +72,21 @@ int sqlite_trace_events(store_db *db, const char *tenant, const char *needle, in
 
 int sqlite_trace_event_by_id(store_db *db, long long id, int (*cb)(void *ud, const store_trace_event *e), void *ud) {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db->db, "SELECT " EVENT_COLUMNS " FROM events WHERE id = ?", -1, &st, NULL) != SQLITE_OK) return -1;
+    char sql[200];
+    snprintf(sql, sizeof sql, "SELECT " EVENT_COLUMNS " FROM events WHERE id = ?", column_or_null(db, "events", "node"));
+    if (sqlite3_prepare_v2(db->db, sql, -1, &st, NULL) != SQLITE_OK) return -1;
     sqlite3_bind_int64(st, 1, id);
     return each_event(st, cb, ud);
 }
 
 int sqlite_trace_requests(store_db *db, long long event_id, int (*cb)(void *ud, const store_trace_request *r), void *ud) {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db->db, "SELECT o.id, o.event_id, o.created_at, o.next_at, o.state, o.attempts, o.last_status, "
-                                   "o.profile, o.method, o.path, o.last_error, o.job, o.schedule_key, " STORE_SQLITE_BODY
-                                   " FROM outbox o WHERE o.event_id = ? ORDER BY o.id", -1, &st, NULL) != SQLITE_OK)
-        return -1;
+    char sql[2000];
+    snprintf(sql, sizeof sql, "SELECT o.id, o.event_id, o.created_at, o.next_at, o.state, o.attempts, o.last_status, "
+             "o.profile, o.method, o.path, o.last_error, o.job, o.schedule_key, " STORE_SQLITE_BODY ", %s, %s"
+             " FROM outbox o WHERE o.event_id = ? ORDER BY o.id", column_or_null(db, "outbox", "bulk_job"),
+             column_or_null(db, "outbox", "bulk_size"));
+    if (sqlite3_prepare_v2(db->db, sql, -1, &st, NULL) != SQLITE_OK) return -1;
     sqlite3_bind_int64(st, 1, event_id);
     int n = 0, rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -81,6 +105,7 @@ int sqlite_trace_requests(store_db *db, long long event_id, int (*cb)(void *ud, 
             .job = text_or_null(st, 11),
             .schedule_key = text_or_null(st, 12),
             .body = (const char *)sqlite3_column_blob(st, 13),
+            .bulk = { sqlite3_column_int64(st, 14), sqlite3_column_int(st, 15) },
         };
         r.body_len = (size_t)sqlite3_column_bytes(st, 13);
         if (!r.body) r.body = "";

@@ -95,12 +95,26 @@ static void on_ack(void *ud, int status, int64_t id) {
     a->ids[a->n++] = id;
 }
 
+static int event_node(void *ud, const store_trace_event *e) {
+    snprintf(ud, 64, "%s", e->node ? e->node : "(null)");
+    return 0;
+}
+
+/* The bulk job each request of an event was last sent in. */
+typedef struct bulk_seen { long long id[4]; store_bulk_mark bulk[4]; int n; } bulk_seen;
+
+static int request_bulk(void *ud, const store_trace_request *r) {
+    bulk_seen *b = ud;
+    if (b->n < 4) { b->id[b->n] = r->id; b->bulk[b->n++] = r->bulk; }
+    return 0;
+}
+
 static void journal_append_acks_after_commit_and_reads_back_in_order(void **state) {
     (void)state;
     uv_loop_t loop;
     uv_loop_init(&loop);
     char err[512];
-    store *s = store_open(&loop, location, err, sizeof err);
+    store *s = store_open(&loop, location, "node-a", err, sizeof err);
     assert_non_null(s);
     acks a = {0};
     store_journal_append(s, "shop", NULL, "{\"n\":1}", 7, on_ack, &a);
@@ -121,6 +135,10 @@ static void journal_append_acks_after_commit_and_reads_back_in_order(void **stat
     assert_string_equal(c.bodies[1], "{\"n\":3}");
     collected none = {0};
     assert_int_equal(store_journal_each(db, "shop", EVENT_MAPPED, 10, collect, &none), 0);
+    /* Each row names the node that acknowledged it (`returnflow trace`). */
+    char node[64] = "";
+    assert_int_equal(store_trace_event_by_id(db, a.ids[1], event_node, node), 1);
+    assert_string_equal(node, "node-a");
     store_db_close(db);
 }
 
@@ -196,12 +214,37 @@ static void a_mapping_result_lands_whole_and_is_claimed_once(void **state) {
     strbuf_free(&got);
 
     /* Claimed: in flight rows are not seen by the next scan; a restart puts them back. */
-    assert_int_equal(store_mark_sending(db, ids, 1), 0);
+    assert_int_equal(store_mark_sending(db, ids, NULL, 1), 0);
     assert_int_equal(store_queued_count(db, "shop"), 2);     /* in flight still counts as queued */
     long long again[4];
     assert_int_equal(scan_ids(db, again, 4), 1);
     assert_int_equal(again[0], ids[1]);
     store_requeue_sending(db);
+    assert_int_equal(scan_ids(db, again, 4), 2);
+    /* Sent in one Klaviyo bulk job: each row keeps the job (its first row, its size) until it is sent
+     * alone again; the fenced mark of a shared store keeps it too. */
+    store_bulk_mark job[2] = { { ids[0], 2 }, { ids[0], 2 } };
+    assert_int_equal(store_mark_sending(db, ids, job, 2), 0);
+    bulk_seen seen = {0};
+    assert_int_equal(store_trace_requests(db, ev, request_bulk, &seen), 2);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(seen.bulk[i].first, ids[0]);
+        assert_int_equal(seen.bulk[i].size, 2);
+    }
+    store_requeue_sending(db);
+    assert_int_equal(store_mark_sending(db, &ids[1], NULL, 1), 0);   /* ids[1] alone now */
+    store_requeue_sending(db);
+    assert_int_equal(store_cluster_prepare(db), 0);            /* a shared store: a lease to fence by */
+    assert_int_equal(store_publish_version(db, "shop", "v1", "node-a"), 0);
+    long long epoch = store_lease_take(db, "shop", "node-a", "v1");
+    assert_true(epoch > 0);
+    store_bulk_mark fenced[1] = { { ids[0], 7 } };
+    assert_int_equal(store_mark_sending_fenced(db, "shop", "node-a", epoch, ids, fenced, 1), 0);
+    store_requeue_sending(db);
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(store_trace_requests(db, ev, request_bulk, &seen), 2);
+    for (int i = 0; i < 2; i++) assert_int_equal(seen.bulk[i].size, seen.id[i] == ids[1] ? 0 : 7);
+    if (store_clustered(db)) assert_int_equal(store_lease_release(db, "shop", "node-a", epoch), 0);
     assert_int_equal(scan_ids(db, again, 4), 2);
 
     /* Answers: delivered, retried later, dead. */

@@ -70,7 +70,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     atexit(remove_data_dir);
     uv_loop_init(&loop);
     char err[256];
-    store *st = store_open(&loop, data_dir, err, sizeof err);
+    store *st = store_open(&loop, data_dir, "fuzz", err, sizeof err);
     if (!st) { fprintf(stderr, "fuzz_ingest: %s\n", err); abort(); }
     in = ingest_start(&loop, &cfg, st, NULL, NULL, NULL, err, sizeof err);
     if (!in) { fprintf(stderr, "fuzz_ingest: %s\n", err); abort(); }

@@ -168,7 +168,8 @@ function renderTrace(t) {
   root.appendChild(el('p', { id: 'trace-summary' }, `${t.events.length} webhook(s); return ${t.returns.join(', ') || '-'}; customer ${t.emails.join(', ') || '-'}`));
   for (const e of t.events) {
     const box = el('div', { class: 'event', 'data-event': e.id },
-      el('h3', {}, `${when(e.received_at)}  event:${e.id} ${e.trigger || '?'}`, el('small', {}, `  tenant ${e.tenant}`)),
+      el('h3', {}, `${when(e.received_at)}  event:${e.id} ${e.trigger || '?'}`,
+        el('small', {}, `  tenant ${e.tenant}, acked by `, el('span', { class: 'node' }, e.node || '?'))),
       el('div', {}, 'mapping: ', el('span', { class: e.state }, e.state),
         e.script_version ? ` by scripts ${e.script_version}` : '', e.reason ? ': ' + e.reason : ''));
     for (const r of e.requests) {
@@ -176,7 +177,8 @@ function renderTrace(t) {
         `request:${r.id} ${r.method} ${r.path}`, r.metric ? ` (${r.metric})` : '', ' — ',
         el('span', { class: 'state ' + r.state }, r.state),
         ` after ${r.attempts} attempt(s)`, r.last_status ? `; Klaviyo answered ${r.last_status}` : '',
-        r.next_at ? `; next try ${when(r.next_at)}` : '', r.schedule ? `; fired from schedule ${r.schedule}` : ''));
+        r.next_at ? `; next try ${when(r.next_at)}` : '', r.schedule ? `; fired from schedule ${r.schedule}` : '',
+        r.bulk_job ? el('span', { class: 'bulk' }, `; in a Klaviyo bulk job of ${r.bulk_job.size} (first request:${r.bulk_job.first_request})`) : ''));
       for (const a of r.failed_attempts || []) {
         box.appendChild(el('div', { class: 'try' }, `try at ${when(a.at)}: `, a.status ? `Klaviyo answered ${a.status}` : `no answer (${a.error || '?'})`));
       }

@@ -83,8 +83,9 @@ static void discard(deliverer *d, sending *s) {
     deliver_free_sending(s);
 }
 
-/* The rows of the requests in list (of one tenant when only is set), in ids (grown as needed). */
-static int ids_of(sending *list, const tenant_state *only, long long **ids, int *cap) {
+/* The rows of the requests in list (of one tenant when only is set), in ids, and the Klaviyo bulk
+ * job each goes in, in bulk (both grown as needed): a job is named by its first row. */
+static int ids_of(sending *list, const tenant_state *only, long long **ids, store_bulk_mark **bulk, int *cap) {
     int n = 0;
     for (sending *s = list; s; s = s->next) {
         if (only && s->ts != only) continue;
@@ -92,9 +93,13 @@ static int ids_of(sending *list, const tenant_state *only, long long **ids, int 
         while (n + k > *cap) {
             *cap *= 2;
             *ids = realloc(*ids, (size_t)*cap * sizeof **ids);
-            if (!*ids) abort();
+            *bulk = realloc(*bulk, (size_t)*cap * sizeof **bulk);
+            if (!*ids || !*bulk) abort();
         }
-        for (int i = 0; i < k; i++) (*ids)[n++] = s->bulk ? bulk_id(s->bulk, i) : s->id;
+        for (int i = 0; i < k; i++, n++) {
+            (*ids)[n] = s->bulk ? bulk_id(s->bulk, i) : s->id;
+            (*bulk)[n] = s->bulk ? (store_bulk_mark){ bulk_id(s->bulk, 0), k } : (store_bulk_mark){ 0, 0 };
+        }
     }
     return n;
 }
@@ -120,11 +125,13 @@ void deliver_launch(deliverer *d) {
     if (!list) return;
     int cap = 64;
     long long *ids = malloc((size_t)cap * sizeof *ids);
-    if (!ids) abort();
+    store_bulk_mark *bulk = malloc((size_t)cap * sizeof *bulk);
+    if (!ids || !bulk) abort();
     if (!ownership_clustered(d->own)) {           /* one node: the lot in one transaction */
-        int n = ids_of(list, NULL, &ids, &cap);
-        int ok = store_mark_sending(d->db, ids, n) == 0;
+        int n = ids_of(list, NULL, &ids, &bulk, &cap);
+        int ok = store_mark_sending(d->db, ids, bulk, n) == 0;
         free(ids);
+        free(bulk);
         if (!ok) deliver_store_failed(d, 0, "cannot mark requests in flight: none of them is sent");
         else deliver_store_worked(d, 1);
         launch_or_discard(d, list, NULL, ok);
@@ -134,8 +141,8 @@ void deliver_launch(deliverer *d) {
      * the tenant sends none of them (the new owner does). */
     while (list) {
         tenant_state *ts = list->ts;
-        int n = ids_of(list, ts, &ids, &cap);
-        int rc = store_mark_sending_fenced(d->db, ts->tc->id, ownership_node(d->own), ts->epoch, ids, n);
+        int n = ids_of(list, ts, &ids, &bulk, &cap);
+        int rc = store_mark_sending_fenced(d->db, ts->tc->id, ownership_node(d->own), ts->epoch, ids, bulk, n);
         if (rc < 0) {
             deliver_store_failed(d, 0, "cannot mark requests in flight: none of them is sent");
             launch_or_discard(d, list, NULL, 0);
@@ -145,6 +152,7 @@ void deliver_launch(deliverer *d) {
         list = launch_or_discard(d, list, ts, rc == 0);
     }
     free(ids);
+    free(bulk);
 }
 
 int deliver_store_may_try(deliverer *d, long long mono) { return !d->store_down || mono >= d->store_retry_at; }

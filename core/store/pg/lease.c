@@ -239,20 +239,39 @@ int pg_lease_fence(PGconn *c, const char *tenant, const char *node, long long ep
     return held;
 }
 
+/* The bulk job of each row, as two arrays beside the ids' (0: alone). */
+static void bulk_arrays(strbuf *firsts, strbuf *sizes, const store_bulk_mark *bulk, int n) {
+    long long *f = calloc((size_t)n, sizeof *f), *z = calloc((size_t)n, sizeof *z);
+    if (!f || !z) abort();
+    for (int i = 0; bulk && i < n; i++) {
+        f[i] = bulk[i].size > 0 ? bulk[i].first : 0;
+        z[i] = bulk[i].size > 0 ? bulk[i].size : 0;
+    }
+    bigint_array(firsts, f, n);
+    bigint_array(sizes, z, n);
+    free(f);
+    free(z);
+}
+
 int pg_lease_mark_sending(PGconn *c, const char *tenant, const char *node, long long epoch, const long long *ids,
-                          int n) {
+                          const store_bulk_mark *bulk, int n) {
     if (n <= 0) return 0;
     if (command(c, "BEGIN", 0, NULL) != 0) return -1;
     int held = pg_lease_fence(c, tenant, node, epoch);
     int ok = held > 0;
     if (ok) {
-        strbuf is = {0};
+        strbuf is = {0}, firsts = {0}, sizes = {0};
         bigint_array(&is, ids, n);
+        bulk_arrays(&firsts, &sizes, bulk, n);
         char sending[8];
         text_of(sending, sizeof sending, REQUEST_SENDING);
-        const char *p[] = { tenant, is.data, sending };
-        ok = command(c, "UPDATE outbox SET state = $3::int WHERE tenant = $1 AND id = ANY($2::bigint[])", 3, p) == 0;
+        const char *p[] = { tenant, is.data, sending, firsts.data, sizes.data };
+        ok = command(c, "UPDATE outbox o SET state = $3::int, bulk_job = nullif(m.first, 0), "
+                        "bulk_size = nullif(m.size, 0)::int FROM unnest($2::bigint[], $4::bigint[], $5::bigint[]) "
+                        "AS m(id, first, size) WHERE o.tenant = $1 AND o.id = m.id", 5, p) == 0;
         strbuf_free(&is);
+        strbuf_free(&firsts);
+        strbuf_free(&sizes);
     }
     if (held == 0) {                               /* lost: nothing marked, nothing to send */
         finish(c, 0);

@@ -82,9 +82,9 @@ int pg_cluster_fence(store_db *db, const char *tenant, const char *node, long lo
 /* A failure with the connection lost may hide a commit that happened: the rows are then put back in
  * the queue at the reconnection (pg_unsure_sending), as for pg_mark_sending; nothing of them was sent. */
 int pg_cluster_mark_sending(store_db *db, const char *tenant, const char *node, long long epoch, const long long *ids,
-                            int n) {
+                            const store_bulk_mark *bulk, int n) {
     PGconn *c = conn_of(db);
-    int rc = c ? (int)kept(db, pg_lease_mark_sending(c, tenant, node, epoch, ids, n)) : -1;
+    int rc = c ? (int)kept(db, pg_lease_mark_sending(c, tenant, node, epoch, ids, bulk, n)) : -1;
     if (rc < 0 && PQstatus(pg_of(db)->conn) != CONNECTION_OK) pg_unsure_sending(pg_of(db), ids, n);
     return rc;
 }

@@ -14,7 +14,7 @@
 #include "json.h"
 
 static const pg_stmt append_stmt = {
-    "journal_append", "INSERT INTO events(tenant, received_at, body, script_version) VALUES ($1, $2, $3, $4) RETURNING id" };
+    "journal_append", "INSERT INTO events(tenant, received_at, body, script_version, node) VALUES ($1, $2, $3, $4, $5) RETURNING id" };
 
 /* One query's result in a pipeline (NULL when the connection is gone), the NULL after it consumed. */
 static PGresult *next_result(PGconn *c) {
@@ -44,6 +44,7 @@ int pg_journal_commit(store_db *db, store_journal_row *rows, int n) {
         pg_int(&pp, rows[i].received_at);
         pg_bytes(&pp, rows[i].body, rows[i].len);
         pg_text_or_null(&pp, rows[i].version);
+        pg_text_or_null(&pp, rows[i].node);
         sent = PQsendQueryPrepared(c, append_stmt.name, pp.n, pp.values, pp.lengths, pp.formats, 0);
     }
     sent = sent && PQsendQueryParams(c, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) && PQpipelineSync(c);

@@ -24,7 +24,7 @@ int pg_lease_want(PGconn *c, const char *tenant, const char *node);
 int pg_lease_publish(PGconn *c, const char *tenant, const char *version, const char *node);
 int pg_lease_fence(PGconn *c, const char *tenant, const char *node, long long epoch);
 int pg_lease_mark_sending(PGconn *c, const char *tenant, const char *node, long long epoch, const long long *ids,
-                          int n);
+                          const store_bulk_mark *bulk, int n);
 
 /* The backend table's entries (pg_cluster.c): the same on a store_db of the PostgreSQL backend. */
 int pg_cluster_prepare(store_db *db);
@@ -39,6 +39,6 @@ int pg_cluster_want(store_db *db, const char *tenant, const char *node);
 int pg_cluster_publish(store_db *db, const char *tenant, const char *version, const char *node);
 int pg_cluster_fence(store_db *db, const char *tenant, const char *node, long long epoch);
 int pg_cluster_mark_sending(store_db *db, const char *tenant, const char *node, long long epoch, const long long *ids,
-                            int n);
+                            const store_bulk_mark *bulk, int n);
 
 #endif

@@ -98,15 +98,24 @@ fail:
     return -1;
 }
 
+typedef struct sending_args { const long long *ids; const store_bulk_mark *bulk; } sending_args;
+
 static void bind_sending(pg_params *pp, int i, const void *ud) {
+    const sending_args *a = ud;
+    int in_bulk = a->bulk && a->bulk[i].size > 0;
     pg_int(pp, REQUEST_SENDING);
-    pg_int(pp, ((const long long *)ud)[i]);
+    pg_int(pp, in_bulk ? a->bulk[i].first : 0);
+    pg_int(pp, in_bulk ? a->bulk[i].size : 0);
+    pg_int(pp, a->ids[i]);
 }
 
-int pg_mark_sending(store_db *db, const long long *ids, int n) {
-    static const pg_stmt st = { "mark_sending", "UPDATE outbox SET state = $1 WHERE id = $2" };
+int pg_mark_sending(store_db *db, const long long *ids, const store_bulk_mark *bulk, int n) {
+    /* size 0: alone, so no bulk job of an earlier send stays (NULL) */
+    static const pg_stmt st = { "mark_sending", "UPDATE outbox SET state = $1, bulk_job = nullif($2::bigint, 0), "
+                                                "bulk_size = nullif($3::int, 0) WHERE id = $4" };
     if (n <= 0) return 0;
-    if (each_in_one_transaction(db, &st, n, bind_sending, ids) == 0) return 0;
+    sending_args a = { ids, bulk };
+    if (each_in_one_transaction(db, &st, n, bind_sending, &a) == 0) return 0;
     if (PQstatus(pg_of(db)->conn) != CONNECTION_OK) pg_unsure_sending(pg_of(db), ids, n);
     return -1;
 }

@@ -147,8 +147,16 @@ static const char v2[] =
     "  WHEN (NEW.attempts > OLD.attempts AND NEW.state <> 1) EXECUTE FUNCTION returnflow_request_attempt();";
 _Static_assert(REQUEST_DELIVERED == 1, "the attempts trigger skips state 1");
 
+/* Version 3: for `returnflow trace` too (SQLite's schema.c adds the same columns): the node that
+ * acknowledged a webhook, and the Klaviyo bulk job a request was last sent in (its first row id and
+ * its rows). Rows written before keep NULL. */
+static const char v3[] =
+    "ALTER TABLE events ADD COLUMN IF NOT EXISTS node text;"
+    "ALTER TABLE outbox ADD COLUMN IF NOT EXISTS bulk_job bigint;"
+    "ALTER TABLE outbox ADD COLUMN IF NOT EXISTS bulk_size integer;";
+
 /* The steps, in order: schema_version counts those that ran. Append only. */
-static const char *const steps[] = { v1, v2 };
+static const char *const steps[] = { v1, v2, v3 };
 #define NSTEPS ((int)(sizeof steps / sizeof *steps))
 
 static int run_steps(pg_db *p, char *err, size_t errlen) {

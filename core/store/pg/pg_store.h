@@ -150,7 +150,7 @@ store_scan *pg_scan_queued(store_db *db, const char *tenant, int limit);
 int pg_scan_next(store_scan *s, store_request *r);
 void pg_scan_end(store_scan *s);
 int pg_queued_at_least(store_db *db, const char *tenant, int n);
-int pg_mark_sending(store_db *db, const long long *ids, int n);
+int pg_mark_sending(store_db *db, const long long *ids, const store_bulk_mark *bulk, int n);
 void pg_requeue_sending(store_db *db);
 int pg_settle(store_db *db, const long long *ids, const store_outcome *outcomes, int n);
 long long pg_queued_count(store_db *db, const char *tenant);

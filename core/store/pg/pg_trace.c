@@ -13,7 +13,7 @@ static const char *text_or_null(const PGresult *r, int row, int col) {
     return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
 }
 
-#define EVENT_COLUMNS "id, received_at, tenant, state, reason, script_version, attempts, body"
+#define EVENT_COLUMNS "id, received_at, tenant, state, reason, script_version, attempts, body, node"
 
 static int each_event(PGresult *r, int (*cb)(void *ud, const store_trace_event *e), void *ud) {
     if (!r) return -1;
@@ -23,7 +23,7 @@ static int each_event(PGresult *r, int (*cb)(void *ud, const store_trace_event *
             .id = pg_ll(r, i, 0), .received_at = pg_ll(r, i, 1), .tenant = PQgetvalue(r, i, 2),
             .state = (event_state)pg_ll(r, i, 3), .reason = text_or_null(r, i, 4),
             .script_version = text_or_null(r, i, 5), .attempts = (int)pg_ll(r, i, 6), .body = PQgetvalue(r, i, 7),
-            .len = (size_t)PQgetlength(r, i, 7),
+            .len = (size_t)PQgetlength(r, i, 7), .node = text_or_null(r, i, 8),
         };
         if (cb(ud, &e)) { n = i + 1; break; }
     }
@@ -53,7 +53,8 @@ int pg_trace_event_by_id(store_db *db, long long id, int (*cb)(void *ud, const s
 int pg_trace_requests(store_db *db, long long event_id, int (*cb)(void *ud, const store_trace_request *r), void *ud) {
     static const pg_stmt st = {
         "trace_requests", "SELECT id, event_id, created_at, next_at, state, attempts, coalesce(last_status, 0), profile, "
-                          "method, path, last_error, job, schedule_key, body FROM outbox WHERE event_id = $1 ORDER BY id" };
+                          "method, path, last_error, job, schedule_key, body, coalesce(bulk_job, 0), coalesce(bulk_size, 0) "
+                          "FROM outbox WHERE event_id = $1 ORDER BY id" };
     pg_params pp = { 0 };
     pg_int(&pp, event_id);
     PGresult *r = pg_run(pg_of(db), &st, &pp);
@@ -66,6 +67,7 @@ int pg_trace_requests(store_db *db, long long event_id, int (*cb)(void *ud, cons
             .profile = PQgetvalue(r, i, 7), .method = PQgetvalue(r, i, 8), .path = PQgetvalue(r, i, 9),
             .last_error = text_or_null(r, i, 10), .job = text_or_null(r, i, 11), .schedule_key = text_or_null(r, i, 12),
             .body = PQgetvalue(r, i, 13), .body_len = (size_t)PQgetlength(r, i, 13),
+            .bulk = { pg_ll(r, i, 14), (int)pg_ll(r, i, 15) },
         };
         if (cb(ud, &q)) { n = i + 1; break; }
     }
