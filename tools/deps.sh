@@ -13,6 +13,8 @@
 # prometheus ships promtool (the only Debian package that does; ~96 MB with its web assets, never
 # started here): spec/lua/metrics_spec.lua runs `promtool check metrics` on a live serve's /metrics.
 # chromium-driver and python3-selenium drive the console's browser specs (spec/browser/).
+# systemd ships systemd-analyze: spec/lua/systemd_spec.lua runs `systemd-analyze verify` on dist/'s units
+# (a missing one fails it; nothing is started).
 # clang and libclang-rt-dev (its sanitizer and libFuzzer runtimes) build the fuzz targets (tools/fuzz.sh).
 # libpq-dev is the PostgreSQL backend's client (store.url); postgresql-15 gives the specs a private
 # cluster of their own (spec/lua/pg.lua: initdb into a temporary folder, nothing system-wide is started)
@@ -21,7 +23,7 @@ set -u
 PKGS="gcc make pkg-config lua5.4 liblua5.4-dev lua-cjson lua-cjson-dev lua-busted luarocks libcmocka-dev
       libuv1-dev libhttp-parser-dev libsqlite3-dev libssl-dev libcurl4-openssl-dev libseccomp-dev curl
       sqlite3 python3 python3-jsonschema python3-fastjsonschema lua-check lua-sql-sqlite3 libpq-dev postgresql-15 lua-sql-postgres git clang libclang-rt-dev ccache time
-      chromium fonts-noto-cjk fonts-dejavu-core prometheus chromium-driver python3-selenium"
+      chromium fonts-noto-cjk fonts-dejavu-core prometheus chromium-driver python3-selenium systemd"
 # The Node.js anchor needs some node; Debian's only when there is none on PATH.
 [ "${1:-}" = "bench" ] && ! command -v node >/dev/null 2>&1 && PKGS="$PKGS nodejs"
 [ "${1:-}" = "bench" ] && PKGS="$PKGS wrk"

@@ -280,6 +280,25 @@ describe("returnflow serve under stress", function()
     local bulk_jobs = (stats.by_endpoint["POST /api/event-bulk-create-jobs"] or {})["202"] or 0
     assert.truthy(bulk_jobs > 0 and stats.requests < accepted,
                   run .. ": " .. h.encode(stats))
+    -- Each request sent in a bulk job keeps the job (its first request, its size) for `returnflow trace`:
+    -- rows of one job are never more than its size, and a job no kill interrupted has them all.
+    local jobs = sql_column(dir, "SELECT bulk_job, count(*), max(bulk_size), min(bulk_size), min(event_id) FROM outbox "
+                                 .. "WHERE bulk_job IS NOT NULL GROUP BY bulk_job")
+    local whole, traced
+    for _, j in ipairs(jobs) do
+      local first, n, size, smallest, event = j:match("^(%d+)|(%d+)|(%d+)|(%d+)|(%d+)$")
+      n, size = tonumber(n), tonumber(size)
+      assert.truthy(n <= size and size > 1 and tonumber(smallest) > 1, run .. ": bulk job " .. j)
+      if n == size and not whole then whole = { first = tonumber(first), size = size, event = event } end
+    end
+    assert.truthy(whole, run .. ": no bulk job whole in the store: " .. table.concat(jobs, "; ", 1, math.min(#jobs, 10)))
+    local t = h.decode((h.run({ "trace", "--event", whole.event, "--json", table.unpack(h.store_args(dir)) })))
+    for _, e in ipairs(t.events) do
+      for _, r in ipairs(e.requests) do
+        if r.bulk_job and r.bulk_job.first_request == whole.first then traced = r.bulk_job end
+      end
+    end
+    assert.same({ first_request = whole.first, size = whole.size }, traced, run)
   end)
 
   it("answers normal clients promptly while slowloris clients trickle, and closes those at the timeouts", function()

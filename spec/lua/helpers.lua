@@ -651,7 +651,8 @@ end
 
 --- A folder with the default scripts and a config for one tenant "shop" on a free port.
 -- opts: secret, max_body, klaviyo (a Lua table constructor text for the tenant's klaviyo settings),
--- console (true: a console on a free loopback port, its token from the variable RF_CONSOLE_TOKEN).
+-- console (true: a console on a free loopback port, its token from the variable RF_CONSOLE_TOKEN),
+-- node (this node's name; default: the host name).
 function M.serve_dir(opts)
   opts = opts or {}
   local dir = M.tempdir()
@@ -659,10 +660,11 @@ function M.serve_dir(opts)
   write(dir .. "/returnflow.conf.lua", string.format([[
 return {
   listen = "127.0.0.1:0", data = "data", max_body = %d,
-  timeouts = { header = 2, body = 2, idle = 5 },%s
+  timeouts = { header = 2, body = 2, idle = 5 },%s%s
   tenants = { shop = { scripts = "scripts", webhook_secret = %q, klaviyo = %s } },
 }]], opts.max_body or 1048576,
      opts.console and '\n  console = { listen = "127.0.0.1:0", token = { env = "RF_CONSOLE_TOKEN" } },' or "",
+     opts.node and string.format("\n  node = %q,", opts.node) or "",
      opts.secret or "spec-secret", opts.klaviyo or "{}"))
   return dir
 end

@@ -22,7 +22,8 @@ describe("returnflow trace", function()
 
   setup(function()
     standin = h.start_standin()
-    dir = h.serve_dir({ klaviyo = string.format('{ key = "pk_spec_secret_key", base_url = %q }', standin.url) })
+    dir = h.serve_dir({ klaviyo = string.format('{ key = "pk_spec_secret_key", base_url = %q }', standin.url),
+                        node = "spec-node-7" })
     server = h.start_serve(dir)
     data = h.store_args(dir)          -- the folder's store, SQLite's or PostgreSQL's (trace_pg_spec.lua)
     -- the first event request is refused for good; the next one is answered 503 once, then taken
@@ -61,6 +62,9 @@ describe("returnflow trace", function()
     assert.equal("shop", created.tenant)
     assert.truthy(created.script_version and #created.script_version > 0, out)
     assert.truthy(created.received_at:find("^%d%d%d%d%-%d%d%-%d%dT"), created.received_at)
+    -- which node acknowledged each webhook: the config's node
+    assert.equal("spec-node-7", created.node, out)
+    assert.equal("spec-node-7", cancelled.node, out)
     assert.equal("return.updated", cancelled.trigger)
     -- the retried request: its 503 try, with its time, then delivered
     local retried = cancelled.requests[1]
@@ -80,6 +84,9 @@ describe("returnflow trace", function()
     assert.truthy(dead.last_error:find("/data/attributes/properties/spec_field", 1, true), dead.last_error)
     assert.equal(1, dead.attempts)
     assert.equal(400, dead.failed_attempts[1].status)
+    -- sent alone, not in a Klaviyo bulk job (a backlog's bulk jobs: durability_spec.lua)
+    assert.equal(h.decode("null"), dead.bulk_job, out)
+    assert.truthy(out:find('"bulk_job":null', 1, true), out)
     -- the expiry schedules the cancelling webhook removed, and by which event
     assert.equal(2, #created.schedules, out)
     for _, s in ipairs(created.schedules) do
@@ -98,6 +105,8 @@ describe("returnflow trace", function()
     local out, err, code = h.run({ "trace", "8812745", "--tenant", "shop", table.unpack(data) })
     assert.equal(0, code, err)
     assert.truthy(out:find("webhook event:" .. ids.created .. " return.created", 1, true), out)
+    assert.truthy(out:find("(tenant shop, return 8812745, acked by spec-node-7)", 1, true), out)
+    assert.falsy(out:find("Klaviyo bulk job", 1, true), out)
     assert.truthy(out:find("mapping: mapped by scripts ", 1, true), out)
     assert.truthy(out:find("dead after 1 attempt; Klaviyo answered 400", 1, true), out)
     assert.truthy(out:find("why: [^\n]*/data/attributes/properties/spec_field"), out)
