@@ -112,6 +112,7 @@ def run(driver, wait):
     visible(wait, By.CSS_SELECTOR, "#trace .event")
     timeline = driver.find_element(By.ID, "trace").text
     assert "return.created" in timeline, timeline
+    assert "acked by " in timeline and "acked by ?" not in timeline, timeline
     assert "dead" in timeline and "Klaviyo answered 400" in timeline, timeline
     assert "/data/attributes/properties/console_spec" in timeline, timeline
     assert "cancelled" in timeline or "pending" in timeline, timeline

@@ -134,6 +134,11 @@ describe("the console (HTTP)", function()
     local trace = get("/api/trace?q=event:1").json
     assert.equal(1, #trace.events)
     assert.equal("dead", trace.events[1].requests[1].state)
+    -- the node that acknowledged it: the config gives none, so the host name (or "node")
+    local host = h.sh("hostname"):match("^([%w._-]+)\n") or "node"
+    if #host > 63 then host = "node" end
+    assert.equal(host, trace.events[1].node)
+    assert.equal(h.decode("null"), trace.events[1].requests[1].bulk_job)
     local versions = get("/api/scripts?tenant=shop").json
     assert.equal(versions.running, versions.versions[1].version)
     local files = get("/api/script?tenant=shop&version=" .. versions.running).json
