@@ -6,6 +6,7 @@
  */
 #include "pg_store.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,8 +32,20 @@ static int each_event(PGresult *r, int (*cb)(void *ud, const store_trace_event *
     return n;
 }
 
+/* trace opens the store read-only, so it does not migrate: a store no serve of this version started
+ * yet lacks step 3's columns (node, bulk_job), and is named so instead of a missing column. */
+static int schema_current(store_db *db) {
+    int have = pg_schema_version(db);
+    if (have < 0 || have >= pg_schema_latest()) return have < 0 ? -1 : 0;
+    snprintf(pg_of(db)->err, sizeof pg_of(db)->err,
+             "the store's schema is version %d, older than this returnflow's %d: run `returnflow store migrate` "
+             "(or start serve) first", have, pg_schema_latest());
+    return -1;
+}
+
 int pg_trace_events(store_db *db, const char *tenant, const char *needle, int limit,
                     int (*cb)(void *ud, const store_trace_event *e), void *ud) {
+    if (schema_current(db) != 0) return -1;
     static const pg_stmt st = {
         "trace_events", "SELECT * FROM (SELECT " EVENT_COLUMNS " FROM events WHERE ($1::text IS NULL OR tenant = $1) "
                         "AND strpos(body, $2) > 0 ORDER BY id DESC LIMIT $3) q ORDER BY id" };
@@ -44,6 +57,7 @@ int pg_trace_events(store_db *db, const char *tenant, const char *needle, int li
 }
 
 int pg_trace_event_by_id(store_db *db, long long id, int (*cb)(void *ud, const store_trace_event *e), void *ud) {
+    if (schema_current(db) != 0) return -1;
     static const pg_stmt st = { "trace_event", "SELECT " EVENT_COLUMNS " FROM events WHERE id = $1" };
     pg_params pp = { 0 };
     pg_int(&pp, id);
