@@ -46,7 +46,8 @@ static int setup(void **state) {
     PQclear(PQexec(a, "SET client_min_messages = warning"));
     must(a, "DROP TABLE IF EXISTS leases, nodes, scripts_versions");
     /* The backend's tables these statements touch, as the schema has them (when it is not there). */
-    must(a, "CREATE TABLE IF NOT EXISTS outbox (id bigserial PRIMARY KEY, tenant text NOT NULL, state integer NOT NULL)");
+    must(a, "CREATE TABLE IF NOT EXISTS outbox (id bigserial PRIMARY KEY, tenant text NOT NULL, state integer NOT NULL, "
+            "bulk_job bigint, bulk_size integer)");
     must(a, "CREATE TABLE IF NOT EXISTS tenant_status (tenant text PRIMARY KEY, reason text, at bigint)");
     must(a, "DELETE FROM outbox");
     return 0;
@@ -140,9 +141,9 @@ static void a_lost_lease_marks_nothing(void **state) {
     must(a, "DELETE FROM outbox");
     must(a, "INSERT INTO outbox (id, tenant, state) VALUES (101, 'shop', 0), (102, 'shop', 0)");
     long long ids[] = { 101, 102 };
-    assert_int_equal(1, pg_lease_mark_sending(b, "shop", "node-b", 2, ids, 2));   /* b lost it */
+    assert_int_equal(1, pg_lease_mark_sending(b, "shop", "node-b", 2, ids, NULL, 2));   /* b lost it */
     assert_int_equal(0, one_number(a, "SELECT count(*) FROM outbox WHERE state = 3"));
-    assert_int_equal(0, pg_lease_mark_sending(a, "shop", "node-a", 3, ids, 2));
+    assert_int_equal(0, pg_lease_mark_sending(a, "shop", "node-a", 3, ids, NULL, 2));
     assert_int_equal(2, one_number(a, "SELECT count(*) FROM outbox WHERE state = 3"));
 }
 
