@@ -802,6 +802,8 @@ return {
     -- Does not load: refused before any spec runs, and nothing of it stays.
     h.write(scripts .. "/40-extra.lua", "return { this is not Lua\n")
     await_entry(s, REFUSED, 1)
+    -- status.json is rewritten (through .status.tmp, renamed) just after the log line: wait it out
+    h.wait_for(function() return #listing(dir) == 2 end, 10)
     assert.same({ running, "status.json" }, listing(dir))
     assert(os.remove(scripts .. "/40-extra.lua"))
     await_entry(s, "scripts are back to the running version", 1)
