@@ -75,13 +75,13 @@ int sqlite_journal_held(store_db *db, const char *tenant, long long received_at,
 void sqlite_purge(store_db *db, const char *tenant, long long cutoff) {
     static const char *const sql[] = {
         "DELETE FROM outbox WHERE tenant = ?1 AND state = ?3 AND created_at < ?2",
-        "DELETE FROM events WHERE tenant = ?1 AND state IN (?4, ?5) AND received_at < ?2 "
-        "AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.event_id = events.id) "
-        "AND NOT EXISTS (SELECT 1 FROM schedules s WHERE s.event_id = events.id)",
+        ("DELETE FROM events WHERE tenant = ?1 AND state IN (?4, ?5) AND received_at < ?2 "
+         "AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.event_id = events.id) "
+         "AND NOT EXISTS (SELECT 1 FROM schedules s WHERE s.event_id = events.id)"),
         "DELETE FROM schedule_cancels WHERE tenant = ?1 AND at < ?2",
         /* the failed tries of requests gone (delivered and purged, or purged dead letters) */
-        "DELETE FROM request_attempts WHERE ?1 IS NOT NULL "
-        "AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.id = request_attempts.request_id)",
+        ("DELETE FROM request_attempts WHERE ?1 IS NOT NULL "
+         "AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.id = request_attempts.request_id)"),
         /* an event's shared body parts go with it (nothing else refers to them) */
         "DELETE FROM body_parts WHERE ?1 IS NOT NULL AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = body_parts.event_id)",
     };
