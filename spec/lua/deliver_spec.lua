@@ -39,8 +39,12 @@ describe("delivery to Klaviyo", function()
 
   it("delivers every customer event, valid for Klaviyo, and never logs the key", function()
     server, standin, dir = start_pair()
-    for _, name in ipairs({ "return.created.json", "label.created.json", "return.updated.closed.json",
-                            "giftcard.requested.json", "restock.requested.json" }) do
+    -- return.created's two reminders are long due and fire at once, unless label.created's cancel is
+    -- mapped first (in one batch with it, as on a loaded machine): its requests are in before the rest.
+    post_fixture(server, "return.created.json")
+    assert.truthy(h.wait_for(function() return outbox(dir, "1 = 1") == 3 end), server:log())
+    for _, name in ipairs({ "label.created.json", "return.updated.closed.json", "giftcard.requested.json",
+                            "restock.requested.json" }) do
       post_fixture(server, name)
     end
     -- return.created: 1 + 2 schedules (due: October), label: 1, closed: status + refund + exchange order,

@@ -306,6 +306,7 @@ int pg_begin(store_db *db) {
     pg_db *p = pg_of(db);
     if (pg_exec(p, "BEGIN") != 0) return -1;
     p->in_tx = 1;
+    p->tenant_locked = 0;
     return 0;
 }
 

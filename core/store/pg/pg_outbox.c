@@ -8,6 +8,12 @@
  *
  * Invariant: a schedule fires once: one statement deletes the due rows (FOR UPDATE SKIP LOCKED: a
  * row another transaction is firing is not read) and inserts what it deleted into the outbox.
+ *
+ * Invariant: a tenant's outbox ids are in commit order, as under SQLite's one write lock: delivery
+ * scans in id order, so a row committed after a scan but with a lower id than rows it read would
+ * leave its profile's order. Every transaction that adds a tenant's outbox rows first takes the
+ * tenant's advisory lock (held to its commit), so writers of one tenant (serve's mapping thread, a
+ * batch job beside it, a schedule firing) take their ids one transaction after the other.
  */
 #include "outbox.h"
 
@@ -15,6 +21,10 @@
 
 #include "clock.h"
 #include "pg_store.h"
+
+#define PG_STR(x) #x
+#define PG_LOCK_KEY PG_STR(1919314040)
+_Static_assert(PG_OUTBOX_LOCK == 1919314040, "PG_LOCK_KEY spells PG_OUTBOX_LOCK");
 
 /* The event's new state, by map_status. */
 static const event_state state_of[] = { EVENT_MAPPED, EVENT_DROPPED, EVENT_FAILED, EVENT_DEFERRED };
@@ -84,9 +94,22 @@ static int write_request(pg_db *p, const outbox_target *t, long long event_id, c
     return pg_do(p, &request_stmt, &pp);
 }
 
+static const pg_stmt lock_stmt = { "outbox_lock", "SELECT pg_advisory_xact_lock(" PG_LOCK_KEY ", hashtext($1))" };
+
+/* The tenant's outbox lock, once a transaction. */
+static int lock_tenant(pg_db *p, const char *tenant) {
+    if (p->tenant_locked) return 0;
+    pg_params pp = { 0 };
+    pg_text(&pp, tenant);
+    if (pg_do(p, &lock_stmt, &pp) != 0) return -1;
+    p->tenant_locked = 1;
+    return 0;
+}
+
 int pg_outbox_write(outbox_writer *ow, const outbox_target *t, long long event_id, const map_result *r) {
     pg_db *p = ((pg_writer *)ow)->db;
     long long now = clock_now_ms();
+    if (r->nrequests && lock_tenant(p, t->tenant) != 0) return -1;
     for (int i = 0; i < r->nrequests; i++)
         if (write_request(p, t, event_id, &r->requests[i], now) != 0) return -1;
     for (int i = 0; i < r->ncancels; i++) {
@@ -152,16 +175,19 @@ int pg_fire_schedules(store_db *db, const char *tenant) {
         "fired AS (DELETE FROM schedules s USING due WHERE s.tenant = $1 AND s.key = due.key RETURNING s.*) "
         "INSERT INTO outbox(event_id, tenant, profile, method, path, body, created_at, job, dedup, schedule_key) "
         "SELECT event_id, tenant, profile, method, path, body, $2, job, dedup, key FROM fired ORDER BY due_at, key" };
+    pg_db *p = pg_of(db);
+    if (pg_begin(db) != 0 || lock_tenant(p, tenant) != 0) goto fail;
     pg_params pp = { 0 };
     pg_text(&pp, tenant);
     pg_int(&pp, clock_now_ms());
     pg_int(&pp, STORE_FIRE_CHUNK);
-    PGresult *r = pg_run(pg_of(db), &st, &pp);
-    if (!r) {
-        pg_log_error("cannot fire schedules", db);
-        return -1;
-    }
+    PGresult *r = pg_run(p, &st, &pp);
+    if (!r) goto fail;
     int fired = atoi(PQcmdTuples(r));
     PQclear(r);
-    return fired;
+    if (pg_commit(db) == 0) return fired;
+fail:
+    pg_log_error("cannot fire schedules", db);
+    pg_rollback(db);
+    return -1;
 }

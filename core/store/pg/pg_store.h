@@ -29,6 +29,8 @@
 
 /* The advisory lock migrations run under: two nodes starting together do not race. ('rflw') */
 #define PG_MIGRATE_LOCK 1919314039LL
+/* The first key of a tenant's outbox lock (the second: hashtext of the tenant), see pg_outbox.c. */
+#define PG_OUTBOX_LOCK 1919314040
 
 typedef struct pg_db {
     const store_backend *backend; /* first, as every backend's connection (store_backend.h) */
@@ -36,6 +38,7 @@ typedef struct pg_db {
     char *url;                    /* a secret: may hold a password; never logged */
     int flags;                    /* STORE_* of store_db_open */
     int in_tx;                    /* a transaction of the caller's is open */
+    int tenant_locked;            /* this transaction holds its tenant's outbox lock (pg_outbox.c) */
     const char *prepared[PG_MAX_STATEMENTS];   /* the statements this session has prepared */
     int nprepared;
     long long *unsure;            /* requests whose mark_sending's commit may have happened unseen */
