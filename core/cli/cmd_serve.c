@@ -487,6 +487,7 @@ int cmd_serve(int argc, char **argv) {
         goto fail_ownership;
     }
     store_on_commit(s.st, wake_workers, &s);
+    ownership_on_take(s.own, wake_workers, &s);   /* a tenant taken is mapped at once */
     curl_global_init(CURL_GLOBAL_DEFAULT);
     s.d = deliver_start(s.cfg, s.own, err, sizeof err);
     if (!s.d) goto fail_workers;

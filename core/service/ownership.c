@@ -60,6 +60,8 @@ struct ownership {
     pthread_cond_t cv;
     int stopping;
     int failing;                  /* the store refused the last pass (logged once); the thread's own */
+    void (*on_take)(void *ud);    /* ownership_on_take's */
+    void *on_take_ud;
     tenant_lease **tenants;       /* by pointer: the thread keeps one across an unlocked store call */
     int ntenants;
 };
@@ -129,6 +131,14 @@ void ownership_set_config(ownership *o, const config *cfg) {
         }
     }
     pthread_cond_broadcast(&o->cv);               /* publish now: a reload waits for no pass */
+    pthread_mutex_unlock(&o->mu);
+}
+
+void ownership_on_take(ownership *o, void (*cb)(void *ud), void *ud) {
+    if (!o) return;
+    pthread_mutex_lock(&o->mu);
+    o->on_take = cb;
+    o->on_take_ud = ud;
     pthread_mutex_unlock(&o->mu);
 }
 
@@ -294,7 +304,7 @@ static void give_up(ownership *o, tenant_lease *t, const char *why, const char *
 static int balance(ownership *o) {
     names live = {0};
     seen leases = {0};
-    int rc = -1;
+    int rc = -1, took = 0;
     if (store_live_nodes(o->db, add_name, &live) < 0 || store_leases_of(o->db, add_lease, &leases) < 0) goto done;
     rc = 0;
     if (!is_live(&live, o->node)) goto done;      /* our heartbeat is not in yet: decide nothing */
@@ -336,6 +346,7 @@ static int balance(ownership *o) {
                 t->handing_since = 0;
                 t->in_flight = 0;
                 log_lease("lease taken", t->id, epoch, NULL);
+                took = 1;
             }
         } else if (ours && s && s->node[0] && strcmp(s->wanted_by, o->node) != 0 && is_live(&live, s->node)) {
             char id[128];
@@ -352,7 +363,10 @@ static int balance(ownership *o) {
         else free(o->tenants[i]);
     }
     o->ntenants = k;
+    void (*on_take)(void *ud) = took ? o->on_take : NULL;
+    void *on_take_ud = o->on_take_ud;
     pthread_mutex_unlock(&o->mu);
+    if (on_take) on_take(on_take_ud);             /* map the tenants taken now, not at the next timed pass */
 done:
     free(live.v);
     free(leases.v);

@@ -39,6 +39,10 @@ void ownership_in_flight(ownership *o, const char *tenant, int n);
  * so nodes that run another version do not take these tenants. Thread-safe. */
 void ownership_set_config(ownership *o, const config *cfg);
 
+/* Calls cb(ud) on the ownership thread after it took a lease, so the mapping threads start on the
+ * tenant now rather than at their next timed pass (cb must be thread-safe). */
+void ownership_on_take(ownership *o, void (*cb)(void *ud), void *ud);
+
 /* Appends the JSON array of the tenants this node holds, in config order. */
 void ownership_owned_json(ownership *o, strbuf *out);
 

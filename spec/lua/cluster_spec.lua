@@ -85,6 +85,17 @@ local function each_owned_once(servers)
   return true, by
 end
 
+-- The lease lines of every node's log, for a failure's message.
+local function lease_log(servers)
+  local lines = {}
+  for i, s in pairs(servers) do
+    for line in s:log():gmatch("[^\n]+") do
+      if line:find('"msg":"lease', 1, true) or line:find("leases", 1, true) then lines[#lines + 1] = NODES[i] .. " " .. line end
+    end
+  end
+  return table.concat(lines, "\n")
+end
+
 local function write_nodes(path, servers)
   local lines = {}
   for i = 1, #NODES do lines[i] = servers[i] and servers[i].address or "127.0.0.1:1" end
@@ -224,7 +235,7 @@ describe("a cluster of three nodes on one PostgreSQL", function()
     assert.equal(0, lost)
     assert.equal(0, out_of_order)
     assert.equal(0, n429, h.encode(stats.by_endpoint))
-    assert.truthy(once, "each tenant owned by exactly one live node " .. h.encode(by))
+    assert.truthy(once, "each tenant owned by exactly one live node " .. h.encode(by) .. "\n" .. lease_log(servers))
     for _, r in ipairs(resumes) do
       assert.truthy(r.seconds <= RESUME_BOUND, r.node .. "'s tenants resumed after " .. r.seconds .. " s " .. says)
     end

@@ -145,6 +145,8 @@ describe("delivery to Klaviyo", function()
     server, standin, dir = start_pair()
     queue_faults(standin, { { kind = "500", path = "/api/events" } })    -- the first request fails once
     post_fixture(server, "return.created.json")
+    -- Its reminders fire before the close is mapped (which would cancel them): 1 + 2 + 3 requests.
+    assert.truthy(h.wait_for(function() return outbox(dir, "1 = 1") == 3 end), server:log())
     post_fixture(server, "return.updated.closed.json")
     assert.truthy(h.wait_for(function() return outbox(dir, "state = 1") == 6 end, 20), server:log())
     local order = {}
