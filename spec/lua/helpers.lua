@@ -686,6 +686,9 @@ Server.__index = Server
 -- env: variables for the server (name -> value), e.g. RETURNFLOW_STORE_FAULTS for the fault suite.
 function M.start_serve(dir, env)
   local err = dir .. "/serve.err"
+  -- A restart in the same folder: the last run's "listening" line must not be read before the shell
+  -- truncates the file for the new one.
+  os.remove(err)
   local vars = {}
   for name, value in pairs(env or {}) do vars[#vars + 1] = name .. "=" .. M.quote(value) end
   table.sort(vars)
