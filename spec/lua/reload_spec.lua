@@ -173,7 +173,10 @@ end
 
 -- What DATA/scripts/TENANT holds (default "shop"), hidden names too, sorted.
 local function listing(dir, tenant)
-  local names = h.lines(h.sh_ok("ls -A " .. h.quote(dir .. "/data/scripts/" .. (tenant or "shop"))))
+  local folder = dir .. "/data/scripts/" .. (tenant or "shop")
+  -- status.json is rewritten through .status.tmp (renamed in place): a listing waits that out
+  h.wait_for(function() return not io.open(folder .. "/.status.tmp") end, 10)
+  local names = h.lines(h.sh_ok("ls -A " .. h.quote(folder)))
   table.sort(names)
   return names
 end
@@ -802,8 +805,6 @@ return {
     -- Does not load: refused before any spec runs, and nothing of it stays.
     h.write(scripts .. "/40-extra.lua", "return { this is not Lua\n")
     await_entry(s, REFUSED, 1)
-    -- status.json is rewritten (through .status.tmp, renamed) just after the log line: wait it out
-    h.wait_for(function() return #listing(dir) == 2 end, 10)
     assert.same({ running, "status.json" }, listing(dir))
     assert(os.remove(scripts .. "/40-extra.lua"))
     await_entry(s, "scripts are back to the running version", 1)
