@@ -14,6 +14,7 @@
 
 #include <getopt.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -463,6 +464,9 @@ int cmd_serve(int argc, char **argv) {
     if (data) { free(s.cfg->data_dir); s.cfg->data_dir = strdup(data); }
     /* No core file of this process: it holds every tenant's secrets (debug.core_dumps asks for one). */
     if (!s.cfg->core_dumps) prctl(PR_SET_DUMPABLE, 0);
+    /* A client that resets its connection while its answer is written must cost an EPIPE on that
+     * connection, not the process: libuv writes sockets with write(2), which raises SIGPIPE. */
+    signal(SIGPIPE, SIG_IGN);
     /* Each step below undoes the ones before it when it fails (the labels at the end, in reverse
      * order), and says why on one line: exit 2 for what the operator's files say (config, scripts),
      * 1 for what the machine refuses (the data folder, the port, a thread). */

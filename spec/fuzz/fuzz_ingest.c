@@ -21,6 +21,7 @@
  */
 #include <fcntl.h>
 #include <http_parser.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,8 @@ static void remove_data_dir(void) {
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc, (void)argv;
+    signal(SIGPIPE, SIG_IGN);       /* as serve: a client gone while its answer is written (an input that
+                                       closes early) is an EPIPE, not the end of the process */
     report_fd = dup(2);             /* libFuzzer has not applied -close_fd_mask yet */
     const char *tmp = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";  /* fsync costs nothing there */
     snprintf(data_dir, sizeof data_dir, "%s/rf-fuzz-ingest-XXXXXX", tmp);
