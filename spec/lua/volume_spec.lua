@@ -434,19 +434,27 @@ return {
   end)
 
   local function interrupt_and_resume(signal)
-    local klaviyo = standin()
-    local dir = keyed_dir(klaviyo)
-    local file, expected = returns_file(N, "resume", 7000000, 20)
-    local args = { "send", "--tenant", "shop", file }
-    local job = start_bg(dir, args)
+    local klaviyo, dir, file, expected, args, job, why, stored
     -- Once the job has stored its first batch, a random moment: while reading, or while delivering.
-    assert.truthy(h.wait_for(function()
-      return (try_count(dir, "SELECT max(next_input) FROM jobs") or 0) > 0 or job.done()
-    end, 60), job.err())
-    local delay = math.random(0, 2500) / 1000
-    local why = string.format("(seed %d: SIG%s %.3f s after the first batch, %d events)", SEED, signal, delay, N)
-    h.sleep(delay)
-    local stored = try_count(dir, "SELECT max(next_input) FROM jobs")
+    -- A moment past the job's end (a fast machine) is drawn again, from half the span, in a new folder.
+    local span = 2500
+    for _ = 1, 4 do
+      klaviyo = standin()
+      dir = keyed_dir(klaviyo)
+      file, expected = returns_file(N, "resume", 7000000, 20)
+      args = { "send", "--tenant", "shop", file }
+      job = start_bg(dir, args)
+      assert.truthy(h.wait_for(function()
+        return (try_count(dir, "SELECT max(next_input) FROM jobs") or 0) > 0 or job.done()
+      end, 60), job.err())
+      local delay = math.random(0, span) / 1000
+      why = string.format("(seed %d: SIG%s %.3f s after the first batch, %d events)", SEED, signal, delay, N)
+      h.sleep(delay)
+      stored = try_count(dir, "SELECT max(next_input) FROM jobs")
+      if not job.done() then break end
+      span = span // 2
+    end
+    assert.falsy(job.done(), "the job ended before every moment drawn " .. why)
     job.kill(signal)
     assert.truthy(h.wait_for(job.done, 30), why)
     local err = job.err()
