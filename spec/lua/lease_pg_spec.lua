@@ -6,8 +6,6 @@
 local helpers = require "helpers"
 local pg = require "pg"
 
-local test_pg_lease = helpers.bin:gsub("/[^/]*$", "") .. "/test_pg_lease"
-
 describe("the lease statements on PostgreSQL", function()
   local cluster
   before_each(function() cluster = pg.start() end)
@@ -17,12 +15,7 @@ describe("the lease statements on PostgreSQL", function()
   end)
 
   it("pass their C tests", function()
-    assert(helpers.sh("test -x " .. helpers.quote(test_pg_lease) .. " && echo yes") == "yes\n",
-           test_pg_lease .. " is missing: the suite builds it (make c-tests)")
-    local out, err, code = helpers.sh("RETURNFLOW_TEST_PG=" .. helpers.quote(cluster.url) .. " "
-                                      .. helpers.quote(test_pg_lease))
-    local report = out .. err                  -- cmocka's summary goes to standard error
-    assert.equal(0, code, report)
+    local report = pg.run_c_test(cluster, "test_pg_lease", "RETURNFLOW_TEST_PG")
     assert.truthy(report:match("%[  PASSED  %] 6 test%(s%)"), report)
   end)
 end)

@@ -147,4 +147,16 @@ function Cluster:server_log()
   return text
 end
 
+--- Runs a C test binary of the build under test (spec/c/test_NAME.c) against cluster, its URL in the
+--- environment variable var; cmocka's report, once the binary exited 0.
+function M.run_c_test(cluster, name, var)
+  local bin = helpers.bin:gsub("/[^/]*$", "") .. "/" .. name
+  assert(helpers.sh("test -x " .. helpers.quote(bin) .. " && echo yes") == "yes\n",
+         bin .. " is missing: the suite builds it (make c-tests)")
+  local out, err, code = helpers.sh(var .. "=" .. helpers.quote(cluster.url) .. " " .. helpers.quote(bin))
+  local report = out .. err                  -- cmocka's summary goes to standard error
+  assert(code == 0, report)
+  return report
+end
+
 return M

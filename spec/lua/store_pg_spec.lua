@@ -5,7 +5,6 @@
 local helpers = require "helpers"
 local pg = require "pg"
 
-local test_store = helpers.bin:gsub("/[^/]*$", "") .. "/test_store"
 local h_quote = helpers.quote
 
 describe("the PostgreSQL store", function()
@@ -17,12 +16,7 @@ describe("the PostgreSQL store", function()
   end)
 
   it("passes the store's C tests (every store_db.h operation)", function()
-    assert(helpers.sh("test -x " .. helpers.quote(test_store) .. " && echo yes") == "yes\n",
-           test_store .. " is missing: the suite builds it (make c-tests)")
-    local out, err, code = helpers.sh("RETURNFLOW_TEST_STORE_URL=" .. helpers.quote(cluster.url) .. " "
-                                      .. helpers.quote(test_store))
-    local report = out .. err                  -- cmocka's summary goes to standard error
-    assert.equal(0, code, report)
+    local report = pg.run_c_test(cluster, "test_store", "RETURNFLOW_TEST_STORE_URL")
     assert.truthy(report:match("%[  PASSED  %] 10 test%(s%)"), report)
     assert.truthy(report:match("%[  SKIPPED %] 1 test"), report)       -- the missing file's: SQLite's only
   end)
