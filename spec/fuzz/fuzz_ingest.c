@@ -21,6 +21,7 @@
  */
 #include <fcntl.h>
 #include <http_parser.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -203,7 +204,10 @@ static int drain(int fd, strbuf *out) {
     for (;;) {
         ssize_t n = read(fd, buf, sizeof buf);
         if (n > 0) { strbuf_add(out, buf, (size_t)n); continue; }
-        return n == 0;              /* 0: closed; -1 (EAGAIN): nothing more yet */
+        if (n == 0) return 1;       /* closed */
+        /* EAGAIN: nothing more yet. ECONNRESET: ingest closed with bytes of ours unread (after an
+         * answer that said Connection: close), which a Unix socket reports instead of an end. */
+        return errno != EAGAIN && errno != EWOULDBLOCK;
     }
 }
 
