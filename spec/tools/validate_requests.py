@@ -32,6 +32,8 @@ there), or the file given with --spec.
 import argparse
 import copy
 import datetime
+import hashlib
+import marshal
 import http.server
 import json
 import os
@@ -59,6 +61,7 @@ BODY_TYPE = "application/vnd.api+json"
 REDACTED_AUTHORIZATION = "Klaviyo-API-Key ***"
 REVISION_RE = re.compile(r"^\d{4}-\d{2}-\d{2}(\.[A-Za-z0-9_-]+)?$")
 SCHEMA_PREFIX = "#/components/schemas/"
+ROOT_CHECK = "validate"         # the function fastjsonschema names after a schema without an $id
 OPEN_SUFFIX = "~open"            # a schema variant whose top object stays open (an allOf member)
 
 
@@ -197,7 +200,7 @@ class BodyValidator:
         self.fast = None
         if fastjsonschema is not None:
             whole = dict(schema, components=root["components"])      # its $refs point into the root
-            self.fast = fastjsonschema.compile(whole, formats={"date-time": is_date_time, "date": is_date})
+            self.fast = compiled_check(whole, {"date-time": is_date_time, "date": is_date})
 
     def iter_errors(self, body):
         if self.fast is not None:
@@ -212,6 +215,56 @@ class BodyValidator:
                                                          validator="disagree")]
                 return iter(errors)
         return self.slow.iter_errors(body)
+
+
+def cache_folder():
+    """Where compiled checks are kept between processes: $RETURNFLOW_VALIDATOR_CACHE, else the user's cache
+    folder (~/.cache/returnflow/validators), as ccache keeps objects; None when neither can be made."""
+    folder = os.environ.get("RETURNFLOW_VALIDATOR_CACHE")
+    if not folder:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        folder = os.path.join(base, "returnflow", "validators")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        return folder
+    except OSError:
+        return None
+
+
+def compiled_check(schema, formats):
+    """fastjsonschema's check of schema. Generating its code and compiling that (~0.7 s of CPU an endpoint)
+    was paid again by every stand-in a test run starts (a few hundred): the compiled code is kept in a file
+    named after the hash of everything it is made from and this Python's bytecode tag, and loaded with
+    marshal (Python's own .pyc cache is off where PYTHONDONTWRITEBYTECODE is set). A file is written whole
+    under a temporary name and renamed, so processes at once never read half of one."""
+    text = json.dumps(schema, sort_keys=True)
+    key = hashlib.sha256("\0".join([fastjsonschema.VERSION, sys.implementation.cache_tag, ",".join(sorted(formats)),
+                                    text]).encode()).hexdigest()[:32]
+    folder = cache_folder()
+    path = folder and os.path.join(folder, "check-%s.marshal" % key)
+    code = None
+    if path and os.path.exists(path):
+        try:
+            with open(path, "rb") as f:
+                code = marshal.load(f)
+        except (OSError, EOFError, ValueError, TypeError):
+            code = None                          # unreadable: made again below
+    if code is None:
+        code = compile(fastjsonschema.compile_to_code(schema, formats=formats), "<check %s>" % key, "exec")
+        if path:
+            tmp = "%s.%d.tmp" % (path, os.getpid())
+            try:
+                with open(tmp, "wb") as f:
+                    marshal.dump(code, f)
+                os.replace(tmp, path)
+            except OSError:
+                pass                             # a read-only cache: compiled each time, as before
+    names = {}
+    exec(code, names)
+    check = names.get(ROOT_CHECK)
+    if check is None:                          # a schema that names itself ($id): compiled here as before
+        return fastjsonschema.compile(schema, formats=formats)
+    return lambda body: check(body, custom_formats=formats)
 
 
 def format_checker():
