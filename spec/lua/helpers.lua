@@ -44,7 +44,8 @@ package.cpath = M.lib .. "/?.so;" .. package.cpath
 M.fixtures = M.root .. "/fixtures/loop"
 M.scripts = M.root .. "/scripts"
 M.validator = M.root .. "/spec/tools/validate_requests.py"
-M.python = os.getenv("SPEC_PY") or "/usr/bin/python3"       -- Debian's, where python3-jsonschema lives
+-- Debian's, where python3-jsonschema lives; RETURNFLOW_SPEC_PYTHON names another (a profiling wrapper, say).
+M.python = os.getenv("RETURNFLOW_SPEC_PYTHON") or "/usr/bin/python3"
 
 M.null = json.null
 
