@@ -24,7 +24,6 @@ Standard library only.
 """
 import argparse
 import base64
-import copy
 import hashlib
 import hmac
 import http.client
@@ -33,6 +32,9 @@ import os
 import sys
 import threading
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import webhook_bodies  # noqa: E402  (beside this file)
 
 
 def read_nodes(path):
@@ -46,8 +48,7 @@ def read_nodes(path):
 class Load:
     def __init__(self, args):
         self.args = args
-        with open(args.fixture, encoding="utf-8") as f:
-            self.fixture = json.load(f)
+        self.bodies = webhook_bodies.Bodies(args.fixture)
         self.tenants = args.tenants.split(",")
         self.secret = args.secret.encode("utf-8")
         self.lock = threading.Lock()
@@ -63,10 +64,7 @@ class Load:
         tenant = self.tenants[i % len(self.tenants)]
         profile = "%s.c%d.p%d@example.com" % (tenant, c, n % self.args.profiles)
         wid = str(self.args.first_id + i)
-        ev = copy.deepcopy(self.fixture)
-        ev["id"], ev["customer"] = wid, profile
-        ev["customer_detail"]["email"] = profile
-        return wid, tenant, profile, n, json.dumps(ev, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        return wid, tenant, profile, n, self.bodies.body(wid, profile)
 
     def note(self, table, key):
         with self.lock:
