@@ -60,11 +60,17 @@ end
 --- The default unique_id of a track: tenant, Loop id, trigger, state and metric, so a retried or
 -- replayed webhook is counted once by Klaviyo and two metrics of one webhook never collide.
 function M.unique_id(cfg, ev, loop, metric)
+  return M.unique_id_prefix(cfg, ev, loop) .. metric
+end
+
+--- The part of the default unique_id that one event's tracks share ("tenant:return_id:trigger:state:"):
+-- the event is read-only, so it is read once per event, not once per track.
+function M.unique_id_prefix(cfg, ev, loop)
   local state = ev.state
   if loop.missing(state) then state = ev.label_status end
   if loop.missing(state) then state = "" end
-  return format("%s:%s:%s:%s:%s", cfg.tenant or "default", loop.return_id(ev) or "", ev.trigger or "",
-                tostring(state), metric)
+  return format("%s:%s:%s:%s:", cfg.tenant or "default", loop.return_id(ev) or "", ev.trigger or "",
+                tostring(state))
 end
 
 local function subscribe_body(a, person, cfg)
@@ -106,11 +112,14 @@ function M.requests(out, cfg, loop)
     error("the profile has no identifier: the event has no customer email, and the script set none "
           .. "(use out:identify{ email = ... })", 0)
   end
-  local carried
+  local carried, id_prefix
   for _, a in ipairs(out.actions) do
     local kind = a.kind
     if kind == "track" or kind == "schedule" then
-      if a.unique_id == nil then a.unique_id = M.unique_id(cfg, out.event, loop, a.metric) end
+      if a.unique_id == nil then
+        id_prefix = id_prefix or M.unique_id_prefix(cfg, out.event, loop)
+        a.unique_id = id_prefix .. a.metric
+      end
       if kind == "track" then
         requests[#requests + 1] = a
         if profile_pending then carried = meta; profile_pending = false end
