@@ -42,8 +42,8 @@ local function profile_attributes(person, full)
 end
 
 local function has_identifier(person)
-  for _, k in ipairs(IDENTITY) do
-    local v = person[k]
+  for i = 1, #IDENTITY do
+    local v = person[IDENTITY[i]]
     if type(v) == "string" and v ~= "" then return true end
   end
   return false
@@ -105,15 +105,17 @@ function M.requests(out, cfg, loop)
   local meta = segment_patch(out, cfg)
   local profile_pending = out.profile_changed or meta ~= nil
   local needs_profile = profile_pending
-  for _, a in ipairs(out.actions) do
-    if a.kind ~= "cancel" then needs_profile = true end
+  local actions = out.actions          -- the emitter's own list (host-made, a sequence): numeric loops
+  for i = 1, #actions do
+    if actions[i].kind ~= "cancel" then needs_profile = true; break end
   end
   if needs_profile and not has_identifier(person) then
     error("the profile has no identifier: the event has no customer email, and the script set none "
           .. "(use out:identify{ email = ... })", 0)
   end
   local carried, id_prefix
-  for _, a in ipairs(out.actions) do
+  for i = 1, #actions do
+    local a = actions[i]
     local kind = a.kind
     if kind == "track" or kind == "schedule" then
       if a.unique_id == nil then

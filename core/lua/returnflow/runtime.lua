@@ -101,8 +101,9 @@ function M.map(event, cfg)
   end
   local out, st = emitter.new(event, cfg)
   local ran = 0
-  for _, f in ipairs(files) do
-    local any, exact = f.handlers["*"], f.handlers[trigger]
+  for i = 1, #files do
+    local handlers = files[i].handlers
+    local any, exact = handlers["*"], handlers[trigger]
     if any then any(event, out); ran = ran + 1 end
     if exact then exact(event, out); ran = ran + 1 end
   end
