@@ -384,8 +384,9 @@ static lua_Integer list_length(lua_State *L, int t) {
 }
 
 static int is_scope_key(const encoder *e, const char *key, size_t len) {
-    const char *scope = e->rules ? e->rules->scope_key : NULL;
-    return scope && e->scope_start == 0 && strlen(scope) == len && memcmp(scope, key, len) == 0;
+    if (e->scope_start || !e->rules) return 0;
+    const char *scope = e->rules->scope_key;
+    return scope && scope[0] == key[0] && strlen(scope) == len && memcmp(scope, key, len) == 0;
 }
 
 /* declared: the table is marked as an object, so integer keys alone are fine. */
@@ -396,6 +397,7 @@ static int enc_object(encoder *e, int t, int declared) {
     int n = 0, all_int = 1;
     lua_pushnil(L);
     while (lua_next(L, t)) {                     /* keep key, value; iterate on a copy of the key */
+        if ((n & 15) == 0) luaL_checkstack(L, 2 * 16 + 2, "JSON encode");   /* room for 16 more */
         if (base + (size_t)n == members_cap) {
             members_cap = members_cap ? members_cap * 2 : 64;
             members = realloc(members, members_cap * sizeof *members);
@@ -410,7 +412,6 @@ static int enc_object(encoder *e, int t, int declared) {
         member *m = &members[base + (size_t)n++];
         m->value_slot = lua_gettop(L);
         m->ikey = kt == LUA_TSTRING ? 0 : lua_tointeger(L, -2);
-        luaL_checkstack(L, 3, "JSON encode");
         lua_pushvalue(L, -2);
     }
     if (n > 0 && all_int && !declared) {
