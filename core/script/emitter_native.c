@@ -137,6 +137,12 @@ static int option_index(lua_State *L, int key) {
     return -1;
 }
 
+/* The action's field names (and "track"), track_action's upvalues in this order, from 1. */
+enum { FIELD_KIND = 1, FIELD_TRACK, FIELD_METRIC, FIELD_PROPERTIES, FIELD_VALUE, FIELD_CURRENCY, FIELD_TIME,
+       FIELD_UNIQUE_ID, FIELD_BACKFILL, FIELD_COUNT = FIELD_BACKFILL };
+static const char *const field_names[FIELD_COUNT] = { "kind", "track", "metric", "properties", "value", "currency",
+                                                      "time", "unique_id", "backfill" };
+
 /* track_action(ev, now, metric, properties, opts [, default_time]) -> the action, or nothing.
  * default_time (schedule's due time) stands where opts.time is nil, as schedule's copy of opts
  * has it. */
@@ -189,28 +195,34 @@ static int track_action(lua_State *L) {
     }
     if (!time_ok(L, time, now)) return 0;
 
+    /* the action, keyed by the strings kept as upvalues (no string made per field) */
     lua_createtable(L, 0, 8);
-    lua_pushliteral(L, "track");
-    lua_setfield(L, -2, "kind");
+    lua_pushvalue(L, lua_upvalueindex(FIELD_KIND));
+    lua_pushvalue(L, lua_upvalueindex(FIELD_TRACK));
+    lua_rawset(L, -3);
+    lua_pushvalue(L, lua_upvalueindex(FIELD_METRIC));
     lua_pushvalue(L, METRIC);
-    lua_setfield(L, -2, "metric");
+    lua_rawset(L, -3);
+    lua_pushvalue(L, lua_upvalueindex(FIELD_PROPERTIES));
     lua_pushvalue(L, PROPS);
-    lua_setfield(L, -2, "properties");
-    static const struct { int opt; const char *field; } fields[] = {
-        { OPT_VALUE, "value" }, { OPT_CURRENCY, "currency" }, { OPT_TIME, "time" },
-        { OPT_UNIQUE_ID, "unique_id" }, { OPT_BACKFILL, "backfill" },
+    lua_rawset(L, -3);
+    static const struct { int opt, field; } fields[] = {
+        { OPT_VALUE, FIELD_VALUE }, { OPT_CURRENCY, FIELD_CURRENCY }, { OPT_TIME, FIELD_TIME },
+        { OPT_UNIQUE_ID, FIELD_UNIQUE_ID }, { OPT_BACKFILL, FIELD_BACKFILL },
     };
     for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
         if (lua_isnil(L, FIRST_OPT + fields[i].opt)) continue;
+        lua_pushvalue(L, lua_upvalueindex(fields[i].field));
         lua_pushvalue(L, FIRST_OPT + fields[i].opt);
-        lua_setfield(L, -2, fields[i].field);
+        lua_rawset(L, -3);
     }
     return 1;
 }
 
 int emitter_native_luaopen(lua_State *L) {
     lua_createtable(L, 0, 1);
-    lua_pushcfunction(L, track_action);
+    for (int i = 0; i < FIELD_COUNT; i++) lua_pushstring(L, field_names[i]);
+    lua_pushcclosure(L, track_action, FIELD_COUNT);
     lua_setfield(L, -2, "track_action");
     return 1;
 }
