@@ -453,7 +453,8 @@ static void profile_key(lua_State *L, int person, strbuf *out) {
     out->len = 0;
     for (size_t i = 0; i < sizeof ids / sizeof *ids && lua_istable(L, person); i++) {
         size_t n;
-        if (lua_getfield(L, person, ids[i]) == LUA_TSTRING && (lua_tolstring(L, -1, &n), n > 0)) {
+        lua_pushstring(L, ids[i]);               /* raw, as the bodies read it (klaviyo_body.c) */
+        if (lua_rawget(L, person) == LUA_TSTRING && (lua_tolstring(L, -1, &n), n > 0)) {
             strbuf_adds(out, ids[i]);
             strbuf_addc(out, ':');
             strbuf_add(out, lua_tostring(L, -1), n);

@@ -8,7 +8,7 @@ local json = require "returnflow.json"
 
 local M = {}
 
-local type, ipairs, error, tostring = type, ipairs, error, tostring
+local type, ipairs, error, tostring, rawget = type, ipairs, error, tostring, rawget
 local format = string.format
 local array = json.array
 
@@ -31,19 +31,21 @@ local function segment_patch(out, cfg)
 end
 
 -- Profile attributes: identifiers always; the rest only where `full` (the first request carrying it).
+-- The profile is read raw, as the host reads it for an event's body (core/script/klaviyo_body.c): a
+-- `changes` function sees the table, and a metatable it gave it changes nothing that is sent.
 local function profile_attributes(person, full)
   local a = {}
-  for _, k in ipairs(IDENTITY) do a[k] = person[k] end
+  for _, k in ipairs(IDENTITY) do a[k] = rawget(person, k) end
   if full then
-    for _, k in ipairs(ATTRIBUTES) do a[k] = person[k] end
-    a.properties = person.properties
+    for _, k in ipairs(ATTRIBUTES) do a[k] = rawget(person, k) end
+    a.properties = rawget(person, "properties")
   end
   return a
 end
 
 local function has_identifier(person)
   for i = 1, #IDENTITY do
-    local v = person[IDENTITY[i]]
+    local v = rawget(person, IDENTITY[i])
     if type(v) == "string" and v ~= "" then return true end
   end
   return false
@@ -89,7 +91,7 @@ local function subscribe_body(a, person, cfg)
   end
   return { data = { type = "profile-subscription-bulk-create-job", attributes = {
     profiles = { data = { { type = "profile", attributes = {
-      email = person.email, phone_number = person.phone_number, subscriptions = channels } } } },
+      email = rawget(person, "email"), phone_number = rawget(person, "phone_number"), subscriptions = channels } } } },
     historical_import = a.historical_import and true or nil,
   }, relationships = { list = list } } }
 end
