@@ -544,6 +544,16 @@ static void encode_request(lua_State *L, map_call *j, request_ctx *rc, strbuf *o
     lua_settop(L, r);
 }
 
+/* What returnflow.runtime's map returns, in this order (values, not a table: nothing to build or
+ * look up by name). */
+enum { R_STATUS, R_REASON, R_REQUESTS, R_SCHEDULED, R_CANCELLED, R_MEMORY, R_PERSON, R_META, R_COUNT };
+
+/* Pushes one of them; returns its type. */
+static int push_result(lua_State *L, int res, int which) {
+    lua_pushvalue(L, res + which);
+    return lua_type(L, -1);
+}
+
 /* Runs inside sandbox_call: decode, map, encode. Raises on any script error. Everything read
  * here from the runtime's result is host-made, but checked all the same (types, NUL bytes). */
 static int map_protected(lua_State *L) {
@@ -575,22 +585,22 @@ static int map_protected(lua_State *L) {
     lua_rawgetp(L, LUA_REGISTRYINDEX, &map_fn_key);
     lua_pushvalue(L, 1);
     push_config(j->m, L);
-    lua_call(L, 2, 1);
-    int res = lua_gettop(L);
-    luaL_checktype(L, res, LUA_TTABLE);
+    lua_call(L, 2, R_COUNT);
+    int res = lua_gettop(L) - R_COUNT + 1;
+    if (lua_type(L, res + R_STATUS) != LUA_TSTRING) luaL_error(L, "the runtime returned no status");
 
-    lua_getfield(L, res, "status");
+    push_result(L, res, R_STATUS);
     const char *status = lua_tostring(L, -1);
     map_status st = status && strcmp(status, "dropped") == 0 ? MAP_DROPPED : MAP_MAPPED;
-    lua_getfield(L, res, "reason");
+    push_result(L, res, R_REASON);
     set_reason(j, st, lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL);
     lua_pop(L, 2);
 
     /* serve's worker channel refuses a result past map_limits.h: so does the mapper, saying why */
-    lua_Integer nreq = lua_getfield(L, res, "requests") == LUA_TTABLE ? luaL_len(L, -1) : 0;
-    lua_Integer nsched = lua_getfield(L, res, "scheduled") == LUA_TTABLE ? luaL_len(L, -1) : 0;
-    lua_Integer ncancel = lua_getfield(L, res, "cancelled") == LUA_TTABLE ? luaL_len(L, -1) : 0;
-    lua_Integer nmem = lua_getfield(L, res, "memory") == LUA_TTABLE ? luaL_len(L, -1) : 0;
+    lua_Integer nreq = push_result(L, res, R_REQUESTS) == LUA_TTABLE ? luaL_len(L, -1) : 0;
+    lua_Integer nsched = push_result(L, res, R_SCHEDULED) == LUA_TTABLE ? luaL_len(L, -1) : 0;
+    lua_Integer ncancel = push_result(L, res, R_CANCELLED) == LUA_TTABLE ? luaL_len(L, -1) : 0;
+    lua_Integer nmem = push_result(L, res, R_MEMORY) == LUA_TTABLE ? luaL_len(L, -1) : 0;
     lua_pop(L, 4);
     if (nreq < 0 || nsched < 0 || nreq + nsched > MAP_MAX_REQUESTS)
         luaL_error(L, "limit: %I requests and scheduled requests in one event, over the %d a worker may return",
@@ -601,13 +611,13 @@ static int map_protected(lua_State *L) {
         luaL_error(L, "limit: %I memory writes in one event, over the %d a worker may return", nmem, MAP_MAX_MEMORY);
 
     request_ctx rc = { 0, 0, 0, NULL };
-    lua_getfield(L, res, "person");
+    push_result(L, res, R_PERSON);
     rc.person = lua_gettop(L);
-    lua_getfield(L, res, "meta");
+    push_result(L, res, R_META);
     rc.meta = lua_isnil(L, -1) ? 0 : lua_gettop(L);
     profile_key(L, rc.person, &j->profile);
     rc.profile = &j->profile;
-    if (lua_getfield(L, res, "requests") == LUA_TTABLE) {
+    if (push_result(L, res, R_REQUESTS) == LUA_TTABLE) {
         int n = (int)luaL_len(L, -1);
         for (int i = 1; i <= n; i++) {
             if (i > 1) strbuf_addc(&j->requests, ',');
@@ -617,7 +627,7 @@ static int map_protected(lua_State *L) {
         }
     }
     lua_pop(L, 1);
-    if (lua_getfield(L, res, "scheduled") == LUA_TTABLE) {
+    if (push_result(L, res, R_SCHEDULED) == LUA_TTABLE) {
         int n = (int)luaL_len(L, -1);
         for (int i = 1; i <= n; i++) {
             if (i > 1) strbuf_addc(&j->scheduled, ',');
@@ -639,7 +649,7 @@ static int map_protected(lua_State *L) {
         }
     }
     lua_pop(L, 1);
-    if (lua_getfield(L, res, "cancelled") == LUA_TTABLE) {
+    if (push_result(L, res, R_CANCELLED) == LUA_TTABLE) {
         mapper *m = j->m;
         int n = (int)luaL_len(L, -1);
         for (int i = 1; i <= n; i++) {
@@ -661,7 +671,7 @@ static int map_protected(lua_State *L) {
 
     /* Memory writes last, all encoded here; the mapper keeps them only once the whole call
      * returned without error (mapper_map): all or nothing. */
-    if (lua_getfield(L, res, "memory") == LUA_TTABLE) {
+    if (push_result(L, res, R_MEMORY) == LUA_TTABLE) {
         mapper *m = j->m;
         int n = (int)luaL_len(L, -1);
         strbuf value = {0};

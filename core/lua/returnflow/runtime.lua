@@ -88,8 +88,9 @@ function M.known()
   return table.concat(list, ", ")
 end
 
---- Maps one event. Returns a result table: status ("mapped", "dropped", "failed" via error),
--- requests, scheduled, cancelled, memory writes. Errors propagate to the host, which fails the event;
+--- Maps one event. Returns status ("mapped", "dropped"; "failed" via error), reason, requests,
+-- scheduled, cancelled, memory writes, the profile and the meta (values, in that order: the host
+-- reads them by place). Errors propagate to the host, which fails the event;
 -- drop/fail/defer arrive as emitter.Stop values. A request is a track or schedule action, whose
 -- body the host writes for `person` (the first track carrying `meta`), or names its action
 -- ("profile", "subscribe") with a body; never a method, path or header: the host builds those
@@ -108,7 +109,7 @@ function M.map(event, cfg)
     if exact then exact(event, out); ran = ran + 1 end
   end
   if ran == 0 then
-    return { status = "dropped", reason = format("no handler for trigger '%s'", trigger) }
+    return "dropped", format("no handler for trigger '%s'", trigger)
   end
   if #changers > 0 then changes.apply(changers, event, out, st) end
   local requests, scheduled, cancelled, meta = klaviyo.requests(st, cfg, loop)
@@ -117,8 +118,7 @@ function M.map(event, cfg)
   if #requests == 0 and #scheduled == 0 and #cancelled == 0 and #st.memory_writes == 0 then
     status, reason = "dropped", format("the handlers for '%s' produced no action", trigger)
   end
-  return { status = status, reason = reason, requests = requests, scheduled = scheduled,
-           cancelled = cancelled, memory = st.memory_writes, person = st.person, meta = meta }
+  return status, reason, requests, scheduled, cancelled, st.memory_writes, st.person, meta
 end
 
 --- The metatable of drop/fail/defer values (the host compares it raw; scripts see a guard).
