@@ -5,7 +5,7 @@
  * Why: the emitter's track action (core/lua/returnflow/emitter.lua, track_action) is a dozen checks,
  * each a call from Lua into C (type, pairs, next, the event's fields, loop.time, loop.epoch): about
  * 12,000 instructions a track, three tracks an event for the default scripts. Here the same checks
- * are one call.
+ * are one call. The default unique_id's event part (klaviyo.lua's unique_id_prefix) likewise.
  *
  * Invariant: this answers only where emitter.lua's own code would return an action, and then with
  * the same action, field for field; anywhere else (a value of the wrong type, an unknown option, a
@@ -219,10 +219,69 @@ static int track_action(lua_State *L) {
     return 1;
 }
 
+/* Adds loop.id(v) of the value on top (popped) to b; returns 0 where loop.id gives nil. */
+static int add_id(lua_State *L, luaL_Buffer *b) {
+    char num[400];
+    int t = lua_type(L, -1);
+    if (t == LUA_TSTRING) { luaL_addvalue(b); return 1; }
+    if (t == LUA_TNUMBER) {
+        if (lua_isinteger(L, -1)) snprintf(num, sizeof num, LUA_INTEGER_FMT, (LUAI_UACINT)lua_tointeger(L, -1));
+        else snprintf(num, sizeof num, "%.0f", (double)lua_tonumber(L, -1));
+        lua_pop(L, 1);
+        luaL_addstring(b, num);
+        return 1;
+    }
+    lua_pop(L, 1);
+    return 0;
+}
+
+/* unique_id_prefix(ev, tenant) -> returnflow.klaviyo's unique_id_prefix: "tenant:return_id:trigger:
+ * state:", the event read as loop.return_id and klaviyo.lua read it; nothing for a tenant that is not
+ * a string (klaviyo.lua's code then). */
+static int unique_id_prefix(lua_State *L) {
+    lua_settop(L, 2);
+    if (lua_type(L, 1) != LUA_TTABLE || lua_type(L, 2) != LUA_TSTRING) return 0;
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);                          /* b's own slot sits at 3 from here on */
+    lua_pushvalue(L, 2);
+    luaL_addvalue(&b);
+    luaL_addchar(&b, ':');
+    /* loop.return_id: `id` for return and label events, else `return_id`, else `id` */
+    lua_getfield(L, 1, "topic");
+    int own = is_string(L, -1, "return") || is_string(L, -1, "label");
+    lua_pop(L, 1);
+    int found = 0;
+    if (!own) {
+        lua_getfield(L, 1, "return_id");
+        found = add_id(L, &b);
+    }
+    if (!found) {
+        lua_getfield(L, 1, "id");
+        add_id(L, &b);
+    }
+    luaL_addchar(&b, ':');
+    lua_getfield(L, 1, "trigger");
+    if (lua_toboolean(L, -1)) luaL_tolstring(L, -1, NULL), lua_remove(L, -2);   /* ev.trigger or "" */
+    else lua_pop(L, 1), lua_pushliteral(L, "");
+    luaL_addvalue(&b);
+    luaL_addchar(&b, ':');
+    lua_getfield(L, 1, "state");
+    if (missing(L, -1)) { lua_pop(L, 1); lua_getfield(L, 1, "label_status"); }
+    if (missing(L, -1)) { lua_pop(L, 1); lua_pushliteral(L, ""); }
+    luaL_tolstring(L, -1, NULL);                   /* tostring(state) */
+    lua_remove(L, -2);
+    luaL_addvalue(&b);
+    luaL_addchar(&b, ':');
+    luaL_pushresult(&b);
+    return 1;
+}
+
 int emitter_native_luaopen(lua_State *L) {
     lua_createtable(L, 0, 1);
     for (int i = 0; i < FIELD_COUNT; i++) lua_pushstring(L, field_names[i]);
     lua_pushcclosure(L, track_action, FIELD_COUNT);
     lua_setfield(L, -2, "track_action");
+    lua_pushcfunction(L, unique_id_prefix);
+    lua_setfield(L, -2, "unique_id_prefix");
     return 1;
 }

@@ -84,3 +84,47 @@ describe("the emitter's native track action", function()
     assert.is_true(failed >= 3 * 3 * 10, "failed: " .. failed)
   end)
 end)
+
+-- The default unique_id's event part is read in C as well: the same string as loop.lua's readers and
+-- tostring give, for ids and states of every type Loop's payloads may carry.
+describe("the native default unique_id", function()
+  teardown(h.cleanup)
+
+  it("is tenant:return_id:trigger:state:metric, as klaviyo.lua writes it", function()
+    local scripts = h.scripts_dir({ ["10-ids.lua"] = [[
+local loop = require "returnflow.loop"
+return {
+  ["*"] = function(ev, out)
+    local state = ev.state
+    if loop.missing(state) then state = ev.label_status end
+    if loop.missing(state) then state = "" end
+    local want = string.format("%s:%s:%s:%s:%s", "acme", loop.return_id(ev) or "", ev.trigger or "",
+                               tostring(state), "Tracked")
+    out:identify({ email = "ids@example.com" })
+    out:track("Tracked", { want = want })
+  end,
+}
+]] })
+    local variants = {
+      { id = 8812745 }, { id = "8812745" }, { id = 1.5e15 }, { id = 12.5 }, { id = false }, { id = h.decode("null") },
+      { topic = "label", id = 77 }, { topic = "giftcard", return_id = 99, id = 1 },
+      { topic = "giftcard", return_id = h.decode("null"), id = "x" }, { topic = "giftcard" },
+      { state = 3 }, { state = 2.5 }, { state = true }, { state = h.decode("null"), label_status = "in_transit" },
+      { state = h.decode("null"), label_status = h.decode("null") }, { state = "" },
+    }
+    local events = {}
+    for i, v in ipairs(variants) do
+      local ev = h.fixture("return.created.json")
+      for k, x in pairs(v) do ev[k] = x end
+      if v.topic == nil and i > 6 then ev.topic = nil end
+      events[i] = ev
+    end
+    local docs, run = h.map(h.ndjson_file(events), { scripts = scripts, args = { "--tenant", "acme" } })
+    assert.equal(#events, #docs, run.stderr)
+    for i, doc in ipairs(docs) do
+      assert.equal("mapped", doc.status, doc.reason)
+      local attributes = doc.requests[1].body.data.attributes
+      assert.equal(attributes.properties.want, attributes.unique_id, "variant " .. i)
+    end
+  end)
+end)

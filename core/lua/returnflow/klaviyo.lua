@@ -8,6 +8,10 @@ local json = require "returnflow.json"
 
 local M = {}
 
+-- The host's unique_id_prefix (core/script/emitter_native.c), the same string; absent outside the host.
+local native_ok, native_emitter = pcall(require, "returnflow.emitter_native")
+local fast_prefix = native_ok and type(native_emitter) == "table" and native_emitter.unique_id_prefix or nil
+
 local type, ipairs, error, tostring, rawget = type, ipairs, error, tostring, rawget
 local format = string.format
 local array = json.array
@@ -68,6 +72,8 @@ end
 --- The part of the default unique_id that one event's tracks share ("tenant:return_id:trigger:state:"):
 -- the event is read-only, so it is read once per event, not once per track.
 function M.unique_id_prefix(cfg, ev, loop)
+  local fast = fast_prefix and fast_prefix(ev, cfg.tenant or "default")
+  if fast then return fast end
   local state = ev.state
   if loop.missing(state) then state = ev.label_status end
   if loop.missing(state) then state = "" end
