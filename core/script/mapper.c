@@ -414,6 +414,7 @@ typedef struct map_call {
     strbuf reason;                /* plain text */
     strbuf requests, scheduled, cancelled;   /* JSON array contents */
     strbuf profile;               /* the profile key of every request */
+    strbuf kinds;                 /* the kind of each action, a letter each (action_kind) */
 } map_call;
 
 static void set_reason(map_call *j, map_status status, const char *reason) {
@@ -546,7 +547,24 @@ static void encode_request(lua_State *L, map_call *j, request_ctx *rc, strbuf *o
 
 /* What returnflow.runtime's map returns, in this order (values, not a table: nothing to build or
  * look up by name). */
-enum { R_STATUS, R_REASON, R_REQUESTS, R_SCHEDULED, R_CANCELLED, R_MEMORY, R_PERSON, R_META, R_COUNT };
+enum { R_STATUS, R_REASON, R_ACTIONS, R_UPSERT, R_NREQUESTS, R_NSCHEDULED, R_NCANCELLED, R_MEMORY, R_PERSON,
+       R_META, R_COUNT };
+
+/* An action's kind, as one letter (track, schedule, subscribe, cancel, else '?'): the three passes
+ * over the actions read each kind once. */
+static char action_kind(lua_State *L, int a) {
+    a = lua_absindex(L, a);
+    if (lua_type(L, a) != LUA_TTABLE) return '?';
+    lua_pushliteral(L, "kind");
+    char k = '?';
+    if (lua_rawget(L, a) == LUA_TSTRING) {
+        const char *s = lua_tostring(L, -1);
+        k = strcmp(s, "track") == 0 ? 'T' : strcmp(s, "schedule") == 0 ? 'S'
+          : strcmp(s, "subscribe") == 0 ? 'U' : strcmp(s, "cancel") == 0 ? 'C' : '?';
+    }
+    lua_pop(L, 1);
+    return k;
+}
 
 /* Pushes one of them; returns its type. */
 static int push_result(lua_State *L, int res, int which) {
@@ -597,11 +615,10 @@ static int map_protected(lua_State *L) {
     lua_pop(L, 2);
 
     /* serve's worker channel refuses a result past map_limits.h: so does the mapper, saying why */
-    lua_Integer nreq = push_result(L, res, R_REQUESTS) == LUA_TTABLE ? luaL_len(L, -1) : 0;
-    lua_Integer nsched = push_result(L, res, R_SCHEDULED) == LUA_TTABLE ? luaL_len(L, -1) : 0;
-    lua_Integer ncancel = push_result(L, res, R_CANCELLED) == LUA_TTABLE ? luaL_len(L, -1) : 0;
+    lua_Integer nreq = lua_tointeger(L, res + R_NREQUESTS), nsched = lua_tointeger(L, res + R_NSCHEDULED);
+    lua_Integer ncancel = lua_tointeger(L, res + R_NCANCELLED);
     lua_Integer nmem = push_result(L, res, R_MEMORY) == LUA_TTABLE ? luaL_len(L, -1) : 0;
-    lua_pop(L, 4);
+    lua_pop(L, 1);
     if (nreq < 0 || nsched < 0 || nreq + nsched > MAP_MAX_REQUESTS)
         luaL_error(L, "limit: %I requests and scheduled requests in one event, over the %d a worker may return",
                    nreq + nsched, MAP_MAX_REQUESTS);
@@ -617,57 +634,69 @@ static int map_protected(lua_State *L) {
     rc.meta = lua_isnil(L, -1) ? 0 : lua_gettop(L);
     profile_key(L, rc.person, &j->profile);
     rc.profile = &j->profile;
-    if (push_result(L, res, R_REQUESTS) == LUA_TTABLE) {
-        int n = (int)luaL_len(L, -1);
-        for (int i = 1; i <= n; i++) {
-            if (i > 1) strbuf_addc(&j->requests, ',');
-            lua_rawgeti(L, -1, i);
-            encode_request(L, j, &rc, &j->requests, NULL, NULL);
-            lua_pop(L, 1);
-        }
+    /* The requests: the profile upsert, then the tracks and subscribes in the order of the actions;
+     * then the scheduled ones, then the cancels, each in that order (returnflow.klaviyo's requests). */
+    int actions = lua_gettop(L) + 1, nactions = 0, written = 0;
+    if (push_result(L, res, R_ACTIONS) == LUA_TTABLE) nactions = (int)lua_rawlen(L, actions);
+    if (nactions > nreq + nsched + ncancel) luaL_error(L, "the runtime counted its actions wrong");
+    j->kinds.len = 0;
+    for (int i = 1; i <= nactions; i++) {
+        lua_rawgeti(L, actions, i);
+        strbuf_addc(&j->kinds, action_kind(L, -1));
+        lua_pop(L, 1);
+    }
+    if (push_result(L, res, R_UPSERT) == LUA_TTABLE) {
+        encode_request(L, j, &rc, &j->requests, NULL, NULL);
+        written++;
     }
     lua_pop(L, 1);
-    if (push_result(L, res, R_SCHEDULED) == LUA_TTABLE) {
-        int n = (int)luaL_len(L, -1);
-        for (int i = 1; i <= n; i++) {
-            if (i > 1) strbuf_addc(&j->scheduled, ',');
-            lua_rawgeti(L, -1, i);
-            int s = lua_gettop(L);
-            size_t klen, alen;
-            const char *key = string_field(L, s, "key", &klen, "schedule");
-            const char *at = string_field(L, s, "at", &alen, "schedule");
-            if (klen > MAP_MAX_KEY) luaL_error(L, "schedule: a key is over the %d bytes a key may hold", MAP_MAX_KEY);
-            strbuf_adds(&j->scheduled, "{\"key\":");
-            json_append_string(&j->scheduled, key, klen);
-            strbuf_adds(&j->scheduled, ",\"at\":");
-            json_append_string(&j->scheduled, at, alen);
-            strbuf_adds(&j->scheduled, ",\"request\":");
-            lua_pushvalue(L, s);                  /* a schedule action is its own request */
-            encode_request(L, j, &rc, &j->scheduled, key, at);
-            strbuf_addc(&j->scheduled, '}');
-            lua_settop(L, s - 1);
-        }
+    for (int i = 1; i <= nactions; i++) {
+        if (j->kinds.data[i - 1] != 'T' && j->kinds.data[i - 1] != 'U') continue;
+        if (written++) strbuf_addc(&j->requests, ',');
+        lua_rawgeti(L, actions, i);
+        encode_request(L, j, &rc, &j->requests, NULL, NULL);
+        lua_pop(L, 1);
     }
-    lua_pop(L, 1);
-    if (push_result(L, res, R_CANCELLED) == LUA_TTABLE) {
-        mapper *m = j->m;
-        int n = (int)luaL_len(L, -1);
-        for (int i = 1; i <= n; i++) {
-            lua_rawgeti(L, -1, i);
-            size_t klen;
-            if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "cancel: a key is not a string");
-            const char *key = lua_tolstring(L, -1, &klen);
-            if (!key_ok(key, klen)) luaL_error(L, "cancel: a key must be valid UTF-8 with no NUL byte");
-            if (klen > MAP_MAX_KEY) luaL_error(L, "cancel: a key is over the %d bytes a key may hold", MAP_MAX_KEY);
-            charge(L, 2 * klen + 16);
-            if (m->ncancels == m->cap_cancels) m->cancels = grow(m->cancels, &m->cap_cancels, sizeof *m->cancels);
-            m->cancels[m->ncancels++] = arena_add(m, key, klen);
-            if (i > 1) strbuf_addc(&j->cancelled, ',');
-            json_append_string(&j->cancelled, key, klen);
-            lua_pop(L, 1);
-        }
+    written = 0;
+    for (int i = 1; i <= nactions; i++) {
+        if (j->kinds.data[i - 1] != 'S') continue;
+        if (written++) strbuf_addc(&j->scheduled, ',');
+        lua_rawgeti(L, actions, i);
+        int s = lua_gettop(L);
+        size_t klen, alen;
+        const char *key = string_field(L, s, "key", &klen, "schedule");
+        const char *at = string_field(L, s, "at", &alen, "schedule");
+        if (klen > MAP_MAX_KEY) luaL_error(L, "schedule: a key is over the %d bytes a key may hold", MAP_MAX_KEY);
+        strbuf_adds(&j->scheduled, "{\"key\":");
+        json_append_string(&j->scheduled, key, klen);
+        strbuf_adds(&j->scheduled, ",\"at\":");
+        json_append_string(&j->scheduled, at, alen);
+        strbuf_adds(&j->scheduled, ",\"request\":");
+        lua_pushvalue(L, s);                  /* a schedule action is its own request */
+        encode_request(L, j, &rc, &j->scheduled, key, at);
+        strbuf_addc(&j->scheduled, '}');
+        lua_settop(L, s - 1);
     }
-    lua_pop(L, 1);
+    written = 0;
+    mapper *m = j->m;
+    for (int i = 1; i <= nactions; i++) {
+        if (j->kinds.data[i - 1] != 'C') continue;
+        lua_rawgeti(L, actions, i);
+        lua_getfield(L, -1, "key");
+        lua_remove(L, -2);
+        size_t klen;
+        if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "cancel: a key is not a string");
+        const char *key = lua_tolstring(L, -1, &klen);
+        if (!key_ok(key, klen)) luaL_error(L, "cancel: a key must be valid UTF-8 with no NUL byte");
+        if (klen > MAP_MAX_KEY) luaL_error(L, "cancel: a key is over the %d bytes a key may hold", MAP_MAX_KEY);
+        charge(L, 2 * klen + 16);
+        if (m->ncancels == m->cap_cancels) m->cancels = grow(m->cancels, &m->cap_cancels, sizeof *m->cancels);
+        m->cancels[m->ncancels++] = arena_add(m, key, klen);
+        if (written++) strbuf_addc(&j->cancelled, ',');
+        json_append_string(&j->cancelled, key, klen);
+        lua_pop(L, 1);
+    }
+    lua_settop(L, actions - 1);
 
     /* Memory writes last, all encoded here; the mapper keeps them only once the whole call
      * returned without error (mapper_map): all or nothing. */
@@ -843,5 +872,6 @@ map_status mapper_map(mapper *m, const char *text, size_t len, const char *label
     strbuf_free(&j.scheduled);
     strbuf_free(&j.cancelled);
     strbuf_free(&j.profile);
+    strbuf_free(&j.kinds);
     return j.status;
 }

@@ -102,14 +102,16 @@ local function subscribe_body(a, person, cfg)
   }, relationships = { list = list } } }
 end
 
---- Turns one event's emitter into requests.
--- Returns requests, scheduled, cancelled (keys) and the meta the first track carries; raises on a
--- profile with no identifier. A track or schedule request is the emitter's action itself (the host
--- writes its body: the profile's identifiers, and on a track its other attributes and the meta);
--- a profile or subscribe request is { action, body }.
+--- Readies one event's actions for the host, which writes the requests from them in their order
+-- (core/script/mapper.c): sets each track's and schedule's default unique_id and each subscribe's
+-- request (its `action` and `body`), in place, so no list of requests is built here. Returns how many
+-- requests (a profile upsert, the tracks and subscribes), scheduled requests and cancels there are,
+-- the profile upsert that goes first (a { action, body } request, or nil) and the meta the first
+-- track carries; raises on a profile with no identifier. A track or schedule request is the emitter's
+-- action itself (the host writes its body: the profile's identifiers, and on a track its other
+-- attributes and the meta).
 function M.requests(out, cfg, loop)
   local person = out.person
-  local requests, scheduled, cancelled = {}, {}, {}
   local meta = segment_patch(out, cfg)
   local profile_pending = out.profile_changed or meta ~= nil
   local needs_profile = profile_pending
@@ -122,6 +124,7 @@ function M.requests(out, cfg, loop)
           .. "(use out:identify{ email = ... })", 0)
   end
   local carried, id_prefix
+  local requests, scheduled, cancelled = 0, 0, 0
   for i = 1, #actions do
     local a = actions[i]
     local kind = a.kind
@@ -131,23 +134,26 @@ function M.requests(out, cfg, loop)
         a.unique_id = id_prefix .. a.metric
       end
       if kind == "track" then
-        requests[#requests + 1] = a
+        requests = requests + 1
         if profile_pending then carried = meta; profile_pending = false end
       else
-        scheduled[#scheduled + 1] = a
+        scheduled = scheduled + 1
       end
     elseif kind == "subscribe" then
-      requests[#requests + 1] = request("subscribe", subscribe_body(a, person, cfg))
+      a.action, a.body = "subscribe", subscribe_body(a, person, cfg)
+      requests = requests + 1
     elseif kind == "cancel" then
-      cancelled[#cancelled + 1] = a.key
+      cancelled = cancelled + 1
     end
   end
+  local upsert
   if profile_pending then
     -- Profile changes with no event to carry them: one upsert, meta beside the attributes.
     local data = { type = "profile", attributes = profile_attributes(person, true), meta = meta }
-    table.insert(requests, 1, request("profile", { data = data }))
+    upsert = request("profile", { data = data })
+    requests = requests + 1
   end
-  return requests, scheduled, cancelled, carried
+  return requests, scheduled, cancelled, upsert, carried
 end
 
 return M
