@@ -46,7 +46,7 @@ SANDBOX_MODULES := $(filter-out $(HOST_MODULES),$(LUA_MODULES))
 # returnflow.native: the mapper's C as a Lua library for busted (lua_native.c); position-independent objects.
 # Never sanitized: it loads into Debian's lua5.4, which is not built with ASan (the binary carries the
 # same C sanitized).
-NATIVE_SRC := json/json.c json/json_encode.c json/json_event.c script/sandbox.c script/sandbox_watch.c script/sandbox_realm.c script/loop_properties.c script/sandbox_lib.c script/sandbox_table.c script/lua_pattern.c \
+NATIVE_SRC := json/json.c json/json_encode.c json/json_event.c script/sandbox.c script/sandbox_watch.c script/sandbox_realm.c script/loop_properties.c script/emitter_native.c script/sandbox_lib.c script/sandbox_table.c script/lua_pattern.c \
               script/klaviyo_limits.c script/klaviyo_endpoints.c script/klaviyo_body.c \
               script/mapper.c base/strmap.c base/signature.c base/share.c tooling/lua_native.c tooling/lua_http.c
 NATIVE_OBJ  = $(NATIVE_SRC:%.c=$(BUILD)/pic/%.o) $(BUILD)/pic/embedded.o

@@ -414,6 +414,7 @@ typedef struct map_call {
     strbuf reason;                /* plain text */
     strbuf requests, scheduled, cancelled;   /* JSON array contents */
     strbuf profile;               /* the profile key of every request */
+    strbuf kinds;                 /* the kind of each action, a letter each (action_kind) */
 } map_call;
 
 static void set_reason(map_call *j, map_status status, const char *reason) {
@@ -453,7 +454,8 @@ static void profile_key(lua_State *L, int person, strbuf *out) {
     out->len = 0;
     for (size_t i = 0; i < sizeof ids / sizeof *ids && lua_istable(L, person); i++) {
         size_t n;
-        if (lua_getfield(L, person, ids[i]) == LUA_TSTRING && (lua_tolstring(L, -1, &n), n > 0)) {
+        lua_pushstring(L, ids[i]);               /* raw, as the bodies read it (klaviyo_body.c) */
+        if (lua_rawget(L, person) == LUA_TSTRING && (lua_tolstring(L, -1, &n), n > 0)) {
             strbuf_adds(out, ids[i]);
             strbuf_addc(out, ':');
             strbuf_add(out, lua_tostring(L, -1), n);
@@ -543,6 +545,33 @@ static void encode_request(lua_State *L, map_call *j, request_ctx *rc, strbuf *o
     lua_settop(L, r);
 }
 
+/* What returnflow.runtime's map returns, in this order (values, not a table: nothing to build or
+ * look up by name). */
+enum { R_STATUS, R_REASON, R_ACTIONS, R_UPSERT, R_NREQUESTS, R_NSCHEDULED, R_NCANCELLED, R_MEMORY, R_PERSON,
+       R_META, R_COUNT };
+
+/* An action's kind, as one letter (track, schedule, subscribe, cancel, else '?'): the three passes
+ * over the actions read each kind once. */
+static char action_kind(lua_State *L, int a) {
+    a = lua_absindex(L, a);
+    if (lua_type(L, a) != LUA_TTABLE) return '?';
+    lua_pushliteral(L, "kind");
+    char k = '?';
+    if (lua_rawget(L, a) == LUA_TSTRING) {
+        const char *s = lua_tostring(L, -1);
+        k = strcmp(s, "track") == 0 ? 'T' : strcmp(s, "schedule") == 0 ? 'S'
+          : strcmp(s, "subscribe") == 0 ? 'U' : strcmp(s, "cancel") == 0 ? 'C' : '?';
+    }
+    lua_pop(L, 1);
+    return k;
+}
+
+/* Pushes one of them; returns its type. */
+static int push_result(lua_State *L, int res, int which) {
+    lua_pushvalue(L, res + which);
+    return lua_type(L, -1);
+}
+
 /* Runs inside sandbox_call: decode, map, encode. Raises on any script error. Everything read
  * here from the runtime's result is host-made, but checked all the same (types, NUL bytes). */
 static int map_protected(lua_State *L) {
@@ -574,23 +603,22 @@ static int map_protected(lua_State *L) {
     lua_rawgetp(L, LUA_REGISTRYINDEX, &map_fn_key);
     lua_pushvalue(L, 1);
     push_config(j->m, L);
-    lua_call(L, 2, 1);
-    int res = lua_gettop(L);
-    luaL_checktype(L, res, LUA_TTABLE);
+    lua_call(L, 2, R_COUNT);
+    int res = lua_gettop(L) - R_COUNT + 1;
+    if (lua_type(L, res + R_STATUS) != LUA_TSTRING) luaL_error(L, "the runtime returned no status");
 
-    lua_getfield(L, res, "status");
+    push_result(L, res, R_STATUS);
     const char *status = lua_tostring(L, -1);
     map_status st = status && strcmp(status, "dropped") == 0 ? MAP_DROPPED : MAP_MAPPED;
-    lua_getfield(L, res, "reason");
+    push_result(L, res, R_REASON);
     set_reason(j, st, lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL);
     lua_pop(L, 2);
 
     /* serve's worker channel refuses a result past map_limits.h: so does the mapper, saying why */
-    lua_Integer nreq = lua_getfield(L, res, "requests") == LUA_TTABLE ? luaL_len(L, -1) : 0;
-    lua_Integer nsched = lua_getfield(L, res, "scheduled") == LUA_TTABLE ? luaL_len(L, -1) : 0;
-    lua_Integer ncancel = lua_getfield(L, res, "cancelled") == LUA_TTABLE ? luaL_len(L, -1) : 0;
-    lua_Integer nmem = lua_getfield(L, res, "memory") == LUA_TTABLE ? luaL_len(L, -1) : 0;
-    lua_pop(L, 4);
+    lua_Integer nreq = lua_tointeger(L, res + R_NREQUESTS), nsched = lua_tointeger(L, res + R_NSCHEDULED);
+    lua_Integer ncancel = lua_tointeger(L, res + R_NCANCELLED);
+    lua_Integer nmem = push_result(L, res, R_MEMORY) == LUA_TTABLE ? luaL_len(L, -1) : 0;
+    lua_pop(L, 1);
     if (nreq < 0 || nsched < 0 || nreq + nsched > MAP_MAX_REQUESTS)
         luaL_error(L, "limit: %I requests and scheduled requests in one event, over the %d a worker may return",
                    nreq + nsched, MAP_MAX_REQUESTS);
@@ -600,67 +628,79 @@ static int map_protected(lua_State *L) {
         luaL_error(L, "limit: %I memory writes in one event, over the %d a worker may return", nmem, MAP_MAX_MEMORY);
 
     request_ctx rc = { 0, 0, 0, NULL };
-    lua_getfield(L, res, "person");
+    push_result(L, res, R_PERSON);
     rc.person = lua_gettop(L);
-    lua_getfield(L, res, "meta");
+    push_result(L, res, R_META);
     rc.meta = lua_isnil(L, -1) ? 0 : lua_gettop(L);
     profile_key(L, rc.person, &j->profile);
     rc.profile = &j->profile;
-    if (lua_getfield(L, res, "requests") == LUA_TTABLE) {
-        int n = (int)luaL_len(L, -1);
-        for (int i = 1; i <= n; i++) {
-            if (i > 1) strbuf_addc(&j->requests, ',');
-            lua_rawgeti(L, -1, i);
-            encode_request(L, j, &rc, &j->requests, NULL, NULL);
-            lua_pop(L, 1);
-        }
+    /* The requests: the profile upsert, then the tracks and subscribes in the order of the actions;
+     * then the scheduled ones, then the cancels, each in that order (returnflow.klaviyo's requests). */
+    int actions = lua_gettop(L) + 1, nactions = 0, written = 0;
+    if (push_result(L, res, R_ACTIONS) == LUA_TTABLE) nactions = (int)lua_rawlen(L, actions);
+    if (nactions > nreq + nsched + ncancel) luaL_error(L, "the runtime counted its actions wrong");
+    j->kinds.len = 0;
+    for (int i = 1; i <= nactions; i++) {
+        lua_rawgeti(L, actions, i);
+        strbuf_addc(&j->kinds, action_kind(L, -1));
+        lua_pop(L, 1);
+    }
+    if (push_result(L, res, R_UPSERT) == LUA_TTABLE) {
+        encode_request(L, j, &rc, &j->requests, NULL, NULL);
+        written++;
     }
     lua_pop(L, 1);
-    if (lua_getfield(L, res, "scheduled") == LUA_TTABLE) {
-        int n = (int)luaL_len(L, -1);
-        for (int i = 1; i <= n; i++) {
-            if (i > 1) strbuf_addc(&j->scheduled, ',');
-            lua_rawgeti(L, -1, i);
-            int s = lua_gettop(L);
-            size_t klen, alen;
-            const char *key = string_field(L, s, "key", &klen, "schedule");
-            const char *at = string_field(L, s, "at", &alen, "schedule");
-            if (klen > MAP_MAX_KEY) luaL_error(L, "schedule: a key is over the %d bytes a key may hold", MAP_MAX_KEY);
-            strbuf_adds(&j->scheduled, "{\"key\":");
-            json_append_string(&j->scheduled, key, klen);
-            strbuf_adds(&j->scheduled, ",\"at\":");
-            json_append_string(&j->scheduled, at, alen);
-            strbuf_adds(&j->scheduled, ",\"request\":");
-            lua_pushvalue(L, s);                  /* a schedule action is its own request */
-            encode_request(L, j, &rc, &j->scheduled, key, at);
-            strbuf_addc(&j->scheduled, '}');
-            lua_settop(L, s - 1);
-        }
+    for (int i = 1; i <= nactions; i++) {
+        if (j->kinds.data[i - 1] != 'T' && j->kinds.data[i - 1] != 'U') continue;
+        if (written++) strbuf_addc(&j->requests, ',');
+        lua_rawgeti(L, actions, i);
+        encode_request(L, j, &rc, &j->requests, NULL, NULL);
+        lua_pop(L, 1);
     }
-    lua_pop(L, 1);
-    if (lua_getfield(L, res, "cancelled") == LUA_TTABLE) {
-        mapper *m = j->m;
-        int n = (int)luaL_len(L, -1);
-        for (int i = 1; i <= n; i++) {
-            lua_rawgeti(L, -1, i);
-            size_t klen;
-            if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "cancel: a key is not a string");
-            const char *key = lua_tolstring(L, -1, &klen);
-            if (!key_ok(key, klen)) luaL_error(L, "cancel: a key must be valid UTF-8 with no NUL byte");
-            if (klen > MAP_MAX_KEY) luaL_error(L, "cancel: a key is over the %d bytes a key may hold", MAP_MAX_KEY);
-            charge(L, 2 * klen + 16);
-            if (m->ncancels == m->cap_cancels) m->cancels = grow(m->cancels, &m->cap_cancels, sizeof *m->cancels);
-            m->cancels[m->ncancels++] = arena_add(m, key, klen);
-            if (i > 1) strbuf_addc(&j->cancelled, ',');
-            json_append_string(&j->cancelled, key, klen);
-            lua_pop(L, 1);
-        }
+    written = 0;
+    for (int i = 1; i <= nactions; i++) {
+        if (j->kinds.data[i - 1] != 'S') continue;
+        if (written++) strbuf_addc(&j->scheduled, ',');
+        lua_rawgeti(L, actions, i);
+        int s = lua_gettop(L);
+        size_t klen, alen;
+        const char *key = string_field(L, s, "key", &klen, "schedule");
+        const char *at = string_field(L, s, "at", &alen, "schedule");
+        if (klen > MAP_MAX_KEY) luaL_error(L, "schedule: a key is over the %d bytes a key may hold", MAP_MAX_KEY);
+        strbuf_adds(&j->scheduled, "{\"key\":");
+        json_append_string(&j->scheduled, key, klen);
+        strbuf_adds(&j->scheduled, ",\"at\":");
+        json_append_string(&j->scheduled, at, alen);
+        strbuf_adds(&j->scheduled, ",\"request\":");
+        lua_pushvalue(L, s);                  /* a schedule action is its own request */
+        encode_request(L, j, &rc, &j->scheduled, key, at);
+        strbuf_addc(&j->scheduled, '}');
+        lua_settop(L, s - 1);
     }
-    lua_pop(L, 1);
+    written = 0;
+    mapper *m = j->m;
+    for (int i = 1; i <= nactions; i++) {
+        if (j->kinds.data[i - 1] != 'C') continue;
+        lua_rawgeti(L, actions, i);
+        lua_getfield(L, -1, "key");
+        lua_remove(L, -2);
+        size_t klen;
+        if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "cancel: a key is not a string");
+        const char *key = lua_tolstring(L, -1, &klen);
+        if (!key_ok(key, klen)) luaL_error(L, "cancel: a key must be valid UTF-8 with no NUL byte");
+        if (klen > MAP_MAX_KEY) luaL_error(L, "cancel: a key is over the %d bytes a key may hold", MAP_MAX_KEY);
+        charge(L, 2 * klen + 16);
+        if (m->ncancels == m->cap_cancels) m->cancels = grow(m->cancels, &m->cap_cancels, sizeof *m->cancels);
+        m->cancels[m->ncancels++] = arena_add(m, key, klen);
+        if (written++) strbuf_addc(&j->cancelled, ',');
+        json_append_string(&j->cancelled, key, klen);
+        lua_pop(L, 1);
+    }
+    lua_settop(L, actions - 1);
 
     /* Memory writes last, all encoded here; the mapper keeps them only once the whole call
      * returned without error (mapper_map): all or nothing. */
-    if (lua_getfield(L, res, "memory") == LUA_TTABLE) {
+    if (push_result(L, res, R_MEMORY) == LUA_TTABLE) {
         mapper *m = j->m;
         int n = (int)luaL_len(L, -1);
         strbuf value = {0};
@@ -832,5 +872,6 @@ map_status mapper_map(mapper *m, const char *text, size_t len, const char *label
     strbuf_free(&j.scheduled);
     strbuf_free(&j.cancelled);
     strbuf_free(&j.profile);
+    strbuf_free(&j.kinds);
     return j.status;
 }

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "embedded.h"
+#include "emitter_native.h"
 #include "json.h"
 #include "loop_properties.h"
 #include "lauxlib.h"
@@ -406,6 +407,8 @@ static int realm_require(lua_State *L) {
         json_luaopen(L);
     } else if (strcmp(name, "returnflow.loop_native") == 0) {
         loop_properties_luaopen(L);               /* returnflow.loop's reader of the tape */
+    } else if (strcmp(name, "returnflow.emitter_native") == 0) {
+        emitter_native_luaopen(L);                /* returnflow.emitter's track action */
     } else if (ours) {
         const embedded_file *f = embedded_find(name);
         if (!f) return luaL_error(L, "require: no module '%s' in returnflow", name);

@@ -8,7 +8,11 @@ local json = require "returnflow.json"
 
 local M = {}
 
-local type, ipairs, error, tostring = type, ipairs, error, tostring
+-- The host's unique_id_prefix (core/script/emitter_native.c), the same string; absent outside the host.
+local native_ok, native_emitter = pcall(require, "returnflow.emitter_native")
+local fast_prefix = native_ok and type(native_emitter) == "table" and native_emitter.unique_id_prefix or nil
+
+local type, ipairs, error, tostring, rawget = type, ipairs, error, tostring, rawget
 local format = string.format
 local array = json.array
 
@@ -31,19 +35,21 @@ local function segment_patch(out, cfg)
 end
 
 -- Profile attributes: identifiers always; the rest only where `full` (the first request carrying it).
+-- The profile is read raw, as the host reads it for an event's body (core/script/klaviyo_body.c): a
+-- `changes` function sees the table, and a metatable it gave it changes nothing that is sent.
 local function profile_attributes(person, full)
   local a = {}
-  for _, k in ipairs(IDENTITY) do a[k] = person[k] end
+  for _, k in ipairs(IDENTITY) do a[k] = rawget(person, k) end
   if full then
-    for _, k in ipairs(ATTRIBUTES) do a[k] = person[k] end
-    a.properties = person.properties
+    for _, k in ipairs(ATTRIBUTES) do a[k] = rawget(person, k) end
+    a.properties = rawget(person, "properties")
   end
   return a
 end
 
 local function has_identifier(person)
-  for _, k in ipairs(IDENTITY) do
-    local v = person[k]
+  for i = 1, #IDENTITY do
+    local v = rawget(person, IDENTITY[i])
     if type(v) == "string" and v ~= "" then return true end
   end
   return false
@@ -60,11 +66,19 @@ end
 --- The default unique_id of a track: tenant, Loop id, trigger, state and metric, so a retried or
 -- replayed webhook is counted once by Klaviyo and two metrics of one webhook never collide.
 function M.unique_id(cfg, ev, loop, metric)
+  return M.unique_id_prefix(cfg, ev, loop) .. metric
+end
+
+--- The part of the default unique_id that one event's tracks share ("tenant:return_id:trigger:state:"):
+-- the event is read-only, so it is read once per event, not once per track.
+function M.unique_id_prefix(cfg, ev, loop)
+  local fast = fast_prefix and fast_prefix(ev, cfg.tenant or "default")
+  if fast then return fast end
   local state = ev.state
   if loop.missing(state) then state = ev.label_status end
   if loop.missing(state) then state = "" end
-  return format("%s:%s:%s:%s:%s", cfg.tenant or "default", loop.return_id(ev) or "", ev.trigger or "",
-                tostring(state), metric)
+  return format("%s:%s:%s:%s:", cfg.tenant or "default", loop.return_id(ev) or "", ev.trigger or "",
+                tostring(state))
 end
 
 local function subscribe_body(a, person, cfg)
@@ -83,52 +97,63 @@ local function subscribe_body(a, person, cfg)
   end
   return { data = { type = "profile-subscription-bulk-create-job", attributes = {
     profiles = { data = { { type = "profile", attributes = {
-      email = person.email, phone_number = person.phone_number, subscriptions = channels } } } },
+      email = rawget(person, "email"), phone_number = rawget(person, "phone_number"), subscriptions = channels } } } },
     historical_import = a.historical_import and true or nil,
   }, relationships = { list = list } } }
 end
 
---- Turns one event's emitter into requests.
--- Returns requests, scheduled, cancelled (keys) and the meta the first track carries; raises on a
--- profile with no identifier. A track or schedule request is the emitter's action itself (the host
--- writes its body: the profile's identifiers, and on a track its other attributes and the meta);
--- a profile or subscribe request is { action, body }.
+--- Readies one event's actions for the host, which writes the requests from them in their order
+-- (core/script/mapper.c): sets each track's and schedule's default unique_id and each subscribe's
+-- request (its `action` and `body`), in place, so no list of requests is built here. Returns how many
+-- requests (a profile upsert, the tracks and subscribes), scheduled requests and cancels there are,
+-- the profile upsert that goes first (a { action, body } request, or nil) and the meta the first
+-- track carries; raises on a profile with no identifier. A track or schedule request is the emitter's
+-- action itself (the host writes its body: the profile's identifiers, and on a track its other
+-- attributes and the meta).
 function M.requests(out, cfg, loop)
   local person = out.person
-  local requests, scheduled, cancelled = {}, {}, {}
   local meta = segment_patch(out, cfg)
   local profile_pending = out.profile_changed or meta ~= nil
   local needs_profile = profile_pending
-  for _, a in ipairs(out.actions) do
-    if a.kind ~= "cancel" then needs_profile = true end
+  local actions = out.actions          -- the emitter's own list (host-made, a sequence): numeric loops
+  for i = 1, #actions do
+    if actions[i].kind ~= "cancel" then needs_profile = true; break end
   end
   if needs_profile and not has_identifier(person) then
     error("the profile has no identifier: the event has no customer email, and the script set none "
           .. "(use out:identify{ email = ... })", 0)
   end
-  local carried
-  for _, a in ipairs(out.actions) do
+  local carried, id_prefix
+  local requests, scheduled, cancelled = 0, 0, 0
+  for i = 1, #actions do
+    local a = actions[i]
     local kind = a.kind
     if kind == "track" or kind == "schedule" then
-      if a.unique_id == nil then a.unique_id = M.unique_id(cfg, out.event, loop, a.metric) end
+      if a.unique_id == nil then
+        id_prefix = id_prefix or M.unique_id_prefix(cfg, out.event, loop)
+        a.unique_id = id_prefix .. a.metric
+      end
       if kind == "track" then
-        requests[#requests + 1] = a
+        requests = requests + 1
         if profile_pending then carried = meta; profile_pending = false end
       else
-        scheduled[#scheduled + 1] = a
+        scheduled = scheduled + 1
       end
     elseif kind == "subscribe" then
-      requests[#requests + 1] = request("subscribe", subscribe_body(a, person, cfg))
+      a.action, a.body = "subscribe", subscribe_body(a, person, cfg)
+      requests = requests + 1
     elseif kind == "cancel" then
-      cancelled[#cancelled + 1] = a.key
+      cancelled = cancelled + 1
     end
   end
+  local upsert
   if profile_pending then
     -- Profile changes with no event to carry them: one upsert, meta beside the attributes.
     local data = { type = "profile", attributes = profile_attributes(person, true), meta = meta }
-    table.insert(requests, 1, request("profile", { data = data }))
+    upsert = request("profile", { data = data })
+    requests = requests + 1
   end
-  return requests, scheduled, cancelled, carried
+  return requests, scheduled, cancelled, upsert, carried
 end
 
 return M

@@ -88,12 +88,14 @@ function M.known()
   return table.concat(list, ", ")
 end
 
---- Maps one event. Returns a result table: status ("mapped", "dropped", "failed" via error),
--- requests, scheduled, cancelled, memory writes. Errors propagate to the host, which fails the event;
--- drop/fail/defer arrive as emitter.Stop values. A request is a track or schedule action, whose
--- body the host writes for `person` (the first track carrying `meta`), or names its action
--- ("profile", "subscribe") with a body; never a method, path or header: the host builds those
--- from its fixed table.
+--- Maps one event. Returns status ("mapped", "dropped"; "failed" via error), reason, the actions,
+-- the profile upsert (or nil), the counts of requests, scheduled requests and cancels, the memory
+-- writes, the profile and the meta (values, in that order: the host reads them by place, and writes
+-- the requests from the actions in their order: returnflow.klaviyo's requests). Errors propagate to
+-- the host, which fails the event; drop/fail/defer arrive as emitter.Stop values. A request is a
+-- track or schedule action, whose body the host writes for `person` (the first track carrying
+-- `meta`), or names its action ("profile", "subscribe") with a body; never a method, path or header:
+-- the host builds those from its fixed table.
 function M.map(event, cfg)
   local trigger = event.trigger
   if type(trigger) ~= "string" then
@@ -101,23 +103,23 @@ function M.map(event, cfg)
   end
   local out, st = emitter.new(event, cfg)
   local ran = 0
-  for _, f in ipairs(files) do
-    local any, exact = f.handlers["*"], f.handlers[trigger]
+  for i = 1, #files do
+    local handlers = files[i].handlers
+    local any, exact = handlers["*"], handlers[trigger]
     if any then any(event, out); ran = ran + 1 end
     if exact then exact(event, out); ran = ran + 1 end
   end
   if ran == 0 then
-    return { status = "dropped", reason = format("no handler for trigger '%s'", trigger) }
+    return "dropped", format("no handler for trigger '%s'", trigger)
   end
   if #changers > 0 then changes.apply(changers, event, out, st) end
-  local requests, scheduled, cancelled, meta = klaviyo.requests(st, cfg, loop)
+  local requests, scheduled, cancelled, upsert, meta = klaviyo.requests(st, cfg, loop)
   emitter.close()
   local status, reason = "mapped", nil
-  if #requests == 0 and #scheduled == 0 and #cancelled == 0 and #st.memory_writes == 0 then
+  if requests == 0 and scheduled == 0 and cancelled == 0 and #st.memory_writes == 0 then
     status, reason = "dropped", format("the handlers for '%s' produced no action", trigger)
   end
-  return { status = status, reason = reason, requests = requests, scheduled = scheduled,
-           cancelled = cancelled, memory = st.memory_writes, person = st.person, meta = meta }
+  return status, reason, st.actions, upsert, requests, scheduled, cancelled, st.memory_writes, st.person, meta
 end
 
 --- The metatable of drop/fail/defer values (the host compares it raw; scripts see a guard).
