@@ -77,20 +77,30 @@ static int scan_fail(scan *sc, const char *what) {
 /* Whitespace: a table, and 16 bytes at a time for the indentation of pretty-printed text. */
 static const unsigned char is_ws[256] = { [' '] = 1, ['\n'] = 1, ['\r'] = 1, ['\t'] = 1 };
 
-static inline void skip_ws(scan *sc) {
-    const unsigned char *p = sc->p, *end = sc->end;
+/* The run of whitespace from p on, 16 bytes at a time (the indentation of pretty-printed text). */
+static __attribute__((noinline)) const unsigned char *skip_ws_run(const unsigned char *p, const unsigned char *end) {
 #if defined(__SSE2__)
-    while (end - p >= 16 && is_ws[*p]) {
+    while (end - p >= 16) {
         __m128i v = _mm_loadu_si128((const __m128i *)p);
         __m128i ws = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(' ')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\n'))),
                                   _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('\r')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\t'))));
         unsigned other = ~(unsigned)_mm_movemask_epi8(ws) & 0xffffu;
-        if (other) { sc->p = p + __builtin_ctz(other); return; }
+        if (other) return p + __builtin_ctz(other);
         p += 16;
     }
 #endif
     while (p < end && is_ws[*p]) p++;
-    sc->p = p;
+    return p;
+}
+
+/* Most places have no whitespace, or one space (after a ':' of pretty-printed text): those are
+ * decided here in a compare or two; a longer run goes to skip_ws_run. Any byte over ' ' is not
+ * whitespace. */
+static inline void skip_ws(scan *sc) {
+    const unsigned char *p = sc->p, *end = sc->end;
+    if (__builtin_expect(p < end && *p > ' ', 1)) return;
+    if (end - p >= 2 && *p == ' ' && p[1] > ' ') { sc->p = p + 1; return; }
+    sc->p = skip_ws_run(p, end);
 }
 
 static int grow_tape(scan *sc) {
@@ -180,39 +190,6 @@ static __attribute__((noinline)) int scan_string_slow(scan *sc, long i) {
     }
 }
 
-static inline int scan_string(scan *sc) {
-    long i = new_node(sc, JN_STRING);
-    if (i < 0) return -1;
-    const unsigned char *p = sc->p + 1, *end = sc->end;   /* past the opening quote */
-    const unsigned char *content = p;
-    tape[i].pos = (uint32_t)(content - sc->s);
-#if defined(__SSE2__)
-    /* 16 bytes at a time while they are all plain: no '"', no '\\', nothing under 0x20 and nothing
-     * over 0x7f (signed, those are negative, so one compare takes both). */
-    while (end - p >= 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)p);
-        __m128i odd = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
-                                                _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
-                                   _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
-        unsigned mask = (unsigned)_mm_movemask_epi8(odd);
-        if (mask) { p += __builtin_ctz(mask); goto found; }
-        p += 16;
-    }
-#endif
-    while (p < end && string_plain[*p]) p++;
-#if defined(__SSE2__)
-found:
-#endif
-    if (__builtin_expect(p >= end || *p != '"', 0)) {
-        sc->p = p;
-        if (scan_string_slow(sc, i)) return -1;
-        p = sc->p;
-    }
-    tape[i].len = (uint32_t)(p - content);
-    sc->p = p + 1;
-    return 0;
-}
-
 static int scan_number(scan *sc) {
     long i = new_node(sc, JN_NUMBER);
     if (i < 0) return -1;
@@ -250,64 +227,162 @@ static int scan_number(scan *sc) {
     return 0;
 }
 
-static int scan_literal(scan *sc, const char *word, size_t n, int type) {
-    if ((size_t)(sc->end - sc->p) < n || memcmp(sc->p, word, n) != 0)
-        return scan_fail(sc, "expected a value");
-    if (new_node(sc, type) < 0) return -1;
-    sc->p += n;
-    return 0;
-}
+/* The scan of one value, whole documents included, as one loop over local variables: a container
+ * opened is pushed on a stack of its node and member count, and closed where its bracket is met.
+ * (A descent of one call a value kept the position in memory, loaded and stored at every step; one
+ * loop keeps it in a register: about half the instructions a byte.) keep is a constant at each call,
+ * so each use gets its own copy with the window's mask or the tape's growth compiled in. */
+static inline __attribute__((always_inline)) int scan_run(scan *sc, const int keep) {
+    const unsigned char *const s = sc->s, *const end = sc->end;
+    const unsigned char *p = sc->p;
+    size_t n = 0;
+    uint32_t open_node[JSON_MAX_DEPTH], members[JSON_MAX_DEPTH];
+    unsigned char is_object[JSON_MAX_DEPTH];
+    int depth = 0;
+    long i;
 
-static int scan_value(scan *sc, int depth);
+/* The next node's slot (its index on the tape, or in the window), or a failed growth. */
+#define NEXT_SLOT()                                                                               \
+    do {                                                                                          \
+        if (keep) {                                                                               \
+            if (__builtin_expect(n == tape_cap, 0)) { sc->p = p; sc->n = n; if (grow_tape(sc)) return -1; } \
+            i = (long)n;                                                                          \
+        } else {                                                                                  \
+            i = (long)(n & (SCAN_WINDOW - 1));                                                    \
+        }                                                                                         \
+    } while (0)
 
-static int scan_container(scan *sc, int depth, int is_object) {
-    if (depth >= JSON_MAX_DEPTH) {
-        char what[64];
-        snprintf(what, sizeof what, "nesting deeper than %d levels", JSON_MAX_DEPTH);
-        return scan_fail(sc, what);
-    }
-    long i = new_node(sc, is_object ? JN_OBJECT : JN_ARRAY);
-    if (i < 0) return -1;
-    unsigned char close = is_object ? '}' : ']';
-    sc->p++;
-    skip_ws(sc);
-    uint32_t n = 0;
-    if (sc->p < sc->end && *sc->p == close) sc->p++;
-    else for (;;) {
-        if (is_object) {
-            skip_ws(sc);
-            if (sc->p >= sc->end || *sc->p != '"') return scan_fail(sc, "expected a string key");
-            if (scan_string(sc)) return -1;
-            skip_ws(sc);
-            if (sc->p >= sc->end || *sc->p != ':') return scan_fail(sc, "expected ':' after object key");
-            sc->p++;
+value:
+    if (__builtin_expect(p >= end || *p <= ' ', 0)) p = skip_ws_run(p, end);
+    if (__builtin_expect(p >= end, 0)) goto fail_value;
+    switch (*p) {
+    case '"':
+        goto string;
+    case '{': case '[': {
+        if (depth >= JSON_MAX_DEPTH) {
+            char what[64];
+            snprintf(what, sizeof what, "nesting deeper than %d levels", JSON_MAX_DEPTH);
+            sc->p = p;
+            return scan_fail(sc, what);
         }
-        if (scan_value(sc, depth + 1)) return -1;
+        NEXT_SLOT();
+        int obj = *p == '{';
+        tape[i] = (jnode){ .pos = (uint32_t)(p - s), .type = (uint8_t)(obj ? JN_OBJECT : JN_ARRAY) };
+        open_node[depth] = (uint32_t)i;
+        members[depth] = 0;
+        is_object[depth] = (unsigned char)obj;
+        depth++;
         n++;
-        skip_ws(sc);
-        if (sc->p < sc->end && *sc->p == ',') { sc->p++; continue; }
-        if (sc->p < sc->end && *sc->p == close) { sc->p++; break; }
-        return scan_fail(sc, is_object ? "expected ',' or '}'" : "expected ',' or ']'");
+        p++;
+        if (__builtin_expect(p >= end || *p <= ' ', 0)) p = skip_ws_run(p, end);
+        if (p < end && *p == (obj ? '}' : ']')) { p++; goto close; }
+        if (obj) goto key;
+        goto value;
     }
-    tape[i].len = n;
-    tape[i].end = (uint32_t)sc->n;
-    return 0;
+    case 't': case 'f': case 'n': {
+        int type = *p == 't' ? JN_TRUE : *p == 'f' ? JN_FALSE : JN_NULL;
+        const char *word = type == JN_TRUE ? "true" : type == JN_FALSE ? "false" : "null";
+        size_t wn = type == JN_FALSE ? 5 : 4;
+        if ((size_t)(end - p) < wn || memcmp(p, word, wn) != 0) goto fail_value;
+        NEXT_SLOT();
+        tape[i] = (jnode){ .pos = (uint32_t)(p - s), .end = (uint32_t)(n + 1), .type = (uint8_t)type };
+        n++;
+        p += wn;
+        goto next;
+    }
+    default:
+        if (*p == '-' || (*p >= '0' && *p <= '9')) {
+            sc->p = p;
+            sc->n = n;
+            if (scan_number(sc)) return -1;
+            p = sc->p;
+            n = sc->n;
+            goto next;
+        }
+        goto fail_value;
+    }
+
+key:                                                /* whitespace skipped */
+    if (__builtin_expect(p >= end || *p != '"', 0)) { sc->p = p; return scan_fail(sc, "expected a string key"); }
+    /* fall into string, which comes back to colon for a key */
+
+string: {
+    NEXT_SLOT();
+    const unsigned char *content = ++p;
+    tape[i] = (jnode){ .pos = (uint32_t)(content - s), .end = (uint32_t)(n + 1), .type = JN_STRING };
+    n++;
+#if defined(__SSE2__)
+    /* 16 bytes at a time while they are all plain: no '"', no '\\', nothing under 0x20 and nothing
+     * over 0x7f (signed, those are negative, so one compare takes both). */
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)p);
+        __m128i odd = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                                _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+                                   _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
+        unsigned mask = (unsigned)_mm_movemask_epi8(odd);
+        if (mask) { p += __builtin_ctz(mask); goto string_stop; }
+        p += 16;
+    }
+#endif
+    while (p < end && string_plain[*p]) p++;
+#if defined(__SSE2__)
+string_stop:
+#endif
+    if (__builtin_expect(p >= end || *p != '"', 0)) {
+        sc->p = p;
+        sc->n = n;
+        if (scan_string_slow(sc, i)) return -1;
+        p = sc->p;
+    }
+    tape[i].len = (uint32_t)(p - content);
+    p++;
+    /* a key when its container is an object and the string is not the member's value: the value
+     * follows a ':' and was reached through `value`, a key through `key` (members counts values) */
+    if (depth && is_object[depth - 1] && !(members[depth - 1] & 1)) goto colon;
+    goto next;
 }
 
-static int scan_value(scan *sc, int depth) {
-    skip_ws(sc);
-    if (sc->p >= sc->end) return scan_fail(sc, "expected a value");
-    switch (*sc->p) {
-    case '{': return scan_container(sc, depth, 1);
-    case '[': return scan_container(sc, depth, 0);
-    case '"': return scan_string(sc);
-    case 't': return scan_literal(sc, "true", 4, JN_TRUE);
-    case 'f': return scan_literal(sc, "false", 5, JN_FALSE);
-    case 'n': return scan_literal(sc, "null", 4, JN_NULL);
-    default:
-        if (*sc->p == '-' || (*sc->p >= '0' && *sc->p <= '9')) return scan_number(sc);
-        return scan_fail(sc, "expected a value");
+colon:
+    if (__builtin_expect(p >= end || *p != ':', 0)) {
+        if (p < end && *p <= ' ') p = skip_ws_run(p, end);
+        if (p >= end || *p != ':') { sc->p = p; return scan_fail(sc, "expected ':' after object key"); }
     }
+    p++;
+    members[depth - 1] |= 1;                        /* the member's value comes next */
+    goto value;
+
+next:                                               /* after a value: its container goes on or closes */
+    if (!depth) goto done;
+    if (is_object[depth - 1]) members[depth - 1] += 1;   /* the value's flag becomes a count of 2 */
+    else members[depth - 1] += 2;
+    if (__builtin_expect(p >= end || *p <= ' ', 0)) p = skip_ws_run(p, end);
+    if (p < end && *p == ',') {
+        p++;
+        if (is_object[depth - 1]) {
+            if (__builtin_expect(p >= end || *p <= ' ', 0)) p = skip_ws_run(p, end);
+            goto key;
+        }
+        goto value;
+    }
+    if (p < end && *p == (is_object[depth - 1] ? '}' : ']')) { p++; goto close; }
+    sc->p = p;
+    return scan_fail(sc, is_object[depth - 1] ? "expected ',' or '}'" : "expected ',' or ']'");
+
+close:                                              /* the container on top of the stack ends at p */
+    depth--;
+    tape[open_node[depth]].len = members[depth] >> 1;
+    tape[open_node[depth]].end = (uint32_t)n;
+    goto next;
+
+fail_value:
+    sc->p = p;
+    return scan_fail(sc, "expected a value");
+
+done:
+    sc->p = p;
+    sc->n = n;
+    return 0;
+#undef NEXT_SLOT
 }
 
 static void scan_start(scan *sc, const char *text, size_t len, char *err, size_t errlen) {
@@ -326,7 +401,7 @@ int json_value_end(const char *text, size_t len, size_t *end, char *err, size_t 
     scan_start(&sc, text, len, err, errlen);
     while (tape_cap < SCAN_WINDOW)
         if (grow_tape(&sc)) return -1;
-    if (scan_value(&sc, 0)) return -1;
+    if (scan_run(&sc, 0)) return -1;
     *end = (size_t)(sc.p - sc.s);
     return 0;
 }
@@ -336,7 +411,7 @@ int json_tape_scan(const char *text, size_t len, const jnode **nodes, size_t *n,
     scan_start(&sc, text, len, err, errlen);
     sc.keep = 1;
     if (len > UINT32_MAX - 8) return scan_fail(&sc, "input over 4 GiB");
-    if (scan_value(&sc, 0)) return -1;
+    if (scan_run(&sc, 1)) return -1;
     skip_ws(&sc);
     if (sc.p != sc.end) return scan_fail(&sc, "unexpected data after the JSON value");
     *nodes = tape;
