@@ -41,12 +41,16 @@ static const char array_mt_key = 0, object_mt_key = 0;
 static _Thread_local jnode *tape;
 static _Thread_local size_t tape_cap;
 static _Thread_local strbuf scratch;
+/* returnflow.encode's text: an error raised inside the encoder (a memory cap, a table kept from an
+ * earlier event) must leave nothing behind that no one owns. */
+static _Thread_local strbuf encoded;
 
 void json_thread_done(void) {
     free(tape);
     tape = NULL;
     tape_cap = 0;
     strbuf_free(&scratch);
+    strbuf_free(&encoded);
     json_encode_thread_done();
 }
 
@@ -545,6 +549,14 @@ int json_decode(lua_State *L, const char *text, size_t len, int mode, char *err,
     return 0;
 }
 
+int json_decode_event(lua_State *L, const char *text, size_t len, char *err, size_t errlen) {
+    const jnode *nodes;
+    size_t n;
+    if (json_tape_scan(text, len, &nodes, &n, err, errlen)) return -1;
+    json_event_push_pooled(L, text, len, nodes, n);
+    return 0;
+}
+
 /* ============================ kinds of table ============================= */
 
 static int kind_of(lua_State *L, int idx, int whole) {
@@ -634,16 +646,15 @@ static int l_decode(lua_State *L) {
 
 static int l_encode(lua_State *L) {
     luaL_checkany(L, 1);
-    strbuf out = {0};
     char err[320];
-    if (json_encode(L, 1, &out, err, sizeof err)) {
-        strbuf_free(&out);
+    encoded.len = 0;
+    if (json_encode(L, 1, &encoded, err, sizeof err)) {
         lua_pushnil(L);
         lua_pushfstring(L, "cannot encode: %s", err);
         return 2;
     }
-    lua_pushlstring(L, out.data ? out.data : "", out.len);
-    strbuf_free(&out);
+    lua_pushlstring(L, encoded.data ? encoded.data : "", encoded.len);
+    if (encoded.cap > 65536) strbuf_free(&encoded);   /* a large one is not kept */
     return 1;
 }
 

@@ -36,6 +36,10 @@ void json_tape_push_scalar(lua_State *L, const char *text, const jnode *node);
  * nodes into memory the Lua state owns. */
 void json_event_push(lua_State *L, const char *text, size_t len, const jnode *nodes, size_t n);
 
+/* json_event_push on the state's one pooled document (json_decode_event): a new generation of it,
+ * after which the tables of the previous one keep what was read of them and refuse to read more. */
+void json_event_push_pooled(lua_State *L, const char *text, size_t len, const jnode *nodes, size_t n);
+
 /* For a read-only proxy at idx: pushes its data table (completed, every
  * member built, when `whole`) and returns JSON_KIND_READONLY_ARRAY or
  * _OBJECT. For anything else returns -1 and pushes nothing. */
