@@ -84,6 +84,19 @@ static const unsigned char is_ws[256] = { [' '] = 1, ['\n'] = 1, ['\r'] = 1, ['\
 /* The run of whitespace from p on, 16 bytes at a time (the indentation of pretty-printed text). */
 static __attribute__((noinline)) const unsigned char *skip_ws_run(const unsigned char *p, const unsigned char *end) {
 #if defined(__SSE2__)
+    /* Pretty-printed text: a newline and spaces, or a space, before a token: two compares */
+    if (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)p);
+        __m128i ws = _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(' ')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\n')));
+        unsigned other = ~(unsigned)_mm_movemask_epi8(ws) & 0xffffu;
+        if (other) {
+            const unsigned char *q = p + __builtin_ctz(other);
+            if (*q > ' ') return q;
+            p = q;                                  /* a tab, a return or no whitespace: in full */
+        } else {
+            p += 16;
+        }
+    }
     while (end - p >= 16) {
         __m128i v = _mm_loadu_si128((const __m128i *)p);
         __m128i ws = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(' ')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\n'))),
@@ -231,18 +244,47 @@ static int scan_number(scan *sc) {
     return 0;
 }
 
-/* The scan of one value, whole documents included, as one loop over local variables: a container
- * opened is pushed on a stack of its node and member count, and closed where its bracket is met.
- * (A descent of one call a value kept the position in memory, loaded and stored at every step; one
- * loop keeps it in a register: about half the instructions a byte.) keep is a constant at each call,
- * so each use gets its own copy with the window's mask or the tape's growth compiled in. */
+/* Where the plain run of a string's content from p ends: at its closing quote, or at the first byte
+ * that needs a closer look (a backslash, a control character, a byte over 0x7f), or at end. */
+static inline __attribute__((always_inline)) const unsigned char *plain_run(const unsigned char *p,
+                                                                            const unsigned char *end) {
+#if defined(__SSE2__)
+    /* 16 bytes at a time while they are all plain: no '"', no '\\', nothing under 0x20 and nothing
+     * over 0x7f (signed, those are negative, so one compare takes both). */
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)p);
+        __m128i odd = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                                _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+                                   _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
+        unsigned mask = (unsigned)_mm_movemask_epi8(odd);
+        if (mask) return p + __builtin_ctz(mask);
+        p += 16;
+    }
+#endif
+    while (p < end && string_plain[*p]) p++;
+    return p;
+}
+
+/* Whitespace before a token: none, or a run (out of line). Any byte over ' ' is no whitespace. */
+static inline __attribute__((always_inline)) const unsigned char *ws(const unsigned char *p, const unsigned char *end) {
+    if (__builtin_expect(p < end && *p > ' ', 1)) return p;
+    return skip_ws_run(p, end);
+}
+
+/* The scan of one value, whole documents included, as one loop over local variables: the container
+ * being read is in registers (its node, its member count, object or array), the ones around it on
+ * a stack, pushed when a container opens and popped where its bracket closes it. (A descent of one
+ * call a value kept the position in memory, loaded and stored at every step.) A key has its own
+ * path to its ':', so a string needs no test of what it is. keep is a constant at each call, so
+ * each use gets its own copy with the window's mask or the tape's growth compiled in. */
 static inline __attribute__((always_inline)) int scan_run(scan *sc, const int keep) {
     const unsigned char *const s = sc->s, *const end = sc->end;
     const unsigned char *p = sc->p;
     size_t n = 0;
-    uint32_t open_node[JSON_MAX_DEPTH], members[JSON_MAX_DEPTH];
-    unsigned char is_object[JSON_MAX_DEPTH];
-    int depth = 0;
+    struct { uint32_t node, members; int is_object; } outer[JSON_MAX_DEPTH];
+    int depth = 0;                                  /* containers open */
+    uint32_t cur_node = 0, cur_members = 0;
+    int cur_object = 0;
     long i;
 
 /* The next node's slot (its index on the tape, or in the window), or a failed growth. */
@@ -256,12 +298,34 @@ static inline __attribute__((always_inline)) int scan_run(scan *sc, const int ke
         }                                                                                         \
     } while (0)
 
+/* A string from its opening quote at p: its node written, p past its closing quote. */
+#define STRING()                                                                                  \
+    do {                                                                                          \
+        NEXT_SLOT();                                                                              \
+        const unsigned char *content = p + 1;                                                     \
+        p = plain_run(content, end);                                                              \
+        tape[i].escaped = 0;                                                                      \
+        if (__builtin_expect(p >= end || *p != '"', 0)) {                                         \
+            sc->p = p;                                                                            \
+            sc->n = n;                                                                            \
+            if (scan_string_slow(sc, i)) return -1;                                               \
+            p = sc->p;                                                                            \
+        }                                                                                         \
+        tape[i].pos = (uint32_t)(content - s);                                                    \
+        tape[i].len = (uint32_t)(p - content);                                                    \
+        tape[i].end = (uint32_t)(n + 1);                                                          \
+        tape[i].type = JN_STRING;                                                                 \
+        n++;                                                                                      \
+        p++;                                                                                      \
+    } while (0)
+
 value:
-    if (__builtin_expect(p >= end || *p <= ' ', 0)) p = skip_ws_run(p, end);
+    p = ws(p, end);
     if (__builtin_expect(p >= end, 0)) goto fail_value;
     switch (*p) {
     case '"':
-        goto string;
+        STRING();
+        goto next;
     case '{': case '[': {
         if (depth >= JSON_MAX_DEPTH) {
             char what[64];
@@ -272,13 +336,15 @@ value:
         NEXT_SLOT();
         int obj = *p == '{';
         tape[i] = (jnode){ .pos = (uint32_t)(p - s), .type = (uint8_t)(obj ? JN_OBJECT : JN_ARRAY) };
-        open_node[depth] = (uint32_t)i;
-        members[depth] = 0;
-        is_object[depth] = (unsigned char)obj;
+        outer[depth].node = cur_node;
+        outer[depth].members = cur_members;
+        outer[depth].is_object = cur_object;
         depth++;
+        cur_node = (uint32_t)i;
+        cur_members = 0;
+        cur_object = obj;
         n++;
-        p++;
-        if (__builtin_expect(p >= end || *p <= ' ', 0)) p = skip_ws_run(p, end);
+        p = ws(p + 1, end);
         if (p < end && *p == (obj ? '}' : ']')) { p++; goto close; }
         if (obj) goto key;
         goto value;
@@ -308,74 +374,37 @@ value:
 
 key:                                                /* whitespace skipped */
     if (__builtin_expect(p >= end || *p != '"', 0)) { sc->p = p; return scan_fail(sc, "expected a string key"); }
-    /* fall into string, which comes back to colon for a key */
-
-string: {
-    NEXT_SLOT();
-    const unsigned char *content = ++p;
-    tape[i] = (jnode){ .pos = (uint32_t)(content - s), .end = (uint32_t)(n + 1), .type = JN_STRING };
-    n++;
-#if defined(__SSE2__)
-    /* 16 bytes at a time while they are all plain: no '"', no '\\', nothing under 0x20 and nothing
-     * over 0x7f (signed, those are negative, so one compare takes both). */
-    while (end - p >= 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)p);
-        __m128i odd = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
-                                                _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
-                                   _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
-        unsigned mask = (unsigned)_mm_movemask_epi8(odd);
-        if (mask) { p += __builtin_ctz(mask); goto string_stop; }
-        p += 16;
-    }
-#endif
-    while (p < end && string_plain[*p]) p++;
-#if defined(__SSE2__)
-string_stop:
-#endif
-    if (__builtin_expect(p >= end || *p != '"', 0)) {
-        sc->p = p;
-        sc->n = n;
-        if (scan_string_slow(sc, i)) return -1;
-        p = sc->p;
-    }
-    tape[i].len = (uint32_t)(p - content);
-    p++;
-    /* a key when its container is an object and the string is not the member's value: the value
-     * follows a ':' and was reached through `value`, a key through `key` (members counts values) */
-    if (depth && is_object[depth - 1] && !(members[depth - 1] & 1)) goto colon;
-    goto next;
-}
-
-colon:
+    STRING();
     if (__builtin_expect(p >= end || *p != ':', 0)) {
-        if (p < end && *p <= ' ') p = skip_ws_run(p, end);
+        p = ws(p, end);
         if (p >= end || *p != ':') { sc->p = p; return scan_fail(sc, "expected ':' after object key"); }
     }
     p++;
-    members[depth - 1] |= 1;                        /* the member's value comes next */
     goto value;
 
 next:                                               /* after a value: its container goes on or closes */
     if (!depth) goto done;
-    if (is_object[depth - 1]) members[depth - 1] += 1;   /* the value's flag becomes a count of 2 */
-    else members[depth - 1] += 2;
-    if (__builtin_expect(p >= end || *p <= ' ', 0)) p = skip_ws_run(p, end);
+    cur_members++;
+    p = ws(p, end);
     if (p < end && *p == ',') {
         p++;
-        if (is_object[depth - 1]) {
-            if (__builtin_expect(p >= end || *p <= ' ', 0)) p = skip_ws_run(p, end);
+        if (cur_object) {
+            p = ws(p, end);
             goto key;
         }
         goto value;
     }
-    if (p < end && *p == (is_object[depth - 1] ? '}' : ']')) { p++; goto close; }
+    if (p < end && *p == (cur_object ? '}' : ']')) { p++; goto close; }
     sc->p = p;
-    return scan_fail(sc, is_object[depth - 1] ? "expected ',' or '}'" : "expected ',' or ']'");
+    return scan_fail(sc, cur_object ? "expected ',' or '}'" : "expected ',' or ']'");
 
-close:                                              /* the container on top of the stack ends at p */
+close:                                              /* the container being read ends at p */
+    tape[cur_node].len = cur_members;
+    tape[cur_node].end = (uint32_t)n;
     depth--;
-    tape[open_node[depth]].len = members[depth] >> 1;
-    tape[open_node[depth]].end = (uint32_t)n;
+    cur_node = outer[depth].node;
+    cur_members = outer[depth].members;
+    cur_object = outer[depth].is_object;
     goto next;
 
 fail_value:
@@ -386,6 +415,7 @@ done:
     sc->p = p;
     sc->n = n;
     return 0;
+#undef STRING
 #undef NEXT_SLOT
 }
 
