@@ -76,9 +76,9 @@ typedef struct doc {
     lua_Integer gen;               /* the event it holds now (a pooled document's count) */
     size_t cap;                    /* bytes of mem */
     size_t n;
-    jnode *nodes;                  /* in mem: nodes[n], index_at[n], index[2n + 1], the text */
+    jnode *nodes;                  /* in mem: nodes[n], index_at[n], index[INDEX_ROOM(n)], the text */
     uint32_t *index_at;            /* per node: where its object's index starts in `index`, 0 none */
-    uint32_t *index;               /* the indexes: 2 slots a member, a key node's number or 0 */
+    uint32_t *index;               /* the indexes: slots holding a key node's number or 0 */
     const char *text;              /* NUL-terminated, then TEXT_PAD zeros */
     uint32_t index_used;
     int cache_ref;                 /* the string cache, in the registry */
@@ -89,7 +89,7 @@ static int ro_newindex(lua_State *L);
 static int ro_len(lua_State *L);
 static int ro_pairs(lua_State *L);
 static int fill(lua_State *L);
-static void push_proxy(lua_State *L, const doc *d, int dmt, uint32_t i);
+static void push_proxy(lua_State *L, const doc *d, int dmt, int cache, uint32_t i);
 static int push_data(lua_State *L, int idx);
 
 /* ------------------------------ string cache ------------------------------ */
@@ -104,8 +104,9 @@ static inline lua_Integer cache_slot(const char *p, size_t len) {
     return (lua_Integer)(h >> 55) + 1;                 /* 9 bits: 1..CACHE_SLOTS */
 }
 
-/* Pushes the string at node (escapes decoded): the cached one when it holds these bytes. */
-static void push_string(lua_State *L, const doc *d, const jnode *node) {
+/* Pushes the string at node (escapes decoded): the cached one when it holds these bytes. cache: the
+ * index of the cache table (fill's upvalue), or 0 to fetch it from the registry. */
+static void push_string(lua_State *L, const doc *d, const jnode *node, int cache) {
     const char *s = d->text + node->pos;
     size_t len = node->len;
     if (node->escaped || len > CACHE_MAX_LEN) {
@@ -113,17 +114,22 @@ static void push_string(lua_State *L, const doc *d, const jnode *node) {
         return;
     }
     lua_Integer slot = cache_slot(s, len);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, d->cache_ref);
-    if (lua_rawgeti(L, -1, slot) == LUA_TSTRING) {
+    int fetched = !cache;
+    if (fetched) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, d->cache_ref);
+        cache = lua_gettop(L);
+    }
+    if (lua_rawgeti(L, cache, slot) == LUA_TSTRING) {
         size_t n;
         const char *c = lua_tolstring(L, -1, &n);
-        if (n == len && memcmp(c, s, len) == 0) { lua_replace(L, -2); return; }
+        if (n == len && memcmp(c, s, len) == 0) goto done;
     }
     lua_pop(L, 1);
     lua_pushlstring(L, s, len);
     lua_pushvalue(L, -1);
-    lua_rawseti(L, -3, slot);
-    lua_replace(L, -2);
+    lua_rawseti(L, cache, slot);
+done:
+    if (fetched) lua_replace(L, -2);
 }
 
 /* The state's string cache's reference number, made on first use. */
@@ -142,11 +148,11 @@ static int cache_ref(lua_State *L) {
 /* ------------------------------ reading the tape ------------------------------ */
 
 /* Pushes the value of nodes[i]: a scalar, or a proxy for a container (dmt: the document's data
- * metatable, on the stack). */
-static void push_value(lua_State *L, const doc *d, int dmt, uint32_t i) {
+ * metatable, on the stack; cache: as push_string's). */
+static void push_value(lua_State *L, const doc *d, int dmt, int cache, uint32_t i) {
     const jnode *node = &d->nodes[i];
-    if (node->type == JN_STRING) push_string(L, d, node);
-    else if (node->type == JN_ARRAY || node->type == JN_OBJECT) push_proxy(L, d, dmt, i);
+    if (node->type == JN_STRING) push_string(L, d, node, cache);
+    else if (node->type == JN_ARRAY || node->type == JN_OBJECT) push_proxy(L, d, dmt, cache, i);
     else json_tape_push_scalar(L, d->text, node);
 }
 
@@ -168,18 +174,40 @@ static inline int key_is(lua_State *L, const doc *d, const jnode *key, const cha
     return key->len == klen && memcmp(d->text + key->pos, k, klen) == 0;
 }
 
-/* A key's slot hash: its length and three of its bytes, so a read costs the same for any length
- * (keys of one object rarely agree on all four; a probe compares the whole key anyway). */
+/* A key's hash, from its length and its first and last 8 bytes (as many as it has): the same cost
+ * for any length, and keys of one object that share a prefix ("return_reason", "return_type") or
+ * a length still spread. k may be any string (a script's key): nothing past k[len - 1] is read. */
 static inline uint32_t key_hash(const char *k, size_t len) {
-    if (!len) return 0;
-    const unsigned char *u = (const unsigned char *)k;
-    return (uint32_t)len * 2654435761u ^ ((uint32_t)u[0] * 31u + (uint32_t)u[len / 2] * 131u + u[len - 1]);
+    uint64_t a = 0, b = 0;
+    if (len >= 8) {
+        memcpy(&a, k, 8);
+        memcpy(&b, k + len - 8, 8);
+    } else if (len >= 4) {                           /* two loads that overlap */
+        uint32_t x, y;
+        memcpy(&x, k, 4);
+        memcpy(&y, k + len - 4, 4);
+        a = x;
+        b = y;
+    } else if (len) {
+        const unsigned char *u = (const unsigned char *)k;
+        a = (uint64_t)u[0] | (uint64_t)u[len / 2] << 8 | (uint64_t)u[len - 1] << 16;
+    }
+    uint64_t h = (a * 0x9e3779b97f4a7c15u) ^ (b * 0xc2b2ae3d27d4eb4fu) ^ len;
+    return (uint32_t)(h >> 32) ^ (uint32_t)h;
 }
 
-/* Builds the index of object node i: 2 slots a member, open addressing; a duplicate key keeps its
- * slot and takes the later member's node, so the last one wins, as in json.c. */
+/* Slots of the index of an object of `members` members: the power of two at or past twice them. */
+static inline uint32_t index_slots(uint32_t members) {
+    uint32_t cap = 16;
+    while (cap < 2 * members) cap *= 2;
+    return cap;
+}
+
+/* Builds the index of object node i: open addressing, a power of two of slots at least twice its
+ * members; a duplicate key keeps its slot and takes the later member's node, so the last one wins,
+ * as in json.c. */
 static void build_index(lua_State *L, doc *d, uint32_t i) {
-    uint32_t cap = 2 * d->nodes[i].len, *slots = d->index + d->index_used;
+    uint32_t cap = index_slots(d->nodes[i].len), mask = cap - 1, *slots = d->index + d->index_used;
     d->index_at[i] = d->index_used + 1;
     d->index_used += cap;
     memset(slots, 0, cap * sizeof *slots);
@@ -192,8 +220,8 @@ static void build_index(lua_State *L, doc *d, uint32_t i) {
             json_tape_push_scalar(L, d->text, key);
             k = lua_tolstring(L, -1, &klen);
         }
-        uint32_t s = key_hash(k, klen) % cap;
-        while (slots[s] && !key_is(L, d, &d->nodes[slots[s]], k, klen)) s = s + 1 == cap ? 0 : s + 1;
+        uint32_t s = key_hash(k, klen) & mask;
+        while (slots[s] && !key_is(L, d, &d->nodes[slots[s]], k, klen)) s = (s + 1) & mask;
         slots[s] = j;
         if (key->escaped) lua_pop(L, 1);
         j = d->nodes[j + 1].end;
@@ -205,8 +233,8 @@ static uint32_t find_member(lua_State *L, doc *d, uint32_t i, const char *k, siz
     const jnode *obj = &d->nodes[i];
     if (obj->len > INDEX_FROM) {
         if (!d->index_at[i]) build_index(L, d, i);
-        uint32_t cap = 2 * obj->len, *slots = d->index + d->index_at[i] - 1;
-        for (uint32_t s = key_hash(k, klen) % cap; slots[s]; s = s + 1 == cap ? 0 : s + 1)
+        uint32_t mask = index_slots(obj->len) - 1, *slots = d->index + d->index_at[i] - 1;
+        for (uint32_t s = key_hash(k, klen) & mask; slots[s]; s = (s + 1) & mask)
             if (key_is(L, d, &d->nodes[slots[s]], k, klen)) return slots[s] + 1;
         return 0;
     }
@@ -248,7 +276,7 @@ static int stale(lua_State *L, const char *what) {
                          "is needed while its own handler runs)", what);
 }
 
-/* D's __index: builds the field `key` of D's object (upvalues: doc, generation). */
+/* D's __index: builds the field `key` of D's object (upvalues: doc, generation, string cache). */
 static int fill(lua_State *L) {
     if (lua_type(L, 1) != LUA_TTABLE || lua_type(L, 2) != LUA_TSTRING) return 0;
     doc *d = lua_touserdata(L, lua_upvalueindex(1));
@@ -263,14 +291,14 @@ static int fill(lua_State *L) {
     uint32_t found = find_member(L, d, (uint32_t)i, k, klen);
     if (!found) return 0;
     lua_getmetatable(L, 1);                              /* the data metatable, for child proxies */
-    push_value(L, d, lua_gettop(L), found);
+    push_value(L, d, lua_gettop(L), lua_upvalueindex(3), found);
     lua_pushvalue(L, 2);
     lua_pushvalue(L, -2);
     lua_rawset(L, 1);
     return 1;
 }
 
-static void push_proxy(lua_State *L, const doc *d, int dmt, uint32_t i) {
+static void push_proxy(lua_State *L, const doc *d, int dmt, int cache, uint32_t i) {
     luaL_checkstack(L, 8, "JSON nesting");
     const jnode *node = &d->nodes[i];
     int is_array = node->type == JN_ARRAY;
@@ -280,7 +308,7 @@ static void push_proxy(lua_State *L, const doc *d, int dmt, uint32_t i) {
         lua_createtable(L, (int)node->len, 0);                 /* P M D, filled now */
         uint32_t j = i + 1;
         for (lua_Integer k = 1; k <= (lua_Integer)node->len; k++) {
-            push_value(L, d, dmt, j);
+            push_value(L, d, dmt, cache, j);
             lua_rawseti(L, -2, k);
             j = d->nodes[j].end;
         }
@@ -305,9 +333,13 @@ static void push_proxy(lua_State *L, const doc *d, int dmt, uint32_t i) {
     lua_setmetatable(L, -2);                                   /* P */
 }
 
+/* Index slots n nodes may need: an indexed object has m > INDEX_FROM members, 2 nodes each, and
+ * fewer than 4m slots (the power of two at or past 2m >= 18): fewer than 2n in all. */
+#define INDEX_ROOM(n) (2 * (n) + 1)
+
 /* Bytes of a document's mem for n nodes and len bytes of text. */
 static size_t doc_bytes(size_t n, size_t len) {
-    return n * sizeof(jnode) + (3 * n + 1) * sizeof(uint32_t) + len + 1 + TEXT_PAD;
+    return n * sizeof(jnode) + (n + INDEX_ROOM(n)) * sizeof(uint32_t) + len + 1 + TEXT_PAD;
 }
 
 /* Pushes a new document userdata of cap bytes of mem (generation 0). */
@@ -330,16 +362,17 @@ static void load_and_push(lua_State *L, doc *d, int docidx, const char *text, si
     d->index = d->index_at + n;
     d->index_used = 0;
     memset(d->index_at, 0, n * sizeof *d->index_at);
-    char *copy = (char *)(d->index + 2 * n + 1);
+    char *copy = (char *)(d->index + INDEX_ROOM(n));
     memcpy(copy, text, len);
     memset(copy + len, 0, 1 + TEXT_PAD);
     d->text = copy;
     lua_createtable(L, 0, 1);                                   /* doc dmt */
     lua_pushvalue(L, docidx);
     lua_pushinteger(L, d->gen);
-    lua_pushcclosure(L, fill, 2);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, d->cache_ref);
+    lua_pushcclosure(L, fill, 3);
     lua_setfield(L, -2, "__index");
-    push_proxy(L, d, lua_gettop(L), 0);
+    push_proxy(L, d, lua_gettop(L), 0, 0);
     lua_replace(L, -2);
 }
 
@@ -403,7 +436,7 @@ uint32_t json_view_member(lua_State *L, const json_view *v, uint32_t obj, const 
 
 void json_view_push(lua_State *L, const json_view *v, uint32_t i) {
     const doc *d = v->doc;
-    if (d->nodes[i].type == JN_STRING) push_string(L, d, &d->nodes[i]);
+    if (d->nodes[i].type == JN_STRING) push_string(L, d, &d->nodes[i], 0);
     else json_tape_push_scalar(L, d->text, &d->nodes[i]);
 }
 
@@ -436,16 +469,18 @@ static void complete(lua_State *L, int data) {
     uint32_t *keys = lua_newuserdatauv(L, (n ? n : 1) * sizeof *keys, 0);
     uint32_t j = (uint32_t)i + 1;
     for (uint32_t m = 0; m < n; m++) { keys[m] = j; j = d->nodes[j + 1].end; }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, d->cache_ref);
+    int cache = lua_gettop(L);
     luaL_checkstack(L, 4, "JSON nesting");
     for (uint32_t m = n; m-- > 0;) {                      /* backwards: the last duplicate wins */
-        push_string(L, d, &d->nodes[keys[m]]);
+        push_string(L, d, &d->nodes[keys[m]], cache);
         lua_pushvalue(L, -1);
         if (lua_rawget(L, data) != LUA_TNIL) { lua_pop(L, 2); continue; }
         lua_pop(L, 1);
-        push_value(L, d, dmt, keys[m] + 1);
+        push_value(L, d, dmt, cache, keys[m] + 1);
         lua_rawset(L, data);
     }
-    lua_pop(L, 2);                                        /* dmt keys */
+    lua_pop(L, 3);                                        /* dmt keys cache */
     lua_pushnil(L);
     lua_rawsetp(L, data, &node_key);                      /* no node: D holds the members alone */
     lua_pushnil(L);
