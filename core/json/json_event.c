@@ -456,6 +456,14 @@ static int push_data(lua_State *L, int idx) {
     return 1;
 }
 
+/* Is the object data table at idx incomplete, of a document that holds another event now? */
+static int is_stale(lua_State *L, int idx) {
+    if (!lua_getmetatable(L, idx)) return 0;              /* complete: nothing more to read */
+    int stale = !dmt_doc(L, lua_gettop(L));
+    lua_pop(L, 1);
+    return stale;
+}
+
 /* Builds every field of the object data table at idx not built yet. */
 static void complete(lua_State *L, int data) {
     if (!lua_getmetatable(L, data)) return;               /* complete already (or an array) */
@@ -494,7 +502,18 @@ int json_event_kind(lua_State *L, int idx, int whole) {
     lua_pushliteral(L, "__len");
     int is_array = lua_rawget(L, -2) != LUA_TNIL;
     lua_pop(L, 2);
-    if (whole && !is_array) complete(L, lua_gettop(L));
+    if (whole && !is_array) {
+        if (is_stale(L, lua_gettop(L))) {
+            /* The encoder asks: it must fail with its own error, not a raise, which would leave
+             * what it allocated behind. A table it refuses, the reason as its key. */
+            lua_pop(L, 1);
+            lua_createtable(L, 0, 1);
+            lua_pushcfunction(L, ro_len);
+            lua_setfield(L, -2, "event is no longer readable (a table kept from an earlier event)");
+            return JSON_KIND_PLAIN;
+        }
+        complete(L, lua_gettop(L));
+    }
     return is_array ? JSON_KIND_READONLY_ARRAY : JSON_KIND_READONLY_OBJECT;
 }
 
