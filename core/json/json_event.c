@@ -145,6 +145,10 @@ static int cache_ref(lua_State *L) {
     return ref;
 }
 
+void json_push_string_cache(lua_State *L) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, cache_ref(L));
+}
+
 /* ------------------------------ reading the tape ------------------------------ */
 
 /* Pushes the value of nodes[i]: a scalar, or a proxy for a container (dmt: the document's data
@@ -422,6 +426,7 @@ int json_event_view(lua_State *L, int idx, json_view *v) {
             v->doc = d;
             v->nodes = d->nodes;
             v->node = (uint32_t)i;
+            v->cache = 0;
             ok = 1;
         }
     }
@@ -436,7 +441,7 @@ uint32_t json_view_member(lua_State *L, const json_view *v, uint32_t obj, const 
 
 void json_view_push(lua_State *L, const json_view *v, uint32_t i) {
     const doc *d = v->doc;
-    if (d->nodes[i].type == JN_STRING) push_string(L, d, &d->nodes[i], 0);
+    if (d->nodes[i].type == JN_STRING) push_string(L, d, &d->nodes[i], v->cache);
     else json_tape_push_scalar(L, d->text, &d->nodes[i]);
 }
 

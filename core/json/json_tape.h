@@ -52,11 +52,17 @@ typedef struct json_view {
     const void *doc;
     const jnode *nodes;
     uint32_t node;          /* the object's node */
+    int cache;              /* where the state's string cache is (an upvalue), or 0: the registry */
 } json_view;
 
-/* Fills v for the read-only object proxy at idx and returns 0; returns -1 for anything else (a
- * plain table, an array, an object already completed, which no longer knows its node). */
+/* Fills v for the read-only object proxy at idx and returns 0 (cache 0); returns -1 for anything
+ * else (a plain table, an array, an object already completed, which no longer knows its node, a
+ * table kept from an earlier event). */
 int json_event_view(lua_State *L, int idx, json_view *v);
+
+/* Pushes the state's string cache (a table json_view_push may be pointed at, as an upvalue of the
+ * C function that reads: one table read a string less than through the registry). */
+void json_push_string_cache(lua_State *L);
 
 /* The value node of member key of object node obj (as a read of the event finds it: the last of
  * duplicates), or 0. */
