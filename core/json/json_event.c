@@ -294,8 +294,15 @@ static int fill(lua_State *L) {
     const char *k = lua_tolstring(L, 2, &klen);
     uint32_t found = find_member(L, d, (uint32_t)i, k, klen);
     if (!found) return 0;
-    lua_getmetatable(L, 1);                              /* the data metatable, for child proxies */
-    push_value(L, d, lua_gettop(L), lua_upvalueindex(3), found);
+    const jnode *node = &d->nodes[found];
+    if (node->type == JN_STRING) {
+        push_string(L, d, node, lua_upvalueindex(3));
+    } else if (node->type == JN_ARRAY || node->type == JN_OBJECT) {
+        lua_getmetatable(L, 1);                          /* the data metatable, for child proxies */
+        push_proxy(L, d, lua_gettop(L), lua_upvalueindex(3), found);
+    } else {
+        json_tape_push_scalar(L, d->text, node);
+    }
     lua_pushvalue(L, 2);
     lua_pushvalue(L, -2);
     lua_rawset(L, 1);
