@@ -265,9 +265,11 @@ static inline __attribute__((always_inline)) const unsigned char *plain_run(cons
     return p;
 }
 
-/* Whitespace before a token: none, or a run (out of line). Any byte over ' ' is no whitespace. */
+/* Whitespace before a token: none, one space (after a ':' of pretty-printed text), or a run (out of
+ * line). Any byte over ' ' is no whitespace. */
 static inline __attribute__((always_inline)) const unsigned char *ws(const unsigned char *p, const unsigned char *end) {
     if (__builtin_expect(p < end && *p > ' ', 1)) return p;
+    if (end - p >= 2 && *p == ' ' && p[1] > ' ') return p + 1;
     return skip_ws_run(p, end);
 }
 
