@@ -10,6 +10,14 @@
  * receives) builds nothing yet: json_event.c reads the tape as fields are
  * asked for.
  *
+ * The scan is one loop (scan_run) that keeps its position and the container it
+ * is in in registers, and walks strings and whitespace 16 bytes at a time
+ * (SSE2, x86-64's baseline; a byte loop elsewhere). On the 4.4 KB pretty-printed
+ * return.created it costs about 6.4 instructions a byte (callgrind), against
+ * about 1 for simdjson-class parsers (structural indexes of 64 bytes a step,
+ * AVX2) and 5 for good scalar tapes: what is left is per token (a node written,
+ * a dispatch), not per byte.
+ *
  * Meaning is kept: null is one sentinel (a NULL light userdata, the same value
  * as cjson.null), integers that fit 64 bits stay integers, numbers that would
  * overflow a double are refused (and, to bound the work, any over 300
