@@ -431,7 +431,9 @@ void json_event_push_pooled(lua_State *L, const char *text, size_t len, const jn
     if (!d || d->cap < need || (d->cap > 4 * need && d->cap > 65536)) {
         if (d) d->gen++;
         lua_pop(L, 1);
-        d = new_doc(L, need + need / 2);
+        /* a little room for the next, slightly larger event; little, since it counts against the
+         * memory cap as the document did when each event had its own */
+        d = new_doc(L, need + (need / 4 < 16384 ? need / 4 : 16384));
         lua_pushvalue(L, -1);
         lua_rawsetp(L, LUA_REGISTRYINDEX, &pool_key);
     }
