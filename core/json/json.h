@@ -26,6 +26,12 @@ void json_open(lua_State *L);
 int json_decode(lua_State *L, const char *text, size_t len, int mode,
                 char *err, size_t errlen);
 
+/* json_decode read-only, for the event the mapper hands its handlers: its tape and text are kept
+ * in memory the state reuses from event to event (json_event.c), so a table a script keeps from
+ * this event keeps the fields read of it, and raises "event is no longer readable" on reading
+ * more once the next event was decoded. Never for a script's own decode. */
+int json_decode_event(lua_State *L, const char *text, size_t len, char *err, size_t errlen);
+
 /* Validates the first JSON value of text without building it; sets *end to
  * the offset just past it. Returns 0, or -1 with err filled. */
 int json_value_end(const char *text, size_t len, size_t *end, char *err, size_t errlen);

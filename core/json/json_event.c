@@ -8,22 +8,39 @@
  * each container becomes a table only when reached:
  *
  *   proxy P (always empty) --metatable--> M { __index = D, __newindex = refuse, ... }
- *   data  D (what was read so far)  --metatable--> { __index = fill(doc, node) }
+ *   data  D (what was read so far, and its node under a hidden key while incomplete)
+ *         --metatable--> the document's one { __index = fill(doc, generation) }
  *
  * A read of P falls through to D, a plain table lookup once the field is
  * there; the first read of a field falls through again to `fill`, which finds
  * it on the tape, builds it (scalars as values, containers as new proxies) and
  * stores it in D. Arrays are filled whole on first reach (ipairs walks them
  * anyway). pairs, and the encoder, complete an object first, after which D
- * loses its fallback. Duplicate keys: the last one wins, as in json.c. An
- * object of more than INDEX_FROM members gets a hash index of its keys on its
- * first read (built so a later duplicate takes the slot), so a read costs the
- * same whatever the object's size, not a scan of every key.
+ * loses its fallback and its node. (The hidden key is a light userdata of ours:
+ * a read of P reaches D, so a key a script could write, D[1], would show.) Duplicate keys: the last one wins, as
+ * in json.c. An object of more than INDEX_FROM members gets a hash index of its
+ * keys on its first read (built so a later duplicate takes the slot), so a read
+ * costs the same whatever the object's size, not a scan of every key.
+ *
+ * The mapper's events share one document per state (json_decode_event): its
+ * memory is taken again by the next event, not allocated and collected for each
+ * (a 4 KB webhook made a 12 KB userdata an event). Each event is a new
+ * generation of it; `fill` carries the generation it was made for, so a table a
+ * script kept from an earlier event (in an upvalue, a coroutine, a finalizer)
+ * keeps what was read of it and refuses to read more: it never reads another
+ * event's tape, and the userdata it reaches stays alive as long as it does. A
+ * document too small for the next event is replaced, the old one marked stale.
+ *
+ * Strings read from the tape go through a cache of the state (one Lua table of
+ * CACHE_SLOTS strings, slot by a hash of the bytes, a hit checked byte for
+ * byte): a webhook's keys and most of its values are the same bytes event after
+ * event, and a hit costs a table read instead of hashing and interning again.
  *
  * Invariants: P stays empty, so every write reaches __newindex and is refused
  * with the field's path; M is protected (__metatable), so a script can neither
- * see nor remove it; D never holds a child's data table, only its proxy; a
- * field once built keeps its identity (ev.address == ev.address).
+ * see nor remove it; D never leaves C and never holds a child's data table,
+ * only its proxy; a field once built keeps its identity (ev.address ==
+ * ev.address); nothing reads a document of another generation.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -33,46 +50,140 @@
 #include "lauxlib.h"
 
 static const char readonly_tag[] = "read-only";
+static const char node_key = 0;           /* D's hidden field (a key no script can make): its node */
 static const char event_root_key = 0;
+static const char pool_key = 0;           /* the registry's pooled document (json_decode_event) */
+static const char cache_key = 0;          /* the registry's reference number of the string cache */
 
 /* Objects of more members than this get a hash index on their first read; smaller ones are
  * searched member by member (as fast for a few). */
 #define INDEX_FROM 8
 
-/* Fields an object's data table has room for at first (see push_proxy). */
+/* Fields an object's data table has room for at first (see push_proxy): the hidden node and a
+ * handler's reads, not every member. */
 #define DATA_ROOM 16
+
+/* The string cache: slots (a power of two) and the longest string it keeps; at most
+ * CACHE_SLOTS * (CACHE_MAX_LEN + a string's header) bytes, counted by the state's cap. */
+#define CACHE_SLOTS 512
+#define CACHE_MAX_LEN 64
+
+/* Bytes past the text a cache hash may load (8 at a time): zeros. */
+#define TEXT_PAD 8
 
 /* The tape and the text, copied into memory the state owns, and the objects' key indexes. */
 typedef struct doc {
+    lua_Integer gen;               /* the event it holds now (a pooled document's count) */
+    size_t cap;                    /* bytes of mem */
     size_t n;
+    jnode *nodes;                  /* in mem: nodes[n], index_at[n], index[INDEX_ROOM(n)], the text */
     uint32_t *index_at;            /* per node: where its object's index starts in `index`, 0 none */
-    uint32_t *index;               /* the indexes: 2 slots a member, a key node's number or 0 */
+    uint32_t *index;               /* the indexes: slots holding a key node's number or 0 */
+    const char *text;              /* NUL-terminated, then TEXT_PAD zeros */
     uint32_t index_used;
-    jnode nodes[];                 /* then index_at[n], index[n + 1], the text NUL-terminated */
+    int cache_ref;                 /* the string cache, in the registry */
+    uint64_t mem[];
 } doc;
-
-static inline const char *doc_text(const doc *d) {
-    return (const char *)(d->index + d->n + 1);
-}
 
 static int ro_newindex(lua_State *L);
 static int ro_len(lua_State *L);
 static int ro_pairs(lua_State *L);
-static void push_proxy(lua_State *L, int docidx, uint32_t i);
+static int fill(lua_State *L);
+static void push_proxy(lua_State *L, const doc *d, int dmt, int cache, uint32_t i);
 static int push_data(lua_State *L, int idx);
 
-/* Pushes the value of nodes[i]: a scalar, or a proxy for a container. */
-static void push_value(lua_State *L, int docidx, uint32_t i) {
-    const doc *d = lua_touserdata(L, docidx);
+/* Are the len bytes at a and b the same? Up to 16 in a few loads that overlap (reading nothing
+ * outside either), past that memcmp: keys and cached strings are mostly short, and a call to
+ * memcmp cost more than the compare. */
+static inline int same_bytes(const char *a, const char *b, size_t len) {
+    if (len > 16) return memcmp(a, b, len) == 0;
+    if (len >= 8) {
+        uint64_t a1, a2, b1, b2;
+        memcpy(&a1, a, 8); memcpy(&a2, a + len - 8, 8);
+        memcpy(&b1, b, 8); memcpy(&b2, b + len - 8, 8);
+        return ((a1 ^ b1) | (a2 ^ b2)) == 0;
+    }
+    if (len >= 4) {
+        uint32_t a1, a2, b1, b2;
+        memcpy(&a1, a, 4); memcpy(&a2, a + len - 4, 4);
+        memcpy(&b1, b, 4); memcpy(&b2, b + len - 4, 4);
+        return ((a1 ^ b1) | (a2 ^ b2)) == 0;
+    }
+    return !len || (a[0] == b[0] && a[len / 2] == b[len / 2] && a[len - 1] == b[len - 1]);
+}
+
+/* ------------------------------ string cache ------------------------------ */
+
+/* A slot from the length and the first and last 8 bytes: the same cost for any length. */
+static inline lua_Integer cache_slot(const char *p, size_t len) {
+    uint64_t a, b = 0;
+    memcpy(&a, p, 8);                                  /* the text is padded: always readable */
+    if (len < 8) a &= ~(~(uint64_t)0 << (8 * len));
+    else memcpy(&b, p + len - 8, 8);
+    uint64_t h = (a ^ (b * 0x9e3779b97f4a7c15u) ^ len) * 0xff51afd7ed558ccdu;
+    return (lua_Integer)(h >> 55) + 1;                 /* 9 bits: 1..CACHE_SLOTS */
+}
+
+/* Pushes the string at node (escapes decoded): the cached one when it holds these bytes. cache: the
+ * index of the cache table (fill's upvalue), or 0 to fetch it from the registry. */
+static void push_string(lua_State *L, const doc *d, const jnode *node, int cache) {
+    const char *s = d->text + node->pos;
+    size_t len = node->len;
+    if (node->escaped || len > CACHE_MAX_LEN) {
+        json_tape_push_scalar(L, d->text, node);
+        return;
+    }
+    lua_Integer slot = cache_slot(s, len);
+    int fetched = !cache;
+    if (fetched) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, d->cache_ref);
+        cache = lua_gettop(L);
+    }
+    if (lua_rawgeti(L, cache, slot) == LUA_TSTRING) {
+        size_t n;
+        const char *c = lua_tolstring(L, -1, &n);
+        if (n == len && same_bytes(c, s, len)) goto done;
+    }
+    lua_pop(L, 1);
+    lua_pushlstring(L, s, len);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, cache, slot);
+done:
+    if (fetched) lua_replace(L, -2);
+}
+
+/* The state's string cache's reference number, made on first use. */
+static int cache_ref(lua_State *L) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &cache_key);
+    int ref = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    if (ref) return ref;
+    lua_createtable(L, CACHE_SLOTS, 0);
+    ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pushinteger(L, ref);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &cache_key);
+    return ref;
+}
+
+void json_push_string_cache(lua_State *L) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, cache_ref(L));
+}
+
+/* ------------------------------ reading the tape ------------------------------ */
+
+/* Pushes the value of nodes[i]: a scalar, or a proxy for a container (dmt: the document's data
+ * metatable, on the stack; cache: as push_string's). */
+static void push_value(lua_State *L, const doc *d, int dmt, int cache, uint32_t i) {
     const jnode *node = &d->nodes[i];
-    if (node->type == JN_ARRAY || node->type == JN_OBJECT) push_proxy(L, docidx, i);
-    else json_tape_push_scalar(L, doc_text(d), node);
+    if (node->type == JN_STRING) push_string(L, d, node, cache);
+    else if (node->type == JN_ARRAY || node->type == JN_OBJECT) push_proxy(L, d, dmt, cache, i);
+    else json_tape_push_scalar(L, d->text, node);
 }
 
 /* key_is for a key written with escapes: decoded, then compared. */
 static __attribute__((noinline)) int escaped_key_is(lua_State *L, const doc *d, const jnode *key, const char *k,
                                                     size_t klen) {
-    json_tape_push_scalar(L, doc_text(d), key);
+    json_tape_push_scalar(L, d->text, key);
     size_t n;
     const char *s = lua_tolstring(L, -1, &n);
     int same = n == klen && memcmp(s, k, klen) == 0;
@@ -84,21 +195,43 @@ static __attribute__((noinline)) int escaped_key_is(lua_State *L, const doc *d, 
  * mostly meets keys of another length. */
 static inline int key_is(lua_State *L, const doc *d, const jnode *key, const char *k, size_t klen) {
     if (__builtin_expect(key->escaped, 0)) return escaped_key_is(L, d, key, k, klen);
-    return key->len == klen && memcmp(doc_text(d) + key->pos, k, klen) == 0;
+    return key->len == klen && same_bytes(d->text + key->pos, k, klen);
 }
 
-/* A key's slot hash: its length and three of its bytes, so a read costs the same for any length
- * (keys of one object rarely agree on all four; a probe compares the whole key anyway). */
+/* A key's hash, from its length and its first and last 8 bytes (as many as it has): the same cost
+ * for any length, and keys of one object that share a prefix ("return_reason", "return_type") or
+ * a length still spread. k may be any string (a script's key): nothing past k[len - 1] is read. */
 static inline uint32_t key_hash(const char *k, size_t len) {
-    if (!len) return 0;
-    const unsigned char *u = (const unsigned char *)k;
-    return (uint32_t)len * 2654435761u ^ ((uint32_t)u[0] * 31u + (uint32_t)u[len / 2] * 131u + u[len - 1]);
+    uint64_t a = 0, b = 0;
+    if (len >= 8) {
+        memcpy(&a, k, 8);
+        memcpy(&b, k + len - 8, 8);
+    } else if (len >= 4) {                           /* two loads that overlap */
+        uint32_t x, y;
+        memcpy(&x, k, 4);
+        memcpy(&y, k + len - 4, 4);
+        a = x;
+        b = y;
+    } else if (len) {
+        const unsigned char *u = (const unsigned char *)k;
+        a = (uint64_t)u[0] | (uint64_t)u[len / 2] << 8 | (uint64_t)u[len - 1] << 16;
+    }
+    uint64_t h = (a * 0x9e3779b97f4a7c15u) ^ (b * 0xc2b2ae3d27d4eb4fu) ^ len;
+    return (uint32_t)(h >> 32) ^ (uint32_t)h;
 }
 
-/* Builds the index of object node i: 2 slots a member, open addressing; a duplicate key keeps its
- * slot and takes the later member's node, so the last one wins, as in json.c. */
+/* Slots of the index of an object of `members` members: the power of two at or past twice them. */
+static inline uint32_t index_slots(uint32_t members) {
+    uint32_t cap = 16;
+    while (cap < 2 * members) cap *= 2;
+    return cap;
+}
+
+/* Builds the index of object node i: open addressing, a power of two of slots at least twice its
+ * members; a duplicate key keeps its slot and takes the later member's node, so the last one wins,
+ * as in json.c. */
 static void build_index(lua_State *L, doc *d, uint32_t i) {
-    uint32_t cap = 2 * d->nodes[i].len, *slots = d->index + d->index_used;
+    uint32_t cap = index_slots(d->nodes[i].len), mask = cap - 1, *slots = d->index + d->index_used;
     d->index_at[i] = d->index_used + 1;
     d->index_used += cap;
     memset(slots, 0, cap * sizeof *slots);
@@ -106,13 +239,13 @@ static void build_index(lua_State *L, doc *d, uint32_t i) {
     for (uint32_t m = 0; m < d->nodes[i].len; m++) {
         const jnode *key = &d->nodes[j];
         size_t klen = key->len;
-        const char *k = doc_text(d) + key->pos;
+        const char *k = d->text + key->pos;
         if (key->escaped) {
-            json_tape_push_scalar(L, doc_text(d), key);
+            json_tape_push_scalar(L, d->text, key);
             k = lua_tolstring(L, -1, &klen);
         }
-        uint32_t s = key_hash(k, klen) % cap;
-        while (slots[s] && !key_is(L, d, &d->nodes[slots[s]], k, klen)) s = s + 1 == cap ? 0 : s + 1;
+        uint32_t s = key_hash(k, klen) & mask;
+        while (slots[s] && !key_is(L, d, &d->nodes[slots[s]], k, klen)) s = (s + 1) & mask;
         slots[s] = j;
         if (key->escaped) lua_pop(L, 1);
         j = d->nodes[j + 1].end;
@@ -124,8 +257,8 @@ static uint32_t find_member(lua_State *L, doc *d, uint32_t i, const char *k, siz
     const jnode *obj = &d->nodes[i];
     if (obj->len > INDEX_FROM) {
         if (!d->index_at[i]) build_index(L, d, i);
-        uint32_t cap = 2 * obj->len, *slots = d->index + d->index_at[i] - 1;
-        for (uint32_t s = key_hash(k, klen) % cap; slots[s]; s = s + 1 == cap ? 0 : s + 1)
+        uint32_t mask = index_slots(obj->len) - 1, *slots = d->index + d->index_at[i] - 1;
+        for (uint32_t s = key_hash(k, klen) & mask; slots[s]; s = (s + 1) & mask)
             if (key_is(L, d, &d->nodes[slots[s]], k, klen)) return slots[s] + 1;
         return 0;
     }
@@ -137,26 +270,67 @@ static uint32_t find_member(lua_State *L, doc *d, uint32_t i, const char *k, siz
     return found;
 }
 
-/* D's __index: builds the field `key` of object node i (upvalues: doc, i). */
+/* The document behind the data metatable at dmt (its __index is fill, upvalues doc, generation),
+ * or NULL when it holds another event now. */
+static doc *dmt_doc(lua_State *L, int dmt) {
+    lua_pushliteral(L, "__index");
+    lua_rawget(L, dmt);
+    doc *d = NULL;
+    if (lua_tocfunction(L, -1) == fill && lua_getupvalue(L, -1, 1) && lua_getupvalue(L, -2, 2)) {
+        d = lua_touserdata(L, -2);
+        if (d && d->gen != lua_tointeger(L, -1)) d = NULL;
+        lua_pop(L, 2);
+    }
+    lua_pop(L, 1);
+    return d;
+}
+
+/* The node of the incomplete object data table at idx (under its hidden key), or -1. */
+static inline lua_Integer data_node(lua_State *L, int idx, const doc *d) {
+    lua_rawgetp(L, idx, &node_key);
+    int isnum;
+    lua_Integer i = lua_tointegerx(L, -1, &isnum);
+    lua_pop(L, 1);
+    if (!isnum || i < 0 || (size_t)i >= d->n || d->nodes[i].type != JN_OBJECT) return -1;
+    return i;
+}
+
+static int stale(lua_State *L, const char *what) {
+    return luaL_error(L, "event is no longer readable: %s of a table kept from an earlier event (read what "
+                         "is needed while its own handler runs)", what);
+}
+
+/* D's __index: builds the field `key` of D's object (upvalues: doc, generation, string cache). */
 static int fill(lua_State *L) {
     if (lua_type(L, 1) != LUA_TTABLE || lua_type(L, 2) != LUA_TSTRING) return 0;
-    int docidx = lua_upvalueindex(1);
-    doc *d = lua_touserdata(L, docidx);
-    uint32_t i = (uint32_t)lua_tointeger(L, lua_upvalueindex(2));
+    doc *d = lua_touserdata(L, lua_upvalueindex(1));
+    if (d->gen != lua_tointeger(L, lua_upvalueindex(2))) {
+        lua_pushfstring(L, "field '%s'", lua_tostring(L, 2));
+        return stale(L, lua_tostring(L, -1));
+    }
+    lua_Integer i = data_node(L, 1, d);
+    if (i < 0) return 0;
     size_t klen;
     const char *k = lua_tolstring(L, 2, &klen);
-    uint32_t found = find_member(L, d, i, k, klen);
+    uint32_t found = find_member(L, d, (uint32_t)i, k, klen);
     if (!found) return 0;
-    push_value(L, docidx, found);
+    const jnode *node = &d->nodes[found];
+    if (node->type == JN_STRING) {
+        push_string(L, d, node, lua_upvalueindex(3));
+    } else if (node->type == JN_ARRAY || node->type == JN_OBJECT) {
+        lua_getmetatable(L, 1);                          /* the data metatable, for child proxies */
+        push_proxy(L, d, lua_gettop(L), lua_upvalueindex(3), found);
+    } else {
+        json_tape_push_scalar(L, d->text, node);
+    }
     lua_pushvalue(L, 2);
     lua_pushvalue(L, -2);
     lua_rawset(L, 1);
     return 1;
 }
 
-static void push_proxy(lua_State *L, int docidx, uint32_t i) {
+static void push_proxy(lua_State *L, const doc *d, int dmt, int cache, uint32_t i) {
     luaL_checkstack(L, 8, "JSON nesting");
-    const doc *d = lua_touserdata(L, docidx);
     const jnode *node = &d->nodes[i];
     int is_array = node->type == JN_ARRAY;
     lua_createtable(L, 0, 0);                                  /* P */
@@ -165,7 +339,7 @@ static void push_proxy(lua_State *L, int docidx, uint32_t i) {
         lua_createtable(L, (int)node->len, 0);                 /* P M D, filled now */
         uint32_t j = i + 1;
         for (lua_Integer k = 1; k <= (lua_Integer)node->len; k++) {
-            push_value(L, docidx, j);
+            push_value(L, d, dmt, cache, j);
             lua_rawseti(L, -2, k);
             j = d->nodes[j].end;
         }
@@ -174,12 +348,10 @@ static void push_proxy(lua_State *L, int docidx, uint32_t i) {
     } else {
         /* P M D, filled on demand: room for the fields a handler reads, not for every member (a
          * 41-member return was a 64-slot table of which reads fill a dozen); more grow it once */
-        lua_createtable(L, 0, node->len < DATA_ROOM ? (int)node->len : DATA_ROOM);
-        lua_createtable(L, 0, 1);
-        lua_pushvalue(L, docidx);
+        lua_createtable(L, 0, node->len < DATA_ROOM ? (int)node->len + 1 : DATA_ROOM);
         lua_pushinteger(L, (lua_Integer)i);
-        lua_pushcclosure(L, fill, 2);
-        lua_setfield(L, -2, "__index");
+        lua_rawsetp(L, -2, &node_key);
+        lua_pushvalue(L, dmt);
         lua_setmetatable(L, -2);
     }
     lua_setfield(L, -2, "__index");                            /* P M */
@@ -192,22 +364,81 @@ static void push_proxy(lua_State *L, int docidx, uint32_t i) {
     lua_setmetatable(L, -2);                                   /* P */
 }
 
-void json_event_push(lua_State *L, const char *text, size_t len, const jnode *nodes, size_t n) {
-    if (nodes[0].type != JN_ARRAY && nodes[0].type != JN_OBJECT) {
-        json_tape_push_scalar(L, text, &nodes[0]);
-        return;
-    }
-    doc *d = lua_newuserdatauv(L, sizeof *d + n * sizeof *nodes + (2 * n + 1) * sizeof(uint32_t) + len + 1, 0);
+/* Index slots n nodes may need: an indexed object has m > INDEX_FROM members, 2 nodes each, and
+ * fewer than 4m slots (the power of two at or past 2m >= 18): fewer than 2n in all. */
+#define INDEX_ROOM(n) (2 * (n) + 1)
+
+/* Bytes of a document's mem for n nodes and len bytes of text. */
+static size_t doc_bytes(size_t n, size_t len) {
+    return n * sizeof(jnode) + (n + INDEX_ROOM(n)) * sizeof(uint32_t) + len + 1 + TEXT_PAD;
+}
+
+/* Pushes a new document userdata of cap bytes of mem (generation 0). */
+static doc *new_doc(lua_State *L, size_t cap) {
+    doc *d = lua_newuserdatauv(L, sizeof *d + cap, 0);
+    d->gen = 0;
+    d->cap = cap;
+    d->cache_ref = cache_ref(L);
+    return d;
+}
+
+/* Copies the tape and the text into d (of a large enough cap) and pushes the event's proxy, with
+ * a data metatable for this generation. The document is at docidx. */
+static void load_and_push(lua_State *L, doc *d, int docidx, const char *text, size_t len, const jnode *nodes,
+                          size_t n) {
     d->n = n;
+    d->nodes = (jnode *)d->mem;
     memcpy(d->nodes, nodes, n * sizeof *nodes);
     d->index_at = (uint32_t *)(d->nodes + n);
     d->index = d->index_at + n;
     d->index_used = 0;
     memset(d->index_at, 0, n * sizeof *d->index_at);
-    char *copy = (char *)doc_text(d);
+    char *copy = (char *)(d->index + INDEX_ROOM(n));
     memcpy(copy, text, len);
-    copy[len] = 0;
-    push_proxy(L, lua_gettop(L), 0);
+    memset(copy + len, 0, 1 + TEXT_PAD);
+    d->text = copy;
+    lua_createtable(L, 0, 1);                                   /* doc dmt */
+    lua_pushvalue(L, docidx);
+    lua_pushinteger(L, d->gen);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, d->cache_ref);
+    lua_pushcclosure(L, fill, 3);
+    lua_setfield(L, -2, "__index");
+    push_proxy(L, d, lua_gettop(L), 0, 0);
+    lua_replace(L, -2);
+}
+
+void json_event_push(lua_State *L, const char *text, size_t len, const jnode *nodes, size_t n) {
+    if (nodes[0].type != JN_ARRAY && nodes[0].type != JN_OBJECT) {
+        json_tape_push_scalar(L, text, &nodes[0]);
+        return;
+    }
+    size_t need = doc_bytes(n, len);
+    doc *d = new_doc(L, need);
+    load_and_push(L, d, lua_gettop(L), text, len, nodes, n);
+    lua_remove(L, -2);
+}
+
+void json_event_push_pooled(lua_State *L, const char *text, size_t len, const jnode *nodes, size_t n) {
+    if (nodes[0].type != JN_ARRAY && nodes[0].type != JN_OBJECT) {
+        json_tape_push_scalar(L, text, &nodes[0]);
+        return;
+    }
+    size_t need = doc_bytes(n, len);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &pool_key);
+    doc *d = lua_touserdata(L, -1);
+    /* Too small, or four times what this event needs (one huge event must not keep its memory
+     * for good): a new one, the old one's tables stale from now on. */
+    if (!d || d->cap < need || (d->cap > 4 * need && d->cap > 65536)) {
+        if (d) d->gen++;
+        lua_pop(L, 1);
+        /* a little room for the next, slightly larger event; little, since it counts against the
+         * memory cap as the document did when each event had its own */
+        d = new_doc(L, need + (need / 4 < 16384 ? need / 4 : 16384));
+        lua_pushvalue(L, -1);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &pool_key);
+    }
+    d->gen++;
+    load_and_push(L, d, lua_gettop(L), text, len, nodes, n);
     lua_remove(L, -2);
 }
 
@@ -218,17 +449,14 @@ int json_event_view(lua_State *L, int idx, json_view *v) {
     idx = lua_absindex(L, idx);
     int ok = 0;
     if (push_data(L, idx) && lua_getmetatable(L, -1)) {          /* D Dmt: an object not complete */
-        lua_pushliteral(L, "__index");
-        lua_rawget(L, -2);
-        if (lua_tocfunction(L, -1) == fill && lua_getupvalue(L, -1, 1) && lua_getupvalue(L, -2, 2)) {
-            const doc *d = lua_touserdata(L, -2);
-            lua_Integer i = lua_tointeger(L, -1);
-            if (d && i >= 0 && (size_t)i < d->n && d->nodes[i].type == JN_OBJECT) {
-                v->doc = d;
-                v->nodes = d->nodes;
-                v->node = (uint32_t)i;
-                ok = 1;
-            }
+        const doc *d = dmt_doc(L, lua_gettop(L));
+        lua_Integer i = d ? data_node(L, top + 1, d) : -1;
+        if (i >= 0) {
+            v->doc = d;
+            v->nodes = d->nodes;
+            v->node = (uint32_t)i;
+            v->cache = 0;
+            ok = 1;
         }
     }
     lua_settop(L, top);
@@ -241,7 +469,9 @@ uint32_t json_view_member(lua_State *L, const json_view *v, uint32_t obj, const 
 }
 
 void json_view_push(lua_State *L, const json_view *v, uint32_t i) {
-    json_tape_push_scalar(L, doc_text(v->doc), &v->nodes[i]);
+    const doc *d = v->doc;
+    if (d->nodes[i].type == JN_STRING) push_string(L, d, &d->nodes[i], v->cache);
+    else json_tape_push_scalar(L, d->text, &d->nodes[i]);
 }
 
 /* ------------------------------ data tables ------------------------------- */
@@ -260,33 +490,41 @@ static int push_data(lua_State *L, int idx) {
     return 1;
 }
 
+/* Is the object data table at idx incomplete, of a document that holds another event now? */
+static int is_stale(lua_State *L, int idx) {
+    if (!lua_getmetatable(L, idx)) return 0;              /* complete: nothing more to read */
+    int stale = !dmt_doc(L, lua_gettop(L));
+    lua_pop(L, 1);
+    return stale;
+}
+
 /* Builds every field of the object data table at idx not built yet. */
 static void complete(lua_State *L, int data) {
     if (!lua_getmetatable(L, data)) return;               /* complete already (or an array) */
-    lua_pushliteral(L, "__index");
-    lua_rawget(L, -2);
-    lua_getupvalue(L, -1, 1);                             /* mt fill doc */
-    int docidx = lua_gettop(L);
-    lua_getupvalue(L, -2, 2);
-    uint32_t i = (uint32_t)lua_tointeger(L, -1);
-    lua_pop(L, 1);
-    const doc *d = lua_touserdata(L, docidx);
+    int dmt = lua_gettop(L);
+    doc *d = dmt_doc(L, dmt);
+    if (!d) { stale(L, "the members"); return; }
+    lua_Integer i = data_node(L, data, d);
+    if (i < 0) { lua_pop(L, 1); return; }
     uint32_t n = d->nodes[i].len;
-    uint32_t *keys = n ? malloc(n * sizeof *keys) : NULL;
-    if (n && !keys) abort();
-    uint32_t j = i + 1;
+    /* the members' key nodes, in memory the state owns (an error below must not leak it) */
+    uint32_t *keys = lua_newuserdatauv(L, (n ? n : 1) * sizeof *keys, 0);
+    uint32_t j = (uint32_t)i + 1;
     for (uint32_t m = 0; m < n; m++) { keys[m] = j; j = d->nodes[j + 1].end; }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, d->cache_ref);
+    int cache = lua_gettop(L);
     luaL_checkstack(L, 4, "JSON nesting");
     for (uint32_t m = n; m-- > 0;) {                      /* backwards: the last duplicate wins */
-        json_tape_push_scalar(L, doc_text(d), &d->nodes[keys[m]]);
+        push_string(L, d, &d->nodes[keys[m]], cache);
         lua_pushvalue(L, -1);
         if (lua_rawget(L, data) != LUA_TNIL) { lua_pop(L, 2); continue; }
         lua_pop(L, 1);
-        push_value(L, docidx, keys[m] + 1);
+        push_value(L, d, dmt, cache, keys[m] + 1);
         lua_rawset(L, data);
     }
-    free(keys);
-    lua_pop(L, 3);                                        /* mt fill doc */
+    lua_pop(L, 3);                                        /* dmt keys cache */
+    lua_pushnil(L);
+    lua_rawsetp(L, data, &node_key);                      /* no node: D holds the members alone */
     lua_pushnil(L);
     lua_setmetatable(L, data);                            /* no more fallback */
 }
@@ -298,7 +536,18 @@ int json_event_kind(lua_State *L, int idx, int whole) {
     lua_pushliteral(L, "__len");
     int is_array = lua_rawget(L, -2) != LUA_TNIL;
     lua_pop(L, 2);
-    if (whole && !is_array) complete(L, lua_gettop(L));
+    if (whole && !is_array) {
+        if (is_stale(L, lua_gettop(L))) {
+            /* The encoder asks: it must fail with its own error, not a raise, which would leave
+             * what it allocated behind. A table it refuses, the reason as its key. */
+            lua_pop(L, 1);
+            lua_createtable(L, 0, 1);
+            lua_pushcfunction(L, ro_len);
+            lua_setfield(L, -2, "event is no longer readable (a table kept from an earlier event)");
+            return JSON_KIND_PLAIN;
+        }
+        complete(L, lua_gettop(L));
+    }
     return is_array ? JSON_KIND_READONLY_ARRAY : JSON_KIND_READONLY_OBJECT;
 }
 

@@ -36,6 +36,10 @@ void json_tape_push_scalar(lua_State *L, const char *text, const jnode *node);
  * nodes into memory the Lua state owns. */
 void json_event_push(lua_State *L, const char *text, size_t len, const jnode *nodes, size_t n);
 
+/* json_event_push on the state's one pooled document (json_decode_event): a new generation of it,
+ * after which the tables of the previous one keep what was read of them and refuse to read more. */
+void json_event_push_pooled(lua_State *L, const char *text, size_t len, const jnode *nodes, size_t n);
+
 /* For a read-only proxy at idx: pushes its data table (completed, every
  * member built, when `whole`) and returns JSON_KIND_READONLY_ARRAY or
  * _OBJECT. For anything else returns -1 and pushes nothing. */
@@ -48,11 +52,17 @@ typedef struct json_view {
     const void *doc;
     const jnode *nodes;
     uint32_t node;          /* the object's node */
+    int cache;              /* where the state's string cache is (an upvalue), or 0: the registry */
 } json_view;
 
-/* Fills v for the read-only object proxy at idx and returns 0; returns -1 for anything else (a
- * plain table, an array, an object already completed, which no longer knows its node). */
+/* Fills v for the read-only object proxy at idx and returns 0 (cache 0); returns -1 for anything
+ * else (a plain table, an array, an object already completed, which no longer knows its node, a
+ * table kept from an earlier event). */
 int json_event_view(lua_State *L, int idx, json_view *v);
+
+/* Pushes the state's string cache (a table json_view_push may be pointed at, as an upvalue of the
+ * C function that reads: one table read a string less than through the registry). */
+void json_push_string_cache(lua_State *L);
 
 /* The value node of member key of object node obj (as a read of the event finds it: the last of
  * duplicates), or 0. */

@@ -272,6 +272,7 @@ static int build(reader *r, int p) {
 static int fast_properties(lua_State *L) {
     reader r = { L, { 0 } };
     if (json_event_view(L, 1, &r.v)) return 0;
+    r.v.cache = lua_upvalueindex(1);
     luaL_checkstack(L, 24, "loop.properties");
     lua_settop(L, 1);
     lua_createtable(L, 0, 28);
@@ -343,6 +344,7 @@ static int push_location(reader *r, uint32_t address) {
 static int fast_profile(lua_State *L) {
     reader r = { L, { 0 } };
     if (json_event_view(L, 1, &r.v)) return 0;
+    r.v.cache = lua_upvalueindex(1);
     luaL_checkstack(L, 8, "loop.profile");
     lua_settop(L, 1);
     uint32_t ev = r.v.node;
@@ -368,6 +370,7 @@ static int fast_profile(lua_State *L) {
 static int fast_email(lua_State *L) {
     reader r = { L, { 0 } };
     if (json_event_view(L, 1, &r.v)) return 0;
+    r.v.cache = lua_upvalueindex(1);
     uint32_t detail = member(&r, r.v.node, "customer_detail");
     if (!missing(&r, detail) && type_of(&r, detail) != JN_OBJECT) return 0;
     uint32_t email = email_node(&r, r.v.node, detail);
@@ -379,12 +382,16 @@ static int fast_email(lua_State *L) {
 }
 
 int loop_properties_luaopen(lua_State *L) {
+    /* each reader holds the state's string cache as its upvalue (json_view's cache) */
     lua_createtable(L, 0, 3);
-    lua_pushcfunction(L, fast_email);
-    lua_setfield(L, -2, "email");
-    lua_pushcfunction(L, fast_properties);
-    lua_setfield(L, -2, "properties");
-    lua_pushcfunction(L, fast_profile);
+    json_push_string_cache(L);
+    lua_pushvalue(L, -1);
+    lua_pushcclosure(L, fast_email, 1);
+    lua_setfield(L, -3, "email");
+    lua_pushvalue(L, -1);
+    lua_pushcclosure(L, fast_properties, 1);
+    lua_setfield(L, -3, "properties");
+    lua_pushcclosure(L, fast_profile, 1);
     lua_setfield(L, -2, "profile");
     return 1;
 }

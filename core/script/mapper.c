@@ -578,7 +578,7 @@ static int map_protected(lua_State *L) {
     map_call *j = lua_touserdata(L, 1);
     char err[320];
     lua_settop(L, 0);
-    if (json_decode(L, j->text, j->len, JSON_READONLY, err, sizeof err)) {
+    if (json_decode_event(L, j->text, j->len, err, sizeof err)) {
         char msg[400];
         snprintf(msg, sizeof msg, "invalid JSON: %s", err);
         set_reason(j, MAP_FAILED, msg);

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "json.h"
+#include "json_tape.h"
 #include "lauxlib.h"
 #include "lualib.h"
 #include "strbuf.h"
@@ -148,6 +149,123 @@ static void a_field_read_lazily_is_still_read_only(void **state) {
     assert_lua(L, "return ev.customer_detail.email == 'm@example.com'");
 }
 
+/* ---- the mapper's events: one pooled document, a generation each ---- */
+
+/* Decodes text as the mapper does (json_decode_event) from a heap copy freed at once, into global name. */
+static void mapper_event(lua_State *L, const char *name, const char *text) {
+    size_t len = strlen(text);
+    char *copy = malloc(len + 1);
+    memcpy(copy, text, len + 1);
+    char err[256] = "";
+    if (json_decode_event(L, copy, len, err, sizeof err)) fail_msg("decode failed: %s", err);
+    memset(copy, 'x', len);
+    free(copy);
+    lua_setglobal(L, name);
+}
+
+/* Runs a chunk that must raise an error holding `what`. */
+static void assert_lua_error(lua_State *L, const char *code, const char *what) {
+    if (luaL_dostring(L, code) == LUA_OK) fail_msg("%s: did not raise", code);
+    if (!strstr(lua_tostring(L, -1), what)) fail_msg("%s: raised '%s', not '%s'", code, lua_tostring(L, -1), what);
+    lua_settop(L, 0);
+}
+
+static void a_table_kept_from_an_earlier_event_keeps_its_reads_and_refuses_the_rest(void **state) {
+    lua_State *L = *state;
+    mapper_event(L, "old", "{\"id\":\"1\",\"sub\":{\"x\":1,\"y\":2},\"items\":[{\"sku\":\"A\"},{\"sku\":\"B\"}],\"z\":3}");
+    assert_lua(L, "kept_sub = old.sub; return old.id == '1' and old.sub.x == 1 and #old.items == 2 "
+                  "and old.items[1].sku == 'A'");
+    mapper_event(L, "ev", "{\"id\":\"2\",\"sub\":{\"x\":10,\"y\":20},\"items\":[],\"z\":30}");
+    assert_lua(L, "collectgarbage() collectgarbage() return ev.id == '2' and ev.sub.y == 20 and ev.z == 30");
+    /* what was read stays, the same values; nothing of the new event shows through */
+    assert_lua(L, "return old.id == '1' and old.sub == kept_sub and old.sub.x == 1 and #old.items == 2 "
+                  "and old.items[1].sku == 'A' and old.items[1] == old.items[1]");
+    assert_lua_error(L, "return old.z", "event is no longer readable: field 'z'");
+    assert_lua_error(L, "return old.sub.y", "event is no longer readable: field 'y'");
+    assert_lua_error(L, "return old.items[2].sku", "event is no longer readable");
+    assert_lua_error(L, "for k in pairs(old) do end", "event is no longer readable");
+    assert_lua(L, "local text, err = json.encode(old) return text == nil and err:find('no longer readable') ~= nil");
+    assert_lua(L, "local text, err = json.encode({ kept = { old.sub } }) return text == nil "
+                  "and err:find('no longer readable') ~= nil");
+    /* still read-only, and the new event unharmed */
+    assert_lua_error(L, "old.z = 1", "event is read-only");
+    assert_lua(L, "return ev.id == '2' and ev.sub.x == 10 and json.encode(ev) == "
+                  "'{\"id\":\"2\",\"items\":[],\"sub\":{\"x\":10,\"y\":20},\"z\":30}'");
+}
+
+static void a_coroutine_kept_across_events_cannot_read_the_next_events_tape(void **state) {
+    lua_State *L = *state;
+    mapper_event(L, "ev", "{\"a\":\"first\",\"b\":\"first b\"}");
+    assert_lua(L, "local e = ev co = coroutine.wrap(function() local a = e.a coroutine.yield(a) return e.b end) "
+                  "return co() == 'first'");
+    mapper_event(L, "ev", "{\"a\":\"second\",\"b\":\"second b\"}");
+    assert_lua(L, "local ok, err = pcall(co) return not ok and err:find('no longer readable') ~= nil");
+    assert_lua(L, "return ev.b == 'second b'");
+}
+
+static void a_larger_event_replaces_the_pooled_document_and_the_old_tables_go_stale(void **state) {
+    lua_State *L = *state;
+    mapper_event(L, "old", "{\"a\":1,\"b\":2}");
+    assert_lua(L, "return old.a == 1");
+    strbuf big = {0};
+    strbuf_adds(&big, "{\"list\":[");
+    for (int i = 0; i < 20000; i++) strbuf_adds(&big, i ? ",\"v\"" : "\"v\"");
+    strbuf_adds(&big, "],\"b\":3,\"c\":5}");
+    strbuf_addc(&big, 0);
+    mapper_event(L, "ev", big.data);
+    strbuf_free(&big);
+    assert_lua(L, "return #ev.list == 20000 and ev.b == 3 and old.a == 1");
+    assert_lua_error(L, "return old.b", "no longer readable");
+    mapper_event(L, "small", "{\"b\":4}");           /* far smaller: a new document, not the big one kept */
+    assert_lua(L, "return small.b == 4 and #ev.list == 20000");
+    assert_lua_error(L, "return ev.c", "no longer readable");
+}
+
+static void a_scripts_own_read_only_decode_leaves_the_event_readable(void **state) {
+    lua_State *L = *state;
+    mapper_event(L, "ev", "{\"a\":1,\"b\":2}");
+    assert_lua(L, "local mine = json.decode('{\"b\":5,\"c\":6}', true) return mine.c == 6 and ev.b == 2 "
+                  "and mine.b == 5");
+}
+
+static void a_view_of_a_stale_table_is_refused(void **state) {
+    lua_State *L = *state;
+    mapper_event(L, "old", "{\"a\":\"x\",\"b\":\"y\"}");
+    json_view v;
+    lua_getglobal(L, "old");
+    assert_int_equal(json_event_view(L, -1, &v), 0);
+    mapper_event(L, "ev", "{\"a\":\"z\"}");
+    assert_int_equal(json_event_view(L, -1, &v), -1);
+    lua_getglobal(L, "ev");
+    assert_int_equal(json_event_view(L, -1, &v), 0);
+    uint32_t a = json_view_member(L, &v, v.node, "a");
+    assert_true(a != 0);
+    json_view_push(L, &v, a);
+    assert_string_equal(lua_tostring(L, -1), "z");
+    lua_settop(L, 0);
+}
+
+static void strings_read_again_are_the_same_values(void **state) {
+    lua_State *L = *state;
+    /* the cache's slots collide and are overwritten; every read must still give its own bytes */
+    strbuf text = {0};
+    strbuf_adds(&text, "{");
+    for (int i = 0; i < 3000; i++) {
+        char member[64];
+        snprintf(member, sizeof member, "%s\"k%d\":\"value %d\"", i ? "," : "", i, i);
+        strbuf_adds(&text, member);
+    }
+    strbuf_adds(&text, "}");
+    strbuf_addc(&text, 0);
+    for (int round = 0; round < 2; round++) {
+        mapper_event(L, "ev", text.data);
+        assert_lua(L, "for i = 0, 2999 do if ev['k' .. i] ~= 'value ' .. i then return false end end "
+                      "local n = 0 for k, v in pairs(ev) do n = n + 1 if v ~= 'value ' .. k:sub(2) then return false end end "
+                      "return n == 3000");
+    }
+    strbuf_free(&text);
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
@@ -161,6 +279,12 @@ int main(void) {
         T(encoding_a_partly_read_event_gives_the_whole_value),
         T(length_and_ipairs_of_an_array_need_no_reads_first),
         T(a_field_read_lazily_is_still_read_only),
+        T(a_table_kept_from_an_earlier_event_keeps_its_reads_and_refuses_the_rest),
+        T(a_coroutine_kept_across_events_cannot_read_the_next_events_tape),
+        T(a_larger_event_replaces_the_pooled_document_and_the_old_tables_go_stale),
+        T(a_scripts_own_read_only_decode_leaves_the_event_readable),
+        T(a_view_of_a_stale_table_is_refused),
+        T(strings_read_again_are_the_same_values),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

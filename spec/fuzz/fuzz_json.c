@@ -44,7 +44,7 @@
 #include "strbuf.h"
 
 static lua_State *L;
-static int cjson_decode_ref, utf8_len_ref;
+static int cjson_decode_ref, utf8_len_ref, kept_event_ref;
 
 __attribute__((noreturn, format(printf, 1, 2))) static void broke(const char *fmt, ...);
 
@@ -76,6 +76,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     lua_getglobal(L, "utf8");
     lua_getfield(L, -1, "len");
     utf8_len_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pushboolean(L, 0);
+    kept_event_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_settop(L, 0);
     return 0;
 }
@@ -119,6 +121,34 @@ static int same(int a, int b, int strict, int depth) {
     lua_pushnil(L);
     while (lua_next(L, b)) { nb++; lua_pop(L, 1); }
     return na == nb;
+}
+
+/* Reads every member of the table at 1, nested ones too, 2: the depth (pairs: a stale one raises). */
+static int read_all(lua_State *l) {
+    luaL_checkstack(l, 8, "read_all");
+    lua_Integer depth = lua_tointeger(l, 2);
+    if (depth > 32) return 0;
+    lua_settop(l, 1);
+    lua_getglobal(l, "pairs");
+    lua_pushvalue(l, 1);
+    lua_call(l, 1, 3);
+    for (;;) {
+        lua_pushvalue(l, -3);
+        lua_pushvalue(l, -3);
+        lua_pushvalue(l, -3);
+        lua_call(l, 2, 2);
+        if (lua_isnil(l, -2)) { lua_pop(l, 2); break; }
+        if (lua_type(l, -1) == LUA_TTABLE) {
+            lua_pushcfunction(l, read_all);
+            lua_pushvalue(l, -2);
+            lua_pushinteger(l, depth + 1);
+            lua_call(l, 2, 0);
+        }
+        lua_pop(l, 1);
+        lua_replace(l, -2);                       /* the key is the next control value */
+    }
+    lua_pop(l, 3);
+    return 0;
 }
 
 /* -------------------------------- steps --------------------------------- */
@@ -281,6 +311,34 @@ static void check_accepted(const char *text, size_t len, int has_bom, const uint
     }
     char *enc3 = encode(ro, &n3, "the read-only event");
     if (n1 != n3 || memcmp(enc1, enc3, n1) != 0) broke("the read-only event encodes as %s, not %s", enc3, enc1);
+    lua_settop(L, 1);
+
+    /* 5b. the mapper's event, on the state's pooled document: the same values and bytes; and the
+     * previous input's event, kept, now stale: what was read of it stays, more is refused, never a
+     * crash or a read of this input's tape */
+    if (json_decode_event(L, text, len, err, sizeof err)) broke("pooled decode refused: %s", err);
+    int pooled = lua_gettop(L);
+    if (lua_type(L, pooled) == LUA_TTABLE) {
+        size_t at2 = 0;
+        poke(pooled, 1, data, size, &at2, 0);
+    }
+    size_t n4;
+    char *enc4 = encode(pooled, &n4, "the pooled event");
+    if (n1 != n4 || memcmp(enc1, enc4, n1) != 0) broke("the pooled event encodes as %s, not %s", enc4, enc1);
+    free(enc4);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, kept_event_ref);     /* the previous input's, or nil */
+    if (lua_type(L, -1) == LUA_TTABLE) {
+        strbuf out = {0};                                  /* encodes, or fails with its own error */
+        if (json_encode(L, -1, &out, err, sizeof err) != 0 && !strstr(err, "no longer readable"))
+            broke("a stale table's encoding failed: %s", err);
+        strbuf_free(&out);
+        lua_pushcfunction(L, read_all);
+        lua_pushvalue(L, -2);
+        if (lua_pcall(L, 1, 0, 0) != LUA_OK && !strstr(lua_tostring(L, -1), "no longer readable"))
+            broke("a stale table raised: %s", lua_tostring(L, -1));
+    }
+    lua_settop(L, pooled);
+    lua_rawseti(L, LUA_REGISTRYINDEX, kept_event_ref);
     lua_settop(L, 1);
 
     /* 6. the scanners that do not build */
