@@ -36,6 +36,8 @@ struct store_db {
  * with the error kept (no transaction). commit: 0, or -1 with the transaction still open (the caller
  * rolls back, which also ends the turn). */
 int store_sqlite_write_begin(store_db *db);
+/* Whether another writer of this process waits for its turn (store_write_wanted). */
+int store_sqlite_write_wanted(store_db *db);
 int store_sqlite_write_commit(store_db *db);
 void store_sqlite_write_rollback(store_db *db);
 
