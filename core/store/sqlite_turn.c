@@ -88,6 +88,30 @@ static void give_turn(store_db *db) {
     pthread_mutex_unlock(&turn_mu);
 }
 
+/* Asked by a writer holding its turn: it commits early when another waits (store_write_wanted). Other
+ * processes' writers are not seen here: they wait in the busy handler, as they always did. */
+int store_sqlite_write_wanted(store_db *db) {
+    (void)db;
+    pthread_once(&turn_once, turn_init);
+    pthread_mutex_lock(&turn_mu);
+    int wanted = journal_waiting > 0 || next_ticket != now_serving;
+    pthread_mutex_unlock(&turn_mu);
+    return wanted;
+}
+
+/* The turn without a transaction, as any writer other than the journal takes it: for the checkpoint
+ * that lets the WAL start again (store_db.c), which must not run beside this process's writers. */
+void store_sqlite_turn_take(store_db *db) { take_turn(db); }
+void store_sqlite_turn_end(store_db *db) { give_turn(db); }
+
+long long store_sqlite_journal_quiet_ms(void) {
+    pthread_once(&turn_once, turn_init);
+    pthread_mutex_lock(&turn_mu);
+    long long quiet = journal_waiting ? 0 : (mono_us() - journal_done_at) / 1000;
+    pthread_mutex_unlock(&turn_mu);
+    return quiet;
+}
+
 int store_sqlite_write_begin(store_db *db) {
     take_turn(db);
     if (sqlite3_exec(db->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK) return 0;

@@ -36,6 +36,7 @@ struct store_backend {
     int (*commit)(store_db *db);
     void (*rollback)(store_db *db);
     void (*checkpoint_every)(store_db *db, int pages);
+    int (*write_wanted)(store_db *db);
 
     /* journal writer */
     int (*journal_commit)(store_db *db, store_journal_row *rows, int n);

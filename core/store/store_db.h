@@ -77,6 +77,13 @@ int store_begin(store_db *db);
 int store_commit(store_db *db);
 void store_rollback(store_db *db);
 
+/* Inside a write transaction: whether another writer of this process waits for the store's write
+ * lock (the journal first: its commit is what a webhook's 202 waits for). A writer with more to do
+ * commits what it has when it does, and goes on in a new transaction; when nobody waits, a longer
+ * transaction costs less (one commit, each page written once). 1 on a store whose writers do not
+ * wait on each other that way (PostgreSQL: its writers keep their small transactions). */
+int store_write_wanted(store_db *db);
+
 /* Checkpoints automatically every `pages` WAL pages on this connection (a batch job writes a lot);
  * 0: never (serve's mapping threads: the journal's checkpointer thread does it, store.c). */
 void store_checkpoint_every(store_db *db, int pages);

@@ -63,6 +63,7 @@ int store_begin(store_db *db) { return B(db)->begin(db); }
 int store_commit(store_db *db) { return B(db)->commit(db); }
 void store_rollback(store_db *db) { B(db)->rollback(db); }
 void store_checkpoint_every(store_db *db, int pages) { B(db)->checkpoint_every(db, pages); }
+int store_write_wanted(store_db *db) { return B(db)->write_wanted(db); }
 int store_journal_commit(store_db *db, store_journal_row *rows, int n) { return B(db)->journal_commit(db, rows, n); }
 int store_journal_probe(store_db *db) { return B(db)->journal_probe(db); }
 void store_maintain(store_db *db) { B(db)->maintain(db); }

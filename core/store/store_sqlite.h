@@ -36,6 +36,13 @@ struct store_db {
  * with the error kept (no transaction). commit: 0, or -1 with the transaction still open (the caller
  * rolls back, which also ends the turn). */
 int store_sqlite_write_begin(store_db *db);
+/* The write turn without a write transaction (sqlite_turn.c), given back with store_sqlite_turn_end. */
+void store_sqlite_turn_take(store_db *db);
+void store_sqlite_turn_end(store_db *db);
+/* How long (ms) since the journal's last commit ended (0 while it waits for its turn). */
+long long store_sqlite_journal_quiet_ms(void);
+/* Whether another writer of this process waits for its turn (store_write_wanted). */
+int store_sqlite_write_wanted(store_db *db);
 int store_sqlite_write_commit(store_db *db);
 void store_sqlite_write_rollback(store_db *db);
 

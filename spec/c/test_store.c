@@ -19,9 +19,11 @@
 #include <cmocka.h>
 
 #include <libpq-fe.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <uv.h>
 
 #include "clock.h"
@@ -448,6 +450,53 @@ static void purge_drops_old_delivered_rows_and_keeps_queued_ones(void **state) {
     store_db_close(db);
 }
 
+/* ------------------------------ write turns -------------------------------- */
+
+typedef struct second_writer { store_db *db; int began, committed; } second_writer;
+
+static void *write_once(void *arg) {
+    second_writer *w = arg;
+    w->began = store_begin(w->db) == 0;
+    w->committed = w->began && store_commit(w->db) == 0;
+    return NULL;
+}
+
+/* A mapping thread's batch is one transaction until another writer waits for the lock (worker.c):
+ * the writer in a transaction is told when one does, and the other gets the lock once it commits.
+ * On PostgreSQL, whose writers do not take turns in the process, it is always told so (32 events a
+ * transaction, as before). */
+static void a_writer_is_told_when_another_waits_for_the_lock(void **state) {
+    (void)state;
+    store_db *first = open_db();
+    if (url) {
+        assert_int_equal(store_begin(first), 0);
+        assert_true(store_write_wanted(first));
+        assert_int_equal(store_commit(first), 0);
+        store_db_close(first);
+        return;
+    }
+    second_writer second = { .db = open_db() };
+    assert_int_equal(store_begin(first), 0);
+    assert_false(store_write_wanted(first));
+    pthread_t tid;
+    assert_int_equal(pthread_create(&tid, NULL, write_once, &second), 0);
+    long long deadline = clock_mono_ms() + 5000;
+    while (!store_write_wanted(first) && clock_mono_ms() < deadline) {
+        struct timespec ms = { 0, 1000000 };
+        nanosleep(&ms, NULL);
+    }
+    assert_true(store_write_wanted(first));
+    assert_int_equal(store_commit(first), 0);
+    pthread_join(tid, NULL);
+    assert_true(second.began);
+    assert_true(second.committed);
+    assert_int_equal(store_begin(first), 0);  /* nobody waits any more */
+    assert_false(store_write_wanted(first));
+    assert_int_equal(store_commit(first), 0);
+    store_db_close(second.db);
+    store_db_close(first);
+}
+
 static void opening_a_missing_store_read_only_fails_with_its_path(void **state) {
     (void)state;
     if (url) skip();                      /* a file's matter: a server's database is there or refused */
@@ -486,6 +535,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(failed_events_are_shown_replayed_and_purged_and_the_journal_replayed_by_trigger,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(purge_drops_old_delivered_rows_and_keeps_queued_ones, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_writer_is_told_when_another_waits_for_the_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(opening_a_missing_store_read_only_fails_with_its_path, setup, teardown),
         cmocka_unit_test(a_url_is_named_without_its_password),
     };

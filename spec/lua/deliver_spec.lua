@@ -79,7 +79,12 @@ describe("delivery to Klaviyo", function()
                             { kind = "403-html", path = "/api/events" } })
     post_fixture(server, "giftcard.requested.json")
     assert.truthy(h.wait_for(function() return outbox(dir, "state = 1") == 1 end, 20), server:log())
-    local metrics = h.curl("http://" .. server.address .. "/metrics").body
+    -- the depth is read again after the delivered row's commit, a moment after SQL shows it (ASan)
+    local metrics
+    h.wait_for(function()
+      metrics = h.curl("http://" .. server.address .. "/metrics").body
+      return metrics:find('returnflow_queue_depth{tenant="shop"} 0', 1, true) ~= nil
+    end, 10)
     assert.truthy(metrics:find('returnflow_requests_total{tenant="shop",outcome="retried"} 4', 1, true), metrics)
     for _, status in ipairs({ "429", "500", "503", "403", "202" }) do
       assert.truthy(metrics:find('returnflow_klaviyo_answers_total{tenant="shop",endpoint="events",status="'

@@ -18,6 +18,7 @@ const store_backend store_pg_backend = {
     .commit = pg_commit,
     .rollback = pg_rollback,
     .checkpoint_every = pg_checkpoint_every,
+    .write_wanted = pg_write_wanted,
     .journal_commit = pg_journal_commit,
     .journal_probe = pg_journal_probe,
     .maintain = pg_maintain,

@@ -118,6 +118,7 @@ int pg_begin(store_db *db);
 int pg_commit(store_db *db);
 void pg_rollback(store_db *db);
 void pg_checkpoint_every(store_db *db, int pages);
+int pg_write_wanted(store_db *db);
 int pg_schema_version(store_db *db);
 int pg_schema_latest(void);
 
