@@ -1,5 +1,5 @@
 # returnflow: `make` builds, `make run` maps the fixtures, `make check` runs the C tests and the fast specs
-# (about a minute), `make test` every suite, normal and ASan+UBSan builds side by side (a few minutes).
+# (about a minute), `make test` every suite, normal and ASan+UBSan builds, their jobs in one pool.
 # Missing Debian packages are installed by `make deps` when run as root (else the apt-get line is printed).
 
 PREFIX     ?= /usr/local
@@ -155,8 +155,8 @@ fuzz: deps
 fuzz-smoke: deps
 	@FUZZ_SECONDS=30 sh tools/fuzz.sh
 
-# The whole suite twice, a normal build and ASan+UBSan side by side, then the fuzz targets for 30 s
-# each; the last line sums them all.
+# Both builds at once, then one pool of their C tests and spec files and the fuzz targets (20 s each),
+# the stress specs in lanes beside it (tools/test.sh); the last line sums them all.
 test: deps
 	@sh tools/test.sh all
 

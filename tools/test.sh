@@ -3,18 +3,21 @@
 # non-zero when anything failed. Every failure prints its cause (the spec's message, the C test's
 # output, the build log).
 #   usage: sh tools/test.sh all|plain|asan|check
-#   all    lint, the normal build's suite, the ASan+UBSan build's suite and the fuzz targets (one after
-#          the other; SIDE_BY_SIDE=1: at once), and the EXTRA_SUITES (once)  (`make test`)
+#   all    lint, both builds, then one pool for both builds' C tests and spec files and the fuzz
+#          targets, and the EXTRA_SUITES (once)  (`make test`; POOLED=0: one build's suite after the
+#          other, as before)
 #   plain  lint, the normal build's suite, the EXTRA_SUITES
 #   asan   the ASan+UBSan build's suite alone                         (`make asan`)
 #   check  the normal build's C tests and the CHECK_SPECS alone, in about a minute (`make check`)
 #
-# Why it is quick: each build is made with make -j; each spec file is its own busted process, JOBS of
-# them at once per suite, the slowest first (most of a spec's time is spent waiting on a server, not
-# on the CPU), except the HEAVY stress specs, which run one after the other beside that pool. The two
-# builds' suites may run side by side (SIDE_BY_SIDE=1), as nothing they use is shared: every server
-# listens on a free port, every folder is made under TMPDIR by the process that uses it, and
-# returnflow.native is loaded from the build under test.
+# Why it is quick: the two builds are made at once, each with make -j; then every C test binary, spec
+# file and the fuzz targets of both builds are jobs of one pool of POOL processes, the slowest first
+# (most of a spec's time is spent waiting on a server, a rate limit or a deadline, not on the CPU: a
+# pool wider than the cores fills those waits). The HEAVY stress specs, which load the machine on
+# purpose and time what the service does under it, take one of HEAVY_LANES lanes each (a lock), so no
+# more than that many run at once. Nothing the builds' jobs use is shared: every server listens on a
+# free port, every folder is made under TMPDIR by the process that uses it, and returnflow.native is
+# loaded from the build under test.
 #
 # To add a suite: a spec file under spec/lua (any *_spec.lua runs in both builds' suites); a spec file
 # in ONCE_SPECS (run once, against the normal build, e.g. spec/repo/clone_spec.lua, which clones the
@@ -26,12 +29,10 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
 NPROC=$(nproc 2>/dev/null || echo 2)
-# The two builds' suites run one after the other by default. Side by side (SIDE_BY_SIDE=1) a clean
-# clone's suite took 12 min 0 s on 2 cores, against 14 min 36 s for CI's whole run one after the other
-# (apt-get and Chromium's install included), and it loaded the machine to 16, where deadlines meant for
-# a busy machine ran out (reload, a fault spec, libFuzzer's 5 s timeout).
-SIDE_BY_SIDE=${SIDE_BY_SIDE:-0}
-JOBS=${JOBS:-$((NPROC + 1))}            # busted processes at once, per suite
+POOLED=${POOLED:-1}
+POOL=${POOL:-$((NPROC * 3))}            # jobs at once in `all` (both builds' specs, C tests, fuzz)
+HEAVY_LANES=${HEAVY_LANES:-3}           # stress specs at once in `all`
+JOBS=${JOBS:-$((NPROC + 1))}            # busted processes at once, per suite (plain, asan, POOLED=0)
 MAKE_JOBS=${MAKE_JOBS:-$NPROC}
 
 # The spec files the ASan+UBSan build's suite leaves to the normal build's: they run no C of the binary
@@ -84,9 +85,14 @@ PERF=$(perf stat -e task-clock -o /dev/null -- true >/dev/null 2>&1 && echo 1)
 
 if [ "$mode" = run-spec ]; then run_spec "$2" "$3"; exit 0; fi    # internal: the pool of `specs`
 
-results=$(mktemp -d "${TMPDIR:-/tmp}/returnflow-test.XXXXXX") || exit 2
-trap 'rm -rf "$results"' EXIT
-trap 'exit 130' INT TERM
+# asan_env: what the ASan+UBSan build's jobs run with.
+asan_env() {
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  # A sanitized build runs several times slower: the hostile runners' wall-clock margin grows with it,
+  # and the red team's cases run under serve in the normal build only (spec/lua/hostile_serve.lua).
+  export HOSTILE_MARGIN=${HOSTILE_MARGIN:-30} HOSTILE_REDTEAM=0 HOSTILE_CAP_SCALE=${HOSTILE_CAP_SCALE:-4}
+}
+
 
 # counts P F: one suite's passed and failed, summed at the end.
 counts() { echo "$1 $2" >>"$results/counts"; }
@@ -151,7 +157,13 @@ specs() {
     case " $HEAVY " in *" $(basename "$f" _spec.lua) "*) ;; *) echo "$f" ;; esac
   done | xargs -P "$((JOBS > 1 ? JOBS - 1 : 1))" -I{} sh "$top/tools/test.sh" run-spec {} "$out"
   wait
-  for f in $(spec_files "$once"); do
+  specs_report "$dir" "$once"
+}
+
+# specs_report DIR ONCE: each spec file's failures with their messages, then one line per file.
+specs_report() {
+  out="$results/$(basename "$1")"
+  for f in $(spec_files "$2"); do
     o="$out/$(basename "$f" .lua)"
     # A pending (skipped) test is not a pass: it is counted as a failure, with its reason shown.
     p=$(grep '^ok ' "$o.tap" | grep -vc '# SKIP') f_=$(grep -c '^not ok \|^ok .*# SKIP' "$o.tap")
@@ -199,10 +211,7 @@ lint() {
 }
 
 asan() {
-  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-  # A sanitized build runs several times slower: the hostile runners' wall-clock margin grows with it,
-  # and the red team's cases run under serve in the normal build only (spec/lua/hostile_serve.lua).
-  export HOSTILE_MARGIN=${HOSTILE_MARGIN:-30} HOSTILE_REDTEAM=0 HOSTILE_CAP_SCALE=${HOSTILE_CAP_SCALE:-4}
+  asan_env
   SKIP_SPECS=$ASAN_SKIP
   suite "ASan+UBSan build" build-asan 0 "$ASAN_ARGS" "$ASAN_SAN"
 }
@@ -221,6 +230,99 @@ fuzz_suite() {
   counts "$p" "$f"
 }
 
+# The heavy specs of `all`, both builds', the slowest first (wall seconds on 2 cores), dealt to the
+# HEAVY_LANES lanes in a snake (0 1 2 2 1 0 ...), so the lanes end near together; the two cluster
+# specs (three nodes and PostgreSQL each) are dealt apart.
+HEAVY_ORDER=${HEAVY_ORDER:-"build:volume build:volume_pg build:reload_pg build:cluster build:reload build-asan:reload
+                            build-asan:durability build-asan:cluster build-asan:volume build:durability
+                            build:durability_pg"}
+
+# heavy_lane K: the spec files lane K runs, one after the other ("DIR FILE" a line).
+heavy_lane() {
+  i=0
+  for entry in $HEAVY_ORDER; do
+    round=$((i / HEAVY_LANES)) pos=$((i % HEAVY_LANES))
+    [ $((round % 2)) = 1 ] && pos=$((HEAVY_LANES - 1 - pos))
+    d=${entry%%:*} name=${entry#*:}
+    skip=""; [ "$d" = build-asan ] && skip=$ASAN_SKIP
+    case " $(echo $skip) " in *" $name "*) ;; *)
+      [ "$pos" = "$1" ] && [ -f "spec/lua/${name}_spec.lua" ] && echo "$d spec/lua/${name}_spec.lua" ;;
+    esac
+    i=$((i + 1))
+  done
+}
+
+# pool_jobs: the other jobs of `all`, one a line, the slowest first: the ONCE_SPECS, the fuzz targets,
+# the C tests, then the spec files neither heavy nor once, the two builds' alternately.
+pool_jobs() {
+  SKIP_SPECS="" normal=$(spec_files 1)
+  SKIP_SPECS=$ASAN_SKIP sanitized=$(spec_files 0)
+  for f in $ONCE_SPECS; do echo "spec build $f"; done
+  [ "${FUZZ_SECONDS:-20}" = 0 ] || echo "fuzz"
+  echo "ctests build"; echo "ctests build-asan"
+  others build "$normal" >"$results/jobs.build"
+  others build-asan "$sanitized" >"$results/jobs.build-asan"
+  paste -d '\n' "$results/jobs.build" "$results/jobs.build-asan" | grep -v '^$'
+}
+
+# others DIR LIST: a job line for each spec file of LIST that no lane runs and is not once, in its order.
+others() {
+  for f in $2; do
+    case " $(echo $ONCE_SPECS) " in *" $f "*) continue ;; esac
+    case " $(echo $HEAVY_ORDER) " in *" $1:$(basename "$f" _spec.lua) "*) continue ;; esac   # a lane's
+    echo "spec $1 $f"
+  done
+}
+
+# all_pooled: `make test`: lint and both builds at once, then the pool; the logs in order at the end.
+all_pooled() {
+  echo "== lint and both builds at once (make -j$MAKE_JOBS each), then $POOL jobs at once: both builds' C tests and spec files and the fuzz targets, the stress specs $HEAVY_LANES at a time"
+  t0=$(date +%s)
+  lint >"$results/lint.log" 2>&1 &
+  build "normal build" build >"$results/build.log" 2>&1 &
+  build "ASan+UBSan build" build-asan "$ASAN_ARGS" "$ASAN_SAN" >"$results/build-asan.log" 2>&1 &
+  wait
+  t1=$(date +%s)
+  cat "$results/lint.log" "$results/build.log" "$results/build-asan.log"
+  if grep -q 'build failed$' "$results/build.log" "$results/build-asan.log"; then return; fi
+  mkdir -p "$results/build" "$results/build-asan"
+  # Every heavy spec of both builds in HEAVY_LANES lanes, beside a pool of the rest.
+  k=0
+  while [ $k -lt "$HEAVY_LANES" ]; do
+    heavy_lane $k | while read -r d f; do sh "$top/tools/test.sh" run-job "$results" spec "$d" "$f"; done &
+    k=$((k + 1))
+  done
+  pool_jobs | xargs -P "$((POOL > HEAVY_LANES ? POOL - HEAVY_LANES : 1))" -L1 sh "$top/tools/test.sh" run-job "$results"
+  wait
+  t2=$(date +%s)
+  echo "== normal build (build)"
+  cat "$results/build/ctests.log"
+  specs_report build 1
+  extra_suites
+  echo "== ASan+UBSan build (build-asan)"
+  cat "$results/build-asan/ctests.log"
+  SKIP_SPECS=$ASAN_SKIP specs_report build-asan 0
+  cat "$results/fuzz.log" 2>/dev/null
+  echo "== times: lint and builds $((t1 - t0)) s, the pool $((t2 - t1)) s"
+}
+
+# internal, a job of `all`: "spec DIR FILE", "ctests DIR" or "fuzz"; results into RESULTS/(DIR's name)/.
+if [ "$mode" = run-job ]; then
+  results=$2 kind=$3 dir=${4:-} file=${5:-}
+  [ "$dir" = build-asan ] && asan_env
+  out="$results/$(basename "${dir:-fuzz}")"
+  case $kind in
+    spec) export RETURNFLOW_BIN="$top/$dir/returnflow"; run_spec "$file" "$out" ;;
+    ctests) c_tests "$dir" >"$out/ctests.log" 2>&1 ;;
+    fuzz) fuzz_suite >"$results/fuzz.log" 2>&1 ;;
+  esac
+  exit 0
+fi
+
+results=$(mktemp -d "${TMPDIR:-/tmp}/returnflow-test.XXXXXX") || exit 2
+trap 'rm -rf "$results"' EXIT
+trap 'exit 130' INT TERM
+
 case $mode in
   check)
     suite "normal build (make check: C tests and $(echo $CHECK_SPECS | wc -w) fast spec files)" build 0
@@ -234,7 +336,9 @@ case $mode in
     asan
     ;;
   all)
-    if [ "$SIDE_BY_SIDE" = 1 ]; then
+    if [ "$POOLED" = 1 ]; then
+      all_pooled
+    elif [ "${SIDE_BY_SIDE:-0}" = 1 ]; then
       # Lint, the normal build's suite (then the extra suites) and the ASan build's suite side by side,
       # each into its own log, printed in order once all are done.
       echo "== lint, build and build-asan side by side (make -j$MAKE_JOBS; per suite, the stress specs in turn beside $((JOBS - 1)) others)"
