@@ -532,10 +532,12 @@ static int enc_value(encoder *e, int idx) {
     }
 }
 
+/* The encoders of json_encode_with and json_encode_reusing live on the C stack (6 KB of path): a Lua
+ * error raised while encoding (the memory cap met by a number key's conversion, say) unwinds past
+ * them, and a heap encoder was leaked each time, host memory no cap counts. */
 int json_encode_with(lua_State *L, int idx, strbuf *out, const json_rules *rules, json_memo *memo,
                      char *err, size_t errlen) {
-    encoder *e = malloc(sizeof *e);
-    if (!e) abort();
+    encoder stack_encoder, *e = &stack_encoder;
     e->L = L; e->out = out; e->rules = rules; e->memo = memo; e->memo_any = 0;
     e->depth = 0; e->scope_start = 0; e->err = err; e->errlen = errlen;
     size_t mark = out->len;
@@ -544,7 +546,6 @@ int json_encode_with(lua_State *L, int idx, strbuf *out, const json_rules *rules
     int top = lua_gettop(L);
     int rc = enc_value(e, lua_absindex(L, idx));
     if (rc) { out->len = mark; lua_settop(L, top); }
-    free(e);
     return rc;
 }
 
@@ -582,8 +583,7 @@ int json_encode(lua_State *L, int idx, strbuf *out, char *err, size_t errlen) {
 
 int json_encode_reusing(lua_State *L, int idx, strbuf *out, const json_memo *memo, char *err, size_t errlen) {
     if (!memo) return json_encode(L, idx, out, err, errlen);
-    encoder *e = malloc(sizeof *e);
-    if (!e) abort();
+    encoder stack_encoder, *e = &stack_encoder;
     e->L = L; e->out = out; e->rules = NULL; e->memo = (json_memo *)memo; e->memo_any = 1;
     e->depth = 0; e->scope_start = 0; e->err = err; e->errlen = errlen;
     size_t mark = out->len;
@@ -591,7 +591,6 @@ int json_encode_reusing(lua_State *L, int idx, strbuf *out, const json_memo *mem
     int top = lua_gettop(L);
     int rc = enc_value(e, lua_absindex(L, idx));
     if (rc) { out->len = mark; lua_settop(L, top); }
-    free(e);
     return rc;
 }
 

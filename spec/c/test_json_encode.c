@@ -274,6 +274,58 @@ static void encoder_prints_integer_keys_of_an_object_as_strings(void **state) {
     lua_pop(L, 1);
 }
 
+/* A Lua error raised while encoding (here the memory of a capped state, met when an integer key is
+ * made a string) unwinds through the encoder: nothing of the encoder's may stay allocated (the
+ * ASan build's LeakSanitizer fails this test when the encoder was on the heap). */
+typedef struct { size_t used, limit; } alloc_budget;
+
+static void *budget_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+    alloc_budget *b = ud;
+    if (!ptr) osize = 0;
+    if (nsize == 0) { free(ptr); b->used -= osize; return NULL; }
+    if (nsize > osize && b->used + (nsize - osize) > b->limit) return NULL;
+    void *p = realloc(ptr, nsize);
+    if (p) b->used = b->used - osize + nsize;
+    return p;
+}
+
+static strbuf raised_out;                  /* kept across the raise: the caller's, freed below */
+
+static int encode_first(lua_State *L) {
+    char err[256];
+    raised_out.len = 0;
+    lua_pushinteger(L, json_encode(L, 1, &raised_out, err, sizeof err));
+    return 1;
+}
+
+static void an_error_raised_while_encoding_leaves_nothing_allocated(void **state) {
+    (void)state;
+    alloc_budget b = { 0, SIZE_MAX };
+    lua_State *L = lua_newstate(budget_alloc, &b);
+    assert_non_null(L);
+    int raised = 0;
+    for (int i = 0; i < 40; i++) {
+        lua_settop(L, 0);
+        lua_createtable(L, 0, 64);             /* integer keys of an object: each made a string */
+        for (int k = 0; k < 64; k++) {
+            lua_pushboolean(L, 1);
+            lua_rawseti(L, -2, 1000000 + 7 * k);
+        }
+        lua_pushstring(L, "k");                /* a string key: an object, not a list */
+        lua_pushboolean(L, 1);
+        lua_rawset(L, -3);
+        lua_pushcfunction(L, encode_first);
+        lua_insert(L, 1);
+        lua_gc(L, LUA_GCCOLLECT);
+        b.limit = b.used + (size_t)(i * 64);   /* room for a few key strings, more each round */
+        if (lua_pcall(L, 1, 1, 0) != LUA_OK) raised++;
+        b.limit = SIZE_MAX;
+    }
+    assert_true(raised > 0);                   /* the cap was met inside the encoder */
+    lua_close(L);
+    strbuf_free(&raised_out);
+}
+
 /* Keys sort by their bytes: a key and its extensions (a NUL byte too), keys alike in their first 8
  * bytes, more keys than the insertion sort takes (the rest sort the same way). */
 static void keys_sort_by_their_bytes_whatever_their_prefix(void **state) {
@@ -525,6 +577,7 @@ int main(void) {
         T(encoder_refuses_boolean_and_float_keys),
         T(encoder_refuses_functions_naming_the_path),
         T(encoder_prints_integer_keys_of_an_object_as_strings),
+        T(an_error_raised_while_encoding_leaves_nothing_allocated),
         T(keys_sort_by_their_bytes_whatever_their_prefix),
         T(encoder_refuses_a_self_referencing_table_instead_of_crashing),
         T(array_and_object_markers_force_brackets_for_empty_tables),
