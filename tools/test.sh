@@ -4,20 +4,20 @@
 # output, the build log).
 #   usage: sh tools/test.sh all|plain|asan|check
 #   all    lint, both builds, then one pool for both builds' C tests and spec files and the fuzz
-#          targets, and the EXTRA_SUITES (once)  (`make test`; POOLED=0: one build's suite after the
-#          other, as before)
+#          targets' build, the fuzz targets, and the EXTRA_SUITES (once)  (`make test`; POOLED=0: one
+#          build's suite after the other, as before)
 #   plain  lint, the normal build's suite, the EXTRA_SUITES
 #   asan   the ASan+UBSan build's suite alone                         (`make asan`)
 #   check  the normal build's C tests and the CHECK_SPECS alone, in about a minute (`make check`)
 #
-# Why it is quick: the two builds are made at once, each with make -j; then every C test binary, spec
-# file and the fuzz targets of both builds are jobs of one pool of POOL processes, the slowest first
-# (most of a spec's time is spent waiting on a server, a rate limit or a deadline, not on the CPU: a
-# pool wider than the cores fills those waits). The HEAVY stress specs, which load the machine on
-# purpose and time what the service does under it, take one of HEAVY_LANES lanes each (a lock), so no
-# more than that many run at once. Nothing the builds' jobs use is shared: every server listens on a
-# free port, every folder is made under TMPDIR by the process that uses it, and returnflow.native is
-# loaded from the build under test.
+# Why it is quick: the two builds are made at once, each with make -j; then every C test binary and
+# spec file of both builds (and the fuzz targets' build) are jobs of one pool of POOL processes, the
+# slowest first (most of a spec's time is spent waiting on a server, a rate limit or a deadline, not
+# on the CPU: a pool wider than the cores fills those waits). The stress specs, which load the machine
+# on purpose and time what the service does under it, run in HEAVY_LANES lanes beside the pool, one
+# at a time each (HEAVY_ORDER). The fuzz targets run once the pool is done. Nothing the builds' jobs
+# use is shared: every server listens on a free port, every folder is made under TMPDIR by the process
+# that uses it, and returnflow.native is loaded from the build under test.
 #
 # To add a suite: a spec file under spec/lua (any *_spec.lua runs in both builds' suites); a spec file
 # in ONCE_SPECS (run once, against the normal build, e.g. spec/repo/clone_spec.lua, which clones the
@@ -252,13 +252,13 @@ heavy_lane() {
   done
 }
 
-# pool_jobs: the other jobs of `all`, one a line, the slowest first: the ONCE_SPECS, the fuzz targets,
-# the C tests, then the spec files neither heavy nor once, the two builds' alternately.
+# pool_jobs: the other jobs of `all`, one a line, the slowest first: the ONCE_SPECS, the fuzz targets'
+# build, the C tests, then the spec files neither heavy nor once, the two builds' alternately.
 pool_jobs() {
   SKIP_SPECS="" normal=$(spec_files 1)
   SKIP_SPECS=$ASAN_SKIP sanitized=$(spec_files 0)
   for f in $ONCE_SPECS; do echo "spec build $f"; done
-  [ "${FUZZ_SECONDS:-20}" = 0 ] || echo "fuzz"
+  [ "${FUZZ_SECONDS:-20}" = 0 ] || echo "fuzz-build"
   echo "ctests build"; echo "ctests build-asan"
   others build "$normal" >"$results/jobs.build"
   others build-asan "$sanitized" >"$results/jobs.build-asan"
@@ -293,6 +293,9 @@ all_pooled() {
     k=$((k + 1))
   done
   pool_jobs | xargs -P "$((POOL > HEAVY_LANES ? POOL - HEAVY_LANES : 1))" -L1 sh "$top/tools/test.sh" run-job "$results"
+  # The fuzz targets (built in the pool) once the pool is done: libFuzzer's 5 s timeout for an input
+  # is not for a machine the whole pool loads.
+  fuzz_suite >"$results/fuzz.log" 2>&1
   wait
   t2=$(date +%s)
   echo "== normal build (build)"
@@ -306,7 +309,7 @@ all_pooled() {
   echo "== times: lint and builds $((t1 - t0)) s, the pool $((t2 - t1)) s"
 }
 
-# internal, a job of `all`: "spec DIR FILE", "ctests DIR" or "fuzz"; results into RESULTS/(DIR's name)/.
+# internal, a job of `all`: "spec DIR FILE", "ctests DIR" or "fuzz-build"; results into RESULTS/(DIR's name)/.
 if [ "$mode" = run-job ]; then
   results=$2 kind=$3 dir=${4:-} file=${5:-}
   [ "$dir" = build-asan ] && asan_env
@@ -314,7 +317,7 @@ if [ "$mode" = run-job ]; then
   case $kind in
     spec) export RETURNFLOW_BIN="$top/$dir/returnflow"; run_spec "$file" "$out" ;;
     ctests) c_tests "$dir" >"$out/ctests.log" 2>&1 ;;
-    fuzz) fuzz_suite >"$results/fuzz.log" 2>&1 ;;
+    fuzz-build) sh "$top/tools/fuzz.sh" build >"$results/fuzz-build.log" 2>&1 ;;   # its failure: fuzz_suite's
   esac
   exit 0
 fi
