@@ -115,6 +115,37 @@ describe("Klaviyo stand-in", function()
       assert.equal("/data/attributes/metric", first_error(post(server, "/api/events", body)).source.pointer)
     end)
 
+    it("refuses an event past Klaviyo's property limits, pointing at the value, and accepts one at them", function()
+      local function deep(levels)           -- levels nested objects below properties.root
+        local v = "leaf"
+        for i = levels, 1, -1 do v = h.object({ ["l" .. i] = v }) end
+        return v
+      end
+      local many, items, long_ascii, long_wide = {}, {}, string.rep("a", 100 * 1024), string.rep("\u{e9}", 50 * 1024)
+      for i = 1, 401 do many["p" .. i] = i end
+      for i = 1, 4001 do items[i] = i end
+      local cases = {
+        { { root = deep(9) }, nil },                               -- 10 levels with properties: at the limit
+        { { root = deep(10) }, "/data/attributes/properties/root/l1/l2/l3/l4/l5/l6/l7/l8/l9", "levels deep" },
+        { { text = long_ascii }, nil },                            -- 100 KiB exactly
+        { { text = long_ascii .. "b" }, "/data/attributes/properties/text", "string of 102401 bytes" },
+        { { list = h.array({ long_wide .. "\u{e9}" }) }, "/data/attributes/properties/list/0", "string of 102402 bytes" },
+        { { list = h.array(items) }, "/data/attributes/properties/list", "array of 4001 items" },
+        { many, "/data/attributes/properties", "401 properties" },
+      }
+      for i, case in ipairs(cases) do
+        local r = post(server, "/api/events", event({ properties = case[1], unique_id = "limits-" .. i }))
+        if not case[2] then
+          assert.equal(202, r.status, i .. ": " .. r.body)
+        else
+          assert.equal(400, r.status, i .. ": " .. r.body)
+          local e = first_error(r)
+          assert.equal(case[2], e.source.pointer, i .. ": " .. r.body)
+          assert.truthy(e.detail:find(case[3], 1, true), i .. ": " .. e.detail)
+        end
+      end
+    end)
+
     it("records a repeated unique_id once, also across /api and /client", function()
       assert.equal(202, post(server, "/api/events", event()).status)
       assert.equal(202, post(server, "/api/events", event()).status)
