@@ -25,9 +25,63 @@
 #include "json_tape.h"
 #include "lauxlib.h"
 
+/* The keys the readers set, made Lua strings once per state (each reader's second upvalue, a list of
+ * them): lua_setfield with a C string finds it in Lua's cache of C strings (a strcmp) or interns it
+ * again, some sixty times an event. */
+enum {
+    K_EVENT_ID = 1,
+    K_RETURN_ID,
+    K_RETURN_STATUS,
+    K_ORDER,
+    K_PROVIDER_ORDER_ID,
+    K_STATUS_PAGE_URL,
+    K_RETURN_REASONS,
+    K_RETURN_REASON_PARENTS,
+    K_RETURN_OUTCOME,
+    K_RETURN_DESTINATION,
+    K_LABELS_ENABLED,
+    K_KEEP_ITEM,
+    K_LABEL,
+    K_CARRIER,
+    K_TRACKING_URL,
+    K_TRACKING_NUMBER,
+    K_TRACKING_STATUS,
+    K_PRODUCT_NAMES,
+    K_PRODUCT_IMAGES,
+    K_PRODUCT_SKUS,
+    K_PRODUCT_VARIANT_TITLES,
+    K_RETURNED_PRODUCT_NAMES,
+    K_RETURNED_PRODUCT_IMAGES,
+    K_RETURNED_PRODUCT_SKUS,
+    K_RETURNED_PRODUCT_VARIANT_TITLES,
+    K_RETURNED_PRODUCT_TYPES,
+    K_EMAIL,
+    K_FIRST_NAME,
+    K_LAST_NAME,
+    K_LOCATION,
+    K_ADDRESS1,
+    K_ADDRESS2,
+    K_CITY,
+    K_REGION,
+    K_ZIP,
+    K_COUNTRY,
+    K_COUNT = K_COUNTRY
+};
+static const char *const key_names[K_COUNT + 1] = {
+    NULL,
+    "event_id", "return_id", "return_status", "order", "provider_order_id", "status_page_url",
+    "return_reasons", "return_reason_parents", "return_outcome", "return_destination", "labels_enabled",
+    "keep_item", "label", "carrier", "tracking_url", "tracking_number", "tracking_status", "product_names",
+    "product_images", "product_skus", "product_variant_titles", "returned_product_names",
+    "returned_product_images", "returned_product_skus", "returned_product_variant_titles",
+    "returned_product_types", "email", "first_name", "last_name", "location", "address1", "address2",
+    "city", "region", "zip", "country",
+};
+
 typedef struct reader {
     lua_State *L;
     json_view v;
+    int keys;                      /* stack index of the list of key strings */
 } reader;
 
 /* No object (the last label of a return without labels); a value node is never 0 (the root's). */
@@ -121,13 +175,22 @@ static int list_of_objects(const reader *r, uint32_t n) {
     return 1;
 }
 
-/* t[key] = the value on top (popped); t is an absolute index. */
-static void set(lua_State *L, int t, const char *key) { lua_setfield(L, t, key); }
+/* t[key] = the value on top (popped), raw (t is a table made here, with no metatable); t is an
+ * absolute index, key one of K_*. */
+static void set(const reader *r, int t, int key) {
+    lua_rawgeti(r->L, r->keys, key);
+    lua_insert(r->L, -2);
+    lua_rawset(r->L, t);
+}
+
+/* Pushes the key string K_*: the key first, then its value, then lua_rawset, saves set's rotate. */
+static void push_key(const reader *r, int key) { lua_rawgeti(r->L, r->keys, key); }
 
 /* Sets t[key] = native(member name of obj); -1 for a table. */
-static int set_native(reader *r, int t, const char *key, uint32_t obj, const char *name) {
+static int set_native(reader *r, int t, int key, uint32_t obj, const char *name) {
+    push_key(r, key);
     if (push_native(r, member(r, obj, name))) return -1;
-    set(r->L, t, key);
+    lua_rawset(r->L, t);
     return 0;
 }
 
@@ -181,9 +244,10 @@ static int product_lists(reader *r, const int lists[5], uint32_t items) {
 
 /* M.reasons, M.reason_parents, M.outcomes: the field of every item, as a list; -1 where one would
  * be a hole (absent) or a table. */
-static int field_list(reader *r, int p, const char *key, uint32_t items, const char *field) {
+static int field_list(reader *r, int p, int key, uint32_t items, const char *field) {
     lua_State *L = r->L;
     uint32_t count = missing(r, items) ? 0 : r->v.nodes[items].len;
+    push_key(r, key);
     json_push_array(L, (int)count);
     for (uint32_t k = 0; k < count; k++) {
         uint32_t v = member(r, item_at(r, items, k), field);
@@ -191,7 +255,7 @@ static int field_list(reader *r, int p, const char *key, uint32_t items, const c
         json_view_push(L, &r->v, v);
         lua_rawseti(L, -2, (lua_Integer)k + 1);
     }
-    set(L, p, key);
+    lua_rawset(L, p);
     return 0;
 }
 
@@ -206,49 +270,50 @@ static int build(reader *r, int p) {
 
     uint32_t trigger = member(r, ret, "trigger");
     if (container(r, trigger)) return -1;
-    if (trigger) { json_view_push(L, &r->v, trigger); set(L, p, "event_id"); }
+    if (trigger) { json_view_push(L, &r->v, trigger); set(r, p, K_EVENT_ID); }
     push_return_id(r, ret);
-    set(L, p, "return_id");
-    if (set_native(r, p, "return_status", ret, "state") || set_native(r, p, "order", ret, "order_name")) return -1;
+    set(r, p, K_RETURN_ID);
+    if (set_native(r, p, K_RETURN_STATUS, ret, "state") || set_native(r, p, K_ORDER, ret, "order_name")) return -1;
     if (!push_id(r, member(r, ret, "provider_order_id"))) push_null(L);
-    set(L, p, "provider_order_id");
-    if (set_native(r, p, "status_page_url", ret, "status_page_url")) return -1;
-    if (field_list(r, p, "return_reasons", items, "return_reason") ||
-        field_list(r, p, "return_reason_parents", items, "parent_return_reason") ||
-        field_list(r, p, "return_outcome", items, "outcome"))
+    set(r, p, K_PROVIDER_ORDER_ID);
+    if (set_native(r, p, K_STATUS_PAGE_URL, ret, "status_page_url")) return -1;
+    if (field_list(r, p, K_RETURN_REASONS, items, "return_reason") ||
+        field_list(r, p, K_RETURN_REASON_PARENTS, items, "parent_return_reason") ||
+        field_list(r, p, K_RETURN_OUTCOME, items, "outcome"))
         return -1;
 
     uint32_t destination = member(r, ret, "destination");     /* ret.destination or ret.return_destination */
     if (falsy(r, destination)) destination = member(r, ret, "return_destination");
     if (!missing(r, destination)) return -1;                  /* loop.lua builds the table */
     push_null(L);
-    set(L, p, "return_destination");
+    set(r, p, K_RETURN_DESTINATION);
 
     uint32_t enabled = member(r, ret, "labels_enabled"), status = member(r, ret, "label_status");
     if (!missing(r, enabled)) lua_pushboolean(L, type_of(r, enabled) == JN_TRUE);
     else if (missing(r, status)) lua_pushboolean(L, !missing(r, labels) && r->v.nodes[labels].len > 0);
     else lua_pushboolean(L, !string_is(r, status, "N/A"));
-    set(L, p, "labels_enabled");
+    set(r, p, K_LABELS_ENABLED);
     uint32_t keep = member(r, ret, "keep_item");
     lua_pushboolean(L, keep && type_of(r, keep) == JN_TRUE);
-    set(L, p, "keep_item");
+    set(r, p, K_KEEP_ITEM);
 
-    if (set_native(r, p, "label", last, "url")) return -1;    /* no last label: absent, so null */
-    static const char *const from_label[][2] = { { "carrier", "carrier" }, { "tracking_url", "tracking_url" } };
+    if (set_native(r, p, K_LABEL, last, "url")) return -1;    /* no last label: absent, so null */
+    static const int from_label[] = { K_CARRIER, K_TRACKING_URL };
     for (size_t k = 0; k < 2; k++) {                          /* ret.x or (last_label and last_label.x) */
-        uint32_t v = member(r, ret, from_label[k][0]);
-        if (falsy(r, v)) v = member(r, last, from_label[k][1]);
+        const char *name = key_names[from_label[k]];
+        uint32_t v = member(r, ret, name);
+        if (falsy(r, v)) v = member(r, last, name);
         if (push_native(r, v)) return -1;
-        set(L, p, from_label[k][0]);
+        set(r, p, from_label[k]);
     }
-    if (set_native(r, p, "tracking_number", ret, "tracking_number") ||
-        set_native(r, p, "tracking_status", ret, "label_status"))
+    if (set_native(r, p, K_TRACKING_NUMBER, ret, "tracking_number") ||
+        set_native(r, p, K_TRACKING_STATUS, ret, "label_status"))
         return -1;
 
-    static const char *const names[] = {
-        "product_names", "product_images", "product_skus", "product_variant_titles",
-        "returned_product_names", "returned_product_images", "returned_product_skus",
-        "returned_product_variant_titles", "returned_product_types",
+    static const int names[] = {
+        K_PRODUCT_NAMES, K_PRODUCT_IMAGES, K_PRODUCT_SKUS, K_PRODUCT_VARIANT_TITLES,
+        K_RETURNED_PRODUCT_NAMES, K_RETURNED_PRODUCT_IMAGES, K_RETURNED_PRODUCT_SKUS,
+        K_RETURNED_PRODUCT_VARIANT_TITLES, K_RETURNED_PRODUCT_TYPES,
     };
     int base = lua_gettop(L);
     int n_items = missing(r, items) ? 0 : (int)r->v.nodes[items].len;
@@ -261,8 +326,9 @@ static int build(reader *r, int p) {
         product_lists(r, product, exchanges))
         return -1;
     for (size_t k = 0; k < sizeof names / sizeof *names; k++) {
+        push_key(r, names[k]);
         lua_pushvalue(L, base + 1 + (int)k);
-        set(L, p, names[k]);
+        lua_rawset(L, p);
     }
     lua_settop(L, base);
     return 0;
@@ -270,7 +336,7 @@ static int build(reader *r, int p) {
 
 /* properties(ret) -> the table, or nothing. */
 static int fast_properties(lua_State *L) {
-    reader r = { L, { 0 } };
+    reader r = { L, { 0 }, lua_upvalueindex(2) };
     if (json_event_view(L, 1, &r.v)) return 0;
     r.v.cache = lua_upvalueindex(1);
     luaL_checkstack(L, 24, "loop.properties");
@@ -309,13 +375,14 @@ static uint32_t email_node(reader *r, uint32_t ev, uint32_t detail) {
 
 /* first_name or last_name: the detail's (M.value), else the event's; then dropped when "" or
  * false (`x ~= "" and x or nil`). Sets t[key] or leaves it absent; -1 for a table. */
-static int set_name(reader *r, int t, const char *key, uint32_t ev, uint32_t detail) {
+static int set_name(reader *r, int t, int k, uint32_t ev, uint32_t detail) {
+    const char *key = key_names[k];
     uint32_t v = missing(r, detail) ? 0 : member(r, detail, key);
     if (missing(r, v) || type_of(r, v) == JN_FALSE) v = member(r, ev, key);   /* first or M.value(ev.x) */
     if (missing(r, v) || type_of(r, v) == JN_FALSE || empty_string(r, v)) return 0;
     if (container(r, v)) return -1;
     json_view_push(r->L, &r->v, v);
-    set(r->L, t, key);
+    set(r, t, k);
     return 0;
 }
 
@@ -323,18 +390,18 @@ static int set_name(reader *r, int t, const char *key, uint32_t ev, uint32_t det
 static int push_location(reader *r, uint32_t address) {
     lua_State *L = r->L;
     if (missing(r, address)) { lua_pushnil(L); return 0; }
-    static const char *const fields[][2] = {
-        { "address1", "address1" }, { "address2", "address2" }, { "city", "city" },
-        { "region", "state" }, { "zip", "zip" }, { "country", "country" },
+    static const struct { int key; const char *name; } fields[] = {
+        { K_ADDRESS1, "address1" }, { K_ADDRESS2, "address2" }, { K_CITY, "city" },
+        { K_REGION, "state" }, { K_ZIP, "zip" }, { K_COUNTRY, "country" },
     };
     lua_createtable(L, 0, 6);
     int loc = lua_gettop(L), kept = 0;
     for (size_t k = 0; k < sizeof fields / sizeof *fields; k++) {
-        uint32_t v = member(r, address, fields[k][1]);
+        uint32_t v = member(r, address, fields[k].name);
         if (empty_string(r, v)) continue;
         int pushed = push_value_of(r, v);
         if (pushed < 0) return -1;
-        if (pushed) { set(L, loc, fields[k][0]); kept++; }
+        if (pushed) { set(r, loc, fields[k].key); kept++; }
     }
     if (!kept) { lua_pop(L, 1); lua_pushnil(L); }
     return 0;
@@ -342,7 +409,7 @@ static int push_location(reader *r, uint32_t address) {
 
 /* profile(ev) -> M.profile's table, or nothing. */
 static int fast_profile(lua_State *L) {
-    reader r = { L, { 0 } };
+    reader r = { L, { 0 }, lua_upvalueindex(2) };
     if (json_event_view(L, 1, &r.v)) return 0;
     r.v.cache = lua_upvalueindex(1);
     luaL_checkstack(L, 8, "loop.profile");
@@ -357,18 +424,18 @@ static int fast_profile(lua_State *L) {
     if (email) {
         if (container(&r, email)) return 0;
         json_view_push(L, &r.v, email);
-        set(L, 2, "email");
+        set(&r, 2, K_EMAIL);
     }
-    if (set_name(&r, 2, "first_name", ev, detail) || set_name(&r, 2, "last_name", ev, detail)) return 0;
+    if (set_name(&r, 2, K_FIRST_NAME, ev, detail) || set_name(&r, 2, K_LAST_NAME, ev, detail)) return 0;
     if (push_location(&r, address)) return 0;
-    set(L, 2, "location");
+    set(&r, 2, K_LOCATION);
     lua_settop(L, 2);
     return 1;
 }
 
 /* email(ev) -> true and M.email's answer (nil for none), or nothing. */
 static int fast_email(lua_State *L) {
-    reader r = { L, { 0 } };
+    reader r = { L, { 0 }, 0 };
     if (json_event_view(L, 1, &r.v)) return 0;
     r.v.cache = lua_upvalueindex(1);
     uint32_t detail = member(&r, r.v.node, "customer_detail");
@@ -382,16 +449,23 @@ static int fast_email(lua_State *L) {
 }
 
 int loop_properties_luaopen(lua_State *L) {
-    /* each reader holds the state's string cache as its upvalue (json_view's cache) */
+    /* each reader holds the state's string cache as its upvalue (json_view's cache); properties
+     * and profile the list of their keys too */
     lua_createtable(L, 0, 3);
     json_push_string_cache(L);
-    lua_pushvalue(L, -1);
+    lua_createtable(L, K_COUNT, 0);
+    for (int k = 1; k <= K_COUNT; k++) {
+        lua_pushstring(L, key_names[k]);
+        lua_rawseti(L, -2, k);
+    }
+    lua_pushvalue(L, -2);
     lua_pushcclosure(L, fast_email, 1);
-    lua_setfield(L, -3, "email");
-    lua_pushvalue(L, -1);
-    lua_pushcclosure(L, fast_properties, 1);
-    lua_setfield(L, -3, "properties");
-    lua_pushcclosure(L, fast_profile, 1);
+    lua_setfield(L, -4, "email");
+    lua_pushvalue(L, -2);
+    lua_pushvalue(L, -2);
+    lua_pushcclosure(L, fast_properties, 2);
+    lua_setfield(L, -4, "properties");
+    lua_pushcclosure(L, fast_profile, 2);
     lua_setfield(L, -2, "profile");
     return 1;
 }
