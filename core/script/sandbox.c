@@ -191,6 +191,7 @@ static __attribute__((noinline)) void *alloc_general(sandbox *sb, void *ptr, siz
  * refusal pending, so it would clear nothing; within the cap itself, so it would refuse nothing). */
 void *sandbox_capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     sandbox *sb = ud;
+#if POOL_MAX > 0                                   /* (no pool under AddressSanitizer) */
     if (!ptr) {
         if (nsize - 1 < POOL_MAX && !sb->retrying &&
             (!sb->caps.memory_bytes || sb->used + sb->external + nsize <= sb->caps.memory_bytes)) {
@@ -207,6 +208,7 @@ void *sandbox_capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
         sb->used -= osize;
         return NULL;
     }
+#endif
     return alloc_general(sb, ptr, osize, nsize);
 }
 
