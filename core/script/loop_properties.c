@@ -25,7 +25,7 @@
 #include "json_tape.h"
 #include "lauxlib.h"
 
-/* The keys the readers set, made Lua strings once per state (each reader's second upvalue, a list of
+/* The keys the readers set (and ""), made Lua strings once per state (each reader's second upvalue, a list of
  * them): lua_setfield with a C string finds it in Lua's cache of C strings (a strcmp) or interns it
  * again, some sixty times an event. */
 enum {
@@ -65,7 +65,8 @@ enum {
     K_REGION,
     K_ZIP,
     K_COUNTRY,
-    K_COUNT = K_COUNTRY
+    K_EMPTY,                       /* "": text() of a missing value, a title with no variant */
+    K_COUNT = K_EMPTY
 };
 static const char *const key_names[K_COUNT + 1] = {
     NULL,
@@ -75,7 +76,7 @@ static const char *const key_names[K_COUNT + 1] = {
     "product_images", "product_skus", "product_variant_titles", "returned_product_names",
     "returned_product_images", "returned_product_skus", "returned_product_variant_titles",
     "returned_product_types", "email", "first_name", "last_name", "location", "address1", "address2",
-    "city", "region", "zip", "country",
+    "city", "region", "zip", "country", "",
 };
 
 typedef struct reader {
@@ -83,6 +84,9 @@ typedef struct reader {
     json_view v;
     int keys;                      /* stack index of the list of key strings */
 } reader;
+
+/* Pushes the string K_* (a key: pushed first, then its value, then lua_rawset saves set's rotate). */
+static void push_key(const reader *r, int key) { lua_rawgeti(r->L, r->keys, key); }
 
 /* No object (the last label of a return without labels); a value node is never 0 (the root's). */
 #define NO_OBJECT UINT32_MAX
@@ -116,7 +120,7 @@ static int push_native(reader *r, uint32_t n) {
 
 /* text(v): "" for absent or null, else the scalar; -1 for a table. */
 static int push_text(reader *r, uint32_t n) {
-    if (missing(r, n)) { lua_pushliteral(r->L, ""); return 0; }
+    if (missing(r, n)) { push_key(r, K_EMPTY); return 0; }
     if (container(r, n)) return -1;
     json_view_push(r->L, &r->v, n);
     return 0;
@@ -183,9 +187,6 @@ static void set(const reader *r, int t, int key) {
     lua_rawset(r->L, t);
 }
 
-/* Pushes the key string K_*: the key first, then its value, then lua_rawset, saves set's rotate. */
-static void push_key(const reader *r, int key) { lua_rawgeti(r->L, r->keys, key); }
-
 /* Sets t[key] = native(member name of obj); -1 for a table. */
 static int set_native(reader *r, int t, int key, uint32_t obj, const char *name) {
     push_key(r, key);
@@ -203,7 +204,7 @@ static int push_variant_title(reader *r, uint32_t item) {
         return 0;
     }
     uint32_t title = member(r, item, "title");
-    if (!title || type_of(r, title) != JN_STRING) { lua_pushliteral(r->L, ""); return 0; }
+    if (!title || type_of(r, title) != JN_STRING) { push_key(r, K_EMPTY); return 0; }
     json_view_push(r->L, &r->v, title);
     size_t len;
     const char *s = lua_tolstring(r->L, -1, &len);
@@ -211,7 +212,7 @@ static int push_variant_title(reader *r, uint32_t item) {
     for (const char *p = s; len >= 3 && p <= s + len - 3; p++)
         if (p[0] == ' ' && p[1] == '-' && p[2] == ' ') last = p;
     if (last) lua_pushlstring(r->L, last + 3, len - (size_t)(last + 3 - s));
-    else lua_pushliteral(r->L, "");
+    else push_key(r, K_EMPTY);
     lua_remove(r->L, -2);
     return 0;
 }
