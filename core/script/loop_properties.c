@@ -25,9 +25,9 @@
 #include "json_tape.h"
 #include "lauxlib.h"
 
-/* The keys the readers set (and ""), made Lua strings once per state (each reader's second upvalue, a list of
- * them): lua_setfield with a C string finds it in Lua's cache of C strings (a strcmp) or interns it
- * again, some sixty times an event. */
+/* The keys the readers set (and ""), made Lua strings once per state (each reader's second upvalue,
+ * a list of them): lua_setfield with a C string finds it in Lua's cache of C strings (a strcmp) or
+ * interns it again, some sixty times an event. */
 enum {
     K_EVENT_ID = 1,
     K_RETURN_ID,
