@@ -35,9 +35,11 @@
 
 typedef struct path_step {
     const char *key;            /* object key, or NULL for an array index */
-    size_t keylen;
+    size_t keylen;              /* KEYLEN_UNKNOWN: key is a C string, measured if a message needs it */
     lua_Integer index;
 } path_step;
+
+#define KEYLEN_UNKNOWN SIZE_MAX
 
 typedef struct encoder {
     lua_State *L;
@@ -135,7 +137,8 @@ static int enc_fail(encoder *e, const char *fmt, ...) {
     for (int i = e->scope_start ? e->scope_start : 1; i <= e->depth; i++) {
         if (e->path[i].key) {
             if (path.len) strbuf_addc(&path, '.');
-            strbuf_add(&path, e->path[i].key, e->path[i].keylen);
+            size_t keylen = e->path[i].keylen;
+            strbuf_add(&path, e->path[i].key, keylen == KEYLEN_UNKNOWN ? strlen(e->path[i].key) : keylen);
         } else {
             char ix[32];
             snprintf(ix, sizeof ix, "[%lld]", (long long)e->path[i].index);
@@ -561,14 +564,15 @@ int json_encode_member(lua_State *L, int idx, strbuf *out, const json_rules *rul
     e->L = L; e->out = out; e->rules = rules; e->memo = memo; e->memo_any = 0;
     e->err = err; e->errlen = errlen; e->limit = limit;
     e->scope_start = 0;
+    /* the steps' lengths only when an error words the path (a body's members are 6 steps deep) */
     for (int i = 0; i < depth; i++) {
         e->path[i + 1].key = path[i];
-        e->path[i + 1].keylen = strlen(path[i]);
+        e->path[i + 1].keylen = KEYLEN_UNKNOWN;
     }
     e->depth = depth;
     idx = lua_absindex(L, idx);
     /* the value of the scope key is scoped, as enc_object would make it */
-    if (depth && is_scope_key(e, path[depth - 1], e->path[depth].keylen) && lua_type(L, idx) == LUA_TTABLE)
+    if (depth && is_scope_key(e, path[depth - 1], strlen(path[depth - 1])) && lua_type(L, idx) == LUA_TTABLE)
         e->scope_start = depth;
     size_t mark = out->len;
     int top = lua_gettop(L);
