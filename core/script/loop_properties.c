@@ -217,27 +217,42 @@ static int push_variant_title(reader *r, uint32_t item) {
     return 0;
 }
 
+/* Sets lists[col][n] (and also[col][an], when there are those lists) to the value on top, popped;
+ * a list of index 0 (no types among the product_* lists) takes nothing. */
+static void put_item(lua_State *L, const int lists[5], const int *also, int col, lua_Integer n,
+                     lua_Integer an) {
+    if (also && also[col]) {
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, also[col], an);
+    }
+    if (lists[col]) lua_rawseti(L, lists[col], n);
+    else lua_pop(L, 1);
+}
+
 /* product_lists(into, prefix, items): appends each item's name, image, sku, variant title (and
- * type) to the lists at lists[0..4] (types 0: none). */
-static int product_lists(reader *r, const int lists[5], uint32_t items) {
+ * type) to the lists at lists[0..4] (types 0: none), and when `also` is given the same values to
+ * the lists there too (product_* and returned_product_* both list the line items: each item is
+ * read once for both). */
+static int product_lists(reader *r, const int lists[5], const int *also, uint32_t items) {
     lua_State *L = r->L;
     if (missing(r, items)) return 0;
     uint32_t j = items + 1;
     for (uint32_t k = 0; k < r->v.nodes[items].len; k++, j = r->v.nodes[j].end) {
         lua_Integer n = (lua_Integer)lua_rawlen(L, lists[0]) + 1;
+        lua_Integer an = also ? (lua_Integer)lua_rawlen(L, also[0]) + 1 : 0;
         if (push_text(r, member(r, j, "title"))) return -1;
-        lua_rawseti(L, lists[0], n);
+        put_item(L, lists, also, 0, n, an);
         uint32_t image = member(r, j, "image");
         if (falsy(r, image)) image = member(r, j, "product_image");
         if (push_text(r, image)) return -1;
-        lua_rawseti(L, lists[1], n);
+        put_item(L, lists, also, 1, n, an);
         if (push_text(r, member(r, j, "sku"))) return -1;
-        lua_rawseti(L, lists[2], n);
+        put_item(L, lists, also, 2, n, an);
         if (push_variant_title(r, j)) return -1;
-        lua_rawseti(L, lists[3], n);
-        if (lists[4]) {
+        put_item(L, lists, also, 3, n, an);
+        if (lists[4] || (also && also[4])) {
             if (push_text(r, member(r, j, "product_type"))) return -1;
-            lua_rawseti(L, lists[4], n);
+            put_item(L, lists, also, 4, n, an);
         }
     }
     return 0;
@@ -323,8 +338,7 @@ static int build(reader *r, int p) {
         json_push_array(L, k < 4 ? n_items + n_exchanges : n_items);
     int product[5] = { base + 1, base + 2, base + 3, base + 4, 0 };
     int returned[5] = { base + 5, base + 6, base + 7, base + 8, base + 9 };
-    if (product_lists(r, product, items) || product_lists(r, returned, items) ||
-        product_lists(r, product, exchanges))
+    if (product_lists(r, product, returned, items) || product_lists(r, product, NULL, exchanges))
         return -1;
     for (size_t k = 0; k < sizeof names / sizeof *names; k++) {
         push_key(r, names[k]);
