@@ -6,7 +6,7 @@
  * purpose, as OpenSSH's monitor's is:
  *
  *   parent -> child   LOAD     the tenant's mapper_config (caps, strings); once, first
- *                     BATCH    flags, count, then count events { label, body }
+ *                     BATCH    flags (WANT_DOC, FORGET), count, then count events { label, body }
  *                     RECALLED the answer to the child's last RECALL: found (u8), JSON text
  *   child -> parent   LOADED   ok (u8), files, handlers, problems text
  *                     RESULT   its CPU time (ms), then one event's map_result (and its document
@@ -34,6 +34,8 @@ enum mapworker_frame {
 
 #define MW_FD 3                                    /* the child's end of the socketpair */
 #define MW_BATCH_WANT_DOC 1u                       /* send each event's document with its result */
+#define MW_BATCH_FORGET 2u                         /* drop the recall cache first: other workers of the
+                                                      tenant may have changed its memory meanwhile */
 
 /* What the parent accepts from a child (a child past any of them is killed). */
 #define MW_MAX_FRAME (64u << 20)                   /* one frame: one event's whole result */

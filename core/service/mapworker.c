@@ -75,6 +75,7 @@ struct mapworker {
     void *recall_ud;
     int (*interrupt)(void *ud);        /* between two results: stop the batch here (a reload) */
     void *interrupt_ud;
+    int shared;                        /* other workers map the tenant too: MW_BATCH_FORGET */
     long long restart_at;              /* ms: no restart before */
     int backoff_ms;
     struct { long long id; int strikes; } strikes[NSTRIKES];
@@ -578,6 +579,10 @@ static void build(mapworker *w) {
     }
 }
 
+void mapworker_set_shared(mapworker *w, int shared) { w->shared = shared; }
+
+int mapworker_event_in_hand(const mapworker *w) { return w->nev; }
+
 const map_result *mapworker_result(const mapworker *w, int i) { return &w->results[i]; }
 
 const char *mapworker_doc(const mapworker *w, int i, size_t *len) {
@@ -643,7 +648,7 @@ int mapworker_map_batch(mapworker *w, const mapworker_event *events, int n, int 
     while (m < n && (m == 0 || (bytes + events[m].len < MW_MAX_BATCH_BYTES && !struck_out(w, events[m].id))))
         bytes += events[m++].len;
     size_t at = mw_begin_frame(&w->out, MW_BATCH);
-    mw_put_u32(&w->out, want_doc ? MW_BATCH_WANT_DOC : 0);
+    mw_put_u32(&w->out, (want_doc ? MW_BATCH_WANT_DOC : 0) | (w->shared ? MW_BATCH_FORGET : 0));
     mw_put_u32(&w->out, (uint32_t)m);
     for (int i = 0; i < m; i++) {
         mw_put_cstr(&w->out, events[i].label);

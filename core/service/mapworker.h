@@ -38,6 +38,14 @@ void mapworker_set_recall(mapworker *w, int (*fallback)(void *ud, const char *ke
  * the rest; a new one maps them on the next call. A reload takes over within one event so. */
 void mapworker_set_interrupt(mapworker *w, int (*interrupt)(void *ud), void *ud);
 
+/* Other workers map this tenant's events too (one tenant on every mapping thread): the worker's
+ * recall cache is dropped before each batch, so each value a batch reads from outside its own
+ * events is asked of the recall callback, and a caller sees every one. */
+void mapworker_set_shared(mapworker *w, int shared);
+
+/* From a recall callback: the index in the batch of the event being mapped. */
+int mapworker_event_in_hand(const mapworker *w);
+
 typedef struct mapworker_event {
     long long id;                      /* the journal's id (0: none), for the strike count */
     const char *text;
