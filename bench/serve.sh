@@ -5,8 +5,9 @@
 #      (a dry tenant; every 202 is written only after its journal commit returned from fsync);
 #   2. beside it, the disk's own ceiling, measured now in the same folder (build/fsync_ceiling): one
 #      write+fdatasync per record, and group commits of 64 records; the ratios are computed here;
-#   3. mapping throughput with `workers = 1` and `workers = 2` over two tenants (the service gives each
-#      tenant to one thread), from a journal filled before start, and the scaling ratio;
+#   3. mapping throughput with `workers = 1` and `workers = 2`, from a journal filled before start, and
+#      the scaling ratio: one tenant (its batches mapped in chunks on both threads), then two tenants
+#      (each read by its own thread);
 #   4. end to end: journaled events mapped and delivered to the Klaviyo stand-in, limits lifted
 #      (--no-limits, rate_scale 1000), beside what the stand-in answers alone (wrk, same connections);
 #   5. peak RSS (VmHWM) of serve working on a large queue for RSS_SECONDS (BIG=1: 1,000,000 journaled
@@ -230,7 +231,7 @@ phase_ack() {
 }
 
 # --------------------------------------------------------------------------------------------------
-# 3: mapping throughput, 1 and 2 threads, two tenants whose ids hash to different threads (worker.c)
+# 3: mapping throughput, 1 and 2 threads: one tenant, then two whose ids hash to different threads (worker.c)
 thread_of() {
   lua5.4 - "$1" <<'EOF'
 local h = 2166136261
@@ -238,22 +239,24 @@ for c in arg[1]:gmatch(".") do h = ((h ~ c:byte()) * 16777619) & 0xffffffff end
 print(h % 2)
 EOF
 }
-phase_map() {
-  [ "$(thread_of a)" != "$(thread_of b)" ] || fail "tenants a and b hash to the same of 2 threads (core/service/worker.c hash)"
+# map_scaling LABEL TENANTS TENANT_SQL IN_LIST: mapping of 2 * MAP_N events journaled before start over
+# TENANTS (config text; TENANT_SQL names each event's tenant, prefill), with `workers = 1` and `= 2`;
+# sets map_rate_1 and map_rate_2 and prints the scaling.
+map_scaling() {
   mkdir -p "$tmp/map0"
-  write_config "$tmp/map0" "$(dry_tenant a) $(dry_tenant b)" 1
+  write_config "$tmp/map0" "$2" 1
   make_store "$tmp/map0"
-  prefill "$tmp/map0" $((2 * MAP_N)) "CASE i % 2 WHEN 1 THEN 'a' ELSE 'b' END"
-  echo "mapping: $((2 * MAP_N)) events journaled before start (tenants a and b, $MAP_N each, dry), serve -c CONFIG" \
-       "with \`workers = W\`; timed from start until no event of a or b has state 0"
+  prefill "$tmp/map0" $((2 * MAP_N)) "$3"
+  echo "mapping, $1: $((2 * MAP_N)) events journaled before start (dry), serve -c CONFIG" \
+       "with \`workers = W\`; timed from start until no event of tenant $4 has state 0"
   for w in 1 2; do
     d=$tmp/map$w
     mkdir -p "$d/data"
-    write_config "$d" "$(dry_tenant a) $(dry_tenant b)" "$w"
+    write_config "$d" "$2" "$w"
     cp "$tmp/map0/data/returnflow.db" "$d/data/returnflow.db"
     t0=$(now)
     start_serve "$d"
-    s=$(wait_zero "$d" "$t0" "SELECT count(*) FROM events WHERE tenant IN ('a', 'b') AND state = 0" "$serve_pid") || exit 1
+    s=$(wait_zero "$d" "$t0" "SELECT count(*) FROM events WHERE tenant IN ($4) AND state = 0" "$serve_pid") || exit 1
     cpu=$(cpu_of "$serve_pid")
     stop "$serve_pid"
     mapped=$(sql "$d" "SELECT count(*) FROM events WHERE state = 1")
@@ -265,7 +268,14 @@ phase_map() {
     rm -rf "$d"
   done
   # shellcheck disable=SC2154  # set by eval above
-  echo "  scaling 1 -> 2 workers: $(calc 'sprintf("%.2fx", b / a)' "$map_rate_1" "$map_rate_2") ($map_rate_2 / $map_rate_1 events/s); goal: >= 1.8x"
+  echo "  $1, scaling 1 -> 2 workers: $(calc 'sprintf("%.2fx", b / a)' "$map_rate_1" "$map_rate_2") ($map_rate_2 / $map_rate_1 events/s); goal: >= 1.8x"
+  rm -rf "$tmp/map0"
+}
+phase_map() {
+  [ "$(thread_of a)" != "$(thread_of b)" ] || fail "tenants a and b hash to the same of 2 threads (core/service/worker.c hash)"
+  map_scaling "one tenant (a)" "$(dry_tenant a)" "'a'" "'a'"
+  map_scaling "two tenants (a and b, $MAP_N each)" "$(dry_tenant a) $(dry_tenant b)" \
+              "CASE i % 2 WHEN 1 THEN 'a' ELSE 'b' END" "'a', 'b'"
   if [ -x "$TRANSFORM" ] && "$TRANSFORM" "$((2 * MAP_N))" "$FIXTURE" scripts >"$tmp/transform" 2>/dev/null; then
     transform_rate=$(awk '$2 == "events," { print $5; exit }' "$tmp/transform")
     echo "  the transform alone, no store: $TRANSFORM $((2 * MAP_N)) $FIXTURE scripts: $(cat "$tmp/transform")"
@@ -274,7 +284,6 @@ phase_map() {
   else
     echo "  the transform alone: skipped ($TRANSFORM missing or failed; make $TRANSFORM)"
   fi
-  rm -rf "$tmp/map0"
 }
 
 # --------------------------------------------------------------------------------------------------
