@@ -400,6 +400,7 @@ typedef struct tenant_batch {
     chunk chunks[BATCH / COMMIT_CHUNK];
     int nchunks;
     int next;                     /* the first chunk no thread took */
+    int closed;                   /* no more chunks are taken (a reload): the rest waits */
     int cursor;                   /* chunks [0, cursor) are done with, in journal order */
     int committing;               /* a thread holds the cursor */
     int mapping;                  /* chunks being mapped now */
@@ -425,8 +426,8 @@ static void unlink_batch(workers *w, tenant_batch *b) {
 
 /* Under mu: takes the batch's next chunk for mapping, or -1. */
 static int take_chunk(workers *w, tenant_batch *b) {
-    if (w->stopping == STOP_NOW && b->course == GOING) b->course = STOPPED_SHORT;   /* a reload */
-    if (b->course != GOING || b->next >= b->nchunks) { unlink_batch(w, b); return -1; }
+    if (w->stopping == STOP_NOW) b->closed = 1;  /* a reload: what was taken is committed, no more */
+    if (b->closed || b->course != GOING || b->next >= b->nchunks) { unlink_batch(w, b); return -1; }
     int ci = b->next++;
     b->chunks[ci].state = CHUNK_MAPPING;
     b->chunks[ci].visible = b->cursor;
@@ -439,7 +440,7 @@ static int steady(const workers *w, int ti) { return clock_mono_ms() >= w->unste
 
 int worker_chunk_waiting(workers *w) {
     for (tenant_batch *b = w->open; b; b = b->next_open)
-        if (b->course == GOING && b->next < b->nchunks && steady(w, b->ti)) return 1;
+        if (!b->closed && b->course == GOING && b->next < b->nchunks && steady(w, b->ti)) return 1;
     return 0;
 }
 
@@ -567,7 +568,14 @@ static void advance(thread *t, tenant_batch *b) {
     pthread_cond_broadcast(&w->cv);
 }
 
-/* Maps chunk ci (taken under mu), then commits what is in order. */
+/* Under mu: whether the chunks at the cursor are to be committed now. While another thread maps
+ * (the commit then overlaps its mapping), or when nothing is left to take; a thread mapping the batch
+ * alone maps it whole first, so that it is written in one transaction when nobody waits. */
+static int commit_now(const tenant_batch *b) {
+    return b->mapping > 0 || b->next == b->nchunks || b->closed || b->course != GOING;
+}
+
+/* Maps chunk ci (taken under mu), then commits what is in order, if it is time. */
 static void run_chunk(thread *t, tenant_batch *b, int ci) {
     chunk *c = &b->chunks[ci];
     map_events(t, b, c, 0, 1);
@@ -575,7 +583,8 @@ static void run_chunk(thread *t, tenant_batch *b, int ci) {
     c->state = CHUNK_MAPPED;
     b->mapping--;
     if (c->k < c->n) t->w->unsteady_until[b->ti] = clock_mono_ms() + UNSTEADY_MS;
-    advance(t, b);
+    if (commit_now(b)) advance(t, b);
+    else pthread_cond_broadcast(&t->w->cv);
     pthread_mutex_unlock(&t->w->mu);
 }
 
@@ -628,7 +637,8 @@ int worker_map_journaled(thread *t, int ti, long long epoch) {
             pthread_mutex_lock(&w->mu);
             continue;
         }
-        if (!b->mapping && !b->committing && (b->course != GOING || b->cursor == b->nchunks)) break;
+        advance(t, b);                            /* nothing to take: what is mapped goes in */
+        if (!b->mapping && !b->committing && (b->course != GOING || b->cursor == b->next)) break;
         pthread_cond_wait(&w->cv, &w->mu);
     }
     unlink_batch(w, b);
@@ -648,14 +658,14 @@ int worker_map_journaled(thread *t, int ti, long long epoch) {
         snprintf(f, sizeof f, "\"tenant\":\"%s\",\"events\":%d", tc->id, b->remapped);
         log_line("info", "events mapped again: an earlier event of their batch changed what they recalled", f);
     }
-    int course = b->course, n = b->n;
+    int course = b->course, n = b->n, rest = b->cursor < b->nchunks;
     for (int i = 0; i < n; i++) free(b->events[i].body);
     free(b->events);
     free(b->mw);
     free(b->labels);
     free(b);
     if (course == COMMIT_FAILED) return -1;
-    if (course == STOPPED_SHORT) return BATCH;                /* the rest waits */
+    if (course == STOPPED_SHORT || (course == GOING && rest)) return BATCH;   /* the rest waits */
     if (course == GOING && n == BATCH) return committed ? committed : 1;   /* more may wait */
     return committed;
 }
