@@ -1,13 +1,17 @@
 /*
  * worker.c: mapping threads, from the journal to the outbox.
  *
- * Each thread owns the tenants whose id hashes to it, so one tenant's events
- * are mapped by one thread, in journal order: the outbox then holds each
- * profile's requests in the order their webhooks arrived. The scripts
- * themselves run in the tenant's worker process (mapworker.c), which this
- * thread feeds a batch at a time and whose watchdog bounds how long a
- * runaway script holds the thread: cap plus margin per event, then the
- * event is a dead letter and ingest, the journal and other threads went on.
+ * Each thread is the home of the tenants whose id hashes to it: it reads their
+ * journal a batch at a time, in journal order, and does their chores. A batch is
+ * mapped in chunks by every thread that has nothing of its own to do (one tenant
+ * on every core) and committed in journal order (worker_batch.c), so the outbox
+ * holds each profile's requests in the order their webhooks arrived. The scripts
+ * themselves run in worker processes (mapworker.c), one per thread and tenant
+ * (a thread starts its own for a tenant of another thread when it first helps),
+ * whose watchdog bounds how long a runaway script holds a thread: cap plus
+ * margin per event, then the event is a dead letter and ingest, the journal and
+ * other threads went on; a tenant whose worker died or stopped short is mapped
+ * by its home thread alone for a while, so a runaway one does not take the others.
  * A reload (workers_halt) takes over between two events: the batch in hand stops at the next result,
  * what was mapped is committed, and the rest is mapped by the new scripts.
  *

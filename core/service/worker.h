@@ -9,8 +9,9 @@
 
 typedef struct workers workers;
 
-/* Starts cfg->workers threads (0: one per core), each owning the tenants
- * whose id hashes to it, with its own database connection and Lua states.
+/* Starts cfg->workers threads (0: one per core), each the home of the tenants
+ * whose id hashes to it (and helping with the others' batches when it has nothing
+ * to do), with its own database connection and mapping workers.
  * Everything journaled and not yet mapped is picked up at once, so a restart
  * resumes where the last run stopped. Only the tenants `own` says this node holds are mapped (NULL:
  * every tenant). Returns NULL with err filled. */
