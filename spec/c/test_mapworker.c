@@ -84,7 +84,7 @@ static int fake_worker(const char *how) {
     for (;;) {
         if (get(&in) != MW_BATCH) _exit(0);
         mw_reader r = { in.data, in.data + in.len, 0 };
-        mw_get_u32(&r);
+        uint32_t flags = mw_get_u32(&r);
         uint32_t n = mw_get_u32(&r);
         for (uint32_t i = 0; i < n; i++) {
             if (strcmp(how, "ok") == 0) result(&out, "POST", "/api/events", NULL, 0, NULL);
@@ -95,6 +95,11 @@ static int fake_worker(const char *how) {
             else if (strcmp(how, "spin") == 0) for (volatile unsigned long x = 0;; x++) {}
             else if (strcmp(how, "crash") == 0) raise(SIGSEGV);
             else if (strcmp(how, "close-live") == 0) { close(MW_FD); for (;;) pause(); }
+            else if (strcmp(how, "flags") == 0) {     /* the batch's flags, as its memory value */
+                char value[16];
+                snprintf(value, sizeof value, "%u", flags);
+                result(&out, "POST", "/api/events", NULL, 0, value);
+            }
             else if (strcmp(how, "recall") == 0) {
                 size_t f = mw_begin_frame(&out, MW_RECALL);
                 mw_put_cstr(&out, "remembered");
@@ -247,6 +252,38 @@ static void answers_recalls_from_the_store(void **state) {
     mapworker_free(w);
 }
 
+/* One tenant on every mapping thread (worker_batch.c): a shared worker is told to forget its cache
+ * before each batch, and a recall callback learns which event of the batch asked. */
+static int in_hand[8], nin_hand;
+static mapworker *recalling;
+
+static int note_event(void *ud, const char *key, size_t klen, strbuf *out) {
+    if (nin_hand < 8) in_hand[nin_hand++] = mapworker_event_in_hand(recalling);
+    return recall_fallback(ud, key, klen, out);
+}
+
+static void a_shared_worker_forgets_its_cache_and_names_the_event_of_each_recall(void **state) {
+    (void)state;
+    mapworker *w = start("flags", 0.5);
+    assert_non_null(w);
+    int k;
+    assert_string_equal("0", map_one(w, 0, &k)->memory_values[0]);
+    mapworker_set_shared(w, 1);
+    char forget[16];
+    snprintf(forget, sizeof forget, "%u", MW_BATCH_FORGET);
+    assert_string_equal(forget, map_one(w, 0, &k)->memory_values[0]);
+    mapworker_free(w);
+
+    recalling = w = start("recall", 0.5);
+    assert_non_null(w);
+    mapworker_set_recall(w, note_event, NULL);
+    mapworker_event events[3] = { { 0, "{}", 2, "t#1" }, { 0, "{}", 2, "t#2" }, { 0, "{}", 2, "t#3" } };
+    assert_int_equal(3, mapworker_map_batch(w, events, 3, 0));
+    assert_int_equal(3, nin_hand);
+    for (int i = 0; i < 3; i++) assert_int_equal(i, in_hand[i]);
+    mapworker_free(w);
+}
+
 static void refuses_the_scripts_when_the_load_crashes(void **state) {
     (void)state;
     mapper_config cfg = { .scripts_dir = ".", .tenant = "load-crash", .caps = { .seconds = 0.5 } };
@@ -271,6 +308,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(survives_a_worker_gone_before_the_batch),
         cmocka_unit_test(never_sends_an_event_that_took_down_two_workers),
         cmocka_unit_test(answers_recalls_from_the_store),
+        cmocka_unit_test(a_shared_worker_forgets_its_cache_and_names_the_event_of_each_recall),
         cmocka_unit_test(refuses_the_scripts_when_the_load_crashes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
