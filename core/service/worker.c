@@ -70,7 +70,13 @@ static int recall_from_store(void *ud, const char *key, size_t klen, strbuf *out
 }
 
 static int halted(workers *w);
-static int halted_cb(void *ud) { return halted(ud); }
+
+/* Asked after each result: a reload takes over between two events, and a thread helping with another
+ * tenant's batch stops at its deadline (worker_batch.c), the worker with the rest of its chunk. */
+static int interrupt_cb(void *ud) {
+    recall_ctx *rc = ud;
+    return halted(rc->t->w) || (rc->deadline && clock_mono_ms() > rc->deadline);
+}
 
 static void load_memory(thread *t, int ti) {
     recall_ctx *rc = &t->recall[ti];
@@ -79,7 +85,7 @@ static void load_memory(thread *t, int ti) {
     rc->m = t->mappers[ti];
     rc->log = NULL;
     mapworker_set_recall(t->mappers[ti], recall_from_store, rc);
-    mapworker_set_interrupt(t->mappers[ti], halted_cb, t->w);    /* a reload takes over between events */
+    mapworker_set_interrupt(t->mappers[ti], interrupt_cb, rc);   /* a reload takes over between events */
     mapworker_set_shared(t->mappers[ti], t->w->n > 1);           /* other threads map the tenant too */
 }
 

@@ -40,6 +40,8 @@
 
 #define DEFER_GIVE_UP_MS (24LL * 3600 * 1000)
 #define UNSTEADY_MS 30000             /* a tenant whose worker died or stopped short: home thread only */
+#define HELP_MS 500                   /* a helper's chunk stops after the event that passes this, so a
+                                         thread that helps is back for its own tenants soon */
 
 /* ------------------------------- reading ---------------------------------- */
 
@@ -578,7 +580,10 @@ static int commit_now(const tenant_batch *b) {
 /* Maps chunk ci (taken under mu), then commits what is in order, if it is time. */
 static void run_chunk(thread *t, tenant_batch *b, int ci) {
     chunk *c = &b->chunks[ci];
+    recall_ctx *rc = &t->recall[b->ti];
+    rc->deadline = b->home == t ? 0 : clock_mono_ms() + HELP_MS;
     map_events(t, b, c, 0, 1);
+    rc->deadline = 0;
     pthread_mutex_lock(&t->w->mu);
     c->state = CHUNK_MAPPED;
     b->mapping--;

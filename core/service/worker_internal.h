@@ -30,6 +30,7 @@ typedef struct recall_ctx {
     const char *tenant;
     mapworker *m;
     struct chunk *log;
+    long long deadline;           /* monotonic ms: a helper's chunk stops after the event in hand (0: none) */
 } recall_ctx;
 
 typedef struct thread {
