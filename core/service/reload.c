@@ -209,8 +209,11 @@ static void refuse(slot *s, const char *version, const char *error) {
     snprintf(s->refused_error, sizeof s->refused_error, "%s", error);
     s->refused_at = now_s();
     s->refusals++;
-    log_tenant("error", "scripts changed but refused; the running version stays", s, version, error);
+    /* status.json first, then the log line: whoever reads the line (an operator, a spec) finds
+     * `returnflow status` saying the same (write, fsync, rename took long enough on a loaded machine
+     * for status to be read between the two). */
     write_status(s->r->cfg, t, s->refused, s->refused_error, s->refused_at, s->loaded_at);
+    log_tenant("error", "scripts changed but refused; the running version stays", s, version, error);
 }
 
 static void accept_candidate(slot *s) {
@@ -237,8 +240,8 @@ void reload_swapped(reloader *r, int tenant, int ok, const char *err) {
         s->loaded++;
         s->loaded_at = now_s();
         s->refused[0] = s->refused_key[0] = 0;
+        write_status(r->cfg, t, NULL, NULL, 0, s->loaded_at);     /* before the line, as in refuse() */
         log_tenant("info", "scripts reloaded", s, t->scripts_version, NULL);
-        write_status(r->cfg, t, NULL, NULL, 0, s->loaded_at);
         char root[PATH_MAX];
         tenant_root(r->cfg, t->id, root, sizeof root);
         snapshot_prune(root, KEEP_VERSIONS, t->scripts_version);
@@ -356,8 +359,8 @@ static void on_settled(uv_timer_t *h) {
     candidate_key(s, version, key, sizeof key);
     if (strcmp(version, t->scripts_version) == 0 && s->refused[0]) {   /* the change was undone */
         s->refused[0] = s->refused_key[0] = 0;
+        write_status(r->cfg, t, NULL, NULL, 0, s->loaded_at);     /* before the line, as in refuse() */
         log_tenant("info", "scripts are back to the running version", s, version, NULL);
-        write_status(r->cfg, t, NULL, NULL, 0, s->loaded_at);
     }
     if (strcmp(version, t->scripts_version) == 0 || strcmp(key, s->refused_key) == 0) return;
     char root[PATH_MAX];
