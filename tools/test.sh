@@ -55,9 +55,17 @@ CHECK_SPECS=${CHECK_SPECS:-"bad_input conformance default_scripts mapping_api po
 SLOW_FIRST="hostile_serve_1 hostile_serve_2 hostile_serve_3 hostile_serve_4 volume volume_pg cluster hostile_map_1
             hostile_map_2 reload reload_pg durability durability_pg pg_restart templates conformance cli standin
             deliver deliver_pg serve serve_pg"
-# The stress specs load the CPU on purpose and time what the service does under it: one at a time per
-# suite, so two of them never share a suite's half of the machine; the other specs run beside them.
-HEAVY=${HEAVY:-"volume reload durability volume_pg reload_pg durability_pg cluster"}
+# The heavy specs of `all`, both builds', the slowest first (wall seconds on 2 cores), dealt to the
+# HEAVY_LANES lanes in a snake (0 1 2 2 1 0 ...), so the lanes end near together; the two cluster
+# specs (three nodes and PostgreSQL each) are dealt apart.
+HEAVY_ORDER=${HEAVY_ORDER:-"build:volume build:volume_pg build:reload_pg build:cluster build:reload build-asan:reload
+                            build-asan:durability build-asan:cluster build-asan:volume build:durability
+                            build:durability_pg"}
+
+# The stress specs load the CPU on purpose and time what the service does under it: in `all` they are
+# HEAVY_ORDER's lanes; in plain, asan and POOLED=0 one at a time per suite, so two of them never share
+# a suite's half of the machine, the other specs beside them. The names of HEAVY_ORDER, once each.
+HEAVY=${HEAVY:-$(for e in $HEAVY_ORDER; do echo "${e#*:}"; done | awk '!seen[$0]++' | tr '\n' ' ')}
 # Spec files run once per `all`/`plain`, against the normal build (first: they are the slowest).
 ONCE_SPECS=${ONCE_SPECS:-"spec/repo/clone_spec.lua spec/repo/rockspec_spec.lua"}
 # Suites run once, not per build: "label|command" a line.
@@ -229,13 +237,6 @@ fuzz_suite() {
   if [ $rc -ne 0 ] && [ "$f" = 0 ]; then f=1; fi
   counts "$p" "$f"
 }
-
-# The heavy specs of `all`, both builds', the slowest first (wall seconds on 2 cores), dealt to the
-# HEAVY_LANES lanes in a snake (0 1 2 2 1 0 ...), so the lanes end near together; the two cluster
-# specs (three nodes and PostgreSQL each) are dealt apart.
-HEAVY_ORDER=${HEAVY_ORDER:-"build:volume build:volume_pg build:reload_pg build:cluster build:reload build-asan:reload
-                            build-asan:durability build-asan:cluster build-asan:volume build:durability
-                            build:durability_pg"}
 
 # heavy_lane K: the spec files lane K runs, one after the other ("DIR FILE" a line).
 heavy_lane() {
