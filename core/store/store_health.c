@@ -97,11 +97,11 @@ void store_health_failed(store_part part, store_fault fault, const char *why) {
 }
 
 void store_health_ok(store_part part) {
+    char was[300];
     pthread_mutex_lock(&health.mu);
     int change = health.failing[part];
-    char was[300];
-    snprintf(was, sizeof was, "%s", health.why[part]);
-    if (change) {
+    if (change) {                             /* (called after every mapping commit: cheap when well) */
+        snprintf(was, sizeof was, "%s", health.why[part]);
         health.failing[part] = 0;
         health.why[part][0] = 0;
         write_file_locked();
