@@ -173,13 +173,16 @@ static const unsigned char plain_byte[256] = {
  * '\\', DEL, nothing under 0x20 and nothing over 0x7f: signed, those are negative, so one compare
  * takes both), then byte by byte. Strings are most of every body's bytes. */
 #if defined(__SSE2__)
-static inline unsigned not_plain_mask(const unsigned char *p) {
-    __m128i v = _mm_loadu_si128((const __m128i *)p);
+static inline unsigned not_plain_bits(__m128i v) {
     __m128i odd = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
                                             _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
                                _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
                                             _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7f))));
     return (unsigned)_mm_movemask_epi8(odd);
+}
+
+static inline unsigned not_plain_mask(const unsigned char *p) {
+    return not_plain_bits(_mm_loadu_si128((const __m128i *)p));
 }
 #endif
 
@@ -198,10 +201,48 @@ static inline const unsigned char *plain_run_end(const unsigned char *p, const u
     return p;
 }
 
+/* A string of at most 32 bytes with nothing to escape (every key, most values), quoted in one or two
+ * 16-byte moves: returns 0, or -1 (then the general way). From 16 bytes on, the two loads (its first
+ * and last 16) lie inside it; under 16, the one load is a tail load (json_simd.h) whose bytes past
+ * the end are masked off, and stored past the closing quote's place, where the quote and later
+ * bytes overwrite them (out->len never counts them). */
+static inline int short_plain(strbuf *o, const unsigned char *p, size_t n) {
+#if defined(__SSE2__)
+    if (n > 32) return -1;
+    if (n >= 16) {
+        __m128i a = _mm_loadu_si128((const __m128i *)p), b = _mm_loadu_si128((const __m128i *)(p + n - 16));
+        if (not_plain_bits(a) | not_plain_bits(b)) return -1;
+        strbuf_reserve(o, n + 2);
+        char *d = o->data + o->len;
+        d[0] = '"';
+        _mm_storeu_si128((__m128i *)(d + 1), a);
+        _mm_storeu_si128((__m128i *)(d + 1 + n - 16), b);
+        d[n + 1] = '"';
+        o->len += n + 2;
+        return 0;
+    }
+#if JSON_TAIL_LOADS
+    if (!json_tail_fits(p)) return -1;
+    __m128i a = _mm_loadu_si128((const __m128i *)p);
+    if (not_plain_bits(a) & ~json_past_end(p, p + n) & 0xffffu) return -1;
+    strbuf_reserve(o, 16 + 2);
+    char *d = o->data + o->len;
+    d[0] = '"';
+    _mm_storeu_si128((__m128i *)(d + 1), a);
+    d[n + 1] = '"';
+    o->len += n + 2;
+    return 0;
+#endif
+#endif
+    (void)o; (void)p; (void)n;
+    return -1;
+}
+
 static int enc_string(encoder *e, const char *s, size_t n) {
     if (e->rules && e->rules->max_string && n > e->rules->max_string)
         return enc_fail(e, "string of %zu bytes, over %s limit of %zu", n, limit_owner(e), e->rules->max_string);
     strbuf *o = e->out;
+    if (short_plain(o, (const unsigned char *)s, n) == 0) return 0;
     strbuf_reserve(o, n + 2);
     o->data[o->len++] = '"';
     const unsigned char *p = (const unsigned char *)s, *end = p + n;
