@@ -115,7 +115,9 @@ int json_is_array(lua_State *L, int idx);
 void json_unwrap(lua_State *L, int idx);
 
 /* Remembers the value at idx as the event being mapped (0 forgets it), so a
- * refused write can name the field's full path. */
+ * refused write can name the field's full path. The proxy json_event_push_pooled
+ * pushed, given here while its caller still holds it, is then read by its address
+ * alone (json_event_view) until it is forgotten. */
 void json_set_event_root(lua_State *L, int idx);
 
 /* Pushes the dotted path from the table at root_idx to the table target_idx

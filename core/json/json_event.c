@@ -82,6 +82,11 @@ typedef struct doc {
     const char *text;              /* NUL-terminated, then TEXT_PAD zeros */
     uint32_t index_used;
     int cache_ref;                 /* the string cache, in the registry */
+    const void *fresh;             /* the root object's proxy as pushed, for json_set_event_root */
+    lua_Integer fresh_gen;
+    const void *root;              /* that proxy while the registry holds it as the event root (so no
+                                      other table can take its address) and its object is not
+                                      complete: json_event_view's quick answer */
     uint64_t mem[];
 } doc;
 
@@ -377,6 +382,7 @@ static size_t doc_bytes(size_t n, size_t len) {
 static doc *new_doc(lua_State *L, size_t cap) {
     doc *d = lua_newuserdatauv(L, sizeof *d + cap, 0);
     d->gen = 0;
+    d->fresh = d->root = NULL;
     d->cap = cap;
     d->cache_ref = cache_ref(L);
     return d;
@@ -419,13 +425,15 @@ void json_event_push(lua_State *L, const char *text, size_t len, const jnode *no
 }
 
 void json_event_push_pooled(lua_State *L, const char *text, size_t len, const jnode *nodes, size_t n) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &pool_key);
+    doc *d = lua_touserdata(L, -1);
+    if (d) d->fresh = d->root = NULL;        /* the event before's proxy is no longer the event */
     if (nodes[0].type != JN_ARRAY && nodes[0].type != JN_OBJECT) {
+        lua_pop(L, 1);
         json_tape_push_scalar(L, text, &nodes[0]);
         return;
     }
     size_t need = doc_bytes(n, len);
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &pool_key);
-    doc *d = lua_touserdata(L, -1);
     /* Too small, or four times what this event needs (one huge event must not keep its memory
      * for good): a new one, the old one's tables stale from now on. */
     if (!d || d->cap < need || (d->cap > 4 * need && d->cap > 65536)) {
@@ -439,12 +447,28 @@ void json_event_push_pooled(lua_State *L, const char *text, size_t len, const jn
     }
     d->gen++;
     load_and_push(L, d, lua_gettop(L), text, len, nodes, n);
+    if (nodes[0].type == JN_OBJECT) {
+        d->fresh = lua_topointer(L, -1);
+        d->fresh_gen = d->gen;
+    }
     lua_remove(L, -2);
 }
 
 /* ---------------------------- bulk reading (view) ------------------------- */
 
 int json_event_view(lua_State *L, int idx, json_view *v) {
+    /* The mapper's event itself (most calls): its root object, known by its address, with no walk
+     * through its metatables. */
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &pool_key);
+    const doc *pooled = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (pooled && pooled->root && pooled->root == lua_topointer(L, idx) && lua_type(L, idx) == LUA_TTABLE) {
+        v->doc = pooled;
+        v->nodes = pooled->nodes;
+        v->node = 0;
+        v->cache = 0;
+        return 0;
+    }
     int top = lua_gettop(L);
     idx = lua_absindex(L, idx);
     int ok = 0;
@@ -506,6 +530,7 @@ static void complete(lua_State *L, int data) {
     if (!d) { stale(L, "the members"); return; }
     lua_Integer i = data_node(L, data, d);
     if (i < 0) { lua_pop(L, 1); return; }
+    if (i == 0) d->root = NULL;                           /* json_event_view: not for a complete one */
     uint32_t n = d->nodes[i].len;
     /* the members' key nodes, in memory the state owns (an error below must not leak it) */
     uint32_t *keys = lua_newuserdatauv(L, (n ? n : 1) * sizeof *keys, 0);
@@ -652,7 +677,18 @@ void json_push_path(lua_State *L, int root_idx, int target_idx) {
 }
 
 void json_set_event_root(lua_State *L, int idx) {
-    if (idx) lua_pushvalue(L, idx);
-    else lua_pushnil(L);
+    /* The pooled document's root proxy, while the registry holds it here, is known by its address
+     * (json_event_view); never after, when another table could be made at that address. */
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &pool_key);
+    doc *d = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (d) d->root = NULL;
+    if (idx) {
+        lua_pushvalue(L, idx);
+        /* the proxy json_event_push_pooled pushed for this generation, which its caller held since */
+        if (d && d->fresh && d->fresh_gen == d->gen && d->fresh == lua_topointer(L, -1)) d->root = d->fresh;
+    } else {
+        lua_pushnil(L);
+    }
     lua_rawsetp(L, LUA_REGISTRYINDEX, &event_root_key);
 }
