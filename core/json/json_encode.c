@@ -63,7 +63,6 @@ typedef struct member {
     size_t keylen;
     uint64_t prefix;            /* the key's first 8 bytes, big-endian, zero-padded: sorts most keys */
     int value_slot;
-    lua_Integer ikey;
 } member;
 
 static _Thread_local member *members;
@@ -374,18 +373,62 @@ static uint64_t key_prefix(const char *key, size_t len) {
 #endif
         return v;
     }
+#if JSON_TAIL_LOADS
+    if (json_tail_fits((const unsigned char *)key)) {   /* one load, the bytes past the key masked off */
+        memcpy(&v, key, 8);
+        v &= len ? ~(uint64_t)0 >> (8 * (8 - len)) : 0;
+        return __builtin_bswap64(v);
+    }
+#endif
     for (size_t i = 0; i < 8; i++) v = v << 8 | (i < len ? (unsigned char)key[i] : 0);
     return v;
 }
 
+/* The order of the last object of ORDER_FROM to ORDER_MAX members sorted on this thread, by the
+ * addresses of its keys as lua_next gave them: a table built the same way each event (loop.properties,
+ * some thirty keys) comes with the same key strings in the same order, and its order is tried
+ * first. It is kept only where the keys then stand in strictly increasing order, checked key by key
+ * (an address may since belong to another string; a key twice fails the check and is sorted, and
+ * found, below). */
+#define ORDER_FROM 12
+#define ORDER_MAX 64
+static _Thread_local struct {
+    int n;
+    const char *keys[ORDER_MAX];
+    unsigned char from[ORDER_MAX];              /* the i-th in order is the from[i]-th lua_next gave */
+} last_order;
+
+static int reuse_order(member *m, int n) {
+    if (last_order.n != n) return 0;
+    for (int i = 0; i < n; i++)
+        if (m[i].key != last_order.keys[i]) return 0;
+    member sorted[ORDER_MAX];
+    for (int i = 0; i < n; i++) sorted[i] = m[last_order.from[i]];
+    for (int i = 1; i < n; i++)
+        if (member_cmp(&sorted[i - 1], &sorted[i]) >= 0) return 0;
+    memcpy(m, sorted, (size_t)n * sizeof *m);
+    return 1;
+}
+
 static void sort_members(member *m, int n) {
     for (int i = 0; i < n; i++) m[i].prefix = key_prefix(m[i].key, m[i].keylen);
-    if (n > 64) { qsort(m, (size_t)n, sizeof *m, member_cmp); return; }
+    if (n > ORDER_MAX) { qsort(m, (size_t)n, sizeof *m, member_cmp); return; }
+    int remember = n >= ORDER_FROM;
+    if (remember && reuse_order(m, n)) return;
+    if (remember) {
+        last_order.n = 0;
+        for (int i = 0; i < n; i++) last_order.keys[i] = m[i].key;
+    }
+    int first_slot = n ? m[0].value_slot : 0;   /* a member's value slot tells its place: 2 a member */
     for (int i = 1; i < n; i++) {                /* insertion sort: objects are small */
         member x = m[i];
         int j = i - 1;
         while (j >= 0 && member_cmp(&m[j], &x) > 0) { m[j + 1] = m[j]; j--; }
         m[j + 1] = x;
+    }
+    if (remember) {
+        for (int i = 0; i < n; i++) last_order.from[i] = (unsigned char)((m[i].value_slot - first_slot) / 2);
+        last_order.n = n;
     }
 }
 
@@ -455,7 +498,6 @@ static int enc_object(encoder *e, int t, int declared) {
         }
         member *m = &members[base + (size_t)n++];
         m->value_slot = lua_gettop(L);
-        m->ikey = kt == LUA_TSTRING ? 0 : lua_tointeger(L, -2);
         lua_pushvalue(L, -2);
     }
     if (n > 0 && all_int && !declared) {

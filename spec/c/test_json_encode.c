@@ -347,6 +347,61 @@ static void keys_sort_by_their_bytes_whatever_their_prefix(void **state) {
     lua_pop(L, 3);
 }
 
+/* Tables of one shape encoded in turn (the encoder tries the order of the last one first): each
+ * sorts as its own keys do, whether built alike, in another order, with a key changed, or holding a
+ * key twice (as a number and as a string), which is refused every time. */
+static void tables_alike_sort_each_by_their_own_keys(void **state) {
+    lua_State *L = *state;
+    push_lua(L, "local cases = {} "
+                "for round = 1, 40 do "
+                "  local t, order = {}, {} "
+                "  for i = 1, 20 do order[i] = i end "
+                "  if round % 3 == 0 then for i = 1, 20 do order[i] = 21 - i end end "
+                "  for _, i in ipairs(order) do t[string.format('k%02d', i)] = i end "
+                "  if round % 5 == 0 then t.k07 = nil; t.z = round end "
+                "  if round % 7 == 0 then t.k07 = nil; t.a = round end "
+                "  local keys = {} for k in pairs(t) do keys[#keys + 1] = k end table.sort(keys) "
+                "  local parts = {} for i, k in ipairs(keys) do parts[i] = string.format('\"%s\":%d', k, t[k]) end "
+                "  cases[round] = { t, '{' .. table.concat(parts, ',') .. '}' } "
+                "end "
+                "return cases");
+    for (int round = 1; round <= 40; round++) {
+        lua_rawgeti(L, -1, round);
+        lua_rawgeti(L, -1, 1);
+        char *s = encode_ok(L, -1);
+        lua_rawgeti(L, -2, 2);
+        if (strcmp(s, lua_tostring(L, -1)) != 0) fail_msg("round %d: %s, want %s", round, s, lua_tostring(L, -1));
+        free(s);
+        lua_pop(L, 3);
+    }
+    lua_pop(L, 1);
+    /* keys made, dropped and collected, then others made, likely at the same addresses */
+    for (int round = 0; round < 20; round++) {
+        char code[400];
+        snprintf(code, sizeof code, "collectgarbage() local t = {} "
+                 "for i = 1, 16 do t[string.format('%%s%%02d', string.char(%d + (i * 7 + %d) %% 26), i)] = i end "
+                 "local keys = {} for k in pairs(t) do keys[#keys + 1] = k end table.sort(keys) "
+                 "local parts = {} for i, k in ipairs(keys) do parts[i] = string.format('\"%%s\":%%d', k, t[k]) end "
+                 "return { t, '{' .. table.concat(parts, ',') .. '}' }", 'a', round * 5);
+        push_lua(L, code);
+        lua_rawgeti(L, -1, 1);
+        char *s = encode_ok(L, -1);
+        lua_rawgeti(L, -2, 2);
+        if (strcmp(s, lua_tostring(L, -1)) != 0) fail_msg("collected %d: %s, want %s", round, s, lua_tostring(L, -1));
+        free(s);
+        lua_pop(L, 3);
+    }
+    for (int round = 0; round < 2; round++) {
+        push_lua(L, "local t = { ['1'] = 1, [1] = 2 } for i = 1, 14 do t['k' .. i] = i end return t");
+        strbuf out = {0};
+        char err[256];
+        assert_int_equal(json_encode(L, -1, &out, err, sizeof err), -1);
+        assert_non_null(strstr(err, "appears twice"));
+        strbuf_free(&out);
+        lua_pop(L, 1);
+    }
+}
+
 static void encoder_refuses_a_self_referencing_table_instead_of_crashing(void **state) {
     lua_State *L = *state;
     push_lua(L, "local t = {} t.self = t return t");
@@ -579,6 +634,7 @@ int main(void) {
         T(encoder_prints_integer_keys_of_an_object_as_strings),
         T(an_error_raised_while_encoding_leaves_nothing_allocated),
         T(keys_sort_by_their_bytes_whatever_their_prefix),
+        T(tables_alike_sort_each_by_their_own_keys),
         T(encoder_refuses_a_self_referencing_table_instead_of_crashing),
         T(array_and_object_markers_force_brackets_for_empty_tables),
         T(object_marker_prints_integer_keys_as_strings),
