@@ -492,32 +492,32 @@ uint32_t json_view_member(lua_State *L, const json_view *v, uint32_t obj, const 
     return find_member(L, (doc *)v->doc, obj, key, strlen(key));
 }
 
-void json_view_members(lua_State *L, const json_view *v, uint32_t obj, const char *const *names, int n,
-                       uint32_t *found) {
+void json_view_members(lua_State *L, const json_view *v, uint32_t obj, const char *const *names,
+                       const size_t *lens, int n, uint32_t *found) {
     doc *d = (doc *)v->doc;
     for (int k = 0; k < n; k++) found[k] = 0;
     if (v->nodes[obj].type != JN_OBJECT) return;
-    /* the lengths asked for, as bits: most members are passed over on their length alone */
-    size_t lens[32];
-    uint64_t wanted = 0;
+    /* the names by length (chains from first[len] through next[]): most members are passed over
+     * on their length alone, the others compared with the one or two names of their length */
+    signed char first[64], next[32];
+    memset(first, -1, sizeof first);
     int indexed = d->index_at[obj] != 0 || n > 32;
-    for (int k = 0; k < n && !indexed; k++) {
-        lens[k] = strlen(names[k]);
-        if (lens[k] < 64) wanted |= (uint64_t)1 << lens[k];
-        else indexed = 1;
+    for (int k = n - 1; k >= 0 && !indexed; k--) {
+        if (lens[k] >= 64) { indexed = 1; break; }
+        next[k] = first[lens[k]];
+        first[lens[k]] = (signed char)k;
     }
     uint32_t j = obj + 1;
     for (uint32_t m = 0; m < d->nodes[obj].len && !indexed; m++) {
         const jnode *key = &d->nodes[j];
         if (key->escaped) indexed = 1;                /* decoded to compare: the way of single reads */
-        else if (key->len < 64 && (wanted >> key->len & 1))
-            for (int k = 0; k < n; k++)
-                if (lens[k] == key->len && same_bytes(d->text + key->pos, names[k], key->len))
-                    found[k] = j + 1;                 /* the last of duplicates wins */
+        else if (key->len < 64)
+            for (int k = first[key->len]; k >= 0; k = next[k])
+                if (same_bytes(d->text + key->pos, names[k], key->len)) found[k] = j + 1;   /* the last wins */
         j = d->nodes[j + 1].end;
     }
     if (indexed)
-        for (int k = 0; k < n; k++) found[k] = find_member(L, d, obj, names[k], strlen(names[k]));
+        for (int k = 0; k < n; k++) found[k] = find_member(L, d, obj, names[k], lens[k]);
 }
 
 void json_view_push(lua_State *L, const json_view *v, uint32_t i) {

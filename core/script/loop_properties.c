@@ -203,6 +203,11 @@ static const char *const item_names[F_COUNT] = {
     "title", "image", "product_image", "sku", "variant_title", "product_type", "return_reason",
     "parent_return_reason", "outcome",
 };
+static const size_t item_name_lens[F_COUNT] = {
+    sizeof "title" - 1, sizeof "image" - 1, sizeof "product_image" - 1, sizeof "sku" - 1,
+    sizeof "variant_title" - 1, sizeof "product_type" - 1, sizeof "return_reason" - 1,
+    sizeof "parent_return_reason" - 1, sizeof "outcome" - 1,
+};
 typedef uint32_t item_row[F_COUNT];
 
 /* Fills rows[k] with the fields of the k-th item of array node list (absent or null: none). */
@@ -210,7 +215,7 @@ static void item_rows(reader *r, uint32_t list, item_row *rows) {
     if (missing(r, list)) return;
     uint32_t j = list + 1;
     for (uint32_t k = 0; k < r->v.nodes[list].len; k++, j = r->v.nodes[j].end)
-        json_view_members(r->L, &r->v, j, item_names, F_COUNT, rows[k]);
+        json_view_members(r->L, &r->v, j, item_names, item_name_lens, F_COUNT, rows[k]);
 }
 
 /* variant_title(item): its variant_title, else what follows the last " - " of its title. */
