@@ -104,6 +104,10 @@ enum {
 };
 int json_kind(lua_State *L, int idx);
 
+/* json_kind with the markers' metatables known by their addresses, in marks (both NULL at first:
+ * then looked up and kept there, for one encoding, which holds the registry's markers alive). */
+int json_kind_marked(lua_State *L, int idx, const void *marks[2]);
+
 /* Pushes a new table marked as an array (returnflow.array), room for narr items. */
 void json_push_array(lua_State *L, int narr);
 

@@ -53,6 +53,7 @@ typedef struct encoder {
     char *err;
     size_t errlen;
     size_t limit;               /* out->len may not pass this (json_output_budget) */
+    const void *marks[2];       /* json_kind_marked's: the array and object markers, once looked up */
 } encoder;
 
 size_t (*json_output_budget)(lua_State *L);
@@ -569,7 +570,7 @@ static int enc_table(encoder *e, int idx) {
     }
     size_t start = e->out->len;
     luaL_checkstack(L, 4, "JSON encode");
-    int kind = json_kind(L, idx);
+    int kind = json_kind_marked(L, idx, e->marks);
     int t = lua_gettop(L);
     int rc;
     if (kind == JSON_KIND_READONLY_ARRAY) {
@@ -626,6 +627,7 @@ int json_encode_with(lua_State *L, int idx, strbuf *out, const json_rules *rules
     encoder stack_encoder, *e = &stack_encoder;
     e->L = L; e->out = out; e->rules = rules; e->memo = memo; e->memo_any = 0;
     e->depth = 0; e->scope_start = 0; e->err = err; e->errlen = errlen;
+    e->marks[0] = e->marks[1] = NULL;
     size_t mark = out->len;
     size_t budget = json_output_budget ? json_output_budget(L) : SIZE_MAX;
     e->limit = budget > SIZE_MAX - mark ? SIZE_MAX : mark + budget;
@@ -647,6 +649,7 @@ int json_encode_member(lua_State *L, int idx, strbuf *out, const json_rules *rul
     e->L = L; e->out = out; e->rules = rules; e->memo = memo; e->memo_any = 0;
     e->err = err; e->errlen = errlen; e->limit = limit;
     e->scope_start = 0;
+    e->marks[0] = e->marks[1] = NULL;
     /* the steps' lengths only when an error words the path (a body's members are 6 steps deep) */
     for (int i = 0; i < depth; i++) {
         e->path[i + 1].key = path[i];
@@ -673,6 +676,7 @@ int json_encode_reusing(lua_State *L, int idx, strbuf *out, const json_memo *mem
     encoder stack_encoder, *e = &stack_encoder;
     e->L = L; e->out = out; e->rules = NULL; e->memo = (json_memo *)memo; e->memo_any = 1;
     e->depth = 0; e->scope_start = 0; e->err = err; e->errlen = errlen;
+    e->marks[0] = e->marks[1] = NULL;
     size_t mark = out->len;
     e->limit = json_encode_limit(L, mark);
     int top = lua_gettop(L);
