@@ -458,6 +458,42 @@ static int enc_items(encoder *e, int t, lua_Integer n) {
     return 0;
 }
 
+/* The items of a list in the one walk of lua_next that checks its keys (list_length, then enc_items,
+ * walked it twice): 0 when its keys came as exactly 1..n in order and every item encoded; else -1
+ * with nothing written, and then list_length and enc_items decide, with their own error (keys out
+ * of order, in the hash part, or a hole, or an item refused, which they report as they always did,
+ * a hole before a bad item included). */
+static int walk_items(encoder *e, int t, lua_Integer n) {
+    lua_State *L = e->L;
+    if (n <= 0 || (e->rules && e->rules->max_array && (size_t)n > e->rules->max_array)) return -1;
+    size_t mark = e->out->len;
+    int depth = e->depth, scope = e->scope_start, top = lua_gettop(L);   /* a failed item leaves a scope */
+    strbuf_addc(e->out, '[');
+    e->depth++;
+    path_step *ps = &e->path[e->depth];
+    ps->key = NULL;
+    lua_Integer i = 0;
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        if (!lua_isinteger(L, -2) || lua_tointeger(L, -2) != ++i || i > n) break;
+        if (i > 1) strbuf_addc(e->out, ',');
+        ps->index = i;
+        if (enc_value(e, lua_gettop(L))) break;
+        lua_pop(L, 1);
+        if (i == n) {
+            if (lua_next(L, t)) break;            /* a key past n */
+            e->depth--;
+            strbuf_addc(e->out, ']');
+            return 0;
+        }
+    }
+    lua_settop(L, top);
+    e->depth = depth;
+    e->scope_start = scope;
+    e->out->len = mark;
+    return -1;
+}
+
 /* n if the table's keys are exactly 1..n, else -1 (0 for an empty table). */
 static lua_Integer list_length(lua_State *L, int t) {
     lua_Integer n = (lua_Integer)lua_rawlen(L, t), count = 0;
@@ -578,6 +614,11 @@ static int enc_table(encoder *e, int idx) {
     } else if (kind == JSON_KIND_OBJECT || kind == JSON_KIND_READONLY_OBJECT) {
         rc = enc_object(e, t, 1);
     } else {
+        if (kind == JSON_KIND_ARRAY && walk_items(e, t, (lua_Integer)lua_rawlen(L, t)) == 0) {
+            lua_settop(L, t - 1);
+            if (memoize) memo_add(e->memo, address, e->out->data + start, e->out->len - start, e->depth);
+            return 0;
+        }
         lua_Integer n = list_length(L, t);
         if (kind == JSON_KIND_ARRAY) {
             rc = n < 0 ? enc_fail(e, "a list with holes or keys outside 1..n cannot be a JSON array")

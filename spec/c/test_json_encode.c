@@ -429,6 +429,43 @@ static void encoder_keeps_earlier_members_when_a_later_child_is_large(void **sta
 
 /* ---------------------- markers and read-only values ---------------------- */
 
+/* A marked array is encoded as its keys come (1..n, in order) when they do; built any other way, or
+ * with a hole, a key past n or a bad item, it gives what it always gave: its items in order, or the
+ * hole's error before any item's. */
+static void marked_arrays_encode_and_fail_the_same_whatever_their_build(void **state) {
+    lua_State *L = *state;
+    static const struct { const char *lua, *want; } cases[] = {
+        { "return json.array { 1, 'b', { x = 1 }, json.array { 2 } }", "[1,\"b\",{\"x\":1},[2]]" },
+        { "local t = json.array() t[3] = 'c' t[2] = 'b' t[1] = 'a' return t", "[\"a\",\"b\",\"c\"]" },
+        { "local t = json.array() for i = 40, 1, -1 do t[i] = i end return t", NULL },
+        { "local t = json.array { 1, 2, 3 } t[2] = nil t[2] = 9 return t", "[1,9,3]" },
+        { "return json.array { 'ok', '\xff', x = 1 }", "a list with holes or keys outside 1..n cannot be a JSON array" },
+        { "return json.array { 'ok', '\xff' }", "[2]: string is not valid UTF-8 (byte 0xff at 0)" },
+        { "local t = json.array { 1, 2 } t[4] = 4 return t", "a list with holes or keys outside 1..n cannot be a JSON array" },
+        { "return json.array { 1, { y = '\xff' }, [5] = 5 }", "a list with holes or keys outside 1..n cannot be a JSON array" },
+        { "return json.array { 1, { y = '\xff' } }", "[2].y: string is not valid UTF-8 (byte 0xff at 0)" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        push_lua(L, cases[i].lua);
+        strbuf out = {0};
+        char err[256] = "";
+        int rc = json_encode(L, -1, &out, err, sizeof err);
+        if (!cases[i].want) {                        /* 1..40 */
+            assert_int_equal(rc, 0);
+            assert_true(out.len > 2 && memcmp(out.data, "[1,2,3,", 7) == 0 && memcmp(out.data + out.len - 4, ",40]", 4) == 0);
+        } else if (cases[i].want[0] == '[' && cases[i].want[1] != '2') {
+            if (rc) fail_msg("case %zu: %s", i, err);
+            if (out.len != strlen(cases[i].want) || memcmp(out.data, cases[i].want, out.len) != 0)
+                fail_msg("case %zu: %.*s, want %s", i, (int)out.len, out.data, cases[i].want);
+        } else {
+            assert_int_equal(rc, -1);
+            if (strcmp(err, cases[i].want) != 0) fail_msg("case %zu: %s, want %s", i, err, cases[i].want);
+        }
+        strbuf_free(&out);
+        lua_pop(L, 1);
+    }
+}
+
 static void array_and_object_markers_force_brackets_for_empty_tables(void **state) {
     lua_State *L = *state;
     push_lua(L, "return { a = json.array(), b = json.object(), c = {}, d = json.array({}),"
@@ -637,6 +674,7 @@ int main(void) {
         T(tables_alike_sort_each_by_their_own_keys),
         T(encoder_refuses_a_self_referencing_table_instead_of_crashing),
         T(array_and_object_markers_force_brackets_for_empty_tables),
+        T(marked_arrays_encode_and_fail_the_same_whatever_their_build),
         T(object_marker_prints_integer_keys_as_strings),
         T(encoding_a_readonly_event_gives_the_writable_bytes),
         T(append_string_escapes_and_replaces_invalid_utf8),
