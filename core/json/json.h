@@ -124,6 +124,10 @@ void json_unwrap(lua_State *L, int idx);
  * alone (json_event_view) until it is forgotten. */
 void json_set_event_root(lua_State *L, int idx);
 
+/* 1 if the value at idx is the object proxy json_event_push_pooled pushed last (its caller still
+ * holding it), else 0: the mapper's event, known an object with no look at its metatables. */
+int json_event_fresh_object(lua_State *L, int idx);
+
 /* Pushes the dotted path from the table at root_idx to the table target_idx
  * ("customer_detail" or "line_items[2]"), or nil if not reachable. Used only
  * to word error messages, so it may be slow. */

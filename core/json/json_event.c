@@ -704,6 +704,13 @@ void json_push_path(lua_State *L, int root_idx, int target_idx) {
     strbuf_free(&path);
 }
 
+int json_event_fresh_object(lua_State *L, int idx) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &pool_key);
+    const doc *d = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return d && d->fresh && d->fresh_gen == d->gen && d->fresh == lua_topointer(L, idx);
+}
+
 void json_set_event_root(lua_State *L, int idx) {
     /* The pooled document's root proxy, while the registry holds it here, is known by its address
      * (json_event_view); never after, when another table could be made at that address. */

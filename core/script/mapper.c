@@ -597,7 +597,7 @@ static int map_protected(lua_State *L) {
         set_reason(j, MAP_FAILED, msg);
         return 0;
     }
-    if (lua_type(L, 1) != LUA_TTABLE || json_is_array(L, 1)) {
+    if (lua_type(L, 1) != LUA_TTABLE || (!json_event_fresh_object(L, 1) && json_is_array(L, 1))) {
         set_reason(j, MAP_FAILED, lua_type(L, 1) == LUA_TTABLE ? "the event must be a JSON object, got an array"
                                                                 : "the event must be a JSON object");
         if (lua_type(L, 1) != LUA_TTABLE) {
