@@ -619,6 +619,29 @@ static int kind_of(lua_State *L, int idx, int whole) {
 
 int json_kind(lua_State *L, int idx) { return kind_of(L, idx, 1); }
 
+int json_kind_marked(lua_State *L, int idx, const void *marks[2]) {
+    idx = lua_absindex(L, idx);
+    if (!lua_getmetatable(L, idx)) {
+        lua_pushvalue(L, idx);
+        return JSON_KIND_PLAIN;
+    }
+    if (!marks[0]) {
+        lua_rawgetp(L, LUA_REGISTRYINDEX, &array_mt_key);
+        lua_rawgetp(L, LUA_REGISTRYINDEX, &object_mt_key);
+        marks[0] = lua_topointer(L, -2);
+        marks[1] = lua_topointer(L, -1);
+        lua_pop(L, 2);
+    }
+    const void *mt = lua_topointer(L, -1);
+    lua_pop(L, 1);
+    if (mt && mt == marks[0]) { lua_pushvalue(L, idx); return JSON_KIND_ARRAY; }
+    if (mt && mt == marks[1]) { lua_pushvalue(L, idx); return JSON_KIND_OBJECT; }
+    int kind = json_event_kind(L, idx, 1);
+    if (kind >= 0) return kind;
+    lua_pushvalue(L, idx);
+    return JSON_KIND_PLAIN;
+}
+
 int json_is_array(lua_State *L, int idx) {
     idx = lua_absindex(L, idx);
     if (lua_type(L, idx) != LUA_TTABLE) return 0;

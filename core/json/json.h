@@ -104,6 +104,10 @@ enum {
 };
 int json_kind(lua_State *L, int idx);
 
+/* json_kind with the markers' metatables known by their addresses, in marks (both NULL at first:
+ * then looked up and kept there, for one encoding, which holds the registry's markers alive). */
+int json_kind_marked(lua_State *L, int idx, const void *marks[2]);
+
 /* Pushes a new table marked as an array (returnflow.array), room for narr items. */
 void json_push_array(lua_State *L, int narr);
 
@@ -115,8 +119,14 @@ int json_is_array(lua_State *L, int idx);
 void json_unwrap(lua_State *L, int idx);
 
 /* Remembers the value at idx as the event being mapped (0 forgets it), so a
- * refused write can name the field's full path. */
+ * refused write can name the field's full path. The proxy json_event_push_pooled
+ * pushed, given here while its caller still holds it, is then read by its address
+ * alone (json_event_view) until it is forgotten. */
 void json_set_event_root(lua_State *L, int idx);
+
+/* 1 if the value at idx is the object proxy json_event_push_pooled pushed last (its caller still
+ * holding it), else 0: the mapper's event, known an object with no look at its metatables. */
+int json_event_fresh_object(lua_State *L, int idx);
 
 /* Pushes the dotted path from the table at root_idx to the table target_idx
  * ("customer_detail" or "line_items[2]"), or nil if not reachable. Used only

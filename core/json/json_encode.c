@@ -53,6 +53,7 @@ typedef struct encoder {
     char *err;
     size_t errlen;
     size_t limit;               /* out->len may not pass this (json_output_budget) */
+    const void *marks[2];       /* json_kind_marked's: the array and object markers, once looked up */
 } encoder;
 
 size_t (*json_output_budget)(lua_State *L);
@@ -63,7 +64,6 @@ typedef struct member {
     size_t keylen;
     uint64_t prefix;            /* the key's first 8 bytes, big-endian, zero-padded: sorts most keys */
     int value_slot;
-    lua_Integer ikey;
 } member;
 
 static _Thread_local member *members;
@@ -173,13 +173,16 @@ static const unsigned char plain_byte[256] = {
  * '\\', DEL, nothing under 0x20 and nothing over 0x7f: signed, those are negative, so one compare
  * takes both), then byte by byte. Strings are most of every body's bytes. */
 #if defined(__SSE2__)
-static inline unsigned not_plain_mask(const unsigned char *p) {
-    __m128i v = _mm_loadu_si128((const __m128i *)p);
+static inline unsigned not_plain_bits(__m128i v) {
     __m128i odd = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
                                             _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
                                _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
                                             _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7f))));
     return (unsigned)_mm_movemask_epi8(odd);
+}
+
+static inline unsigned not_plain_mask(const unsigned char *p) {
+    return not_plain_bits(_mm_loadu_si128((const __m128i *)p));
 }
 #endif
 
@@ -198,10 +201,48 @@ static inline const unsigned char *plain_run_end(const unsigned char *p, const u
     return p;
 }
 
+/* A string of at most 32 bytes with nothing to escape (every key, most values), quoted in one or two
+ * 16-byte moves: returns 0, or -1 (then the general way). From 16 bytes on, the two loads (its first
+ * and last 16) lie inside it; under 16, the one load is a tail load (json_simd.h) whose bytes past
+ * the end are masked off, and stored past the closing quote's place, where the quote and later
+ * bytes overwrite them (out->len never counts them). */
+static inline int short_plain(strbuf *o, const unsigned char *p, size_t n) {
+#if defined(__SSE2__)
+    if (n > 32) return -1;
+    if (n >= 16) {
+        __m128i a = _mm_loadu_si128((const __m128i *)p), b = _mm_loadu_si128((const __m128i *)(p + n - 16));
+        if (not_plain_bits(a) | not_plain_bits(b)) return -1;
+        strbuf_reserve(o, n + 2);
+        char *d = o->data + o->len;
+        d[0] = '"';
+        _mm_storeu_si128((__m128i *)(d + 1), a);
+        _mm_storeu_si128((__m128i *)(d + 1 + n - 16), b);
+        d[n + 1] = '"';
+        o->len += n + 2;
+        return 0;
+    }
+#if JSON_TAIL_LOADS
+    if (!json_tail_fits(p)) return -1;
+    __m128i a = _mm_loadu_si128((const __m128i *)p);
+    if (not_plain_bits(a) & ~json_past_end(p, p + n) & 0xffffu) return -1;
+    strbuf_reserve(o, 16 + 2);
+    char *d = o->data + o->len;
+    d[0] = '"';
+    _mm_storeu_si128((__m128i *)(d + 1), a);
+    d[n + 1] = '"';
+    o->len += n + 2;
+    return 0;
+#endif
+#endif
+    (void)o; (void)p; (void)n;
+    return -1;
+}
+
 static int enc_string(encoder *e, const char *s, size_t n) {
     if (e->rules && e->rules->max_string && n > e->rules->max_string)
         return enc_fail(e, "string of %zu bytes, over %s limit of %zu", n, limit_owner(e), e->rules->max_string);
     strbuf *o = e->out;
+    if (short_plain(o, (const unsigned char *)s, n) == 0) return 0;
     strbuf_reserve(o, n + 2);
     o->data[o->len++] = '"';
     const unsigned char *p = (const unsigned char *)s, *end = p + n;
@@ -333,18 +374,62 @@ static uint64_t key_prefix(const char *key, size_t len) {
 #endif
         return v;
     }
+#if JSON_TAIL_LOADS
+    if (json_tail_fits((const unsigned char *)key)) {   /* one load, the bytes past the key masked off */
+        memcpy(&v, key, 8);
+        v &= len ? ~(uint64_t)0 >> (8 * (8 - len)) : 0;
+        return __builtin_bswap64(v);
+    }
+#endif
     for (size_t i = 0; i < 8; i++) v = v << 8 | (i < len ? (unsigned char)key[i] : 0);
     return v;
 }
 
+/* The order of the last object of ORDER_FROM to ORDER_MAX members sorted on this thread, by the
+ * addresses of its keys as lua_next gave them: a table built the same way each event (loop.properties,
+ * some thirty keys) comes with the same key strings in the same order, and its order is tried
+ * first. It is kept only where the keys then stand in strictly increasing order, checked key by key
+ * (an address may since belong to another string; a key twice fails the check and is sorted, and
+ * found, below). */
+#define ORDER_FROM 12
+#define ORDER_MAX 64
+static _Thread_local struct {
+    int n;
+    const char *keys[ORDER_MAX];
+    unsigned char from[ORDER_MAX];              /* the i-th in order is the from[i]-th lua_next gave */
+} last_order;
+
+static int reuse_order(member *m, int n) {
+    if (last_order.n != n) return 0;
+    for (int i = 0; i < n; i++)
+        if (m[i].key != last_order.keys[i]) return 0;
+    member sorted[ORDER_MAX];
+    for (int i = 0; i < n; i++) sorted[i] = m[last_order.from[i]];
+    for (int i = 1; i < n; i++)
+        if (member_cmp(&sorted[i - 1], &sorted[i]) >= 0) return 0;
+    memcpy(m, sorted, (size_t)n * sizeof *m);
+    return 1;
+}
+
 static void sort_members(member *m, int n) {
     for (int i = 0; i < n; i++) m[i].prefix = key_prefix(m[i].key, m[i].keylen);
-    if (n > 64) { qsort(m, (size_t)n, sizeof *m, member_cmp); return; }
+    if (n > ORDER_MAX) { qsort(m, (size_t)n, sizeof *m, member_cmp); return; }
+    int remember = n >= ORDER_FROM;
+    if (remember && reuse_order(m, n)) return;
+    if (remember) {
+        last_order.n = 0;
+        for (int i = 0; i < n; i++) last_order.keys[i] = m[i].key;
+    }
+    int first_slot = n ? m[0].value_slot : 0;   /* a member's value slot tells its place: 2 a member */
     for (int i = 1; i < n; i++) {                /* insertion sort: objects are small */
         member x = m[i];
         int j = i - 1;
         while (j >= 0 && member_cmp(&m[j], &x) > 0) { m[j + 1] = m[j]; j--; }
         m[j + 1] = x;
+    }
+    if (remember) {
+        for (int i = 0; i < n; i++) last_order.from[i] = (unsigned char)((m[i].value_slot - first_slot) / 2);
+        last_order.n = n;
     }
 }
 
@@ -371,6 +456,42 @@ static int enc_items(encoder *e, int t, lua_Integer n) {
     e->depth--;
     strbuf_addc(e->out, ']');
     return 0;
+}
+
+/* The items of a list in the one walk of lua_next that checks its keys (list_length, then enc_items,
+ * walked it twice): 0 when its keys came as exactly 1..n in order and every item encoded; else -1
+ * with nothing written, and then list_length and enc_items decide, with their own error (keys out
+ * of order, in the hash part, or a hole, or an item refused, which they report as they always did,
+ * a hole before a bad item included). */
+static int walk_items(encoder *e, int t, lua_Integer n) {
+    lua_State *L = e->L;
+    if (n <= 0 || (e->rules && e->rules->max_array && (size_t)n > e->rules->max_array)) return -1;
+    size_t mark = e->out->len;
+    int depth = e->depth, scope = e->scope_start, top = lua_gettop(L);   /* a failed item leaves a scope */
+    strbuf_addc(e->out, '[');
+    e->depth++;
+    path_step *ps = &e->path[e->depth];
+    ps->key = NULL;
+    lua_Integer i = 0;
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        if (!lua_isinteger(L, -2) || lua_tointeger(L, -2) != ++i || i > n) break;
+        if (i > 1) strbuf_addc(e->out, ',');
+        ps->index = i;
+        if (enc_value(e, lua_gettop(L))) break;
+        lua_pop(L, 1);
+        if (i == n) {
+            if (lua_next(L, t)) break;            /* a key past n */
+            e->depth--;
+            strbuf_addc(e->out, ']');
+            return 0;
+        }
+    }
+    lua_settop(L, top);
+    e->depth = depth;
+    e->scope_start = scope;
+    e->out->len = mark;
+    return -1;
 }
 
 /* n if the table's keys are exactly 1..n, else -1 (0 for an empty table). */
@@ -414,7 +535,6 @@ static int enc_object(encoder *e, int t, int declared) {
         }
         member *m = &members[base + (size_t)n++];
         m->value_slot = lua_gettop(L);
-        m->ikey = kt == LUA_TSTRING ? 0 : lua_tointeger(L, -2);
         lua_pushvalue(L, -2);
     }
     if (n > 0 && all_int && !declared) {
@@ -486,7 +606,7 @@ static int enc_table(encoder *e, int idx) {
     }
     size_t start = e->out->len;
     luaL_checkstack(L, 4, "JSON encode");
-    int kind = json_kind(L, idx);
+    int kind = json_kind_marked(L, idx, e->marks);
     int t = lua_gettop(L);
     int rc;
     if (kind == JSON_KIND_READONLY_ARRAY) {
@@ -494,6 +614,11 @@ static int enc_table(encoder *e, int idx) {
     } else if (kind == JSON_KIND_OBJECT || kind == JSON_KIND_READONLY_OBJECT) {
         rc = enc_object(e, t, 1);
     } else {
+        if (kind == JSON_KIND_ARRAY && walk_items(e, t, (lua_Integer)lua_rawlen(L, t)) == 0) {
+            lua_settop(L, t - 1);
+            if (memoize) memo_add(e->memo, address, e->out->data + start, e->out->len - start, e->depth);
+            return 0;
+        }
         lua_Integer n = list_length(L, t);
         if (kind == JSON_KIND_ARRAY) {
             rc = n < 0 ? enc_fail(e, "a list with holes or keys outside 1..n cannot be a JSON array")
@@ -543,6 +668,7 @@ int json_encode_with(lua_State *L, int idx, strbuf *out, const json_rules *rules
     encoder stack_encoder, *e = &stack_encoder;
     e->L = L; e->out = out; e->rules = rules; e->memo = memo; e->memo_any = 0;
     e->depth = 0; e->scope_start = 0; e->err = err; e->errlen = errlen;
+    e->marks[0] = e->marks[1] = NULL;
     size_t mark = out->len;
     size_t budget = json_output_budget ? json_output_budget(L) : SIZE_MAX;
     e->limit = budget > SIZE_MAX - mark ? SIZE_MAX : mark + budget;
@@ -564,6 +690,7 @@ int json_encode_member(lua_State *L, int idx, strbuf *out, const json_rules *rul
     e->L = L; e->out = out; e->rules = rules; e->memo = memo; e->memo_any = 0;
     e->err = err; e->errlen = errlen; e->limit = limit;
     e->scope_start = 0;
+    e->marks[0] = e->marks[1] = NULL;
     /* the steps' lengths only when an error words the path (a body's members are 6 steps deep) */
     for (int i = 0; i < depth; i++) {
         e->path[i + 1].key = path[i];
@@ -590,6 +717,7 @@ int json_encode_reusing(lua_State *L, int idx, strbuf *out, const json_memo *mem
     encoder stack_encoder, *e = &stack_encoder;
     e->L = L; e->out = out; e->rules = NULL; e->memo = (json_memo *)memo; e->memo_any = 1;
     e->depth = 0; e->scope_start = 0; e->err = err; e->errlen = errlen;
+    e->marks[0] = e->marks[1] = NULL;
     size_t mark = out->len;
     e->limit = json_encode_limit(L, mark);
     int top = lua_gettop(L);

@@ -82,6 +82,11 @@ typedef struct doc {
     const char *text;              /* NUL-terminated, then TEXT_PAD zeros */
     uint32_t index_used;
     int cache_ref;                 /* the string cache, in the registry */
+    const void *fresh;             /* the root object's proxy as pushed, for json_set_event_root */
+    lua_Integer fresh_gen;
+    const void *root;              /* that proxy while the registry holds it as the event root (so no
+                                      other table can take its address) and its object is not
+                                      complete: json_event_view's quick answer */
     uint64_t mem[];
 } doc;
 
@@ -377,6 +382,7 @@ static size_t doc_bytes(size_t n, size_t len) {
 static doc *new_doc(lua_State *L, size_t cap) {
     doc *d = lua_newuserdatauv(L, sizeof *d + cap, 0);
     d->gen = 0;
+    d->fresh = d->root = NULL;
     d->cap = cap;
     d->cache_ref = cache_ref(L);
     return d;
@@ -419,13 +425,15 @@ void json_event_push(lua_State *L, const char *text, size_t len, const jnode *no
 }
 
 void json_event_push_pooled(lua_State *L, const char *text, size_t len, const jnode *nodes, size_t n) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &pool_key);
+    doc *d = lua_touserdata(L, -1);
+    if (d) d->fresh = d->root = NULL;        /* the event before's proxy is no longer the event */
     if (nodes[0].type != JN_ARRAY && nodes[0].type != JN_OBJECT) {
+        lua_pop(L, 1);
         json_tape_push_scalar(L, text, &nodes[0]);
         return;
     }
     size_t need = doc_bytes(n, len);
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &pool_key);
-    doc *d = lua_touserdata(L, -1);
     /* Too small, or four times what this event needs (one huge event must not keep its memory
      * for good): a new one, the old one's tables stale from now on. */
     if (!d || d->cap < need || (d->cap > 4 * need && d->cap > 65536)) {
@@ -439,12 +447,28 @@ void json_event_push_pooled(lua_State *L, const char *text, size_t len, const jn
     }
     d->gen++;
     load_and_push(L, d, lua_gettop(L), text, len, nodes, n);
+    if (nodes[0].type == JN_OBJECT) {
+        d->fresh = lua_topointer(L, -1);
+        d->fresh_gen = d->gen;
+    }
     lua_remove(L, -2);
 }
 
 /* ---------------------------- bulk reading (view) ------------------------- */
 
 int json_event_view(lua_State *L, int idx, json_view *v) {
+    /* The mapper's event itself (most calls): its root object, known by its address, with no walk
+     * through its metatables. */
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &pool_key);
+    const doc *pooled = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (pooled && pooled->root && pooled->root == lua_topointer(L, idx) && lua_type(L, idx) == LUA_TTABLE) {
+        v->doc = pooled;
+        v->nodes = pooled->nodes;
+        v->node = 0;
+        v->cache = 0;
+        return 0;
+    }
     int top = lua_gettop(L);
     idx = lua_absindex(L, idx);
     int ok = 0;
@@ -466,6 +490,34 @@ int json_event_view(lua_State *L, int idx, json_view *v) {
 uint32_t json_view_member(lua_State *L, const json_view *v, uint32_t obj, const char *key) {
     if (v->nodes[obj].type != JN_OBJECT) return 0;
     return find_member(L, (doc *)v->doc, obj, key, strlen(key));
+}
+
+void json_view_members(lua_State *L, const json_view *v, uint32_t obj, const char *const *names,
+                       const size_t *lens, int n, uint32_t *found) {
+    doc *d = (doc *)v->doc;
+    for (int k = 0; k < n; k++) found[k] = 0;
+    if (v->nodes[obj].type != JN_OBJECT) return;
+    /* the names by length (chains from first[len] through next[]): most members are passed over
+     * on their length alone, the others compared with the one or two names of their length */
+    signed char first[64], next[32];
+    memset(first, -1, sizeof first);
+    int indexed = d->index_at[obj] != 0 || n > 32;
+    for (int k = n - 1; k >= 0 && !indexed; k--) {
+        if (lens[k] >= 64) { indexed = 1; break; }
+        next[k] = first[lens[k]];
+        first[lens[k]] = (signed char)k;
+    }
+    uint32_t j = obj + 1;
+    for (uint32_t m = 0; m < d->nodes[obj].len && !indexed; m++) {
+        const jnode *key = &d->nodes[j];
+        if (key->escaped) indexed = 1;                /* decoded to compare: the way of single reads */
+        else if (key->len < 64)
+            for (int k = first[key->len]; k >= 0; k = next[k])
+                if (same_bytes(d->text + key->pos, names[k], key->len)) found[k] = j + 1;   /* the last wins */
+        j = d->nodes[j + 1].end;
+    }
+    if (indexed)
+        for (int k = 0; k < n; k++) found[k] = find_member(L, d, obj, names[k], lens[k]);
 }
 
 void json_view_push(lua_State *L, const json_view *v, uint32_t i) {
@@ -506,6 +558,7 @@ static void complete(lua_State *L, int data) {
     if (!d) { stale(L, "the members"); return; }
     lua_Integer i = data_node(L, data, d);
     if (i < 0) { lua_pop(L, 1); return; }
+    if (i == 0) d->root = NULL;                           /* json_event_view: not for a complete one */
     uint32_t n = d->nodes[i].len;
     /* the members' key nodes, in memory the state owns (an error below must not leak it) */
     uint32_t *keys = lua_newuserdatauv(L, (n ? n : 1) * sizeof *keys, 0);
@@ -651,8 +704,26 @@ void json_push_path(lua_State *L, int root_idx, int target_idx) {
     strbuf_free(&path);
 }
 
+int json_event_fresh_object(lua_State *L, int idx) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &pool_key);
+    const doc *d = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return d && d->fresh && d->fresh_gen == d->gen && d->fresh == lua_topointer(L, idx);
+}
+
 void json_set_event_root(lua_State *L, int idx) {
-    if (idx) lua_pushvalue(L, idx);
-    else lua_pushnil(L);
+    /* The pooled document's root proxy, while the registry holds it here, is known by its address
+     * (json_event_view); never after, when another table could be made at that address. */
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &pool_key);
+    doc *d = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (d) d->root = NULL;
+    if (idx) {
+        lua_pushvalue(L, idx);
+        /* the proxy json_event_push_pooled pushed for this generation, which its caller held since */
+        if (d && d->fresh && d->fresh_gen == d->gen && d->fresh == lua_topointer(L, -1)) d->root = d->fresh;
+    } else {
+        lua_pushnil(L);
+    }
     lua_rawsetp(L, LUA_REGISTRYINDEX, &event_root_key);
 }

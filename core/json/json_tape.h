@@ -68,6 +68,12 @@ void json_push_string_cache(lua_State *L);
  * duplicates), or 0. */
 uint32_t json_view_member(lua_State *L, const json_view *v, uint32_t obj, const char *key);
 
+/* found[k] = json_view_member(L, v, obj, names[k]) for each of the n names (of lens[k] bytes), in one pass over obj's
+ * members rather than an index built for it: for an object read once for several of its fields
+ * (an item of a return, for loop.properties). */
+void json_view_members(lua_State *L, const json_view *v, uint32_t obj, const char *const *names,
+                       const size_t *lens, int n, uint32_t *found);
+
 /* Pushes the scalar at node i (null, boolean, number or string, as a read gives it). */
 void json_view_push(lua_State *L, const json_view *v, uint32_t i);
 

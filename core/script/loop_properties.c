@@ -195,15 +195,38 @@ static int set_native(reader *r, int t, int key, uint32_t obj, const char *name)
     return 0;
 }
 
+/* The fields of an item (of line_items or exchanges) read here, found in one pass over each item
+ * (json_view_members) instead of an index built for each: an item has some thirty members. */
+enum { F_TITLE, F_IMAGE, F_PRODUCT_IMAGE, F_SKU, F_VARIANT_TITLE, F_PRODUCT_TYPE, F_RETURN_REASON,
+       F_PARENT_RETURN_REASON, F_OUTCOME, F_COUNT };
+static const char *const item_names[F_COUNT] = {
+    "title", "image", "product_image", "sku", "variant_title", "product_type", "return_reason",
+    "parent_return_reason", "outcome",
+};
+static const size_t item_name_lens[F_COUNT] = {
+    sizeof "title" - 1, sizeof "image" - 1, sizeof "product_image" - 1, sizeof "sku" - 1,
+    sizeof "variant_title" - 1, sizeof "product_type" - 1, sizeof "return_reason" - 1,
+    sizeof "parent_return_reason" - 1, sizeof "outcome" - 1,
+};
+typedef uint32_t item_row[F_COUNT];
+
+/* Fills rows[k] with the fields of the k-th item of array node list (absent or null: none). */
+static void item_rows(reader *r, uint32_t list, item_row *rows) {
+    if (missing(r, list)) return;
+    uint32_t j = list + 1;
+    for (uint32_t k = 0; k < r->v.nodes[list].len; k++, j = r->v.nodes[j].end)
+        json_view_members(r->L, &r->v, j, item_names, item_name_lens, F_COUNT, rows[k]);
+}
+
 /* variant_title(item): its variant_title, else what follows the last " - " of its title. */
-static int push_variant_title(reader *r, uint32_t item) {
-    uint32_t v = member(r, item, "variant_title");
+static int push_variant_title(reader *r, const item_row row) {
+    uint32_t v = row[F_VARIANT_TITLE];
     if (!missing(r, v)) {
         if (container(r, v)) return -1;
         json_view_push(r->L, &r->v, v);
         return 0;
     }
-    uint32_t title = member(r, item, "title");
+    uint32_t title = row[F_TITLE];
     if (!title || type_of(r, title) != JN_STRING) { push_key(r, K_EMPTY); return 0; }
     json_view_push(r->L, &r->v, title);
     size_t len;
@@ -233,25 +256,25 @@ static void put_item(lua_State *L, const int lists[5], const int *also, int col,
  * type) to the lists at lists[0..4] (types 0: none), and when `also` is given the same values to
  * the lists there too (product_* and returned_product_* both list the line items: each item is
  * read once for both). */
-static int product_lists(reader *r, const int lists[5], const int *also, uint32_t items) {
+static int product_lists(reader *r, const int lists[5], const int *also, uint32_t items, const item_row *rows) {
     lua_State *L = r->L;
     if (missing(r, items)) return 0;
-    uint32_t j = items + 1;
-    for (uint32_t k = 0; k < r->v.nodes[items].len; k++, j = r->v.nodes[j].end) {
+    for (uint32_t k = 0; k < r->v.nodes[items].len; k++) {
+        const uint32_t *row = rows[k];
         lua_Integer n = (lua_Integer)lua_rawlen(L, lists[0]) + 1;
         lua_Integer an = also ? (lua_Integer)lua_rawlen(L, also[0]) + 1 : 0;
-        if (push_text(r, member(r, j, "title"))) return -1;
+        if (push_text(r, row[F_TITLE])) return -1;
         put_item(L, lists, also, 0, n, an);
-        uint32_t image = member(r, j, "image");
-        if (falsy(r, image)) image = member(r, j, "product_image");
+        uint32_t image = row[F_IMAGE];
+        if (falsy(r, image)) image = row[F_PRODUCT_IMAGE];
         if (push_text(r, image)) return -1;
         put_item(L, lists, also, 1, n, an);
-        if (push_text(r, member(r, j, "sku"))) return -1;
+        if (push_text(r, row[F_SKU])) return -1;
         put_item(L, lists, also, 2, n, an);
-        if (push_variant_title(r, j)) return -1;
+        if (push_variant_title(r, row)) return -1;
         put_item(L, lists, also, 3, n, an);
         if (lists[4] || (also && also[4])) {
-            if (push_text(r, member(r, j, "product_type"))) return -1;
+            if (push_text(r, row[F_PRODUCT_TYPE])) return -1;
             put_item(L, lists, also, 4, n, an);
         }
     }
@@ -260,13 +283,13 @@ static int product_lists(reader *r, const int lists[5], const int *also, uint32_
 
 /* M.reasons, M.reason_parents, M.outcomes: the field of every item, as a list; -1 where one would
  * be a hole (absent) or a table. */
-static int field_list(reader *r, int p, int key, uint32_t items, const char *field) {
+static int field_list(reader *r, int p, int key, uint32_t items, const item_row *rows, int field) {
     lua_State *L = r->L;
     uint32_t count = missing(r, items) ? 0 : r->v.nodes[items].len;
     push_key(r, key);
     json_push_array(L, (int)count);
     for (uint32_t k = 0; k < count; k++) {
-        uint32_t v = member(r, item_at(r, items, k), field);
+        uint32_t v = rows[k][field];
         if (!v || container(r, v)) return -1;
         json_view_push(L, &r->v, v);
         lua_rawseti(L, -2, (lua_Integer)k + 1);
@@ -284,6 +307,15 @@ static int build(reader *r, int p) {
     uint32_t items = member(r, ret, "line_items"), exchanges = member(r, ret, "exchanges");
     if (!list_of_objects(r, items) || !list_of_objects(r, exchanges)) return -1;
 
+    /* the items' fields, on the C stack for the common few, else in a userdata the state counts */
+    int n_items = missing(r, items) ? 0 : (int)r->v.nodes[items].len;
+    int n_exchanges = missing(r, exchanges) ? 0 : (int)r->v.nodes[exchanges].len;
+    item_row few[16], *rows = few;
+    if (n_items + n_exchanges > 16)
+        rows = lua_newuserdatauv(L, (size_t)(n_items + n_exchanges) * sizeof *rows, 0);
+    item_rows(r, items, rows);
+    item_rows(r, exchanges, rows + n_items);
+
     uint32_t trigger = member(r, ret, "trigger");
     if (container(r, trigger)) return -1;
     if (trigger) { json_view_push(L, &r->v, trigger); set(r, p, K_EVENT_ID); }
@@ -293,9 +325,9 @@ static int build(reader *r, int p) {
     if (!push_id(r, member(r, ret, "provider_order_id"))) push_null(L);
     set(r, p, K_PROVIDER_ORDER_ID);
     if (set_native(r, p, K_STATUS_PAGE_URL, ret, "status_page_url")) return -1;
-    if (field_list(r, p, K_RETURN_REASONS, items, "return_reason") ||
-        field_list(r, p, K_RETURN_REASON_PARENTS, items, "parent_return_reason") ||
-        field_list(r, p, K_RETURN_OUTCOME, items, "outcome"))
+    if (field_list(r, p, K_RETURN_REASONS, items, rows, F_RETURN_REASON) ||
+        field_list(r, p, K_RETURN_REASON_PARENTS, items, rows, F_PARENT_RETURN_REASON) ||
+        field_list(r, p, K_RETURN_OUTCOME, items, rows, F_OUTCOME))
         return -1;
 
     uint32_t destination = member(r, ret, "destination");     /* ret.destination or ret.return_destination */
@@ -332,13 +364,12 @@ static int build(reader *r, int p) {
         K_RETURNED_PRODUCT_VARIANT_TITLES, K_RETURNED_PRODUCT_TYPES,
     };
     int base = lua_gettop(L);
-    int n_items = missing(r, items) ? 0 : (int)r->v.nodes[items].len;
-    int n_exchanges = missing(r, exchanges) ? 0 : (int)r->v.nodes[exchanges].len;
     for (size_t k = 0; k < sizeof names / sizeof *names; k++)  /* sized: product_* take both lists */
         json_push_array(L, k < 4 ? n_items + n_exchanges : n_items);
     int product[5] = { base + 1, base + 2, base + 3, base + 4, 0 };
     int returned[5] = { base + 5, base + 6, base + 7, base + 8, base + 9 };
-    if (product_lists(r, product, returned, items) || product_lists(r, product, NULL, exchanges))
+    if (product_lists(r, product, returned, items, rows) ||
+        product_lists(r, product, NULL, exchanges, rows + n_items))
         return -1;
     for (size_t k = 0; k < sizeof names / sizeof *names; k++) {
         push_key(r, names[k]);

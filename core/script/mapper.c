@@ -195,7 +195,18 @@ static int is_script(const struct dirent *d) {
 
 /* Pushes the event's settings: a new table for every event, built from the host's config, so
  * nothing a script could have done to an earlier event's settings reaches this one. */
+/* The runtime's config table, made once per state (the mapper's settings do not change, and a reload
+ * is a new state): the runtime, the emitter and returnflow.klaviyo only read it, and no script can
+ * reach it (the emitter keeps it in its private state). Only `now` is set again, each event. */
+static const char config_key = 0;
+
 static void push_config(mapper *m, lua_State *L) {
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &config_key) == LUA_TTABLE) {
+        lua_pushinteger(L, (lua_Integer)time(NULL));
+        lua_setfield(L, -2, "now");
+        return;
+    }
+    lua_pop(L, 1);
     const mapper_config *c = &m->cfg;
     lua_createtable(L, 0, 9);
     lua_pushstring(L, c->tenant); lua_setfield(L, -2, "tenant");
@@ -207,6 +218,8 @@ static void push_config(mapper *m, lua_State *L) {
     lua_pushinteger(L, (lua_Integer)time(NULL)); lua_setfield(L, -2, "now");
     lua_rawgetp(L, LUA_REGISTRYINDEX, &recall_key);
     lua_setfield(L, -2, "recall");
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &config_key);
 }
 
 /* The headers of every request, as the JSON map's output shows them (the key redacted: the real
@@ -584,7 +597,7 @@ static int map_protected(lua_State *L) {
         set_reason(j, MAP_FAILED, msg);
         return 0;
     }
-    if (lua_type(L, 1) != LUA_TTABLE || json_is_array(L, 1)) {
+    if (lua_type(L, 1) != LUA_TTABLE || (!json_event_fresh_object(L, 1) && json_is_array(L, 1))) {
         set_reason(j, MAP_FAILED, lua_type(L, 1) == LUA_TTABLE ? "the event must be a JSON object, got an array"
                                                                 : "the event must be a JSON object");
         if (lua_type(L, 1) != LUA_TTABLE) {

@@ -347,6 +347,61 @@ static void keys_sort_by_their_bytes_whatever_their_prefix(void **state) {
     lua_pop(L, 3);
 }
 
+/* Tables of one shape encoded in turn (the encoder tries the order of the last one first): each
+ * sorts as its own keys do, whether built alike, in another order, with a key changed, or holding a
+ * key twice (as a number and as a string), which is refused every time. */
+static void tables_alike_sort_each_by_their_own_keys(void **state) {
+    lua_State *L = *state;
+    push_lua(L, "local cases = {} "
+                "for round = 1, 40 do "
+                "  local t, order = {}, {} "
+                "  for i = 1, 20 do order[i] = i end "
+                "  if round % 3 == 0 then for i = 1, 20 do order[i] = 21 - i end end "
+                "  for _, i in ipairs(order) do t[string.format('k%02d', i)] = i end "
+                "  if round % 5 == 0 then t.k07 = nil; t.z = round end "
+                "  if round % 7 == 0 then t.k07 = nil; t.a = round end "
+                "  local keys = {} for k in pairs(t) do keys[#keys + 1] = k end table.sort(keys) "
+                "  local parts = {} for i, k in ipairs(keys) do parts[i] = string.format('\"%s\":%d', k, t[k]) end "
+                "  cases[round] = { t, '{' .. table.concat(parts, ',') .. '}' } "
+                "end "
+                "return cases");
+    for (int round = 1; round <= 40; round++) {
+        lua_rawgeti(L, -1, round);
+        lua_rawgeti(L, -1, 1);
+        char *s = encode_ok(L, -1);
+        lua_rawgeti(L, -2, 2);
+        if (strcmp(s, lua_tostring(L, -1)) != 0) fail_msg("round %d: %s, want %s", round, s, lua_tostring(L, -1));
+        free(s);
+        lua_pop(L, 3);
+    }
+    lua_pop(L, 1);
+    /* keys made, dropped and collected, then others made, likely at the same addresses */
+    for (int round = 0; round < 20; round++) {
+        char code[400];
+        snprintf(code, sizeof code, "collectgarbage() local t = {} "
+                 "for i = 1, 16 do t[string.format('%%s%%02d', string.char(%d + (i * 7 + %d) %% 26), i)] = i end "
+                 "local keys = {} for k in pairs(t) do keys[#keys + 1] = k end table.sort(keys) "
+                 "local parts = {} for i, k in ipairs(keys) do parts[i] = string.format('\"%%s\":%%d', k, t[k]) end "
+                 "return { t, '{' .. table.concat(parts, ',') .. '}' }", 'a', round * 5);
+        push_lua(L, code);
+        lua_rawgeti(L, -1, 1);
+        char *s = encode_ok(L, -1);
+        lua_rawgeti(L, -2, 2);
+        if (strcmp(s, lua_tostring(L, -1)) != 0) fail_msg("collected %d: %s, want %s", round, s, lua_tostring(L, -1));
+        free(s);
+        lua_pop(L, 3);
+    }
+    for (int round = 0; round < 2; round++) {
+        push_lua(L, "local t = { ['1'] = 1, [1] = 2 } for i = 1, 14 do t['k' .. i] = i end return t");
+        strbuf out = {0};
+        char err[256];
+        assert_int_equal(json_encode(L, -1, &out, err, sizeof err), -1);
+        assert_non_null(strstr(err, "appears twice"));
+        strbuf_free(&out);
+        lua_pop(L, 1);
+    }
+}
+
 static void encoder_refuses_a_self_referencing_table_instead_of_crashing(void **state) {
     lua_State *L = *state;
     push_lua(L, "local t = {} t.self = t return t");
@@ -373,6 +428,43 @@ static void encoder_keeps_earlier_members_when_a_later_child_is_large(void **sta
 }
 
 /* ---------------------- markers and read-only values ---------------------- */
+
+/* A marked array is encoded as its keys come (1..n, in order) when they do; built any other way, or
+ * with a hole, a key past n or a bad item, it gives what it always gave: its items in order, or the
+ * hole's error before any item's. */
+static void marked_arrays_encode_and_fail_the_same_whatever_their_build(void **state) {
+    lua_State *L = *state;
+    static const struct { const char *lua, *want; } cases[] = {
+        { "return json.array { 1, 'b', { x = 1 }, json.array { 2 } }", "[1,\"b\",{\"x\":1},[2]]" },
+        { "local t = json.array() t[3] = 'c' t[2] = 'b' t[1] = 'a' return t", "[\"a\",\"b\",\"c\"]" },
+        { "local t = json.array() for i = 40, 1, -1 do t[i] = i end return t", NULL },
+        { "local t = json.array { 1, 2, 3 } t[2] = nil t[2] = 9 return t", "[1,9,3]" },
+        { "return json.array { 'ok', '\xff', x = 1 }", "a list with holes or keys outside 1..n cannot be a JSON array" },
+        { "return json.array { 'ok', '\xff' }", "[2]: string is not valid UTF-8 (byte 0xff at 0)" },
+        { "local t = json.array { 1, 2 } t[4] = 4 return t", "a list with holes or keys outside 1..n cannot be a JSON array" },
+        { "return json.array { 1, { y = '\xff' }, [5] = 5 }", "a list with holes or keys outside 1..n cannot be a JSON array" },
+        { "return json.array { 1, { y = '\xff' } }", "[2].y: string is not valid UTF-8 (byte 0xff at 0)" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        push_lua(L, cases[i].lua);
+        strbuf out = {0};
+        char err[256] = "";
+        int rc = json_encode(L, -1, &out, err, sizeof err);
+        if (!cases[i].want) {                        /* 1..40 */
+            assert_int_equal(rc, 0);
+            assert_true(out.len > 2 && memcmp(out.data, "[1,2,3,", 7) == 0 && memcmp(out.data + out.len - 4, ",40]", 4) == 0);
+        } else if (cases[i].want[0] == '[' && cases[i].want[1] != '2') {
+            if (rc) fail_msg("case %zu: %s", i, err);
+            if (out.len != strlen(cases[i].want) || memcmp(out.data, cases[i].want, out.len) != 0)
+                fail_msg("case %zu: %.*s, want %s", i, (int)out.len, out.data, cases[i].want);
+        } else {
+            assert_int_equal(rc, -1);
+            if (strcmp(err, cases[i].want) != 0) fail_msg("case %zu: %s, want %s", i, err, cases[i].want);
+        }
+        strbuf_free(&out);
+        lua_pop(L, 1);
+    }
+}
 
 static void array_and_object_markers_force_brackets_for_empty_tables(void **state) {
     lua_State *L = *state;
@@ -579,8 +671,10 @@ int main(void) {
         T(encoder_prints_integer_keys_of_an_object_as_strings),
         T(an_error_raised_while_encoding_leaves_nothing_allocated),
         T(keys_sort_by_their_bytes_whatever_their_prefix),
+        T(tables_alike_sort_each_by_their_own_keys),
         T(encoder_refuses_a_self_referencing_table_instead_of_crashing),
         T(array_and_object_markers_force_brackets_for_empty_tables),
+        T(marked_arrays_encode_and_fail_the_same_whatever_their_build),
         T(object_marker_prints_integer_keys_as_strings),
         T(encoding_a_readonly_event_gives_the_writable_bytes),
         T(append_string_escapes_and_replaces_invalid_utf8),
