@@ -412,11 +412,20 @@ static size_t keep(mapworker *w, const char *s, size_t n) {
 
 /* Fit for a key, a profile, a path or a body: at most max bytes, no NUL, valid UTF-8. */
 static int clean(const char *s, size_t n, size_t max) {
-    if (n > max || memchr(s, 0, n)) return 0;
-    for (size_t i = 0; i < n;) {
-        int k = utf8_len((const unsigned char *)s + i, (const unsigned char *)s + n);
+    if (n > max) return 0;
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    while (p < end) {
+        uint64_t v;
+        /* Eight bytes at a time while they are ASCII and none is NUL (most of a body is). */
+        if (end - p >= 8 && (memcpy(&v, p, 8), ((v | ((v - ones) & ~v)) & highs) == 0)) {
+            p += 8;
+            continue;
+        }
+        if (*p == 0) return 0;                      /* no byte of a longer sequence is 0 */
+        int k = utf8_len(p, end);
         if (!k) return 0;
-        i += (size_t)k;
+        p += k;
     }
     return 1;
 }
