@@ -56,7 +56,7 @@ NATIVE_OBJ  = $(NATIVE_SRC:%.c=$(BUILD)/pic/%.o) $(BUILD)/pic/embedded.o
 NATIVE_SO   = $(BUILD)/lib/returnflow/native.so
 C_TESTS    := $(wildcard spec/c/test_*.c)
 
-.PHONY: build deps test check asan run bench bench-instructions install install-share busted clean lint previews fuzz fuzz-smoke screenshots
+.PHONY: build deps test stress check asan run bench bench-instructions install install-share busted clean lint previews fuzz fuzz-smoke screenshots
 build: $(BUILD)/returnflow $(NATIVE_SO)
 
 deps:
@@ -162,6 +162,11 @@ fuzz-smoke: deps
 # the stress specs in lanes beside it (tools/test.sh); the last line sums them all.
 test: deps
 	@sh tools/test.sh all
+
+# `make test` with the stress specs at full size (volume, durability, cluster, pg_restart): several times
+# their volume and CPU, for a change to delivery, the store or recovery (spec/lua/helpers.lua, M.size).
+stress: deps
+	@sh tools/test.sh stress
 
 # The quick loop: the normal build's C tests and the fast specs (tools/test.sh, CHECK_SPECS).
 check: deps

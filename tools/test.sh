@@ -2,7 +2,9 @@
 # Runs the suites and sums their counts; the last line is "N passed, N failed" and the exit status is
 # non-zero when anything failed. Every failure prints its cause (the spec's message, the C test's
 # output, the build log).
-#   usage: sh tools/test.sh all|plain|asan|check
+#   usage: sh tools/test.sh all|stress|plain|asan|check
+#   stress `all` with the stress specs at full size (RETURNFLOW_STRESS=1: 10,000-event backfills, 20,000
+#          webhooks through five kill -9; spec/lua/helpers.lua's M.size)          (`make stress`)
 #   all    lint, both builds, then one pool for both builds' C tests and spec files and the fuzz
 #          targets' build, the fuzz targets, and the EXTRA_SUITES (once)  (`make test`; POOLED=0: one
 #          build's suite after the other, as before)
@@ -25,6 +27,7 @@
 # from the repository root once per `all`/`plain` whose output's last line is "N passed, N failed".
 set -u
 mode=${1:-all}
+if [ "$mode" = stress ]; then mode=all; export RETURNFLOW_STRESS=1; fi
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
@@ -365,7 +368,7 @@ case $mode in
     fi
     ;;
   *)
-    echo "usage: sh tools/test.sh all|plain|asan|check" >&2; exit 2
+    echo "usage: sh tools/test.sh all|stress|plain|asan|check" >&2; exit 2
     ;;
 esac
 

@@ -49,6 +49,18 @@ M.python = os.getenv("RETURNFLOW_SPEC_PYTHON") or "/usr/bin/python3"
 
 M.null = json.null
 
+-- The stress specs' sizes. `make test` runs each at a size that still takes every path it checks (bulk
+-- jobs of 1,000 events, kills that land in commits, answers, mapping and delivery, a backlog); `make
+-- stress` (RETURNFLOW_STRESS=1) at the full size, several times the volume and the CPU. A spec's own
+-- variable (RETURNFLOW_VOLUME_N, ...) overrides both.
+M.stress = os.getenv("RETURNFLOW_STRESS") == "1"
+M.asan = M.bin:find("asan", 1, true) ~= nil
+
+--- The size of a stress spec's run: the variable `env` if set, else `full` under `make stress`, else `quick`.
+function M.size(env, full, quick)
+  return tonumber(os.getenv(env) or "") or (M.stress and full or quick)
+end
+
 ------------------------------------------------------------------------------------------------------
 -- files and folders
 

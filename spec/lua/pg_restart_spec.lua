@@ -40,7 +40,7 @@ describe("returnflow serve when PostgreSQL restarts under load", function()
   end)
 
   it("answers 503 while it is down, 202 again once it is back, and loses nothing it acknowledged", function()
-    local count = tonumber(os.getenv("RETURNFLOW_PG_RESTART_N") or "") or 4000
+    local count = h.size("RETURNFLOW_PG_RESTART_N", 4000, 2000)   -- `make stress`, `make test`
     cluster = pg.start({ fsync = true })
     standin = h.start_standin({ "--no-limits", "--quiet" })
     local dir = h.tempdir()

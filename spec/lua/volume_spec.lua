@@ -4,14 +4,16 @@
 -- The stand-in validates every body against Klaviyo's OpenAPI spec and keeps only the first event of a
 -- profile, metric and unique_id, so "present once" is read from what it accepted and what it dropped.
 --
--- Scale: send backfills N return.created variants (10,000; 2,000 in the ASan build, whose binary path
--- holds "asan", and 3,000 on PostgreSQL (volume_pg_spec.lua): the same paths, bulk jobs of 1,000
--- included, at a fraction of the CPU; RETURNFLOW_VOLUME_N overrides). The interrupt moments are random:
+-- Scale: send backfills N return.created variants: under `make stress` 10,000 (2,000 in the ASan build,
+-- whose binary path holds "asan", and 3,000 on PostgreSQL, volume_pg_spec.lua); under `make test` 2,500
+-- (1,200 and 1,500): the same paths, two bulk jobs of 1,000 events included, at a fraction of the CPU
+-- (helpers' M.size; RETURNFLOW_VOLUME_N overrides). The interrupt moments are random:
 -- RETURNFLOW_VOLUME_SEED replays one run's, and every failure names it.
 local h = require "helpers"
 
-local ASAN = h.bin:find("asan", 1, true) ~= nil
-local N = tonumber(os.getenv("RETURNFLOW_VOLUME_N") or "") or (ASAN and 2000) or (h.backend == "pg" and 3000) or 10000
+local N = (h.asan and h.size("RETURNFLOW_VOLUME_N", 2000, 1200))
+          or (h.backend == "pg" and h.size("RETURNFLOW_VOLUME_N", 3000, 1500))
+          or h.size("RETURNFLOW_VOLUME_N", 10000, 2500)
 local SEED = tonumber(os.getenv("RETURNFLOW_VOLUME_SEED") or "") or os.time()
 math.randomseed(SEED)
 
