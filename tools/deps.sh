@@ -29,10 +29,10 @@ PKGS="gcc make pkg-config lua5.4 liblua5.4-dev lua-cjson lua-cjson-dev lua-buste
 [ "${1:-}" = "bench" ] && PKGS="$PKGS wrk"
 # One dpkg-query for every package (one a package cost ~0.7 s of CPU a `make` target); a package it
 # does not know is not in its output, and so missing too.
-installed=$(dpkg-query -W -f='${Package} ${Status}\n' $PKGS 2>/dev/null | awk '/ install ok installed$/ { print $1 }')
+installed=" $(dpkg-query -W -f='${Package} ${Status}\n' $PKGS 2>/dev/null | awk '/ install ok installed$/ { printf "%s ", $1 }')"
 missing=""
 for p in $PKGS; do
-  case " $(echo $installed) " in *" $p "*) ;; *) missing="$missing $p" ;; esac
+  case "$installed" in *" $p "*) ;; *) missing="$missing $p" ;; esac
 done
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ]; then
