@@ -141,8 +141,11 @@ function M.scripts_dir(files)
   return dir
 end
 
+local close_store_connections   -- below, with the stores
+
 --- Removes every temporary folder made so far (call it from teardown).
 function M.cleanup()
+  close_store_connections()
   if #temps == 0 then return end
   local quoted = {}
   for i = #temps, 1, -1 do
@@ -554,11 +557,17 @@ local function pg_dialect(sql)
 end
 
 local luasql_env
--- An open connection to the store of the serve folder dir (LuaSQL, in-process), and the SQL to run on
--- it. A SQLite store must exist: opening a missing one would create an empty file under the service.
+-- An open connection to the store of the serve folder dir (LuaSQL, in-process), the SQL to run on it,
+-- and whether the connection is kept. A SQLite store must exist: opening a missing one would create an
+-- empty file under the service. A SQLite connection is opened for each query (cheap, and a spec may
+-- replace the file under it); a PostgreSQL one is kept for the store's life, because each connection is
+-- a server process started (~5 ms of the server's CPU), and a wait polls every 20 ms: a spec waiting on
+-- PostgreSQL kept a quarter of a core busy connecting.
 local function store(dir, sql)
-  if pg_stores[dir] then
-    return pg_stores[dir].cluster:connect(pg_stores[dir].db), pg_stores[dir].db, pg_dialect(sql)
+  local pgs = pg_stores[dir]
+  if pgs then
+    pgs.conn = pgs.conn or pgs.cluster:connect(pgs.db)
+    return pgs.conn, pgs.db, pg_dialect(sql), true
   end
   local path = dir .. "/data/returnflow.db"
   if not lfs.attributes(path) then error("no store at " .. path, 3) end
@@ -566,15 +575,39 @@ local function store(dir, sql)
   local conn = assert(luasql_env:connect(path))
   local cur = conn:execute("PRAGMA busy_timeout = 10000")  -- the service may hold the write lock a moment
   if type(cur) == "userdata" then cur:close() end
-  return conn, path, sql
+  return conn, path, sql, false
+end
+
+-- The kept PostgreSQL connections closed (a later query opens its store's again).
+close_store_connections = function()
+  for _, pgs in pairs(pg_stores) do
+    if pgs.conn then pcall(pgs.conn.close, pgs.conn) end
+    pgs.conn = nil
+  end
+end
+
+-- Runs sql on dir's store; a kept connection that fails (the server restarted under it) is opened again
+-- once. Returns the cursor (or row count), the error, the connection, its name and whether it is kept.
+local function store_execute(dir, sql)
+  local conn, path, text, kept = store(dir, sql)
+  local cur, err = conn:execute(text)
+  if not cur and kept then
+    pcall(conn.close, conn)
+    pg_stores[dir].conn = nil
+    conn, path, text, kept = store(dir, sql)
+    cur, err = conn:execute(text)
+  end
+  return cur, err, conn, path, text, kept
 end
 
 --- The rows of a query of the store in dir, each as sqlite3's command line prints it ("a|b|c").
 function M.sql_rows(dir, sql)
-  local conn, path
-  conn, path, sql = store(dir, sql)
-  local cur, err = conn:execute(sql)
-  if not cur then conn:close(); error(path .. ": " .. tostring(err) .. "\n" .. sql, 2) end
+  local cur, err, conn, path, kept
+  cur, err, conn, path, sql, kept = store_execute(dir, sql)
+  if not cur then
+    if not kept then conn:close() end
+    error(path .. ": " .. tostring(err) .. "\n" .. sql, 2)
+  end
   local rows = {}
   if type(cur) == "userdata" then
     local row = cur:fetch({}, "n")
@@ -586,7 +619,7 @@ function M.sql_rows(dir, sql)
     end
     cur:close()
   end
-  conn:close()
+  if not kept then conn:close() end
   return rows
 end
 
@@ -815,6 +848,7 @@ end
 --- Stops every process started here that still runs and removes every folder made here. Runs when
 -- the busted process ends (its Lua state closes, also after failures); a spec may call it too.
 function M.finish()
+  close_store_connections()
   if pg_cluster then pg_cluster:stop() end
   pg_cluster, pg_stores = nil, {}
   for pid in pairs(running) do os.execute("kill -TERM " .. pid .. " 2>/dev/null") end
