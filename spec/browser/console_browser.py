@@ -164,8 +164,9 @@ def run(driver, wait):
 
     step("charts drawn from the counters")
     driver.find_element(By.CSS_SELECTOR, "nav button[data-tab=charts]").click()
-    # five charts, each a line of three readings or more (a reading every 2 s)
-    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#chart-grid svg polyline")) == 5 and all(
+    # five charts, each a line of three readings or more (a reading every 2 s; on a machine the whole
+    # suite loads, Chromium's timers and the page's fetches lag: 30 s once did not suffice)
+    WebDriverWait(driver, 90).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#chart-grid svg polyline")) == 5 and all(
         len(p.get_attribute("points").split()) >= 3 for p in d.find_elements(By.CSS_SELECTOR, "#chart-grid svg polyline")))
     shot(driver, "charts")
 
