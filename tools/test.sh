@@ -61,9 +61,9 @@ SLOW_FIRST="hostile_serve_1 hostile_serve_2 hostile_serve_3 hostile_serve_4 volu
 # The heavy specs of `all`, both builds', the slowest first (wall seconds on 2 cores), dealt to the
 # HEAVY_LANES lanes in a snake (0 1 2 2 1 0 ...), so the lanes end near together; the two cluster
 # specs (three nodes and PostgreSQL each) are dealt apart.
-HEAVY_ORDER=${HEAVY_ORDER:-"build:volume build:volume_pg build:reload_pg build:cluster build:reload build-asan:reload
-                            build-asan:durability build-asan:cluster build-asan:volume build:durability
-                            build:durability_pg"}
+HEAVY_ORDER=${HEAVY_ORDER:-"build:volume_pg build-asan:volume build:reload_pg build-asan:reload build:volume build:reload
+                            build-asan:durability build:durability_pg build-asan:cluster build:durability
+                            build:cluster"}
 
 # The stress specs load the CPU on purpose and time what the service does under it: in `all` they are
 # HEAVY_ORDER's lanes; in plain, asan and POOLED=0 one at a time per suite, so two of them never share
