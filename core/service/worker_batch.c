@@ -412,6 +412,8 @@ typedef struct tenant_batch {
     int remapped;                 /* events mapped again for a recall an earlier chunk changed */
     int linked;                   /* in w->open */
     struct tenant_batch *next_open;
+    strmap *written;              /* keys the chunks [written_from, written_to) wrote (first_stale_read) */
+    int written_from, written_to;
 } tenant_batch;
 
 void worker_chunk_recalled(chunk *c, const char *key, size_t klen, int at) {
@@ -468,11 +470,18 @@ static void map_events(thread *t, tenant_batch *b, chunk *c, int from, int log) 
 
 /* The first event of chunk ci that read a key a chunk stored since its mapping began wrote (c->k if
  * none): from there on, it read the store too early. */
-static int first_stale_read(const tenant_batch *b, int ci) {
+static int first_stale_read(tenant_batch *b, int ci) {
     const chunk *c = &b->chunks[ci];
     if (!c->nrecalls || c->visible >= ci) return c->k;
-    strmap *written = strmap_new();
-    for (int p = c->visible; p < ci; p++) {
+    /* Chunks before ci are written (the caller holds the cursor): their keys are kept from one chunk
+     * to the next, as one thread's chunks all began with none committed (visible 0). */
+    if (!b->written || b->written_from != c->visible || b->written_to > ci) {
+        strmap_free(b->written);
+        b->written = strmap_new();
+        b->written_from = b->written_to = c->visible;
+    }
+    strmap *written = b->written;
+    for (int p = b->written_to; p < ci; p++) {
         const results *rs = &b->chunks[p].rs;
         for (int e = 0; e < b->chunks[p].written; e++)
             for (int i = 0; i < rs->ev[e].nmem; i++) {
@@ -480,13 +489,13 @@ static int first_stale_read(const tenant_batch *b, int ci) {
                 strmap_put(written, key, strlen(key), "", 0);
             }
     }
+    b->written_to = ci;
     int first = c->k;
     for (int r = 0; r < c->nrecalls; r++) {
         size_t len;
         if (c->recalls[r].at < first && strmap_get(written, c->keys.data + c->recalls[r].key, c->recalls[r].klen, &len))
             first = c->recalls[r].at;
     }
-    strmap_free(written);
     return first;
 }
 
@@ -670,6 +679,7 @@ int worker_map_journaled(thread *t, int ti, long long epoch) {
     free(b->events);
     free(b->mw);
     free(b->labels);
+    strmap_free(b->written);
     free(b);
     if (course == COMMIT_FAILED) return -1;
     if (course == STOPPED_SHORT || (course == GOING && rest)) return BATCH;   /* the rest waits */

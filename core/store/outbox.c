@@ -107,12 +107,52 @@ static int attribute(void *ud, const char *k, size_t kl, const char *v, size_t v
     return 0;
 }
 
-static body_facts facts_of(const char *body, size_t len) {
+static const char *blank(const char *p, const char *end) {
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+    return p;
+}
+
+/* The members of the object at p (its text runs to end or before: the walk stops at its '}'):
+ * attribute() for each. A value whose bytes begin with `known`, a complete JSON value read before,
+ * is that value: its end is not looked for again (the requests of one event repeat their
+ * properties, most of each body; an object or an array: no longer value begins with one).
+ * Stops at `stop` when given: *at is then its value. */
+static void members(const char *p, const char *end, span known, const char *stop, size_t slen, const char **at,
+                    body_facts *f, span *props) {
+    p = blank(p, end);
+    if (p == end || *p != '{') return;
+    p = blank(p + 1, end);
+    while (p < end && *p == '"') {
+        size_t klen, vlen;
+        char err[64];
+        if (json_value_end(p, (size_t)(end - p), &klen, err, sizeof err) != 0) return;
+        const char *key = p + 1;
+        klen -= 2;
+        p = blank(p + klen + 2, end);
+        if (p == end || *p != ':') return;
+        p = blank(p + 1, end);
+        if (stop && klen == slen && memcmp(key, stop, slen) == 0) { *at = p; return; }
+        if (known.p && (size_t)(end - p) >= known.n && memcmp(p, known.p, known.n) == 0) vlen = known.n;
+        else if (json_value_end(p, (size_t)(end - p), &vlen, err, sizeof err) != 0) return;
+        if (f) {
+            if (klen == 10 && !props->p && memcmp(key, "properties", 10) == 0) *props = (span){ p, vlen };
+            attribute(f, key, klen, p, vlen);
+        }
+        p = blank(p + vlen, end);
+        if (p == end || *p != ',') return;
+        p = blank(p + 1, end);
+    }
+}
+
+/* One body's facts, in one walk: to data.attributes without finding where data ends, then its
+ * members. *props: its properties, whatever their length (the next body's `known`). */
+static body_facts facts_of(const char *body, size_t len, span known, span *props) {
     body_facts f = { { 0 }, { 0 }, { 0 } };
-    span data = { 0 }, attrs = { 0 };
-    if (json_member(body, len, "data", &data.p, &data.n) == 0 &&
-        json_member(data.p, data.n, "attributes", &attrs.p, &attrs.n) == 0)
-        json_each_member(attrs.p, attrs.n, attribute, &f);
+    const char *end = body + len, *data = NULL, *attrs = NULL;
+    *props = (span){ 0 };
+    members(body, end, (span){ 0 }, "data", 4, &data, NULL, NULL);
+    if (data) members(data, end, (span){ 0 }, "attributes", 10, &attrs, NULL, NULL);
+    if (attrs) members(attrs, end, known, NULL, 0, NULL, &f, props);
     if (f.props.n < PART_MIN) f.props = (span){ 0 };
     return f;
 }
@@ -159,7 +199,13 @@ int sqlite_outbox_write(outbox_writer *w, const outbox_target *t, long long even
     long long now = clock_now_ms();
     body_facts facts[r->nrequests ? r->nrequests : 1];
     span props[r->nrequests ? r->nrequests : 1];
-    for (int i = 0; i < r->nrequests; i++) facts[i] = facts_of(r->requests[i].body, r->requests[i].body_len);
+    span known = { 0 };
+    for (int i = 0; i < r->nrequests; i++) {
+        span seen;
+        facts[i] = facts_of(r->requests[i].body, r->requests[i].body_len, known, &seen);
+        if (seen.p && seen.n && (*seen.p == '{' || *seen.p == '[')) known = seen;   /* no other text of it begins
+                                                                                      with a whole one */
+    }
     span part = shared_part(r, facts, props);
     long long part_id = 0;
     if (part.p) {
