@@ -8,16 +8,16 @@
  * each container becomes a table only when reached:
  *
  *   proxy P (always empty) --metatable--> M { __index = D, __newindex = refuse, ... }
- *   data  D (what was read so far, and its node under a hidden key while incomplete)
- *         --metatable--> the document's one { __index = fill(doc, generation) }
+ *   data  D (what was read so far) --metatable--> the document's one { __index = fill(doc, generation) }
  *
  * A read of P falls through to D, a plain table lookup once the field is
  * there; the first read of a field falls through again to `fill`, which finds
  * it on the tape, builds it (scalars as values, containers as new proxies) and
  * stores it in D. Arrays are filled whole on first reach (ipairs walks them
  * anyway). pairs, and the encoder, complete an object first, after which D
- * loses its fallback and its node. (The hidden key is a light userdata of ours:
- * a read of P reaches D, so a key a script could write, D[1], would show.) Duplicate keys: the last one wins, as
+ * loses its fallback. D holds nothing but members (a read of P reaches D, so any key of ours would
+ * show): the document finds D's node by D's address, in a map of this generation's data tables
+ * (doc.datas). Duplicate keys: the last one wins, as
  * in json.c. An object of more than INDEX_FROM members gets a hash index of its
  * keys on its first read (built so a later duplicate takes the slot), so a read
  * costs the same whatever the object's size, not a scan of every key.
@@ -50,7 +50,6 @@
 #include "lauxlib.h"
 
 static const char readonly_tag[] = "read-only";
-static const char node_key = 0;           /* D's hidden field (a key no script can make): its node */
 static const char event_root_key = 0;
 static const char pool_key = 0;           /* the registry's pooled document (json_decode_event) */
 static const char cache_key = 0;          /* the registry's reference number of the string cache */
@@ -59,8 +58,8 @@ static const char cache_key = 0;          /* the registry's reference number of 
  * searched member by member (as fast for a few). */
 #define INDEX_FROM 8
 
-/* Fields an object's data table has room for at first (see push_proxy): the hidden node and a
- * handler's reads, not every member. */
+/* Fields an object's data table has room for at first (see push_proxy): a handler's reads, not
+ * every member. */
 #define DATA_ROOM 16
 
 /* The string cache: slots (a power of two) and the longest string it keeps; at most
@@ -71,12 +70,24 @@ static const char cache_key = 0;          /* the registry's reference number of 
 /* Bytes past the text a cache hash may load (8 at a time): zeros. */
 #define TEXT_PAD 8
 
+/* A data table's node, found by the table's address (see doc.datas). */
+typedef struct dslot {
+    const void *data;              /* NULL: a free slot */
+    uint32_t node;
+} dslot;
+
 /* The tape and the text, copied into memory the state owns, and the objects' key indexes. */
 typedef struct doc {
     lua_Integer gen;               /* the event it holds now (a pooled document's count) */
     size_t cap;                    /* bytes of mem */
     size_t n;
-    jnode *nodes;                  /* in mem: nodes[n], index_at[n], index[INDEX_ROOM(n)], the text */
+    dslot *datas;                  /* in mem: datas[data_slots], nodes[n], index_at[n],
+                                      index[INDEX_ROOM(n)], the text */
+    size_t data_slots;             /* a power of two, at least twice the tape's objects: the object
+                                      data tables of this generation by address, each with its node
+                                      (one per object at most; one dead, its address taken by
+                                      another of this generation, gives its slot to that one) */
+    jnode *nodes;
     uint32_t *index_at;            /* per node: where its object's index starts in `index`, 0 none */
     uint32_t *index;               /* the indexes: slots holding a key node's number or 0 */
     const char *text;              /* NUL-terminated, then TEXT_PAD zeros */
@@ -290,14 +301,34 @@ static doc *dmt_doc(lua_State *L, int dmt) {
     return d;
 }
 
-/* The node of the incomplete object data table at idx (under its hidden key), or -1. */
+/* The slot of a data table's address: a multiplicative hash of it (tables are 8-aligned). */
+static inline size_t data_slot(const doc *d, const void *data) {
+    return (size_t)(((uint64_t)(uintptr_t)data >> 3) * 0x9e3779b97f4a7c15u >> 32) & (d->data_slots - 1);
+}
+
+/* Records the object data table at address data as node i's, for this generation. A node gets one
+ * data table a generation at most (its proxy is made where its parent's data table keeps it), so
+ * the slots, twice the objects, are never more than half taken: the probe always ends. */
+static inline void data_record(lua_State *L, doc *d, const void *data, uint32_t i) {
+    size_t mask = d->data_slots - 1, s = data_slot(d, data);
+    for (size_t probes = 0; d->datas[s].data && d->datas[s].data != data; s = (s + 1) & mask)
+        if (++probes == d->data_slots) luaL_error(L, "read-only event: no slot for a data table");
+    d->datas[s].data = data;
+    d->datas[s].node = i;
+}
+
+/* The node of the incomplete object data table at idx, of d's generation (the caller checked it:
+ * its data metatable's), or -1. (Its node is found by its address rather than kept in it under a
+ * hidden key: no key set on each one made, none read on each first read of a field.) */
 static inline lua_Integer data_node(lua_State *L, int idx, const doc *d) {
-    lua_rawgetp(L, idx, &node_key);
-    int isnum;
-    lua_Integer i = lua_tointegerx(L, -1, &isnum);
-    lua_pop(L, 1);
-    if (!isnum || i < 0 || (size_t)i >= d->n || d->nodes[i].type != JN_OBJECT) return -1;
-    return i;
+    const void *data = lua_topointer(L, idx);
+    size_t mask = d->data_slots - 1;
+    for (size_t s = data_slot(d, data); d->datas[s].data; s = (s + 1) & mask)
+        if (d->datas[s].data == data) {
+            uint32_t i = d->datas[s].node;
+            return (size_t)i < d->n && d->nodes[i].type == JN_OBJECT ? (lua_Integer)i : -1;
+        }
+    return -1;
 }
 
 static int stale(lua_State *L, const char *what) {
@@ -353,9 +384,8 @@ static void push_proxy(lua_State *L, const doc *d, int dmt, int cache, uint32_t 
     } else {
         /* P M D, filled on demand: room for the fields a handler reads, not for every member (a
          * 41-member return was a 64-slot table of which reads fill a dozen); more grow it once */
-        lua_createtable(L, 0, node->len < DATA_ROOM ? (int)node->len + 1 : DATA_ROOM);
-        lua_pushinteger(L, (lua_Integer)i);
-        lua_rawsetp(L, -2, &node_key);
+        lua_createtable(L, 0, node->len < DATA_ROOM ? (int)node->len : DATA_ROOM);
+        data_record(L, (doc *)d, lua_topointer(L, -1), i);
         lua_pushvalue(L, dmt);
         lua_setmetatable(L, -2);
     }
@@ -373,9 +403,17 @@ static void push_proxy(lua_State *L, const doc *d, int dmt, int cache, uint32_t 
  * fewer than 4m slots (the power of two at or past 2m >= 18): fewer than 2n in all. */
 #define INDEX_ROOM(n) (2 * (n) + 1)
 
-/* Bytes of a document's mem for n nodes and len bytes of text. */
-static size_t doc_bytes(size_t n, size_t len) {
-    return n * sizeof(jnode) + (n + INDEX_ROOM(n)) * sizeof(uint32_t) + len + 1 + TEXT_PAD;
+/* Slots of a document's data table map for a tape of `objects` object nodes. */
+static size_t data_slots(size_t objects) {
+    size_t slots = 4;
+    while (slots < 2 * objects) slots *= 2;
+    return slots;
+}
+
+/* Bytes of a document's mem for n nodes (objects of them objects) and len bytes of text. */
+static size_t doc_bytes(size_t n, size_t objects, size_t len) {
+    return data_slots(objects) * sizeof(dslot) + n * sizeof(jnode) + (n + INDEX_ROOM(n)) * sizeof(uint32_t) +
+           len + 1 + TEXT_PAD;
 }
 
 /* Pushes a new document userdata of cap bytes of mem (generation 0). */
@@ -391,9 +429,12 @@ static doc *new_doc(lua_State *L, size_t cap) {
 /* Copies the tape and the text into d (of a large enough cap) and pushes the event's proxy, with
  * a data metatable for this generation. The document is at docidx. */
 static void load_and_push(lua_State *L, doc *d, int docidx, const char *text, size_t len, const jnode *nodes,
-                          size_t n) {
+                          size_t n, size_t objects) {
+    d->data_slots = data_slots(objects);
+    d->datas = (dslot *)d->mem;
+    memset(d->datas, 0, d->data_slots * sizeof *d->datas);
     d->n = n;
-    d->nodes = (jnode *)d->mem;
+    d->nodes = (jnode *)(d->datas + d->data_slots);
     memcpy(d->nodes, nodes, n * sizeof *nodes);
     d->index_at = (uint32_t *)(d->nodes + n);
     d->index = d->index_at + n;
@@ -413,18 +454,19 @@ static void load_and_push(lua_State *L, doc *d, int docidx, const char *text, si
     lua_replace(L, -2);
 }
 
-void json_event_push(lua_State *L, const char *text, size_t len, const jnode *nodes, size_t n) {
+void json_event_push(lua_State *L, const char *text, size_t len, const jnode *nodes, size_t n, size_t objects) {
     if (nodes[0].type != JN_ARRAY && nodes[0].type != JN_OBJECT) {
         json_tape_push_scalar(L, text, &nodes[0]);
         return;
     }
-    size_t need = doc_bytes(n, len);
+    size_t need = doc_bytes(n, objects, len);
     doc *d = new_doc(L, need);
-    load_and_push(L, d, lua_gettop(L), text, len, nodes, n);
+    load_and_push(L, d, lua_gettop(L), text, len, nodes, n, objects);
     lua_remove(L, -2);
 }
 
-void json_event_push_pooled(lua_State *L, const char *text, size_t len, const jnode *nodes, size_t n) {
+void json_event_push_pooled(lua_State *L, const char *text, size_t len, const jnode *nodes, size_t n,
+                            size_t objects) {
     lua_rawgetp(L, LUA_REGISTRYINDEX, &pool_key);
     doc *d = lua_touserdata(L, -1);
     if (d) d->fresh = d->root = NULL;        /* the event before's proxy is no longer the event */
@@ -433,7 +475,7 @@ void json_event_push_pooled(lua_State *L, const char *text, size_t len, const jn
         json_tape_push_scalar(L, text, &nodes[0]);
         return;
     }
-    size_t need = doc_bytes(n, len);
+    size_t need = doc_bytes(n, objects, len);
     /* Too small, or four times what this event needs (one huge event must not keep its memory
      * for good): a new one, the old one's tables stale from now on. */
     if (!d || d->cap < need || (d->cap > 4 * need && d->cap > 65536)) {
@@ -446,7 +488,7 @@ void json_event_push_pooled(lua_State *L, const char *text, size_t len, const jn
         lua_rawsetp(L, LUA_REGISTRYINDEX, &pool_key);
     }
     d->gen++;
-    load_and_push(L, d, lua_gettop(L), text, len, nodes, n);
+    load_and_push(L, d, lua_gettop(L), text, len, nodes, n, objects);
     if (nodes[0].type == JN_OBJECT) {
         d->fresh = lua_topointer(L, -1);
         d->fresh_gen = d->gen;
@@ -474,7 +516,7 @@ int json_event_view(lua_State *L, int idx, json_view *v) {
     int ok = 0;
     if (push_data(L, idx) && lua_getmetatable(L, -1)) {          /* D Dmt: an object not complete */
         const doc *d = dmt_doc(L, lua_gettop(L));
-        lua_Integer i = d ? data_node(L, top + 1, d) : -1;
+        lua_Integer i = d ? data_node(L, top + 1, d) : -1;   /* of this generation: dmt_doc checked */
         if (i >= 0) {
             v->doc = d;
             v->nodes = d->nodes;
@@ -577,9 +619,7 @@ static void complete(lua_State *L, int data) {
     }
     lua_pop(L, 3);                                        /* dmt keys cache */
     lua_pushnil(L);
-    lua_rawsetp(L, data, &node_key);                      /* no node: D holds the members alone */
-    lua_pushnil(L);
-    lua_setmetatable(L, data);                            /* no more fallback */
+    lua_setmetatable(L, data);                            /* no more fallback: D holds the members alone */
 }
 
 int json_event_kind(lua_State *L, int idx, int whole) {
