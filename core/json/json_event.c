@@ -8,7 +8,7 @@
  * each container becomes a table only when reached:
  *
  *   proxy P (always empty) --metatable--> M { __index = D, __newindex = refuse, ... }
- *   data  D (what was read so far) --metatable--> the document's one { __index = fill(doc, generation) }
+ *   data  D (what was read so far) --metatable--> the document's one { __index = fill(doc) }
  *
  * A read of P falls through to D, a plain table lookup once the field is
  * there; the first read of a field falls through again to `fill`, which finds
@@ -25,11 +25,12 @@
  * The mapper's events share one document per state (json_decode_event): its
  * memory is taken again by the next event, not allocated and collected for each
  * (a 4 KB webhook made a 12 KB userdata an event). Each event is a new
- * generation of it; `fill` carries the generation it was made for, so a table a
- * script kept from an earlier event (in an upvalue, a coroutine, a finalizer)
- * keeps what was read of it and refuses to read more: it never reads another
- * event's tape, and the userdata it reaches stays alive as long as it does. A
- * document too small for the next event is replaced, the old one marked stale.
+ * generation of it, whose data tables alone are in its map (emptied as each
+ * generation begins), so a table a script kept from an earlier event (in an
+ * upvalue, a coroutine, a finalizer) keeps what was read of it and refuses to
+ * read more: it never reads another event's tape, and the userdata it reaches
+ * stays alive as long as it does. A document too small for the next event is
+ * replaced, the old one's map emptied: all its tables stale.
  *
  * Strings read from the tape go through a cache of the state (one Lua table of
  * CACHE_SLOTS strings, slot by a hash of the bytes, a hit checked byte for
@@ -286,16 +287,15 @@ static uint32_t find_member(lua_State *L, doc *d, uint32_t i, const char *k, siz
     return found;
 }
 
-/* The document behind the data metatable at dmt (its __index is fill, upvalues doc, generation),
- * or NULL when it holds another event now. */
+/* The document behind the data metatable at dmt (its __index is fill, upvalue 1 the document), or
+ * NULL. */
 static doc *dmt_doc(lua_State *L, int dmt) {
     lua_pushliteral(L, "__index");
     lua_rawget(L, dmt);
     doc *d = NULL;
-    if (lua_tocfunction(L, -1) == fill && lua_getupvalue(L, -1, 1) && lua_getupvalue(L, -2, 2)) {
-        d = lua_touserdata(L, -2);
-        if (d && d->gen != lua_tointeger(L, -1)) d = NULL;
-        lua_pop(L, 2);
+    if (lua_tocfunction(L, -1) == fill && lua_getupvalue(L, -1, 1)) {
+        d = lua_touserdata(L, -1);
+        lua_pop(L, 1);
     }
     lua_pop(L, 1);
     return d;
@@ -317,9 +317,12 @@ static inline void data_record(lua_State *L, doc *d, const void *data, uint32_t 
     d->datas[s].node = i;
 }
 
-/* The node of the incomplete object data table at idx, of d's generation (the caller checked it:
- * its data metatable's), or -1. (Its node is found by its address rather than kept in it under a
- * hidden key: no key set on each one made, none read on each first read of a field.) */
+/* The node of the incomplete object data table at idx (of document d: its data metatable's), or -1
+ * when it is of an earlier generation: stale. (Its node is found by its address rather than kept
+ * in it under a hidden key: no key set on each one made, none read on each first read of a field.
+ * A data table still alive from an earlier generation holds its address since before this one
+ * began, so no table of this one has it: it is not in the map, which each generation starts
+ * empty.) */
 static inline lua_Integer data_node(lua_State *L, int idx, const doc *d) {
     const void *data = lua_topointer(L, idx);
     size_t mask = d->data_slots - 1;
@@ -336,26 +339,25 @@ static int stale(lua_State *L, const char *what) {
                          "is needed while its own handler runs)", what);
 }
 
-/* D's __index: builds the field `key` of D's object (upvalues: doc, generation, string cache). */
+/* D's __index: builds the field `key` of D's object (upvalues: doc, string cache). */
 static int fill(lua_State *L) {
     if (lua_type(L, 1) != LUA_TTABLE || lua_type(L, 2) != LUA_TSTRING) return 0;
     doc *d = lua_touserdata(L, lua_upvalueindex(1));
-    if (d->gen != lua_tointeger(L, lua_upvalueindex(2))) {
+    lua_Integer i = data_node(L, 1, d);
+    if (i < 0) {
         lua_pushfstring(L, "field '%s'", lua_tostring(L, 2));
         return stale(L, lua_tostring(L, -1));
     }
-    lua_Integer i = data_node(L, 1, d);
-    if (i < 0) return 0;
     size_t klen;
     const char *k = lua_tolstring(L, 2, &klen);
     uint32_t found = find_member(L, d, (uint32_t)i, k, klen);
     if (!found) return 0;
     const jnode *node = &d->nodes[found];
     if (node->type == JN_STRING) {
-        push_string(L, d, node, lua_upvalueindex(3));
+        push_string(L, d, node, lua_upvalueindex(2));
     } else if (node->type == JN_ARRAY || node->type == JN_OBJECT) {
         lua_getmetatable(L, 1);                          /* the data metatable, for child proxies */
-        push_proxy(L, d, lua_gettop(L), lua_upvalueindex(3), found);
+        push_proxy(L, d, lua_gettop(L), lua_upvalueindex(2), found);
     } else {
         json_tape_push_scalar(L, d->text, node);
     }
@@ -416,18 +418,28 @@ static size_t doc_bytes(size_t n, size_t objects, size_t len) {
            len + 1 + TEXT_PAD;
 }
 
-/* Pushes a new document userdata of cap bytes of mem (generation 0). */
+/* Pushes a new document userdata of cap bytes of mem (generation 0, no data table map yet), its
+ * user value its data metatable { __index = fill(doc, string cache) }, made once a document. */
 static doc *new_doc(lua_State *L, size_t cap) {
-    doc *d = lua_newuserdatauv(L, sizeof *d + cap, 0);
+    doc *d = lua_newuserdatauv(L, sizeof *d + cap, 1);
     d->gen = 0;
     d->fresh = d->root = NULL;
     d->cap = cap;
+    d->datas = NULL;
+    d->data_slots = 0;
     d->cache_ref = cache_ref(L);
+    lua_createtable(L, 0, 1);                                   /* doc dmt */
+    lua_pushvalue(L, -2);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, d->cache_ref);
+    lua_pushcclosure(L, fill, 2);
+    lua_setfield(L, -2, "__index");
+    lua_setiuservalue(L, -2, 1);                                /* doc */
     return d;
 }
 
-/* Copies the tape and the text into d (of a large enough cap) and pushes the event's proxy, with
- * a data metatable for this generation. The document is at docidx. */
+/* Copies the tape and the text into d (of a large enough cap), empties its data table map (the
+ * tables of the generation before are stale from now on), and pushes the event's proxy. The
+ * document is at docidx. */
 static void load_and_push(lua_State *L, doc *d, int docidx, const char *text, size_t len, const jnode *nodes,
                           size_t n, size_t objects) {
     d->data_slots = data_slots(objects);
@@ -444,12 +456,7 @@ static void load_and_push(lua_State *L, doc *d, int docidx, const char *text, si
     memcpy(copy, text, len);
     memset(copy + len, 0, 1 + TEXT_PAD);
     d->text = copy;
-    lua_createtable(L, 0, 1);                                   /* doc dmt */
-    lua_pushvalue(L, docidx);
-    lua_pushinteger(L, d->gen);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, d->cache_ref);
-    lua_pushcclosure(L, fill, 3);
-    lua_setfield(L, -2, "__index");
+    lua_getiuservalue(L, docidx, 1);                            /* doc dmt */
     push_proxy(L, d, lua_gettop(L), 0, 0);
     lua_replace(L, -2);
 }
@@ -479,7 +486,10 @@ void json_event_push_pooled(lua_State *L, const char *text, size_t len, const jn
     /* Too small, or four times what this event needs (one huge event must not keep its memory
      * for good): a new one, the old one's tables stale from now on. */
     if (!d || d->cap < need || (d->cap > 4 * need && d->cap > 65536)) {
-        if (d) d->gen++;
+        if (d) {                                     /* its data tables all stale */
+            d->gen++;
+            if (d->datas) memset(d->datas, 0, d->data_slots * sizeof *d->datas);
+        }
         lua_pop(L, 1);
         /* a little room for the next, slightly larger event; little, since it counts against the
          * memory cap as the document did when each event had its own */
@@ -516,7 +526,7 @@ int json_event_view(lua_State *L, int idx, json_view *v) {
     int ok = 0;
     if (push_data(L, idx) && lua_getmetatable(L, -1)) {          /* D Dmt: an object not complete */
         const doc *d = dmt_doc(L, lua_gettop(L));
-        lua_Integer i = d ? data_node(L, top + 1, d) : -1;   /* of this generation: dmt_doc checked */
+        lua_Integer i = d ? data_node(L, top + 1, d) : -1;   /* -1: stale */
         if (i >= 0) {
             v->doc = d;
             v->nodes = d->nodes;
@@ -584,12 +594,12 @@ static int push_data(lua_State *L, int idx) {
     return 1;
 }
 
-/* Is the object data table at idx incomplete, of a document that holds another event now? */
+/* Is the object data table at idx incomplete, of a generation before the document's own? */
 static int is_stale(lua_State *L, int idx) {
     if (!lua_getmetatable(L, idx)) return 0;              /* complete: nothing more to read */
-    int stale = !dmt_doc(L, lua_gettop(L));
+    const doc *d = dmt_doc(L, lua_gettop(L));
     lua_pop(L, 1);
-    return stale;
+    return !d || data_node(L, idx, d) < 0;
 }
 
 /* Builds every field of the object data table at idx not built yet. */
@@ -597,9 +607,8 @@ static void complete(lua_State *L, int data) {
     if (!lua_getmetatable(L, data)) return;               /* complete already (or an array) */
     int dmt = lua_gettop(L);
     doc *d = dmt_doc(L, dmt);
-    if (!d) { stale(L, "the members"); return; }
-    lua_Integer i = data_node(L, data, d);
-    if (i < 0) { lua_pop(L, 1); return; }
+    lua_Integer i = d ? data_node(L, data, d) : -1;
+    if (i < 0) { stale(L, "the members"); return; }
     if (i == 0) d->root = NULL;                           /* json_event_view: not for a complete one */
     uint32_t n = d->nodes[i].len;
     /* the members' key nodes, in memory the state owns (an error below must not leak it) */

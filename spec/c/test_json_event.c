@@ -317,6 +317,21 @@ static void every_object_of_an_event_of_objects_alone_is_read(void **state) {
                   "return n == 300 and json.encode(ev):find('\"o300\":{\"v\":300,\"w\":{\"x\":300}}', 1, true) ~= nil");
 }
 
+static void a_kept_table_stays_stale_through_many_later_events(void **state) {
+    lua_State *L = *state;
+    /* staleness is a kept data table's absence from the document's map, which every event
+     * starts empty: however many tables later events make, none takes a kept one's place */
+    mapper_event(L, "ev", "{\"a\":{\"x\":1,\"y\":2},\"b\":{\"z\":3}}");
+    assert_lua(L, "kept, kept_b = ev.a, ev.b return kept.x == 1");
+    for (int i = 0; i < 50; i++) {
+        mapper_event(L, "ev", "{\"a\":{\"x\":10,\"y\":20},\"b\":{\"z\":30},\"c\":{\"w\":{\"v\":1}}}");
+        assert_lua(L, "return ev.a.y == 20 and ev.b.z == 30 and ev.c.w.v == 1 and kept.x == 1");
+        assert_lua_error(L, "return kept.y", "event is no longer readable: field 'y'");
+        assert_lua_error(L, "return kept_b.z", "event is no longer readable: field 'z'");
+        if (i % 10 == 0) assert_lua(L, "collectgarbage() return true");
+    }
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
@@ -338,6 +353,7 @@ int main(void) {
         T(strings_read_again_are_the_same_values),
         T(objects_made_after_others_were_collected_read_their_own_fields),
         T(every_object_of_an_event_of_objects_alone_is_read),
+        T(a_kept_table_stays_stale_through_many_later_events),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
