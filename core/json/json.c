@@ -726,33 +726,42 @@ static int l_encode(lua_State *L) {
     return 1;
 }
 
-/* returnflow.array(t) / returnflow.object(t): mark t (or a new table). Only a table with no
- * metatable, or one already marked, may be marked: lua_setmetatable would otherwise replace a
- * protected metatable (the read-only event's) and make it writable. */
-static int mark(lua_State *L, const void *key) {
+/* returnflow.array(t) / returnflow.object(t): mark t (or a new table) with the marker `which` of
+ * the function's upvalues (1 the array marker, 2 the object marker: json_luaopen's, so no registry
+ * read a call). Only a table with no metatable, or one already marked, may be marked:
+ * lua_setmetatable would otherwise replace a protected metatable (the read-only event's) and make
+ * it writable. */
+static int mark(lua_State *L, int which) {
     if (lua_isnoneornil(L, 1)) lua_newtable(L);
     else luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
     if (lua_getmetatable(L, 1)) {
-        lua_rawgetp(L, LUA_REGISTRYINDEX, &array_mt_key);
-        lua_rawgetp(L, LUA_REGISTRYINDEX, &object_mt_key);
-        int marked = lua_rawequal(L, -1, -3) || lua_rawequal(L, -2, -3);
-        lua_pop(L, 3);
+        int marked = lua_rawequal(L, -1, lua_upvalueindex(1)) || lua_rawequal(L, -1, lua_upvalueindex(2));
+        lua_pop(L, 1);
         if (!marked) return luaL_argerror(L, 1, "a table with a metatable of its own cannot be marked "
                                                 "(the event is read-only)");
     }
-    lua_rawgetp(L, LUA_REGISTRYINDEX, key);
+    lua_pushvalue(L, lua_upvalueindex(which));
     lua_setmetatable(L, 1);
     return 1;
 }
-static int l_array(lua_State *L) { return mark(L, &array_mt_key); }
+static int l_array(lua_State *L) { return mark(L, 1); }
 
 void json_push_array(lua_State *L, int narr) {
     lua_createtable(L, narr, 0);
     lua_rawgetp(L, LUA_REGISTRYINDEX, &array_mt_key);
     lua_setmetatable(L, -2);
 }
-static int l_object(lua_State *L) { return mark(L, &object_mt_key); }
+
+void json_push_array_marker(lua_State *L) { lua_rawgetp(L, LUA_REGISTRYINDEX, &array_mt_key); }
+
+void json_push_array_marked(lua_State *L, int narr, int marker) {
+    marker = lua_absindex(L, marker);
+    lua_createtable(L, narr, 0);
+    lua_pushvalue(L, marker);
+    lua_setmetatable(L, -2);
+}
+static int l_object(lua_State *L) { return mark(L, 2); }
 
 static int l_is_array(lua_State *L) {
     lua_pushboolean(L, json_is_array(L, 1));
@@ -764,7 +773,12 @@ int json_luaopen(lua_State *L) {
         { "decode", l_decode }, { "encode", l_encode }, { "array", l_array },
         { "object", l_object }, { "is_array", l_is_array }, { NULL, NULL },
     };
-    luaL_newlib(L, fns);
+    /* every function gets the markers as upvalues 1 and 2 (mark's); json_open made them */
+    luaL_newlibtable(L, fns);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &array_mt_key);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &object_mt_key);
+    if (!lua_istable(L, -1) || !lua_istable(L, -2)) luaL_error(L, "returnflow.json: json_open was not called");
+    luaL_setfuncs(L, fns, 2);
     lua_pushlightuserdata(L, NULL);
     lua_setfield(L, -2, "null");
     return 1;

@@ -83,6 +83,7 @@ typedef struct reader {
     lua_State *L;
     json_view v;
     int keys;                      /* stack index of the list of key strings */
+    int marker;                    /* index of the array marker (properties' upvalue), or 0 */
 } reader;
 
 /* Pushes the string K_* (a key: pushed first, then its value, then lua_rawset saves set's rotate). */
@@ -287,7 +288,7 @@ static int field_list(reader *r, int p, int key, uint32_t items, const item_row 
     lua_State *L = r->L;
     uint32_t count = missing(r, items) ? 0 : r->v.nodes[items].len;
     push_key(r, key);
-    json_push_array(L, (int)count);
+    json_push_array_marked(L, (int)count, r->marker);
     for (uint32_t k = 0; k < count; k++) {
         uint32_t v = rows[k][field];
         if (!v || container(r, v)) return -1;
@@ -365,7 +366,7 @@ static int build(reader *r, int p) {
     };
     int base = lua_gettop(L);
     for (size_t k = 0; k < sizeof names / sizeof *names; k++)  /* sized: product_* take both lists */
-        json_push_array(L, k < 4 ? n_items + n_exchanges : n_items);
+        json_push_array_marked(L, k < 4 ? n_items + n_exchanges : n_items, r->marker);
     int product[5] = { base + 1, base + 2, base + 3, base + 4, 0 };
     int returned[5] = { base + 5, base + 6, base + 7, base + 8, base + 9 };
     if (product_lists(r, product, returned, items, rows) ||
@@ -382,7 +383,7 @@ static int build(reader *r, int p) {
 
 /* properties(ret) -> the table, or nothing. */
 static int fast_properties(lua_State *L) {
-    reader r = { L, { 0 }, lua_upvalueindex(2) };
+    reader r = { L, { 0 }, lua_upvalueindex(2), lua_upvalueindex(3) };
     if (json_event_view(L, 1, &r.v)) return 0;
     r.v.cache = lua_upvalueindex(1);
     luaL_checkstack(L, 24, "loop.properties");
@@ -470,7 +471,7 @@ static int push_location(reader *r, uint32_t address) {
 
 /* profile(ev) -> M.profile's table, or nothing. */
 static int fast_profile(lua_State *L) {
-    reader r = { L, { 0 }, lua_upvalueindex(2) };
+    reader r = { L, { 0 }, lua_upvalueindex(2), 0 };
     if (json_event_view(L, 1, &r.v)) return 0;
     r.v.cache = lua_upvalueindex(1);
     luaL_checkstack(L, 8, "loop.profile");
@@ -500,7 +501,7 @@ static int fast_profile(lua_State *L) {
 
 /* email(ev) -> true and M.email's answer (nil for none), or nothing. */
 static int fast_email(lua_State *L) {
-    reader r = { L, { 0 }, 0 };
+    reader r = { L, { 0 }, 0, 0 };
     if (json_event_view(L, 1, &r.v)) return 0;
     r.v.cache = lua_upvalueindex(1);
     uint32_t detail = member(&r, r.v.node, "customer_detail");
@@ -515,7 +516,7 @@ static int fast_email(lua_State *L) {
 
 int loop_properties_luaopen(lua_State *L) {
     /* each reader holds the state's string cache as its upvalue (json_view's cache); properties
-     * and profile the list of their keys too */
+     * and profile the list of their keys too, properties the array marker of its lists */
     lua_createtable(L, 0, 3);
     json_push_string_cache(L);
     lua_createtable(L, K_COUNT, 0);
@@ -528,7 +529,8 @@ int loop_properties_luaopen(lua_State *L) {
     lua_setfield(L, -4, "email");
     lua_pushvalue(L, -2);
     lua_pushvalue(L, -2);
-    lua_pushcclosure(L, fast_properties, 2);
+    json_push_array_marker(L);
+    lua_pushcclosure(L, fast_properties, 3);
     lua_setfield(L, -4, "properties");
     lua_pushcclosure(L, fast_profile, 2);
     lua_setfield(L, -2, "profile");
