@@ -17,7 +17,7 @@
  * anyway). pairs, and the encoder, complete an object first, after which D
  * loses its fallback. D holds nothing but members (a read of P reaches D, so any key of ours would
  * show): the document finds D's node by D's address, in a map of this generation's data tables
- * (doc.datas). Duplicate keys: the last one wins, as
+ * (doc.datas, grown as they are made). Duplicate keys: the last one wins, as
  * in json.c. An object of more than INDEX_FROM members gets a hash index of its
  * keys on its first read (built so a later duplicate takes the slot), so a read
  * costs the same whatever the object's size, not a scan of every key.
@@ -54,6 +54,7 @@ static const char readonly_tag[] = "read-only";
 static const char event_root_key = 0;
 static const char pool_key = 0;           /* the registry's pooled document (json_decode_event) */
 static const char cache_key = 0;          /* the registry's reference number of the string cache */
+static const char map_key = 0;            /* a data metatable's field: the document's data table map */
 
 /* Objects of more members than this get a hash index on their first read; smaller ones are
  * searched member by member (as fast for a few). */
@@ -82,13 +83,13 @@ typedef struct doc {
     lua_Integer gen;               /* the event it holds now (a pooled document's count) */
     size_t cap;                    /* bytes of mem */
     size_t n;
-    dslot *datas;                  /* in mem: datas[data_slots], nodes[n], index_at[n],
-                                      index[INDEX_ROOM(n)], the text */
-    size_t data_slots;             /* a power of two, at least twice the tape's objects: the object
-                                      data tables of this generation by address, each with its node
-                                      (one per object at most; one dead, its address taken by
-                                      another of this generation, gives its slot to that one) */
-    jnode *nodes;
+    dslot *datas;                  /* the object data tables of this generation by address, each
+                                      with its node (one dead, its address taken by another of this
+                                      generation, gives its slot to that one): a userdata its data
+                                      metatable holds, grown as tables are made */
+    size_t data_slots;             /* a power of two, at least twice data_used */
+    size_t data_used;
+    jnode *nodes;                  /* in mem: nodes[n], index_at[n], index[INDEX_ROOM(n)], the text */
     uint32_t *index_at;            /* per node: where its object's index starts in `index`, 0 none */
     uint32_t *index;               /* the indexes: slots holding a key node's number or 0 */
     const char *text;              /* NUL-terminated, then TEXT_PAD zeros */
@@ -306,13 +307,35 @@ static inline size_t data_slot(const doc *d, const void *data) {
     return (size_t)(((uint64_t)(uintptr_t)data >> 3) * 0x9e3779b97f4a7c15u >> 32) & (d->data_slots - 1);
 }
 
-/* Records the object data table at address data as node i's, for this generation. A node gets one
- * data table a generation at most (its proxy is made where its parent's data table keeps it), so
- * the slots, twice the objects, are never more than half taken: the probe always ends. */
-static inline void data_record(lua_State *L, doc *d, const void *data, uint32_t i) {
+/* Gives d an empty data table map of `slots` slots (a power of two), a userdata the data metatable
+ * at dmt holds, with the entries of the one it had when `keep`. */
+static void map_new(lua_State *L, doc *d, int dmt, size_t slots, int keep) {
+    dslot *m = lua_newuserdatauv(L, slots * sizeof *m, 0);
+    memset(m, 0, slots * sizeof *m);
+    const dslot *old = d->datas;
+    size_t old_slots = d->data_slots;
+    d->datas = m;
+    d->data_slots = slots;
+    if (keep) {
+        for (size_t k = 0; k < old_slots; k++) {
+            if (!old[k].data) continue;
+            size_t s = data_slot(d, old[k].data);
+            while (m[s].data) s = (s + 1) & (slots - 1);
+            m[s] = old[k];
+        }
+    } else {
+        d->data_used = 0;
+    }
+    lua_rawsetp(L, dmt, &map_key);                  /* the old one, if any, is garbage now */
+}
+
+/* Records the object data table at address data as node i's, for this generation (the data
+ * metatable at dmt holds the map: grown to keep it at most half full, so a probe always ends). */
+static inline void data_record(lua_State *L, doc *d, int dmt, const void *data, uint32_t i) {
+    if (2 * (d->data_used + 1) > d->data_slots) map_new(L, d, dmt, 2 * d->data_slots, 1);
     size_t mask = d->data_slots - 1, s = data_slot(d, data);
-    for (size_t probes = 0; d->datas[s].data && d->datas[s].data != data; s = (s + 1) & mask)
-        if (++probes == d->data_slots) luaL_error(L, "read-only event: no slot for a data table");
+    while (d->datas[s].data && d->datas[s].data != data) s = (s + 1) & mask;
+    if (!d->datas[s].data) d->data_used++;
     d->datas[s].data = data;
     d->datas[s].node = i;
 }
@@ -387,7 +410,7 @@ static void push_proxy(lua_State *L, const doc *d, int dmt, int cache, uint32_t 
         /* P M D, filled on demand: room for the fields a handler reads, not for every member (a
          * 41-member return was a 64-slot table of which reads fill a dozen); more grow it once */
         lua_createtable(L, 0, node->len < DATA_ROOM ? (int)node->len : DATA_ROOM);
-        data_record(L, (doc *)d, lua_topointer(L, -1), i);
+        data_record(L, (doc *)d, dmt, lua_topointer(L, -1), i);
         lua_pushvalue(L, dmt);
         lua_setmetatable(L, -2);
     }
@@ -405,17 +428,18 @@ static void push_proxy(lua_State *L, const doc *d, int dmt, int cache, uint32_t 
  * fewer than 4m slots (the power of two at or past 2m >= 18): fewer than 2n in all. */
 #define INDEX_ROOM(n) (2 * (n) + 1)
 
-/* Slots of a document's data table map for a tape of `objects` object nodes. */
-static size_t data_slots(size_t objects) {
+/* Slots a document's data table map starts an event with, for a tape of `objects` object nodes:
+ * room for all of them, up to MAP_START_MAX; an event that makes more tables grows it. */
+#define MAP_START_MAX 64
+static size_t map_start_slots(size_t objects) {
     size_t slots = 4;
-    while (slots < 2 * objects) slots *= 2;
+    while (slots < 2 * objects && slots < MAP_START_MAX) slots *= 2;
     return slots;
 }
 
-/* Bytes of a document's mem for n nodes (objects of them objects) and len bytes of text. */
-static size_t doc_bytes(size_t n, size_t objects, size_t len) {
-    return data_slots(objects) * sizeof(dslot) + n * sizeof(jnode) + (n + INDEX_ROOM(n)) * sizeof(uint32_t) +
-           len + 1 + TEXT_PAD;
+/* Bytes of a document's mem for n nodes and len bytes of text. */
+static size_t doc_bytes(size_t n, size_t len) {
+    return n * sizeof(jnode) + (n + INDEX_ROOM(n)) * sizeof(uint32_t) + len + 1 + TEXT_PAD;
 }
 
 /* Pushes a new document userdata of cap bytes of mem (generation 0, no data table map yet), its
@@ -426,7 +450,7 @@ static doc *new_doc(lua_State *L, size_t cap) {
     d->fresh = d->root = NULL;
     d->cap = cap;
     d->datas = NULL;
-    d->data_slots = 0;
+    d->data_slots = d->data_used = 0;
     d->cache_ref = cache_ref(L);
     lua_createtable(L, 0, 1);                                   /* doc dmt */
     lua_pushvalue(L, -2);
@@ -442,11 +466,8 @@ static doc *new_doc(lua_State *L, size_t cap) {
  * document is at docidx. */
 static void load_and_push(lua_State *L, doc *d, int docidx, const char *text, size_t len, const jnode *nodes,
                           size_t n, size_t objects) {
-    d->data_slots = data_slots(objects);
-    d->datas = (dslot *)d->mem;
-    memset(d->datas, 0, d->data_slots * sizeof *d->datas);
     d->n = n;
-    d->nodes = (jnode *)(d->datas + d->data_slots);
+    d->nodes = (jnode *)d->mem;
     memcpy(d->nodes, nodes, n * sizeof *nodes);
     d->index_at = (uint32_t *)(d->nodes + n);
     d->index = d->index_at + n;
@@ -457,7 +478,15 @@ static void load_and_push(lua_State *L, doc *d, int docidx, const char *text, si
     memset(copy + len, 0, 1 + TEXT_PAD);
     d->text = copy;
     lua_getiuservalue(L, docidx, 1);                            /* doc dmt */
-    push_proxy(L, d, lua_gettop(L), 0, 0);
+    int dmt = lua_gettop(L);
+    size_t slots = map_start_slots(objects);
+    if (d->data_slots == slots) {                               /* the map of the event before, emptied */
+        memset(d->datas, 0, slots * sizeof *d->datas);
+        d->data_used = 0;
+    } else {
+        map_new(L, d, dmt, slots, 0);
+    }
+    push_proxy(L, d, dmt, 0, 0);
     lua_replace(L, -2);
 }
 
@@ -466,7 +495,7 @@ void json_event_push(lua_State *L, const char *text, size_t len, const jnode *no
         json_tape_push_scalar(L, text, &nodes[0]);
         return;
     }
-    size_t need = doc_bytes(n, objects, len);
+    size_t need = doc_bytes(n, len);
     doc *d = new_doc(L, need);
     load_and_push(L, d, lua_gettop(L), text, len, nodes, n, objects);
     lua_remove(L, -2);
@@ -482,13 +511,14 @@ void json_event_push_pooled(lua_State *L, const char *text, size_t len, const jn
         json_tape_push_scalar(L, text, &nodes[0]);
         return;
     }
-    size_t need = doc_bytes(n, objects, len);
+    size_t need = doc_bytes(n, len);
     /* Too small, or four times what this event needs (one huge event must not keep its memory
      * for good): a new one, the old one's tables stale from now on. */
     if (!d || d->cap < need || (d->cap > 4 * need && d->cap > 65536)) {
         if (d) {                                     /* its data tables all stale */
             d->gen++;
             if (d->datas) memset(d->datas, 0, d->data_slots * sizeof *d->datas);
+            d->data_used = 0;
         }
         lua_pop(L, 1);
         /* a little room for the next, slightly larger event; little, since it counts against the

@@ -332,6 +332,23 @@ static void a_kept_table_stays_stale_through_many_later_events(void **state) {
     }
 }
 
+static void the_map_of_data_tables_grows_and_starts_small_again(void **state) {
+    lua_State *L = *state;
+    /* an event making many data tables grows its document's map; the next starts with a small one
+     * again, and the first's tables stay stale through both */
+    char *text = nested_objects(500);
+    mapper_event(L, "ev", text);
+    free(text);
+    assert_lua(L, "big = {} for i = 1, 500 do big[i] = ev.keep['o' .. i] "
+                  "  if big[i].w.x ~= i or big[i].v ~= i then return false end end return true");
+    mapper_event(L, "ev", "{\"a\":{\"b\":{\"c\":1}}}");
+    assert_lua(L, "return ev.a.b.c == 1 and big[7].v == 7");
+    assert_lua_error(L, "return big[7].missing", "event is no longer readable: field 'missing'");
+    mapper_event(L, "ev", "{\"a\":{\"b\":{\"c\":2}}}");
+    assert_lua(L, "return ev.a.b.c == 2");
+    assert_lua_error(L, "return big[300].w2", "event is no longer readable");
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
@@ -354,6 +371,7 @@ int main(void) {
         T(objects_made_after_others_were_collected_read_their_own_fields),
         T(every_object_of_an_event_of_objects_alone_is_read),
         T(a_kept_table_stays_stale_through_many_later_events),
+        T(the_map_of_data_tables_grows_and_starts_small_again),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
