@@ -68,6 +68,7 @@ typedef struct scan {
     const unsigned char *s, *end;
     const unsigned char *p;
     size_t n;                       /* nodes written */
+    size_t objects;                 /* object nodes among them */
     int keep;                       /* 0: json_value_end, which wants the end alone: the nodes go
                                        round a window of SCAN_WINDOW (a big array of events was
                                        a tape the size of the file, built to be thrown away) */
@@ -290,7 +291,7 @@ static inline __attribute__((always_inline)) const unsigned char *ws(const unsig
 static inline __attribute__((always_inline)) int scan_run(scan *sc, const int keep) {
     const unsigned char *const s = sc->s, *const end = sc->end;
     const unsigned char *p = sc->p;
-    size_t n = 0;
+    size_t n = 0, objects = 0;
     struct { uint32_t node, members; int is_object; } outer[JSON_MAX_DEPTH];
     int depth = 0;                                  /* containers open */
     uint32_t cur_node = 0, cur_members = 0;
@@ -345,6 +346,7 @@ value:
         }
         NEXT_SLOT();
         int obj = *p == '{';
+        objects += (size_t)obj;
         tape[i] = (jnode){ .pos = (uint32_t)(p - s), .type = (uint8_t)(obj ? JN_OBJECT : JN_ARRAY) };
         outer[depth].node = cur_node;
         outer[depth].members = cur_members;
@@ -424,6 +426,7 @@ fail_value:
 done:
     sc->p = p;
     sc->n = n;
+    sc->objects = objects;
     return 0;
 #undef STRING
 #undef NEXT_SLOT
@@ -450,7 +453,8 @@ int json_value_end(const char *text, size_t len, size_t *end, char *err, size_t 
     return 0;
 }
 
-int json_tape_scan(const char *text, size_t len, const jnode **nodes, size_t *n, char *err, size_t errlen) {
+int json_tape_scan(const char *text, size_t len, const jnode **nodes, size_t *n, size_t *objects, char *err,
+                   size_t errlen) {
     scan sc;
     scan_start(&sc, text, len, err, errlen);
     sc.keep = 1;
@@ -460,6 +464,7 @@ int json_tape_scan(const char *text, size_t len, const jnode **nodes, size_t *n,
     if (sc.p != sc.end) return scan_fail(&sc, "unexpected data after the JSON value");
     *nodes = tape;
     *n = sc.n;
+    if (objects) *objects = sc.objects;
     return 0;
 }
 
@@ -582,18 +587,18 @@ static size_t build_node(lua_State *L, const char *text, const jnode *nodes, siz
 
 int json_decode(lua_State *L, const char *text, size_t len, int mode, char *err, size_t errlen) {
     const jnode *nodes;
-    size_t n;
-    if (json_tape_scan(text, len, &nodes, &n, err, errlen)) return -1;
-    if (mode == JSON_READONLY) json_event_push(L, text, len, nodes, n);
+    size_t n, objects;
+    if (json_tape_scan(text, len, &nodes, &n, &objects, err, errlen)) return -1;
+    if (mode == JSON_READONLY) json_event_push(L, text, len, nodes, n, objects);
     else build_node(L, text, nodes, 0);
     return 0;
 }
 
 int json_decode_event(lua_State *L, const char *text, size_t len, char *err, size_t errlen) {
     const jnode *nodes;
-    size_t n;
-    if (json_tape_scan(text, len, &nodes, &n, err, errlen)) return -1;
-    json_event_push_pooled(L, text, len, nodes, n);
+    size_t n, objects;
+    if (json_tape_scan(text, len, &nodes, &n, &objects, err, errlen)) return -1;
+    json_event_push_pooled(L, text, len, nodes, n, objects);
     return 0;
 }
 
@@ -721,33 +726,42 @@ static int l_encode(lua_State *L) {
     return 1;
 }
 
-/* returnflow.array(t) / returnflow.object(t): mark t (or a new table). Only a table with no
- * metatable, or one already marked, may be marked: lua_setmetatable would otherwise replace a
- * protected metatable (the read-only event's) and make it writable. */
-static int mark(lua_State *L, const void *key) {
+/* returnflow.array(t) / returnflow.object(t): mark t (or a new table) with the marker `which` of
+ * the function's upvalues (1 the array marker, 2 the object marker: json_luaopen's, so no registry
+ * read a call). Only a table with no metatable, or one already marked, may be marked:
+ * lua_setmetatable would otherwise replace a protected metatable (the read-only event's) and make
+ * it writable. */
+static int mark(lua_State *L, int which) {
     if (lua_isnoneornil(L, 1)) lua_newtable(L);
     else luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
     if (lua_getmetatable(L, 1)) {
-        lua_rawgetp(L, LUA_REGISTRYINDEX, &array_mt_key);
-        lua_rawgetp(L, LUA_REGISTRYINDEX, &object_mt_key);
-        int marked = lua_rawequal(L, -1, -3) || lua_rawequal(L, -2, -3);
-        lua_pop(L, 3);
+        int marked = lua_rawequal(L, -1, lua_upvalueindex(1)) || lua_rawequal(L, -1, lua_upvalueindex(2));
+        lua_pop(L, 1);
         if (!marked) return luaL_argerror(L, 1, "a table with a metatable of its own cannot be marked "
                                                 "(the event is read-only)");
     }
-    lua_rawgetp(L, LUA_REGISTRYINDEX, key);
+    lua_pushvalue(L, lua_upvalueindex(which));
     lua_setmetatable(L, 1);
     return 1;
 }
-static int l_array(lua_State *L) { return mark(L, &array_mt_key); }
+static int l_array(lua_State *L) { return mark(L, 1); }
 
 void json_push_array(lua_State *L, int narr) {
     lua_createtable(L, narr, 0);
     lua_rawgetp(L, LUA_REGISTRYINDEX, &array_mt_key);
     lua_setmetatable(L, -2);
 }
-static int l_object(lua_State *L) { return mark(L, &object_mt_key); }
+
+void json_push_array_marker(lua_State *L) { lua_rawgetp(L, LUA_REGISTRYINDEX, &array_mt_key); }
+
+void json_push_array_marked(lua_State *L, int narr, int marker) {
+    marker = lua_absindex(L, marker);
+    lua_createtable(L, narr, 0);
+    lua_pushvalue(L, marker);
+    lua_setmetatable(L, -2);
+}
+static int l_object(lua_State *L) { return mark(L, 2); }
 
 static int l_is_array(lua_State *L) {
     lua_pushboolean(L, json_is_array(L, 1));
@@ -759,7 +773,12 @@ int json_luaopen(lua_State *L) {
         { "decode", l_decode }, { "encode", l_encode }, { "array", l_array },
         { "object", l_object }, { "is_array", l_is_array }, { NULL, NULL },
     };
-    luaL_newlib(L, fns);
+    /* every function gets the markers as upvalues 1 and 2 (mark's); json_open made them */
+    luaL_newlibtable(L, fns);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &array_mt_key);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &object_mt_key);
+    if (!lua_istable(L, -1) || !lua_istable(L, -2)) luaL_error(L, "returnflow.json: json_open was not called");
+    luaL_setfuncs(L, fns, 2);
     lua_pushlightuserdata(L, NULL);
     lua_setfield(L, -2, "null");
     return 1;

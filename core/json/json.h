@@ -111,6 +111,13 @@ int json_kind_marked(lua_State *L, int idx, const void *marks[2]);
 /* Pushes a new table marked as an array (returnflow.array), room for narr items. */
 void json_push_array(lua_State *L, int narr);
 
+/* Pushes the array marker (the metatable json_push_array sets), for json_push_array_marked: a C
+ * function making many arrays holds it as an upvalue rather than reading the registry for each. */
+void json_push_array_marker(lua_State *L);
+
+/* json_push_array, the marker at index marker. */
+void json_push_array_marked(lua_State *L, int narr, int marker);
+
 /* 1 if the value at idx is an array (a decoded one, or marked, or a table
  * whose keys are exactly 1..n with n >= 1), else 0. */
 int json_is_array(lua_State *L, int idx);

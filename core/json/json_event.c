@@ -8,16 +8,16 @@
  * each container becomes a table only when reached:
  *
  *   proxy P (always empty) --metatable--> M { __index = D, __newindex = refuse, ... }
- *   data  D (what was read so far, and its node under a hidden key while incomplete)
- *         --metatable--> the document's one { __index = fill(doc, generation) }
+ *   data  D (what was read so far) --metatable--> the document's one { __index = fill(doc) }
  *
  * A read of P falls through to D, a plain table lookup once the field is
  * there; the first read of a field falls through again to `fill`, which finds
  * it on the tape, builds it (scalars as values, containers as new proxies) and
  * stores it in D. Arrays are filled whole on first reach (ipairs walks them
  * anyway). pairs, and the encoder, complete an object first, after which D
- * loses its fallback and its node. (The hidden key is a light userdata of ours:
- * a read of P reaches D, so a key a script could write, D[1], would show.) Duplicate keys: the last one wins, as
+ * loses its fallback. D holds nothing but members (a read of P reaches D, so any key of ours would
+ * show): the document finds D's node by D's address, in a map of this generation's data tables
+ * (doc.datas, grown as they are made). Duplicate keys: the last one wins, as
  * in json.c. An object of more than INDEX_FROM members gets a hash index of its
  * keys on its first read (built so a later duplicate takes the slot), so a read
  * costs the same whatever the object's size, not a scan of every key.
@@ -25,11 +25,12 @@
  * The mapper's events share one document per state (json_decode_event): its
  * memory is taken again by the next event, not allocated and collected for each
  * (a 4 KB webhook made a 12 KB userdata an event). Each event is a new
- * generation of it; `fill` carries the generation it was made for, so a table a
- * script kept from an earlier event (in an upvalue, a coroutine, a finalizer)
- * keeps what was read of it and refuses to read more: it never reads another
- * event's tape, and the userdata it reaches stays alive as long as it does. A
- * document too small for the next event is replaced, the old one marked stale.
+ * generation of it, whose data tables alone are in its map (emptied as each
+ * generation begins), so a table a script kept from an earlier event (in an
+ * upvalue, a coroutine, a finalizer) keeps what was read of it and refuses to
+ * read more: it never reads another event's tape, and the userdata it reaches
+ * stays alive as long as it does. A document too small for the next event is
+ * replaced, the old one's map emptied: all its tables stale.
  *
  * Strings read from the tape go through a cache of the state (one Lua table of
  * CACHE_SLOTS strings, slot by a hash of the bytes, a hit checked byte for
@@ -50,17 +51,17 @@
 #include "lauxlib.h"
 
 static const char readonly_tag[] = "read-only";
-static const char node_key = 0;           /* D's hidden field (a key no script can make): its node */
 static const char event_root_key = 0;
 static const char pool_key = 0;           /* the registry's pooled document (json_decode_event) */
 static const char cache_key = 0;          /* the registry's reference number of the string cache */
+static const char map_key = 0;            /* a data metatable's field: the document's data table map */
 
 /* Objects of more members than this get a hash index on their first read; smaller ones are
  * searched member by member (as fast for a few). */
 #define INDEX_FROM 8
 
-/* Fields an object's data table has room for at first (see push_proxy): the hidden node and a
- * handler's reads, not every member. */
+/* Fields an object's data table has room for at first (see push_proxy): a handler's reads, not
+ * every member. */
 #define DATA_ROOM 16
 
 /* The string cache: slots (a power of two) and the longest string it keeps; at most
@@ -71,11 +72,23 @@ static const char cache_key = 0;          /* the registry's reference number of 
 /* Bytes past the text a cache hash may load (8 at a time): zeros. */
 #define TEXT_PAD 8
 
+/* A data table's node, found by the table's address (see doc.datas). */
+typedef struct dslot {
+    const void *data;              /* NULL: a free slot */
+    uint32_t node;
+} dslot;
+
 /* The tape and the text, copied into memory the state owns, and the objects' key indexes. */
 typedef struct doc {
     lua_Integer gen;               /* the event it holds now (a pooled document's count) */
     size_t cap;                    /* bytes of mem */
     size_t n;
+    dslot *datas;                  /* the object data tables of this generation by address, each
+                                      with its node (one dead, its address taken by another of this
+                                      generation, gives its slot to that one): a userdata its data
+                                      metatable holds, grown as tables are made */
+    size_t data_slots;             /* a power of two, at least twice data_used */
+    size_t data_used;
     jnode *nodes;                  /* in mem: nodes[n], index_at[n], index[INDEX_ROOM(n)], the text */
     uint32_t *index_at;            /* per node: where its object's index starts in `index`, 0 none */
     uint32_t *index;               /* the indexes: slots holding a key node's number or 0 */
@@ -275,29 +288,73 @@ static uint32_t find_member(lua_State *L, doc *d, uint32_t i, const char *k, siz
     return found;
 }
 
-/* The document behind the data metatable at dmt (its __index is fill, upvalues doc, generation),
- * or NULL when it holds another event now. */
+/* The document behind the data metatable at dmt (its __index is fill, upvalue 1 the document), or
+ * NULL. */
 static doc *dmt_doc(lua_State *L, int dmt) {
     lua_pushliteral(L, "__index");
     lua_rawget(L, dmt);
     doc *d = NULL;
-    if (lua_tocfunction(L, -1) == fill && lua_getupvalue(L, -1, 1) && lua_getupvalue(L, -2, 2)) {
-        d = lua_touserdata(L, -2);
-        if (d && d->gen != lua_tointeger(L, -1)) d = NULL;
-        lua_pop(L, 2);
+    if (lua_tocfunction(L, -1) == fill && lua_getupvalue(L, -1, 1)) {
+        d = lua_touserdata(L, -1);
+        lua_pop(L, 1);
     }
     lua_pop(L, 1);
     return d;
 }
 
-/* The node of the incomplete object data table at idx (under its hidden key), or -1. */
+/* The slot of a data table's address: a multiplicative hash of it (tables are 8-aligned). */
+static inline size_t data_slot(const doc *d, const void *data) {
+    return (size_t)(((uint64_t)(uintptr_t)data >> 3) * 0x9e3779b97f4a7c15u >> 32) & (d->data_slots - 1);
+}
+
+/* Gives d an empty data table map of `slots` slots (a power of two), a userdata the data metatable
+ * at dmt holds, with the entries of the one it had when `keep`. */
+static void map_new(lua_State *L, doc *d, int dmt, size_t slots, int keep) {
+    dslot *m = lua_newuserdatauv(L, slots * sizeof *m, 0);
+    memset(m, 0, slots * sizeof *m);
+    const dslot *old = d->datas;
+    size_t old_slots = d->data_slots;
+    d->datas = m;
+    d->data_slots = slots;
+    if (keep) {
+        for (size_t k = 0; k < old_slots; k++) {
+            if (!old[k].data) continue;
+            size_t s = data_slot(d, old[k].data);
+            while (m[s].data) s = (s + 1) & (slots - 1);
+            m[s] = old[k];
+        }
+    } else {
+        d->data_used = 0;
+    }
+    lua_rawsetp(L, dmt, &map_key);                  /* the old one, if any, is garbage now */
+}
+
+/* Records the object data table at address data as node i's, for this generation (the data
+ * metatable at dmt holds the map: grown to keep it at most half full, so a probe always ends). */
+static inline void data_record(lua_State *L, doc *d, int dmt, const void *data, uint32_t i) {
+    if (2 * (d->data_used + 1) > d->data_slots) map_new(L, d, dmt, 2 * d->data_slots, 1);
+    size_t mask = d->data_slots - 1, s = data_slot(d, data);
+    while (d->datas[s].data && d->datas[s].data != data) s = (s + 1) & mask;
+    if (!d->datas[s].data) d->data_used++;
+    d->datas[s].data = data;
+    d->datas[s].node = i;
+}
+
+/* The node of the incomplete object data table at idx (of document d: its data metatable's), or -1
+ * when it is of an earlier generation: stale. (Its node is found by its address rather than kept
+ * in it under a hidden key: no key set on each one made, none read on each first read of a field.
+ * A data table still alive from an earlier generation holds its address since before this one
+ * began, so no table of this one has it: it is not in the map, which each generation starts
+ * empty.) */
 static inline lua_Integer data_node(lua_State *L, int idx, const doc *d) {
-    lua_rawgetp(L, idx, &node_key);
-    int isnum;
-    lua_Integer i = lua_tointegerx(L, -1, &isnum);
-    lua_pop(L, 1);
-    if (!isnum || i < 0 || (size_t)i >= d->n || d->nodes[i].type != JN_OBJECT) return -1;
-    return i;
+    const void *data = lua_topointer(L, idx);
+    size_t mask = d->data_slots - 1;
+    for (size_t s = data_slot(d, data); d->datas[s].data; s = (s + 1) & mask)
+        if (d->datas[s].data == data) {
+            uint32_t i = d->datas[s].node;
+            return (size_t)i < d->n && d->nodes[i].type == JN_OBJECT ? (lua_Integer)i : -1;
+        }
+    return -1;
 }
 
 static int stale(lua_State *L, const char *what) {
@@ -305,26 +362,25 @@ static int stale(lua_State *L, const char *what) {
                          "is needed while its own handler runs)", what);
 }
 
-/* D's __index: builds the field `key` of D's object (upvalues: doc, generation, string cache). */
+/* D's __index: builds the field `key` of D's object (upvalues: doc, string cache). */
 static int fill(lua_State *L) {
     if (lua_type(L, 1) != LUA_TTABLE || lua_type(L, 2) != LUA_TSTRING) return 0;
     doc *d = lua_touserdata(L, lua_upvalueindex(1));
-    if (d->gen != lua_tointeger(L, lua_upvalueindex(2))) {
+    lua_Integer i = data_node(L, 1, d);
+    if (i < 0) {
         lua_pushfstring(L, "field '%s'", lua_tostring(L, 2));
         return stale(L, lua_tostring(L, -1));
     }
-    lua_Integer i = data_node(L, 1, d);
-    if (i < 0) return 0;
     size_t klen;
     const char *k = lua_tolstring(L, 2, &klen);
     uint32_t found = find_member(L, d, (uint32_t)i, k, klen);
     if (!found) return 0;
     const jnode *node = &d->nodes[found];
     if (node->type == JN_STRING) {
-        push_string(L, d, node, lua_upvalueindex(3));
+        push_string(L, d, node, lua_upvalueindex(2));
     } else if (node->type == JN_ARRAY || node->type == JN_OBJECT) {
         lua_getmetatable(L, 1);                          /* the data metatable, for child proxies */
-        push_proxy(L, d, lua_gettop(L), lua_upvalueindex(3), found);
+        push_proxy(L, d, lua_gettop(L), lua_upvalueindex(2), found);
     } else {
         json_tape_push_scalar(L, d->text, node);
     }
@@ -353,9 +409,8 @@ static void push_proxy(lua_State *L, const doc *d, int dmt, int cache, uint32_t 
     } else {
         /* P M D, filled on demand: room for the fields a handler reads, not for every member (a
          * 41-member return was a 64-slot table of which reads fill a dozen); more grow it once */
-        lua_createtable(L, 0, node->len < DATA_ROOM ? (int)node->len + 1 : DATA_ROOM);
-        lua_pushinteger(L, (lua_Integer)i);
-        lua_rawsetp(L, -2, &node_key);
+        lua_createtable(L, 0, node->len < DATA_ROOM ? (int)node->len : DATA_ROOM);
+        data_record(L, (doc *)d, dmt, lua_topointer(L, -1), i);
         lua_pushvalue(L, dmt);
         lua_setmetatable(L, -2);
     }
@@ -373,25 +428,44 @@ static void push_proxy(lua_State *L, const doc *d, int dmt, int cache, uint32_t 
  * fewer than 4m slots (the power of two at or past 2m >= 18): fewer than 2n in all. */
 #define INDEX_ROOM(n) (2 * (n) + 1)
 
+/* Slots a document's data table map starts an event with, for a tape of `objects` object nodes:
+ * room for all of them, up to MAP_START_MAX; an event that makes more tables grows it. */
+#define MAP_START_MAX 64
+static size_t map_start_slots(size_t objects) {
+    size_t slots = 4;
+    while (slots < 2 * objects && slots < MAP_START_MAX) slots *= 2;
+    return slots;
+}
+
 /* Bytes of a document's mem for n nodes and len bytes of text. */
 static size_t doc_bytes(size_t n, size_t len) {
     return n * sizeof(jnode) + (n + INDEX_ROOM(n)) * sizeof(uint32_t) + len + 1 + TEXT_PAD;
 }
 
-/* Pushes a new document userdata of cap bytes of mem (generation 0). */
+/* Pushes a new document userdata of cap bytes of mem (generation 0, no data table map yet), its
+ * user value its data metatable { __index = fill(doc, string cache) }, made once a document. */
 static doc *new_doc(lua_State *L, size_t cap) {
-    doc *d = lua_newuserdatauv(L, sizeof *d + cap, 0);
+    doc *d = lua_newuserdatauv(L, sizeof *d + cap, 1);
     d->gen = 0;
     d->fresh = d->root = NULL;
     d->cap = cap;
+    d->datas = NULL;
+    d->data_slots = d->data_used = 0;
     d->cache_ref = cache_ref(L);
+    lua_createtable(L, 0, 1);                                   /* doc dmt */
+    lua_pushvalue(L, -2);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, d->cache_ref);
+    lua_pushcclosure(L, fill, 2);
+    lua_setfield(L, -2, "__index");
+    lua_setiuservalue(L, -2, 1);                                /* doc */
     return d;
 }
 
-/* Copies the tape and the text into d (of a large enough cap) and pushes the event's proxy, with
- * a data metatable for this generation. The document is at docidx. */
+/* Copies the tape and the text into d (of a large enough cap), empties its data table map (the
+ * tables of the generation before are stale from now on), and pushes the event's proxy. The
+ * document is at docidx. */
 static void load_and_push(lua_State *L, doc *d, int docidx, const char *text, size_t len, const jnode *nodes,
-                          size_t n) {
+                          size_t n, size_t objects) {
     d->n = n;
     d->nodes = (jnode *)d->mem;
     memcpy(d->nodes, nodes, n * sizeof *nodes);
@@ -403,28 +477,32 @@ static void load_and_push(lua_State *L, doc *d, int docidx, const char *text, si
     memcpy(copy, text, len);
     memset(copy + len, 0, 1 + TEXT_PAD);
     d->text = copy;
-    lua_createtable(L, 0, 1);                                   /* doc dmt */
-    lua_pushvalue(L, docidx);
-    lua_pushinteger(L, d->gen);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, d->cache_ref);
-    lua_pushcclosure(L, fill, 3);
-    lua_setfield(L, -2, "__index");
-    push_proxy(L, d, lua_gettop(L), 0, 0);
+    lua_getiuservalue(L, docidx, 1);                            /* doc dmt */
+    int dmt = lua_gettop(L);
+    size_t slots = map_start_slots(objects);
+    if (d->data_slots == slots) {                               /* the map of the event before, emptied */
+        memset(d->datas, 0, slots * sizeof *d->datas);
+        d->data_used = 0;
+    } else {
+        map_new(L, d, dmt, slots, 0);
+    }
+    push_proxy(L, d, dmt, 0, 0);
     lua_replace(L, -2);
 }
 
-void json_event_push(lua_State *L, const char *text, size_t len, const jnode *nodes, size_t n) {
+void json_event_push(lua_State *L, const char *text, size_t len, const jnode *nodes, size_t n, size_t objects) {
     if (nodes[0].type != JN_ARRAY && nodes[0].type != JN_OBJECT) {
         json_tape_push_scalar(L, text, &nodes[0]);
         return;
     }
     size_t need = doc_bytes(n, len);
     doc *d = new_doc(L, need);
-    load_and_push(L, d, lua_gettop(L), text, len, nodes, n);
+    load_and_push(L, d, lua_gettop(L), text, len, nodes, n, objects);
     lua_remove(L, -2);
 }
 
-void json_event_push_pooled(lua_State *L, const char *text, size_t len, const jnode *nodes, size_t n) {
+void json_event_push_pooled(lua_State *L, const char *text, size_t len, const jnode *nodes, size_t n,
+                            size_t objects) {
     lua_rawgetp(L, LUA_REGISTRYINDEX, &pool_key);
     doc *d = lua_touserdata(L, -1);
     if (d) d->fresh = d->root = NULL;        /* the event before's proxy is no longer the event */
@@ -437,7 +515,11 @@ void json_event_push_pooled(lua_State *L, const char *text, size_t len, const jn
     /* Too small, or four times what this event needs (one huge event must not keep its memory
      * for good): a new one, the old one's tables stale from now on. */
     if (!d || d->cap < need || (d->cap > 4 * need && d->cap > 65536)) {
-        if (d) d->gen++;
+        if (d) {                                     /* its data tables all stale */
+            d->gen++;
+            if (d->datas) memset(d->datas, 0, d->data_slots * sizeof *d->datas);
+            d->data_used = 0;
+        }
         lua_pop(L, 1);
         /* a little room for the next, slightly larger event; little, since it counts against the
          * memory cap as the document did when each event had its own */
@@ -446,7 +528,7 @@ void json_event_push_pooled(lua_State *L, const char *text, size_t len, const jn
         lua_rawsetp(L, LUA_REGISTRYINDEX, &pool_key);
     }
     d->gen++;
-    load_and_push(L, d, lua_gettop(L), text, len, nodes, n);
+    load_and_push(L, d, lua_gettop(L), text, len, nodes, n, objects);
     if (nodes[0].type == JN_OBJECT) {
         d->fresh = lua_topointer(L, -1);
         d->fresh_gen = d->gen;
@@ -474,7 +556,7 @@ int json_event_view(lua_State *L, int idx, json_view *v) {
     int ok = 0;
     if (push_data(L, idx) && lua_getmetatable(L, -1)) {          /* D Dmt: an object not complete */
         const doc *d = dmt_doc(L, lua_gettop(L));
-        lua_Integer i = d ? data_node(L, top + 1, d) : -1;
+        lua_Integer i = d ? data_node(L, top + 1, d) : -1;   /* -1: stale */
         if (i >= 0) {
             v->doc = d;
             v->nodes = d->nodes;
@@ -542,12 +624,12 @@ static int push_data(lua_State *L, int idx) {
     return 1;
 }
 
-/* Is the object data table at idx incomplete, of a document that holds another event now? */
+/* Is the object data table at idx incomplete, of a generation before the document's own? */
 static int is_stale(lua_State *L, int idx) {
     if (!lua_getmetatable(L, idx)) return 0;              /* complete: nothing more to read */
-    int stale = !dmt_doc(L, lua_gettop(L));
+    const doc *d = dmt_doc(L, lua_gettop(L));
     lua_pop(L, 1);
-    return stale;
+    return !d || data_node(L, idx, d) < 0;
 }
 
 /* Builds every field of the object data table at idx not built yet. */
@@ -555,9 +637,8 @@ static void complete(lua_State *L, int data) {
     if (!lua_getmetatable(L, data)) return;               /* complete already (or an array) */
     int dmt = lua_gettop(L);
     doc *d = dmt_doc(L, dmt);
-    if (!d) { stale(L, "the members"); return; }
-    lua_Integer i = data_node(L, data, d);
-    if (i < 0) { lua_pop(L, 1); return; }
+    lua_Integer i = d ? data_node(L, data, d) : -1;
+    if (i < 0) { stale(L, "the members"); return; }
     if (i == 0) d->root = NULL;                           /* json_event_view: not for a complete one */
     uint32_t n = d->nodes[i].len;
     /* the members' key nodes, in memory the state owns (an error below must not leak it) */
@@ -577,9 +658,7 @@ static void complete(lua_State *L, int data) {
     }
     lua_pop(L, 3);                                        /* dmt keys cache */
     lua_pushnil(L);
-    lua_rawsetp(L, data, &node_key);                      /* no node: D holds the members alone */
-    lua_pushnil(L);
-    lua_setmetatable(L, data);                            /* no more fallback */
+    lua_setmetatable(L, data);                            /* no more fallback: D holds the members alone */
 }
 
 int json_event_kind(lua_State *L, int idx, int whole) {

@@ -25,8 +25,10 @@ typedef struct jnode {
 
 /* Validates text (grammar, UTF-8, escapes, depth, trailing data) into this
  * thread's tape. Returns 0 with *nodes / *n set (valid until the next scan on
- * this thread), or -1 with err filled ("byte 41: ..."). */
-int json_tape_scan(const char *text, size_t len, const jnode **nodes, size_t *n, char *err, size_t errlen);
+ * this thread) and *objects (if not NULL) the count of its object nodes, or -1
+ * with err filled ("byte 41: ..."). */
+int json_tape_scan(const char *text, size_t len, const jnode **nodes, size_t *n, size_t *objects, char *err,
+                   size_t errlen);
 
 /* Pushes the scalar at node (null, boolean, number or string; escapes decoded). */
 void json_tape_push_scalar(lua_State *L, const char *text, const jnode *node);
@@ -34,11 +36,12 @@ void json_tape_push_scalar(lua_State *L, const char *text, const jnode *node);
 /* Pushes the read-only event for the value at nodes[0] (json_event.c): a
  * lazy proxy for a container, the value itself for a scalar. Copies text and
  * nodes into memory the Lua state owns. */
-void json_event_push(lua_State *L, const char *text, size_t len, const jnode *nodes, size_t n);
+void json_event_push(lua_State *L, const char *text, size_t len, const jnode *nodes, size_t n, size_t objects);
 
 /* json_event_push on the state's one pooled document (json_decode_event): a new generation of it,
  * after which the tables of the previous one keep what was read of them and refuse to read more. */
-void json_event_push_pooled(lua_State *L, const char *text, size_t len, const jnode *nodes, size_t n);
+void json_event_push_pooled(lua_State *L, const char *text, size_t len, const jnode *nodes, size_t n,
+                            size_t objects);
 
 /* For a read-only proxy at idx: pushes its data table (completed, every
  * member built, when `whole`) and returns JSON_KIND_READONLY_ARRAY or

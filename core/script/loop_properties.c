@@ -83,6 +83,7 @@ typedef struct reader {
     lua_State *L;
     json_view v;
     int keys;                      /* stack index of the list of key strings */
+    int marker;                    /* index of the array marker (properties' upvalue), or 0 */
 } reader;
 
 /* Pushes the string K_* (a key: pushed first, then its value, then lua_rawset saves set's rotate). */
@@ -287,7 +288,7 @@ static int field_list(reader *r, int p, int key, uint32_t items, const item_row 
     lua_State *L = r->L;
     uint32_t count = missing(r, items) ? 0 : r->v.nodes[items].len;
     push_key(r, key);
-    json_push_array(L, (int)count);
+    json_push_array_marked(L, (int)count, r->marker);
     for (uint32_t k = 0; k < count; k++) {
         uint32_t v = rows[k][field];
         if (!v || container(r, v)) return -1;
@@ -365,7 +366,7 @@ static int build(reader *r, int p) {
     };
     int base = lua_gettop(L);
     for (size_t k = 0; k < sizeof names / sizeof *names; k++)  /* sized: product_* take both lists */
-        json_push_array(L, k < 4 ? n_items + n_exchanges : n_items);
+        json_push_array_marked(L, k < 4 ? n_items + n_exchanges : n_items, r->marker);
     int product[5] = { base + 1, base + 2, base + 3, base + 4, 0 };
     int returned[5] = { base + 5, base + 6, base + 7, base + 8, base + 9 };
     if (product_lists(r, product, returned, items, rows) ||
@@ -382,7 +383,7 @@ static int build(reader *r, int p) {
 
 /* properties(ret) -> the table, or nothing. */
 static int fast_properties(lua_State *L) {
-    reader r = { L, { 0 }, lua_upvalueindex(2) };
+    reader r = { L, { 0 }, lua_upvalueindex(2), lua_upvalueindex(3) };
     if (json_event_view(L, 1, &r.v)) return 0;
     r.v.cache = lua_upvalueindex(1);
     luaL_checkstack(L, 24, "loop.properties");
@@ -408,10 +409,21 @@ static int empty_string(const reader *r, uint32_t n) {
     return n && type_of(r, n) == JN_STRING && r->v.nodes[n].len == 0;
 }
 
-/* M.email(ev): the customer_detail's email, else customer, else email, each taken when neither
- * missing nor ""; 0 for none. (detail.email false reads as none, as `detail.email or nil` does.) */
-static uint32_t email_node(reader *r, uint32_t ev, uint32_t detail) {
-    uint32_t email = missing(r, detail) ? 0 : member(r, detail, "email");
+/* The members of customer_detail the profile reads, found in one pass over it (json_view_members):
+ * detail[D_EMAIL] ... ; all 0 when it is missing. */
+enum { D_EMAIL, D_FIRST_NAME, D_LAST_NAME, D_COUNT };
+static void detail_members(reader *r, uint32_t detail, uint32_t found[D_COUNT]) {
+    static const char *const names[D_COUNT] = { "email", "first_name", "last_name" };
+    static const size_t lens[D_COUNT] = { 5, 10, 9 };
+    if (missing(r, detail)) { for (int k = 0; k < D_COUNT; k++) found[k] = 0; return; }
+    json_view_members(r->L, &r->v, detail, names, lens, D_COUNT, found);
+}
+
+/* M.email(ev): the customer_detail's email (its node given, detail_members), else customer, else
+ * email, each taken when neither missing nor ""; 0 for none. (detail.email false reads as none, as
+ * `detail.email or nil` does.) */
+static uint32_t email_node(reader *r, uint32_t ev, uint32_t detail_email) {
+    uint32_t email = detail_email;
     if (email && type_of(r, email) == JN_FALSE) email = 0;
     if (missing(r, email) || empty_string(r, email)) email = member(r, ev, "customer");
     if (missing(r, email) || empty_string(r, email)) email = member(r, ev, "email");
@@ -419,11 +431,12 @@ static uint32_t email_node(reader *r, uint32_t ev, uint32_t detail) {
     return email;
 }
 
-/* first_name or last_name: the detail's (M.value), else the event's; then dropped when "" or
- * false (`x ~= "" and x or nil`). Sets t[key] or leaves it absent; -1 for a table. */
-static int set_name(reader *r, int t, int k, uint32_t ev, uint32_t detail) {
+/* first_name or last_name: the detail's (M.value; its node given, detail_members), else the
+ * event's; then dropped when "" or false (`x ~= "" and x or nil`). Sets t[key] or leaves it
+ * absent; -1 for a table. */
+static int set_name(reader *r, int t, int k, uint32_t ev, uint32_t detail_name) {
     const char *key = key_names[k];
-    uint32_t v = missing(r, detail) ? 0 : member(r, detail, key);
+    uint32_t v = detail_name;
     if (missing(r, v) || type_of(r, v) == JN_FALSE) v = member(r, ev, key);   /* first or M.value(ev.x) */
     if (missing(r, v) || type_of(r, v) == JN_FALSE || empty_string(r, v)) return 0;
     if (container(r, v)) return -1;
@@ -436,18 +449,21 @@ static int set_name(reader *r, int t, int k, uint32_t ev, uint32_t detail) {
 static int push_location(reader *r, uint32_t address) {
     lua_State *L = r->L;
     if (missing(r, address)) { lua_pushnil(L); return 0; }
-    static const struct { int key; const char *name; } fields[] = {
-        { K_ADDRESS1, "address1" }, { K_ADDRESS2, "address2" }, { K_CITY, "city" },
-        { K_REGION, "state" }, { K_ZIP, "zip" }, { K_COUNTRY, "country" },
-    };
+    /* the six found in one pass over the address (json_view_members) */
+    static const int keys[] = { K_ADDRESS1, K_ADDRESS2, K_CITY, K_REGION, K_ZIP, K_COUNTRY };
+    static const char *const names[] = { "address1", "address2", "city", "state", "zip", "country" };
+    static const size_t lens[] = { 8, 8, 4, 5, 3, 7 };
+    enum { N = sizeof keys / sizeof *keys };
+    uint32_t found[N];
+    json_view_members(L, &r->v, address, names, lens, N, found);
     lua_createtable(L, 0, 6);
     int loc = lua_gettop(L), kept = 0;
-    for (size_t k = 0; k < sizeof fields / sizeof *fields; k++) {
-        uint32_t v = member(r, address, fields[k].name);
+    for (size_t k = 0; k < N; k++) {
+        uint32_t v = found[k];
         if (empty_string(r, v)) continue;
         int pushed = push_value_of(r, v);
         if (pushed < 0) return -1;
-        if (pushed) { set(r, loc, fields[k].key); kept++; }
+        if (pushed) { set(r, loc, keys[k]); kept++; }
     }
     if (!kept) { lua_pop(L, 1); lua_pushnil(L); }
     return 0;
@@ -455,7 +471,7 @@ static int push_location(reader *r, uint32_t address) {
 
 /* profile(ev) -> M.profile's table, or nothing. */
 static int fast_profile(lua_State *L) {
-    reader r = { L, { 0 }, lua_upvalueindex(2) };
+    reader r = { L, { 0 }, lua_upvalueindex(2), 0 };
     if (json_event_view(L, 1, &r.v)) return 0;
     r.v.cache = lua_upvalueindex(1);
     luaL_checkstack(L, 8, "loop.profile");
@@ -466,13 +482,17 @@ static int fast_profile(lua_State *L) {
         (!missing(&r, address) && type_of(&r, address) != JN_OBJECT))
         return 0;
     lua_createtable(L, 0, 4);
-    uint32_t email = email_node(&r, ev, detail);
+    uint32_t in_detail[D_COUNT];
+    detail_members(&r, detail, in_detail);
+    uint32_t email = email_node(&r, ev, in_detail[D_EMAIL]);
     if (email) {
         if (container(&r, email)) return 0;
         json_view_push(L, &r.v, email);
         set(&r, 2, K_EMAIL);
     }
-    if (set_name(&r, 2, K_FIRST_NAME, ev, detail) || set_name(&r, 2, K_LAST_NAME, ev, detail)) return 0;
+    if (set_name(&r, 2, K_FIRST_NAME, ev, in_detail[D_FIRST_NAME]) ||
+        set_name(&r, 2, K_LAST_NAME, ev, in_detail[D_LAST_NAME]))
+        return 0;
     if (push_location(&r, address)) return 0;
     set(&r, 2, K_LOCATION);
     lua_settop(L, 2);
@@ -481,12 +501,12 @@ static int fast_profile(lua_State *L) {
 
 /* email(ev) -> true and M.email's answer (nil for none), or nothing. */
 static int fast_email(lua_State *L) {
-    reader r = { L, { 0 }, 0 };
+    reader r = { L, { 0 }, 0, 0 };
     if (json_event_view(L, 1, &r.v)) return 0;
     r.v.cache = lua_upvalueindex(1);
     uint32_t detail = member(&r, r.v.node, "customer_detail");
     if (!missing(&r, detail) && type_of(&r, detail) != JN_OBJECT) return 0;
-    uint32_t email = email_node(&r, r.v.node, detail);
+    uint32_t email = email_node(&r, r.v.node, missing(&r, detail) ? 0 : member(&r, detail, "email"));
     if (container(&r, email)) return 0;
     lua_pushboolean(L, 1);
     if (email) json_view_push(L, &r.v, email);
@@ -496,7 +516,7 @@ static int fast_email(lua_State *L) {
 
 int loop_properties_luaopen(lua_State *L) {
     /* each reader holds the state's string cache as its upvalue (json_view's cache); properties
-     * and profile the list of their keys too */
+     * and profile the list of their keys too, properties the array marker of its lists */
     lua_createtable(L, 0, 3);
     json_push_string_cache(L);
     lua_createtable(L, K_COUNT, 0);
@@ -509,7 +529,8 @@ int loop_properties_luaopen(lua_State *L) {
     lua_setfield(L, -4, "email");
     lua_pushvalue(L, -2);
     lua_pushvalue(L, -2);
-    lua_pushcclosure(L, fast_properties, 2);
+    json_push_array_marker(L);
+    lua_pushcclosure(L, fast_properties, 3);
     lua_setfield(L, -4, "properties");
     lua_pushcclosure(L, fast_profile, 2);
     lua_setfield(L, -2, "profile");

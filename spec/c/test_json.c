@@ -543,6 +543,33 @@ static void readonly_event_metatable_is_the_protection_string(void **state) {
     assert_contains(lua_fails(L, "setmetatable(event, nil)"), "cannot change a protected metatable");
 }
 
+static void marks_set_from_upvalues_are_the_registrys_and_refuse_a_foreign_metatable(void **state) {
+    lua_State *L = *state;
+    /* json.array and json.object hold the markers as upvalues; json_push_array_marked takes one
+     * given by index: all give tables encode and is_array tell apart, as json_push_array's */
+    push_lua(L, "local a, o = json.array(), json.object() "
+                "local t = json.array({ 1, 2 }) local again = json.array(json.object({})) "
+                "local ok, err = pcall(json.array, setmetatable({}, {})) "
+                "return json.encode(a) == '[]' and json.encode(o) == '{}' and json.encode(t) == '[1,2]' "
+                "and json.encode(again) == '[]' and json.is_array(a) and not json.is_array(o) "
+                "and not ok and err:find('metatable of its own', 1, true) ~= nil "
+                "and getmetatable(a) == getmetatable(t) and getmetatable(a) ~= getmetatable(o)");
+    assert_true(lua_toboolean(L, -1));
+    lua_pop(L, 1);
+    json_push_array_marker(L);
+    json_push_array_marked(L, 4, -1);
+    json_push_array(L, 0);
+    assert_true(lua_getmetatable(L, -2) && lua_getmetatable(L, -2));
+    assert_true(lua_rawequal(L, -1, -2) && lua_rawequal(L, -1, -5));
+    lua_pop(L, 2);
+    assert_true(json_is_array(L, -2));
+    lua_getglobal(L, "json");
+    lua_getfield(L, -1, "array");
+    lua_call(L, 0, 1);                              /* json.array(): the same marker */
+    assert_true(lua_getmetatable(L, -1) && lua_rawequal(L, -1, 1));
+    lua_settop(L, 0);
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
@@ -578,6 +605,7 @@ int main(void) {
         T(readonly_event_refuses_a_nested_write_naming_the_full_path),
         T(readonly_event_names_the_path_of_a_write_deep_inside_it),
         T(readonly_event_metatable_is_the_protection_string),
+        T(marks_set_from_upvalues_are_the_registrys_and_refuse_a_foreign_metatable),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

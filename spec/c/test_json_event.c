@@ -266,6 +266,89 @@ static void strings_read_again_are_the_same_values(void **state) {
     strbuf_free(&text);
 }
 
+/* {"keep":{"o1":{"v":1,"w":{"x":1}},...},"drop":{"d1":{"v":1},...}}: n objects under each */
+static char *nested_objects(int n) {
+    strbuf text = {0};
+    strbuf_adds(&text, "{\"keep\":{");
+    for (int i = 1; i <= n; i++) {
+        char member[96];
+        snprintf(member, sizeof member, "%s\"o%d\":{\"v\":%d,\"w\":{\"x\":%d}}", i > 1 ? "," : "", i, i, i);
+        strbuf_adds(&text, member);
+    }
+    strbuf_adds(&text, "},\"drop\":{");
+    for (int i = 1; i <= n; i++) {
+        char member[64];
+        snprintf(member, sizeof member, "%s\"d%d\":{\"v\":%d}", i > 1 ? "," : "", i, i);
+        strbuf_adds(&text, member);
+    }
+    strbuf_adds(&text, "}}");
+    strbuf_addc(&text, 0);
+    return text.data;
+}
+
+static void objects_made_after_others_were_collected_read_their_own_fields(void **state) {
+    lua_State *L = *state;
+    /* the event's data tables are known by their addresses: tables collected in the middle of an
+     * event leave theirs to new ones, which must read their own nodes, not the dead ones' */
+    char *text = nested_objects(64);
+    for (int pooled = 0; pooled < 2; pooled++) {
+        if (pooled) mapper_event(L, "ev", text);
+        else event_from(L, text);
+        assert_lua(L, "local n = 0 for i = 1, 64 do n = n + ev.drop['d' .. i].v end "
+                      "kept = ev.keep ev = nil collectgarbage() collectgarbage() "
+                      "for i = 1, 64 do local o = kept['o' .. i] "
+                      "  if o.v ~= i or o.w.x ~= i then return false end "
+                      "  if i % 8 == 0 then collectgarbage() end end "
+                      "for i = 1, 64 do if kept['o' .. i].w.x ~= i then return false end end "
+                      "return n == 64 * 65 / 2");
+    }
+    free(text);
+}
+
+static void every_object_of_an_event_of_objects_alone_is_read(void **state) {
+    lua_State *L = *state;
+    /* as many data tables as the tape has objects: the map's room, twice that, is never short */
+    char *text = nested_objects(300);
+    mapper_event(L, "ev", text);
+    free(text);
+    assert_lua(L, "for i = 1, 300 do local o = ev.keep['o' .. i] "
+                  "  if o.v ~= i or o.w.x ~= i or ev.drop['d' .. i].v ~= i then return false end end "
+                  "local n = 0 for k, v in pairs(ev.keep) do n = n + 1 end "
+                  "return n == 300 and json.encode(ev):find('\"o300\":{\"v\":300,\"w\":{\"x\":300}}', 1, true) ~= nil");
+}
+
+static void a_kept_table_stays_stale_through_many_later_events(void **state) {
+    lua_State *L = *state;
+    /* staleness is a kept data table's absence from the document's map, which every event
+     * starts empty: however many tables later events make, none takes a kept one's place */
+    mapper_event(L, "ev", "{\"a\":{\"x\":1,\"y\":2},\"b\":{\"z\":3}}");
+    assert_lua(L, "kept, kept_b = ev.a, ev.b return kept.x == 1");
+    for (int i = 0; i < 50; i++) {
+        mapper_event(L, "ev", "{\"a\":{\"x\":10,\"y\":20},\"b\":{\"z\":30},\"c\":{\"w\":{\"v\":1}}}");
+        assert_lua(L, "return ev.a.y == 20 and ev.b.z == 30 and ev.c.w.v == 1 and kept.x == 1");
+        assert_lua_error(L, "return kept.y", "event is no longer readable: field 'y'");
+        assert_lua_error(L, "return kept_b.z", "event is no longer readable: field 'z'");
+        if (i % 10 == 0) assert_lua(L, "collectgarbage() return true");
+    }
+}
+
+static void the_map_of_data_tables_grows_and_starts_small_again(void **state) {
+    lua_State *L = *state;
+    /* an event making many data tables grows its document's map; the next starts with a small one
+     * again, and the first's tables stay stale through both */
+    char *text = nested_objects(500);
+    mapper_event(L, "ev", text);
+    free(text);
+    assert_lua(L, "big = {} for i = 1, 500 do big[i] = ev.keep['o' .. i] "
+                  "  if big[i].w.x ~= i or big[i].v ~= i then return false end end return true");
+    mapper_event(L, "ev", "{\"a\":{\"b\":{\"c\":1}}}");
+    assert_lua(L, "return ev.a.b.c == 1 and big[7].v == 7");
+    assert_lua_error(L, "return big[7].missing", "event is no longer readable: field 'missing'");
+    mapper_event(L, "ev", "{\"a\":{\"b\":{\"c\":2}}}");
+    assert_lua(L, "return ev.a.b.c == 2");
+    assert_lua_error(L, "return big[300].w2", "event is no longer readable");
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
@@ -285,6 +368,10 @@ int main(void) {
         T(a_scripts_own_read_only_decode_leaves_the_event_readable),
         T(a_view_of_a_stale_table_is_refused),
         T(strings_read_again_are_the_same_values),
+        T(objects_made_after_others_were_collected_read_their_own_fields),
+        T(every_object_of_an_event_of_objects_alone_is_read),
+        T(a_kept_table_stays_stale_through_many_later_events),
+        T(the_map_of_data_tables_grows_and_starts_small_again),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

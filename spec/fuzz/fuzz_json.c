@@ -347,7 +347,7 @@ static void check_accepted(const char *text, size_t len, int has_bom, const uint
     if (!blank_from(text, end, len)) broke("json_value_end stops at %zu, before non-blank data", end);
     const jnode *nodes;
     size_t nn;
-    if (json_tape_scan(text, len, &nodes, &nn, err, sizeof err)) broke("the scan refuses accepted text");
+    if (json_tape_scan(text, len, &nodes, &nn, NULL, err, sizeof err)) broke("the scan refuses accepted text");
     if (nodes[0].type == JN_OBJECT && !has_bom) {  /* json_each_member reads objects as sent, no BOM */
         size_t seen = 0, members = nodes[0].len;     /* (its own scans reuse the tape) */
         int rc = json_each_member(text, len, count_member, &seen);
