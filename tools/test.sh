@@ -16,8 +16,9 @@
 # spec file of both builds (and the fuzz targets' build) are jobs of one pool of POOL processes, the
 # slowest first (most of a spec's time is spent waiting on a server, a rate limit or a deadline, not
 # on the CPU: a pool wider than the cores fills those waits). The stress specs, which load the machine
-# on purpose and time what the service does under it, run in HEAVY_LANES lanes beside the pool, one
-# at a time each (HEAVY_ORDER). The fuzz targets run once the pool is done. Nothing the builds' jobs
+# on purpose and time what the service does under it, run first in HEAVY_LANES of the POOL workers, one
+# at a time each (HEAVY_ORDER); those workers then take jobs from the pool's queue like the others. The
+# fuzz targets run once the pool is done. Nothing the builds' jobs
 # use is shared: every server listens on a free port, every folder is made under TMPDIR by the process
 # that uses it, and returnflow.native is loaded from the build under test.
 #
@@ -278,6 +279,11 @@ others() {
   done
 }
 
+# next_job: the queue's next line, once to one worker (flock: util-linux, in every Debian); empty at its end.
+next_job() {
+  flock "$results/queue.lock" sh -c 'n=$(cat "$1.next"); echo $((n + 1)) >"$1.next"; sed -n "${n}p" "$1"' _ "$results/queue"
+}
+
 # all_pooled: `make test`: lint and both builds at once, then the pool; the logs in order at the end.
 all_pooled() {
   echo "== lint and both builds at once (make -j$MAKE_JOBS each), then $POOL jobs at once: both builds' C tests and spec files and the fuzz targets, the stress specs $HEAVY_LANES at a time"
@@ -290,17 +296,26 @@ all_pooled() {
   cat "$results/lint.log" "$results/build.log" "$results/build-asan.log"
   if grep -q 'build failed$' "$results/build.log" "$results/build-asan.log"; then return; fi
   mkdir -p "$results/build" "$results/build-asan"
-  # Every heavy spec of both builds in HEAVY_LANES lanes, beside a pool of the rest.
+  # POOL workers: the first HEAVY_LANES run their lane of heavy specs first; every worker then takes
+  # the other jobs from one queue, so a lane that ends early works on the rest (with the lanes apart
+  # from the queue, the lanes ended minutes before the queue's three workers did).
+  pool_jobs >"$results/queue"
+  echo 1 >"$results/queue.next"
   k=0
-  while [ $k -lt "$HEAVY_LANES" ]; do
-    heavy_lane $k | while read -r d f; do sh "$top/tools/test.sh" run-job "$results" spec "$d" "$f"; done &
+  while [ $k -lt "$POOL" ]; do
+    {
+      if [ $k -lt "$HEAVY_LANES" ]; then
+        heavy_lane $k | while read -r d f; do sh "$top/tools/test.sh" run-job "$results" spec "$d" "$f"; done
+      fi
+      # shellcheck disable=SC2086  # a job is words: KIND [DIR [FILE]]
+      while job=$(next_job) && [ -n "$job" ]; do sh "$top/tools/test.sh" run-job "$results" $job; done
+    } &
     k=$((k + 1))
   done
-  pool_jobs | xargs -P "$((POOL > HEAVY_LANES ? POOL - HEAVY_LANES : 1))" -L1 sh "$top/tools/test.sh" run-job "$results"
+  wait
   # The fuzz targets (built in the pool) once the pool is done: libFuzzer's 5 s timeout for an input
   # is not for a machine the whole pool loads.
   fuzz_suite >"$results/fuzz.log" 2>&1
-  wait
   t2=$(date +%s)
   echo "== normal build (build)"
   cat "$results/build/ctests.log"
