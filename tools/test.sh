@@ -299,7 +299,7 @@ all_pooled() {
   # POOL workers: the first HEAVY_LANES run their lane of heavy specs first; every worker then takes
   # the other jobs from one queue, so a lane that ends early works on the rest (with the lanes apart
   # from the queue, the lanes ended minutes before the queue's three workers did).
-  pool_jobs >"$results/queue"
+  (pool_jobs) >"$results/queue"           # a subshell: pool_jobs sets SKIP_SPECS, which the report reads
   echo 1 >"$results/queue.next"
   k=0
   while [ $k -lt "$POOL" ]; do
