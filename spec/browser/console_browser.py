@@ -19,6 +19,7 @@ import sys
 import urllib.request
 
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
@@ -62,7 +63,9 @@ def main():
     o.binary_location = "/usr/bin/chromium"
     o.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=o)
-    wait = WebDriverWait(driver, 30)        # a loaded machine (the suite runs 3 spec files at once)
+    # a loaded machine (the suite runs 6 spec files at once); the pages redraw their tables and charts
+    # as new readings come, so an element found may be replaced before it is read: looked for again
+    wait = WebDriverWait(driver, 30, ignored_exceptions=(StaleElementReferenceException,))
     try:
         try:
             run(driver, wait)
@@ -164,9 +167,10 @@ def run(driver, wait):
 
     step("charts drawn from the counters")
     driver.find_element(By.CSS_SELECTOR, "nav button[data-tab=charts]").click()
-    # five charts, each a line of three readings or more (a reading every 2 s; on a machine the whole
-    # suite loads, Chromium's timers and the page's fetches lag: 30 s once did not suffice)
-    WebDriverWait(driver, 90).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#chart-grid svg polyline")) == 5 and all(
+    # five charts, each a line of three readings or more (a reading every 2 s). The page draws the
+    # charts again at each reading, so a polyline found may be gone when its points are read: a stale
+    # element is looked for again, not a failure (a full suite hit it in 2 of 3 runs).
+    WebDriverWait(driver, 60, ignored_exceptions=(StaleElementReferenceException,)).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#chart-grid svg polyline")) == 5 and all(
         len(p.get_attribute("points").split()) >= 3 for p in d.find_elements(By.CSS_SELECTOR, "#chart-grid svg polyline")))
     shot(driver, "charts")
 
