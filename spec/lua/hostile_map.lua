@@ -19,16 +19,7 @@ local MARGIN = tonumber(os.getenv("HOSTILE_MARGIN") or "") or 20
 -- normal build would break it there, so the suite multiplies harmless cases' caps (HOSTILE_CAP_SCALE).
 local HARMLESS_SCALE = tonumber(os.getenv("HOSTILE_CAP_SCALE") or "") or 1
 
-local function header(text)
-  local hd = { cap = 0.5 }
-  for line in text:gmatch("[^\n]*") do
-    if not line:match("^%-%-") then break end
-    local key, value = line:match("^%-%- (%a+): (.*)$")
-    if key then hd[key] = value end
-  end
-  hd.cap = tonumber(hd.cap) or 0.5
-  return hd
-end
+local header = hostile_cases.header
 
 local function now()
   local p = io.popen("date +%s.%N")

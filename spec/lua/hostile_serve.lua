@@ -27,18 +27,7 @@ local EVENTS = { "return.created.json", "return.updated.cancelled.json", "label.
 local MARGIN = tonumber(os.getenv("HOSTILE_MARGIN") or "") or 15
 local SIGNALS = { SEGV = 11, ABRT = 6, BUS = 7, ILL = 4, KILL = 9 }
 
-local function header(text)
-  local hd = { cap = 0.5 }
-  for line in text:gmatch("[^\n]*") do
-    if not line:match("^%-%-") then break end       -- the header is the leading comment block
-    local key, value = line:match("^%-%- (%a+): (.*)$")
-    if key then hd[key] = value end                 -- other comment lines continue the one before
-  end
-  hd.cap = tonumber(hd.cap) or 0.5
-  hd.kill = hd.serve and hd.serve:match("^kill (%u+)$")
-  return hd
-end
-
+local header = hostile_cases.header
 
 local function body_of(name) return h.read(FIXTURES .. "/" .. name) end
 
