@@ -4,7 +4,9 @@
 -- events a request, validated against EventsBulkCreateQuery), each event present once.
 local h = require "helpers"
 
-local N = tonumber(os.getenv("RETURNFLOW_PUBLIC_N") or "") or 1000
+-- 1,000 returns, the issue's figure; 500 in the ASan build under `make test` (the same C paths, and
+-- still more than the 350 requests of /client/events' one-second burst; 1,000 there cost 16 CPU-s).
+local N = h.asan and h.size("RETURNFLOW_PUBLIC_N", 1000, 500) or 1000
 
 local function iso(offset) return os.date("!%Y-%m-%dT%H:%M:%S+00:00", os.time() + offset) end
 
