@@ -120,11 +120,12 @@ spec_files() {
   {
     for s in $slow; do [ -f "spec/lua/${s}_spec.lua" ] && echo "spec/lua/${s}_spec.lua"; done
     for f in spec/lua/*_spec.lua; do
-      s=$(basename "$f" _spec.lua)
+      s=${f##*/} s=${s%_spec.lua}
       case " $slow " in *" $s "*) ;; *) echo "$f" ;; esac
     done
   } | while read -r f; do
-    case " $skip " in *" $(basename "$f" _spec.lua) "*) ;; *) echo "$f" ;; esac
+    s=${f##*/} s=${s%_spec.lua}
+    case " $skip " in *" $s "*) ;; *) echo "$f" ;; esac
   done
 }
 SKIP_SPECS=""
@@ -176,7 +177,7 @@ specs() {
 specs_report() {
   out="$results/$(basename "$1")"
   for f in $(spec_files "$2"); do
-    o="$out/$(basename "$f" .lua)"
+    n=${f##*/} o="$out/${n%.lua}"
     # A pending (skipped) test is not a pass: it is counted as a failure, with its reason shown.
     p=$(grep '^ok ' "$o.tap" | grep -vc '# SKIP') f_=$(grep -c '^not ok \|^ok .*# SKIP' "$o.tap")
     grep '^ok .*# SKIP' "$o.tap" | sed 's/^/skipped, counted as failed: /' || true
@@ -186,7 +187,7 @@ specs_report() {
     awk '/^not ok/ { n = 12; inside = 1; print; next } /^(ok |1\.\.)/ { inside = 0 }
          inside && (n-- > 0 || /not ok|[1-9][0-9]* failed|[Ee]rror|Failure/)' "$o.tap"
     if [ "$rc" -ne 0 ] && [ "$f_" = 0 ]; then tail -20 "$o.tap"; f_=1; fi
-    echo "   $(basename "$f"): $p passed, $f_ failed ($(cat "$o.s" 2>/dev/null || echo ?) s, $(cat "$o.cpu" 2>/dev/null || echo ?) s CPU)"
+    echo "   $n: $p passed, $f_ failed ($(cat "$o.s" 2>/dev/null || echo ?) s, $(cat "$o.cpu" 2>/dev/null || echo ?) s CPU)"
     counts "$p" "$f_"
   done
 }
@@ -277,7 +278,8 @@ pool_jobs() {
 others() {
   for f in $2; do
     case " $(echo $ONCE_SPECS) " in *" $f "*) continue ;; esac
-    case " $(echo $HEAVY_ORDER) " in *" $1:$(basename "$f" _spec.lua) "*) continue ;; esac   # a lane's
+    s=${f##*/} s=${s%_spec.lua}
+    case " $(echo $HEAVY_ORDER) " in *" $1:$s "*) continue ;; esac   # a lane's
     echo "spec $1 $f"
   done
 }
@@ -322,7 +324,8 @@ all_pooled() {
   { cat "$results/queue"; while [ $k -lt "$HEAVY_LANES" ]; do heavy_lane $k | sed 's/^/spec /'; k=$((k + 1)); done; } |
     while read -r kind d f; do
       [ "$kind" = spec ] || continue
-      [ -f "$results/$(basename "$d")/$(basename "$f" .lua).rc" ] && continue
+      n=${f##*/}
+      [ -f "$results/${d##*/}/${n%.lua}.rc" ] && continue
       echo "   $d $f: never ran, counted as failed" >>"$results/lost.log"
       counts 0 1
     done

@@ -21,24 +21,17 @@ local HARMLESS_SCALE = tonumber(os.getenv("HOSTILE_CAP_SCALE") or "") or 1
 
 local header = hostile_cases.header
 
-local function now()
-  local p = io.popen("date +%s.%N")
-  local t = tonumber(p:read("l"))
-  p:close()
-  return t
-end
-
 -- Runs map over the three events in a folder holding the benign file and `hostile` (or not).
 local function run_map(hostile_path, cap)
   local dir = h.tempdir()
-  os.execute("cp " .. h.quote(HOSTILE .. "/benign/00-benign.lua") .. " " .. h.quote(dir))
-  if hostile_path then os.execute("cp " .. h.quote(hostile_path) .. " " .. h.quote(dir .. "/50-hostile.lua")) end
+  h.write(dir .. "/00-benign.lua", h.read(HOSTILE .. "/benign/00-benign.lua"))
+  if hostile_path then h.write(dir .. "/50-hostile.lua", h.read(hostile_path)) end
   local parts = { "timeout", "-s", "KILL", tostring(math.ceil(cap + MARGIN + 10)), h.quote(h.bin), "map", "-s",
                   h.quote(dir), "--time-cap", tostring(math.floor(cap * 1000 + 0.5)), "--memory-cap", "32" }
   for _, e in ipairs(EVENTS) do parts[#parts + 1] = h.quote(e) end
-  local t0 = now()
+  local t0 = h.now()
   local stdout, stderr, code = h.sh(table.concat(parts, " "))
-  local elapsed = now() - t0
+  local elapsed = h.now() - t0
   os.execute("rm -rf " .. h.quote(dir))
   return stdout, stderr, code, elapsed
 end
@@ -111,10 +104,10 @@ return function(shard, shards)
     local function timed(args)
       local parts = { "timeout", "-s", "KILL", "60", h.quote(h.bin) }
       for _, a in ipairs(args) do parts[#parts + 1] = h.quote(a) end
-      local t0 = now()
+      local t0 = h.now()
       local stdout, stderr, code = h.sh(table.concat(parts, " "))
       h.assert_no_sanitizer_report(stderr, table.concat(args, " "))
-      return stdout, stderr, code, now() - t0
+      return stdout, stderr, code, h.now() - t0
     end
 
     it("refuses a FIFO in the folder at once instead of blocking on it", function()
