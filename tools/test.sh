@@ -358,29 +358,29 @@ if [ "$mode" = run-job ]; then
   exit 0
 fi
 
-# scratch_root: where the run's folders go (the specs' data folders, PostgreSQL clusters, the clone of
-# clone_spec): TMPDIR when it is set; else a tmpfs with room (/dev/shm: 4 GiB free at least); else /tmp.
+# The run's folder: its results and, when TMPDIR is not set, the TMPDIR of everything it starts (the
+# specs' data folders, PostgreSQL clusters, clone_spec's clone), removed whole at the end. Then it is
+# on a tmpfs when the machine has one with room (/dev/shm, 4 GiB free at least), else in /tmp.
 # Why a tmpfs: the specs' stores commit and fsync all the time, and on a disk each fsync is kernel time
 # and a wait that checks nothing a spec asserts (a process killed -9 keeps what it wrote either way; no
 # spec cuts the power, and the disk-full cases use the store's fault VFS). volume_spec alone, normal
 # build: 34.8 s and 26.8 CPU-s on /tmp (ext4), 22.7 s and 18.8 CPU-s on /dev/shm.
-scratch_root() {
-  if [ -n "${TMPDIR:-}" ]; then echo "$TMPDIR"; return; fi
+# A TMPDIR that is set is kept as it is (a nested run's, as clone_spec's: one more folder level would
+# take PostgreSQL's unix socket paths past their 107 bytes).
+if [ -n "${TMPDIR:-}" ]; then
+  scratch=$(mktemp -d "$TMPDIR/returnflow-test.XXXXXX") || exit 2
+else
+  root=/tmp
   if [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ] &&
      [ "$(df -Pk /dev/shm 2>/dev/null | awk 'NR == 2 { print $4 }')" -ge 4194304 ] 2>/dev/null; then
-    echo /dev/shm
-  else
-    echo /tmp
+    root=/dev/shm
   fi
-}
-
-# The run's folder: its results, and the TMPDIR of everything it starts (short: unix socket paths live
-# under it), removed whole at the end.
-scratch=$(mktemp -d "$(scratch_root)/rf-test.XXXXXX") && chmod 755 "$scratch" || exit 2   # PostgreSQL's user too
+  scratch=$(mktemp -d "$root/rf-test.XXXXXX") && chmod 755 "$scratch" || exit 2   # PostgreSQL's user too
+  export TMPDIR="$scratch"
+fi
 trap 'rm -rf "$scratch"' EXIT
 results=$scratch/results
 mkdir "$results" || exit 2
-export TMPDIR="$scratch"
 trap 'exit 130' INT TERM
 
 case $mode in

@@ -102,13 +102,15 @@ end
 M.own_pid = own_pid
 
 -- Folders are made under $TMPDIR (default /tmp), named after this process: unique without a process
--- per folder, and a spec can run a nested suite in a folder of its own.
+-- per folder, and a spec can run a nested suite in a folder of its own. Short names: a PostgreSQL
+-- cluster's unix socket lives in its folder, and a nested run's path (clone_spec's leftovers_spec)
+-- must stay within the socket path's 107 bytes.
 local tmp_root = os.getenv("TMPDIR") or "/tmp"
 local made = 0
 local function mkdtemp()
   for _ = 1, 1000 do
     made = made + 1
-    local dir = string.format("%s/returnflow-spec.%s.%d", tmp_root, own_pid(), made)
+    local dir = string.format("%s/rf-spec.%s.%d", tmp_root, own_pid(), made)
     if lfs.mkdir(dir) then return dir end
   end
   error("cannot make a folder under " .. tmp_root)

@@ -72,6 +72,8 @@ function M.start(opts)
   run_ok(string.format("cp -a %s %s", helpers.quote(tmpl), helpers.quote(data)), "copying the template cluster")
   local c = setmetatable({ dir = dir, data = data, db = opts.db or "returnflow", user = user }, Cluster)
   c.port = opts.tcp and free_port() or 5432
+  local socket = ("%s/.s.PGSQL.%d.lock"):format(dir, c.port)
+  if #socket > 107 then error("the cluster's unix socket path is over 107 bytes (a shorter TMPDIR): " .. socket, 2) end
   local settings = {
     "unix_socket_directories='" .. dir .. "'",
     "listen_addresses='" .. (opts.tcp and "127.0.0.1" or "") .. "'",
