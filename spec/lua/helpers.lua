@@ -105,7 +105,8 @@ M.own_pid = own_pid
 -- per folder, and a spec can run a nested suite in a folder of its own. Short names: a PostgreSQL
 -- cluster's unix socket lives in its folder, and a nested run's path (clone_spec's leftovers_spec)
 -- must stay within the socket path's 107 bytes.
-local tmp_root = os.getenv("TMPDIR") or "/tmp"
+local tmp_root = os.getenv("TMPDIR") or ""
+if tmp_root == "" then tmp_root = "/tmp" end              -- TMPDIR= is unset, not the root folder
 local made = 0
 local function mkdtemp()
   for _ = 1, 1000 do
