@@ -42,12 +42,24 @@ import sys
 import threading
 import urllib.parse
 
-try:
-    import jsonschema
-except ImportError:  # pragma: no cover - an environment problem, said plainly
+import importlib.util
+
+if importlib.util.find_spec("jsonschema") is None:  # pragma: no cover - an environment problem, said plainly
     sys.stderr.write("validate_requests.py: the jsonschema module is missing; run it with /usr/bin/python3 "
                      "(apt-get install python3-jsonschema)\n")
     sys.exit(2)
+# jsonschema is imported when a body first fails the compiled check (slow_validator): its import was
+# ~90 ms of the ~280 ms of CPU each stand-in's start cost, and most stand-ins never see a bad body.
+jsonschema = None
+
+
+def load_jsonschema():
+    global jsonschema
+    if jsonschema is None:
+        import jsonschema as module
+        jsonschema = module
+    return jsonschema
+
 
 try:
     # fastjsonschema compiles a schema into Python code: ~20x faster than jsonschema on a valid body,
@@ -192,15 +204,30 @@ def is_date(value):
 class BodyValidator:
     """A body schema's jsonschema validator, with a compiled fastjsonschema check in front of it: a body
     the compiled check passes has no errors, so jsonschema walks only the bodies that fail it (and if
-    jsonschema then finds nothing, the two disagree: that is reported, never taken as valid)."""
+    jsonschema then finds nothing, the two disagree: that is reported, never taken as valid).
 
-    def __init__(self, schema, root, checker):
-        self.slow = jsonschema.Draft7Validator(schema, resolver=jsonschema.RefResolver.from_schema(root),
-                                               format_checker=checker)
-        self.fast = None
+    The schema comes from `convert` (a function: the OpenAPI schema converted, and the converter's root)
+    only when it is needed: for the jsonschema validator, made at the first body that fails, and for the
+    compiled check when the cache has none under `cache_key` (what the check is made from: the spec's
+    bytes, the operation, this file; None: the converted schema itself is the key)."""
+
+    FORMATS = {"date-time": is_date_time, "date": is_date}
+
+    def __init__(self, convert, cache_key=None):
+        self.convert, self.slow, self.fast = convert, None, None
         if fastjsonschema is not None:
-            whole = dict(schema, components=root["components"])      # its $refs point into the root
-            self.fast = compiled_check(whole, {"date-time": is_date_time, "date": is_date})
+            def whole():
+                schema, root = convert()
+                return dict(schema, components=root["components"])      # its $refs point into the root
+            self.fast = compiled_check(whole, self.FORMATS, cache_key)
+
+    def slow_validator(self):
+        if self.slow is None:
+            js = load_jsonschema()
+            schema, root = self.convert()
+            self.slow = js.Draft7Validator(schema, resolver=js.RefResolver.from_schema(root),
+                                           format_checker=format_checker())
+        return self.slow
 
     def iter_errors(self, body):
         if self.fast is not None:
@@ -208,13 +235,13 @@ class BodyValidator:
                 self.fast(body)
                 return iter(())
             except fastjsonschema.JsonSchemaException as e:
-                errors = list(self.slow.iter_errors(body))
+                errors = list(self.slow_validator().iter_errors(body))
                 if not errors:
                     errors = [jsonschema.ValidationError("the two schema validators disagree: fastjsonschema "
                                                          "refuses it (%s), jsonschema does not" % e.message,
                                                          validator="disagree")]
                 return iter(errors)
-        return self.slow.iter_errors(body)
+        return self.slow_validator().iter_errors(body)
 
 
 def cache_folder():
@@ -231,15 +258,20 @@ def cache_folder():
         return None
 
 
-def compiled_check(schema, formats):
-    """fastjsonschema's check of schema. Generating its code and compiling that (~0.7 s of CPU an endpoint)
-    was paid again by every stand-in a test run starts (a few hundred): the compiled code is kept in a file
-    named after the hash of everything it is made from and this Python's bytecode tag, and loaded with
-    marshal (Python's own .pyc cache is off where PYTHONDONTWRITEBYTECODE is set). A file is written whole
-    under a temporary name and renamed, so processes at once never read half of one."""
-    text = json.dumps(schema, sort_keys=True)
+def compiled_check(make_schema, formats, made_from=None):
+    """fastjsonschema's check of the schema make_schema() gives. Generating its code and compiling that
+    (~0.7 s of CPU an endpoint) was paid again by every stand-in a test run starts (a few hundred): the
+    compiled code is kept in a file named after the hash of everything it is made from and this Python's
+    bytecode tag, and loaded with marshal (Python's own .pyc cache is off where PYTHONDONTWRITEBYTECODE is
+    set). What it is made from is `made_from` when given (a text naming the spec's bytes, the operation
+    and this file's, so the schema is not even converted on a hit), else the schema's own JSON. A file is
+    written whole under a temporary name and renamed, so processes at once never read half of one."""
+    schema = None
+    if made_from is None:
+        schema = make_schema()
+        made_from = json.dumps(schema, sort_keys=True)
     key = hashlib.sha256("\0".join([fastjsonschema.VERSION, sys.implementation.cache_tag, ",".join(sorted(formats)),
-                                    text]).encode()).hexdigest()[:32]
+                                    made_from]).encode()).hexdigest()[:32]
     folder = cache_folder()
     path = folder and os.path.join(folder, "check-%s.marshal" % key)
     code = None
@@ -250,6 +282,7 @@ def compiled_check(schema, formats):
         except (OSError, EOFError, ValueError, TypeError):
             code = None                          # unreadable: made again below
     if code is None:
+        schema = schema if schema is not None else make_schema()
         code = compile(fastjsonschema.compile_to_code(schema, formats=formats), "<check %s>" % key, "exec")
         if path:
             tmp = "%s.%d.tmp" % (path, os.getpid())
@@ -263,12 +296,12 @@ def compiled_check(schema, formats):
     exec(code, names)
     check = names.get(ROOT_CHECK)
     if check is None:                          # a schema that names itself ($id): compiled here as before
-        return fastjsonschema.compile(schema, formats=formats)
+        return fastjsonschema.compile(schema if schema is not None else make_schema(), formats=formats)
     return lambda body: check(body, custom_formats=formats)
 
 
 def format_checker():
-    checker = jsonschema.FormatChecker(formats=())
+    checker = load_jsonschema().FormatChecker(formats=())
     checker.checks("date-time")(is_date_time)
     checker.checks("date")(is_date)
     return checker
@@ -277,11 +310,20 @@ def format_checker():
 # --------------------------------------------------------------------------------------------------
 # operations
 
+# What the compiled checks are made from besides the spec and the operation: this file (the converter).
+with open(os.path.abspath(__file__), "rb") as own:
+    OWN_DIGEST = hashlib.sha256(own.read()).hexdigest()
+
+
 class Operations:
-    def __init__(self, spec, strict):
+    """The spec's operations and their body validators. spec_digest: the sha256 of the spec's bytes (the
+    compiled checks are then found in the cache without converting a schema), or None."""
+
+    def __init__(self, spec, strict, spec_digest=None):
         self.spec = spec
+        self.strict, self.spec_digest = strict, spec_digest
         self.conv = Converter(spec, strict)
-        self.checker = format_checker()
+        self.conv_lock = threading.Lock()    # the converter's root is shared by every operation
         self.exact = {}
         self.templated = []
         for path, item in spec.get("paths", {}).items():
@@ -311,8 +353,17 @@ class Operations:
             schema = None
             content = (op.get("requestBody") or {}).get("content") or {}
             if BODY_TYPE in content and "schema" in content[BODY_TYPE]:
-                schema = BodyValidator(self.conv.schema_for(content[BODY_TYPE]["schema"]), self.conv.root,
-                                       self.checker)
+                converted = []
+
+                def convert(source=content[BODY_TYPE]["schema"]):
+                    with self.conv_lock:
+                        if not converted:
+                            converted.append(self.conv.schema_for(source))
+                    return converted[0], self.conv.root
+                made_from = None
+                if self.spec_digest:
+                    made_from = "\0".join([self.spec_digest, OWN_DIGEST, spec_path, method, str(self.strict)])
+                schema = BodyValidator(convert, made_from)
             self.validators[key] = schema
         return self.validators[key]
 
@@ -450,8 +501,9 @@ def requests_of(doc):
 
 def load_operations(spec_path=None, strict=True):
     """The operations of Klaviyo's spec (default: default_spec_path()); raises OSError or ValueError."""
-    with open(spec_path or default_spec_path(), encoding="utf-8") as f:
-        return Operations(json.load(f), strict)
+    with open(spec_path or default_spec_path(), "rb") as f:
+        text = f.read()
+    return Operations(json.loads(text.decode("utf-8")), strict, hashlib.sha256(text).hexdigest())
 
 
 def validate_texts(ops, inputs, require_requests, out, err=None):
@@ -490,9 +542,10 @@ class Report:
         self.parts.append(text)
 
 
-def serve(spec, watch_pid):
+def serve(spec, watch_pid, digest=None):
     """--serve: answers POSTs until SIGTERM or until watch_pid is gone."""
-    ops = {True: Operations(spec, strict=True), False: Operations(spec, strict=False)}
+    ops = {True: Operations(spec, strict=True, spec_digest=digest),
+           False: Operations(spec, strict=False, spec_digest=digest)}
     lock = threading.Lock()
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -546,14 +599,15 @@ def main(argv=None):
 
     spec_path = args.spec or default_spec_path()
     try:
-        with open(spec_path, encoding="utf-8") as f:
-            spec = json.load(f)
+        with open(spec_path, "rb") as f:
+            text = f.read()
+        spec, digest = json.loads(text.decode("utf-8")), hashlib.sha256(text).hexdigest()
     except (OSError, ValueError) as e:
         sys.stderr.write("validate_requests.py: cannot read the Klaviyo spec %s: %s\n" % (spec_path, e))
         return 2
     if args.serve:
-        return serve(spec, args.watch_pid)
-    ops = Operations(spec, strict=not args.loose)
+        return serve(spec, args.watch_pid, digest)
+    ops = Operations(spec, strict=not args.loose, spec_digest=digest)
 
     inputs = []
     for name in args.files or ["-"]:
