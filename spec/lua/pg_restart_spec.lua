@@ -69,10 +69,13 @@ return {
       assert.truthy(h.wait_for(function() return progress(progress_file) >= o.at or not load.alive() end, 90))
       assert.truthy(load.alive(), "the load ended before outage " .. i .. ": " .. load.output())
       cluster:stop_server(o.mode)
+      -- Nothing is acknowledged while the store is gone. The load writes its progress every 50 ms, so
+      -- what was answered just before the stop shows up late: counted from 0.25 s after the stop, an
+      -- ack can only be one of the 4 clients' requests whose commit came before the stop (at a high ack
+      -- rate, 50 ms of lag alone held 11 acks: the count started at the stop said 11 > 8).
+      h.sleep(0.25)
       local before = progress(progress_file)
-      h.sleep(2)
-      -- Nothing is acknowledged while the store is gone (the load's progress is written every 50 ms,
-      -- so at most what was answered just before the stop shows up late).
+      h.sleep(1.75)
       stalled[i] = progress(progress_file) - before
       local health = h.curl("http://" .. server.address .. "/healthz")
       assert.equal(503, health.status, health.body)
@@ -86,7 +89,7 @@ return {
     assert.truthy((summary.refused["503"] or 0) > 0, "no webhook was answered 503 while down: " .. h.encode(summary))
     for status in pairs(summary.refused) do assert.equal("503", status, h.encode(summary)) end
     for i, n in ipairs(stalled) do
-      assert.truthy(n <= 8, "outage " .. i .. ": " .. n .. " webhooks acknowledged while PostgreSQL was down")
+      assert.truthy(n <= 4, "outage " .. i .. ": " .. n .. " webhooks acknowledged while PostgreSQL was down")
     end
 
     -- Everything is mapped and delivered once PostgreSQL is back, by the same process.
