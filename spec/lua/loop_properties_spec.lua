@@ -54,9 +54,9 @@ end
 
 -- Variants of a fixture: each top-level field removed or set to each value; each field of the
 -- first line item (and of the first exchange) likewise; and the last label of several kinds.
-local function variants(ev)
+local function variants(ev, keep)
   local out = {}
-  local function add(v) out[#out + 1] = h.encode(v) end
+  local function add(v) if keep() then out[#out + 1] = h.encode(v) end end
   add(ev)
   for _, field in ipairs(TOP_FIELDS) do
     local gone = copy(ev)
@@ -129,9 +129,17 @@ describe("loop's readers in place", function()
   teardown(h.cleanup)
 
   -- Every fixture and its variants, one NDJSON file (`returnflow map` maps each line alone).
+  -- Every variant (11,784); in the ASan build under `make test`, every third: what that build adds is
+  -- the sanitizers on the same C, and the normal build compares them all (18 CPU-s there with all).
+  local stride = (h.asan and not h.stress) and 3 or 1
+  local made = 0
+  local function keep()
+    made = made + 1
+    return made % stride == 1 % stride
+  end
   local texts = {}
   for _, name in ipairs(h.fixture_names()) do
-    for _, text in ipairs(variants(h.fixture(name))) do texts[#texts + 1] = text end
+    for _, text in ipairs(variants(h.fixture(name), keep)) do texts[#texts + 1] = text end
   end
   local events = h.ndjson_file(texts)
 
@@ -150,7 +158,7 @@ describe("loop's readers in place", function()
         if got.status == "mapped" then mapped = mapped + 1 else failed = failed + 1 end
       end
       -- the variants reach both sides: most map, and for properties some make loop.lua raise
-      assert.is_true(#texts > 3000, "variants compared: " .. #texts)
+      assert.is_true(#texts > 3000 // stride, "variants compared: " .. #texts)
       assert.is_true(mapped > #texts / 2, "mapped: " .. mapped)
       if call == "properties" then assert.is_true(failed > 0, "failed: " .. failed) end
     end)
