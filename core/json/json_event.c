@@ -56,6 +56,10 @@ static const char pool_key = 0;           /* the registry's pooled document (jso
 static const char cache_key = 0;          /* the registry's reference number of the string cache */
 static const char map_key = 0;            /* a data metatable's field: the document's data table map */
 
+/* The serial of the next event loaded into a document, in any state of the process (json_view):
+ * a (document, generation) may come again, at an address a collected document had. */
+static _Atomic uint64_t next_serial = 1;
+
 /* Objects of more members than this get a hash index on their first read; smaller ones are
  * searched member by member (as fast for a few). */
 #define INDEX_FROM 8
@@ -81,6 +85,7 @@ typedef struct dslot {
 /* The tape and the text, copied into memory the state owns, and the objects' key indexes. */
 typedef struct doc {
     lua_Integer gen;               /* the event it holds now (a pooled document's count) */
+    uint64_t serial;               /* the event it holds now, unique in the process (json_view's) */
     size_t cap;                    /* bytes of mem */
     size_t n;
     dslot *datas;                  /* the object data tables of this generation by address, each
@@ -477,6 +482,7 @@ static void load_and_push(lua_State *L, doc *d, int docidx, const char *text, si
     memcpy(copy, text, len);
     memset(copy + len, 0, 1 + TEXT_PAD);
     d->text = copy;
+    d->serial = next_serial++;
     lua_getiuservalue(L, docidx, 1);                            /* doc dmt */
     int dmt = lua_gettop(L);
     size_t slots = map_start_slots(objects);
@@ -547,6 +553,7 @@ int json_event_view(lua_State *L, int idx, json_view *v) {
     if (pooled && pooled->root && pooled->root == lua_topointer(L, idx) && lua_type(L, idx) == LUA_TTABLE) {
         v->doc = pooled;
         v->nodes = pooled->nodes;
+        v->serial = pooled->serial;
         v->node = 0;
         v->cache = 0;
         return 0;
@@ -560,6 +567,7 @@ int json_event_view(lua_State *L, int idx, json_view *v) {
         if (i >= 0) {
             v->doc = d;
             v->nodes = d->nodes;
+            v->serial = d->serial;
             v->node = (uint32_t)i;
             v->cache = 0;
             ok = 1;
