@@ -43,7 +43,7 @@ struct mapper {
     sandbox *sb;
     strmap *mem;
     int files, handlers;
-    strbuf body;                  /* scratch: one request body */
+    strbuf body;                  /* scratch: one request body, then one memory write's value */
     json_memo *memo;              /* properties shared by an event's requests, encoded once */
     strbuf reason;                /* the last event's reason, for mapper_reason */
     strbuf headers;               /* the JSON headers of every request, built once from the config */
@@ -716,47 +716,34 @@ static int map_protected(lua_State *L) {
     if (push_result(L, res, R_MEMORY) == LUA_TTABLE) {
         mapper *m = j->m;
         int n = (int)luaL_len(L, -1);
-        strbuf value = {0};
+        strbuf *value = &m->body;               /* the requests' scratch, theirs done */
         for (int i = 1; i <= n; i++) {
             lua_rawgeti(L, -1, i);
             int w = lua_gettop(L);
-            if (!lua_istable(L, w)) { strbuf_free(&value); luaL_error(L, "remember: a write is not a table"); }
+            if (!lua_istable(L, w)) luaL_error(L, "remember: a write is not a table");
             lua_getfield(L, w, "key");
             size_t klen = 0;
             const char *key = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &klen) : NULL;
-            if (!key || !key_ok(key, klen)) {
-                strbuf_free(&value);
+            if (!key || !key_ok(key, klen))
                 luaL_error(L, "remember: a key must be a string of valid UTF-8 with no NUL byte");
-            }
-            if (klen > MAP_MAX_KEY) {
-                strbuf_free(&value);
-                luaL_error(L, "remember: a key is over the %d bytes a key may hold", MAP_MAX_KEY);
-            }
+            if (klen > MAP_MAX_KEY) luaL_error(L, "remember: a key is over the %d bytes a key may hold", MAP_MAX_KEY);
             lua_getfield(L, w, "value");
-            value.len = 0;
-            if (json_encode_reusing(L, -1, &value, m->memo, err, sizeof err)) {   /* props: the bodies' bytes */
-                strbuf_free(&value);
+            value->len = 0;
+            if (json_encode_reusing(L, -1, value, m->memo, err, sizeof err))   /* props: the bodies' bytes */
                 luaL_error(L, "remember: %s", err);
-            }
-            if (value.len > MAP_MAX_MEMORY_VALUE) {
-                strbuf_free(&value);
+            if (value->len > MAP_MAX_MEMORY_VALUE)
                 luaL_error(L, "remember: a value is over the %d bytes of JSON a memory write may hold",
                            (int)MAP_MAX_MEMORY_VALUE);
-            }
-            if (sandbox_charge(L, 2 * (klen + value.len) + 32)) {
-                strbuf_free(&value);
-                charge(L, SIZE_MAX);
-            }
+            if (sandbox_charge(L, 2 * (klen + value->len) + 32)) charge(L, SIZE_MAX);
             if (m->nmem == m->cap_mem) {
                 int cap = m->cap_mem;
                 m->mem_keys = grow(m->mem_keys, &cap, sizeof *m->mem_keys);
                 m->mem_values = grow(m->mem_values, &m->cap_mem, sizeof *m->mem_values);
             }
             m->mem_keys[m->nmem] = arena_add(m, key, klen);
-            m->mem_values[m->nmem++] = arena_add(m, value.data, value.len);
+            m->mem_values[m->nmem++] = arena_add(m, value->data, value->len);
             lua_settop(L, w - 1);
         }
-        strbuf_free(&value);
     }
     json_set_event_root(L, 0);
     return 0;
