@@ -395,6 +395,15 @@ static int fill(lua_State *L) {
     return 1;
 }
 
+/* A proxy's metatable's keys and its __metatable value, kept in the document's data metatable at
+ * these integer slots (made once a document): set raw from there, not by name, which finds each C
+ * string among Lua's strings again for every proxy. The data metatable's own lookups are by "__"
+ * names alone, so the slots change nothing of it. */
+enum { PK_INDEX = 1, PK_NEWINDEX, PK_PAIRS, PK_METATABLE, PK_LEN, PK_TAG, PK_COUNT = PK_TAG };
+static const char *const proxy_keys[PK_COUNT] = {
+    "__index", "__newindex", "__pairs", "__metatable", "__len", readonly_tag,
+};
+
 static void push_proxy(lua_State *L, const doc *d, int dmt, int cache, uint32_t i) {
     luaL_checkstack(L, 8, "JSON nesting");
     const jnode *node = &d->nodes[i];
@@ -409,8 +418,9 @@ static void push_proxy(lua_State *L, const doc *d, int dmt, int cache, uint32_t 
             lua_rawseti(L, -2, k);
             j = d->nodes[j].end;
         }
+        lua_rawgeti(L, dmt, PK_LEN);
         lua_pushcfunction(L, ro_len);
-        lua_setfield(L, -3, "__len");                          /* __len marks an array proxy */
+        lua_rawset(L, -4);                                     /* __len marks an array proxy */
     } else {
         /* P M D, filled on demand: room for the fields a handler reads, not for every member (a
          * 41-member return was a 64-slot table of which reads fill a dozen); more grow it once */
@@ -419,13 +429,18 @@ static void push_proxy(lua_State *L, const doc *d, int dmt, int cache, uint32_t 
         lua_pushvalue(L, dmt);
         lua_setmetatable(L, -2);
     }
-    lua_setfield(L, -2, "__index");                            /* P M */
+    lua_rawgeti(L, dmt, PK_INDEX);                             /* P M D "__index" */
+    lua_insert(L, -2);
+    lua_rawset(L, -3);                                         /* P M */
+    lua_rawgeti(L, dmt, PK_NEWINDEX);
     lua_pushcfunction(L, ro_newindex);
-    lua_setfield(L, -2, "__newindex");
+    lua_rawset(L, -3);
+    lua_rawgeti(L, dmt, PK_PAIRS);
     lua_pushcfunction(L, ro_pairs);
-    lua_setfield(L, -2, "__pairs");
-    lua_pushstring(L, readonly_tag);
-    lua_setfield(L, -2, "__metatable");
+    lua_rawset(L, -3);
+    lua_rawgeti(L, dmt, PK_METATABLE);
+    lua_rawgeti(L, dmt, PK_TAG);
+    lua_rawset(L, -3);
     lua_setmetatable(L, -2);                                   /* P */
 }
 
@@ -457,7 +472,11 @@ static doc *new_doc(lua_State *L, size_t cap) {
     d->datas = NULL;
     d->data_slots = d->data_used = 0;
     d->cache_ref = cache_ref(L);
-    lua_createtable(L, 0, 1);                                   /* doc dmt */
+    lua_createtable(L, PK_COUNT, 2);                            /* doc dmt */
+    for (int k = 0; k < PK_COUNT; k++) {
+        lua_pushstring(L, proxy_keys[k]);
+        lua_rawseti(L, -2, k + 1);
+    }
     lua_pushvalue(L, -2);
     lua_rawgeti(L, LUA_REGISTRYINDEX, d->cache_ref);
     lua_pushcclosure(L, fill, 2);
