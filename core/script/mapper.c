@@ -47,6 +47,9 @@ struct mapper {
     json_memo *memo;              /* properties shared by an event's requests, encoded once */
     strbuf reason;                /* the last event's reason, for mapper_reason */
     strbuf headers;               /* the JSON headers of every request, built once from the config */
+    /* An event's buffers (map_call's), kept from one event to the next, emptied: grown from nothing
+     * for each, they were a dozen reallocs an event. One past KEEP_MAX is freed, not kept. */
+    strbuf keep[7];
     int (*recall_fallback)(void *ud, const char *key, size_t klen, strbuf *out);
     void *recall_ud;
     /* The last event's result, structured (mapper_result): strings in one arena. */
@@ -392,6 +395,7 @@ void mapper_free(mapper *m) {
     strbuf_free(&m->body);
     strbuf_free(&m->reason);
     strbuf_free(&m->headers);
+    for (int i = 0; i < 7; i++) strbuf_free(&m->keep[i]);
     json_memo_free(m->memo);
     strbuf_free(&m->arena);
     free(m->reqs);
@@ -806,8 +810,23 @@ static void reload(mapper *m) {
     strbuf_free(&problems);
 }
 
+/* The bytes of a buffer an event used that the mapper keeps for the next; a larger one is freed (a
+ * huge event must not keep its memory for good). */
+#define KEEP_MAX (1 << 20)
+
+/* map_call's buffers, in the order of mapper.keep. */
+static strbuf *call_buffers(map_call *j, int i) {
+    strbuf *const b[7] = { &j->trigger, &j->reason, &j->requests, &j->scheduled, &j->cancelled, &j->profile,
+                           &j->kinds };
+    return b[i];
+}
+
 map_status mapper_map(mapper *m, const char *text, size_t len, const char *label, strbuf *doc) {
     map_call j = { .m = m, .text = text, .len = len, .status = MAP_MAPPED };
+    for (int i = 0; i < 7; i++) {
+        *call_buffers(&j, i) = m->keep[i];
+        call_buffers(&j, i)->len = 0;
+    }
     json_memo_reset(m->memo);
     result_reset(m);
     lua_State *L = sandbox_lua(m->sb);
@@ -866,12 +885,10 @@ map_status mapper_map(mapper *m, const char *text, size_t len, const char *label
     strbuf_add(&m->reason, j.reason.data ? j.reason.data : "", j.reason.len);
     strbuf_addc(&m->reason, 0);
     build_result(m, j.status);
-    strbuf_free(&j.trigger);
-    strbuf_free(&j.reason);
-    strbuf_free(&j.requests);
-    strbuf_free(&j.scheduled);
-    strbuf_free(&j.cancelled);
-    strbuf_free(&j.profile);
-    strbuf_free(&j.kinds);
+    for (int i = 0; i < 7; i++) {
+        strbuf *b = call_buffers(&j, i);
+        if (b->cap > KEEP_MAX) strbuf_free(b);
+        m->keep[i] = *b;
+    }
     return j.status;
 }
