@@ -60,6 +60,7 @@ struct mapper {
     map_result result;
     map_request *result_reqs;
     const char **result_cancels, **result_mem_keys, **result_mem_values;
+    int result_caps[4];           /* the four result arrays' room: grown, never shrunk, so not a realloc each */
 };
 
 /* Appends s and a NUL to the arena; returns its offset. */
@@ -753,13 +754,22 @@ static int map_protected(lua_State *L) {
     return 0;
 }
 
+/* p with room for n (at least 1) items of size bytes: p itself when it has it (*cap says how many). */
+static void *room(void *p, int *cap, int n, size_t size) {
+    if (n < 1) n = 1;
+    if (n <= *cap) return p;
+    p = realloc(p, (size_t)n * size);
+    if (!p) abort();
+    *cap = n;
+    return p;
+}
+
 /* Points the public result at the arena, now that it no longer moves. */
 static void build_result(mapper *m, map_status status) {
-    m->result_reqs = realloc(m->result_reqs, (size_t)(m->nreqs ? m->nreqs : 1) * sizeof *m->result_reqs);
-    m->result_cancels = realloc(m->result_cancels, (size_t)(m->ncancels ? m->ncancels : 1) * sizeof(char *));
-    m->result_mem_keys = realloc(m->result_mem_keys, (size_t)(m->nmem ? m->nmem : 1) * sizeof(char *));
-    m->result_mem_values = realloc(m->result_mem_values, (size_t)(m->nmem ? m->nmem : 1) * sizeof(char *));
-    if (!m->result_reqs || !m->result_cancels || !m->result_mem_keys || !m->result_mem_values) abort();
+    m->result_reqs = room(m->result_reqs, &m->result_caps[0], m->nreqs, sizeof *m->result_reqs);
+    m->result_cancels = room(m->result_cancels, &m->result_caps[1], m->ncancels, sizeof(char *));
+    m->result_mem_keys = room(m->result_mem_keys, &m->result_caps[2], m->nmem, sizeof(char *));
+    m->result_mem_values = room(m->result_mem_values, &m->result_caps[3], m->nmem, sizeof(char *));
     const char *a = m->arena.data;
     for (int i = 0; i < m->nreqs; i++) {
         const struct req_at *r = &m->reqs[i];
