@@ -6,7 +6,9 @@
  * half of them absent from any one return, and builds nine lists over its items. Through the
  * read-only event each first read and each miss is a metamethod call into json_event.c, and every
  * object reached is a proxy: a third of the default scripts' instructions. Here the same fields
- * are read from the event's tape (json_event_view): no proxy, no metamethod, nothing cached.
+ * are read from the event's tape (json_event_view): no proxy, no metamethod, nothing cached but
+ * where the last profile's values lie on its event's tape (a second loop.profile of one event, the
+ * emitter's and then a script's, builds its fresh table from them without looking again).
  *
  * Invariant: the table built is the one loop.lua's own code builds, value for value (return_by
  * aside: loop.lua adds it, so its date arithmetic lives in one place), or there is none. Wherever
