@@ -10,6 +10,10 @@
 # The Node.js anchor is not counted: V8 compiles the mapping to machine code as it runs, so its
 # instruction count under callgrind is not its count outside it. Run from the repository root after
 # `make build build/bench_transform`. Installs nothing.
+#
+# FIXED_TIME=1 makes time() answer one value (the time this script started) in every run, through an
+# LD_PRELOAD shim compiled here with cc: Lua seeds its string hashes with time(), so runs of one
+# build differ by up to 2,000 instructions an event unfixed; fixed, two builds compare step by step.
 set -u
 
 BUILD=${BUILD:-build}
@@ -22,9 +26,19 @@ command -v valgrind >/dev/null 2>&1 || { echo "bench-instructions: valgrind not 
 tmp=$(mktemp -d) || exit 2
 trap 'rm -rf "$tmp"' EXIT INT TERM
 
+preload=""
+if [ "${FIXED_TIME:-0}" = 1 ]; then
+  now=$(date +%s)
+  printf '#include <time.h>\ntime_t time(time_t *t) { if (t) *t = %s; return %s; }\n' "$now" "$now" >"$tmp/fixtime.c"
+  ${CC:-cc} -O2 -shared -fPIC -o "$tmp/fixtime.so" "$tmp/fixtime.c" ||
+    { echo "bench-instructions: cannot build the fixed time() shim (FIXED_TIME=1)" >&2; exit 2; }
+  preload="LD_PRELOAD=$tmp/fixtime.so"
+fi
+
 # Instructions callgrind collected for one run of the command.
 collected() {
-  valgrind --tool=callgrind --callgrind-out-file="$tmp/cg" "$@" >"$tmp/out" 2>"$tmp/err" ||
+  # shellcheck disable=SC2086  # $preload: empty, or one word (mktemp's folder holds no space)
+  env $preload valgrind --tool=callgrind --callgrind-out-file="$tmp/cg" "$@" >"$tmp/out" 2>"$tmp/err" ||
     { echo "bench-instructions: failed: $*" >&2; cat "$tmp/err" >&2; exit 1; }
   sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$tmp/err"
 }
@@ -36,7 +50,7 @@ per_event() {   # label, then the command with N in place of the count
   printf '  %-30s %8d instructions/event\n' "$label" $(( (b - a) / 2000 ))
 }
 
-echo "instructions per event (callgrind, (3000 events - 1000 events) / 2000), $FIXTURE"
+echo "instructions per event (callgrind, (3000 events - 1000 events) / 2000), $FIXTURE${preload:+, time() fixed}"
 per_event "returnflow, default scripts" "$BENCH N $FIXTURE scripts"
 per_event "returnflow, anchors' mapping" "$BENCH N $FIXTURE bench/anchor-mapping"
 if command -v lua5.4 >/dev/null 2>&1; then

@@ -56,6 +56,10 @@ static const char pool_key = 0;           /* the registry's pooled document (jso
 static const char cache_key = 0;          /* the registry's reference number of the string cache */
 static const char map_key = 0;            /* a data metatable's field: the document's data table map */
 
+/* The serial of the next event loaded into a document, in any state of the process (json_view):
+ * a (document, generation) may come again, at an address a collected document had. */
+static _Atomic uint64_t next_serial = 1;
+
 /* Objects of more members than this get a hash index on their first read; smaller ones are
  * searched member by member (as fast for a few). */
 #define INDEX_FROM 8
@@ -81,6 +85,7 @@ typedef struct dslot {
 /* The tape and the text, copied into memory the state owns, and the objects' key indexes. */
 typedef struct doc {
     lua_Integer gen;               /* the event it holds now (a pooled document's count) */
+    uint64_t serial;               /* the event it holds now, unique in the process (json_view's) */
     size_t cap;                    /* bytes of mem */
     size_t n;
     dslot *datas;                  /* the object data tables of this generation by address, each
@@ -390,6 +395,15 @@ static int fill(lua_State *L) {
     return 1;
 }
 
+/* A proxy's metatable's keys and its __metatable value, kept in the document's data metatable at
+ * these integer slots (made once a document): set raw from there, not by name, which finds each C
+ * string among Lua's strings again for every proxy. The data metatable's own lookups are by "__"
+ * names alone, so the slots change nothing of it. */
+enum { PK_INDEX = 1, PK_NEWINDEX, PK_PAIRS, PK_METATABLE, PK_LEN, PK_TAG, PK_COUNT = PK_TAG };
+static const char *const proxy_keys[PK_COUNT] = {
+    "__index", "__newindex", "__pairs", "__metatable", "__len", readonly_tag,
+};
+
 static void push_proxy(lua_State *L, const doc *d, int dmt, int cache, uint32_t i) {
     luaL_checkstack(L, 8, "JSON nesting");
     const jnode *node = &d->nodes[i];
@@ -404,8 +418,9 @@ static void push_proxy(lua_State *L, const doc *d, int dmt, int cache, uint32_t 
             lua_rawseti(L, -2, k);
             j = d->nodes[j].end;
         }
+        lua_rawgeti(L, dmt, PK_LEN);
         lua_pushcfunction(L, ro_len);
-        lua_setfield(L, -3, "__len");                          /* __len marks an array proxy */
+        lua_rawset(L, -4);                                     /* __len marks an array proxy */
     } else {
         /* P M D, filled on demand: room for the fields a handler reads, not for every member (a
          * 41-member return was a 64-slot table of which reads fill a dozen); more grow it once */
@@ -414,13 +429,18 @@ static void push_proxy(lua_State *L, const doc *d, int dmt, int cache, uint32_t 
         lua_pushvalue(L, dmt);
         lua_setmetatable(L, -2);
     }
-    lua_setfield(L, -2, "__index");                            /* P M */
+    lua_rawgeti(L, dmt, PK_INDEX);                             /* P M D "__index" */
+    lua_insert(L, -2);
+    lua_rawset(L, -3);                                         /* P M */
+    lua_rawgeti(L, dmt, PK_NEWINDEX);
     lua_pushcfunction(L, ro_newindex);
-    lua_setfield(L, -2, "__newindex");
+    lua_rawset(L, -3);
+    lua_rawgeti(L, dmt, PK_PAIRS);
     lua_pushcfunction(L, ro_pairs);
-    lua_setfield(L, -2, "__pairs");
-    lua_pushstring(L, readonly_tag);
-    lua_setfield(L, -2, "__metatable");
+    lua_rawset(L, -3);
+    lua_rawgeti(L, dmt, PK_METATABLE);
+    lua_rawgeti(L, dmt, PK_TAG);
+    lua_rawset(L, -3);
     lua_setmetatable(L, -2);                                   /* P */
 }
 
@@ -452,7 +472,11 @@ static doc *new_doc(lua_State *L, size_t cap) {
     d->datas = NULL;
     d->data_slots = d->data_used = 0;
     d->cache_ref = cache_ref(L);
-    lua_createtable(L, 0, 1);                                   /* doc dmt */
+    lua_createtable(L, PK_COUNT, 2);                            /* doc dmt */
+    for (int k = 0; k < PK_COUNT; k++) {
+        lua_pushstring(L, proxy_keys[k]);
+        lua_rawseti(L, -2, k + 1);
+    }
     lua_pushvalue(L, -2);
     lua_rawgeti(L, LUA_REGISTRYINDEX, d->cache_ref);
     lua_pushcclosure(L, fill, 2);
@@ -477,6 +501,7 @@ static void load_and_push(lua_State *L, doc *d, int docidx, const char *text, si
     memcpy(copy, text, len);
     memset(copy + len, 0, 1 + TEXT_PAD);
     d->text = copy;
+    d->serial = next_serial++;
     lua_getiuservalue(L, docidx, 1);                            /* doc dmt */
     int dmt = lua_gettop(L);
     size_t slots = map_start_slots(objects);
@@ -547,6 +572,7 @@ int json_event_view(lua_State *L, int idx, json_view *v) {
     if (pooled && pooled->root && pooled->root == lua_topointer(L, idx) && lua_type(L, idx) == LUA_TTABLE) {
         v->doc = pooled;
         v->nodes = pooled->nodes;
+        v->serial = pooled->serial;
         v->node = 0;
         v->cache = 0;
         return 0;
@@ -560,6 +586,7 @@ int json_event_view(lua_State *L, int idx, json_view *v) {
         if (i >= 0) {
             v->doc = d;
             v->nodes = d->nodes;
+            v->serial = d->serial;
             v->node = (uint32_t)i;
             v->cache = 0;
             ok = 1;

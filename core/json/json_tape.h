@@ -54,6 +54,8 @@ int json_event_kind(lua_State *L, int idx, int whole);
 typedef struct json_view {
     const void *doc;
     const jnode *nodes;
+    uint64_t serial;        /* the event's: no two events loaded in the process share one, so
+                               (serial, node) names one object of one event for good */
     uint32_t node;          /* the object's node */
     int cache;              /* where the state's string cache is (an upvalue), or 0: the registry */
 } json_view;

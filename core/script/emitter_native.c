@@ -5,7 +5,8 @@
  * Why: the emitter's track action (core/lua/returnflow/emitter.lua, track_action) is a dozen checks,
  * each a call from Lua into C (type, pairs, next, the event's fields, loop.time, loop.epoch): about
  * 12,000 instructions a track, three tracks an event for the default scripts. Here the same checks
- * are one call. The default unique_id's event part (klaviyo.lua's unique_id_prefix) likewise.
+ * are one call. The default unique_id's event part (klaviyo.lua's unique_id_prefix) likewise, its
+ * fields read from the event's tape where it can (json_event_view), as loop_properties.c reads.
  *
  * Invariant: this answers only where emitter.lua's own code would return an action, and then with
  * the same action, field for field; anywhere else (a value of the wrong type, an unknown option, a
@@ -18,6 +19,8 @@
 
 #include <string.h>
 
+#include "json.h"
+#include "json_tape.h"
 #include "lauxlib.h"
 
 /* loop.missing: nil or JSON null (a NULL light userdata). */
@@ -235,38 +238,62 @@ static int add_id(lua_State *L, luaL_Buffer *b) {
     return 0;
 }
 
+/* Pushes ev[name] for unique_id_prefix and returns its type: read from the event's tape when the view
+ * v is given (the same value a read of the event gives, without building it into the event: no
+ * metamethod call for a field no handler read), else, or for a table (the event's own proxy, whose
+ * text tostring gives), through the event at index 1 as loop.lua reads it. */
+static int get_field(lua_State *L, const json_view *v, const char *name) {
+    if (v) {
+        uint32_t n = json_view_member(L, v, v->node, name);
+        if (!n) {
+            lua_pushnil(L);
+            return LUA_TNIL;
+        }
+        if (v->nodes[n].type != JN_ARRAY && v->nodes[n].type != JN_OBJECT) {
+            json_view_push(L, v, n);
+            return lua_type(L, -1);
+        }
+    }
+    return lua_getfield(L, 1, name);
+}
+
 /* unique_id_prefix(ev, tenant) -> returnflow.klaviyo's unique_id_prefix: "tenant:return_id:trigger:
  * state:", the event read as loop.return_id and klaviyo.lua read it; nothing for a tenant that is not
- * a string (klaviyo.lua's code then). */
+ * a string (klaviyo.lua's code then). Upvalue: the state's string cache (json_view's). */
 static int unique_id_prefix(lua_State *L) {
     lua_settop(L, 2);
     if (lua_type(L, 1) != LUA_TTABLE || lua_type(L, 2) != LUA_TSTRING) return 0;
+    json_view view, *v = NULL;
+    if (json_event_view(L, 1, &view) == 0) {
+        view.cache = lua_upvalueindex(1);
+        v = &view;
+    }
     luaL_Buffer b;
     luaL_buffinit(L, &b);                          /* b's own slot sits at 3 from here on */
     lua_pushvalue(L, 2);
     luaL_addvalue(&b);
     luaL_addchar(&b, ':');
     /* loop.return_id: `id` for return and label events, else `return_id`, else `id` */
-    lua_getfield(L, 1, "topic");
+    get_field(L, v, "topic");
     int own = is_string(L, -1, "return") || is_string(L, -1, "label");
     lua_pop(L, 1);
     int found = 0;
     if (!own) {
-        lua_getfield(L, 1, "return_id");
+        get_field(L, v, "return_id");
         found = add_id(L, &b);
     }
     if (!found) {
-        lua_getfield(L, 1, "id");
+        get_field(L, v, "id");
         add_id(L, &b);
     }
     luaL_addchar(&b, ':');
-    lua_getfield(L, 1, "trigger");
+    get_field(L, v, "trigger");
     if (lua_toboolean(L, -1)) luaL_tolstring(L, -1, NULL), lua_remove(L, -2);   /* ev.trigger or "" */
     else lua_pop(L, 1), lua_pushliteral(L, "");
     luaL_addvalue(&b);
     luaL_addchar(&b, ':');
-    lua_getfield(L, 1, "state");
-    if (missing(L, -1)) { lua_pop(L, 1); lua_getfield(L, 1, "label_status"); }
+    get_field(L, v, "state");
+    if (missing(L, -1)) { lua_pop(L, 1); get_field(L, v, "label_status"); }
     if (missing(L, -1)) { lua_pop(L, 1); lua_pushliteral(L, ""); }
     luaL_tolstring(L, -1, NULL);                   /* tostring(state) */
     lua_remove(L, -2);
@@ -281,7 +308,8 @@ int emitter_native_luaopen(lua_State *L) {
     for (int i = 0; i < FIELD_COUNT; i++) lua_pushstring(L, field_names[i]);
     lua_pushcclosure(L, track_action, FIELD_COUNT);
     lua_setfield(L, -2, "track_action");
-    lua_pushcfunction(L, unique_id_prefix);
+    json_push_string_cache(L);
+    lua_pushcclosure(L, unique_id_prefix, 1);
     lua_setfield(L, -2, "unique_id_prefix");
     return 1;
 }

@@ -6,7 +6,9 @@
  * half of them absent from any one return, and builds nine lists over its items. Through the
  * read-only event each first read and each miss is a metamethod call into json_event.c, and every
  * object reached is a proxy: a third of the default scripts' instructions. Here the same fields
- * are read from the event's tape (json_event_view): no proxy, no metamethod, nothing cached.
+ * are read from the event's tape (json_event_view): no proxy, no metamethod, nothing cached but
+ * where the last profile's values lie on its event's tape (a second loop.profile of one event, the
+ * emitter's and then a script's, builds its fresh table from them without looking again).
  *
  * Invariant: the table built is the one loop.lua's own code builds, value for value (return_by
  * aside: loop.lua adds it, so its date arithmetic lives in one place), or there is none. Wherever
@@ -396,14 +398,6 @@ static int fast_properties(lua_State *L) {
 
 /* ------------------------------- the profile ------------------------------ */
 
-/* M.value(v) for a scalar member: pushes it and returns 1; absent or null: returns 0; -1 for a table. */
-static int push_value_of(reader *r, uint32_t n) {
-    if (missing(r, n)) return 0;
-    if (container(r, n)) return -1;
-    json_view_push(r->L, &r->v, n);
-    return 1;
-}
-
 /* Is node n the empty string? */
 static int empty_string(const reader *r, uint32_t n) {
     return n && type_of(r, n) == JN_STRING && r->v.nodes[n].len == 0;
@@ -431,50 +425,103 @@ static uint32_t email_node(reader *r, uint32_t ev, uint32_t detail_email) {
     return email;
 }
 
+/* Where the values of the profile last built were on its event's tape, so that a second call for
+ * the same object (the emitter's, then a script's: the default scripts remember the profile with
+ * each return) builds the same table again from those nodes without finding them again: a fresh
+ * table each call, which its caller may change as it likes. Slots below; `has` says which were set. */
+enum { PV_EMAIL = 1, PV_FIRST_NAME, PV_LAST_NAME, PV_LOCATION, PV_ADDRESS1, PV_COUNT = PV_ADDRESS1 + 6 };
+typedef struct profile_memo {
+    uint64_t serial;               /* the event's (json_view): 0 for none */
+    uint32_t node;                 /* the object the profile was read from */
+    unsigned has;                  /* bit k: slot k was set (PV_LOCATION: a location table was) */
+    uint32_t at[PV_COUNT];         /* the value node of each slot set */
+} profile_memo;
+
+/* The key of each slot, in the order fast_profile sets them (the same order makes the same table). */
+static const int profile_slot_keys[PV_COUNT] = {
+    0, K_EMAIL, K_FIRST_NAME, K_LAST_NAME, K_LOCATION, K_ADDRESS1, K_ADDRESS2, K_CITY, K_REGION, K_ZIP, K_COUNTRY,
+};
+
+/* t[the slot's key] = node n's value (a scalar), and the node noted in memo. */
+static void set_kept(reader *r, profile_memo *memo, int t, int slot, uint32_t n) {
+    json_view_push(r->L, &r->v, n);
+    memo->at[slot] = n;
+    memo->has |= 1u << slot;
+    set(r, t, profile_slot_keys[slot]);
+}
+
 /* first_name or last_name: the detail's (M.value; its node given, detail_members), else the
  * event's; then dropped when "" or false (`x ~= "" and x or nil`). Sets t[key] or leaves it
  * absent; -1 for a table. */
-static int set_name(reader *r, int t, int k, uint32_t ev, uint32_t detail_name) {
-    const char *key = key_names[k];
+static int set_name(reader *r, profile_memo *memo, int t, int slot, uint32_t ev, uint32_t detail_name) {
+    const char *key = key_names[profile_slot_keys[slot]];
     uint32_t v = detail_name;
     if (missing(r, v) || type_of(r, v) == JN_FALSE) v = member(r, ev, key);   /* first or M.value(ev.x) */
     if (missing(r, v) || type_of(r, v) == JN_FALSE || empty_string(r, v)) return 0;
     if (container(r, v)) return -1;
-    json_view_push(r->L, &r->v, v);
-    set(r, t, k);
+    set_kept(r, memo, t, slot, v);
     return 0;
 }
 
 /* M.location(address): its six fields but "" ones, or nothing (pushes nil) when none is left. */
-static int push_location(reader *r, uint32_t address) {
+static int push_location(reader *r, profile_memo *memo, uint32_t address) {
     lua_State *L = r->L;
     if (missing(r, address)) { lua_pushnil(L); return 0; }
     /* the six found in one pass over the address (json_view_members) */
-    static const int keys[] = { K_ADDRESS1, K_ADDRESS2, K_CITY, K_REGION, K_ZIP, K_COUNTRY };
     static const char *const names[] = { "address1", "address2", "city", "state", "zip", "country" };
     static const size_t lens[] = { 8, 8, 4, 5, 3, 7 };
-    enum { N = sizeof keys / sizeof *keys };
+    enum { N = sizeof names / sizeof *names };
     uint32_t found[N];
     json_view_members(L, &r->v, address, names, lens, N, found);
     lua_createtable(L, 0, 6);
     int loc = lua_gettop(L), kept = 0;
     for (size_t k = 0; k < N; k++) {
         uint32_t v = found[k];
-        if (empty_string(r, v)) continue;
-        int pushed = push_value_of(r, v);
-        if (pushed < 0) return -1;
-        if (pushed) { set(r, loc, keys[k]); kept++; }
+        if (missing(r, v) || empty_string(r, v)) continue;    /* M.value: absent; "": dropped */
+        if (container(r, v)) return -1;
+        set_kept(r, memo, loc, PV_ADDRESS1 + (int)k, v);
+        kept++;
     }
     if (!kept) { lua_pop(L, 1); lua_pushnil(L); }
+    else memo->has |= 1u << PV_LOCATION;
     return 0;
 }
 
-/* profile(ev) -> M.profile's table, or nothing. */
+/* Pushes the profile table again from the nodes noted in memo, as fast_profile built it. */
+static void push_kept_profile(reader *r, const profile_memo *memo) {
+    lua_State *L = r->L;
+    lua_createtable(L, 0, 4);
+    int p = lua_gettop(L);
+    for (int slot = PV_EMAIL; slot < PV_COUNT; slot++) {
+        if (slot == PV_LOCATION) {
+            if (!(memo->has & 1u << PV_LOCATION)) break;      /* the address fields go with it */
+            push_key(r, K_LOCATION);
+            lua_createtable(L, 0, 6);
+            p = lua_gettop(L);                                /* the location's fields, then it */
+            continue;
+        }
+        if (!(memo->has & 1u << slot)) continue;
+        push_key(r, profile_slot_keys[slot]);
+        json_view_push(L, &r->v, memo->at[slot]);
+        lua_rawset(L, p);
+    }
+    if (memo->has & 1u << PV_LOCATION) lua_rawset(L, p - 2);
+}
+
+/* profile(ev) -> M.profile's table, or nothing. Upvalues: the string cache, the keys, the state's
+ * profile_memo. */
 static int fast_profile(lua_State *L) {
     reader r = { L, { 0 }, lua_upvalueindex(2), 0 };
     if (json_event_view(L, 1, &r.v)) return 0;
     r.v.cache = lua_upvalueindex(1);
     luaL_checkstack(L, 8, "loop.profile");
+    profile_memo *memo = lua_touserdata(L, lua_upvalueindex(3));
+    if (memo->serial == r.v.serial && memo->node == r.v.node) {
+        push_kept_profile(&r, memo);
+        return 1;
+    }
+    memo->serial = 0;                                         /* noted only once built whole */
+    memo->has = 0;
     lua_settop(L, 1);
     uint32_t ev = r.v.node;
     uint32_t detail = member(&r, ev, "customer_detail"), address = member(&r, ev, "address");
@@ -487,15 +534,16 @@ static int fast_profile(lua_State *L) {
     uint32_t email = email_node(&r, ev, in_detail[D_EMAIL]);
     if (email) {
         if (container(&r, email)) return 0;
-        json_view_push(L, &r.v, email);
-        set(&r, 2, K_EMAIL);
+        set_kept(&r, memo, 2, PV_EMAIL, email);
     }
-    if (set_name(&r, 2, K_FIRST_NAME, ev, in_detail[D_FIRST_NAME]) ||
-        set_name(&r, 2, K_LAST_NAME, ev, in_detail[D_LAST_NAME]))
+    if (set_name(&r, memo, 2, PV_FIRST_NAME, ev, in_detail[D_FIRST_NAME]) ||
+        set_name(&r, memo, 2, PV_LAST_NAME, ev, in_detail[D_LAST_NAME]))
         return 0;
-    if (push_location(&r, address)) return 0;
+    if (push_location(&r, memo, address)) return 0;
     set(&r, 2, K_LOCATION);
     lua_settop(L, 2);
+    memo->serial = r.v.serial;
+    memo->node = r.v.node;
     return 1;
 }
 
@@ -514,9 +562,24 @@ static int fast_email(lua_State *L) {
     return 2;
 }
 
+/* Pushes the state's profile memo, made on first use: one for the state, not one for each instance
+ * of this module (the host's realm and the scripts' have one each, and the emitter's loop.profile is
+ * the host's). It holds no Lua value: node numbers of an event, whose serial says which. */
+static const char profile_memo_key = 0;
+static void push_profile_memo(lua_State *L) {
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &profile_memo_key) != LUA_TUSERDATA) {
+        lua_pop(L, 1);
+        profile_memo *memo = lua_newuserdatauv(L, sizeof *memo, 0);
+        memset(memo, 0, sizeof *memo);
+        lua_pushvalue(L, -1);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &profile_memo_key);
+    }
+}
+
 int loop_properties_luaopen(lua_State *L) {
     /* each reader holds the state's string cache as its upvalue (json_view's cache); properties
-     * and profile the list of their keys too, properties the array marker of its lists */
+     * and profile the list of their keys too, properties the array marker of its lists, profile
+     * the state's profile memo */
     lua_createtable(L, 0, 3);
     json_push_string_cache(L);
     lua_createtable(L, K_COUNT, 0);
@@ -532,7 +595,8 @@ int loop_properties_luaopen(lua_State *L) {
     json_push_array_marker(L);
     lua_pushcclosure(L, fast_properties, 3);
     lua_setfield(L, -4, "properties");
-    lua_pushcclosure(L, fast_profile, 2);
+    push_profile_memo(L);
+    lua_pushcclosure(L, fast_profile, 3);
     lua_setfield(L, -2, "profile");
     return 1;
 }

@@ -43,10 +43,13 @@ struct mapper {
     sandbox *sb;
     strmap *mem;
     int files, handlers;
-    strbuf body;                  /* scratch: one request body */
+    strbuf body;                  /* scratch: one request body, then one memory write's value */
     json_memo *memo;              /* properties shared by an event's requests, encoded once */
     strbuf reason;                /* the last event's reason, for mapper_reason */
     strbuf headers;               /* the JSON headers of every request, built once from the config */
+    /* An event's buffers (map_call's), kept from one event to the next, emptied: grown from nothing
+     * for each, they were a dozen reallocs an event. One past KEEP_MAX is freed, not kept. */
+    strbuf keep[7];
     int (*recall_fallback)(void *ud, const char *key, size_t klen, strbuf *out);
     void *recall_ud;
     /* The last event's result, structured (mapper_result): strings in one arena. */
@@ -57,6 +60,7 @@ struct mapper {
     map_result result;
     map_request *result_reqs;
     const char **result_cancels, **result_mem_keys, **result_mem_values;
+    int result_caps[4];           /* the four result arrays' room: grown, never shrunk, so not a realloc each */
 };
 
 /* Appends s and a NUL to the arena; returns its offset. */
@@ -392,6 +396,7 @@ void mapper_free(mapper *m) {
     strbuf_free(&m->body);
     strbuf_free(&m->reason);
     strbuf_free(&m->headers);
+    for (int i = 0; i < 7; i++) strbuf_free(&m->keep[i]);
     json_memo_free(m->memo);
     strbuf_free(&m->arena);
     free(m->reqs);
@@ -716,59 +721,55 @@ static int map_protected(lua_State *L) {
     if (push_result(L, res, R_MEMORY) == LUA_TTABLE) {
         mapper *m = j->m;
         int n = (int)luaL_len(L, -1);
-        strbuf value = {0};
+        strbuf *value = &m->body;               /* the requests' scratch, theirs done */
         for (int i = 1; i <= n; i++) {
             lua_rawgeti(L, -1, i);
             int w = lua_gettop(L);
-            if (!lua_istable(L, w)) { strbuf_free(&value); luaL_error(L, "remember: a write is not a table"); }
+            if (!lua_istable(L, w)) luaL_error(L, "remember: a write is not a table");
             lua_getfield(L, w, "key");
             size_t klen = 0;
             const char *key = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &klen) : NULL;
-            if (!key || !key_ok(key, klen)) {
-                strbuf_free(&value);
+            if (!key || !key_ok(key, klen))
                 luaL_error(L, "remember: a key must be a string of valid UTF-8 with no NUL byte");
-            }
-            if (klen > MAP_MAX_KEY) {
-                strbuf_free(&value);
-                luaL_error(L, "remember: a key is over the %d bytes a key may hold", MAP_MAX_KEY);
-            }
+            if (klen > MAP_MAX_KEY) luaL_error(L, "remember: a key is over the %d bytes a key may hold", MAP_MAX_KEY);
             lua_getfield(L, w, "value");
-            value.len = 0;
-            if (json_encode_reusing(L, -1, &value, m->memo, err, sizeof err)) {   /* props: the bodies' bytes */
-                strbuf_free(&value);
+            value->len = 0;
+            if (json_encode_reusing(L, -1, value, m->memo, err, sizeof err))   /* props: the bodies' bytes */
                 luaL_error(L, "remember: %s", err);
-            }
-            if (value.len > MAP_MAX_MEMORY_VALUE) {
-                strbuf_free(&value);
+            if (value->len > MAP_MAX_MEMORY_VALUE)
                 luaL_error(L, "remember: a value is over the %d bytes of JSON a memory write may hold",
                            (int)MAP_MAX_MEMORY_VALUE);
-            }
-            if (sandbox_charge(L, 2 * (klen + value.len) + 32)) {
-                strbuf_free(&value);
-                charge(L, SIZE_MAX);
-            }
+            if (sandbox_charge(L, 2 * (klen + value->len) + 32)) charge(L, SIZE_MAX);
             if (m->nmem == m->cap_mem) {
                 int cap = m->cap_mem;
                 m->mem_keys = grow(m->mem_keys, &cap, sizeof *m->mem_keys);
                 m->mem_values = grow(m->mem_values, &m->cap_mem, sizeof *m->mem_values);
             }
             m->mem_keys[m->nmem] = arena_add(m, key, klen);
-            m->mem_values[m->nmem++] = arena_add(m, value.data, value.len);
+            m->mem_values[m->nmem++] = arena_add(m, value->data, value->len);
             lua_settop(L, w - 1);
         }
-        strbuf_free(&value);
     }
     json_set_event_root(L, 0);
     return 0;
 }
 
+/* p with room for n (at least 1) items of size bytes: p itself when it has it (*cap says how many). */
+static void *room(void *p, int *cap, int n, size_t size) {
+    if (n < 1) n = 1;
+    if (n <= *cap) return p;
+    p = realloc(p, (size_t)n * size);
+    if (!p) abort();
+    *cap = n;
+    return p;
+}
+
 /* Points the public result at the arena, now that it no longer moves. */
 static void build_result(mapper *m, map_status status) {
-    m->result_reqs = realloc(m->result_reqs, (size_t)(m->nreqs ? m->nreqs : 1) * sizeof *m->result_reqs);
-    m->result_cancels = realloc(m->result_cancels, (size_t)(m->ncancels ? m->ncancels : 1) * sizeof(char *));
-    m->result_mem_keys = realloc(m->result_mem_keys, (size_t)(m->nmem ? m->nmem : 1) * sizeof(char *));
-    m->result_mem_values = realloc(m->result_mem_values, (size_t)(m->nmem ? m->nmem : 1) * sizeof(char *));
-    if (!m->result_reqs || !m->result_cancels || !m->result_mem_keys || !m->result_mem_values) abort();
+    m->result_reqs = room(m->result_reqs, &m->result_caps[0], m->nreqs, sizeof *m->result_reqs);
+    m->result_cancels = room(m->result_cancels, &m->result_caps[1], m->ncancels, sizeof(char *));
+    m->result_mem_keys = room(m->result_mem_keys, &m->result_caps[2], m->nmem, sizeof(char *));
+    m->result_mem_values = room(m->result_mem_values, &m->result_caps[3], m->nmem, sizeof(char *));
     const char *a = m->arena.data;
     for (int i = 0; i < m->nreqs; i++) {
         const struct req_at *r = &m->reqs[i];
@@ -819,8 +820,23 @@ static void reload(mapper *m) {
     strbuf_free(&problems);
 }
 
+/* The bytes of a buffer an event used that the mapper keeps for the next; a larger one is freed (a
+ * huge event must not keep its memory for good). */
+#define KEEP_MAX (1 << 20)
+
+/* map_call's buffers, in the order of mapper.keep. */
+static strbuf *call_buffers(map_call *j, int i) {
+    strbuf *const b[7] = { &j->trigger, &j->reason, &j->requests, &j->scheduled, &j->cancelled, &j->profile,
+                           &j->kinds };
+    return b[i];
+}
+
 map_status mapper_map(mapper *m, const char *text, size_t len, const char *label, strbuf *doc) {
     map_call j = { .m = m, .text = text, .len = len, .status = MAP_MAPPED };
+    for (int i = 0; i < 7; i++) {
+        *call_buffers(&j, i) = m->keep[i];
+        call_buffers(&j, i)->len = 0;
+    }
     json_memo_reset(m->memo);
     result_reset(m);
     lua_State *L = sandbox_lua(m->sb);
@@ -879,12 +895,10 @@ map_status mapper_map(mapper *m, const char *text, size_t len, const char *label
     strbuf_add(&m->reason, j.reason.data ? j.reason.data : "", j.reason.len);
     strbuf_addc(&m->reason, 0);
     build_result(m, j.status);
-    strbuf_free(&j.trigger);
-    strbuf_free(&j.reason);
-    strbuf_free(&j.requests);
-    strbuf_free(&j.scheduled);
-    strbuf_free(&j.cancelled);
-    strbuf_free(&j.profile);
-    strbuf_free(&j.kinds);
+    for (int i = 0; i < 7; i++) {
+        strbuf *b = call_buffers(&j, i);
+        if (b->cap > KEEP_MAX) strbuf_free(b);
+        m->keep[i] = *b;
+    }
     return j.status;
 }

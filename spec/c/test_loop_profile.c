@@ -2,7 +2,9 @@
  * test_loop_profile.c: loop_native.profile (core/script/loop_properties.c) finds the fields of the
  * customer's detail and of the address in one pass over each object; these tests pin down that the
  * pass answers as single reads do: the last of duplicate keys wins, keys written with escapes are
- * found, "" fields are dropped, the event's own fields stand in for a detail's missing ones.
+ * found, "" fields are dropped, the event's own fields stand in for a detail's missing ones; and
+ * that a second call for the same event (built again from the nodes the first noted) gives a fresh
+ * table of the same answer, which a change to the first does not reach, and another event its own.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -80,6 +82,59 @@ static void a_detail_of_many_members_is_read_as_a_small_one(void **state) {
                "\"location\":{\"address2\":\"Apt 3\",\"country\":\"JP\"}}");
 }
 
+/* Runs the chunk with `ev` the read-only event of text (and `ev2` of text2, when given); its
+ * result, a string, must be want. */
+static void chunk_is(lua_State *L, const char *text, const char *text2, const char *chunk, const char *want) {
+    char err[256] = "";
+    if (json_decode(L, text, strlen(text), JSON_READONLY, err, sizeof err)) fail_msg("decode failed: %s", err);
+    lua_setglobal(L, "ev");
+    if (text2) {
+        if (json_decode(L, text2, strlen(text2), JSON_READONLY, err, sizeof err)) fail_msg("decode failed: %s", err);
+        lua_setglobal(L, "ev2");
+    }
+    if (luaL_dostring(L, chunk) != LUA_OK) fail_msg("%s", lua_tostring(L, -1));
+    assert_string_equal(lua_tostring(L, -1), want);
+    lua_settop(L, 0);
+}
+
+static const char customer[] =
+    "{\"customer_detail\":{\"email\":\"m@x.com\",\"first_name\":\"Mar\\u00eda\",\"last_name\":\"\"},"
+    "\"last_name\":\"G\",\"address\":{\"city\":\"Seattle\",\"zip\":\"\",\"country\":\"US\"}}";
+
+static void a_second_call_gives_a_fresh_table_a_change_to_the_first_does_not_reach(void **state) {
+    chunk_is(*state, customer, NULL,
+             "local a = native.profile(ev)\n"
+             "a.email, a.first_name, a.location.city, a.extra = 'changed', nil, 'Tacoma', 1\n"
+             "local b = native.profile(ev)\n"
+             "assert(b ~= a and b.location ~= a.location)\n"
+             "b.location.zip = '98101'\n"
+             "return json.encode(b) .. ' ' .. json.encode(native.profile(ev))",
+             "{\"email\":\"m@x.com\",\"first_name\":\"Mar\xc3\xad" "a\","
+             "\"location\":{\"city\":\"Seattle\",\"country\":\"US\",\"zip\":\"98101\"}} "
+             "{\"email\":\"m@x.com\",\"first_name\":\"Mar\xc3\xad" "a\","
+             "\"location\":{\"city\":\"Seattle\",\"country\":\"US\"}}");
+}
+
+static void a_second_call_builds_the_same_table_key_for_key_in_the_same_order(void **state) {
+    chunk_is(*state, customer, NULL,
+             "local function keys(t) local s = '' for k, v in next, t do s = s .. k .. ',' end return s end\n"
+             "local a, b = native.profile(ev), native.profile(ev)\n"
+             "local x, y = keys(a) .. keys(a.location), keys(b) .. keys(b.location)\n"
+             "return x == y and 'same' or x .. ' | ' .. y",
+             "same");
+}
+
+static void another_event_or_another_object_gets_its_own_profile(void **state) {
+    chunk_is(*state, customer,
+             "{\"customer\":\"c@x.com\",\"inner\":{\"email\":\"i@x.com\"}}",
+             "local a = native.profile(ev)\n"
+             "local b, c = native.profile(ev2), native.profile(ev2.inner)\n"
+             "return json.encode(b) .. ' ' .. json.encode(c) .. ' ' .. json.encode(native.profile(ev))",
+             "{\"email\":\"c@x.com\"} {\"email\":\"i@x.com\"} "
+             "{\"email\":\"m@x.com\",\"first_name\":\"Mar\xc3\xad" "a\","
+             "\"location\":{\"city\":\"Seattle\",\"country\":\"US\"}}");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -87,6 +142,9 @@ int main(void) {
         T(keys_written_with_escapes_are_found),
         T(the_events_fields_stand_in_for_a_detail_without_them),
         T(a_detail_of_many_members_is_read_as_a_small_one),
+        T(a_second_call_gives_a_fresh_table_a_change_to_the_first_does_not_reach),
+        T(a_second_call_builds_the_same_table_key_for_key_in_the_same_order),
+        T(another_event_or_another_object_gets_its_own_profile),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
