@@ -185,7 +185,7 @@ specs_report() {
     # A failure's first 12 lines, then the lines of its message that name a failure (a nested suite's
     # output, as clone_spec's, would otherwise be cut before the part that failed).
     awk '/^not ok/ { n = 12; inside = 1; print; next } /^(ok |1\.\.)/ { inside = 0 }
-         inside && (n-- > 0 || /not ok|[1-9][0-9]* failed|[Ee]rror|Failure/)' "$o.tap"
+         inside && (n-- > 0 || /not ok|[1-9][0-9]* failed|[Ee]rror|Failure|Exception|Traceback/)' "$o.tap"
     if [ "$rc" -ne 0 ] && [ "$f_" = 0 ]; then tail -20 "$o.tap"; f_=1; fi
     echo "   $n: $p passed, $f_ failed ($(cat "$o.s" 2>/dev/null || echo ?) s, $(cat "$o.cpu" 2>/dev/null || echo ?) s CPU)"
     counts "$p" "$f_"

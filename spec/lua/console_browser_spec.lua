@@ -55,6 +55,7 @@ describe("the console in Chromium", function()
       STANDIN_URL = standin.url, EMAIL = "maria.gonzalez@example.com",
       TAIL_FIXTURE = h.fixture_path("return.updated.cancelled.json"),
       SCREENSHOTS = os.getenv("RETURNFLOW_SCREENSHOTS") or "",
+      TMPDIR = h.tempdir(),     -- chromium's own folders (org.chromium.Chromium.*), which it leaves behind
     }
     local vars = {}
     for k, v in pairs(env) do vars[#vars + 1] = k .. "=" .. h.quote(v) end
