@@ -149,6 +149,19 @@ static void keys_an_event_by_metric_and_unique_id(void **state) {
     assert_int_equal(bulk_event_key("{}", 2, key, sizeof key), -1);
 }
 
+/* A job short of full waits only while events keep coming and its oldest is young; no clock, set
+ * back or another node's, holds it longer. */
+static void waits_for_more_events_only_while_they_come_and_briefly(void **state) {
+    (void)state;
+    long long now = 1000000;
+    assert_true(bulk_may_wait(now - 100, now - 10, now));                       /* young, growing */
+    assert_true(bulk_may_wait(now - BULK_LINGER_MS + 1, now, now));
+    assert_false(bulk_may_wait(now - BULK_LINGER_MS, now, now));                /* waited enough */
+    assert_false(bulk_may_wait(now - 100, now - BULK_QUIET_MS, now));           /* nothing new came */
+    assert_false(bulk_may_wait(now + 5000, now, now));                          /* oldest in the future */
+    assert_false(bulk_may_wait(now - 100, now + 5000, now));                    /* newest in the future */
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(groups_events_by_profile_in_order_with_attributes_unchanged),
@@ -158,6 +171,7 @@ int main(void) {
         cmocka_unit_test(refuses_what_is_not_an_event_body),
         cmocka_unit_test(blames_the_events_an_error_pointer_names),
         cmocka_unit_test(keys_an_event_by_metric_and_unique_id),
+        cmocka_unit_test(waits_for_more_events_only_while_they_come_and_briefly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,7 +18,15 @@ enum {
     BULK_NOT_EVENT = -1,      /* not a single-event body: send it alone */
 };
 
+#define BULK_LINGER_MS 2000                   /* a job short of full waits at most this long for more */
+#define BULK_QUIET_MS 500                     /* ... and only while events came in the last this long */
+
 typedef struct bulk_job bulk_job;
+
+/* May a job short of full wait for more events? Its oldest event was queued at `oldest`, the newest
+ * event queued of all at `newest`, it is `now` (ms, one clock): yes while events keep coming and its
+ * oldest is younger than BULK_LINGER_MS; an age outside [0, bound) never waits. */
+int bulk_may_wait(long long oldest, long long newest, long long now);
 
 /* A job of at most max_events (0: 1000) and max_bytes (0: 5 MB). */
 bulk_job *bulk_new(int max_events, size_t max_bytes);

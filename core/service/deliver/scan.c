@@ -253,8 +253,10 @@ int deliver_scan(deliverer *d, tenant_state *ts, long long now, long long mono) 
     int attempts[BULK_MAX_EVENTS];
     profile_table seen = {0};
     int more;
+    long long newest = 0;                /* the latest queue time of a row in the scan */
     while ((more = store_scan_next(scan, &row)) > 0) {
         const char *profile = row.profile;
+        if (row.created_at > newest) newest = row.created_at;
         profile_state *state = profile_find(&seen, profile);
         if (state && state->held) continue;
         int due = row.next_at <= now;
@@ -301,7 +303,12 @@ int deliver_scan(deliverer *d, tenant_state *ts, long long now, long long mono) 
         if (!rate_take(&ts->rate, cls, mono)) continue;            /* another class may still go */
         send_row(d, ts, &row, cls, now, mono);
     }
-    if (bulk_count(d->packing)) send_bulk(d, ts, mono, created, attempts);
+    if (bulk_count(d->packing)) {
+        long long oldest = created[0];
+        for (int i = 1; i < bulk_count(d->packing); i++) if (created[i] < oldest) oldest = created[i];
+        if (bulk_may_wait(oldest, newest, now)) bulk_reset(d->packing);      /* the next scan packs it again */
+        else send_bulk(d, ts, mono, created, attempts);
+    }
     profile_table_free(&seen);
     strmap_free(multi);
     store_scan_end(scan);
