@@ -26,7 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bulk.h"
 #include "clock.h"
 #include "json.h"
 #include "store_sqlite.h"
@@ -273,11 +272,12 @@ int sqlite_outbox_write(outbox_writer *w, const outbox_target *t, long long even
     return ok ? 0 : -1;
 }
 
+/* The key outbox_write stores, found the same way: one walk to data.attributes and over its members
+ * (a walk of each member in turn scanned the body's properties, most of it, three times). */
 int outbox_dedup_key(const char *profile, const char *body, size_t len, char *out, size_t outlen) {
-    char key[OUTBOX_DEDUP_MAX];
-    if (bulk_event_key(body, len, key, sizeof key) != 0) return -1;
-    int n = snprintf(out, outlen, "%s\x1f%s", profile, key);
-    return n > 0 && (size_t)n < outlen ? 0 : -1;
+    span props;
+    body_facts f = facts_of(body, len, (span){ 0 }, &props);
+    return dedup_key(profile, &f, out, outlen);
 }
 
 int sqlite_outbox_has(store_db *db, const char *tenant, const char *dedup) {
