@@ -31,7 +31,7 @@ CFLAGS_ALL  = -std=c11 -D_GNU_SOURCE $(OPT) $(SAN) $(WARN) $(shell pkg-config --
 # The install folders, compiled into the two files that look there (a change of folders rebuilds them).
 PATHS_CFLAGS = -DRETURNFLOW_SHARE='"$(SHAREDIR)"' -DRETURNFLOW_LUADIR='"$(LUADIR)"' -DRETURNFLOW_LIBDIR='"$(LIBDIR)"'
 PATHS_FILES  = base/share.c cli/cmd_test.c
-LDLIBS_ALL  = -llua5.4-cjson $(shell pkg-config --libs lua5.4) -luv -lhttp_parser -lsqlite3 -lpq -lcrypto -lcurl \
+LDLIBS_ALL  = -llua5.4-cjson $(shell pkg-config --libs lua5.4) -luv -lhttp_parser -lsqlite3 -lcrypto \
               -lseccomp -lpthread -lm
 
 # core/ is folders by role (docs/architecture.md); every folder is on the include path, so a file

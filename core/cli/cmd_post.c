@@ -27,6 +27,7 @@
 
 #include "config.h"
 #include "input.h"
+#include "lazy_libs.h"
 #include "signature.h"
 #include "strbuf.h"
 #include "version.h"
@@ -242,6 +243,11 @@ int cmd_post(int argc, char **argv) {
     if (optind + 1 >= argc) { usage_error("no input: give event files, or - for standard input"); return 2; }
     const char *url = argv[optind];
 
+    char why[512];
+    if (lazy_libs_curl(why, sizeof why) != 0) {
+        fprintf(stderr, "returnflow post: %s\n", why);
+        return 1;
+    }
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fputs("returnflow post: libcurl does not start\n", stderr);
         return 1;

@@ -28,6 +28,7 @@
 #include "event_counts.h"
 #include "ingest.h"
 #include "json.h"
+#include "lazy_libs.h"
 #include "log.h"
 #include "mapper.h"
 #include "mapper_settings.h"
@@ -492,6 +493,7 @@ int cmd_serve(int argc, char **argv) {
     }
     store_on_commit(s.st, wake_workers, &s);
     ownership_on_take(s.own, wake_workers, &s);   /* a tenant taken is mapped at once */
+    if (lazy_libs_curl(err, sizeof err) != 0) goto fail_libcurl;   /* delivery's, before its first call */
     curl_global_init(CURL_GLOBAL_DEFAULT);
     s.d = deliver_start(s.cfg, s.own, err, sizeof err);
     if (!s.d) goto fail_workers;
@@ -554,6 +556,7 @@ fail_deliver:
     deliver_stop(s.d);
 fail_workers:
     curl_global_cleanup();
+fail_libcurl:                                  /* libcurl did not load: nothing of it to clean up */
     pthread_mutex_lock(&s.mu);
     workers *w = s.w;
     s.w = NULL;                                /* the journal writer's hook wakes nothing now */

@@ -71,7 +71,15 @@ describe("serve's mapping workers", function()
       assert.is_truthy(h.sh_ok("readlink /proc/" .. w .. "/fd/3"):find("^socket:"))
       local limits = read_proc(w, "limits")
       assert.is_truthy(limits:find("Max core file size%s+0%s+0"), limits)
+      -- No HTTP, TLS or PostgreSQL client code in the process that runs the scripts: libcurl and
+      -- libpq are opened only by a process that calls them (core/base/lazy_libs.c).
+      local maps = read_proc(w, "maps")
+      for _, lib in ipairs({ "libcurl", "libpq", "libssl", "libldap", "libgssapi" }) do
+        assert.is_falsy(maps:find("/" .. lib, 1, true), "a worker has " .. lib .. " mapped")
+      end
     end
+    -- serve itself delivers: libcurl is there.
+    assert.is_truthy(read_proc(pid, "maps"):find("/libcurl", 1, true))
     -- The parent has the key (it delivers), its workers never had it.
     assert.is_truthy(read_proc(pid, "environ"):find(KEY, 1, true))
   end)

@@ -70,6 +70,19 @@ describe("serve that cannot start", function()
     assert.equal("", listing)
   end)
 
+  it("exits 1 naming libcurl when it cannot be loaded (it is opened on first use, not linked)", function()
+    local dir = h.serve_dir()
+    local libs = h.tempdir()
+    h.write(libs .. "/libcurl.so.4", "not a library\n")         -- found first on LD_LIBRARY_PATH
+    local cmdline = string.format("LD_LIBRARY_PATH=%s %s serve -c %s", h.quote(libs), h.quote(h.bin),
+                                  h.quote(dir .. "/returnflow.conf.lua"))
+    local _, err, code = h.sh(cmdline)
+    h.assert_no_sanitizer_report(err, cmdline)
+    assert.equal(1, code, err)
+    assert.truthy(first_line(err):find("^returnflow serve: cannot load libcurl%.so%.4: .*libcurl%.so%.4"), err)
+    assert.truthy(err:find("returnflow serve: not started\n", 1, true), err)
+  end)
+
   it("starts on the same folder once the port is free again", function()
     local dir = h.serve_dir()
     local address

@@ -40,6 +40,7 @@
 #include "clock.h"
 #include "dry.h"
 #include "json.h"
+#include "lazy_libs.h"
 #include "log.h"
 
 /* One deliverer per data folder. The first tick that gets the lock puts back in the queue what a
@@ -209,6 +210,7 @@ static void release_deliverer(deliverer *d) {
 }
 
 deliverer *deliver_start(const config *cfg, ownership *own, char *err, size_t errlen) {
+    if (lazy_libs_curl(err, errlen) != 0) return NULL;      /* libcurl is opened on first use */
     deliverer *d = calloc(1, sizeof *d);
     if (!d) abort();
     d->cfg = cfg;

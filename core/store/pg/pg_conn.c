@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "json.h"
+#include "lazy_libs.h"
 #include "log.h"
 #include "strbuf.h"
 #include "utf8.h"
@@ -227,6 +228,7 @@ int pg_exec(pg_db *p, const char *sql) {
 }
 
 pg_db *pg_connect(const char *url, int flags, char *err, size_t errlen) {
+    if (lazy_libs_pq(err, errlen) != 0) return NULL;
     pg_db *p = calloc(1, sizeof *p);
     if (!p) abort();
     p->backend = &store_pg_backend;
