@@ -441,43 +441,6 @@ return {
                                              where))
   end)
 
-  it("send packs full bulk jobs while its input is still arriving", function()
-    -- 3,000 events on standard input at about 1,000 a second (100 every 0.1 s) while the deliverer
-    -- scans every 50 ms. A job short of 1,000 events waits while more keep coming, up to 2 s
-    -- (bulk.c), as the bulk budget (150 jobs a minute) is the scarce one. Sending each scan's
-    -- arrivals made 3 to 9 jobs here (5 runs); test_bulk.c checks the rule itself.
-    local klaviyo = standin()
-    local dir = keyed_dir(klaviyo)
-    h.sh_ok("rm -r " .. h.quote(dir .. "/scripts") .. " && mkdir " .. h.quote(dir .. "/scripts"))
-    h.write(dir .. "/scripts/10-probe.lua", [[
-return {
-  ["return.created"] = function(ret, out)
-    out:track("Volume Probe", { return_id = ret.id }, { unique_id = "probe:" .. ret.id })
-  end,
-}
-]])
-    local file, expected = returns_file(3000, "paced", 9500000)
-    local pacer = h.tempfile([[
-local n = 0
-for line in io.lines(arg[1]) do
-  io.write(line, "\n")
-  n = n + 1
-  if n % 100 == 0 then io.stdout:flush(); os.execute("sleep 0.1") end
-end
-]], ".lua")
-    local cmdline = string.format("cd %s && lua5.4 %s %s | exec %s send --tenant shop -", h.quote(dir), h.quote(pacer),
-                                  h.quote(file), h.quote(h.bin))
-    local _, err, code = h.sh(cmdline)
-    h.assert_no_sanitizer_report(err, cmdline)
-    assert.equal(0, code, err)
-    local st = stats(klaviyo)
-    assert.equal(expected, st.events_accepted)
-    local jobs = answers(st, "POST /api/event-bulk-create-jobs")["202"] or 0
-    assert.truthy(jobs >= 2 and jobs <= math.ceil(expected / 1000) + 1,
-                  string.format("%d bulk jobs for %d events (%s)", jobs, expected, h.encode(st.by_endpoint)))
-    assert.equal(0, (throttled(st)))
-  end)
-
   local function interrupt_and_resume(signal)
     local klaviyo, dir, file, expected, args, job, why, stored
     -- Once the job has stored its first batch, a random moment: while reading, or while delivering.
