@@ -120,38 +120,27 @@ LAZY(curl_lib, CURLUcode, curl_url_set, (CURLU *handle, CURLUPart what, const ch
 
 typedef void (*any_function)(void);
 
-/* The argument of an option numbered `option`, read as libcurl reads it, passed to real. The macro
- * serves the easy and the multi setters, whose option numbers share the CURLOPTTYPE_* ranges. */
-#define PASS_OPTION(rc, real, handle, option, ap)                                                 \
-    do {                                                                                          \
-        if ((option) < CURLOPTTYPE_OBJECTPOINT) rc = real(handle, option, va_arg(ap, long));       \
-        else if ((option) < CURLOPTTYPE_FUNCTIONPOINT) rc = real(handle, option, va_arg(ap, void *)); \
-        else if ((option) < CURLOPTTYPE_OFF_T) rc = real(handle, option, va_arg(ap, any_function)); \
-        else if ((option) < CURLOPTTYPE_BLOB) rc = real(handle, option, va_arg(ap, curl_off_t));   \
+/* curl_easy_setopt and curl_multi_setopt: the one argument after the option is read as libcurl
+ * reads it, by the CURLOPTTYPE_* range its number falls in (the two setters' options share them),
+ * and passed on. */
+#define LAZY_SETOPT(ret, name, handle_type, option_type)                                          \
+    ret name(handle_type *handle, option_type option, ...) {                                      \
+        static ret (*real)(handle_type *, option_type, ...);                                      \
+        REAL(curl_lib, real, #name);                                                              \
+        va_list ap;                                                                               \
+        va_start(ap, option);                                                                     \
+        ret rc;                                                                                   \
+        if (option < CURLOPTTYPE_OBJECTPOINT) rc = real(handle, option, va_arg(ap, long));         \
+        else if (option < CURLOPTTYPE_FUNCTIONPOINT) rc = real(handle, option, va_arg(ap, void *)); \
+        else if (option < CURLOPTTYPE_OFF_T) rc = real(handle, option, va_arg(ap, any_function));  \
+        else if (option < CURLOPTTYPE_BLOB) rc = real(handle, option, va_arg(ap, curl_off_t));     \
         else rc = real(handle, option, va_arg(ap, void *));                                       \
-    } while (0)
+        va_end(ap);                                                                               \
+        return rc;                                                                                \
+    }
 
-CURLcode curl_easy_setopt(CURL *curl, CURLoption option, ...) {
-    static CURLcode (*real)(CURL *, CURLoption, ...);
-    REAL(curl_lib, real, "curl_easy_setopt");
-    va_list ap;
-    va_start(ap, option);
-    CURLcode rc;
-    PASS_OPTION(rc, real, curl, option, ap);
-    va_end(ap);
-    return rc;
-}
-
-CURLMcode curl_multi_setopt(CURLM *multi, CURLMoption option, ...) {
-    static CURLMcode (*real)(CURLM *, CURLMoption, ...);
-    REAL(curl_lib, real, "curl_multi_setopt");
-    va_list ap;
-    va_start(ap, option);
-    CURLMcode rc;
-    PASS_OPTION(rc, real, multi, option, ap);
-    va_end(ap);
-    return rc;
-}
+LAZY_SETOPT(CURLcode, curl_easy_setopt, CURL, CURLoption)
+LAZY_SETOPT(CURLMcode, curl_multi_setopt, CURLM, CURLMoption)
 
 /* Every CURLINFO_* takes one pointer to where the answer goes. */
 CURLcode curl_easy_getinfo(CURL *curl, CURLINFO info, ...) {
