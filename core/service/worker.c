@@ -212,6 +212,7 @@ static void release(workers *w, int started, int how) {
         free(t->recall);
         free(t->epochs);
         outbox_writer_free(t->writer);
+        map_results_view_free(&t->view);
         store_db_close(t->db);
     }
     pthread_mutex_destroy(&w->mu);

@@ -32,6 +32,7 @@
 #include "event_counts.h"
 #include "json.h"
 #include "log.h"
+#include "map_results.h"
 #include "mapper.h"
 #include "store_health.h"
 #include "strmap.h"
@@ -72,75 +73,8 @@ static int read_batch(thread *t, const char *tenant, event_state state, pending_
     return store_journal_each(t->db, tenant, state, BATCH, copy_event, &br) < 0 ? -1 : br.n;
 }
 
-/* One batch's results, copied out of the mapper (its result lasts only until
- * the next event): strings in one arena, by offset, so it can grow. */
-typedef struct copied_request { size_t method, path, body, body_len, profile, key, due; int scheduled; } copied_request;
-
-typedef struct results {
-    strbuf arena;
-    struct { long long id; int status; size_t reason; int req0, nreq, can0, ncan, mem0, nmem; } *ev;
-    copied_request *req;
-    size_t *can, *memk, *memv;
-    int nev, nreq, ncan, nmem, cap_ev, cap_req, cap_can, cap_mem;
-} results;
-
-static size_t keep(results *rs, const char *s, size_t n) {
-    size_t at = rs->arena.len;
-    strbuf_add(&rs->arena, s ? s : "", n);
-    strbuf_addc(&rs->arena, 0);
-    return at;
-}
-
 #define GROW(arr, n, cap) do { if ((n) == (cap)) { (cap) = (cap) ? (cap) * 2 : 64; \
     (arr) = realloc((arr), (size_t)(cap) * sizeof *(arr)); if (!(arr)) abort(); } } while (0)
-
-static void keep_result(results *rs, long long id, const map_result *r) {
-    GROW(rs->ev, rs->nev, rs->cap_ev);
-    int e = rs->nev++;
-    rs->ev[e].id = id;
-    rs->ev[e].status = r->status;
-    rs->ev[e].reason = keep(rs, r->reason, strlen(r->reason));
-    rs->ev[e].req0 = rs->nreq;
-    rs->ev[e].nreq = r->nrequests;
-    for (int i = 0; i < r->nrequests; i++) {
-        const map_request *q = &r->requests[i];
-        GROW(rs->req, rs->nreq, rs->cap_req);
-        copied_request *c = &rs->req[rs->nreq++];
-        c->method = keep(rs, q->method, strlen(q->method));
-        c->path = keep(rs, q->path, strlen(q->path));
-        c->body = keep(rs, q->body, q->body_len);
-        c->body_len = q->body_len;
-        c->profile = keep(rs, q->profile, strlen(q->profile));
-        c->scheduled = q->schedule_key != NULL;
-        c->key = c->scheduled ? keep(rs, q->schedule_key, strlen(q->schedule_key)) : 0;
-        c->due = c->scheduled ? keep(rs, q->due, strlen(q->due)) : 0;
-    }
-    rs->ev[e].can0 = rs->ncan;
-    rs->ev[e].ncan = r->ncancels;
-    for (int i = 0; i < r->ncancels; i++) {
-        GROW(rs->can, rs->ncan, rs->cap_can);
-        rs->can[rs->ncan++] = keep(rs, r->cancels[i], strlen(r->cancels[i]));
-    }
-    rs->ev[e].mem0 = rs->nmem;
-    rs->ev[e].nmem = r->nmemory;
-    for (int i = 0; i < r->nmemory; i++) {
-        int cap = rs->cap_mem;
-        GROW(rs->memk, rs->nmem, cap);
-        GROW(rs->memv, rs->nmem, rs->cap_mem);
-        rs->memk[rs->nmem] = keep(rs, r->memory_keys[i], strlen(r->memory_keys[i]));
-        rs->memv[rs->nmem] = keep(rs, r->memory_values[i], strlen(r->memory_values[i]));
-        rs->nmem++;
-    }
-}
-
-static void results_free(results *rs) {
-    strbuf_free(&rs->arena);
-    free(rs->ev);
-    free(rs->req);
-    free(rs->can);
-    free(rs->memk);
-    free(rs->memv);
-}
 
 /* The store took this thread's writes (or reads): the mapping part works, whichever thread failed.
  * A tenant's chunks are committed by whichever thread holds its cursor, so the thread that met the
@@ -210,32 +144,14 @@ static int txn_end(txn *x) {
 
 /* Writes event e of rs. Returns 1 if it committed what came before first (another writer's turn),
  * 0, or -1 if the store refused (nothing open then). */
-static int txn_put(txn *x, const results *rs, int e) {
+static int txn_put(txn *x, const map_results *rs, int e) {
     int flushed = 0;
     if (x->open && x->n && x->n % COMMIT_CHUNK == 0 && store_write_wanted(x->t->db)) {
         if (txn_end(x) != 0) return -1;
         flushed = 1;
     }
     if (!x->open && txn_begin(x) != 0) return -1;
-    const char *a = rs->arena.data;
-    map_request reqs[rs->ev[e].nreq ? rs->ev[e].nreq : 1];
-    const char *cans[rs->ev[e].ncan ? rs->ev[e].ncan : 1];
-    const char *mk[rs->ev[e].nmem ? rs->ev[e].nmem : 1], *mv[rs->ev[e].nmem ? rs->ev[e].nmem : 1];
-    for (int i = 0; i < rs->ev[e].nreq; i++) {
-        const copied_request *c = &rs->req[rs->ev[e].req0 + i];
-        reqs[i] = (map_request){ .method = a + c->method, .path = a + c->path, .body = a + c->body,
-                                 .body_len = c->body_len, .profile = a + c->profile,
-                                 .schedule_key = c->scheduled ? a + c->key : NULL,
-                                 .due = c->scheduled ? a + c->due : NULL };
-    }
-    for (int i = 0; i < rs->ev[e].ncan; i++) cans[i] = a + rs->can[rs->ev[e].can0 + i];
-    for (int i = 0; i < rs->ev[e].nmem; i++) {
-        mk[i] = a + rs->memk[rs->ev[e].mem0 + i];
-        mv[i] = a + rs->memv[rs->ev[e].mem0 + i];
-    }
-    map_result r = { .status = (map_status)rs->ev[e].status, .reason = a + rs->ev[e].reason,
-                     .requests = reqs, .nrequests = rs->ev[e].nreq, .cancels = cans, .ncancels = rs->ev[e].ncan,
-                     .memory_keys = mk, .memory_values = mv, .nmemory = rs->ev[e].nmem };
+    map_result r = map_results_get(rs, e, &x->t->view);
     if (outbox_write(x->t->writer, &(outbox_target){ .tenant = x->tenant, .version = x->version, .record_outcome = 1 },
                      rs->ev[e].id, &r) != 0)
         return txn_failed(x);
@@ -244,7 +160,7 @@ static int txn_put(txn *x, const results *rs, int e) {
 }
 
 /* Writes all of rs. *committed: how many of its events are stored. */
-static int commit_results(thread *t, const char *tenant, const char *version, long long epoch, const results *rs,
+static int commit_results(thread *t, const char *tenant, const char *version, long long epoch, const map_results *rs,
                           int *committed) {
     txn x = { t, tenant, version, epoch, 0, 0 };
     *committed = 0;
@@ -260,7 +176,7 @@ static int commit_results(thread *t, const char *tenant, const char *version, lo
 
 /* The console's live tail (tail.h): each committed event's outcome, with its webhook's trigger and
  * customer. */
-static void publish_tail(const char *tenant, const results *rs, int committed, const pending_event *batch, int n) {
+static void publish_tail(const char *tenant, const map_results *rs, int committed, const pending_event *batch, int n) {
     static const char *const outcome[] = { "mapped", "dropped", "failed", "deferred" };
     for (int e = 0, i = 0; e < committed; e++) {
         while (i < n && batch[i].id != rs->ev[e].id) i++;
@@ -272,7 +188,7 @@ static void publish_tail(const char *tenant, const results *rs, int committed, c
 
 /* returnflow_mapping_seconds: from each committed event's journaling to now (a first mapping only: a
  * deferred event's later passes would count the deferral). */
-static void observe_latency(const char *tenant, const results *rs, int committed, const pending_event *batch, int n) {
+static void observe_latency(const char *tenant, const map_results *rs, int committed, const pending_event *batch, int n) {
     double seconds[BATCH];
     int k = 0;
     long long now = clock_now_ms();
@@ -287,7 +203,7 @@ static void observe_latency(const char *tenant, const results *rs, int committed
 
 /* Keeps one event's result: a deferral past a day is given up, a failure is logged. Returns 0 if the
  * result changes nothing (a deferred event still waiting, in the deferred pass). */
-static int take_result(results *rs, const char *tenant, const pending_event *e, const map_result *got,
+static int take_result(map_results *rs, const char *tenant, const pending_event *e, const map_result *got,
                        event_state state, long long now) {
     map_result r = *got;
     char reason[600];
@@ -297,7 +213,7 @@ static int take_result(results *rs, const char *tenant, const pending_event *e, 
         r.reason = reason;
     }
     if (state == EVENT_DEFERRED && r.status == MAP_DEFERRED) return 0;   /* still waiting */
-    keep_result(rs, e->id, &r);
+    map_results_add(rs, e->id, &r);
     if (r.status == MAP_FAILED) {
         strbuf f = {0};
         strbuf_adds(&f, "\"tenant\":");
@@ -314,7 +230,7 @@ static int take_result(results *rs, const char *tenant, const pending_event *e, 
 }
 
 /* Counts, the console's tail and the latency of the events [0, committed) of rs. */
-static void report(const char *tenant, const results *rs, int committed, const pending_event *batch, int n,
+static void report(const char *tenant, const map_results *rs, int committed, const pending_event *batch, int n,
                    event_state state) {
     unsigned long long by_outcome[MAP_DEFERRED + 1] = {0};
     for (int e = 0; e < committed; e++) by_outcome[rs->ev[e].status]++;
@@ -355,7 +271,7 @@ int worker_map_deferred(thread *t, int ti, long long epoch) {
     char (*labels)[64] = malloc(BATCH * sizeof *labels);
     if (!batch || !events || !labels) abort();
     int n = read_checked(t, read_batch(t, tc->id, EVENT_DEFERRED, batch));
-    results rs = {0};
+    map_results rs = {0};
     long long now = clock_now_ms();
     label_events(tc->id, batch, n, events, labels);
     int k = n ? mapworker_map_batch(m, events, n, 0) : 0;
@@ -368,7 +284,7 @@ int worker_map_deferred(thread *t, int ti, long long epoch) {
     free(batch);
     free(events);
     free(labels);
-    results_free(&rs);
+    map_results_free(&rs);
     return rc;
 }
 
@@ -387,7 +303,7 @@ typedef struct chunk {
     int written;                  /* events written in order (stored, or in the open transaction) */
     int committed;                /* events committed */
     int no_worker;                /* no mapping worker would run */
-    results rs;
+    map_results rs;
     strbuf keys;                  /* the keys its events read from the store, by offset */
     recalled *recalls;
     int nrecalls, cap_recalls;
@@ -482,7 +398,7 @@ static int first_stale_read(tenant_batch *b, int ci) {
     }
     strmap *written = b->written;
     for (int p = b->written_to; p < ci; p++) {
-        const results *rs = &b->chunks[p].rs;
+        const map_results *rs = &b->chunks[p].rs;
         for (int e = 0; e < b->chunks[p].written; e++)
             for (int i = 0; i < rs->ev[e].nmem; i++) {
                 const char *key = rs->arena.data + rs->memk[rs->ev[e].mem0 + i];
@@ -497,16 +413,6 @@ static int first_stale_read(tenant_batch *b, int ci) {
             first = c->recalls[r].at;
     }
     return first;
-}
-
-/* Drops the results of events [from, nev) of rs (keep_result adds an event's reason first). */
-static void results_cut(results *rs, int from) {
-    if (from >= rs->nev) return;
-    rs->arena.len = rs->ev[from].reason;
-    rs->nreq = rs->ev[from].req0;
-    rs->ncan = rs->ev[from].can0;
-    rs->nmem = rs->ev[from].mem0;
-    rs->nev = from;
 }
 
 /* Writes events [from, to) of chunk ci into x; every transaction that ends meanwhile stores what
@@ -539,7 +445,7 @@ static int commit_chunks(thread *t, tenant_batch *b, int from, int to) {
         if (stale < c->k) {
             if (txn_end(&x) != 0) return -1;
             for (int p = from; p <= ci; p++) b->chunks[p].committed = b->chunks[p].written;
-            results_cut(&c->rs, stale);
+            map_results_cut(&c->rs, stale);
             map_events(t, b, c, stale, 0);
             b->remapped += c->k - stale;
             if (write_chunk(&x, b, from, ci, stale, c->k) != 0) return -1;
@@ -665,7 +571,7 @@ int worker_map_journaled(thread *t, int ti, long long epoch) {
         chunk *c = &b->chunks[ci];
         committed += c->committed;
         report(tc->id, &c->rs, c->committed, b->events + c->from, c->n, EVENT_JOURNALED);
-        results_free(&c->rs);
+        map_results_free(&c->rs);
         strbuf_free(&c->keys);
         free(c->recalls);
     }

@@ -11,6 +11,7 @@
 #include <pthread.h>
 
 #include "config.h"
+#include "map_results.h"
 #include "mapworker.h"
 #include "outbox.h"
 #include "ownership.h"
@@ -52,6 +53,7 @@ typedef struct thread {
     long long last_purge;             /* must not stop the chores for an hour) */
     long long last_pass;
     int failing;                  /* the store refused this thread's last write (1) or read (2) */
+    map_results_view view;        /* room for one stored outcome at a time (worker_batch.c) */
 } thread;
 
 typedef struct workers {
