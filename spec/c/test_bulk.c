@@ -4,8 +4,9 @@
  * Why these tests: a packing mistake costs a whole request (Klaviyo fails a bulk job for one bad
  * item) or, worse, quietly changes what an event says. So: every event's attributes arrive
  * unchanged, grouped by profile in queue order; meta moves beside the profile's attributes; a
- * repeated unique_id or a changed profile waits for the next job; the limits hold; and an error's
- * pointer blames exactly the events it names.
+ * repeated unique_id or a changed profile waits for the next job; the limits hold; an error's
+ * pointer blames exactly the events it names; and parts kept from an earlier packing (bulk_parts)
+ * change nothing a job says.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +15,7 @@
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bulk.h"
@@ -120,6 +122,56 @@ static void refuses_what_is_not_an_event_body(void **state) {
     bulk_free(b);
 }
 
+/* The body of a job of events 1..n (every third one a profile import, every fifth a meta, some uids
+ * repeated), packed through parts (or none), with row ids id0 + i and uid prefix `tag`. */
+static char *packed(bulk_parts *parts, long long id0, int n, const char *tag, int *added) {
+    bulk_job *b = bulk_new(0, 0);
+    bulk_set_parts(b, parts);
+    *added = 0;
+    for (int i = 1; i <= n; i++) {
+        char buf[2048], key[64], email[32], uid[32];
+        snprintf(email, sizeof email, "p%d@x.com", i / 4);
+        snprintf(uid, sizeof uid, "%s%d", tag, i % 7);
+        snprintf(key, sizeof key, "email:%s", email);
+        if (i % 3 == 0) snprintf(buf, sizeof buf, "{\"data\":{\"attributes\":{\"email\":\"%s\"},\"type\":\"profile\"}}", email);
+        else body(buf, sizeof buf, email, "M", uid, i % 5 == 0 ? "{\"patch_properties\":{\"k\":1}}" : NULL);
+        *added += bulk_add(b, id0 + i, key, buf, strlen(buf)) == BULK_ADDED;
+    }
+    size_t len;
+    char *out = strdup(bulk_body(b, &len));
+    bulk_free(b);
+    return out;
+}
+
+static void parts_kept_from_earlier_packings_change_nothing(void **state) {
+    (void)state;
+    bulk_parts *parts = bulk_parts_new();
+    int a0, a1, a2;
+    char *alone = packed(NULL, 100, 300, "u", &a0);
+    char *first = packed(parts, 100, 300, "u", &a1);     /* read and kept */
+    char *again = packed(parts, 100, 300, "u", &a2);     /* from what was kept */
+    assert_true(a0 > 100);
+    assert_int_equal(a1, a0);
+    assert_int_equal(a2, a0);
+    assert_string_equal(first, alone);
+    assert_string_equal(again, alone);
+    /* The same row ids with other bodies (SQLite gives an id again once the newest row went): the
+     * bodies read now, not what was kept for the ids. */
+    char *other_alone = packed(NULL, 100, 300, "w", &a0);
+    char *other = packed(parts, 100, 300, "w", &a1);
+    assert_string_not_equal(other_alone, alone);
+    assert_string_equal(other, other_alone);
+    /* More bodies than are kept (all dropped at once, then kept again): still the same. */
+    char *many_alone = packed(NULL, 1000, 2500, "v", &a0);
+    char *many = packed(parts, 1000, 2500, "v", &a1);
+    char *many_again = packed(parts, 1000, 2500, "v", &a2);
+    assert_string_equal(many, many_alone);
+    assert_string_equal(many_again, many_alone);
+    free(alone); free(first); free(again); free(other_alone); free(other);
+    free(many_alone); free(many); free(many_again);
+    bulk_parts_free(parts);
+}
+
 static void blames_the_events_an_error_pointer_names(void **state) {
     (void)state;
     bulk_job *b = bulk_new(0, 0);
@@ -197,6 +249,7 @@ int main(void) {
         cmocka_unit_test(refuses_a_repeated_unique_id_and_a_changed_profile_until_the_next_job),
         cmocka_unit_test(stops_at_the_event_and_byte_limits),
         cmocka_unit_test(refuses_what_is_not_an_event_body),
+        cmocka_unit_test(parts_kept_from_earlier_packings_change_nothing),
         cmocka_unit_test(blames_the_events_an_error_pointer_names),
         cmocka_unit_test(keys_an_event_by_metric_and_unique_id),
         cmocka_unit_test(the_dedup_key_is_the_profile_and_the_bulk_key),

@@ -21,6 +21,7 @@
  */
 #include "bulk.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,7 @@ struct bulk_job {
     size_t max_bytes;
     int client;                       /* one profile, written as /client/event-bulk-create's body */
     strbuf body;
+    bulk_parts *parts;                /* what earlier jobs read from bodies (bulk_set_parts), or NULL */
 };
 
 /* A backlog is sent in bulk because the bulk budget is the scarce one (Klaviyo: 150 jobs a minute),
@@ -120,6 +122,124 @@ int bulk_event_key(const char *body, size_t len, char *out, size_t outlen) {
     return 0;
 }
 
+/* ------------------------------- parts kept --------------------------------- */
+
+/* What bulk_add reads from one body: the profile's attributes and meta, the event's attributes
+ * without the profile, the duplicate key; or that it is no event body. */
+typedef struct parts {
+    int not_event;
+    char *pattrs, *pmeta, *eattrs, *key;
+} parts;
+
+static void parts_clear(parts *p) {
+    free(p->pattrs);
+    free(p->pmeta);
+    free(p->eattrs);
+    free(p->key);
+    *p = (parts){0};
+}
+
+static int read_parts(const char *body, size_t len, parts *out) {
+    *out = (parts){ .not_event = 1 };
+    span data = member((span){ body, len }, "data");
+    span attrs = member(data, "attributes");
+    span profile_attrs = member(member(member(attrs, "profile"), "data"), "attributes");
+    if (!profile_attrs.p || !member(attrs, "metric").p) return -1;
+    char key[600];
+    if (bulk_event_key(body, len, key, sizeof key) != 0) return -1;
+    span meta = member(profile_attrs, "meta");
+    out->not_event = 0;
+    out->pattrs = object_without(profile_attrs, "meta");
+    out->pmeta = meta.p ? copy_span(meta) : NULL;
+    out->eattrs = object_without(attrs, "profile");
+    out->key = strdup(key);
+    if (!out->key) abort();
+    return 0;
+}
+
+/* A backlog's events are packed again at each scan while their job waits to fill (bulk_may_wait):
+ * reading their bodies again (JSON walks and copies) was 43% of the delivery thread's CPU in a
+ * backfill at Klaviyo's limits. So the parts of a body are kept by its outbox row id, beside the
+ * body itself, which a later read must match byte for byte: SQLite gives a row id again once the
+ * newest row is gone, to another body. At most PARTS_KEPT bodies; then all are dropped at once. */
+#define PARTS_SLOTS 4096                      /* a power of two */
+#define PARTS_KEPT (PARTS_SLOTS / 2)
+
+typedef struct kept { long long id; char *body; size_t len; parts p; } kept;
+
+struct bulk_parts {
+    kept *slots;
+    size_t used;
+};
+
+bulk_parts *bulk_parts_new(void) {
+    bulk_parts *c = calloc(1, sizeof *c);
+    if (!c) abort();
+    c->slots = calloc(PARTS_SLOTS, sizeof *c->slots);
+    if (!c->slots) abort();
+    return c;
+}
+
+static void parts_drop_all(bulk_parts *c) {
+    for (size_t i = 0; i < PARTS_SLOTS; i++) {
+        if (!c->slots[i].body) continue;
+        free(c->slots[i].body);
+        parts_clear(&c->slots[i].p);
+        c->slots[i] = (kept){0};
+    }
+    c->used = 0;
+}
+
+void bulk_parts_free(bulk_parts *c) {
+    if (!c) return;
+    parts_drop_all(c);
+    free(c->slots);
+    free(c);
+}
+
+static size_t parts_slot(long long id) { return (size_t)(((uint64_t)id * 0x9e3779b97f4a7c15u) >> 52) & (PARTS_SLOTS - 1); }
+
+/* The slot holding row id, or the free slot where it goes. */
+static kept *parts_find(bulk_parts *c, long long id) {
+    size_t s = parts_slot(id);
+    while (c->slots[s].body && c->slots[s].id != id) s = (s + 1) & (PARTS_SLOTS - 1);
+    return &c->slots[s];
+}
+
+/* The parts of row id's body, read now or kept from before; NULL if c is NULL (read into *mine). */
+static const parts *parts_of(bulk_parts *c, long long id, const char *body, size_t len, parts *mine) {
+    if (!c) {
+        read_parts(body, len, mine);
+        return mine;
+    }
+    kept *k = parts_find(c, id);
+    if (k->body && k->len == len && memcmp(k->body, body, len) == 0) return &k->p;
+    if (k->body) {                                /* the id came again with another body */
+        free(k->body);
+        parts_clear(&k->p);
+        c->used--;
+    } else if (c->used >= PARTS_KEPT) {
+        parts_drop_all(c);
+        k = parts_find(c, id);
+    }
+    k->id = id;
+    k->len = len;
+    k->body = malloc(len + 1);
+    if (!k->body) abort();
+    memcpy(k->body, body, len);
+    k->body[len] = 0;
+    read_parts(body, len, &k->p);
+    c->used++;
+    return &k->p;
+}
+
+static char *dup_or_null(const char *s) {
+    if (!s) return NULL;
+    char *c = strdup(s);
+    if (!c) abort();
+    return c;
+}
+
 /* --------------------------------- the job ---------------------------------- */
 
 bulk_job *bulk_new(int max_events, size_t max_bytes) {
@@ -171,43 +291,34 @@ static int find_entry(const bulk_job *b, const char *profile_key) {
     return -1;
 }
 
+void bulk_set_parts(bulk_job *b, bulk_parts *c) { b->parts = c; }
+
 int bulk_add(bulk_job *b, long long id, const char *profile_key, const char *body, size_t len) {
-    span data = member((span){ body, len }, "data");
-    span attrs = member(data, "attributes");
-    span profile_data = member(member(attrs, "profile"), "data");
-    span profile_attrs = member(profile_data, "attributes");
-    if (!profile_attrs.p || !member(attrs, "metric").p) return BULK_NOT_EVENT;
-    char key[600];
-    if (bulk_event_key(body, len, key, sizeof key) != 0) return BULK_NOT_EVENT;
-    span meta = member(profile_attrs, "meta");
-    char *pattrs = object_without(profile_attrs, "meta");
-    char *pmeta = meta.p ? copy_span(meta) : NULL;
+    parts mine = {0};
+    const parts *p = parts_of(b->parts, id, body, len, &mine);
+    int rc = BULK_ADDED;
     int e = find_entry(b, profile_key);
-    if (e < 0 && b->client && b->nentries) {       /* a client job is one profile's */
-        free(pattrs);
-        free(pmeta);
-        return BULK_PROFILE_CHANGED;
-    }
-    if (e >= 0) {
+    if (p->not_event) {
+        rc = BULK_NOT_EVENT;
+    } else if (e < 0 && b->client && b->nentries) {   /* a client job is one profile's */
+        rc = BULK_PROFILE_CHANGED;
+    } else if (e >= 0) {
         const entry *en = &b->entries[e];
         /* One entry per profile, in order: its events must be the last added, with its attributes. */
-        int same = e == b->nentries - 1 && strcmp(en->attributes, pattrs) == 0 &&
-                   ((!en->meta && !pmeta) || (en->meta && pmeta && strcmp(en->meta, pmeta) == 0));
+        int same = e == b->nentries - 1 && strcmp(en->attributes, p->pattrs) == 0 &&
+                   ((!en->meta && !p->pmeta) || (en->meta && p->pmeta && strcmp(en->meta, p->pmeta) == 0));
         int dup = 0;
-        for (int i = en->first; same && i < en->first + en->count; i++) dup |= strcmp(b->events[i].key, key) == 0;
-        if (!same || dup) {
-            free(pattrs);
-            free(pmeta);
-            return dup ? BULK_DUPLICATE : BULK_PROFILE_CHANGED;
-        }
+        for (int i = en->first; same && i < en->first + en->count; i++) dup |= strcmp(b->events[i].key, p->key) == 0;
+        if (!same || dup) rc = dup ? BULK_DUPLICATE : BULK_PROFILE_CHANGED;
     }
-    char *eattrs = object_without(attrs, "profile");
-    size_t grow = strlen(eattrs) + 40 + (e < 0 ? strlen(pattrs) + (pmeta ? strlen(pmeta) : 0) + 140 : 0);
-    if (b->nevents == b->max_events || (b->nevents && b->size + grow > b->max_bytes)) {
-        free(pattrs);
-        free(pmeta);
-        free(eattrs);
-        return BULK_FULL;
+    size_t grow = 0;
+    if (rc == BULK_ADDED) {
+        grow = strlen(p->eattrs) + 40 + (e < 0 ? strlen(p->pattrs) + (p->pmeta ? strlen(p->pmeta) : 0) + 140 : 0);
+        if (b->nevents == b->max_events || (b->nevents && b->size + grow > b->max_bytes)) rc = BULK_FULL;
+    }
+    if (rc != BULK_ADDED) {
+        parts_clear(&mine);
+        return rc;
     }
     if (e < 0) {
         if (b->nentries == b->entries_cap) {
@@ -216,22 +327,19 @@ int bulk_add(bulk_job *b, long long id, const char *profile_key, const char *bod
             if (!b->entries) abort();
         }
         e = b->nentries++;
-        b->entries[e] = (entry){ .profile_key = strdup(profile_key), .attributes = pattrs, .meta = pmeta,
-                                 .first = b->nevents, .count = 0 };
-        if (!b->entries[e].profile_key) abort();
-    } else {
-        free(pattrs);
-        free(pmeta);
+        b->entries[e] = (entry){ .profile_key = dup_or_null(profile_key), .attributes = dup_or_null(p->pattrs),
+                                 .meta = dup_or_null(p->pmeta), .first = b->nevents, .count = 0 };
     }
     if (b->nevents == b->events_cap) {
         b->events_cap = b->events_cap ? 2 * b->events_cap : 256;
         b->events = realloc(b->events, (size_t)b->events_cap * sizeof *b->events);
         if (!b->events) abort();
     }
-    b->events[b->nevents++] = (event){ .id = id, .attributes = eattrs, .key = strdup(key), .entry = e };
-    if (!b->events[b->nevents - 1].key) abort();
+    b->events[b->nevents++] = (event){ .id = id, .attributes = dup_or_null(p->eattrs), .key = dup_or_null(p->key),
+                                       .entry = e };
     b->entries[e].count++;
     b->size += grow;
+    parts_clear(&mine);
     return BULK_ADDED;
 }
 

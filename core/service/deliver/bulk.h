@@ -23,6 +23,13 @@ enum {
 
 typedef struct bulk_job bulk_job;
 
+/* What jobs read from event bodies, kept by outbox row id (each checked against its body) for the
+ * next job that packs the same rows: a backlog's job is packed again at each scan while it waits to
+ * fill. One per deliverer; at most a few thousand bodies. */
+typedef struct bulk_parts bulk_parts;
+bulk_parts *bulk_parts_new(void);
+void bulk_parts_free(bulk_parts *c);
+
 /* May a job short of full wait for more events? Its oldest event was queued at `oldest`, the newest
  * event queued of all at `newest`, it is `now` (ms, one clock): yes while events keep coming and its
  * oldest is younger than BULK_LINGER_MS; an age outside [0, bound) never waits. */
@@ -36,6 +43,9 @@ bulk_job *bulk_new(int max_events, size_t max_bytes);
 bulk_job *bulk_new_client(void);
 void bulk_reset(bulk_job *b);
 void bulk_free(bulk_job *b);
+
+/* Packing reads bodies through c (kept by the caller, it outlives the job; NULL: none). */
+void bulk_set_parts(bulk_job *b, bulk_parts *c);
 
 /* Adds one event body (its outbox id and profile key); see the codes above. */
 int bulk_add(bulk_job *b, long long id, const char *profile_key, const char *body, size_t len);

@@ -200,6 +200,7 @@ static void release_deliverer(deliverer *d) {
     store_db_close(d->db);
     if (d->lock_fd >= 0) close(d->lock_fd);       /* the lock goes with it */
     bulk_free(d->packing);
+    bulk_parts_free(d->parts);
     deliver_settles_free(d);
     strmap_free(d->busy_profiles);
     pthread_mutex_destroy(&d->mu);
@@ -244,6 +245,8 @@ deliverer *deliver_start(const config *cfg, ownership *own, char *err, size_t er
     snprintf(path, sizeof path, "%s/delivery.lock", cfg->data_dir);
     d->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     d->packing = bulk_new(0, 0);
+    d->parts = bulk_parts_new();
+    bulk_set_parts(d->packing, d->parts);
     d->busy_profiles = strmap_new();
     pthread_mutex_init(&d->mu, NULL);
     uv_loop_init(&d->loop);

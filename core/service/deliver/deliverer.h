@@ -41,6 +41,9 @@ typedef struct tenant_state {
     long long bulk_off_until;         /* monotonic ms, as every timer of this process */
     unsigned long long bulk_jobs;
     int bulk_in_flight;
+    int idle;                         /* the last scan could send nothing (scan.c's still_idle) */
+    long long idle_queued, idle_until; /* ... with this many queued, until this row's retry time (ms) */
+    unsigned long long idle_freed;    /* ... and d->freed then */
     struct { int cls; long status; unsigned long long n; } answers[32];   /* by endpoint and status */
     int nanswers;
     unsigned long long latency[LATENCY_BUCKETS + 1];   /* delivered requests, by seconds queued */
@@ -83,6 +86,7 @@ struct deliverer {
     store_db *db;
     tenant_state *tenants;
     int ntenants;
+    unsigned long long freed;         /* requests answered or given back: a profile or a slot is free */
     const tenant_config **dry;        /* tenants without a key: their requests go to a file (dry.c) */
     int ndry;
     strmap *busy_profiles;            /* profiles with a request in flight */
@@ -93,6 +97,7 @@ struct deliverer {
     int lock_fd, locked;              /* DATA/delivery.lock, held while this one delivers */
     int said_waiting;
     bulk_job *packing;                /* the job being filled by a scan */
+    bulk_parts *parts;                /* what packing read from bodies, kept for the next scans (bulk.h) */
     sending *starting;                /* chosen by a scan, not yet sent: sent once marked in flight */
     struct settle *settles;           /* answers not yet committed to the store (settle.c) */
     int nsettles, settles_cap;

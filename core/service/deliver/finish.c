@@ -121,6 +121,7 @@ static void finish_single(deliverer *d, sending *s, CURLcode rc, long status, an
         log_line("warn", "request dead-lettered (see returnflow status)", f);
     }
     ts->in_flight--;
+    d->freed++;
     strmap_del(d->busy_profiles, s->profile, strlen(s->profile));
 }
 
@@ -203,6 +204,7 @@ static void finish_bulk(deliverer *d, sending *s, CURLcode rc, long status, answ
     }
     ts->in_flight--;
     ts->bulk_in_flight--;
+    d->freed++;
     for (int i = 0; i < s->nprofiles; i++) strmap_del(d->busy_profiles, s->profiles[i], strlen(s->profiles[i]));
 }
 

@@ -11,6 +11,7 @@
  */
 #include "deliverer.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,6 +187,7 @@ static int send_bulk(deliverer *d, tenant_state *ts, long long mono, const long 
         return -1;
     }
     d->packing = bulk_new(0, 0);
+    bulk_set_parts(d->packing, d->parts);
     return 1;
 }
 
@@ -216,6 +218,7 @@ static int send_client_bulk(deliverer *d, tenant_state *ts, const char *profile,
     store_scan *scan = store_scan_queued(d->db, ts->tc->id, SCAN_LIMIT);
     if (!scan) return 0;
     bulk_job *job = bulk_new_client();
+    bulk_set_parts(job, d->parts);
     long long created[BULK_MAX_EVENTS];
     int attempts[BULK_MAX_EVENTS];
     store_request row;
@@ -234,12 +237,39 @@ static int send_client_bulk(deliverer *d, tenant_state *ts, const char *profile,
     return 0;
 }
 
+/* No job could leave now: the bulk budget is spent, or as many requests as may be are in flight. */
+static int bulk_closed_now(const tenant_state *ts, long long mono) {
+    return !rate_bulk_room(&ts->rate, mono) || ts->in_flight >= MAX_IN_FLIGHT || ts->bulk_in_flight >= MAX_BULK_IN_FLIGHT;
+}
+
+/* A backlog waiting for a job to leave was read again at every tick: 2,000 rows every 50 ms, up to
+ * a quarter of a core while the bulk budget stays spent or the jobs in flight are answered, to send
+ * nothing. So a scan that could send nothing but for that (every row it looked at an event waiting
+ * for a job, a row of a profile in flight or after one held, or a row not yet due) marks the tenant
+ * idle, and the next ticks skip it while no job could leave, no request was answered or given back
+ * (d->freed), its count of queued rows (the store's queue_counts, one row) is the same, and no
+ * row's retry time has come. */
+static int still_idle(deliverer *d, tenant_state *ts, long long now, long long mono) {
+    if (!ts->idle) return 0;
+    if (d->freed == ts->idle_freed && bulk_closed_now(ts, mono) && now < ts->idle_until &&
+        store_queued_count(d->db, ts->tc->id) == ts->idle_queued)
+        return 1;
+    ts->idle = 0;
+    return 0;
+}
+
 int deliver_scan(deliverer *d, tenant_state *ts, long long now, long long mono) {
+    if (still_idle(d, ts, now, mono)) return 0;
+    int public = strcmp(ts->tc->key_kind, "public") == 0;
+    int bulk = !public && mono >= ts->bulk_off_until && store_queued_at_least(d->db, ts->tc->id, BULK_THRESHOLD);
+    /* With no job able to leave, the scan may find the tenant idle: its count before the scan is what
+     * still_idle compares (a row queued meanwhile makes it differ). */
+    long long queued_before = bulk && bulk_closed_now(ts, mono) ? store_queued_count(d->db, ts->tc->id) : -1;
+    int sent = 0, other_hold = 0;              /* a row sent, or held for another reason than bulk */
+    long long next_due = LLONG_MAX;
     store_scan *scan = store_scan_queued(d->db, ts->tc->id, SCAN_LIMIT);
     if (!scan) return -1;
     store_request row;
-    int public = strcmp(ts->tc->key_kind, "public") == 0;
-    int bulk = !public && mono >= ts->bulk_off_until && store_queued_at_least(d->db, ts->tc->id, BULK_THRESHOLD);
     long long last_id = 0;
     strmap *multi = public && mono >= ts->bulk_off_until && rate_bulk_room(&ts->rate, mono) &&
                     store_queued_at_least(d->db, ts->tc->id, BULK_THRESHOLD)
@@ -272,11 +302,17 @@ int deliver_scan(deliverer *d, tenant_state *ts, long long now, long long mono) 
             }
             continue;
         }
-        if (profile_busy(d, profile) || !due) { profile_hold(&seen, profile); continue; }
+        int busy = profile_busy(d, profile);
+        if (busy || !due) {                       /* free once its request is answered (d->freed) */
+            if (!due && row.next_at < next_due) next_due = row.next_at;
+            profile_hold(&seen, profile);
+            continue;
+        }
         size_t vlen;
         const char *n = multi ? strmap_get(multi, profile, strlen(profile), &vlen) : NULL;
         if (n && *n == '2' && rate_bulk_room(&ts->rate, mono) && send_client_bulk(d, ts, profile, last_id, now, mono)) {
             profile_hold(&seen, profile);
+            sent = 1;
             continue;
         }
         if (bulk && is_event && !bulk_closed) {
@@ -298,10 +334,12 @@ int deliver_scan(deliverer *d, tenant_state *ts, long long now, long long mono) 
             continue;
         }
         profile_hold(&seen, profile);
+        other_hold = 1;                           /* a single: sent now, or when its class has room */
         if (ts->in_flight >= MAX_IN_FLIGHT) continue;
         rate_class cls = rate_class_of(row.path);
         if (!rate_take(&ts->rate, cls, mono)) continue;            /* another class may still go */
         send_row(d, ts, &row, cls, now, mono);
+        sent = 1;
     }
     if (bulk_count(d->packing)) {
         long long oldest = created[0];
@@ -312,5 +350,11 @@ int deliver_scan(deliverer *d, tenant_state *ts, long long now, long long mono) 
     profile_table_free(&seen);
     strmap_free(multi);
     store_scan_end(scan);
+    if (more == 0 && queued_before >= 0 && bulk_closed && !sent && !other_hold) {
+        ts->idle = 1;
+        ts->idle_freed = d->freed;
+        ts->idle_queued = queued_before;
+        ts->idle_until = next_due;
+    }
     return more < 0 ? -1 : 0;
 }

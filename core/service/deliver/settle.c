@@ -74,6 +74,7 @@ int deliver_flush(deliverer *d) {
 static void discard(deliverer *d, sending *s) {
     rate_answered(&s->ts->rate, s->cls, s->seq, clock_mono_ms());
     s->ts->in_flight--;
+    d->freed++;
     if (s->bulk) {
         s->ts->bulk_in_flight--;
         for (int i = 0; i < s->nprofiles; i++) strmap_del(d->busy_profiles, s->profiles[i], strlen(s->profiles[i]));
