@@ -91,7 +91,10 @@ static void on_tick(uv_timer_t *t) {
     for (int i = 0; i < d->ntenants && read_ok; i++) {
         tenant_state *ts = &d->tenants[i];
         ownership_in_flight(d->own, ts->tc->id, ts->in_flight);   /* a handover waits for them */
-        if (!ownership_holds(d->own, ts->tc->id, &ts->epoch)) continue;   /* another node delivers it */
+        if (!ownership_holds(d->own, ts->tc->id, &ts->epoch)) {       /* another node delivers it */
+            ts->idle = 0;                         /* its queue is read again when this node has it back */
+            continue;
+        }
         if (!ts->paused && deliver_scan(d, ts, now, mono) != 0) read_ok = 0;
     }
     if (!read_ok) deliver_store_failed(d, 1, "cannot read the outbox");
