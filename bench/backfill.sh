@@ -63,6 +63,17 @@ mkdir -p "$BUILD/bench" || exit 2
 bench_setup backfill
 # CPU seconds a process has used (user + system), from /proc.
 cpu_of() { awk -v t="$ticks" '{ print ($14 + $15) / t }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# thread_cpu PID: the CPU seconds of each thread of PID by name (send's main thread "returnflow",
+# "rf-deliver", ...), and of its mapping worker processes, one line.
+thread_cpu() {
+  { for t in /proc/"$1"/task/*; do
+      printf '%s %s\n' "$(cat "$t/comm" 2>/dev/null)" "$(awk '{ print $14 + $15 }' "$t/stat" 2>/dev/null)"
+    done
+    for k in $(cat /proc/"$1"/task/*/children 2>/dev/null); do
+      printf 'mapping-worker %s\n' "$(awk '{ print $14 + $15 }' "/proc/$k/stat" 2>/dev/null)"
+    done
+  } | awk -v t="$ticks" 'NF == 2 { s[$1] += $2 } END { for (k in s) printf "%s %.2f s, ", k, s[k] / t }' | sed 's/, $//'
+}
 vm_of() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null; }
 fail() { echo "bench: $*" >&2; exit 1; }
 
@@ -198,12 +209,14 @@ EOF
     echo $? >"$dir/rc"; now >"$dir/end" ) &
   wpid=$!
   pids="$pids $wpid"
-  hwm=0 read_at="" accepted_at_read="" timed_out=0 spid=""
+  hwm=0 read_at="" accepted_at_read="" timed_out=0 spid="" threads=""
   while kill -0 "$wpid" 2>/dev/null; do
     if [ -z "$spid" ] && [ -s "$dir/send.pid" ]; then spid=$(cat "$dir/send.pid"); pids="$pids $spid"; fi
     if [ -n "$spid" ]; then
       h=$(vm_of "$spid" VmHWM)
       [ -n "$h" ] && [ "$h" -gt "$hwm" ] && hwm=$h
+      t=$(thread_cpu "$spid")
+      [ -n "$t" ] && threads=$t
     fi
     if [ -z "$read_at" ] && [ "$(sqlite3 -cmd '.timeout 2000' "$dir/data/returnflow.db" \
                                    "SELECT reading FROM jobs" 2>/dev/null)" = 0 ]; then
@@ -290,6 +303,7 @@ phase_limits() {
          "$rss_how" "$GOAL_RSS_MB" "$(calc 'a * 1024 / (b * 1000000)' "$rss_kb" "$GOAL_RSS_MB")"
   printf '  CPU: send %s s; the stand-in %.1f s (%.0f%% of the wall time, one Python thread at a time)\n' \
          "${send_cpu:-?}" "$standin_cpu" "$(calc '100 * a / b' "$standin_cpu" "$wall")"
+  echo "  CPU of send by thread (read every 0.5 s, the last reading before it exited): ${threads:-?}"
   stop "$standin_pid"
   rm -rf "$d"
 }
@@ -321,6 +335,7 @@ lifted_run() {
                               "$read_at" "$(calc 'a / b' "$count" "$read_at")" "$accepted_at_read"
   printf '  peak RSS of send: %.1f MiB (%s); CPU: send %s s, the stand-in %.1f s (%.0f%% of the wall time)\n' \
          "$(calc 'a / 1024' "$rss_kb")" "$rss_how" "${send_cpu:-?}" "$standin_cpu" "$(calc '100 * a / b' "$standin_cpu" "$wall")"
+  echo "  CPU of send by thread (read every 0.5 s, the last reading before it exited): ${threads:-?}"
   stop "$standin_pid"
   rm -rf "$d"
 }
