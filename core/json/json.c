@@ -731,8 +731,12 @@ static int l_encode(lua_State *L) {
  * read a call). Only a table with no metatable, or one already marked, may be marked:
  * lua_setmetatable would otherwise replace a protected metatable (the read-only event's) and make
  * it writable. */
+/* Array slots a new empty rf.array() starts with: one is made to be filled (a return's items, its
+ * reasons), and growing from none to four resized it three times. */
+#define ARRAY_ROOM 4
+
 static int mark(lua_State *L, int which) {
-    if (lua_isnoneornil(L, 1)) lua_newtable(L);
+    if (lua_isnoneornil(L, 1)) lua_createtable(L, which == 1 ? ARRAY_ROOM : 0, 0);
     else luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
     if (lua_getmetatable(L, 1)) {
