@@ -81,6 +81,19 @@ long long sqlite_queued_count(store_db *db, const char *tenant) {
     return n;
 }
 
+long long sqlite_queued_through(store_db *db, const char *tenant, long long last_id) {
+    sqlite3_stmt *st;
+    long long n = -1;
+    if (sqlite3_prepare_v2(db->db, "SELECT count(*) FROM outbox WHERE tenant = ? AND state = ? AND id <= ?", -1, &st,
+                           NULL) != SQLITE_OK) return -1;
+    sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, REQUEST_QUEUED);
+    sqlite3_bind_int64(st, 3, last_id);
+    if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
 /* Runs `st` over ids[0..n) in one transaction (bind fills one row's parameters). BEGIN IMMEDIATE
  * waits out the busy timeout: no statement of this connection may be open (a scan's read
  * transaction on an old snapshot would make it fail at once, SQLite's SQLITE_BUSY_SNAPSHOT, without

@@ -36,6 +36,7 @@ const store_backend store_sqlite_backend = {
     .requeue_sending = sqlite_requeue_sending,
     .settle = sqlite_settle,
     .queued_count = sqlite_queued_count,
+    .queued_through = sqlite_queued_through,
     .mark_delivered_upto = sqlite_mark_delivered_upto,
     .pause_tenant = sqlite_pause_tenant,
     .tenant_paused = sqlite_tenant_paused,

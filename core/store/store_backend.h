@@ -69,6 +69,7 @@ struct store_backend {
     void (*requeue_sending)(store_db *db);
     int (*settle)(store_db *db, const long long *ids, const store_outcome *outcomes, int n);
     long long (*queued_count)(store_db *db, const char *tenant);
+    long long (*queued_through)(store_db *db, const char *tenant, long long last_id);
     int (*mark_delivered_upto)(store_db *db, const char *tenant, long long last);
     void (*pause_tenant)(store_db *db, const char *tenant, const char *reason, long long at);
     int (*tenant_paused)(store_db *db, const char *tenant);

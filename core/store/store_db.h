@@ -201,6 +201,10 @@ int store_settle(store_db *db, const long long *ids, const store_outcome *outcom
 /* The true count of a tenant's queued (or in flight) requests, read from an index (cheap). -1 on error. */
 long long store_queued_count(store_db *db, const char *tenant);
 
+/* How many of a tenant's requests are queued (not in flight) with an id up to last_id: the rows a
+ * scan that ended at last_id read, while none of them left the queue (an index range). -1 on error. */
+long long store_queued_through(store_db *db, const char *tenant, long long last_id);
+
 /* Marks a tenant's queued requests up to id `last` delivered (a dry tenant, after its file). 0 or -1. */
 int store_mark_delivered_upto(store_db *db, const char *tenant, long long last);
 

@@ -94,6 +94,9 @@ int store_settle(store_db *db, const long long *ids, const store_outcome *outcom
     return B(db)->settle(db, ids, outcomes, n);
 }
 long long store_queued_count(store_db *db, const char *tenant) { return B(db)->queued_count(db, tenant); }
+long long store_queued_through(store_db *db, const char *tenant, long long last_id) {
+    return B(db)->queued_through(db, tenant, last_id);
+}
 int store_mark_delivered_upto(store_db *db, const char *tenant, long long last) {
     return B(db)->mark_delivered_upto(db, tenant, last);
 }

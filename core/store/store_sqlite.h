@@ -102,6 +102,7 @@ int sqlite_mark_sending(store_db *db, const long long *ids, const store_bulk_mar
 void sqlite_requeue_sending(store_db *db);
 int sqlite_settle(store_db *db, const long long *ids, const store_outcome *outcomes, int n);
 long long sqlite_queued_count(store_db *db, const char *tenant);
+long long sqlite_queued_through(store_db *db, const char *tenant, long long last_id);
 int sqlite_mark_delivered_upto(store_db *db, const char *tenant, long long last);
 void sqlite_pause_tenant(store_db *db, const char *tenant, const char *reason, long long at);
 int sqlite_tenant_paused(store_db *db, const char *tenant);

@@ -218,11 +218,18 @@ static void a_mapping_result_lands_whole_and_is_claimed_once(void **state) {
     /* Claimed: in flight rows are not seen by the next scan; a restart puts them back. */
     assert_int_equal(store_mark_sending(db, ids, NULL, 1), 0);
     assert_int_equal(store_queued_count(db, "shop"), 2);     /* in flight still counts as queued */
+    /* ... but not among the rows a scan reads up to an id (delivery's idle check) */
+    assert_int_equal(store_queued_through(db, "shop", ids[1]), 1);
+    assert_int_equal(store_queued_through(db, "shop", ids[0]), 0);
     long long again[4];
     assert_int_equal(scan_ids(db, again, 4), 1);
     assert_int_equal(again[0], ids[1]);
     store_requeue_sending(db);
     assert_int_equal(scan_ids(db, again, 4), 2);
+    assert_int_equal(store_queued_through(db, "shop", ids[1]), 2);
+    assert_int_equal(store_queued_through(db, "shop", ids[0]), 1);
+    assert_int_equal(store_queued_through(db, "shop", ids[0] - 1), 0);
+    assert_int_equal(store_queued_through(db, "other", ids[1]), 0);
     /* Sent in one Klaviyo bulk job: each row keeps the job (its first row, its size) until it is sent
      * alone again; the fenced mark of a shared store keeps it too. */
     store_bulk_mark job[2] = { { ids[0], 2 }, { ids[0], 2 } };

@@ -43,6 +43,8 @@ typedef struct tenant_state {
     int bulk_in_flight;
     int idle;                         /* the last scan could send nothing (scan.c's still_idle) */
     long long idle_queued, idle_until; /* ... with this many queued, until this row's retry time (ms) */
+    long long idle_last_id;           /* ... the last row it read, of idle_read rows: SCAN_LIMIT when */
+    int idle_read;                    /*     the backlog went past what a scan reads */
     unsigned long long idle_freed;    /* ... and d->freed then */
     struct { int cls; long status; unsigned long long n; } answers[32];   /* by endpoint and status */
     int nanswers;

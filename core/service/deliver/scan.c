@@ -247,13 +247,22 @@ static int bulk_closed_now(const tenant_state *ts, long long mono) {
  * nothing. So a scan that could send nothing but for that (every row it looked at an event waiting
  * for a job, a row of a profile in flight or after one held, or a row not yet due) marks the tenant
  * idle, and the next ticks skip it while no job could leave, no request was answered or given back
- * (d->freed), its count of queued rows (the store's queue_counts, one row) is the same, and no
- * row's retry time has come. */
+ * (d->freed), no row's retry time has come, and the rows a scan would read are the same:
+ *   - its count of queued rows (the store's queue_counts, one row) is the same; or
+ *   - the scan read all SCAN_LIMIT rows it may, and the rows up to the last it read are all still
+ *     queued (an index count): a scan reads no further, so rows queued since, which come after,
+ *     change nothing it would find. While a backfill is read, rows are queued at every tick: without
+ *     this the backlog was read whole at each one. (Ids only grow while a queued row is past the
+ *     last read: SQLite gives an id again only after the newest row is gone.) */
 static int still_idle(deliverer *d, tenant_state *ts, long long now, long long mono) {
     if (!ts->idle) return 0;
-    if (d->freed == ts->idle_freed && bulk_closed_now(ts, mono) && now < ts->idle_until &&
-        store_queued_count(d->db, ts->tc->id) == ts->idle_queued)
-        return 1;
+    if (d->freed == ts->idle_freed && bulk_closed_now(ts, mono) && now < ts->idle_until) {
+        long long queued = store_queued_count(d->db, ts->tc->id);
+        if (queued == ts->idle_queued) return 1;
+        if (ts->idle_read == SCAN_LIMIT && queued > SCAN_LIMIT &&
+            store_queued_through(d->db, ts->tc->id, ts->idle_last_id) == SCAN_LIMIT)
+            return 1;
+    }
     ts->idle = 0;
     return 0;
 }
@@ -270,7 +279,7 @@ int deliver_scan(deliverer *d, tenant_state *ts, long long now, long long mono) 
     store_scan *scan = store_scan_queued(d->db, ts->tc->id, SCAN_LIMIT);
     if (!scan) return -1;
     store_request row;
-    long long last_id = 0;
+    long long last_id = 0, last_read = 0;
     strmap *multi = public && mono >= ts->bulk_off_until && rate_bulk_room(&ts->rate, mono) &&
                     store_queued_at_least(d->db, ts->tc->id, BULK_THRESHOLD)
                     ? client_candidates(d, ts->tc->id, &last_id) : NULL;
@@ -284,8 +293,11 @@ int deliver_scan(deliverer *d, tenant_state *ts, long long now, long long mono) 
     profile_table seen = {0};
     int more;
     long long newest = 0;                /* the latest queue time of a row in the scan */
+    int read = 0;
     while ((more = store_scan_next(scan, &row)) > 0) {
         const char *profile = row.profile;
+        read++;
+        last_read = row.id;
         if (row.created_at > newest) newest = row.created_at;
         profile_state *state = profile_find(&seen, profile);
         if (state && state->held) continue;
@@ -355,6 +367,8 @@ int deliver_scan(deliverer *d, tenant_state *ts, long long now, long long mono) 
         ts->idle_freed = d->freed;
         ts->idle_queued = queued_before;
         ts->idle_until = next_due;
+        ts->idle_last_id = last_read;
+        ts->idle_read = read;
     }
     return more < 0 ? -1 : 0;
 }

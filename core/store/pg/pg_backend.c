@@ -39,6 +39,7 @@ const store_backend store_pg_backend = {
     .requeue_sending = pg_requeue_sending,
     .settle = pg_settle,
     .queued_count = pg_queued_count,
+    .queued_through = pg_queued_through,
     .mark_delivered_upto = pg_mark_delivered_upto,
     .pause_tenant = pg_pause_tenant,
     .tenant_paused = pg_tenant_paused,

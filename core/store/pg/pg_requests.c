@@ -81,6 +81,19 @@ long long pg_queued_count(store_db *db, const char *tenant) {
     return n;
 }
 
+long long pg_queued_through(store_db *db, const char *tenant, long long last_id) {
+    static const pg_stmt st = { "queued_through", "SELECT count(*) FROM outbox WHERE tenant = $1 AND state = $2 AND id <= $3" };
+    pg_params pp = { 0 };
+    pg_text(&pp, tenant);
+    pg_int(&pp, REQUEST_QUEUED);
+    pg_int(&pp, last_id);
+    PGresult *r = pg_run(pg_of(db), &st, &pp);
+    if (!r) return -1;
+    long long n = pg_ll(r, 0, 0);
+    PQclear(r);
+    return n;
+}
+
 /* Runs st over rows [0, n) in one transaction (bind fills one row's parameters). 0, or -1 with
  * nothing written and the failure kept for store_db_fault. */
 static int each_in_one_transaction(store_db *db, const pg_stmt *st, int n,

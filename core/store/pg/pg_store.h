@@ -158,6 +158,7 @@ int pg_mark_sending(store_db *db, const long long *ids, const store_bulk_mark *b
 void pg_requeue_sending(store_db *db);
 int pg_settle(store_db *db, const long long *ids, const store_outcome *outcomes, int n);
 long long pg_queued_count(store_db *db, const char *tenant);
+long long pg_queued_through(store_db *db, const char *tenant, long long last_id);
 int pg_mark_delivered_upto(store_db *db, const char *tenant, long long last);
 void pg_pause_tenant(store_db *db, const char *tenant, const char *reason, long long at);
 int pg_tenant_paused(store_db *db, const char *tenant);
