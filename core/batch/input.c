@@ -66,18 +66,27 @@ static void shift_offset(char *msg, size_t size, size_t off) {
     snprintf(msg, size, "byte %llu:%.300s", at + off, rest);
 }
 
+/* Whether one NDJSON line (at offset in the file) is a JSON value, whitespace around it allowed: 0, or
+ * -1 with msg saying why, its byte counted from the file's start. A good line is validated by a
+ * scan whose tape mapping it next reuses (json_tape_keep); a bad one is read again for the message. */
+static int check_line(const char *text, size_t len, size_t offset, char *msg, size_t size) {
+    if (json_tape_keep(text, len) == 0) return 0;
+    size_t vend = 0;
+    int bad = json_value_end(text, len, &vend, msg, size) != 0;
+    if (!bad && !is_blank(text + vend, len - vend)) {
+        bad = 1;
+        snprintf(msg, size, "byte %zu: unexpected data after the JSON value", vend);
+    }
+    if (bad) shift_offset(msg, size, offset);
+    return bad ? -1 : 0;
+}
+
 /* One NDJSON line to the callback (offset: where it starts in the file). */
 static int line_event(const char *path, char *text, size_t len, size_t offset, int index, input_fn fn, void *ud) {
     while (len && (text[len - 1] == '\n' || text[len - 1] == '\r')) len--;
     if (is_blank(text, len)) return 0;
     char lmsg[400];
-    size_t vend = 0;
-    int bad = json_value_end(text, len, &vend, lmsg, sizeof lmsg) != 0;
-    if (!bad && !is_blank(text + vend, len - vend)) {
-        bad = 1;
-        snprintf(lmsg, sizeof lmsg, "byte %zu: unexpected data after the JSON value", vend);
-    }
-    if (bad) shift_offset(lmsg, sizeof lmsg, offset);
+    int bad = check_line(text, len, offset, lmsg, sizeof lmsg) != 0;
     char saved = text[len];
     text[len] = 0;                                /* text[len] readable, as for the whole-file case */
     input_event ev = { text, len, bad ? lmsg : NULL, index };
@@ -168,13 +177,7 @@ int input_each(const char *path, input_fn fn, void *ud, char *err, size_t errlen
             size_t e = nl ? (size_t)(nl - buf) : len;
             if (!is_blank(buf + p, e - p)) {
                 char lmsg[400];
-                size_t vend = 0;
-                int bad = json_value_end(buf + p, e - p, &vend, lmsg, sizeof lmsg) != 0;
-                if (!bad && !is_blank(buf + p + vend, e - p - vend)) {
-                    bad = 1;
-                    snprintf(lmsg, sizeof lmsg, "byte %zu: unexpected data after the JSON value", vend);
-                }
-                if (bad) shift_offset(lmsg, sizeof lmsg, p);
+                int bad = check_line(buf + p, e - p, p, lmsg, sizeof lmsg) != 0;
                 input_event ev = { buf + p, e - p, bad ? lmsg : NULL, ++index };
                 stop = fn(ud, path, &ev);
             }

@@ -52,6 +52,9 @@ static _Thread_local strbuf scratch;
 /* returnflow.encode's text: an error raised inside the encoder (a memory cap, a table kept from an
  * earlier event) must leave nothing behind that no one owns. */
 static _Thread_local strbuf encoded;
+/* json_tape_keep's text: the tape describes it (NULL: the tape is no one's). */
+static _Thread_local const char *kept_text;
+static _Thread_local size_t kept_len, kept_n, kept_objects;
 
 void json_thread_done(void) {
     free(tape);
@@ -433,6 +436,7 @@ done:
 }
 
 static void scan_start(scan *sc, const char *text, size_t len, char *err, size_t errlen) {
+    kept_text = NULL;                               /* the tape (or its window) is written again */
     sc->s = sc->p = (const unsigned char *)text;
     sc->end = sc->s + len;
     sc->n = 0;
@@ -594,10 +598,25 @@ int json_decode(lua_State *L, const char *text, size_t len, int mode, char *err,
     return 0;
 }
 
-int json_decode_event(lua_State *L, const char *text, size_t len, char *err, size_t errlen) {
+int json_tape_keep(const char *text, size_t len) {
     const jnode *nodes;
     size_t n, objects;
-    if (json_tape_scan(text, len, &nodes, &n, &objects, err, errlen)) return -1;
+    char err[8];
+    if (json_tape_scan(text, len, &nodes, &n, &objects, err, sizeof err)) return -1;
+    kept_text = text;
+    kept_len = len;
+    kept_n = n;
+    kept_objects = objects;
+    return 0;
+}
+
+int json_decode_event(lua_State *L, const char *text, size_t len, char *err, size_t errlen) {
+    const jnode *nodes = tape;
+    size_t n = kept_n, objects = kept_objects;
+    if (!(kept_text == text && kept_len == len && text) &&
+        json_tape_scan(text, len, &nodes, &n, &objects, err, errlen))
+        return -1;
+    kept_text = NULL;                               /* used once */
     json_event_push_pooled(L, text, len, nodes, n, objects);
     return 0;
 }

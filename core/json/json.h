@@ -32,6 +32,13 @@ int json_decode(lua_State *L, const char *text, size_t len, int mode,
  * more once the next event was decoded. Never for a script's own decode. */
 int json_decode_event(lua_State *L, const char *text, size_t len, char *err, size_t errlen);
 
+/* Validates text as one JSON value (whitespace around it allowed), as json_decode_event would, and
+ * keeps its tape on this thread: a json_decode_event of these very bytes (the same pointer and
+ * length, unchanged) that comes next on this thread builds from it instead of scanning again, as
+ * `returnflow map` validates each NDJSON line and then maps it. Any other scan on the thread drops
+ * it. Returns 0, or -1 (nothing kept: the caller says what is wrong its own way). */
+int json_tape_keep(const char *text, size_t len);
+
 /* Validates the first JSON value of text without building it; sets *end to
  * the offset just past it. Returns 0, or -1 with err filled. */
 int json_value_end(const char *text, size_t len, size_t *end, char *err, size_t errlen);

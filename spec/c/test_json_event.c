@@ -349,6 +349,52 @@ static void the_map_of_data_tables_grows_and_starts_small_again(void **state) {
     assert_lua_error(L, "return big[300].w2", "event is no longer readable");
 }
 
+/* json_tape_keep (a validated NDJSON line): the next json_decode_event of those very bytes builds from
+ * the kept tape; any other scan between, or other bytes, and it scans its own. Each case is checked
+ * against the same text decoded fresh. */
+static void a_kept_tape_decodes_its_own_bytes_and_nothing_else(void **state) {
+    lua_State *L = *state;
+    char a[] = "{\"id\": 1, \"items\": [{\"sku\": \"A\"}, {\"sku\": \"B\"}], \"name\": \"ann\"}";
+    /* the same length, its members in another order: a's tape over b's bytes reads garbage */
+    char b[] = "{\"name\": \"bob\", \"id\": 2, \"items\": [{\"sku\": \"C\"}, {\"sku\": \"D\"}]}";
+    assert_int_equal(strlen(a), strlen(b));
+    char err[256] = "";
+
+    assert_int_equal(json_tape_keep(a, strlen(a)), 0);
+    assert_int_equal(json_decode_event(L, a, strlen(a), err, sizeof err), 0);
+    lua_setglobal(L, "ev");
+    assert_lua(L, "return ev.id == 1 and ev.items[2].sku == 'B' and ev.name == 'ann' and #ev.items == 2");
+    assert_string_equal(encode_global(L, "ev"), "{\"id\":1,\"items\":[{\"sku\":\"A\"},{\"sku\":\"B\"}],\"name\":\"ann\"}");
+
+    /* kept for a, then b (other bytes of the same length) decoded: b's own scan */
+    assert_int_equal(json_tape_keep(a, strlen(a)), 0);
+    assert_int_equal(json_decode_event(L, b, strlen(b), err, sizeof err), 0);
+    lua_setglobal(L, "ev");
+    assert_lua(L, "return ev.id == 2 and ev.items[1].sku == 'C' and ev.name == 'bob'");
+
+    /* kept for a, another scan on the thread (which writes the tape), then a: scanned again */
+    size_t end;
+    assert_int_equal(json_tape_keep(a, strlen(a)), 0);
+    assert_int_equal(json_value_end("[1, [2, [3]], {\"x\": null}]", 26, &end, err, sizeof err), 0);
+    assert_int_equal(json_decode_event(L, a, strlen(a), err, sizeof err), 0);
+    lua_setglobal(L, "ev");
+    assert_lua(L, "return ev.id == 1 and ev.items[1].sku == 'A' and ev.name == 'ann'");
+
+    /* used once: a second decode of a, its tape overwritten by b's scan in between, still reads a */
+    assert_int_equal(json_tape_keep(a, strlen(a)), 0);
+    assert_int_equal(json_decode_event(L, a, strlen(a), err, sizeof err), 0);
+    assert_int_equal(json_decode_event(L, b, strlen(b), err, sizeof err), 0);
+    assert_int_equal(json_decode_event(L, a, strlen(a), err, sizeof err), 0);
+    lua_setglobal(L, "ev");
+    assert_lua(L, "return ev.id == 1 and ev.items[2].sku == 'B'");
+
+    /* what json_decode_event refuses is not kept: a bad line, or one with data after its value */
+    assert_int_equal(json_tape_keep("{\"id\": }", 9), -1);
+    assert_int_equal(json_tape_keep("{} {}", 5), -1);
+    assert_int_equal(json_tape_keep(" {\"id\": 3}\r\n ", 13), 0);   /* whitespace around it is fine */
+    lua_settop(L, 0);
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
@@ -372,6 +418,7 @@ int main(void) {
         T(every_object_of_an_event_of_objects_alone_is_read),
         T(a_kept_table_stays_stale_through_many_later_events),
         T(the_map_of_data_tables_grows_and_starts_small_again),
+        T(a_kept_tape_decodes_its_own_bytes_and_nothing_else),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
