@@ -28,6 +28,7 @@
 #include <openssl/evp.h>
 
 #include "bulk.h"
+#include "checkpointer.h"
 #include "clock.h"
 #include "deliver.h"
 #include "dry.h"
@@ -49,6 +50,7 @@ typedef struct reason { char text[240]; long long n; } reason;
 struct job {
     job_options o;
     store_db *db;
+    checkpointer *upkeep;         /* SQLite's checkpoints, off the mapping thread (NULL: PostgreSQL) */
     outbox_writer *writer;
     mapworker *m;                 /* the scripts, in a worker process (mapworker.c) */
     deliverer *d;
@@ -168,9 +170,12 @@ job *job_open(const job_options *o, char *err, size_t errlen) {
         return NULL;
     }
     job_counts(j, 0, &j->base_queued, &j->base_delivered, &j->base_dead);
-    /* The store turns automatic checkpoints off for serve's journal writer; a job writes a lot
-     * and has no other checkpointer, so its connection checkpoints as SQLite does by default. */
-    store_checkpoint_every(j->db, 4000);
+    /* A job writes a lot. Its checkpoints run on a thread of their own, as serve's do, beside the
+     * mapping thread that waits for each commit; if that thread cannot start, its connection
+     * checkpoints as SQLite does by default. (PostgreSQL has no such upkeep.) */
+    if (!store_clustered(j->db)) j->upkeep = checkpointer_start(config_store_location(o->cfg), err, errlen);
+    err[0] = 0;
+    store_checkpoint_every(j->db, j->upkeep ? 0 : 4000);
     if (!tenant_is_dry(o->tenant) && cluster_delivers(j->db)) {
         fprintf(stderr, "%s: the cluster's nodes deliver the requests (the tenant's owner: returnflow status)\n",
                 o->kind);
@@ -555,6 +560,7 @@ int job_finish(job *j) {
     int rc = interrupted ? 130 : (j->counts[MAP_FAILED] || dead) ? 1 : 0;
     outbox_writer_free(j->writer);
     mapworker_free(j->m);
+    checkpointer_stop(j->upkeep);
     store_db_close(j->db);
     strbuf_free(&j->doc);
     free(j->deferred);

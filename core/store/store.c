@@ -17,8 +17,8 @@
  * the disk has room.
  *
  * Upkeep (SQLite's checkpoints: store_maintain) runs on a thread of its own, a connection of its own,
- * once a second: not inside the journal's commits, where it would stall the acknowledgements, and not
- * on a mapping thread, whose time is the pipeline's rate.
+ * once a second (checkpointer.c): not inside the journal's commits, where it would stall the
+ * acknowledgements, and not on a mapping thread, whose time is the pipeline's rate.
  *
  * The thread and its queue are the same for every backend; the append itself is the backend's
  * (store_journal_commit). Schema: docs/store.md. The store is the single source of truth after a
@@ -26,6 +26,7 @@
  */
 #include "store.h"
 
+#include "checkpointer.h"
 #include "clock.h"
 #include "store_db.h"
 #include "store_health.h"
@@ -55,9 +56,8 @@ struct store {
     char node[64];                /* kept with every row journaled ("": none); config.c caps it at 63 */
     uv_async_t done_async;
     store_db *db;                 /* the writer thread's */
-    pthread_t writer, checkpointer;
-    store_db *checkpoint_db;      /* the checkpointer's own connection */
-    pthread_cond_t checkpoint_cv; /* wakes the checkpointer only when stopping (cv is the writer's) */
+    pthread_t writer;
+    checkpointer *upkeep;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     append *queue, **queue_tail;  /* waiting for a commit */
@@ -144,24 +144,6 @@ static void *writer_main(void *arg) {
     return NULL;
 }
 
-/* The store's upkeep once a second (SQLite: a passive checkpoint, never waiting on a writer). */
-static void *checkpointer_main(void *arg) {
-    store *s = arg;
-    pthread_setname_np(pthread_self(), "rf-checkpoint");
-    pthread_mutex_lock(&s->mu);
-    while (!s->stopping) {
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);      /* checkpoint_cv's clock, as cv's */
-        until.tv_sec += 1;
-        if (pthread_cond_timedwait(&s->checkpoint_cv, &s->mu, &until) == 0 || s->stopping) continue;
-        pthread_mutex_unlock(&s->mu);
-        store_maintain(s->checkpoint_db);
-        pthread_mutex_lock(&s->mu);
-    }
-    pthread_mutex_unlock(&s->mu);
-    return NULL;
-}
-
 /* Loop thread: runs the callbacks of every committed batch. */
 static void on_done(uv_async_t *handle) {
     store *s = handle->data;
@@ -191,13 +173,12 @@ store *store_open(uv_loop_t *loop, const char *location, const char *node, char 
     s->queue_tail = &s->queue;
     s->done_tail = &s->done;
     if (!(s->db = store_db_open(location, STORE_CREATE | STORE_JOURNAL, err, errlen))) goto fail_store;
-    if (!(s->checkpoint_db = store_db_open(location, 0, err, errlen))) goto fail_db;
+    if (!(s->upkeep = checkpointer_start(location, err, errlen))) goto fail_db;
     pthread_mutex_init(&s->mu, NULL);
     pthread_condattr_t cv_attr;
     pthread_condattr_init(&cv_attr);
     pthread_condattr_setclock(&cv_attr, CLOCK_MONOTONIC);
     pthread_cond_init(&s->cv, &cv_attr);
-    pthread_cond_init(&s->checkpoint_cv, &cv_attr);
     pthread_condattr_destroy(&cv_attr);
     uv_async_init(loop, &s->done_async, on_done);
     s->done_async.data = s;
@@ -205,18 +186,9 @@ store *store_open(uv_loop_t *loop, const char *location, const char *node, char 
         snprintf(err, errlen, "cannot start the journal writer: %s", strerror(errno));
         goto fail_async;
     }
-    if (pthread_create(&s->checkpointer, NULL, checkpointer_main, s) != 0) {
-        snprintf(err, errlen, "cannot start the store's upkeep thread: %s", strerror(errno));
-        pthread_mutex_lock(&s->mu);
-        s->stopping = 1;
-        pthread_cond_signal(&s->cv);
-        pthread_mutex_unlock(&s->mu);
-        pthread_join(s->writer, NULL);
-        goto fail_async;
-    }
     return s;
 fail_async:
-    store_db_close(s->checkpoint_db);
+    checkpointer_stop(s->upkeep);
     store_db_close(s->db);
     uv_close((uv_handle_t *)&s->done_async, on_async_closed);   /* frees s */
     return NULL;
@@ -261,7 +233,6 @@ static void on_async_closed(uv_handle_t *handle) {
     void *ud = s->closed_ud;
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
-    pthread_cond_destroy(&s->checkpoint_cv);
     free(s);
     if (closed) closed(ud);
 }
@@ -270,11 +241,9 @@ void store_close(store *s, void (*closed)(void *ud), void *ud) {
     pthread_mutex_lock(&s->mu);
     s->stopping = 1;
     pthread_cond_signal(&s->cv);
-    pthread_cond_signal(&s->checkpoint_cv);
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->writer, NULL);      /* the writer commits what was queued before it stops */
-    pthread_join(s->checkpointer, NULL);
-    store_db_close(s->checkpoint_db);
+    checkpointer_stop(s->upkeep);
     on_done(&s->done_async);            /* and those callbacks run now */
     store_db_close(s->db);
     s->closed = closed;

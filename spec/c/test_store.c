@@ -24,8 +24,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <uv.h>
 
+#include "checkpointer.h"
 #include "clock.h"
 #include "outbox.h"
 #include "store.h"
@@ -504,6 +506,45 @@ static void a_writer_is_told_when_another_waits_for_the_lock(void **state) {
     store_db_close(first);
 }
 
+/* The checkpointer (checkpointer.c) copies what commits left in the WAL into the database file on
+ * its own thread, while the writer's connection checkpoints nothing itself (SQLite only: a
+ * PostgreSQL store has no such upkeep). */
+static void the_checkpointer_moves_the_wal_into_the_database_on_its_own(void **state) {
+    (void)state;
+    if (url) skip();
+    store_db *db = open_db();
+    store_checkpoint_every(db, 0);
+    static char body[8192];
+    memset(body, 'x', sizeof body);
+    body[0] = '"';
+    body[sizeof body - 1] = '"';
+    store_journal_row rows[64];
+    for (int i = 0; i < 64; i++)
+        rows[i] = (store_journal_row){ "shop", NULL, NULL, body, sizeof body, clock_now_ms(), 0 };
+    for (int round = 0; round < 4; round++) assert_int_equal(store_journal_commit(db, rows, 64), 0);
+    char path[128];
+    snprintf(path, sizeof path, "%s/returnflow.db", dir);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    off_t before = st.st_size;                   /* 2 MiB of rows, all in the WAL yet */
+    assert_true(before < 1 << 20);
+
+    char err[512];
+    checkpointer *c = checkpointer_start(location, err, sizeof err);
+    assert_non_null(c);
+    off_t after = before;
+    for (int waited = 0; waited < 50 && after < before + (2 << 20); waited++) {
+        struct timespec tick = { 0, 100 * 1000 * 1000 };
+        nanosleep(&tick, NULL);
+        assert_int_equal(stat(path, &st), 0);
+        after = st.st_size;
+    }
+    checkpointer_stop(c);
+    assert_true(after >= before + (2 << 20));     /* within 5 s: it runs once a second */
+    checkpointer_stop(NULL);                      /* allowed, does nothing */
+    store_db_close(db);
+}
+
 static void opening_a_missing_store_read_only_fails_with_its_path(void **state) {
     (void)state;
     if (url) skip();                      /* a file's matter: a server's database is there or refused */
@@ -543,6 +584,7 @@ int main(void) {
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(purge_drops_old_delivered_rows_and_keeps_queued_ones, setup, teardown),
         cmocka_unit_test_setup_teardown(a_writer_is_told_when_another_waits_for_the_lock, setup, teardown),
+        cmocka_unit_test_setup_teardown(the_checkpointer_moves_the_wal_into_the_database_on_its_own, setup, teardown),
         cmocka_unit_test_setup_teardown(opening_a_missing_store_read_only_fails_with_its_path, setup, teardown),
         cmocka_unit_test(a_url_is_named_without_its_password),
     };
