@@ -6,6 +6,8 @@
 #   returnflow, default scripts:  build/bench_transform N FIXTURE scripts
 #   returnflow, anchors' mapping: build/bench_transform N FIXTURE bench/anchor-mapping (equal work)
 #   bare Lua+cjson anchor:        lua5.4 bench/anchors/bare_transform.lua FIXTURE N
+#   returnflow map, whole process: build/returnflow map -q FILE, FILE N copies of FIXTURE as NDJSON
+#                                  (reading, validating, mapping and writing each line)
 #
 # The Node.js anchor is not counted: V8 compiles the mapping to machine code as it runs, so its
 # instruction count under callgrind is not its count outside it. Run from the repository root after
@@ -57,5 +59,13 @@ if command -v lua5.4 >/dev/null 2>&1; then
   per_event "bare Lua+cjson anchor" "lua5.4 bench/anchors/bare_transform.lua $FIXTURE N"
 else
   echo "  bare Lua+cjson anchor: skipped: lua5.4 not found"
+fi
+# returnflow map reads its events from a file: one of N lines for each count, the fixture on one line.
+ndjson() { tr -d '\n' <"$FIXTURE" >"$tmp/line" && echo >>"$tmp/line" &&
+           i=0; : >"$tmp/events-$1.ndjson"; while [ $i -lt "$1" ]; do cat "$tmp/line"; i=$((i + 1)); done >"$tmp/events-$1.ndjson"; }
+if [ -x "$BUILD/returnflow" ] && ndjson 1000 && ndjson 3000; then
+  per_event "returnflow map, whole process" "$BUILD/returnflow map -q $tmp/events-N.ndjson"
+else
+  echo "  returnflow map, whole process: skipped: $BUILD/returnflow missing (make build)"
 fi
 echo "  Node.js anchor: not counted (JIT-compiled: callgrind's count is not its own)"
