@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include <libpq-fe.h>
+#include <sqlite3.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -268,6 +269,55 @@ static void a_mapping_result_lands_whole_and_is_claimed_once(void **state) {
     assert_int_equal(c.queued, 0);
     assert_int_equal(store_queued_count(db, "shop"), 0);     /* the trigger-kept count agrees */
     assert_string_equal(c.last_error, "HTTP 400: bad");
+    store_db_close(db);
+}
+
+/* The requests of one event share their properties, stored once (outbox.c); a scan gives each body
+ * back byte for byte, the shared part put back where it was (requests.c does it in C). */
+static void a_scan_gives_back_each_body_whole_with_its_shared_part(void **state) {
+    (void)state;
+    store_db *db = open_db();
+    char props[400], bodies[3][900];
+    snprintf(props, sizeof props, "{\"note\":\"%0300d\",\"name\":\"Mar\u00eda\",\"total\":12.5}", 7);
+    const char *metrics[] = { "Return Created", "Reminder 1", "Reminder 2" };
+    map_request reqs[3];
+    for (int i = 0; i < 3; i++) {
+        snprintf(bodies[i], sizeof bodies[i],
+                 "{\"data\":{\"attributes\":{\"metric\":{\"data\":{\"attributes\":{\"name\":\"%s\"},"
+                 "\"type\":\"metric\"}},\"profile\":{\"data\":{\"attributes\":{\"email\":\"a@example.com\"},"
+                 "\"type\":\"profile\"}},\"properties\":%s,\"unique_id\":\"u%d\"},\"type\":\"event\"}}",
+                 metrics[i], props, i);
+        reqs[i] = (map_request){ .method = "POST", .path = "/api/events", .body = bodies[i],
+                                 .body_len = strlen(bodies[i]), .profile = "email:a@example.com" };
+    }
+    map_result r = { .status = MAP_MAPPED, .reason = "", .requests = reqs, .nrequests = 3 };
+    write_result(db, 1, &r, NULL);
+    if (!url) {                                     /* stored once: the rows hold the rest alone */
+        char path[600];
+        snprintf(path, sizeof path, "%s/returnflow.db", dir);
+        sqlite3 *raw;
+        sqlite3_stmt *st;
+        assert_int_equal(sqlite3_open_v2(path, &raw, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_prepare_v2(raw, "SELECT count(*), sum(part IS NOT NULL) FROM body_parts, outbox",
+                                            -1, &st, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        assert_int_equal(sqlite3_column_int(st, 0), 3);     /* one part, three rows */
+        assert_int_equal(sqlite3_column_int(st, 1), 3);     /* each row holds the rest of its body alone */
+        sqlite3_finalize(st);
+        sqlite3_close(raw);
+    }
+    store_scan *s = store_scan_queued(db, "shop", 10);
+    assert_non_null(s);
+    store_request row;
+    int n = 0;
+    while (store_scan_next(s, &row) > 0) {
+        assert_true(n < 3);
+        assert_int_equal(row.body_len, strlen(bodies[n]));
+        assert_memory_equal(row.body, bodies[n], row.body_len);
+        n++;
+    }
+    store_scan_end(s);
+    assert_int_equal(n, 3);
     store_db_close(db);
 }
 
@@ -576,6 +626,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(journal_append_acks_after_commit_and_reads_back_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(a_batch_jobs_events_are_held_from_the_mapping_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(a_mapping_result_lands_whole_and_is_claimed_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_scan_gives_back_each_body_whole_with_its_shared_part, setup, teardown),
         cmocka_unit_test_setup_teardown(a_retried_request_keeps_its_place_and_waits_for_next_at, setup, teardown),
         cmocka_unit_test_setup_teardown(an_error_cut_inside_a_character_is_recorded, setup, teardown),
         cmocka_unit_test_setup_teardown(a_jobs_schedules_wait_until_it_has_read_all_its_input, setup, teardown),
