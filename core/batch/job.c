@@ -14,6 +14,10 @@
  * were already delivered (or queued) from this data folder is not queued
  * again, and Klaviyo counts each unique_id once besides.
  *
+ * Mapping runs beside storing: a chunk of events is mapped on the job's
+ * mapping thread (job_pipe.c) while this thread journals and stores the
+ * chunk before it, and maps again what read memory that chunk wrote.
+ *
  * Historical events carry backfill: true unless --live, so no flow fires.
  * Their scheduled events (the day-21 reminder of a return two years old) are
  * held until all input is read, so a later event's cancel still applies.
@@ -32,6 +36,7 @@
 #include "clock.h"
 #include "deliver.h"
 #include "dry.h"
+#include "job_pipe.h"
 #include "json.h"
 #include "mapper.h"
 #include "mapper_settings.h"
@@ -39,12 +44,14 @@
 #include "outbox.h"
 #include "snapshot.h"
 #include "store_db.h"
+#include "strmap.h"
 
 #define COMMIT_EVERY 250
-#define MAP_BATCH 128                 /* events sent to the mapping worker in one round trip */
+#define MAP_BATCH PIPE_CHUNK          /* events sent to the mapping worker in one round trip */
 #define MAX_REASONS 8
 
-typedef struct pending { long long event_id; char *text, *label; size_t len; } pending;
+/* An event read: seq is its place in the input (the progress a commit records once it is stored). */
+typedef struct pending { long long event_id, seq; char *text, *label; size_t len; } pending;
 typedef struct reason { char text[240]; long long n; } reason;
 
 struct job {
@@ -59,8 +66,17 @@ struct job {
     int in_tx, tty;
     pending *deferred;
     size_t ndeferred, cap;
-    pending queue[MAP_BATCH];     /* read, journaled, not yet mapped (flush) */
+    pending queue[MAP_BATCH];     /* read, not yet mapped (flush); journaled already unless piped */
     int nqueue;
+    long long done_through;       /* the input's events up to here are stored (or were skipped) */
+    /* Mapping beside storing (job_pipe.c), for every job but a dry one: the chunk in the mapping
+     * thread, the one before it being stored; slot 2 maps a stored chunk's rest again. */
+    job_pipe *pipe;
+    pipe_chunk chunk[3];
+    pending held[2][MAP_BATCH];   /* the events of chunks 0 and 1 (journaled when stored) */
+    int inflight;                 /* the chunk in the thread, -1: none */
+    int clean[2];                 /* that chunk was handed over with everything before it committed */
+    strmap *wrote;                /* the memory keys the chunk stored last wrote */
     reason reasons[MAX_REASONS];
     int nreasons;
     strbuf doc;
@@ -170,6 +186,10 @@ job *job_open(const job_options *o, char *err, size_t errlen) {
         return NULL;
     }
     job_counts(j, 0, &j->base_queued, &j->base_delivered, &j->base_dead);
+    /* The mapping thread: if it cannot start, this thread maps and stores in turn, as before. */
+    j->inflight = -1;
+    j->pipe = job_pipe_start(j->m, config_store_location(o->cfg), o->tenant->id, err, errlen);
+    err[0] = 0;
     /* A job writes a lot. Its checkpoints run on a thread of their own, as serve's do, beside the
      * mapping thread that waits for each commit; if that thread cannot start, its connection
      * checkpoints as SQLite does by default. (PostgreSQL has no such upkeep.) */
@@ -233,7 +253,7 @@ static void note_reason(job *j, const char *why) {
 
 static int commit(job *j) {
     if (!j->in_tx) return 0;
-    int ok = store_job_progress(j->db, j->id, j->seen, clock_now_ms()) == 0 && store_commit(j->db) == 0;
+    int ok = store_job_progress(j->db, j->id, j->done_through, clock_now_ms()) == 0 && store_commit(j->db) == 0;
     if (!ok) {
         store_log_error("cannot store the job's batch", j->db);
         store_rollback(j->db);
@@ -313,13 +333,14 @@ static int take_outcome(job *j, const pending *p, const map_result *r, const cha
         if (r->status == MAP_FAILED) note_reason(j, r->reason);
     }
     j->batch++;
+    j->done_through = p->seq;
     return 0;
 }
 
 /* Maps the queued events in the worker, a batch at a time (one round trip each, not one an event),
  * takes their outcomes in input order, then commits when a commit is due: only here, with nothing
- * queued, so the progress a commit records (seen) never counts an event not yet mapped. */
-static int flush(job *j) {
+ * queued. (A dry job, or one whose mapping thread would not start.) */
+static int flush_here(job *j) {
     int rc = 0, done = 0, waits = 0;
     mapworker_event events[MAP_BATCH];
     while (done < j->nqueue && rc == 0) {
@@ -369,14 +390,116 @@ static int flush(job *j) {
     return rc;
 }
 
+/* ------------------------------- piped ------------------------------------ */
+
+/* Stores outcomes [0, n) of results for the events at held (journaling each first, when the job
+ * journals), in input order. */
+static int store_range(job *j, pending *held, const map_result *results, int n) {
+    for (int i = 0; i < n; i++) {
+        pending *p = &held[i];
+        if (!j->in_tx) {
+            if (store_begin(j->db) != 0) { store_log_error("cannot store the job's batch", j->db); return -1; }
+            j->in_tx = 1;
+        }
+        if (j->o.journal && store_journal_held(j->db, j->o.tenant->id, clock_now_ms(), p->text, p->len,
+                                               &p->event_id) != 0) {
+            store_log_error("cannot journal the event", j->db);
+            return -1;
+        }
+        if (take_outcome(j, p, &results[i], "", 0) != 0) return -1;
+    }
+    return 0;
+}
+
+/* Stores the mapped chunk in slot s, in one transaction, committed. Its events from the first that
+ * may have read memory the chunk stored before it wrote (it was mapped meanwhile: job_pipe.c) are
+ * mapped again first, once that chunk is committed; the chunk in the thread then is mapped again
+ * after this one. */
+static int store_slot(job *j, int s) {
+    pipe_chunk *c = &j->chunk[s];
+    pending *held = j->held[s];
+    int n = c->n, rc = 0, taken = -1;
+    int from = pipe_first_stale(c, j->clean[s] ? NULL : j->wrote);
+    strmap *wrote = strmap_new();
+    rc = store_range(j, held, c->results, from);
+    pipe_add_writes(c, from, wrote);
+    while (rc == 0 && from < n) {
+        if (taken < 0 && j->inflight >= 0) {      /* mapped before this chunk is stored: again, after */
+            job_pipe_wait(j->pipe);
+            taken = j->inflight;
+            j->inflight = -1;
+        }
+        if (commit(j) != 0) { rc = -1; break; }
+        pipe_chunk *again = &j->chunk[2];
+        again->n = n - from;
+        memcpy(again->ev, c->ev + from, (size_t)again->n * sizeof *again->ev);
+        job_pipe_submit(j->pipe, again);
+        job_pipe_wait(j->pipe);
+        int ok = pipe_first_stale(again, NULL);   /* all before it committed: only its own batches */
+        if (ok == 0) ok = 1;                      /* the first's reads all saw the store whole */
+        rc = store_range(j, held + from, again->results, ok);
+        pipe_add_writes(again, ok, wrote);
+        from += ok;
+    }
+    strmap_free(j->wrote);
+    j->wrote = wrote;
+    if (rc == 0 && commit(j) != 0) rc = -1;
+    for (int i = 0; i < n; i++) {
+        free(held[i].text);
+        free(held[i].label);
+    }
+    if (taken >= 0) {
+        j->clean[taken] = 1;
+        job_pipe_submit(j->pipe, &j->chunk[taken]);
+        j->inflight = taken;
+    }
+    return rc;
+}
+
+/* Hands the queued events to the mapping thread as a chunk, after taking back the chunk it mapped
+ * before, which is then stored while the new one is mapped. With `drain`, until nothing is left. */
+static int flush_piped(job *j, int drain) {
+    int rc = 0;
+    do {
+        int prev = j->inflight, s = -1;
+        if (j->nqueue) {
+            s = prev == 0 ? 1 : 0;
+            pipe_chunk *c = &j->chunk[s];
+            memcpy(j->held[s], j->queue, (size_t)j->nqueue * sizeof *j->queue);
+            c->n = j->nqueue;
+            for (int i = 0; i < c->n; i++) {
+                const pending *p = &j->held[s][i];
+                /* the journal's id is given when it is stored: a worker's strike count goes by the place */
+                c->ev[i] = (mapworker_event){ p->event_id ? p->event_id : -p->seq, p->text, p->len, p->label };
+            }
+            j->nqueue = 0;
+        }
+        if (prev >= 0) job_pipe_wait(j->pipe);
+        j->inflight = -1;
+        if (s >= 0) {
+            j->clean[s] = 0;
+            job_pipe_submit(j->pipe, &j->chunk[s]);
+            j->inflight = s;
+        }
+        if (prev >= 0 && store_slot(j, prev) != 0) rc = -1;
+        progress(j, 0);
+    } while (drain && j->inflight >= 0);
+    return rc;
+}
+
+static int flush(job *j) { return j->pipe ? flush_piped(j, 0) : flush_here(j); }
+
+/* Everything read is mapped and stored. */
+static int drain(job *j) { return j->pipe ? flush_piped(j, 1) : (j->nqueue ? flush_here(j) : 0); }
+
 int job_event(job *j, long long event_id, const char *text, size_t len, const char *label) {
     if (j->o.interrupted && *j->o.interrupted) return -1;
-    if (++j->seen <= j->skip) return 0;
-    if (!j->o.dry && !j->in_tx) {
+    if (++j->seen <= j->skip) { j->done_through = j->seen; return 0; }
+    if (!j->o.dry && !j->pipe && !j->in_tx) {
         if (store_begin(j->db) != 0) { store_log_error("cannot store the job's batch", j->db); return -1; }
         j->in_tx = 1;
     }
-    if (!j->o.dry && j->o.journal) {
+    if (!j->o.dry && !j->pipe && j->o.journal) {
         if (store_journal_held(j->db, j->o.tenant->id, clock_now_ms(), text, len, &event_id) != 0) {
             store_log_error("cannot journal the event", j->db);
             return -1;
@@ -384,6 +507,7 @@ int job_event(job *j, long long event_id, const char *text, size_t len, const ch
     }
     pending *p = &j->queue[j->nqueue++];
     p->event_id = event_id;
+    p->seq = j->seen;
     p->len = len;
     p->text = malloc(len + 1);
     p->label = strdup(label);
@@ -394,8 +518,9 @@ int job_event(job *j, long long event_id, const char *text, size_t len, const ch
 }
 
 void job_invalid(job *j, const char *label, const char *reason) {
-    if (j->nqueue) flush(j);                      /* its message after the events read before it */
-    if (++j->seen <= j->skip) return;
+    drain(j);                                     /* its message after the events read before it */
+    if (++j->seen <= j->skip) { j->done_through = j->seen; return; }
+    j->done_through = j->seen;
     char why[600];
     snprintf(why, sizeof why, "invalid JSON: %s", reason);
     fprintf(stderr, "%s: %s\n", label, why);
@@ -530,7 +655,11 @@ static void summary(job *j, int interrupted) {
 }
 
 int job_finish(job *j) {
-    flush(j);                                     /* what was read is mapped, even when interrupted */
+    drain(j);                                     /* what was read is mapped, even when interrupted */
+    if (j->pipe) {                                /* the deferred go on this thread, in order; the */
+        mapworker_set_shared(j->m, 0);            /* mapping thread, idle, stays until the worker it may */
+        mapworker_set_recall(j->m, recall, j);    /* have started is no longer used (it dies with it) */
+    }
     int interrupted = j->o.interrupted && *j->o.interrupted;
     if (!j->o.dry) {
         if (!interrupted) retry_deferred(j);
@@ -559,6 +688,9 @@ int job_finish(job *j) {
     summary(j, interrupted);
     int rc = interrupted ? 130 : (j->counts[MAP_FAILED] || dead) ? 1 : 0;
     outbox_writer_free(j->writer);
+    job_pipe_stop(j->pipe);
+    for (int i = 0; i < 3; i++) pipe_chunk_free(&j->chunk[i]);
+    strmap_free(j->wrote);
     mapworker_free(j->m);
     checkpointer_stop(j->upkeep);
     store_db_close(j->db);

@@ -1,18 +1,18 @@
--- `returnflow send` maps its input in batches of 128 in a worker (core/batch/job.c). What an event
--- recalls must be what every event before it remembered, in input order. The worker keeps what its
--- own events remembered, but drops it once it holds 4,096 keys (mapworker_child.c's CACHE_KEEP); from
--- then on it asks the job, which answers from the store: the events of the batch before must be
--- stored by then (a job that stored one batch while the worker mapped the next, and answered from
--- the store alone, would fail here: tried).
+-- `returnflow send` maps its input in chunks of 128 (core/batch/job_pipe.c): its mapping thread maps
+-- one chunk while the job's thread stores the chunk before it. What an event recalls must be what
+-- every event before it remembered, in input order. The worker drops what its events remembered
+-- before each chunk and asks the mapping thread, which answers from what the job committed: the
+-- chunk being stored is not there yet. So the job checks each chunk's reads against what the chunk
+-- it stored meanwhile wrote, and maps again from the first event that read such a key (without that
+-- check, this spec fails: tried).
 --
--- So: 2,816 returns, each of its own customer (two keys each: past 4,096 keys after 2,048 events, 16
--- batches) but eleven of one customer, made one minute apart, at the last event
--- of a batch and the first of the next, for the batch boundaries after the worker's cache is dropped.
+-- So: 2,816 returns, each of its own customer (two keys each, 22 chunks) but eleven of one customer,
+-- made one minute apart, at the last event of a chunk and the first of the next, past the sixteenth.
 -- The default scripts count a customer's returns (scripts/10-returns.lua): the counts must be 1, 2,
 -- ... 11, each return's place among the customer's returns in time.
 local h = require "helpers"
 
-local BATCH = 128                             -- job.c's MAP_BATCH
+local BATCH = 128                             -- job_pipe.h's PIPE_CHUNK
 local N = 22 * BATCH
 local REPEAT = "repeat@example.com"
 

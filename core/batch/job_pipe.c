@@ -1,0 +1,284 @@
+/*
+ * job_pipe.c: a batch job's mapping thread, so that mapping and storing overlap.
+ *
+ * Why: a job's thread used to map a chunk (a round trip to its worker process), then store it, then
+ * map the next: the worker idle while the store was written, the store idle while it mapped, each
+ * about half the time of an event. Here the thread that owns the worker maps chunk k+1 while the
+ * job's thread stores chunk k.
+ *
+ * Invariant: what is stored is what mapping in order on one worker gives. The one thing chunk k+1
+ * could see differently is memory: its events recall keys through a connection of this thread's,
+ * which sees what the job has committed, and chunk k is being stored meanwhile (the job commits
+ * after every chunk, so nothing older is missing). The worker forgets its cache before each batch
+ * (MW_BATCH_FORGET), so every key an event reads from outside its own chunk comes through here and
+ * is noted with the event; before storing chunk k+1, the job checks those keys against what chunk
+ * k wrote (pipe_first_stale), and from the first event that read one, maps the rest again once
+ * chunk k is committed (job.c), as serve's mapping threads do with their chunks (worker_batch.c).
+ * A key written earlier in the same chunk is the worker's own cache's, and right; one that
+ * reached the store anyway (a chunk the worker took in two batches) counts as stale too.
+ */
+#include "job_pipe.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "store_db.h"
+
+struct pipe_result_at { int status; size_t reason; int rq0, nrq, can0, ncan, mem0, nmem; };
+struct pipe_request_at { size_t method, path, body, body_len, profile, key, due; int scheduled; };
+struct pipe_read { size_t key, len; int ev; };
+
+struct job_pipe {
+    mapworker *m;
+    store_db *db;                     /* this thread's: the recalls */
+    char *tenant;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pipe_chunk *in, *out;             /* handed over, and given back mapped */
+    int stop;
+    pipe_chunk *mapping;              /* the chunk in hand, and where its current batch starts */
+    int base;
+};
+
+#define GROW(arr, n, cap) do { if ((n) == (cap)) { (cap) = (cap) ? (cap) * 2 : 64; \
+    (arr) = realloc((arr), (size_t)(cap) * sizeof *(arr)); if (!(arr)) abort(); } } while (0)
+
+static size_t keep(pipe_chunk *c, const char *s, size_t n) {
+    size_t at = c->arena.len;
+    strbuf_add(&c->arena, s, n);
+    strbuf_addc(&c->arena, 0);
+    return at;
+}
+
+static size_t keep_str(pipe_chunk *c, const char *s) { return s ? keep(c, s, strlen(s)) : (size_t)-1; }
+
+/* out:recall's way to the store: noted with the event that asked. */
+static int recall(void *ud, const char *key, size_t klen, strbuf *out) {
+    job_pipe *p = ud;
+    pipe_chunk *c = p->mapping;
+    GROW(c->reads, c->nreads, c->cap_reads);
+    c->reads[c->nreads++] = (pipe_read){ keep(c, key, klen), klen, p->base + mapworker_event_in_hand(p->m) };
+    return store_memory_recall(p->db, p->tenant, key, klen, out);
+}
+
+/* Copies result r (of event i) into c's arena, by offset. */
+static void take(pipe_chunk *c, int i, const map_result *r) {
+    pipe_result_at *a = &c->at[i];
+    *a = (pipe_result_at){ .status = r->status, .reason = keep_str(c, r->reason ? r->reason : ""),
+                           .rq0 = c->nrq, .can0 = c->ncan, .mem0 = c->nmem };
+    for (int k = 0; k < r->nrequests; k++) {
+        const map_request *q = &r->requests[k];
+        GROW(c->rq, c->nrq, c->cap_rq);
+        c->rq[c->nrq++] = (pipe_request_at){ .method = keep_str(c, q->method), .path = keep_str(c, q->path),
+                                             .body = keep(c, q->body, q->body_len), .body_len = q->body_len,
+                                             .profile = keep_str(c, q->profile), .key = keep_str(c, q->schedule_key),
+                                             .due = keep_str(c, q->due), .scheduled = q->schedule_key != NULL };
+    }
+    for (int k = 0; k < r->ncancels; k++) {
+        GROW(c->can, c->ncan, c->cap_can);
+        c->can[c->ncan++] = keep_str(c, r->cancels[k]);
+    }
+    for (int k = 0; k < r->nmemory; k++) {
+        int cap = c->cap_mem;
+        GROW(c->memk, c->nmem, cap);
+        GROW(c->memv, c->nmem, c->cap_mem);
+        c->memk[c->nmem] = keep_str(c, r->memory_keys[k]);
+        c->memv[c->nmem++] = keep_str(c, r->memory_values[k]);
+    }
+    a->nrq = c->nrq - a->rq0;
+    a->ncan = c->ncan - a->can0;
+    a->nmem = c->nmem - a->mem0;
+}
+
+static void failed(pipe_chunk *c, int i, const char *why) {
+    take(c, i, &(map_result){ .status = MAP_FAILED, .reason = why });
+}
+
+/* Points the results at the arena, which no longer moves. */
+static void build(pipe_chunk *c) {
+    const char *a = c->arena.data;
+    c->rq_out = realloc(c->rq_out, (size_t)(c->nrq ? c->nrq : 1) * sizeof *c->rq_out);
+    c->can_out = realloc(c->can_out, (size_t)(c->ncan ? c->ncan : 1) * sizeof *c->can_out);
+    c->mk_out = realloc(c->mk_out, (size_t)(c->nmem ? c->nmem : 1) * sizeof *c->mk_out);
+    c->mv_out = realloc(c->mv_out, (size_t)(c->nmem ? c->nmem : 1) * sizeof *c->mv_out);
+    c->res_out = realloc(c->res_out, (size_t)(c->n ? c->n : 1) * sizeof *c->res_out);
+    if (!c->rq_out || !c->can_out || !c->mk_out || !c->mv_out || !c->res_out) abort();
+    for (int k = 0; k < c->nrq; k++) {
+        const pipe_request_at *q = &c->rq[k];
+        c->rq_out[k] = (map_request){ .method = a + q->method, .path = a + q->path, .body = a + q->body,
+                                      .body_len = q->body_len, .profile = a + q->profile,
+                                      .schedule_key = q->scheduled ? a + q->key : NULL,
+                                      .due = q->scheduled && q->due != (size_t)-1 ? a + q->due : NULL };
+    }
+    for (int k = 0; k < c->ncan; k++) c->can_out[k] = a + c->can[k];
+    for (int k = 0; k < c->nmem; k++) { c->mk_out[k] = a + c->memk[k]; c->mv_out[k] = a + c->memv[k]; }
+    for (int i = 0; i < c->n; i++) {
+        const pipe_result_at *r = &c->at[i];
+        c->res_out[i] = (map_result){ .status = (map_status)r->status, .reason = a + r->reason,
+                                      .requests = c->rq_out + r->rq0, .nrequests = r->nrq,
+                                      .cancels = c->can_out + r->can0, .ncancels = r->ncan,
+                                      .memory_keys = c->mk_out + r->mem0, .memory_values = c->mv_out + r->mem0,
+                                      .nmemory = r->nmem };
+    }
+    c->results = c->res_out;
+}
+
+/* Maps every event of c, as job.c's flush did on its own thread: a worker that cannot start now is
+ * waited for (its restart backs off), up to a minute, then the rest fail with the reason. */
+static void map_chunk(job_pipe *p, pipe_chunk *c) {
+    c->arena.len = 0;
+    c->nrq = c->ncan = c->nmem = c->nreads = 0;
+    c->at = realloc(c->at, (size_t)PIPE_CHUNK * sizeof *c->at);
+    if (!c->at) abort();
+    p->mapping = c;
+    int done = 0, waits = 0;
+    while (done < c->n) {
+        p->base = done;
+        int k = mapworker_map_batch(p->m, c->ev + done, c->n - done, 0);
+        if (k < 0) {
+            if (++waits > 600) {
+                for (; done < c->n; done++) failed(c, done, "no mapping worker would start");
+                break;
+            }
+            struct timespec pause = { 0, 100000000 };
+            nanosleep(&pause, NULL);
+            continue;
+        }
+        for (int i = 0; i < k; i++) take(c, done + i, mapworker_result(p->m, i));
+        done += k;
+    }
+    p->mapping = NULL;
+    build(c);
+}
+
+static void *thread_main(void *arg) {
+    job_pipe *p = arg;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->in && !p->stop) pthread_cond_wait(&p->cv, &p->mu);
+        if (!p->in) break;
+        pipe_chunk *c = p->in;
+        p->in = NULL;
+        pthread_mutex_unlock(&p->mu);
+        map_chunk(p, c);
+        pthread_mutex_lock(&p->mu);
+        p->out = c;
+        pthread_cond_broadcast(&p->cv);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+job_pipe *job_pipe_start(mapworker *m, const char *location, const char *tenant, char *err, size_t errlen) {
+    job_pipe *p = calloc(1, sizeof *p);
+    if (!p) abort();
+    p->m = m;
+    if (!(p->tenant = strdup(tenant))) abort();
+    if (!(p->db = store_db_open(location, STORE_READ_ONLY, err, errlen))) goto fail_db;
+    if (pthread_mutex_init(&p->mu, NULL) != 0) goto fail_mutex;
+    if (pthread_cond_init(&p->cv, NULL) != 0) goto fail_cond;
+    mapworker_set_recall(m, recall, p);
+    mapworker_set_shared(m, 1);
+    if (pthread_create(&p->thread, NULL, thread_main, p) != 0) {
+        snprintf(err, errlen, "cannot start the mapping thread");
+        goto fail_thread;
+    }
+    return p;
+
+fail_thread:
+    mapworker_set_shared(m, 0);
+    pthread_cond_destroy(&p->cv);
+fail_cond:
+    pthread_mutex_destroy(&p->mu);
+fail_mutex:
+    store_db_close(p->db);
+fail_db:
+    free(p->tenant);
+    free(p);
+    return NULL;
+}
+
+void job_pipe_submit(job_pipe *p, pipe_chunk *c) {
+    pthread_mutex_lock(&p->mu);
+    p->in = c;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+pipe_chunk *job_pipe_wait(job_pipe *p) {
+    pthread_mutex_lock(&p->mu);
+    while (!p->out) pthread_cond_wait(&p->cv, &p->mu);
+    pipe_chunk *c = p->out;
+    p->out = NULL;
+    pthread_mutex_unlock(&p->mu);
+    return c;
+}
+
+void job_pipe_stop(job_pipe *p) {
+    if (!p) return;
+    pthread_mutex_lock(&p->mu);
+    p->stop = 1;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    pthread_join(p->thread, NULL);
+    mapworker_set_shared(p->m, 0);
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->mu);
+    store_db_close(p->db);
+    free(p->tenant);
+    free(p);
+}
+
+int pipe_first_stale(const pipe_chunk *c, const strmap *before) {
+    int first = c->n;
+    strmap *earlier = NULL;            /* key -> the first event of c that wrote it */
+    for (int r = 0; r < c->nreads; r++) {
+        const pipe_read *rd = &c->reads[r];
+        const char *key = c->arena.data + rd->key;
+        size_t len;
+        if (rd->ev >= first) continue;
+        if (before && strmap_get(before, key, rd->len, &len)) { first = rd->ev; continue; }
+        if (!earlier) {
+            earlier = strmap_new();
+            for (int i = c->n - 1; i >= 0; i--)
+                for (int k = 0; k < c->results[i].nmemory; k++) {
+                    char at[16];
+                    int n = snprintf(at, sizeof at, "%d", i);
+                    const char *mk = c->results[i].memory_keys[k];
+                    strmap_put(earlier, mk, strlen(mk), at, (size_t)n);
+                }
+        }
+        const char *w = strmap_get(earlier, key, rd->len, &len);
+        if (w && atoi(w) < rd->ev) first = rd->ev;
+    }
+    strmap_free(earlier);
+    return first;
+}
+
+void pipe_add_writes(const pipe_chunk *c, int upto, strmap *m) {
+    for (int i = 0; i < upto; i++)
+        for (int k = 0; k < c->results[i].nmemory; k++) {
+            const char *mk = c->results[i].memory_keys[k];
+            strmap_put(m, mk, strlen(mk), "1", 1);
+        }
+}
+
+void pipe_chunk_free(pipe_chunk *c) {
+    strbuf_free(&c->arena);
+    free(c->at);
+    free(c->rq);
+    free(c->can);
+    free(c->memk);
+    free(c->memv);
+    free(c->reads);
+    free(c->res_out);
+    free(c->rq_out);
+    free(c->can_out);
+    free(c->mk_out);
+    free(c->mv_out);
+    memset(c, 0, sizeof *c);
+}
