@@ -40,15 +40,17 @@ int sqlite_fire_schedules(store_db *conn, const char *tenant) {
         ok = sqlite3_step(st) == SQLITE_DONE;
         sqlite3_finalize(st);
     }
+    /* In the chunk's order (firing's rows went in by due_at): driven from firing, a lookup each. (ORDER BY
+     * due_at walked the whole due index for each chunk: a backfill's 200,000 reminders took 53 s in
+     * chunks of 1,000.) */
     ok = ok && sqlite3_prepare_v2(db, "INSERT INTO outbox(event_id, tenant, profile, method, path, body, created_at, job, "
-                                      "dedup, part, part_at, schedule_key) SELECT event_id, tenant, profile, method, path, "
-                                      "body, ?, job, dedup, part, part_at, key FROM "
-                                      "schedules WHERE tenant = ? AND key IN (SELECT key FROM firing) ORDER BY due_at",
+                                      "dedup, part, part_at, schedule_key) SELECT s.event_id, s.tenant, s.profile, s.method, "
+                                      "s.path, s.body, ?, s.job, s.dedup, s.part, s.part_at, s.key FROM firing f "
+                                      "CROSS JOIN schedules s WHERE s.tenant = ? AND s.key = f.key ORDER BY f.rowid",
                                   -1, &st, NULL) == SQLITE_OK;
     if (ok) {
         sqlite3_bind_int64(st, 1, now);
         sqlite3_bind_text(st, 2, tenant, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, now);
         ok = sqlite3_step(st) == SQLITE_DONE;
         sqlite3_finalize(st);
     }

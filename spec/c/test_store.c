@@ -394,6 +394,49 @@ static void a_jobs_schedules_wait_until_it_has_read_all_its_input(void **state) 
     store_db_close(db);
 }
 
+/* Due schedules move a chunk at a time, each chunk and all of them in due order (not in the order
+ * they were written: here the reverse), each once. */
+static void schedules_fire_a_chunk_at_a_time_in_due_order(void **state) {
+    (void)state;
+    store_db *db = open_db();
+    enum { N = 2 * STORE_FIRE_CHUNK + 500 };
+    map_request *q = calloc(N, sizeof *q);
+    char (*keys)[32] = calloc(N, sizeof *keys), (*dues)[32] = calloc(N, sizeof *dues), (*bodies)[32] = calloc(N, sizeof *bodies);
+    assert_non_null(q);
+    for (int i = 0; i < N; i++) {
+        time_t t = (time_t)1577836800 + (N - i);            /* 2020-01-01 on: the last written is due first */
+        strftime(dues[i], sizeof dues[i], "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+        snprintf(keys[i], sizeof keys[i], "remind:%d", i);
+        snprintf(bodies[i], sizeof bodies[i], "{\"n\":%d}", i);
+        q[i] = (map_request){ .method = "POST", .path = "/api/events", .body = bodies[i], .body_len = strlen(bodies[i]),
+                              .profile = "p", .schedule_key = keys[i], .due = dues[i] };
+    }
+    map_result r = { .status = MAP_MAPPED, .reason = "", .requests = q, .nrequests = N };
+    write_result(db, 1, &r, NULL);
+    assert_int_equal(store_fire_schedules(db, "shop"), STORE_FIRE_CHUNK);
+    assert_int_equal(store_fire_schedules(db, "shop"), STORE_FIRE_CHUNK);
+    assert_int_equal(store_fire_schedules(db, "shop"), 500);
+    assert_int_equal(store_fire_schedules(db, "shop"), 0);
+    store_scan *s = store_scan_queued(db, "shop", N + 10);
+    assert_non_null(s);
+    store_request row;
+    int n = 0;
+    while (store_scan_next(s, &row) > 0) {
+        char want[32];
+        snprintf(want, sizeof want, "{\"n\":%d}", N - 1 - n);
+        assert_int_equal(row.body_len, strlen(want));
+        assert_memory_equal(row.body, want, row.body_len);
+        n++;
+    }
+    store_scan_end(s);
+    assert_int_equal(n, N);
+    free(q);
+    free(keys);
+    free(dues);
+    free(bodies);
+    store_db_close(db);
+}
+
 /* ---------------------------- dead letters --------------------------------- */
 
 typedef struct listed { int n; char first[32]; } listed;
@@ -630,6 +673,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(a_retried_request_keeps_its_place_and_waits_for_next_at, setup, teardown),
         cmocka_unit_test_setup_teardown(an_error_cut_inside_a_character_is_recorded, setup, teardown),
         cmocka_unit_test_setup_teardown(a_jobs_schedules_wait_until_it_has_read_all_its_input, setup, teardown),
+        cmocka_unit_test_setup_teardown(schedules_fire_a_chunk_at_a_time_in_due_order, setup, teardown),
         cmocka_unit_test_setup_teardown(dead_letters_are_listed_replayed_and_purged, setup, teardown),
         cmocka_unit_test_setup_teardown(failed_events_are_shown_replayed_and_purged_and_the_journal_replayed_by_trigger,
                                         setup, teardown),
