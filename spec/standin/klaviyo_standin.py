@@ -19,7 +19,7 @@ the endpoints returnflow uses (spec/klaviyo/README.md) the way Klaviyo does:
 
 It records what it accepted and answers faults on demand through a control API under /_standin/ (not
 Klaviyo's, JSON): GET events (accepted, after dedup, in order), requests (every one: method, path, status,
-headers with keys redacted, body; ?since=SEQ&path=PREFIX), profiles, stats (counts by endpoint and
+headers with keys redacted, body, at_ms: when it arrived; ?since=SEQ&path=PREFIX), profiles, stats (counts by endpoint and
 status), faults (pending); POST reset (forget everything), faults. POST /_standin/faults takes a fault,
 a list, or {"faults": [...]}: {"kind", "count": 1, "path": "" (prefix), "delay_ms", "retry_after",
 "seconds", "pointer", "detail"}. It answers the next `count` requests whose path starts with `path`.
@@ -485,7 +485,7 @@ class Standin:
         if fault:
             answer.delay = int(fault.get("delay_ms", 1000 if fault["kind"] == "slow" else 0)) / 1000.0
         record = {"method": method, "path": target, "status": None if answer.reset else answer.status,
-                  "account": account, "received": now_iso(),
+                  "account": account, "received": now_iso(), "at_ms": int(time.time() * 1000),
                   "body": None if self.count_only else body_value(body),
                   "headers": {k: redact(v) for k, v in headers.items()}}
         if fault:
