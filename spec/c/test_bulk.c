@@ -238,6 +238,8 @@ static void waits_for_more_events_only_while_they_come_and_briefly(void **state)
     assert_true(bulk_may_wait(now - BULK_LINGER_MS + 1, now, now));
     assert_false(bulk_may_wait(now - BULK_LINGER_MS, now, now));                /* waited enough */
     assert_false(bulk_may_wait(now - 100, now - BULK_QUIET_MS, now));           /* nothing new came */
+    assert_true(bulk_may_wait(now + 5, now + 5, now));      /* stored after the tick read its clock: waited 0 */
+    assert_true(bulk_may_wait(now - 100, now + 5, now));
     assert_false(bulk_may_wait(now + 5000, now, now));                          /* oldest in the future */
     assert_false(bulk_may_wait(now - 100, now + 5000, now));                    /* newest in the future */
 }

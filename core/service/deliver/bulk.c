@@ -60,10 +60,15 @@ struct bulk_job {
  * arrivals at once used 371 jobs for 300 jobs' events. So a job waits while the queue still grows
  * (the mapping commits a batch every few hundred ms at worst), and at most BULK_LINGER_MS: jobs are
  * packed only with a backlog, when live events wait seconds anyway. A queue that stopped growing
- * gains nothing by waiting. An age outside [0, bound) (a clock set back, another node's clock)
- * never waits, so no clock can hold a job for longer. */
+ * gains nothing by waiting. A row stored after the tick read its clock (a mapping commit during the
+ * tick) is a few ms "in the future": it has waited 0 (counted as never waiting, a backfill's first
+ * rows left as a job of 128 events, and the one job too many waited a minute window at the end).
+ * An age further outside [0, bound) (a clock set back, another node's clock) never waits, so no
+ * clock can hold a job for longer than twice the bound. */
 int bulk_may_wait(long long oldest, long long newest, long long now) {
     long long waited = now - oldest, quiet = now - newest;
+    if (waited < 0 && waited > -BULK_LINGER_MS) waited = 0;
+    if (quiet < 0 && quiet > -BULK_LINGER_MS) quiet = 0;
     return waited >= 0 && waited < BULK_LINGER_MS && quiet >= 0 && quiet < BULK_QUIET_MS;
 }
 
