@@ -77,6 +77,7 @@ struct job {
     int inflight;                 /* the chunk in the thread, -1: none */
     int clean[2];                 /* that chunk was handed over with everything before it committed */
     strmap *wrote;                /* the memory keys the chunk stored last wrote */
+    map_results_view view;        /* an outcome of a chunk, read back */
     reason reasons[MAX_REASONS];
     int nreasons;
     strbuf doc;
@@ -396,9 +397,9 @@ static int flush_here(job *j) {
 
 /* ------------------------------- piped ------------------------------------ */
 
-/* Stores outcomes [0, n) of results for the events at held (journaling each first, when the job
- * journals), in input order. */
-static int store_range(job *j, pending *held, const map_result *results, int n) {
+/* Stores outcomes [from, from + n) of rs for the events at held (journaling each first, when the
+ * job journals), in input order. */
+static int store_range(job *j, pending *held, const map_results *rs, int from, int n) {
     for (int i = 0; i < n; i++) {
         pending *p = &held[i];
         if (!j->in_tx) {
@@ -410,7 +411,8 @@ static int store_range(job *j, pending *held, const map_result *results, int n) 
             store_log_error("cannot journal the event", j->db);
             return -1;
         }
-        if (take_outcome(j, p, &results[i], "", 0) != 0) return -1;
+        map_result r = map_results_get(rs, from + i, &j->view);
+        if (take_outcome(j, p, &r, "", 0) != 0) return -1;
     }
     return 0;
 }
@@ -425,7 +427,7 @@ static int store_slot(job *j, int s) {
     int n = c->n, rc = 0, taken = -1;
     int from = pipe_first_stale(c, j->clean[s] ? NULL : j->wrote);
     strmap *wrote = strmap_new();
-    rc = store_range(j, held, c->results, from);
+    rc = store_range(j, held, &c->rs, 0, from);
     pipe_add_writes(c, from, wrote);
     while (rc == 0 && from < n) {
         if (taken < 0 && j->inflight >= 0) {      /* mapped before this chunk is stored: again, after */
@@ -441,7 +443,7 @@ static int store_slot(job *j, int s) {
         job_pipe_wait(j->pipe);
         int ok = pipe_first_stale(again, NULL);   /* all before it committed: only its own batches */
         if (ok == 0) ok = 1;                      /* the first's reads all saw the store whole */
-        rc = store_range(j, held + from, again->results, ok);
+        rc = store_range(j, held + from, &again->rs, 0, ok);
         pipe_add_writes(again, ok, wrote);
         from += ok;
     }
@@ -694,6 +696,7 @@ int job_finish(job *j) {
     outbox_writer_free(j->writer);
     job_pipe_stop(j->pipe);
     for (int i = 0; i < 3; i++) pipe_chunk_free(&j->chunk[i]);
+    map_results_view_free(&j->view);
     strmap_free(j->wrote);
     mapworker_free(j->m);
     checkpointer_stop(j->upkeep);

@@ -27,8 +27,6 @@
 
 #include "store_db.h"
 
-struct pipe_result_at { int status; size_t reason; int rq0, nrq, can0, ncan, mem0, nmem; };
-struct pipe_request_at { size_t method, path, body, body_len, profile, key, due; int scheduled; };
 struct pipe_read { size_t key, len; int ev; };
 
 struct job_pipe {
@@ -47,93 +45,22 @@ struct job_pipe {
 #define GROW(arr, n, cap) do { if ((n) == (cap)) { (cap) = (cap) ? (cap) * 2 : 64; \
     (arr) = realloc((arr), (size_t)(cap) * sizeof *(arr)); if (!(arr)) abort(); } } while (0)
 
-static size_t keep(pipe_chunk *c, const char *s, size_t n) {
-    size_t at = c->arena.len;
-    strbuf_add(&c->arena, s, n);
-    strbuf_addc(&c->arena, 0);
-    return at;
-}
-
-static size_t keep_str(pipe_chunk *c, const char *s) { return s ? keep(c, s, strlen(s)) : (size_t)-1; }
-
 /* out:recall's way to the store: noted with the event that asked. */
 static int recall(void *ud, const char *key, size_t klen, strbuf *out) {
     job_pipe *p = ud;
     pipe_chunk *c = p->mapping;
     GROW(c->reads, c->nreads, c->cap_reads);
-    c->reads[c->nreads++] = (pipe_read){ keep(c, key, klen), klen, p->base + mapworker_event_in_hand(p->m) };
+    c->reads[c->nreads++] = (pipe_read){ c->read_keys.len, klen, p->base + mapworker_event_in_hand(p->m) };
+    strbuf_add(&c->read_keys, key, klen);
     return store_memory_recall(p->db, p->tenant, key, klen, out);
-}
-
-/* Copies result r (of event i) into c's arena, by offset. */
-static void take(pipe_chunk *c, int i, const map_result *r) {
-    pipe_result_at *a = &c->at[i];
-    *a = (pipe_result_at){ .status = r->status, .reason = keep_str(c, r->reason ? r->reason : ""),
-                           .rq0 = c->nrq, .can0 = c->ncan, .mem0 = c->nmem };
-    for (int k = 0; k < r->nrequests; k++) {
-        const map_request *q = &r->requests[k];
-        GROW(c->rq, c->nrq, c->cap_rq);
-        c->rq[c->nrq++] = (pipe_request_at){ .method = keep_str(c, q->method), .path = keep_str(c, q->path),
-                                             .body = keep(c, q->body, q->body_len), .body_len = q->body_len,
-                                             .profile = keep_str(c, q->profile), .key = keep_str(c, q->schedule_key),
-                                             .due = keep_str(c, q->due), .scheduled = q->schedule_key != NULL };
-    }
-    for (int k = 0; k < r->ncancels; k++) {
-        GROW(c->can, c->ncan, c->cap_can);
-        c->can[c->ncan++] = keep_str(c, r->cancels[k]);
-    }
-    for (int k = 0; k < r->nmemory; k++) {
-        int cap = c->cap_mem;
-        GROW(c->memk, c->nmem, cap);
-        GROW(c->memv, c->nmem, c->cap_mem);
-        c->memk[c->nmem] = keep_str(c, r->memory_keys[k]);
-        c->memv[c->nmem++] = keep_str(c, r->memory_values[k]);
-    }
-    a->nrq = c->nrq - a->rq0;
-    a->ncan = c->ncan - a->can0;
-    a->nmem = c->nmem - a->mem0;
-}
-
-static void failed(pipe_chunk *c, int i, const char *why) {
-    take(c, i, &(map_result){ .status = MAP_FAILED, .reason = why });
-}
-
-/* Points the results at the arena, which no longer moves. */
-static void build(pipe_chunk *c) {
-    const char *a = c->arena.data;
-    c->rq_out = realloc(c->rq_out, (size_t)(c->nrq ? c->nrq : 1) * sizeof *c->rq_out);
-    c->can_out = realloc(c->can_out, (size_t)(c->ncan ? c->ncan : 1) * sizeof *c->can_out);
-    c->mk_out = realloc(c->mk_out, (size_t)(c->nmem ? c->nmem : 1) * sizeof *c->mk_out);
-    c->mv_out = realloc(c->mv_out, (size_t)(c->nmem ? c->nmem : 1) * sizeof *c->mv_out);
-    c->res_out = realloc(c->res_out, (size_t)(c->n ? c->n : 1) * sizeof *c->res_out);
-    if (!c->rq_out || !c->can_out || !c->mk_out || !c->mv_out || !c->res_out) abort();
-    for (int k = 0; k < c->nrq; k++) {
-        const pipe_request_at *q = &c->rq[k];
-        c->rq_out[k] = (map_request){ .method = a + q->method, .path = a + q->path, .body = a + q->body,
-                                      .body_len = q->body_len, .profile = a + q->profile,
-                                      .schedule_key = q->scheduled ? a + q->key : NULL,
-                                      .due = q->scheduled && q->due != (size_t)-1 ? a + q->due : NULL };
-    }
-    for (int k = 0; k < c->ncan; k++) c->can_out[k] = a + c->can[k];
-    for (int k = 0; k < c->nmem; k++) { c->mk_out[k] = a + c->memk[k]; c->mv_out[k] = a + c->memv[k]; }
-    for (int i = 0; i < c->n; i++) {
-        const pipe_result_at *r = &c->at[i];
-        c->res_out[i] = (map_result){ .status = (map_status)r->status, .reason = a + r->reason,
-                                      .requests = c->rq_out + r->rq0, .nrequests = r->nrq,
-                                      .cancels = c->can_out + r->can0, .ncancels = r->ncan,
-                                      .memory_keys = c->mk_out + r->mem0, .memory_values = c->mv_out + r->mem0,
-                                      .nmemory = r->nmem };
-    }
-    c->results = c->res_out;
 }
 
 /* Maps every event of c, as job.c's flush did on its own thread: a worker that cannot start now is
  * waited for (its restart backs off), up to a minute, then the rest fail with the reason. */
 static void map_chunk(job_pipe *p, pipe_chunk *c) {
-    c->arena.len = 0;
-    c->nrq = c->ncan = c->nmem = c->nreads = 0;
-    c->at = realloc(c->at, (size_t)PIPE_CHUNK * sizeof *c->at);
-    if (!c->at) abort();
+    map_results_cut(&c->rs, 0);
+    c->read_keys.len = 0;
+    c->nreads = 0;
     p->mapping = c;
     int done = 0, waits = 0;
     while (done < c->n) {
@@ -141,18 +68,19 @@ static void map_chunk(job_pipe *p, pipe_chunk *c) {
         int k = mapworker_map_batch(p->m, c->ev + done, c->n - done, 0);
         if (k < 0) {
             if (++waits > 600) {
-                for (; done < c->n; done++) failed(c, done, "no mapping worker would start");
+                for (; done < c->n; done++)
+                    map_results_add(&c->rs, done, &(map_result){ .status = MAP_FAILED,
+                                                                 .reason = "no mapping worker would start" });
                 break;
             }
             struct timespec pause = { 0, 100000000 };
             nanosleep(&pause, NULL);
             continue;
         }
-        for (int i = 0; i < k; i++) take(c, done + i, mapworker_result(p->m, i));
+        for (int i = 0; i < k; i++) map_results_add(&c->rs, done + i, mapworker_result(p->m, i));
         done += k;
     }
     p->mapping = NULL;
-    build(c);
 }
 
 static void *thread_main(void *arg) {
@@ -233,23 +161,25 @@ void job_pipe_stop(job_pipe *p) {
     free(p);
 }
 
+/* Memory key k of event e of rs. */
+static const char *written(const map_results *rs, int e, int k) { return rs->arena.data + rs->memk[rs->ev[e].mem0 + k]; }
+
 int pipe_first_stale(const pipe_chunk *c, const strmap *before) {
     int first = c->n;
     strmap *earlier = NULL;            /* key -> the first event of c that wrote it */
     for (int r = 0; r < c->nreads; r++) {
         const pipe_read *rd = &c->reads[r];
-        const char *key = c->arena.data + rd->key;
+        const char *key = c->read_keys.data + rd->key;
         size_t len;
         if (rd->ev >= first) continue;
         if (before && strmap_get(before, key, rd->len, &len)) { first = rd->ev; continue; }
         if (!earlier) {
             earlier = strmap_new();
-            for (int i = c->n - 1; i >= 0; i--)
-                for (int k = 0; k < c->results[i].nmemory; k++) {
+            for (int i = c->rs.nev - 1; i >= 0; i--)
+                for (int k = 0; k < c->rs.ev[i].nmem; k++) {
                     char at[16];
                     int n = snprintf(at, sizeof at, "%d", i);
-                    const char *mk = c->results[i].memory_keys[k];
-                    strmap_put(earlier, mk, strlen(mk), at, (size_t)n);
+                    strmap_put(earlier, written(&c->rs, i, k), strlen(written(&c->rs, i, k)), at, (size_t)n);
                 }
         }
         const char *w = strmap_get(earlier, key, rd->len, &len);
@@ -261,24 +191,12 @@ int pipe_first_stale(const pipe_chunk *c, const strmap *before) {
 
 void pipe_add_writes(const pipe_chunk *c, int upto, strmap *m) {
     for (int i = 0; i < upto; i++)
-        for (int k = 0; k < c->results[i].nmemory; k++) {
-            const char *mk = c->results[i].memory_keys[k];
-            strmap_put(m, mk, strlen(mk), "1", 1);
-        }
+        for (int k = 0; k < c->rs.ev[i].nmem; k++) strmap_put(m, written(&c->rs, i, k), strlen(written(&c->rs, i, k)), "1", 1);
 }
 
 void pipe_chunk_free(pipe_chunk *c) {
-    strbuf_free(&c->arena);
-    free(c->at);
-    free(c->rq);
-    free(c->can);
-    free(c->memk);
-    free(c->memv);
+    map_results_free(&c->rs);
+    strbuf_free(&c->read_keys);
     free(c->reads);
-    free(c->res_out);
-    free(c->rq_out);
-    free(c->can_out);
-    free(c->mk_out);
-    free(c->mv_out);
     memset(c, 0, sizeof *c);
 }

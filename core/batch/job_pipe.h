@@ -5,6 +5,7 @@
 #ifndef RF_JOB_PIPE_H
 #define RF_JOB_PIPE_H
 
+#include "map_results.h"
 #include "mapper.h"
 #include "mapworker.h"
 #include "strbuf.h"
@@ -12,27 +13,18 @@
 
 #define PIPE_CHUNK 128                /* events a chunk: one round trip to the worker, one commit */
 
-typedef struct pipe_result_at pipe_result_at;
-typedef struct pipe_request_at pipe_request_at;
 typedef struct pipe_read pipe_read;
 
 /* A chunk: the events to map (ev, n: their text is the caller's, kept until the chunk is taken
- * back), then, once the thread is done with it, a result for each and the memory keys the events
- * read from the store. */
+ * back), then, once the thread is done with it, an outcome for each (rs, event i at index i) and the
+ * memory keys the events read from the store. */
 typedef struct pipe_chunk {
     mapworker_event ev[PIPE_CHUNK];
     int n;
-    /* filled by the mapping thread */
-    const map_result *results;        /* n of them, valid until the chunk is submitted again */
-    strbuf arena;
-    pipe_result_at *at;
-    pipe_request_at *rq;
-    size_t *can, *memk, *memv;
+    map_results rs;                   /* filled by the mapping thread, valid until it maps c again */
+    strbuf read_keys;
     pipe_read *reads;
-    int nrq, ncan, nmem, nreads, cap_rq, cap_can, cap_mem, cap_reads;
-    map_result *res_out;
-    map_request *rq_out;
-    const char **can_out, **mk_out, **mv_out;
+    int nreads, cap_reads;
 } pipe_chunk;
 
 typedef struct job_pipe job_pipe;
