@@ -85,6 +85,7 @@ static void map_chunk(job_pipe *p, pipe_chunk *c) {
 
 static void *thread_main(void *arg) {
     job_pipe *p = arg;
+    pthread_setname_np(pthread_self(), "rf-job-map");
     pthread_mutex_lock(&p->mu);
     for (;;) {
         while (!p->in && !p->stop) pthread_cond_wait(&p->cv, &p->mu);
