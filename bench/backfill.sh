@@ -20,7 +20,8 @@
 # deliver.c paces), and beside it under two token buckets that start full (10 refilled at 10/s, 150 at
 # 2.5/s), which allow ~150 more requests in the first minute. Ceiling events/s = E / that time;
 # achieved = E / the wall time of send, from its start to its exit (mapping, delivery of every request,
-# the reminders fired at the end). Printed with it: when all input was read, and what the stand-in had then.
+# the reminders fired at the end). Printed with it: when all input was read, and what the stand-in had then;
+# and over how long the held scheduled events went into the queue once it was.
 #
 # The input: N copies of FIXTURE (default return.created.json), each its own return (id) and customer
 # (email), so every unique_id and profile differs; written once to $BUILD/bench/ as NDJSON and reused.
@@ -247,6 +248,10 @@ EOF
   retried_rows=$(sqlite3 "$db" "SELECT count(*) FROM outbox WHERE state = 1 AND attempts > 1" 2>/dev/null)
   left_rows=$(sqlite3 "$db" "SELECT group_concat(n || ' in state ' || state, ', ') FROM
                              (SELECT state, count(*) n FROM outbox WHERE state <> 1 GROUP BY state)" 2>/dev/null)
+  # The scheduled events, held until all input was read: how many, and over how long they were
+  # moved into the queue (their rows' queue times).
+  fired=$(sqlite3 -separator ' ' "$db" "SELECT count(*), coalesce((max(created_at) - min(created_at)) / 1000.0, 0)
+                                        FROM outbox WHERE schedule_key IS NOT NULL" 2>/dev/null)
 }
 
 # The send's summary lines, indented.
@@ -299,6 +304,9 @@ phase_limits() {
            "$read_at" "$(calc 'a / b' "$N" "$read_at")" "$accepted_at_read"
     printf ' then %.1f s to deliver the rest\n' "$(calc 'a - b' "$wall" "$read_at")"
   fi
+  # shellcheck disable=SC2086  # two numbers
+  [ -n "${fired:-}" ] && set -- $fired && [ "$1" -gt 0 ] &&
+    printf '  the %s scheduled events (held until all input was read) went into the queue over %.1f s\n' "$1" "$2"
   printf '  peak RSS of send: %.1f MiB (%s kB, %s); goal <= %s MB: %.2fx of it\n' "$(calc 'a / 1024' "$rss_kb")" "$rss_kb" \
          "$rss_how" "$GOAL_RSS_MB" "$(calc 'a * 1024 / (b * 1000000)' "$rss_kb" "$GOAL_RSS_MB")"
   printf '  CPU: send %s s; the stand-in %.1f s (%.0f%% of the wall time, one Python thread at a time)\n' \
