@@ -92,6 +92,38 @@ static void refuses_a_repeated_unique_id_and_a_changed_profile_until_the_next_jo
     bulk_free(b);
 }
 
+/* A backfill's job: 1,000 profiles, one entry each (the entries' index grows as they come); a later
+ * event of any of them but the last waits, the last's joins its entry; a reset forgets them all. */
+static void finds_each_of_a_thousand_profiles_entries(void **state) {
+    (void)state;
+    bulk_job *b = bulk_new(0, 0);
+    char email[64];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(email, sizeof email, "p%d@x.com", i);
+        assert_int_equal(add(b, i + 1, email, "M", "u1", NULL), BULK_ADDED);
+    }
+    for (int i = 0; i < 999; i += 37) {
+        snprintf(email, sizeof email, "p%d@x.com", i);
+        assert_int_equal(add(b, 5000 + i, email, "N", "u2", NULL), BULK_PROFILE_CHANGED);
+    }
+    assert_int_equal(bulk_count(b), 1000);
+    bulk_free(b);
+    b = bulk_new(0, 0);
+    for (int i = 0; i < 600; i++) {
+        snprintf(email, sizeof email, "p%d@x.com", i);
+        assert_int_equal(add(b, i + 1, email, "M", "u1", NULL), BULK_ADDED);
+    }
+    assert_int_equal(add(b, 700, "p599@x.com", "M", "u1", NULL), BULK_DUPLICATE);
+    assert_int_equal(add(b, 701, "p599@x.com", "N", "u1", NULL), BULK_ADDED);
+    assert_string_equal(bulk_profile(b, 600), "email:p599@x.com");
+    bulk_reset(b);
+    assert_int_equal(add(b, 1, "p3@x.com", "M", "u1", NULL), BULK_ADDED);
+    assert_int_equal(add(b, 2, "p4@x.com", "M", "u1", NULL), BULK_ADDED);
+    assert_int_equal(add(b, 3, "p3@x.com", "N", "u1", NULL), BULK_PROFILE_CHANGED);
+    assert_int_equal(bulk_count(b), 2);
+    bulk_free(b);
+}
+
 static void stops_at_the_event_and_byte_limits(void **state) {
     (void)state;
     bulk_job *b = bulk_new(3, 0);
@@ -249,6 +281,7 @@ int main(void) {
         cmocka_unit_test(groups_events_by_profile_in_order_with_attributes_unchanged),
         cmocka_unit_test(moves_meta_beside_the_profile_attributes),
         cmocka_unit_test(refuses_a_repeated_unique_id_and_a_changed_profile_until_the_next_job),
+        cmocka_unit_test(finds_each_of_a_thousand_profiles_entries),
         cmocka_unit_test(stops_at_the_event_and_byte_limits),
         cmocka_unit_test(refuses_what_is_not_an_event_body),
         cmocka_unit_test(parts_kept_from_earlier_packings_change_nothing),

@@ -51,6 +51,8 @@ struct bulk_job {
     int max_events;
     size_t max_bytes;
     int client;                       /* one profile, written as /client/event-bulk-create's body */
+    int *index;                       /* entry + 1 by its profile key's hash (open addressing); 0: free */
+    size_t index_slots;               /* a power of two, at least twice the entries */
     strbuf body;
     bulk_parts *parts;                /* what earlier jobs read from bodies (bulk_set_parts), or NULL */
 };
@@ -117,14 +119,18 @@ static char *copy_span(span s) {
     return c;
 }
 
-int bulk_event_key(const char *body, size_t len, char *out, size_t outlen) {
-    span data = member((span){ body, len }, "data");
-    span attrs = member(data, "attributes");
-    span metric = member(member(member(member(attrs, "metric"), "data"), "attributes"), "name");
+/* The duplicate key of an event's data.attributes. */
+static int key_of(span attrs, span metric_obj, char *out, size_t outlen) {
+    span metric = member(member(member(metric_obj, "data"), "attributes"), "name");
     span uid = member(attrs, "unique_id");
     if (!metric.p) return -1;
     snprintf(out, outlen, "%.*s\x1f%.*s", (int)metric.n, metric.p, (int)uid.n, uid.p ? uid.p : "");
     return 0;
+}
+
+int bulk_event_key(const char *body, size_t len, char *out, size_t outlen) {
+    span attrs = member(member((span){ body, len }, "data"), "attributes");
+    return key_of(attrs, member(attrs, "metric"), out, outlen);
 }
 
 /* ------------------------------- parts kept --------------------------------- */
@@ -149,9 +155,10 @@ static int read_parts(const char *body, size_t len, parts *out) {
     span data = member((span){ body, len }, "data");
     span attrs = member(data, "attributes");
     span profile_attrs = member(member(member(attrs, "profile"), "data"), "attributes");
-    if (!profile_attrs.p || !member(attrs, "metric").p) return -1;
+    span metric = member(attrs, "metric");
+    if (!profile_attrs.p || !metric.p) return -1;
     char key[600];
-    if (bulk_event_key(body, len, key, sizeof key) != 0) return -1;
+    if (key_of(attrs, metric, key, sizeof key) != 0) return -1;
     span meta = member(profile_attrs, "meta");
     out->not_event = 0;
     out->pattrs = object_without(profile_attrs, "meta");
@@ -272,6 +279,7 @@ void bulk_reset(bulk_job *b) {
         free(b->events[i].attributes);
         free(b->events[i].key);
     }
+    if (b->nentries) memset(b->index, 0, b->index_slots * sizeof *b->index);
     b->nentries = b->nevents = 0;
     b->size = 96;                                   /* the job's own wrapping */
     b->body.len = 0;
@@ -282,6 +290,7 @@ void bulk_free(bulk_job *b) {
     bulk_reset(b);
     free(b->entries);
     free(b->events);
+    free(b->index);
     strbuf_free(&b->body);
     free(b);
 }
@@ -290,10 +299,39 @@ int bulk_count(const bulk_job *b) { return b->nevents; }
 long long bulk_id(const bulk_job *b, int i) { return b->events[i].id; }
 const char *bulk_profile(const bulk_job *b, int i) { return b->entries[b->events[i].entry].profile_key; }
 
+/* The entries by profile key. A backfill's job has an entry for each of up to 1,000 profiles, and
+ * every event added looked for its profile among all the entries before it: half a million string
+ * compares a job, and a job that waits to fill is packed again at every scan. */
+static size_t key_hash(const char *s) {
+    uint64_t h = 1469598103934665603u;             /* FNV-1a */
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211u;
+    return (size_t)(h ^ (h >> 29));
+}
+
+/* The slot of profile_key's entry, or the free slot where it would go. */
+static size_t index_slot(const bulk_job *b, const char *profile_key) {
+    size_t mask = b->index_slots - 1, s = key_hash(profile_key) & mask;
+    while (b->index[s] && strcmp(b->entries[b->index[s] - 1].profile_key, profile_key) != 0) s = (s + 1) & mask;
+    return s;
+}
+
 static int find_entry(const bulk_job *b, const char *profile_key) {
-    for (int i = b->nentries - 1; i >= 0; i--)
-        if (strcmp(b->entries[i].profile_key, profile_key) == 0) return i;
-    return -1;
+    if (!b->index_slots) return -1;
+    int at = b->index[index_slot(b, profile_key)];
+    return at - 1;
+}
+
+/* Entry e (just added) into the index, which grows to keep at least half its slots free. */
+static void index_entry(bulk_job *b, int e) {
+    if ((size_t)b->nentries * 2 > b->index_slots) {
+        free(b->index);
+        b->index_slots = b->index_slots ? 2 * b->index_slots : 256;
+        b->index = calloc(b->index_slots, sizeof *b->index);
+        if (!b->index) abort();
+        for (int i = 0; i < b->nentries; i++)
+            if (i != e) b->index[index_slot(b, b->entries[i].profile_key)] = i + 1;
+    }
+    b->index[index_slot(b, b->entries[e].profile_key)] = e + 1;
 }
 
 void bulk_set_parts(bulk_job *b, bulk_parts *c) { b->parts = c; }
@@ -334,6 +372,7 @@ int bulk_add(bulk_job *b, long long id, const char *profile_key, const char *bod
         e = b->nentries++;
         b->entries[e] = (entry){ .profile_key = dup_or_null(profile_key), .attributes = dup_or_null(p->pattrs),
                                  .meta = dup_or_null(p->pmeta), .first = b->nevents, .count = 0 };
+        index_entry(b, e);
     }
     if (b->nevents == b->events_cap) {
         b->events_cap = b->events_cap ? 2 * b->events_cap : 256;
