@@ -851,3 +851,30 @@ int json_member(const char *text, size_t len, const char *name, const char **val
     lookup l = { name, strlen(name), value, vlen };
     return json_each_member(text, len, find_member, &l) == 1 ? 0 : -1;
 }
+
+/* As json_member, but the walk stops at the name: the members before it are checked and skipped,
+ * its own value is not looked at, so a caller that reads inside it does not scan it twice. */
+int json_member_start(const char *text, size_t len, const char *name, const char **value) {
+    const char *end = text + len, *p = skip_blank(text, end);
+    size_t nlen = strlen(name);
+    if (p == end || *p != '{') return -1;
+    p = skip_blank(p + 1, end);
+    while (p < end && *p == '"') {
+        size_t klen, vlen;
+        char err[64];
+        if (json_value_end(p, (size_t)(end - p), &klen, err, sizeof err) != 0) return -1;
+        int named = klen - 2 == nlen && memcmp(p + 1, name, nlen) == 0;
+        p = skip_blank(p + klen, end);
+        if (p == end || *p != ':') return -1;
+        p = skip_blank(p + 1, end);
+        if (named) {
+            *value = p;
+            return p < end ? 0 : -1;
+        }
+        if (json_value_end(p, (size_t)(end - p), &vlen, err, sizeof err) != 0) return -1;
+        p = skip_blank(p + vlen, end);
+        if (p == end || *p != ',') return -1;
+        p = skip_blank(p + 1, end);
+    }
+    return -1;
+}

@@ -50,6 +50,9 @@ int json_value_end(const char *text, size_t len, size_t *end, char *err, size_t 
 int json_each_member(const char *text, size_t len,
                      int (*found)(void *ud, const char *key, size_t klen, const char *value, size_t vlen), void *ud);
 int json_member(const char *text, size_t len, const char *name, const char **value, size_t *vlen);
+/* Where the value of the first member named name begins (0), its end not looked for, or -1: to read
+ * inside one member of a large object with no second walk over it. */
+int json_member_start(const char *text, size_t len, const char *name, const char **value);
 
 /* Appends the JSON text of the value at idx to out: keys sorted bytewise,
  * so equal values always give equal bytes. On error leaves out's length as

@@ -114,10 +114,8 @@ static const char *blank(const char *p, const char *end) {
 /* The members of the object at p (its text runs to end or before: the walk stops at its '}'):
  * attribute() for each. A value whose bytes begin with `known`, a complete JSON value read before,
  * is that value: its end is not looked for again (the requests of one event repeat their
- * properties, most of each body; an object or an array: no longer value begins with one).
- * Stops at `stop` when given: *at is then its value. */
-static void members(const char *p, const char *end, span known, const char *stop, size_t slen, const char **at,
-                    body_facts *f, span *props) {
+ * properties, most of each body; an object or an array: no longer value begins with one). */
+static void members(const char *p, const char *end, span known, body_facts *f, span *props) {
     p = blank(p, end);
     if (p == end || *p != '{') return;
     p = blank(p + 1, end);
@@ -130,13 +128,10 @@ static void members(const char *p, const char *end, span known, const char *stop
         p = blank(p + klen + 2, end);
         if (p == end || *p != ':') return;
         p = blank(p + 1, end);
-        if (stop && klen == slen && memcmp(key, stop, slen) == 0) { *at = p; return; }
         if (known.p && (size_t)(end - p) >= known.n && memcmp(p, known.p, known.n) == 0) vlen = known.n;
         else if (json_value_end(p, (size_t)(end - p), &vlen, err, sizeof err) != 0) return;
-        if (f) {
-            if (klen == 10 && !props->p && memcmp(key, "properties", 10) == 0) *props = (span){ p, vlen };
-            attribute(f, key, klen, p, vlen);
-        }
+        if (klen == 10 && !props->p && memcmp(key, "properties", 10) == 0) *props = (span){ p, vlen };
+        attribute(f, key, klen, p, vlen);
         p = blank(p + vlen, end);
         if (p == end || *p != ',') return;
         p = blank(p + 1, end);
@@ -147,11 +142,11 @@ static void members(const char *p, const char *end, span known, const char *stop
  * members. *props: its properties, whatever their length (the next body's `known`). */
 static body_facts facts_of(const char *body, size_t len, span known, span *props) {
     body_facts f = { { 0 }, { 0 }, { 0 } };
-    const char *end = body + len, *data = NULL, *attrs = NULL;
+    const char *end = body + len, *data, *attrs;
     *props = (span){ 0 };
-    members(body, end, (span){ 0 }, "data", 4, &data, NULL, NULL);
-    if (data) members(data, end, (span){ 0 }, "attributes", 10, &attrs, NULL, NULL);
-    if (attrs) members(attrs, end, known, NULL, 0, NULL, &f, props);
+    if (json_member_start(body, len, "data", &data) == 0 &&
+        json_member_start(data, (size_t)(end - data), "attributes", &attrs) == 0)
+        members(attrs, end, known, &f, props);
     if (f.props.n < PART_MIN) f.props = (span){ 0 };
     return f;
 }

@@ -570,6 +570,28 @@ static void marks_set_from_upvalues_are_the_registrys_and_refuse_a_foreign_metat
     lua_settop(L, 0);
 }
 
+/* json_member_start: where a member's value begins, its own bytes not read (the text may even end
+ * inside it), the members before it checked; the first of two of a name. */
+static void member_start_finds_a_value_without_reading_it(void **state) {
+    (void)state;
+    const char *v = NULL;
+    const char *text = "{ \"a\" : [1, {\"x\":2}], \"data\" : {\"attributes\": {\"n\":";   /* cut inside data */
+    assert_int_equal(json_member_start(text, strlen(text), "data", &v), 0);
+    assert_true(v == strstr(text, "{\"attributes\""));
+    assert_int_equal(json_member_start(v, strlen(v), "attributes", &v), 0);
+    assert_string_equal(v, "{\"n\":");
+    const char *twice = "{\"k\":1,\"k\":2}";
+    assert_int_equal(json_member_start(twice, strlen(twice), "k", &v), 0);
+    assert_int_equal(*v, '1');
+    const char *absent = "{\"a\":1,\"b\":\"data\"}";
+    assert_int_equal(json_member_start(absent, strlen(absent), "data", &v), -1);
+    const char *broken = "{\"a\":[1,,2],\"data\":{}}";                  /* a bad value before it */
+    assert_int_equal(json_member_start(broken, strlen(broken), "data", &v), -1);
+    assert_int_equal(json_member_start("[1]", 3, "data", &v), -1);
+    const char *last = "{\"data\":";                                   /* nothing after the colon */
+    assert_int_equal(json_member_start(last, strlen(last), "data", &v), -1);
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
@@ -606,6 +628,7 @@ int main(void) {
         T(readonly_event_names_the_path_of_a_write_deep_inside_it),
         T(readonly_event_metatable_is_the_protection_string),
         T(marks_set_from_upvalues_are_the_registrys_and_refuse_a_foreign_metatable),
+        T(member_start_finds_a_value_without_reading_it),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
