@@ -29,16 +29,21 @@
 #include "json.h"
 #include "strbuf.h"
 
+/* A job's strings live in its pool, one block (no allocation an event): an entry's and an event's
+ * fields are offsets into it, NONE for none. */
+#define NONE ((size_t)-1)
+
 typedef struct entry {
-    char *profile_key;
-    char *attributes, *meta;          /* the profile, meta moved beside its attributes */
+    size_t profile_key;
+    size_t attributes, meta;          /* the profile, meta moved beside its attributes */
+    size_t attributes_len, meta_len;
     int first, count;                 /* its events: events[first .. first + count) */
 } entry;
 
 typedef struct event {
     long long id;
-    char *attributes;                 /* the event's attributes without its profile */
-    char *key;                        /* metric and unique_id, for the duplicate rule */
+    size_t attributes, attributes_len;  /* the event's attributes without its profile */
+    size_t key;                       /* metric and unique_id, for the duplicate rule */
     int entry;
 } event;
 
@@ -51,6 +56,7 @@ struct bulk_job {
     int max_events;
     size_t max_bytes;
     int client;                       /* one profile, written as /client/event-bulk-create's body */
+    strbuf pool;                      /* the entries' and events' strings */
     int *index;                       /* entry + 1 by its profile key's hash (open addressing); 0: free */
     size_t index_slots;               /* a power of two, at least twice the entries */
     strbuf body;
@@ -89,12 +95,26 @@ static span member(span obj, const char *name) {
     return v;
 }
 
-/* An object's members other than one, written again as an object. */
-typedef struct without { const char *skip; strbuf *out; int n; } without;
+/* An object's members, written again as an object into out, but for `skip`, which is given back,
+ * as are `a` and `b` (read, and copied too). The walk stops at the object's '}': the text may run
+ * on past it, so a member reached with json_member_start is walked once, not first scanned to its
+ * end. */
+typedef struct without {
+    strbuf *out;
+    int n;
+    const char *skip, *a, *b;
+    span skipped, a_val, b_val;
+} without;
 
 static int copy_member(void *ud, const char *k, size_t klen, const char *v, size_t vlen) {
     without *w = ud;
-    if (key_is((span){ k, klen }, w->skip)) return 0;
+    span key = { k, klen };
+    if (w->a && !w->a_val.p && key_is(key, w->a)) w->a_val = (span){ v, vlen };   /* the first, as json_member */
+    if (w->b && !w->b_val.p && key_is(key, w->b)) w->b_val = (span){ v, vlen };
+    if (key_is(key, w->skip)) {
+        if (!w->skipped.p) w->skipped = (span){ v, vlen };
+        return 0;
+    }
     strbuf_adds(w->out, w->n++ ? ",\"" : "{\"");
     strbuf_add(w->out, k, klen);
     strbuf_adds(w->out, "\":");
@@ -102,27 +122,24 @@ static int copy_member(void *ud, const char *k, size_t klen, const char *v, size
     return 0;
 }
 
-static char *object_without(span obj, const char *skip) {
-    strbuf out = {0};
-    without w = { skip, &out, 0 };
-    json_each_member(obj.p, obj.n, copy_member, &w);
-    strbuf_adds(&out, w.n ? "}" : "{}");
-    strbuf_addc(&out, 0);
-    return out.data;
+/* Writes the object at obj (see without) into out, NUL-terminated; -1 if it is no object. */
+static int write_without(span obj, without *w) {
+    if (json_each_member(obj.p, obj.n, copy_member, w) < 0) return -1;
+    strbuf_adds(w->out, w->n ? "}" : "{}");
+    strbuf_addc(w->out, 0);
+    return 0;
 }
 
-static char *copy_span(span s) {
-    char *c = malloc(s.n + 1);
-    if (!c) abort();
-    memcpy(c, s.p, s.n);
-    c[s.n] = 0;
-    return c;
+/* The value where obj's member name begins, running on to obj's end (see json_member_start). */
+static span member_start(span obj, const char *name) {
+    const char *v;
+    if (!obj.p || json_member_start(obj.p, obj.n, name, &v) != 0) return (span){ NULL, 0 };
+    return (span){ v, obj.n - (size_t)(v - obj.p) };
 }
 
-/* The duplicate key of an event's data.attributes. */
-static int key_of(span attrs, span metric_obj, char *out, size_t outlen) {
+/* The duplicate key of an event's metric (its data.attributes.metric) and unique_id. */
+static int key_of(span metric_obj, span uid, char *out, size_t outlen) {
     span metric = member(member(member(metric_obj, "data"), "attributes"), "name");
-    span uid = member(attrs, "unique_id");
     if (!metric.p) return -1;
     snprintf(out, outlen, "%.*s\x1f%.*s", (int)metric.n, metric.p, (int)uid.n, uid.p ? uid.p : "");
     return 0;
@@ -130,42 +147,59 @@ static int key_of(span attrs, span metric_obj, char *out, size_t outlen) {
 
 int bulk_event_key(const char *body, size_t len, char *out, size_t outlen) {
     span attrs = member(member((span){ body, len }, "data"), "attributes");
-    return key_of(attrs, member(attrs, "metric"), out, outlen);
+    return key_of(member(attrs, "metric"), member(attrs, "unique_id"), out, outlen);
 }
 
 /* ------------------------------- parts kept --------------------------------- */
 
 /* What bulk_add reads from one body: the profile's attributes and meta, the event's attributes
- * without the profile, the duplicate key; or that it is no event body. */
+ * without the profile, the duplicate key (all in one block); or that it is no event body. */
 typedef struct parts {
     int not_event;
-    char *pattrs, *pmeta, *eattrs, *key;
+    char *block;
+    const char *pattrs, *pmeta, *eattrs, *key;
 } parts;
 
 static void parts_clear(parts *p) {
-    free(p->pattrs);
-    free(p->pmeta);
-    free(p->eattrs);
-    free(p->key);
+    free(p->block);
     *p = (parts){0};
 }
 
+/* One walk over data.attributes (copying all but the profile, noting the metric and unique_id),
+ * one over the profile's attributes (all but meta): a body's large properties are scanned once. */
 static int read_parts(const char *body, size_t len, parts *out) {
     *out = (parts){ .not_event = 1 };
-    span data = member((span){ body, len }, "data");
-    span attrs = member(data, "attributes");
-    span profile_attrs = member(member(member(attrs, "profile"), "data"), "attributes");
-    span metric = member(attrs, "metric");
-    if (!profile_attrs.p || !metric.p) return -1;
+    span attrs = member_start(member_start((span){ body, len }, "data"), "attributes");
+    if (!attrs.p) return -1;
+    strbuf block = {0};
+    strbuf_reserve(&block, len + 16);
+    without ev = { &block, 0, "profile", "metric", "unique_id", { 0 }, { 0 }, { 0 } };
     char key[600];
-    if (key_of(attrs, metric, key, sizeof key) != 0) return -1;
-    span meta = member(profile_attrs, "meta");
+    if (write_without(attrs, &ev) != 0 || !ev.a_val.p || key_of(ev.a_val, ev.b_val, key, sizeof key) != 0) {
+        strbuf_free(&block);
+        return -1;
+    }
+    span profile_attrs = member(member(ev.skipped, "data"), "attributes");
+    size_t pattrs_at = block.len;
+    without pr = { &block, 0, "meta", NULL, NULL, { 0 }, { 0 }, { 0 } };
+    if (!profile_attrs.p || write_without(profile_attrs, &pr) != 0) {
+        strbuf_free(&block);
+        return -1;
+    }
+    size_t meta_at = block.len;
+    if (pr.skipped.p) {
+        strbuf_add(&block, pr.skipped.p, pr.skipped.n);
+        strbuf_addc(&block, 0);
+    }
+    size_t key_at = block.len;
+    strbuf_adds(&block, key);
+    strbuf_addc(&block, 0);
     out->not_event = 0;
-    out->pattrs = object_without(profile_attrs, "meta");
-    out->pmeta = meta.p ? copy_span(meta) : NULL;
-    out->eattrs = object_without(attrs, "profile");
-    out->key = strdup(key);
-    if (!out->key) abort();
+    out->block = block.data;
+    out->eattrs = block.data;
+    out->pattrs = block.data + pattrs_at;
+    out->pmeta = pr.skipped.p ? block.data + meta_at : NULL;
+    out->key = block.data + key_at;
     return 0;
 }
 
@@ -245,13 +279,6 @@ static const parts *parts_of(bulk_parts *c, long long id, const char *body, size
     return &k->p;
 }
 
-static char *dup_or_null(const char *s) {
-    if (!s) return NULL;
-    char *c = strdup(s);
-    if (!c) abort();
-    return c;
-}
-
 /* --------------------------------- the job ---------------------------------- */
 
 bulk_job *bulk_new(int max_events, size_t max_bytes) {
@@ -270,17 +297,9 @@ bulk_job *bulk_new_client(void) {
 }
 
 void bulk_reset(bulk_job *b) {
-    for (int i = 0; i < b->nentries; i++) {
-        free(b->entries[i].profile_key);
-        free(b->entries[i].attributes);
-        free(b->entries[i].meta);
-    }
-    for (int i = 0; i < b->nevents; i++) {
-        free(b->events[i].attributes);
-        free(b->events[i].key);
-    }
     if (b->nentries) memset(b->index, 0, b->index_slots * sizeof *b->index);
     b->nentries = b->nevents = 0;
+    b->pool.len = 0;
     b->size = 96;                                   /* the job's own wrapping */
     b->body.len = 0;
 }
@@ -291,13 +310,25 @@ void bulk_free(bulk_job *b) {
     free(b->entries);
     free(b->events);
     free(b->index);
+    strbuf_free(&b->pool);
     strbuf_free(&b->body);
     free(b);
 }
 
 int bulk_count(const bulk_job *b) { return b->nevents; }
 long long bulk_id(const bulk_job *b, int i) { return b->events[i].id; }
-const char *bulk_profile(const bulk_job *b, int i) { return b->entries[b->events[i].entry].profile_key; }
+/* The string at offset off of the job's pool. */
+static const char *at(const bulk_job *b, size_t off) { return b->pool.data + off; }
+
+/* Keeps n bytes (and a NUL) in the pool; their offset. */
+static size_t keep(bulk_job *b, const char *s, size_t n) {
+    size_t off = b->pool.len;
+    strbuf_add(&b->pool, s, n);
+    strbuf_addc(&b->pool, 0);
+    return off;
+}
+
+const char *bulk_profile(const bulk_job *b, int i) { return at(b, b->entries[b->events[i].entry].profile_key); }
 
 /* The entries by profile key. A backfill's job has an entry for each of up to 1,000 profiles, and
  * every event added looked for its profile among all the entries before it: half a million string
@@ -311,7 +342,7 @@ static size_t key_hash(const char *s) {
 /* The slot of profile_key's entry, or the free slot where it would go. */
 static size_t index_slot(const bulk_job *b, const char *profile_key) {
     size_t mask = b->index_slots - 1, s = key_hash(profile_key) & mask;
-    while (b->index[s] && strcmp(b->entries[b->index[s] - 1].profile_key, profile_key) != 0) s = (s + 1) & mask;
+    while (b->index[s] && strcmp(at(b, b->entries[b->index[s] - 1].profile_key), profile_key) != 0) s = (s + 1) & mask;
     return s;
 }
 
@@ -329,9 +360,9 @@ static void index_entry(bulk_job *b, int e) {
         b->index = calloc(b->index_slots, sizeof *b->index);
         if (!b->index) abort();
         for (int i = 0; i < b->nentries; i++)
-            if (i != e) b->index[index_slot(b, b->entries[i].profile_key)] = i + 1;
+            if (i != e) b->index[index_slot(b, at(b, b->entries[i].profile_key))] = i + 1;
     }
-    b->index[index_slot(b, b->entries[e].profile_key)] = e + 1;
+    b->index[index_slot(b, at(b, b->entries[e].profile_key))] = e + 1;
 }
 
 void bulk_set_parts(bulk_job *b, bulk_parts *c) { b->parts = c; }
@@ -348,15 +379,20 @@ int bulk_add(bulk_job *b, long long id, const char *profile_key, const char *bod
     } else if (e >= 0) {
         const entry *en = &b->entries[e];
         /* One entry per profile, in order: its events must be the last added, with its attributes. */
-        int same = e == b->nentries - 1 && strcmp(en->attributes, p->pattrs) == 0 &&
-                   ((!en->meta && !p->pmeta) || (en->meta && p->pmeta && strcmp(en->meta, p->pmeta) == 0));
+        int same = e == b->nentries - 1 && strcmp(at(b, en->attributes), p->pattrs) == 0 &&
+                   ((en->meta == NONE && !p->pmeta) || (en->meta != NONE && p->pmeta && strcmp(at(b, en->meta), p->pmeta) == 0));
         int dup = 0;
-        for (int i = en->first; same && i < en->first + en->count; i++) dup |= strcmp(b->events[i].key, p->key) == 0;
+        for (int i = en->first; same && i < en->first + en->count; i++) dup |= strcmp(at(b, b->events[i].key), p->key) == 0;
         if (!same || dup) rc = dup ? BULK_DUPLICATE : BULK_PROFILE_CHANGED;
     }
-    size_t grow = 0;
+    size_t grow = 0, elen = 0, plen = 0, mlen = 0;
     if (rc == BULK_ADDED) {
-        grow = strlen(p->eattrs) + 40 + (e < 0 ? strlen(p->pattrs) + (p->pmeta ? strlen(p->pmeta) : 0) + 140 : 0);
+        elen = strlen(p->eattrs);
+        if (e < 0) {
+            plen = strlen(p->pattrs);
+            mlen = p->pmeta ? strlen(p->pmeta) : 0;
+        }
+        grow = elen + 40 + (e < 0 ? plen + mlen + 140 : 0);
         if (b->nevents == b->max_events || (b->nevents && b->size + grow > b->max_bytes)) rc = BULK_FULL;
     }
     if (rc != BULK_ADDED) {
@@ -370,8 +406,10 @@ int bulk_add(bulk_job *b, long long id, const char *profile_key, const char *bod
             if (!b->entries) abort();
         }
         e = b->nentries++;
-        b->entries[e] = (entry){ .profile_key = dup_or_null(profile_key), .attributes = dup_or_null(p->pattrs),
-                                 .meta = dup_or_null(p->pmeta), .first = b->nevents, .count = 0 };
+        size_t key = keep(b, profile_key, strlen(profile_key)), attrs = keep(b, p->pattrs, plen);
+        b->entries[e] = (entry){ .profile_key = key, .attributes = attrs, .attributes_len = plen,
+                                 .meta = p->pmeta ? keep(b, p->pmeta, mlen) : NONE, .meta_len = mlen,
+                                 .first = b->nevents, .count = 0 };
         index_entry(b, e);
     }
     if (b->nevents == b->events_cap) {
@@ -379,7 +417,8 @@ int bulk_add(bulk_job *b, long long id, const char *profile_key, const char *bod
         b->events = realloc(b->events, (size_t)b->events_cap * sizeof *b->events);
         if (!b->events) abort();
     }
-    b->events[b->nevents++] = (event){ .id = id, .attributes = dup_or_null(p->eattrs), .key = dup_or_null(p->key),
+    size_t attrs = keep(b, p->eattrs, elen), key = keep(b, p->key, strlen(p->key));
+    b->events[b->nevents++] = (event){ .id = id, .attributes = attrs, .attributes_len = elen, .key = key,
                                        .entry = e };
     b->entries[e].count++;
     b->size += grow;
@@ -397,15 +436,15 @@ const char *bulk_body(bulk_job *b, size_t *len) {
                              "\"attributes\":"
                            : "{\"type\":\"event-bulk-create\",\"attributes\":{\"profile\":{\"data\":{\"type\":\"profile\","
                              "\"attributes\":");
-        strbuf_adds(out, en->attributes);
-        if (en->meta) {
+        strbuf_add(out, at(b, en->attributes), en->attributes_len);
+        if (en->meta != NONE) {
             strbuf_adds(out, ",\"meta\":");
-            strbuf_adds(out, en->meta);
+            strbuf_add(out, at(b, en->meta), en->meta_len);
         }
         strbuf_adds(out, "}},\"events\":{\"data\":[");
         for (int i = en->first; i < en->first + en->count; i++) {
             strbuf_adds(out, i > en->first ? ",{\"type\":\"event\",\"attributes\":" : "{\"type\":\"event\",\"attributes\":");
-            strbuf_adds(out, b->events[i].attributes);
+            strbuf_add(out, at(b, b->events[i].attributes), b->events[i].attributes_len);
             strbuf_addc(out, '}');
         }
         strbuf_adds(out, "]}}}");
@@ -419,15 +458,19 @@ const char *bulk_body(bulk_job *b, size_t *len) {
 char *bulk_take_body(bulk_job *b) {
     char *body = b->body.data;
     b->body = (strbuf){0};
-    for (int i = 0; i < b->nevents; i++) {      /* written into the body: not needed any more */
-        free(b->events[i].attributes);
-        b->events[i].attributes = NULL;
-    }
+    /* Written into the body: the attributes and keys are not needed any more. The pool keeps what
+     * bulk_profile reads, the profile keys. */
+    strbuf kept = {0};
     for (int e = 0; e < b->nentries; e++) {
-        free(b->entries[e].attributes);
-        free(b->entries[e].meta);
-        b->entries[e].attributes = b->entries[e].meta = NULL;
+        entry *en = &b->entries[e];
+        const char *key = at(b, en->profile_key);
+        en->profile_key = kept.len;
+        strbuf_add(&kept, key, strlen(key) + 1);
+        en->attributes = en->meta = NONE;
     }
+    for (int i = 0; i < b->nevents; i++) b->events[i].attributes = b->events[i].key = NONE;
+    strbuf_free(&b->pool);
+    b->pool = kept;
     return body;
 }
 
