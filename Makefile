@@ -144,7 +144,7 @@ c-tests: $(C_TESTS:spec/c/test_%.c=$(BUILD)/test_%)
 
 # libFuzzer targets (spec/fuzz/fuzz_*.c), linked with the core like the C tests. tools/fuzz.sh builds
 # them with clang in build-fuzz (FUZZ_SAN on every object, so the core is instrumented too) and runs
-# each for FUZZ_SECONDS on a copy of its seed corpus; `make test` runs them for 30 s.
+# each for FUZZ_SECONDS on a copy of its seed corpus; `make test` runs them for 20 s.
 FUZZ_SRC   := $(wildcard spec/fuzz/fuzz_*.c)
 $(BUILD)/fuzz_%: spec/fuzz/fuzz_%.c $(CORE_OBJ)
 	$(CC) $(CFLAGS_ALL) -fsanitize=fuzzer -o $@ $(filter %.c %.o,$^) $(LDLIBS_ALL)

@@ -18,7 +18,7 @@
 # on the CPU: a pool wider than the cores fills those waits). The stress specs, which load the machine
 # on purpose and time what the service does under it, run first in HEAVY_LANES of the POOL workers, one
 # at a time each (HEAVY_ORDER); those workers then take jobs from the pool's queue like the others. The
-# fuzz targets run once the pool is done. Nothing the builds' jobs
+# fuzz targets start once the queue is empty, beside the pool's last jobs. Nothing the builds' jobs
 # use is shared: every server listens on a free port, every folder is made under TMPDIR by the process
 # that uses it, and returnflow.native is loaded from the build under test.
 #
@@ -246,6 +246,21 @@ fuzz_suite() {
   counts "$p" "$f"
 }
 
+# fuzz_when_built: fuzz_suite once the pool's fuzz-build job is done (it is near the queue's head; a
+# build that failed is fuzz_suite's to report) and every worker has left its lane of stress specs
+# (they time the service under a load of their own making: the fuzz targets must not add to it).
+# Then at most POOL - 1 jobs still run, the last and shortest of the queue, so an input still takes
+# milliseconds, far under libFuzzer's 5 s timeout.
+fuzz_when_built() {
+  [ "${FUZZ_SECONDS:-20}" = 0 ] && return
+  n=0
+  until [ -f "$results/fuzz-build.done" ] && [ "$(ls "$results" | grep -c '^lane\..*\.done$')" -ge "$POOL" ] ||
+        [ $n -ge 3000 ]; do
+    sleep 0.2; n=$((n + 1))
+  done
+  fuzz_suite
+}
+
 # heavy_lane K: the spec files lane K runs, one after the other ("DIR FILE" a line).
 heavy_lane() {
   i=0
@@ -312,8 +327,12 @@ all_pooled() {
       if [ $k -lt "$HEAVY_LANES" ]; then
         heavy_lane $k | while read -r d f; do sh "$top/tools/test.sh" run-job "$results" spec "$d" "$f" </dev/null; done
       fi
+      touch "$results/lane.$k.done"
       # shellcheck disable=SC2086  # a job is words: KIND [DIR [FILE]]
       while job=$(next_job) && [ -n "$job" ]; do sh "$top/tools/test.sh" run-job "$results" $job; done
+      # The first worker to find the queue empty runs the fuzz targets (mkdir: one claims it), beside
+      # the last jobs still running: the pool's tail leaves cores idle, which they fill.
+      if mkdir "$results/fuzz.claimed" 2>/dev/null; then fuzz_when_built >"$results/fuzz.log" 2>&1; fi
     } &
     k=$((k + 1))
   done
@@ -329,9 +348,6 @@ all_pooled() {
       echo "   $d $f: never ran, counted as failed" >>"$results/lost.log"
       counts 0 1
     done
-  # The fuzz targets (built in the pool) once the pool is done: libFuzzer's 5 s timeout for an input
-  # is not for a machine the whole pool loads.
-  fuzz_suite >"$results/fuzz.log" 2>&1
   t2=$(date +%s)
   echo "== normal build (build)"
   cat "$results/build/ctests.log"
@@ -353,7 +369,8 @@ if [ "$mode" = run-job ]; then
   case $kind in
     spec) export RETURNFLOW_BIN="$top/$dir/returnflow"; run_spec "$file" "$out" ;;
     ctests) c_tests "$dir" >"$out/ctests.log" 2>&1 ;;
-    fuzz-build) sh "$top/tools/fuzz.sh" build >"$results/fuzz-build.log" 2>&1 ;;   # its failure: fuzz_suite's
+    fuzz-build) sh "$top/tools/fuzz.sh" build >"$results/fuzz-build.log" 2>&1     # its failure: fuzz_suite's
+                touch "$results/fuzz-build.done" ;;
   esac
   exit 0
 fi
