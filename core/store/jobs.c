@@ -78,6 +78,19 @@ void sqlite_job_counts(store_db *db, const char *id, long long *queued, long lon
     sqlite3_finalize(st);
 }
 
+int sqlite_job_waiting(store_db *db, const char *id) {
+    sqlite3_stmt *st;
+    int waiting = -1;
+    if (sqlite3_prepare_v2(db->db, "SELECT EXISTS (SELECT 1 FROM outbox WHERE job = ? AND state IN (?, ?))", -1, &st,
+                           NULL) != SQLITE_OK) return -1;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, REQUEST_QUEUED);
+    sqlite3_bind_int(st, 3, REQUEST_SENDING);
+    if (sqlite3_step(st) == SQLITE_ROW) waiting = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return waiting;
+}
+
 void sqlite_job_delivered(store_db *db, const char *id, void (*cb)(void *ud, const char *body, size_t len), void *ud) {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db->db, "SELECT " STORE_SQLITE_BODY " FROM outbox o WHERE job = ? AND state = ? ORDER BY id", -1, &st, NULL)

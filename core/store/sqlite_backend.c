@@ -47,6 +47,7 @@ const store_backend store_sqlite_backend = {
     .job_read_all = sqlite_job_read_all,
     .job_finished = sqlite_job_finished,
     .job_counts = sqlite_job_counts,
+    .job_waiting = sqlite_job_waiting,
     .outbox_has = sqlite_outbox_has,
     .job_delivered = sqlite_job_delivered,
     .job_dead_reasons = sqlite_job_dead_reasons,

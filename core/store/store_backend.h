@@ -83,6 +83,7 @@ struct store_backend {
     void (*job_read_all)(store_db *db, const char *id, long long next_input);
     void (*job_finished)(store_db *db, const char *id, long long now);
     void (*job_counts)(store_db *db, const char *id, long long *queued, long long *delivered, long long *dead);
+    int (*job_waiting)(store_db *db, const char *id);
     int (*outbox_has)(store_db *db, const char *tenant, const char *dedup);
     void (*job_delivered)(store_db *db, const char *id, void (*cb)(void *ud, const char *body, size_t len), void *ud);
     void (*job_dead_reasons)(store_db *db, const char *id, int limit,

@@ -121,6 +121,7 @@ void store_job_finished(store_db *db, const char *id, long long now) { B(db)->jo
 void store_job_counts(store_db *db, const char *id, long long *queued, long long *delivered, long long *dead) {
     B(db)->job_counts(db, id, queued, delivered, dead);
 }
+int store_job_waiting(store_db *db, const char *id) { return B(db)->job_waiting(db, id); }
 int store_outbox_has(store_db *db, const char *tenant, const char *dedup) {
     return B(db)->outbox_has(db, tenant, dedup);
 }

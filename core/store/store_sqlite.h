@@ -113,6 +113,7 @@ int sqlite_job_progress(store_db *db, const char *id, long long next_input, long
 void sqlite_job_read_all(store_db *db, const char *id, long long next_input);
 void sqlite_job_finished(store_db *db, const char *id, long long now);
 void sqlite_job_counts(store_db *db, const char *id, long long *queued, long long *delivered, long long *dead);
+int sqlite_job_waiting(store_db *db, const char *id);
 int sqlite_outbox_has(store_db *db, const char *tenant, const char *dedup);
 void sqlite_job_delivered(store_db *db, const char *id, void (*cb)(void *ud, const char *body, size_t len), void *ud);
 void sqlite_job_dead_reasons(store_db *db, const char *id, int limit, void (*cb)(void *ud, long long n, const char *reason), void *ud);

@@ -385,6 +385,18 @@ static void a_jobs_schedules_wait_until_it_has_read_all_its_input(void **state) 
     long long queued, delivered, dead;
     store_job_counts(db, "send-1", &queued, &delivered, &dead);
     assert_int_equal(queued, 1);
+    /* Waiting while its request is queued or in flight, not once it is delivered. */
+    assert_int_equal(store_job_waiting(db, "send-1"), 1);
+    assert_int_equal(store_job_waiting(db, "send-2"), 0);
+    store_scan *scan = store_scan_queued(db, "shop", 10);
+    store_request row;
+    assert_int_equal(store_scan_next(scan, &row), 1);
+    long long id = row.id;
+    store_scan_end(scan);
+    assert_int_equal(store_mark_sending(db, &id, NULL, 1), 0);
+    assert_int_equal(store_job_waiting(db, "send-1"), 1);
+    assert_int_equal(store_settle(db, &id, &(store_outcome){ REQUEST_DELIVERED, 202, clock_now_ms(), NULL, 1 }, 1), 0);
+    assert_int_equal(store_job_waiting(db, "send-1"), 0);
     long long next;
     int finished;
     assert_int_equal(store_job_find(db, "send-1", &next, &finished), 1);

@@ -50,6 +50,7 @@ const store_backend store_pg_backend = {
     .job_read_all = pg_job_read_all,
     .job_finished = pg_job_finished,
     .job_counts = pg_job_counts,
+    .job_waiting = pg_job_waiting,
     .outbox_has = pg_outbox_has,
     .job_delivered = pg_job_delivered,
     .job_dead_reasons = pg_job_dead_reasons,

@@ -209,6 +209,20 @@ void pg_job_counts(store_db *db, const char *id, long long *queued, long long *d
     PQclear(r);
 }
 
+int pg_job_waiting(store_db *db, const char *id) {
+    static const pg_stmt st = { "job_waiting",
+                                "SELECT EXISTS (SELECT 1 FROM outbox WHERE job = $1 AND state IN ($2, $3))::int" };
+    pg_params pp = { 0 };
+    pg_text(&pp, id);
+    pg_int(&pp, REQUEST_QUEUED);
+    pg_int(&pp, REQUEST_SENDING);
+    PGresult *r = pg_run(pg_of(db), &st, &pp);
+    if (!r) return -1;
+    int waiting = (int)pg_ll(r, 0, 0);
+    PQclear(r);
+    return waiting;
+}
+
 void pg_job_delivered(store_db *db, const char *id, void (*cb)(void *ud, const char *body, size_t len), void *ud) {
     static const pg_stmt st = { "job_delivered", "SELECT body FROM outbox WHERE job = $1 AND state = $2 ORDER BY id" };
     pg_params pp = { 0 };

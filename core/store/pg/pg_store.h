@@ -171,6 +171,7 @@ int pg_job_progress(store_db *db, const char *id, long long next_input, long lon
 void pg_job_read_all(store_db *db, const char *id, long long next_input);
 void pg_job_finished(store_db *db, const char *id, long long now);
 void pg_job_counts(store_db *db, const char *id, long long *queued, long long *delivered, long long *dead);
+int pg_job_waiting(store_db *db, const char *id);
 void pg_job_delivered(store_db *db, const char *id, void (*cb)(void *ud, const char *body, size_t len), void *ud);
 void pg_job_dead_reasons(store_db *db, const char *id, int limit,
                          void (*cb)(void *ud, long long n, const char *reason), void *ud);
