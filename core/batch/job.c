@@ -578,8 +578,8 @@ static int wait_delivered(job *j) {
             while (store_fire_schedules(j->db, j->o.tenant->id) >= STORE_FIRE_CHUNK) sleep_ms(2);
         if (tenant_is_dry(j->o.tenant)) while (dry_deliver(j->db, j->o.cfg->data_dir, j->o.tenant) > 0) {}
         /* An earlier run's rows of the job count too. A look-up, not a count: counting every row of
-         * the job five times a second was the job thread's largest cost while a backfill at
-         * Klaviyo's limits was delivered (its reading's own again: 10 s of 100,000 returns'). */
+         * the job five times a second cost the job's thread as much CPU while a backfill at
+         * Klaviyo's limits was delivered as reading its input had (10 s for 100,000 returns). */
         int waiting = store_job_waiting(j->db, j->id);
         if (waiting < 0) {                         /* the store could not say: the counts decide */
             long long queued, delivered, dead;
