@@ -242,9 +242,10 @@ static void map_batch(mapper *m) {
     strbuf_add(&batch, r.p, (size_t)(r.end - r.p));
     r = (mw_reader){ batch.data, batch.data + batch.len, 0 };
     strbuf doc = {0}, body = {0}, label = {0};
-    /* The last batch is stored; with FORGET, other workers of the tenant may have stored since, and
-     * every value this batch reads from outside its own events must come from the parent, which
-     * keeps count of them (worker_chunks.c). */
+    /* With FORGET, the batches before may not all be stored, or other workers of the tenant may have
+     * stored since: every value this batch reads from outside its own events must come from the
+     * parent, which keeps count of them (worker_batch.c, job_pipe.c). Without it, the last batch is
+     * stored, and the cache is right until it is dropped past its bound. */
     if ((flags & MW_BATCH_FORGET) || mapper_memory_count(m) > CACHE_KEEP) mapper_forget_memory(m);
     for (uint32_t i = 0; i < n && !r.bad; i++) {
         size_t llen, blen;

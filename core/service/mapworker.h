@@ -38,9 +38,11 @@ void mapworker_set_recall(mapworker *w, int (*fallback)(void *ud, const char *ke
  * the rest; a new one maps them on the next call. A reload takes over within one event so. */
 void mapworker_set_interrupt(mapworker *w, int (*interrupt)(void *ud), void *ud);
 
-/* Other workers map this tenant's events too (one tenant on every mapping thread): the worker's
- * recall cache is dropped before each batch, so each value a batch reads from outside its own
- * events is asked of the recall callback, and a caller sees every one. */
+/* The caller may map a batch before the one before it is stored (serve's mapping threads, a batch
+ * job's mapping thread): the worker's recall cache is dropped before each batch, so each value a
+ * batch reads from outside its own events is asked of the recall callback, and a caller sees every
+ * one. Unshared, the cache lasts from batch to batch (dropped past a bound): each batch must be
+ * stored before the next is mapped. */
 void mapworker_set_shared(mapworker *w, int shared);
 
 /* From a recall callback: the index in the batch of the event being mapped. */

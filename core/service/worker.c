@@ -86,7 +86,12 @@ static void load_memory(thread *t, int ti) {
     rc->log = NULL;
     mapworker_set_recall(t->mappers[ti], recall_from_store, rc);
     mapworker_set_interrupt(t->mappers[ti], interrupt_cb, rc);   /* a reload takes over between events */
-    mapworker_set_shared(t->mappers[ti], t->w->n > 1);           /* other threads map the tenant too */
+    /* Every chunk reads what is outside it from the store, where the read is logged and checked
+     * (worker_batch.c), even on a lone thread: that thread maps a batch's chunks before it commits
+     * them, and a cache kept from chunk to chunk was dropped when it grew past its bound, after which
+     * a chunk read a value its uncommitted predecessors had changed and the chunks after it built on
+     * that value unchecked (tenant_cores_spec). */
+    mapworker_set_shared(t->mappers[ti], 1);
 }
 
 /* The tenant's scripts in their own worker process (mapworker.c): nothing of them runs here. */
