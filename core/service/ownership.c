@@ -462,13 +462,16 @@ void ownership_stop(ownership *o) {
         pthread_cond_broadcast(&o->cv);
         pthread_mutex_unlock(&o->mu);
         pthread_join(o->tid, NULL);
-        /* Mapping and delivery have stopped: every lease goes, and the others take over at once. */
+        /* Mapping and delivery have stopped: every lease goes, and the others take over at once.
+         * The node is gone first: a node whose pass saw a released tenant while this one still
+         * counted as live left it to its rightful owner, this one, until ORPHAN_MS past the release
+         * (or until a later pass saw this node gone). */
+        store_node_heartbeat(o->db, o->node, 1);
         for (int i = 0; i < o->ntenants; i++)
             if (o->tenants[i]->epoch > 0) {
                 store_lease_release(o->db, o->tenants[i]->id, o->node, o->tenants[i]->epoch);
                 log_lease("lease released: the node stops", o->tenants[i]->id, o->tenants[i]->epoch, NULL);
             }
-        store_node_heartbeat(o->db, o->node, 1);
         store_db_close(o->db);
     }
     pthread_mutex_destroy(&o->mu);
