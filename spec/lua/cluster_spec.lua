@@ -313,8 +313,10 @@ describe("a cluster of three nodes on one PostgreSQL", function()
     end, 15), status)
 
     -- A stop gives every lease up: node-a says so for each tenant it held, and node-b takes them on
-    -- its next pass (every 2 s), not after the lease's 10 s. Timed from the end of the stop, whose own
-    -- length (requests in flight, a loaded machine) is not the handover's.
+    -- its next pass (every second), not after the lease's 10 s. Timed from the end of the stop, whose
+    -- own length (requests in flight, a loaded machine) is not the handover's. The bound, 7 s: a lease
+    -- not released would be free no sooner than 8 s after the stop (renewed every 2 s, for 10 s), and
+    -- under ASan in the full suite's load (no idle CPU) it took 4.3 s and 5.8 s.
     local held = #owns(1)
     assert.truthy(held > 0, h.encode(owners(servers)))
     local log = servers[1]:stop()
@@ -325,7 +327,7 @@ describe("a cluster of three nodes on one PostgreSQL", function()
     assert.truthy(h.wait_for(function() return #owns(2) == #TENANTS end, 10), h.encode(owns(2)))
     local took = h.now() - t0
     io.stderr:write(string.format("[cluster] a stopped node's tenants taken over %.2f s after its stop\n", took))
-    assert.truthy(took < 4, "taken over " .. took .. " s after the stop")
+    assert.truthy(took < 7, "taken over " .. took .. " s after the stop")
     servers[2]:stop()
   end)
 end)
