@@ -224,6 +224,7 @@ static void release(workers *w, int started, int how) {
     pthread_cond_destroy(&w->cv);
     free(w->threads);
     free(w->unsteady_until);
+    free(w->eager);
     free(w);
 }
 
@@ -237,7 +238,8 @@ workers *workers_start(const config *cfg, ownership *own, char *err, size_t errl
     if (!cfg->ntenants) w->n = 0;                 /* one tenant is mapped on every thread (worker_batch.c) */
     w->threads = calloc((size_t)(w->n ? w->n : 1), sizeof *w->threads);
     w->unsteady_until = calloc((size_t)(cfg->ntenants ? cfg->ntenants : 1), sizeof *w->unsteady_until);
-    if (!w->threads || !w->unsteady_until) abort();
+    w->eager = calloc((size_t)(cfg->ntenants ? cfg->ntenants : 1), sizeof *w->eager);
+    if (!w->threads || !w->unsteady_until || !w->eager) abort();
     pthread_mutex_init(&w->mu, NULL);
     pthread_condattr_t cv_attr;                   /* its timed waits on the monotonic clock */
     pthread_condattr_init(&cv_attr);

@@ -96,6 +96,7 @@ static void store_worked(thread *t) {
  * times, and pays one commit. Each transaction is fenced by the tenant's lease (store_fence): a node
  * that lost the tenant stores none of it, and what is left stays journaled for the new owner. */
 #define COMMIT_CHUNK 32
+#define EAGER_BATCHES 8               /* a tenant's batches committed chunk by chunk after a remap */
 
 typedef struct txn {
     thread *t;
@@ -326,6 +327,7 @@ typedef struct tenant_batch {
     int mapping;                  /* chunks being mapped now */
     int course;                   /* GOING, or why the rest of the batch waits */
     int remapped;                 /* events mapped again for a recall an earlier chunk changed */
+    int eager;                    /* each chunk committed as soon as it is mapped (EAGER_BATCHES) */
     int linked;                   /* in w->open */
     struct tenant_batch *next_open;
     strmap *written;              /* keys the chunks [written_from, written_to) wrote (first_stale_read) */
@@ -489,9 +491,10 @@ static void advance(thread *t, tenant_batch *b) {
 
 /* Under mu: whether the chunks at the cursor are to be committed now. While another thread maps
  * (the commit then overlaps its mapping), or when nothing is left to take; a thread mapping the batch
- * alone maps it whole first, so that it is written in one transaction when nobody waits. */
+ * alone maps it whole first, so that it is written in one transaction when nobody waits, unless the
+ * batch is eager. */
 static int commit_now(const tenant_batch *b) {
-    return b->mapping > 0 || b->next == b->nchunks || b->closed || b->course != GOING;
+    return b->mapping > 0 || b->next == b->nchunks || b->closed || b->course != GOING || b->eager;
 }
 
 /* Maps chunk ci (taken under mu), then commits what is in order, if it is time. */
@@ -537,6 +540,7 @@ int worker_map_journaled(thread *t, int ti, long long epoch) {
     b->mw = malloc(BATCH * sizeof *b->mw);
     b->labels = malloc(BATCH * sizeof *b->labels);
     if (!b->events || !b->mw || !b->labels) abort();
+    b->eager = w->eager[ti] > 0;
     b->n = read_checked(t, read_batch(t, tc->id, EVENT_JOURNALED, b->events));
     label_events(tc->id, b->events, b->n, b->mw, b->labels);
     for (int from = 0; from < b->n; from += COMMIT_CHUNK) {
@@ -575,6 +579,11 @@ int worker_map_journaled(thread *t, int ti, long long epoch) {
         strbuf_free(&c->keys);
         free(c->recalls);
     }
+    /* A value most events read (a running count) makes a thread that maps ahead map most of its
+     * chunks twice: each read it before the chunks ahead of it were stored. The tenant's next
+     * batches store each chunk before the next is mapped, then try mapping ahead again. */
+    if (b->remapped) w->eager[ti] = EAGER_BATCHES;
+    else if (w->eager[ti] > 0) w->eager[ti]--;
     if (b->remapped) {
         char f[200];
         snprintf(f, sizeof f, "\"tenant\":\"%s\",\"events\":%d", tc->id, b->remapped);

@@ -66,6 +66,8 @@ typedef struct workers {
     unsigned long long wakes;     /* bumped by workers_wake */
     int stopping;                 /* STOP_DRAIN or STOP_NOW once asked */
     struct tenant_batch *open;    /* batches with chunks no thread took yet (under mu) */
+    int *eager;                   /* by tenant: batches left whose chunks are committed as soon as
+                                     they are mapped (worker_batch.c; its home thread's alone) */
     long long *unsteady_until;    /* by tenant, monotonic ms: a worker of it died or stopped short;
                                      until then only its home thread maps it */
 } workers;
