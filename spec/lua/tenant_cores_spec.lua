@@ -43,24 +43,29 @@ local function journal(dir, events)
   h.sql_rows(dir, "INSERT INTO events(tenant, received_at, script_version, body) VALUES " .. table.concat(rows, ","))
 end
 
+-- A service folder whose scripts are `script` alone, mapped by `workers` threads. A first run stores
+-- the scripts' version with one event (of a profile of its own), then stops.
+local function first_run(script, workers)
+  local dir = h.serve_dir()
+  h.sh_ok("rm -r " .. h.quote(dir .. "/scripts") .. " && mkdir " .. h.quote(dir .. "/scripts"))
+  h.write(dir .. "/scripts/10-count.lua", script)
+  local conf = h.read(dir .. "/returnflow.conf.lua"):gsub('listen = ', 'workers = ' .. workers .. ', listen = ', 1)
+  h.write(dir .. "/returnflow.conf.lua", conf)
+  local s = h.start_serve(dir)
+  finally(function() s:stop("KILL") end)
+  assert.equal(202, (h.post_signed(s:url(), return_created(1, "first@example.com"))))
+  assert.truthy(h.wait_for(function()
+    return h.sql_count(dir, "SELECT count(*) FROM events WHERE state = 0") == 0
+  end, 30), s:log())
+  s:stop()
+  return dir
+end
+
 describe("one tenant on every mapping thread", function()
   teardown(h.cleanup)
 
   it("maps one tenant's backlog on two threads with each profile's recalled count and order as in serial mapping", function()
-    local dir = h.serve_dir()
-    h.sh_ok("rm -r " .. h.quote(dir .. "/scripts") .. " && mkdir " .. h.quote(dir .. "/scripts"))
-    h.write(dir .. "/scripts/10-count.lua", COUNTER)
-    local conf = h.read(dir .. "/returnflow.conf.lua"):gsub('listen = ', 'workers = 2, listen = ', 1)
-    h.write(dir .. "/returnflow.conf.lua", conf)
-
-    -- A first run stores the scripts' version with one event (of a profile of its own), then stops.
-    local s = h.start_serve(dir)
-    finally(function() s:stop("KILL") end)
-    assert.equal(202, (h.post_signed(s:url(), return_created(1, "first@example.com"))))
-    assert.truthy(h.wait_for(function()
-      return h.sql_count(dir, "SELECT count(*) FROM events WHERE state = 0") == 0
-    end, 30), s:log())
-    s:stop()
+    local dir = first_run(COUNTER, 2)
 
     -- The backlog, profiles interleaved, journaled while nothing maps.
     local events, expected = {}, {}
@@ -72,7 +77,8 @@ describe("one tenant on every mapping thread", function()
     end
     journal(dir, events)
 
-    s = h.start_serve(dir)
+    local s = h.start_serve(dir)
+    finally(function() s:stop("KILL") end)
     local total = 1 + PROFILES * PER_PROFILE
     local lines = {}
     assert.truthy(h.wait_for(function()
@@ -114,9 +120,7 @@ describe("one tenant on every mapping thread", function()
   -- event here remembers three keys of its own, so the cache passes 4,096 inside the second batch.
   it("keeps one thread's count exact across a batch whose recall cache outgrows its bound", function()
     local N = 1600
-    local dir = h.serve_dir()
-    h.sh_ok("rm -r " .. h.quote(dir .. "/scripts") .. " && mkdir " .. h.quote(dir .. "/scripts"))
-    h.write(dir .. "/scripts/10-count.lua", [[
+    local dir = first_run([[
 local loop = require "returnflow.loop"
 return {
   ["return.created"] = function(ret, out)
@@ -125,24 +129,15 @@ return {
     for k = 1, 3 do out:remember("seen" .. k .. ":" .. loop.return_id(ret), true) end
   end,
 }
-]])
-    local conf = h.read(dir .. "/returnflow.conf.lua"):gsub('listen = ', 'workers = 1, listen = ', 1)
-    h.write(dir .. "/returnflow.conf.lua", conf)
-
-    local s = h.start_serve(dir)
-    finally(function() s:stop("KILL") end)
-    assert.equal(202, (h.post_signed(s:url(), return_created(1, "first@example.com"))))
-    assert.truthy(h.wait_for(function()
-      return h.sql_count(dir, "SELECT count(*) FROM events WHERE state = 0") == 0
-    end, 30), s:log())
-    s:stop()
+]], 1)
 
     for from = 1, N, 200 do                     -- a statement of 200 at a time: SQLite's length bound
       local events = {}
       for i = from, math.min(N, from + 199) do events[#events + 1] = { 1000 + i, email_of(1) } end
       journal(dir, events)
     end
-    s = h.start_serve(dir)
+    local s = h.start_serve(dir)
+    finally(function() s:stop("KILL") end)
     assert.truthy(h.wait_for(function()
       return h.sql_count(dir, "SELECT count(*) FROM events WHERE state = 0") == 0
     end, 60), s:log())
