@@ -27,7 +27,8 @@
  * (a 4 KB webhook made a 12 KB userdata an event). Each event is a new
  * generation of it, whose data tables alone are in its map (emptied as each
  * generation begins), so a table a script kept from an earlier event (in an
- * upvalue, a coroutine, a finalizer) keeps what was read of it and refuses to
+ * upvalue, a coroutine, a finalizer) keeps what was built of it (what was read,
+ * and the planned members of the objects read: see read plans) and refuses to
  * read more: it never reads another event's tape, and the userdata it reaches
  * stays alive as long as it does. A document too small for the next event is
  * replaced, the old one's map emptied: all its tables stale.
@@ -80,7 +81,62 @@ static _Atomic uint64_t next_serial = 1;
 typedef struct dslot {
     const void *data;              /* NULL: a free slot */
     uint32_t node;
+    uint32_t class;                /* its object's read-plan class (CLASS_PLANNED set once planned
+                                      members were built into it) */
 } dslot;
+
+/* ------------------------------ read plans ------------------------------- */
+
+/* The members a state's handlers read are mostly the same, event after event: a handler of
+ * return.created reads the same dozen fields of the return and five of each item. Built one by one
+ * (each a call of `fill` through two metatables, and a search of the tape), those first reads were
+ * a fifth of the mapping's instructions. So the state keeps a read plan: for each class of object
+ * (its path from the root: member names, and [] for an array's items, hashed), the names of the
+ * scalar members (strings, numbers, booleans, nulls) read of such objects before. The first read
+ * of an object of a planned class builds every planned scalar member it has in one pass over its
+ * members, and the handler's later reads of them are plain table reads.
+ *
+ * Bounded: PLAN_CLASSES classes of PLAN_KEYS names each, of PLAN_KEY_MAX bytes at most (past that a
+ * read is done as before, unplanned), so a script reading every name it can think of costs at most
+ * PLAN_KEYS values built per object it touches. Containers are never built ahead (an array of
+ * thousands of items only when read). An object with a key written with escapes is read as before.
+ * A class is a hash: two paths that collide share a plan, which costs a few values built for
+ * nothing, never a wrong one (a member is built by its name, from its own object).
+ *
+ * What a script sees: the same values, the same tables. The one difference: a table kept from an
+ * earlier event also keeps the planned members built with the ones read (its own event's values,
+ * never another's). */
+#define PLAN_CLASSES 32
+#define PLAN_KEYS 24
+#define PLAN_KEY_MAX 63
+#define CLASS_PLANNED 0x80000000u
+#define CLASS_ROOT 1u
+
+typedef struct plan_key {
+    const char *s;                 /* a Lua string the plan's anchor table keeps alive */
+    uint32_t len;
+    int ref;                       /* its index in the anchor table */
+} plan_key;
+
+typedef struct plan_class {
+    uint32_t class;                /* 0: a free entry */
+    uint32_t n;
+    plan_key keys[PLAN_KEYS];
+} plan_class;
+
+typedef struct read_plan {
+    plan_class classes[PLAN_CLASSES];
+    int anchored;                  /* strings in the anchor table (its user value) */
+} read_plan;
+
+static const char plan_key_reg = 0;          /* the registry's read plan (a userdata) */
+
+/* A class that is never 0 and never has CLASS_PLANNED set. */
+static inline uint32_t class_of(uint64_t h) {
+    uint32_t c = (uint32_t)(h >> 32) ^ (uint32_t)h;
+    c &= ~CLASS_PLANNED;
+    return c ? c : CLASS_ROOT + 1;
+}
 
 /* The tape and the text, copied into memory the state owns, and the objects' key indexes. */
 typedef struct doc {
@@ -100,6 +156,7 @@ typedef struct doc {
     const char *text;              /* NUL-terminated, then TEXT_PAD zeros */
     uint32_t index_used;
     int cache_ref;                 /* the string cache, in the registry */
+    read_plan *plan;               /* the state's read plan (the mapper's pooled documents), or NULL */
     const void *fresh;             /* the root object's proxy as pushed, for json_set_event_root */
     lua_Integer fresh_gen;
     const void *root;              /* that proxy while the registry holds it as the event root (so no
@@ -112,7 +169,7 @@ static int ro_newindex(lua_State *L);
 static int ro_len(lua_State *L);
 static int ro_pairs(lua_State *L);
 static int fill(lua_State *L);
-static void push_proxy(lua_State *L, const doc *d, int dmt, int cache, uint32_t i);
+static void push_proxy(lua_State *L, const doc *d, int dmt, int cache, uint32_t i, uint32_t class);
 static int push_data(lua_State *L, int idx);
 
 /* Are the len bytes at a and b the same? Up to 16 in a few loads that overlap (reading nothing
@@ -194,12 +251,12 @@ void json_push_string_cache(lua_State *L) {
 
 /* ------------------------------ reading the tape ------------------------------ */
 
-/* Pushes the value of nodes[i]: a scalar, or a proxy for a container (dmt: the document's data
- * metatable, on the stack; cache: as push_string's). */
-static void push_value(lua_State *L, const doc *d, int dmt, int cache, uint32_t i) {
+/* Pushes the value of nodes[i]: a scalar, or a proxy for a container of read-plan class `class`
+ * (dmt: the document's data metatable, on the stack; cache: as push_string's). */
+static void push_value(lua_State *L, const doc *d, int dmt, int cache, uint32_t i, uint32_t class) {
     const jnode *node = &d->nodes[i];
     if (node->type == JN_STRING) push_string(L, d, node, cache);
-    else if (node->type == JN_ARRAY || node->type == JN_OBJECT) push_proxy(L, d, dmt, cache, i);
+    else if (node->type == JN_ARRAY || node->type == JN_OBJECT) push_proxy(L, d, dmt, cache, i, class);
     else json_tape_push_scalar(L, d->text, node);
 }
 
@@ -293,6 +350,90 @@ static uint32_t find_member(lua_State *L, doc *d, uint32_t i, const char *k, siz
     return found;
 }
 
+/* The class of the members named k of objects of class c, and of the items of arrays of class c. */
+static inline uint32_t member_class(uint32_t c, const char *k, size_t len) {
+    return class_of((uint64_t)(c & ~CLASS_PLANNED) * 0x9e3779b97f4a7c15u ^ key_hash(k, len));
+}
+
+static inline uint32_t item_class(uint32_t c) {
+    return class_of(((uint64_t)(c & ~CLASS_PLANNED) + 0x5b5d) * 0xc2b2ae3d27d4eb4fu);
+}
+
+/* The entry of class c in plan p (made, when `make`, if there is room), or NULL. */
+static plan_class *plan_find(read_plan *p, uint32_t c, int make) {
+    c &= ~CLASS_PLANNED;
+    uint32_t s = c & (PLAN_CLASSES - 1);
+    for (int k = 0; k < PLAN_CLASSES; k++, s = (s + 1) & (PLAN_CLASSES - 1)) {
+        plan_class *pc = &p->classes[s];
+        if (pc->class == c) return pc;
+        if (!pc->class) {
+            if (!make) return NULL;
+            pc->class = c;
+            pc->n = 0;
+            return pc;
+        }
+    }
+    return NULL;
+}
+
+/* Adds the name at idx (a string) to pc when it is new and there is room; the plan's anchor table
+ * (at anchor) keeps the string alive, so its bytes stay where pc points. */
+static void plan_note(lua_State *L, read_plan *p, int anchor, plan_class *pc, int idx) {
+    size_t len;
+    const char *k = lua_tolstring(L, idx, &len);
+    if (pc->n >= PLAN_KEYS || len > PLAN_KEY_MAX) return;
+    for (uint32_t m = 0; m < pc->n; m++)
+        if (pc->keys[m].len == len && (pc->keys[m].s == k || memcmp(pc->keys[m].s, k, len) == 0)) return;
+    lua_pushvalue(L, idx);
+    lua_rawseti(L, anchor, ++p->anchored);
+    pc->keys[pc->n++] = (plan_key){ .s = k, .len = (uint32_t)len, .ref = p->anchored };
+}
+
+/* The first read of object node i: builds into its data table (at 1, empty) every scalar member pc
+ * names, in one pass over the members (the last of duplicates wins, as in find_member). An object
+ * with a key written with escapes is left to be read key by key. */
+static void prefill(lua_State *L, const doc *d, uint32_t i, const plan_class *pc, int cache, int anchor) {
+    uint32_t found[PLAN_KEYS] = { 0 };
+    signed char first[PLAN_KEY_MAX + 1], next[PLAN_KEYS];
+    memset(first, -1, sizeof first);
+    for (int k = (int)pc->n - 1; k >= 0; k--) {
+        next[k] = first[pc->keys[k].len];
+        first[pc->keys[k].len] = (signed char)k;
+    }
+    uint32_t j = i + 1;
+    for (uint32_t m = 0; m < d->nodes[i].len; m++) {
+        const jnode *key = &d->nodes[j];
+        if (key->escaped) return;
+        if (key->len <= PLAN_KEY_MAX)
+            for (int k = first[key->len]; k >= 0; k = next[k])
+                if (same_bytes(d->text + key->pos, pc->keys[k].s, key->len)) found[k] = j + 1;
+        j = d->nodes[j + 1].end;
+    }
+    luaL_checkstack(L, 3, "JSON nesting");
+    for (uint32_t k = 0; k < pc->n; k++) {
+        if (!found[k]) continue;
+        const jnode *v = &d->nodes[found[k]];
+        if (v->type == JN_ARRAY || v->type == JN_OBJECT) continue;
+        lua_rawgeti(L, anchor, pc->keys[k].ref);
+        if (v->type == JN_STRING) push_string(L, d, v, cache);
+        else json_tape_push_scalar(L, d->text, v);
+        lua_rawset(L, 1);
+    }
+}
+
+/* Pushes the state's read plan (made on first use: a userdata, its anchor table its user value). */
+static read_plan *push_plan(lua_State *L) {
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &plan_key_reg) == LUA_TUSERDATA) return lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    read_plan *p = lua_newuserdatauv(L, sizeof *p, 1);
+    memset(p, 0, sizeof *p);
+    lua_createtable(L, 64, 0);
+    lua_setiuservalue(L, -2, 1);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &plan_key_reg);
+    return p;
+}
+
 /* The document behind the data metatable at dmt (its __index is fill, upvalue 1 the document), or
  * NULL. */
 static doc *dmt_doc(lua_State *L, int dmt) {
@@ -334,15 +475,17 @@ static void map_new(lua_State *L, doc *d, int dmt, size_t slots, int keep) {
     lua_rawsetp(L, dmt, &map_key);                  /* the old one, if any, is garbage now */
 }
 
-/* Records the object data table at address data as node i's, for this generation (the data
- * metatable at dmt holds the map: grown to keep it at most half full, so a probe always ends). */
-static inline void data_record(lua_State *L, doc *d, int dmt, const void *data, uint32_t i) {
+/* Records the object data table at address data as node i's, of read-plan class `class`, for this
+ * generation (the data metatable at dmt holds the map: grown to keep it at most half full, so a
+ * probe always ends). */
+static inline void data_record(lua_State *L, doc *d, int dmt, const void *data, uint32_t i, uint32_t class) {
     if (2 * (d->data_used + 1) > d->data_slots) map_new(L, d, dmt, 2 * d->data_slots, 1);
     size_t mask = d->data_slots - 1, s = data_slot(d, data);
     while (d->datas[s].data && d->datas[s].data != data) s = (s + 1) & mask;
     if (!d->datas[s].data) d->data_used++;
     d->datas[s].data = data;
     d->datas[s].node = i;
+    d->datas[s].class = class;
 }
 
 /* The node of the incomplete object data table at idx (of document d: its data metatable's), or -1
@@ -351,15 +494,20 @@ static inline void data_record(lua_State *L, doc *d, int dmt, const void *data, 
  * A data table still alive from an earlier generation holds its address since before this one
  * began, so no table of this one has it: it is not in the map, which each generation starts
  * empty.) */
-static inline lua_Integer data_node(lua_State *L, int idx, const doc *d) {
+static inline dslot *data_entry(lua_State *L, int idx, const doc *d) {
     const void *data = lua_topointer(L, idx);
     size_t mask = d->data_slots - 1;
     for (size_t s = data_slot(d, data); d->datas[s].data; s = (s + 1) & mask)
         if (d->datas[s].data == data) {
             uint32_t i = d->datas[s].node;
-            return (size_t)i < d->n && d->nodes[i].type == JN_OBJECT ? (lua_Integer)i : -1;
+            return (size_t)i < d->n && d->nodes[i].type == JN_OBJECT ? &d->datas[s] : NULL;
         }
-    return -1;
+    return NULL;
+}
+
+static inline lua_Integer data_node(lua_State *L, int idx, const doc *d) {
+    const dslot *e = data_entry(L, idx, d);
+    return e ? (lua_Integer)e->node : -1;
 }
 
 static int stale(lua_State *L, const char *what) {
@@ -367,27 +515,48 @@ static int stale(lua_State *L, const char *what) {
                          "is needed while its own handler runs)", what);
 }
 
-/* D's __index: builds the field `key` of D's object (upvalues: doc, string cache). */
+/* D's __index: builds the field `key` of D's object (upvalues: doc, string cache, and the read
+ * plan or nil). The first read of an object builds its planned members too (prefill). */
 static int fill(lua_State *L) {
     if (lua_type(L, 1) != LUA_TTABLE || lua_type(L, 2) != LUA_TSTRING) return 0;
     doc *d = lua_touserdata(L, lua_upvalueindex(1));
-    lua_Integer i = data_node(L, 1, d);
-    if (i < 0) {
+    dslot *entry = data_entry(L, 1, d);
+    if (!entry) {
         lua_pushfstring(L, "field '%s'", lua_tostring(L, 2));
         return stale(L, lua_tostring(L, -1));
     }
+    uint32_t i = entry->node, class = entry->class;
+    if (d->plan && !(class & CLASS_PLANNED)) {
+        entry->class = class |= CLASS_PLANNED;          /* one pass an object, on its first read */
+        const plan_class *pc = plan_find(d->plan, class, 0);
+        if (pc && pc->n) {
+            lua_getiuservalue(L, lua_upvalueindex(3), 1);
+            prefill(L, d, i, pc, lua_upvalueindex(2), lua_gettop(L));
+            lua_pop(L, 1);
+            lua_pushvalue(L, 2);
+            if (lua_rawget(L, 1) != LUA_TNIL) return 1;  /* a planned member */
+            lua_pop(L, 1);
+        }
+    }
     size_t klen;
     const char *k = lua_tolstring(L, 2, &klen);
-    uint32_t found = find_member(L, d, (uint32_t)i, k, klen);
+    uint32_t found = find_member(L, d, i, k, klen);
     if (!found) return 0;
     const jnode *node = &d->nodes[found];
-    if (node->type == JN_STRING) {
-        push_string(L, d, node, lua_upvalueindex(2));
-    } else if (node->type == JN_ARRAY || node->type == JN_OBJECT) {
+    if (node->type == JN_ARRAY || node->type == JN_OBJECT) {
         lua_getmetatable(L, 1);                          /* the data metatable, for child proxies */
-        push_proxy(L, d, lua_gettop(L), lua_upvalueindex(2), found);
+        push_proxy(L, d, lua_gettop(L), lua_upvalueindex(2), found, member_class(class, k, klen));
     } else {
-        json_tape_push_scalar(L, d->text, node);
+        if (d->plan) {                                   /* read again next event: plan it */
+            plan_class *pc = plan_find(d->plan, class, 1);
+            if (pc && pc->n < PLAN_KEYS) {
+                lua_getiuservalue(L, lua_upvalueindex(3), 1);
+                plan_note(L, d->plan, lua_gettop(L), pc, 2);
+                lua_pop(L, 1);
+            }
+        }
+        if (node->type == JN_STRING) push_string(L, d, node, lua_upvalueindex(2));
+        else json_tape_push_scalar(L, d->text, node);
     }
     lua_pushvalue(L, 2);
     lua_pushvalue(L, -2);
@@ -404,7 +573,7 @@ static const char *const proxy_keys[PK_COUNT] = {
     "__index", "__newindex", "__pairs", "__metatable", "__len", readonly_tag,
 };
 
-static void push_proxy(lua_State *L, const doc *d, int dmt, int cache, uint32_t i) {
+static void push_proxy(lua_State *L, const doc *d, int dmt, int cache, uint32_t i, uint32_t class) {
     luaL_checkstack(L, 8, "JSON nesting");
     const jnode *node = &d->nodes[i];
     int is_array = node->type == JN_ARRAY;
@@ -412,9 +581,9 @@ static void push_proxy(lua_State *L, const doc *d, int dmt, int cache, uint32_t 
     lua_createtable(L, 0, 5);                                  /* P M */
     if (is_array) {
         lua_createtable(L, (int)node->len, 0);                 /* P M D, filled now */
-        uint32_t j = i + 1;
+        uint32_t j = i + 1, items = item_class(class);
         for (lua_Integer k = 1; k <= (lua_Integer)node->len; k++) {
-            push_value(L, d, dmt, cache, j);
+            push_value(L, d, dmt, cache, j, items);
             lua_rawseti(L, -2, k);
             j = d->nodes[j].end;
         }
@@ -425,7 +594,7 @@ static void push_proxy(lua_State *L, const doc *d, int dmt, int cache, uint32_t 
         /* P M D, filled on demand: room for the fields a handler reads, not for every member (a
          * 41-member return was a 64-slot table of which reads fill a dozen); more grow it once */
         lua_createtable(L, 0, node->len < DATA_ROOM ? (int)node->len : DATA_ROOM);
-        data_record(L, (doc *)d, dmt, lua_topointer(L, -1), i);
+        data_record(L, (doc *)d, dmt, lua_topointer(L, -1), i, class);
         lua_pushvalue(L, dmt);
         lua_setmetatable(L, -2);
     }
@@ -463,8 +632,9 @@ static size_t doc_bytes(size_t n, size_t len) {
 }
 
 /* Pushes a new document userdata of cap bytes of mem (generation 0, no data table map yet), its
- * user value its data metatable { __index = fill(doc, string cache) }, made once a document. */
-static doc *new_doc(lua_State *L, size_t cap) {
+ * user value its data metatable { __index = fill(doc, string cache, plan) }, made once a document.
+ * planned: the document is the mapper's pooled one, which reads with the state's read plan. */
+static doc *new_doc(lua_State *L, size_t cap, int planned) {
     doc *d = lua_newuserdatauv(L, sizeof *d + cap, 1);
     d->gen = 0;
     d->fresh = d->root = NULL;
@@ -472,6 +642,7 @@ static doc *new_doc(lua_State *L, size_t cap) {
     d->datas = NULL;
     d->data_slots = d->data_used = 0;
     d->cache_ref = cache_ref(L);
+    d->plan = NULL;
     lua_createtable(L, PK_COUNT, 2);                            /* doc dmt */
     for (int k = 0; k < PK_COUNT; k++) {
         lua_pushstring(L, proxy_keys[k]);
@@ -479,7 +650,9 @@ static doc *new_doc(lua_State *L, size_t cap) {
     }
     lua_pushvalue(L, -2);
     lua_rawgeti(L, LUA_REGISTRYINDEX, d->cache_ref);
-    lua_pushcclosure(L, fill, 2);
+    if (planned) d->plan = push_plan(L);
+    else lua_pushnil(L);
+    lua_pushcclosure(L, fill, 3);
     lua_setfield(L, -2, "__index");
     lua_setiuservalue(L, -2, 1);                                /* doc */
     return d;
@@ -511,7 +684,7 @@ static void load_and_push(lua_State *L, doc *d, int docidx, const char *text, si
     } else {
         map_new(L, d, dmt, slots, 0);
     }
-    push_proxy(L, d, dmt, 0, 0);
+    push_proxy(L, d, dmt, 0, 0, CLASS_ROOT);
     lua_replace(L, -2);
 }
 
@@ -521,7 +694,7 @@ void json_event_push(lua_State *L, const char *text, size_t len, const jnode *no
         return;
     }
     size_t need = doc_bytes(n, len);
-    doc *d = new_doc(L, need);
+    doc *d = new_doc(L, need, 0);
     load_and_push(L, d, lua_gettop(L), text, len, nodes, n, objects);
     lua_remove(L, -2);
 }
@@ -548,7 +721,7 @@ void json_event_push_pooled(lua_State *L, const char *text, size_t len, const jn
         lua_pop(L, 1);
         /* a little room for the next, slightly larger event; little, since it counts against the
          * memory cap as the document did when each event had its own */
-        d = new_doc(L, need + (need / 4 < 16384 ? need / 4 : 16384));
+        d = new_doc(L, need + (need / 4 < 16384 ? need / 4 : 16384), 1);
         lua_pushvalue(L, -1);
         lua_rawsetp(L, LUA_REGISTRYINDEX, &pool_key);
     }
@@ -664,13 +837,14 @@ static void complete(lua_State *L, int data) {
     if (!lua_getmetatable(L, data)) return;               /* complete already (or an array) */
     int dmt = lua_gettop(L);
     doc *d = dmt_doc(L, dmt);
-    lua_Integer i = d ? data_node(L, data, d) : -1;
-    if (i < 0) { stale(L, "the members"); return; }
+    const dslot *entry = d ? data_entry(L, data, d) : NULL;
+    if (!entry) { stale(L, "the members"); return; }
+    uint32_t i = entry->node, class = entry->class;       /* (the map may grow below: copied) */
     if (i == 0) d->root = NULL;                           /* json_event_view: not for a complete one */
     uint32_t n = d->nodes[i].len;
     /* the members' key nodes, in memory the state owns (an error below must not leak it) */
     uint32_t *keys = lua_newuserdatauv(L, (n ? n : 1) * sizeof *keys, 0);
-    uint32_t j = (uint32_t)i + 1;
+    uint32_t j = i + 1;
     for (uint32_t m = 0; m < n; m++) { keys[m] = j; j = d->nodes[j + 1].end; }
     lua_rawgeti(L, LUA_REGISTRYINDEX, d->cache_ref);
     int cache = lua_gettop(L);
@@ -680,7 +854,13 @@ static void complete(lua_State *L, int data) {
         lua_pushvalue(L, -1);
         if (lua_rawget(L, data) != LUA_TNIL) { lua_pop(L, 2); continue; }
         lua_pop(L, 1);
-        push_value(L, d, dmt, cache, keys[m] + 1);
+        uint32_t child = 0;
+        if (d->nodes[keys[m] + 1].type >= JN_ARRAY) {     /* a container: its class, by its name */
+            size_t klen;
+            const char *k = lua_tolstring(L, -1, &klen);
+            child = member_class(class, k, klen);
+        }
+        push_value(L, d, dmt, cache, keys[m] + 1, child);
         lua_rawset(L, data);
     }
     lua_pop(L, 3);                                        /* dmt keys cache */

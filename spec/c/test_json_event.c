@@ -397,6 +397,66 @@ static void a_kept_tape_decodes_its_own_bytes_and_nothing_else(void **state) {
     lua_settop(L, 0);
 }
 
+/* ---- read plans: the members read of an object before are built on its first read ---- */
+
+/* Every read answers what the event holds, whatever the plan learned from the events before: a
+ * member absent now, of another type now (a container is never built ahead), duplicated (the last
+ * wins), or in an object with a key written with escapes (read key by key). */
+static void planned_reads_answer_what_each_event_holds(void **state) {
+    lua_State *L = *state;
+    mapper_event(L, "ev", "{\"a\":\"one\",\"b\":2,\"c\":true,\"sub\":{\"x\":1},\"items\":[{\"sku\":\"A\"}]}");
+    assert_lua(L, "return ev.a == 'one' and ev.b == 2 and ev.c == true and ev.sub.x == 1 "
+                  "and ev.items[1].sku == 'A'");
+    mapper_event(L, "ev", "{\"b\":{\"y\":5},\"a\":\"two\",\"a\":\"three\",\"sub\":{\"x\":7},"
+                          "\"items\":[{\"sku\":\"B\"},{\"sku\":\"C\",\"sku\":\"D\"}]}");
+    assert_lua(L, "return ev.a == 'three'");
+    assert_lua(L, "return ev.b.y == 5");
+    assert_lua(L, "return ev.c == nil");
+    assert_lua(L, "return ev.sub.x == 7");
+    assert_lua(L, "return ev.items[1].sku == 'B'");
+    assert_lua(L, "return ev.items[2].sku == 'D'");
+    assert_lua(L, "return ev.b == ev.b");
+    mapper_event(L, "ev", "{\"a\":\"plain\",\"\\u0061\":\"escaped\",\"b\":3}");
+    assert_lua(L, "return ev.a == 'escaped' and ev.b == 3");
+    mapper_event(L, "ev", "{\"b\":4,\"a\":\"last\"}");
+    assert_lua(L, "local n = 0 for k, v in pairs(ev) do n = n + 1 end "
+                  "return ev.a == 'last' and ev.b == 4 and n == 2 and json.encode(ev) == '{\"a\":\"last\",\"b\":4}'");
+}
+
+/* What a plan changes that a script can see: a table kept past its event keeps the planned members
+ * of the objects read in it (its own event's values) as well as the ones read, and refuses the
+ * rest; nothing of a later event shows through it. */
+static void a_kept_table_keeps_its_planned_members_and_refuses_the_rest(void **state) {
+    lua_State *L = *state;
+    mapper_event(L, "ev", "{\"id\":\"1\",\"state\":\"open\",\"note\":\"n1\"}");
+    assert_lua(L, "return ev.id == '1' and ev.state == 'open'");       /* planned: id, state */
+    mapper_event(L, "kept", "{\"id\":\"2\",\"state\":\"closed\",\"note\":\"n2\"}");
+    assert_lua(L, "return kept.id == '2'");                             /* state built with it */
+    mapper_event(L, "ev", "{\"id\":\"3\",\"state\":\"done\",\"note\":\"n3\"}");
+    assert_lua(L, "return kept.id == '2' and kept.state == 'closed' and ev.state == 'done'");
+    assert_lua_error(L, "return kept.note", "event is no longer readable: field 'note'");
+}
+
+/* A script reading every name it can think of fills its plan and no more: every read still answers
+ * right, and an object it touches builds at most the plan's bound of members ahead. */
+static void a_plan_is_bounded_and_reads_past_it_stay_right(void **state) {
+    lua_State *L = *state;
+    strbuf text = {0};
+    strbuf_adds(&text, "{");
+    for (int i = 0; i < 300; i++) {
+        char member[48];
+        snprintf(member, sizeof member, "%s\"k%d\":%d", i ? "," : "", i, i);
+        strbuf_adds(&text, member);
+    }
+    strbuf_adds(&text, "}");
+    strbuf_addc(&text, 0);
+    for (int round = 0; round < 3; round++) {
+        mapper_event(L, "ev", text.data);
+        assert_lua(L, "for i = 0, 299 do assert(ev['k' .. i] == i, i) end return ev.k300 == nil");
+    }
+    strbuf_free(&text);
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
@@ -421,6 +481,9 @@ int main(void) {
         T(a_kept_table_stays_stale_through_many_later_events),
         T(the_map_of_data_tables_grows_and_starts_small_again),
         T(a_kept_tape_decodes_its_own_bytes_and_nothing_else),
+        T(planned_reads_answer_what_each_event_holds),
+        T(a_kept_table_keeps_its_planned_members_and_refuses_the_rest),
+        T(a_plan_is_bounded_and_reads_past_it_stay_right),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

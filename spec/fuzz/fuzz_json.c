@@ -314,7 +314,7 @@ static void check_accepted(const char *text, size_t len, int has_bom, const uint
     lua_settop(L, 1);
 
     /* 5b. the mapper's event, on the state's pooled document: the same values and bytes; and the
-     * previous input's event, kept, now stale: what was read of it stays, more is refused, never a
+     * previous input's event, kept, now stale: what was built of it stays, more is refused, never a
      * crash or a read of this input's tape */
     if (json_decode_event(L, text, len, err, sizeof err)) broke("pooled decode refused: %s", err);
     int pooled = lua_gettop(L);

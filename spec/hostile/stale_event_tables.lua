@@ -1,8 +1,9 @@
 -- hostile: keeps the event, a table of it and a coroutine reading it past its handler, and reads them on the next events (a pooled document reused by a later event)
 -- expect: harmless
 -- The mapper's events share one document a state (core/json/json_event.c): a table kept from an
--- earlier event keeps what was read of it and raises on anything more, never reading the later
--- event's tape. The later events must map exactly as without this file.
+-- earlier event keeps what was built of it (what was read, and the members the state's read plan
+-- built with them: none of the fields below, which no script here reads) and raises on anything
+-- more, never reading the later event's tape. The later events must map exactly as without this file.
 local kept, kept_items, kept_reader
 
 local function stale_reads_fail()
