@@ -114,6 +114,7 @@ typedef struct dslot {
 
 typedef struct plan_key {
     const char *s;                 /* a Lua string the plan's anchor table keeps alive */
+    uint64_t head;                 /* its first 8 bytes (fewer: zeros after them), compared first */
     uint32_t len;
     int ref;                       /* its index in the anchor table */
 } plan_key;
@@ -386,7 +387,17 @@ static void plan_note(lua_State *L, read_plan *p, int anchor, plan_class *pc, in
         if (pc->keys[m].len == len && (pc->keys[m].s == k || memcmp(pc->keys[m].s, k, len) == 0)) return;
     lua_pushvalue(L, idx);
     lua_rawseti(L, anchor, ++p->anchored);
-    pc->keys[pc->n++] = (plan_key){ .s = k, .len = (uint32_t)len, .ref = p->anchored };
+    uint64_t head = 0;
+    memcpy(&head, k, len < 8 ? len : 8);
+    pc->keys[pc->n++] = (plan_key){ .s = k, .head = head, .len = (uint32_t)len, .ref = p->anchored };
+}
+
+/* The first 8 bytes of a member's key on the tape, zeros past its len (the text is padded with
+ * TEXT_PAD zeros, so 8 bytes can always be loaded). */
+static inline uint64_t key_head(const char *p, size_t len) {
+    uint64_t h;
+    memcpy(&h, p, 8);
+    return len >= 8 ? h : h & ~(~(uint64_t)0 << (8 * len));
 }
 
 /* The first read of object node i: builds into its data table (at 1, empty) every scalar member pc
@@ -404,9 +415,14 @@ static void prefill(lua_State *L, const doc *d, uint32_t i, const plan_class *pc
     for (uint32_t m = 0; m < d->nodes[i].len; m++) {
         const jnode *key = &d->nodes[j];
         if (key->escaped) return;
-        if (key->len <= PLAN_KEY_MAX)
-            for (int k = first[key->len]; k >= 0; k = next[k])
-                if (same_bytes(d->text + key->pos, pc->keys[k].s, key->len)) found[k] = j + 1;
+        int k = key->len <= PLAN_KEY_MAX ? first[key->len] : -1;
+        if (k >= 0) {
+            const char *t = d->text + key->pos;
+            uint64_t head = key_head(t, key->len);
+            for (; k >= 0; k = next[k])
+                if (pc->keys[k].head == head && (key->len <= 8 || same_bytes(t, pc->keys[k].s, key->len)))
+                    found[k] = j + 1;
+        }
         j = d->nodes[j + 1].end;
     }
     luaL_checkstack(L, 3, "JSON nesting");
